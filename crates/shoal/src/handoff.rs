@@ -1,0 +1,128 @@
+//! Passing shoal objects to another process as descriptors.
+//!
+//! Segments, locks, values and (later) channels implement `Serialize` by handing their
+//! descriptor to the *handoff* in progress on this thread and writing only its index;
+//! `Deserialize` takes the descriptor back by index. The process module runs
+//! [`encode`] when it starts a child and ships the descriptors beside the bytes
+//! (inherited across `exec`, or as `SCM_RIGHTS`); the child runs [`decode`]. Outside a
+//! handoff, serializing such an object is an error: a bare number in a file or on a
+//! socket could never become the object again.
+
+use std::cell::RefCell;
+use std::os::fd::{BorrowedFd, OwnedFd};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::codec::{self, CodecError};
+
+enum Handoff {
+    Export(Vec<OwnedFd>),
+    Import(Vec<Option<OwnedFd>>),
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Handoff>> = const { RefCell::new(None) };
+}
+
+/// Bytes plus the descriptors they refer to by index.
+#[derive(Debug)]
+pub(crate) struct Encoded {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) fds: Vec<OwnedFd>,
+}
+
+/// Restores the previous (empty) handoff even if serde panics.
+struct Reset;
+impl Drop for Reset {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.borrow_mut().take());
+    }
+}
+
+/// Serializes `value`, collecting the descriptors of the shoal objects inside it.
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Encoded, CodecError> {
+    CURRENT.with(|c| *c.borrow_mut() = Some(Handoff::Export(Vec::new())));
+    let _reset = Reset;
+    let bytes = codec::encode(value)?;
+    let fds = match CURRENT.with(|c| c.borrow_mut().take()) {
+        Some(Handoff::Export(fds)) => fds,
+        _ => Vec::new(),
+    };
+    Ok(Encoded { bytes, fds })
+}
+
+/// Deserializes `bytes`, giving the shoal objects inside it the descriptors `fds`.
+/// Descriptors no object claimed are closed.
+pub(crate) fn decode<T: DeserializeOwned>(
+    bytes: &[u8],
+    fds: Vec<OwnedFd>,
+) -> Result<T, CodecError> {
+    CURRENT.with(|c| *c.borrow_mut() = Some(Handoff::Import(fds.into_iter().map(Some).collect())));
+    let _reset = Reset;
+    codec::decode(bytes)
+}
+
+/// Called by `Serialize` impls: registers a duplicate of `fd` and returns its index.
+/// `what` names the object for the error outside a handoff.
+pub(crate) fn export_fd(fd: BorrowedFd<'_>, what: &str) -> Result<u32, String> {
+    CURRENT.with(|c| match c.borrow_mut().as_mut() {
+        Some(Handoff::Export(fds)) => {
+            let dup = fd
+                .try_clone_to_owned()
+                .map_err(|e| format!("could not duplicate the descriptor of a {what}: {e}"))?;
+            fds.push(dup);
+            Ok((fds.len() - 1) as u32)
+        }
+        _ => Err(format!(
+            "a shoal {what} can only be sent to another process as a Process argument or \
+             through a shoal channel, not serialized on its own"
+        )),
+    })
+}
+
+/// Called by `Deserialize` impls: takes the descriptor with this index.
+pub(crate) fn import_fd(index: u32) -> Result<OwnedFd, String> {
+    CURRENT.with(|c| match c.borrow_mut().as_mut() {
+        Some(Handoff::Import(fds)) => fds
+            .get_mut(index as usize)
+            .and_then(Option::take)
+            .ok_or_else(|| {
+                format!("descriptor #{index} was not sent with the message, or was used twice")
+            }),
+        _ => Err(
+            "shoal objects can only be received as Process arguments or through a shoal channel"
+                .to_owned(),
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SharedMemory;
+
+    #[test]
+    fn objects_travel_as_descriptors() {
+        let a = SharedMemory::new(16).unwrap();
+        a.write(0, b"abc").unwrap();
+        let enc = encode(&(5u32, a.clone(), "x".to_owned())).unwrap();
+        assert_eq!(enc.fds.len(), 1);
+        let (n, b, s): (u32, SharedMemory, String) = decode(&enc.bytes, enc.fds).unwrap();
+        assert_eq!((n, s.as_str()), (5, "x"));
+        let mut buf = [0u8; 3];
+        b.read(0, &mut buf).unwrap();
+        assert_eq!(&buf, b"abc");
+        b.write(0, b"z").unwrap();
+        a.read(0, &mut buf[..1]).unwrap();
+        assert_eq!(buf[0], b'z');
+    }
+
+    #[test]
+    fn missing_descriptor_is_an_error() {
+        let a = SharedMemory::new(16).unwrap();
+        let enc = encode(&a).unwrap();
+        let err = decode::<SharedMemory>(&enc.bytes, Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("descriptor #0"), "{err}");
+    }
+}

@@ -1,0 +1,227 @@
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::handoff;
+use crate::shm::{Segment, SegmentKind, ShmError};
+
+/// A block of raw bytes shared between processes (Python's
+/// `multiprocessing.shared_memory.SharedMemory`).
+///
+/// [`SharedMemory::new`] makes an anonymous segment, freed by the kernel when the last
+/// process using it lets go: it cannot leak. It reaches child processes when passed as a
+/// [`crate::Process`] argument. [`SharedMemory::create`] makes a named segment under
+/// `/dev/shm/shoal-<pid>-<id>` (mode 0600) that unrelated processes can
+/// [`open`](SharedMemory::open); the creating handle unlinks the name when dropped.
+///
+/// Sizes are rounded up so that the whole mapping is a number of pages, as Python does;
+/// [`size`](SharedMemory::size) reports the usable size.
+///
+/// Other processes may write the bytes at any moment, so the contents are reached through
+/// copies ([`read`](SharedMemory::read), [`write`](SharedMemory::write)) or through raw
+/// pointers whose users provide their own synchronisation.
+///
+/// # Examples
+/// ```
+/// use shoal::SharedMemory;
+///
+/// let shm = SharedMemory::create(100)?;
+/// shm.write(0, b"hello")?;
+/// let other = SharedMemory::open(shm.name().unwrap())?;
+/// let mut buf = [0u8; 5];
+/// other.read(0, &mut buf)?;
+/// assert_eq!(&buf, b"hello");
+/// assert!(shm.size() >= 100);
+/// # Ok::<(), shoal::shm::ShmError>(())
+/// ```
+#[derive(Clone)]
+pub struct SharedMemory {
+    seg: Arc<Segment>,
+}
+
+impl fmt::Debug for SharedMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedMemory")
+            .field("name", &self.seg.name())
+            .field("size", &self.size())
+            .finish()
+    }
+}
+
+impl SharedMemory {
+    /// Creates an anonymous segment of at least `size` bytes, zero-filled.
+    ///
+    /// # Errors
+    /// When the kernel refuses the memory ([`ShmError::Io`]).
+    pub fn new(size: usize) -> Result<SharedMemory, ShmError> {
+        Ok(SharedMemory {
+            seg: Segment::anonymous(SegmentKind::Raw, size)?,
+        })
+    }
+
+    /// Creates a named segment of at least `size` bytes, named `shoal-<pid>-<id>`.
+    ///
+    /// # Errors
+    /// When the kernel refuses the memory or the name.
+    pub fn create(size: usize) -> Result<SharedMemory, ShmError> {
+        Ok(SharedMemory {
+            seg: Segment::create_named(SegmentKind::Raw, None, size)?,
+        })
+    }
+
+    /// Creates a segment with a chosen name (no `/`; it lives in `/dev/shm`).
+    ///
+    /// # Errors
+    /// [`ShmError::Io`] with `AlreadyExists` when the name is taken;
+    /// [`ShmError::InvalidName`] for a name that cannot be a file name.
+    pub fn create_named(name: &str, size: usize) -> Result<SharedMemory, ShmError> {
+        Ok(SharedMemory {
+            seg: Segment::create_named(SegmentKind::Raw, Some(name), size)?,
+        })
+    }
+
+    /// Opens the named segment `name`, made by [`create`](SharedMemory::create) in any
+    /// process.
+    ///
+    /// # Errors
+    /// [`ShmError::Io`] with `NotFound` when there is no such segment;
+    /// [`ShmError::NotShoal`], [`ShmError::Version`] or [`ShmError::WrongKind`] when the
+    /// file is not a raw shoal segment of this layout version.
+    pub fn open(name: &str) -> Result<SharedMemory, ShmError> {
+        Ok(SharedMemory {
+            seg: Segment::open_named(name, Some(SegmentKind::Raw))?,
+        })
+    }
+
+    /// The segment's name, `None` for anonymous segments.
+    pub fn name(&self) -> Option<&str> {
+        self.seg.name()
+    }
+
+    /// The usable size in bytes (the request rounded up to fill whole pages).
+    pub fn size(&self) -> usize {
+        self.seg.payload_len()
+    }
+
+    /// The first usable byte. Other processes may read and write through their own
+    /// mappings at any time: accesses through this pointer need their own
+    /// synchronisation (atomics, or a [`crate::Lock`]).
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.seg.payload_ptr()
+    }
+
+    fn check(&self, offset: usize, len: usize) -> Result<(), ShmError> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.size() => Ok(()),
+            _ => Err(ShmError::OutOfBounds {
+                offset,
+                len,
+                size: self.size(),
+            }),
+        }
+    }
+
+    /// Copies `buf.len()` bytes starting at `offset` into `buf`.
+    ///
+    /// # Errors
+    /// [`ShmError::OutOfBounds`] when the range leaves the segment.
+    pub fn read(&self, offset: usize, buf: &mut [u8]) -> Result<(), ShmError> {
+        self.check(offset, buf.len())?;
+        crate::shm::raw::copy_out(self.seg.payload_ptr(), offset, buf);
+        Ok(())
+    }
+
+    /// Copies `data` into the segment starting at `offset`.
+    ///
+    /// # Errors
+    /// [`ShmError::OutOfBounds`] when the range leaves the segment.
+    pub fn write(&self, offset: usize, data: &[u8]) -> Result<(), ShmError> {
+        self.check(offset, data.len())?;
+        crate::shm::raw::copy_in(self.seg.payload_ptr(), offset, data);
+        Ok(())
+    }
+
+    /// Removes the name now (other processes can no longer open it; mappings stay).
+    /// Does nothing for anonymous segments.
+    ///
+    /// # Errors
+    /// [`ShmError::Io`] when the name was already removed.
+    pub fn unlink(&self) -> Result<(), ShmError> {
+        self.seg.unlink()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    fd: u32,
+    name: Option<String>,
+}
+
+impl Serialize for SharedMemory {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let fd =
+            handoff::export_fd(self.seg.fd(), "SharedMemory").map_err(serde::ser::Error::custom)?;
+        Wire {
+            fd,
+            name: self.seg.name().map(str::to_owned),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedMemory {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<SharedMemory, D::Error> {
+        let wire = Wire::deserialize(d)?;
+        let fd = handoff::import_fd(wire.fd).map_err(serde::de::Error::custom)?;
+        let seg =
+            Segment::import(fd, wire.name, SegmentKind::Raw).map_err(serde::de::Error::custom)?;
+        Ok(SharedMemory { seg })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anonymous_is_page_rounded_and_bounds_checked() {
+        let shm = SharedMemory::new(10).unwrap();
+        assert!(shm.name().is_none());
+        assert_eq!((shm.size() + 64) % crate::sys::page_size(), 0);
+        shm.write(shm.size() - 2, b"ok").unwrap();
+        let err = shm.write(shm.size() - 1, b"no").unwrap_err();
+        assert!(matches!(err, ShmError::OutOfBounds { .. }), "{err}");
+    }
+
+    #[test]
+    fn named_is_unlinked_by_its_creator() {
+        let shm = SharedMemory::create(1).unwrap();
+        let name = shm.name().unwrap().to_owned();
+        assert!(name.starts_with(&format!("shoal-{}-", std::process::id())));
+        drop(shm);
+        let err = SharedMemory::open(&name).unwrap_err();
+        assert!(
+            matches!(&err, ShmError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn foreign_file_is_refused() {
+        let name = format!("shoal-{}-foreign-test", std::process::id());
+        let path = format!("/dev/shm/{name}");
+        std::fs::write(&path, vec![7u8; 4096]).unwrap();
+        let err = SharedMemory::open(&name).unwrap_err();
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(err, ShmError::NotShoal { .. }), "{err}");
+        assert!(err.to_string().contains("not a shoal segment"), "{err}");
+    }
+
+    #[test]
+    fn serializing_outside_a_handoff_is_an_error() {
+        let shm = SharedMemory::new(1).unwrap();
+        let err = crate::codec::encode(&shm).unwrap_err();
+        assert!(err.to_string().contains("SharedMemory"), "{err}");
+    }
+}

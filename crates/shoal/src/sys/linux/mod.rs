@@ -1,0 +1,13 @@
+//! The Linux back-end of [`crate::sys`].
+
+mod errno;
+mod futex;
+mod memory;
+
+pub(crate) use errno::{cvt, retry};
+pub(crate) use futex::{futex_wait, futex_wake, Deadline, WaitOutcome};
+pub(crate) use memory::{
+    fd_len, memfd_create_sealed, page_size, shm_create, shm_open_existing, shm_unlink, Mapping,
+};
+mod signal;
+pub(crate) use signal::pid_alive;
