@@ -22,7 +22,9 @@
 
 pub mod codec;
 mod handoff;
+pub mod process;
 pub mod shm;
+pub mod sync;
 mod sys;
 
 pub use shm::SharedMemory;

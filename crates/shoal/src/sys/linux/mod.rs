@@ -11,3 +11,15 @@ pub(crate) use memory::{
 };
 mod signal;
 pub(crate) use signal::pid_alive;
+mod fdpass;
+mod process;
+mod robust;
+mod thread;
+#[allow(unused_imports)]
+pub(crate) use fdpass::*;
+#[allow(unused_imports)]
+pub(crate) use process::*;
+#[allow(unused_imports)]
+pub(crate) use robust::*;
+#[allow(unused_imports)]
+pub(crate) use thread::*;

@@ -1,0 +1,1 @@
+//! Cross-process synchronisation primitives living in shared memory.
