@@ -28,3 +28,4 @@ pub mod sync;
 mod sys;
 
 pub use shm::SharedMemory;
+pub use sync::{Barrier, BoundedSemaphore, Event, Semaphore};

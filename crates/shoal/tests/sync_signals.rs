@@ -1,0 +1,344 @@
+//! Semaphore, BoundedSemaphore, Event and Barrier under contention, with threads.
+//!
+//! Every handle is cloned per thread exactly as it would travel to a child process, so
+//! the cross-process versions only change how the clone is made.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shoal::sync::{Barrier, BarrierError, BoundedSemaphore, Event, ReleaseError, Semaphore};
+
+/// Runs `body` on a thread and fails if it does not finish within 30 s, so that a
+/// hang fails the test instead of hanging CI.
+fn watchdog(body: impl FnOnce() + Send + 'static) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        body();
+        let _ = tx.send(());
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(()) => t.join().unwrap(),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            std::panic::resume_unwind(t.join().unwrap_err())
+        }
+        Err(e) => panic!("the test hung: {e}"),
+    }
+}
+
+/// Waits (polling, at most 20 s) until `cond` holds.
+fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "never happened: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn semaphore_of_three_never_admits_four() {
+    watchdog(|| {
+        let sem = Semaphore::new(3).unwrap();
+        let inside = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let (sem, inside, most) = (sem.clone(), Arc::clone(&inside), Arc::clone(&most));
+                std::thread::spawn(move || {
+                    for n in 0..500 {
+                        let _permit = if (i + n) % 3 == 0 {
+                            sem.acquire_timeout(Duration::from_secs(20))
+                                .expect("a permit within 20 s")
+                        } else {
+                            sem.acquire()
+                        };
+                        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        assert!(now <= 3, "{now} threads inside a semaphore of 3");
+                        if n % 16 == 0 {
+                            std::thread::yield_now();
+                        }
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(most.load(Ordering::SeqCst) >= 1);
+        assert_eq!(sem.value(), 3);
+    });
+}
+
+#[test]
+fn bounded_semaphore_refuses_over_release() {
+    let sem = BoundedSemaphore::new(2).unwrap();
+    let p = sem.acquire();
+    p.forget();
+    sem.release().unwrap();
+    let err = sem.release().unwrap_err();
+    assert_eq!(err, ReleaseError::OverReleased { limit: 2 });
+    assert!(err.to_string().contains("released too many times"), "{err}");
+    assert_eq!(sem.value(), 2);
+}
+
+#[test]
+fn bounded_semaphore_hands_permits_between_threads() {
+    watchdog(|| {
+        let sem = BoundedSemaphore::new(1).unwrap();
+        sem.acquire().forget();
+        let other = sem.clone();
+        let t = std::thread::spawn(move || {
+            for _ in 0..1000 {
+                other.acquire().forget();
+            }
+        });
+        for _ in 0..1000 {
+            // Give the permit back only once it was taken: never above the bound.
+            eventually("the permit is taken", || sem.value() == 0);
+            sem.release().unwrap();
+        }
+        t.join().unwrap();
+        assert_eq!(sem.value(), 0);
+    });
+}
+
+#[test]
+fn timeouts_wait_at_least_their_timeout() {
+    watchdog(|| {
+        let d = Duration::from_millis(25);
+        let sem = Semaphore::new(0).unwrap();
+        let start = Instant::now();
+        assert!(sem.acquire_timeout(d).is_none());
+        assert!(start.elapsed() >= d);
+
+        let bsem = BoundedSemaphore::new(0).unwrap();
+        let start = Instant::now();
+        assert!(bsem.acquire_timeout(d).is_none());
+        assert!(start.elapsed() >= d);
+
+        let ev = Event::new().unwrap();
+        let start = Instant::now();
+        assert!(!ev.wait_timeout(d));
+        assert!(start.elapsed() >= d);
+
+        let b = Barrier::new(2).unwrap();
+        let start = Instant::now();
+        assert_eq!(b.wait_timeout(d), Err(BarrierError::Timeout));
+        assert!(start.elapsed() >= d);
+    });
+}
+
+#[test]
+fn event_set_wakes_every_waiter_and_clear_rearms() {
+    watchdog(|| {
+        let ev = Event::new().unwrap();
+        let woke = Arc::new(AtomicUsize::new(0));
+        let waiters: Vec<_> = (0..5)
+            .map(|i| {
+                let (ev, woke) = (ev.clone(), Arc::clone(&woke));
+                std::thread::spawn(move || {
+                    if i % 2 == 0 {
+                        ev.wait();
+                    } else {
+                        assert!(ev.wait_timeout(Duration::from_secs(20)));
+                    }
+                    woke.fetch_add(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(
+            woke.load(Ordering::SeqCst),
+            0,
+            "nobody passes a clear event"
+        );
+        ev.set();
+        for w in waiters {
+            w.join().unwrap();
+        }
+        assert_eq!(woke.load(Ordering::SeqCst), 5);
+        assert!(ev.is_set());
+        ev.wait(); // set: returns at once
+        ev.clear();
+        assert!(!ev.wait_timeout(Duration::from_millis(5)));
+    });
+}
+
+#[test]
+fn event_ping_pong() {
+    watchdog(|| {
+        let (ping, pong) = (Event::new().unwrap(), Event::new().unwrap());
+        let (ping2, pong2) = (ping.clone(), pong.clone());
+        let rounds = 2000;
+        let t = std::thread::spawn(move || {
+            for _ in 0..rounds {
+                ping2.wait();
+                ping2.clear();
+                pong2.set();
+            }
+        });
+        for _ in 0..rounds {
+            ping.set();
+            pong.wait();
+            pong.clear();
+        }
+        t.join().unwrap();
+    });
+}
+
+/// Runs `rounds` rounds of `parties` threads and checks each round's indexes.
+fn barrier_rounds(parties: usize, rounds: usize) {
+    let b = Barrier::new(parties).unwrap();
+    let threads: Vec<_> = (0..parties)
+        .map(|_| {
+            let b = b.clone();
+            std::thread::spawn(move || {
+                (0..rounds)
+                    .map(|_| b.wait().expect("an unbroken barrier"))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    for round in 0..rounds {
+        let mut seen: Vec<usize> = results.iter().map(|r| r[round].index()).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..parties).collect::<Vec<_>>(), "round {round}");
+        let leaders = results.iter().filter(|r| r[round].is_leader()).count();
+        assert_eq!(leaders, 1, "round {round}");
+    }
+    assert!(!b.is_broken());
+    assert_eq!(b.n_waiting(), 0);
+}
+
+#[test]
+fn barrier_thousand_rounds_of_four() {
+    watchdog(|| barrier_rounds(4, 1000));
+}
+
+#[test]
+fn barrier_abort_breaks_waiters_until_reset() {
+    watchdog(|| {
+        let b = Barrier::new(4).unwrap();
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let b = b.clone();
+                std::thread::spawn(move || b.wait())
+            })
+            .collect();
+        eventually("three waiters", || b.n_waiting() == 3);
+        b.abort();
+        for w in waiters {
+            assert_eq!(w.join().unwrap(), Err(BarrierError::Broken));
+        }
+        assert!(b.is_broken());
+        assert_eq!(b.wait(), Err(BarrierError::Broken));
+        assert_eq!(
+            b.wait_timeout(Duration::from_secs(1)),
+            Err(BarrierError::Broken)
+        );
+        b.reset();
+        assert!(!b.is_broken());
+        // Usable again for full rounds.
+        let b2 = b.clone();
+        let t = std::thread::spawn(move || {
+            (0..3)
+                .map(|_| {
+                    let b = b2.clone();
+                    std::thread::spawn(move || b.wait().map(|r| r.index()))
+                })
+                .collect::<Vec<_>>()
+        });
+        let mine = b.wait().unwrap().index();
+        let mut all: Vec<usize> = t
+            .join()
+            .unwrap()
+            .into_iter()
+            .map(|h| h.join().unwrap().unwrap())
+            .collect();
+        all.push(mine);
+        all.sort_unstable();
+        assert_eq!(all, vec![0, 1, 2, 3]);
+    });
+}
+
+#[test]
+fn barrier_timeout_breaks_the_others() {
+    watchdog(|| {
+        let b = Barrier::new(3).unwrap();
+        let other = b.clone();
+        let t = std::thread::spawn(move || other.wait());
+        eventually("one waiter", || b.n_waiting() == 1);
+        assert_eq!(
+            b.wait_timeout(Duration::from_millis(20)),
+            Err(BarrierError::Timeout)
+        );
+        assert_eq!(t.join().unwrap(), Err(BarrierError::Broken));
+        assert!(b.is_broken());
+        b.reset();
+        assert!(!b.is_broken());
+    });
+}
+
+#[test]
+fn barrier_reset_wakes_waiters_with_broken() {
+    watchdog(|| {
+        let b = Barrier::new(3).unwrap();
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let b = b.clone();
+                std::thread::spawn(move || b.wait())
+            })
+            .collect();
+        eventually("two waiters", || b.n_waiting() == 2);
+        b.reset();
+        for w in waiters {
+            assert_eq!(w.join().unwrap(), Err(BarrierError::Broken));
+        }
+        assert!(!b.is_broken());
+        // The next full round passes.
+        barrier_on(&b, 3);
+    });
+}
+
+/// One full round on `b` with `parties` threads.
+fn barrier_on(b: &Barrier, parties: usize) {
+    let ts: Vec<_> = (0..parties)
+        .map(|_| {
+            let b = b.clone();
+            std::thread::spawn(move || b.wait_timeout(Duration::from_secs(20)))
+        })
+        .collect();
+    for t in ts {
+        t.join().unwrap().unwrap();
+    }
+}
+
+#[test]
+fn abort_after_a_round_does_not_break_its_waiters() {
+    watchdog(|| {
+        // Repeatedly: a round completes and an abort follows at once; every waiter of
+        // the completed round passes, and only later waits see Broken.
+        for _ in 0..50 {
+            let b = Barrier::new(3).unwrap();
+            let ts: Vec<_> = (0..2)
+                .map(|_| {
+                    let b = b.clone();
+                    std::thread::spawn(move || b.wait())
+                })
+                .collect();
+            eventually("two waiters", || b.n_waiting() == 2);
+            b.wait().unwrap();
+            b.abort();
+            for t in ts {
+                t.join().unwrap().unwrap();
+            }
+            assert_eq!(b.wait(), Err(BarrierError::Broken));
+        }
+    });
+}
