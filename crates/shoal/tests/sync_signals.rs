@@ -342,3 +342,72 @@ fn abort_after_a_round_does_not_break_its_waiters() {
         }
     });
 }
+
+#[test]
+fn barrier_with_more_threads_than_parties() {
+    watchdog(|| {
+        // Eight threads share a barrier of four: rounds fill with whoever comes. After
+        // an abort, every round that completed let all four of its waiters through
+        // (the abort never reaches back into a completed round).
+        let b = Barrier::new(4).unwrap();
+        let passed = Arc::new(AtomicUsize::new(0));
+        let rounds = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (b, passed, rounds) = (b.clone(), Arc::clone(&passed), Arc::clone(&rounds));
+                std::thread::spawn(move || loop {
+                    match b.wait() {
+                        Ok(r) => {
+                            assert!(r.index() < 4);
+                            if r.is_leader() {
+                                rounds.fetch_add(1, Ordering::SeqCst);
+                            }
+                            passed.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(e) => return e,
+                    }
+                })
+            })
+            .collect();
+        eventually("500 rounds", || rounds.load(Ordering::SeqCst) >= 500);
+        b.abort();
+        for t in threads {
+            assert_eq!(t.join().unwrap(), BarrierError::Broken);
+        }
+        assert_eq!(
+            passed.load(Ordering::SeqCst),
+            4 * rounds.load(Ordering::SeqCst)
+        );
+    });
+}
+
+#[test]
+fn abort_in_the_middle_of_many_rounds_stops_everyone() {
+    watchdog(|| {
+        let b = Barrier::new(4).unwrap();
+        let rounds_done = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (b, done) = (b.clone(), Arc::clone(&rounds_done));
+                std::thread::spawn(move || loop {
+                    match b.wait() {
+                        Ok(r) => {
+                            if r.is_leader() {
+                                done.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                        Err(e) => return e,
+                    }
+                })
+            })
+            .collect();
+        eventually("some rounds", || rounds_done.load(Ordering::SeqCst) >= 100);
+        b.abort();
+        for t in threads {
+            assert_eq!(t.join().unwrap(), BarrierError::Broken);
+        }
+        assert!(b.is_broken());
+        b.reset();
+        barrier_on(&b, 4);
+    });
+}
