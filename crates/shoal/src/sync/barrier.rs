@@ -105,9 +105,13 @@ impl BarrierWaitResult {
 /// Waiting spins briefly, then sleeps on a futex.
 ///
 /// # Platform notes
-/// The barrier guards its few words with a small private lock held for a handful of
-/// instructions; a process killed while holding it (a window of nanoseconds) would
-/// leave the barrier stuck.
+/// The barrier is not robust against the death of a party. A process killed while
+/// blocked in [`wait`](Barrier::wait) still counts as arrived: its round completes one
+/// party short, and the next round waits for it to leave, which it never does, so later
+/// waits block until they time out or someone calls [`abort`](Barrier::abort). Use
+/// [`wait_timeout`](Barrier::wait_timeout) where a party may die. The barrier's few
+/// words sit behind a small private lock held for a handful of instructions; a process
+/// killed inside that window would leave the barrier stuck as well.
 ///
 /// # Examples
 /// ```
