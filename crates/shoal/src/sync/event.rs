@@ -313,5 +313,14 @@ mod tests {
         let enc = encode(&ev).unwrap();
         let err = decode::<crate::sync::Barrier>(&enc.bytes, enc.fds).unwrap_err();
         assert!(err.to_string().contains("an event, not a barrier"), "{err}");
+
+        // A segment of another kind altogether is refused by the segment layer.
+        let shm = crate::SharedMemory::new(64).unwrap();
+        let enc = encode(&shm).unwrap();
+        let err = decode::<Event>(&enc.bytes, enc.fds).unwrap_err();
+        assert!(
+            err.to_string().contains("shared memory of an event"),
+            "{err}"
+        );
     }
 }

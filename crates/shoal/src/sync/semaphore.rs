@@ -114,8 +114,13 @@ impl RawSemaphore {
         let st = self.state();
         st.sleepers.fetch_add(1, Ordering::SeqCst);
         let taken = loop {
-            if self.try_take() {
-                break true;
+            // SeqCst, the second half of the Dekker pair with `release` (a relaxed load
+            // could be ordered before the `sleepers` increment on weak memory models).
+            if st.count.load(Ordering::SeqCst) > 0 {
+                if self.try_take() {
+                    break true;
+                }
+                continue;
             }
             // The count was 0 just now; the kernel re-checks it atomically before sleeping.
             if signal_segment::sleep_on(&st.count, 0, deadline) == WaitOutcome::TimedOut {
