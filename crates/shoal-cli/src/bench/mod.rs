@@ -1,0 +1,150 @@
+//! `shoal bench`: every transport side by side, each case compared with a baseline
+//! measured in the same run.
+//!
+//! The cases live in [`case`] (a table of transport × pattern × size); the two-process
+//! plumbing in [`peer`]; byte-stream transports in [`stream`]; the output in
+//! [`report`] and [`progress`].
+
+mod case;
+mod peer;
+mod progress;
+mod report;
+mod stream;
+
+use std::time::Duration;
+
+use anyhow::bail;
+
+use case::{Case, Measure, Pattern, Transport};
+use progress::Progress;
+
+/// Arguments of `shoal bench`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct BenchArgs {
+    /// Only the cases whose name contains this text (`ping-pong`, `64KiB`, `unix`…);
+    /// the baselines they are compared with run too.
+    filter: Option<String>,
+    /// A short run (about 0.15 s per case) for a first look.
+    #[arg(long)]
+    quick: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Measure every case this many times and report the medians.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=99))]
+    runs: u32,
+    /// Milliseconds spent measuring each case in each run [default: 1000, 150 with --quick].
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    time_ms: Option<u64>,
+    /// List the cases the filter selects, without measuring.
+    #[arg(long)]
+    list: bool,
+}
+
+/// Arguments of the hidden `shoal __bench-peer`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct PeerArgs {
+    #[arg(long)]
+    transport: Transport,
+    #[arg(long)]
+    pattern: Pattern,
+    #[arg(long)]
+    size: usize,
+}
+
+/// The settings one benchmark run used, reported with its results.
+#[derive(Clone, Debug, serde::Serialize)]
+pub(crate) struct Settings {
+    filter: Option<String>,
+    quick: bool,
+    runs: u32,
+    time_per_case_ms: u64,
+    baseline: Transport,
+    cpus: usize,
+}
+
+/// One case's result: the medians over the runs, and the ratio to its baseline.
+#[derive(Clone, Debug)]
+pub(crate) struct Outcome {
+    case: Case,
+    measure: Measure,
+    /// `score / baseline score`: above 1 is faster than the baseline.
+    ratio: f64,
+}
+
+/// `shoal bench`.
+pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let cases = Case::selected(args.filter.as_deref());
+    if cases.is_empty() {
+        bail!(
+            "no benchmark case matches {:?} (`shoal bench --list` shows them all)",
+            args.filter.as_deref().unwrap_or_default()
+        );
+    }
+    if args.list {
+        return report::list(&cases);
+    }
+    let time_ms = args.time_ms.unwrap_or(if args.quick { 150 } else { 1000 });
+    let settings = Settings {
+        filter: args.filter.clone(),
+        quick: args.quick,
+        runs: args.runs,
+        time_per_case_ms: time_ms,
+        baseline: Transport::BASELINE,
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let budget = Duration::from_millis(time_ms);
+
+    // Every case once per run, run after run, so that a slow moment of the machine
+    // spreads over all cases instead of skewing one.
+    let total = cases.len() * args.runs as usize;
+    let mut progress = Progress::new(total);
+    let mut runs: Vec<Vec<Measure>> = vec![Vec::new(); cases.len()];
+    for run in 0..args.runs {
+        for (i, case) in cases.iter().enumerate() {
+            progress.step(&format!("run {}/{}: {}", run + 1, args.runs, case.name()));
+            runs[i].push(case.transport.measure(case, budget)?);
+        }
+    }
+    progress.finish();
+
+    let medians: Vec<Measure> = runs.iter().map(|r| Measure::median(r)).collect();
+    let outcomes = cases
+        .iter()
+        .zip(&medians)
+        .map(|(case, measure)| {
+            let base = cases
+                .iter()
+                .position(|c| *c == case.baseline())
+                .map(|j| medians[j].score())
+                .unwrap_or(f64::NAN);
+            Outcome {
+                case: *case,
+                measure: *measure,
+                ratio: measure.score() / base,
+            }
+        })
+        .collect::<Vec<_>>();
+    if args.json {
+        report::json(&settings, &outcomes)
+    } else {
+        report::table(&settings, &outcomes)
+    }
+}
+
+/// `shoal __bench-peer`: the other process of a two-process case.
+pub(crate) fn peer(args: &PeerArgs) -> anyhow::Result<()> {
+    let case = Case {
+        transport: args.transport,
+        pattern: args.pattern,
+        size: args.size,
+    };
+    if !args.transport.supports(args.pattern) {
+        bail!(
+            "{} does not support {}",
+            case.transport.name(),
+            case.pattern.name()
+        );
+    }
+    args.transport.peer(&case)
+}
