@@ -75,6 +75,29 @@ impl Table {
     }
 }
 
+impl Table {
+    /// Writes the table as GitHub-flavoured Markdown, for BENCHMARKS.md.
+    pub(crate) fn write_markdown(&self, out: &mut impl Write) -> io::Result<()> {
+        let line = |cells: &[String]| format!("| {} |", cells.join(" | "));
+        writeln!(out, "{}", line(&self.header))?;
+        let rule: Vec<String> = self
+            .align
+            .iter()
+            .map(|a| match a {
+                Align::Left => "---".to_owned(),
+                Align::Right => "--:".to_owned(),
+            })
+            .collect();
+        writeln!(out, "{}", line(&rule))?;
+        for row in &self.rows {
+            let mut cells = row.clone();
+            cells.resize(self.header.len(), String::new());
+            writeln!(out, "{}", line(&cells))?;
+        }
+        Ok(())
+    }
+}
+
 /// A byte count in binary units: `8 B`, `64 KiB`, `1.5 MiB`.
 pub(crate) fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -142,6 +165,16 @@ mod tests {
         t.write_to(&mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text, "name    size\na         10\nlonger     2\n");
+    }
+
+    #[test]
+    fn tables_also_print_as_markdown() {
+        let mut t = Table::new(&[("name", Align::Left), ("size", Align::Right)]);
+        t.row(vec!["a".into()]);
+        let mut out = Vec::new();
+        t.write_markdown(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text, "| name | size |\n| --- | --: |\n| a |  |\n");
     }
 
     #[test]

@@ -98,11 +98,12 @@ pub(crate) fn ls(args: &LsArgs) -> anyhow::Result<()> {
         ("OWNER", Align::Right),
         ("ALIVE", Align::Left),
         ("KIND", Align::Left),
+        ("PROBLEM", Align::Left),
     ]);
     for seg in &segs {
-        let kind = match &seg.header {
-            Ok(h) => h.kind.to_string(),
-            Err(e) => format!("unreadable header: {e}"),
+        let (kind, problem) = match &seg.header {
+            Ok(h) => (h.kind.to_string(), String::new()),
+            Err(e) => ("?".to_owned(), problem(&seg.name, e)),
         };
         table.row(vec![
             seg.name.clone(),
@@ -111,10 +112,21 @@ pub(crate) fn ls(args: &LsArgs) -> anyhow::Result<()> {
                 .map_or_else(|| "?".to_owned(), |p| p.to_string()),
             if seg.owner_alive { "yes" } else { "no" }.to_owned(),
             kind,
+            problem,
         ]);
     }
     table.write_to(&mut out)?;
     Ok(())
+}
+
+/// What is wrong with a header, without the segment name the table already shows.
+fn problem(name: &str, err: &ShmError) -> String {
+    let text = err.to_string();
+    let named = format!("segment {name:?} ");
+    match text.strip_prefix(&named) {
+        Some(rest) => rest.strip_prefix("is ").unwrap_or(rest).to_owned(),
+        None => text,
+    }
 }
 
 /// `shoal gc`: removes the segments whose recorded owner is gone.

@@ -146,7 +146,10 @@ fn ls_shows_live_and_foreign_segments() {
     assert_eq!(run.code, Some(0), "{run:?}");
     let line = run.stdout.lines().find(|l| l.starts_with(name)).unwrap();
     assert!(line.contains(&std::process::id().to_string()), "{line}");
-    assert!(line.contains("yes") && line.ends_with("raw"), "{line}");
+    assert!(
+        line.contains("yes") && line.trim_end().ends_with("raw"),
+        "{line}"
+    );
 
     let foreign = ShmFile::new(
         format!("shoal-{}-{}", std::process::id(), unique("foreign-ls")),

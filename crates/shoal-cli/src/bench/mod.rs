@@ -28,8 +28,11 @@ pub(crate) struct BenchArgs {
     #[arg(long)]
     quick: bool,
     /// Print JSON instead of a table.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "markdown")]
     json: bool,
+    /// Print Markdown tables (for BENCHMARKS.md) instead of aligned text.
+    #[arg(long)]
+    markdown: bool,
     /// Measure every case this many times and report the medians.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=99))]
     runs: u32,
@@ -69,7 +72,7 @@ pub(crate) struct Outcome {
     case: Case,
     measure: Measure,
     /// `score / baseline score`: above 1 is faster than the baseline.
-    ratio: f64,
+    ratio: Option<f64>,
 }
 
 /// `shoal bench`.
@@ -116,19 +119,18 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
             let base = cases
                 .iter()
                 .position(|c| *c == case.baseline())
-                .map(|j| medians[j].score())
-                .unwrap_or(f64::NAN);
+                .map(|j| medians[j].score());
             Outcome {
                 case: *case,
                 measure: *measure,
-                ratio: measure.score() / base,
+                ratio: base.map(|b| measure.score() / b).filter(|r| r.is_finite()),
             }
         })
         .collect::<Vec<_>>();
     if args.json {
         report::json(&settings, &outcomes)
     } else {
-        report::table(&settings, &outcomes)
+        report::table(&settings, &outcomes, args.markdown)
     }
 }
 

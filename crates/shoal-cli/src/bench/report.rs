@@ -18,7 +18,11 @@ pub(crate) fn list(cases: &[Case]) -> anyhow::Result<()> {
 }
 
 /// The tables, one per pattern.
-pub(crate) fn table(settings: &Settings, outcomes: &[Outcome]) -> anyhow::Result<()> {
+pub(crate) fn table(
+    settings: &Settings,
+    outcomes: &[Outcome],
+    markdown: bool,
+) -> anyhow::Result<()> {
     let mut out = io::stdout().lock();
     let runs = match settings.runs {
         1 => "1 run".to_owned(),
@@ -42,11 +46,11 @@ pub(crate) fn table(settings: &Settings, outcomes: &[Outcome]) -> anyhow::Result
         }
         let (title, columns) = match pattern {
             Pattern::PingPong => (
-                "ping-pong round trip, two processes (ratio of the medians)",
+                "ping-pong round trip between two processes; the ratio compares medians",
                 ["P50", "P99", "ROUND TRIPS"],
             ),
             Pattern::Throughput => (
-                "throughput, one producer process to one consumer process, one write per message",
+                "throughput from one producer process to one consumer process, one write per message; the ratio compares rates",
                 ["MSG/S", "MB/S", "MESSAGES"],
             ),
         };
@@ -86,10 +90,16 @@ pub(crate) fn table(settings: &Settings, outcomes: &[Outcome]) -> anyhow::Result
                 a,
                 b,
                 c,
-                format!("{:.2}×", o.ratio),
+                o.ratio
+                    .map_or_else(|| "?".to_owned(), |r| format!("{r:.2}×")),
             ]);
         }
-        t.write_to(&mut out)?;
+        if markdown {
+            writeln!(out)?;
+            t.write_markdown(&mut out)?;
+        } else {
+            t.write_to(&mut out)?;
+        }
     }
     Ok(())
 }
@@ -102,8 +112,9 @@ struct JsonResult {
     pattern: Pattern,
     size: usize,
     baseline: String,
-    /// `score / baseline score`; above 1 is faster than the baseline.
-    ratio: f64,
+    /// `score / baseline score`; above 1 is faster than the baseline (`null` when the
+    /// baseline could not be measured).
+    ratio: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     p50_ns: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -137,8 +148,7 @@ pub(crate) fn json(settings: &Settings, outcomes: &[Outcome]) -> anyhow::Result<
                 pattern: o.case.pattern,
                 size: o.case.size,
                 baseline: o.case.baseline().name(),
-                // JSON has no NaN: a missing baseline cannot happen, but would read as 0.
-                ratio: if o.ratio.is_finite() { o.ratio } else { 0.0 },
+                ratio: o.ratio,
                 p50_ns: None,
                 p99_ns: None,
                 round_trips: None,
