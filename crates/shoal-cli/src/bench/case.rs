@@ -1,9 +1,16 @@
 //! What `shoal bench` measures: transports × message sizes × patterns, as a table of
 //! cases, each compared with the baseline transport measured in the same run.
 //!
-//! A new transport plugs in as one [`Transport`] variant: a name, the patterns it
-//! supports, and the arms of [`Transport::measure`] (parent side) and
-//! [`Transport::peer`] (the re-executed `shoal __bench-peer` side).
+//! A new transport plugs in as one [`Transport`] variant and four match arms: its
+//! [`name`](Transport::name), the patterns it [`supports`](Transport::supports), the
+//! parent side in [`measure`](Transport::measure) and the peer side in
+//! [`peer`](Transport::peer) (run in the re-executed `shoal __bench-peer`). A transport
+//! that carries bytes reuses [`stream`]'s patterns through a
+//! [`Link`](crate::bench::stream::Link) variant; a shoal object (a `Lock`, an `Event`)
+//! is created by the parent, travels to the peer by name, and gets its own module with
+//! a `measure` and a `peer` function. A new pattern (process start, say) is a
+//! [`Pattern`] variant with its [`sizes`](Pattern::sizes). The baseline of every case is
+//! the same pattern and size over [`Transport::BASELINE`].
 
 use std::time::Duration;
 
@@ -92,10 +99,18 @@ impl Pattern {
             Pattern::Throughput => "throughput",
         }
     }
+
+    /// The message sizes this pattern is measured with (`[0]` for a pattern without
+    /// messages, whose case names then leave the size out).
+    pub(crate) fn sizes(self) -> &'static [usize] {
+        match self {
+            Pattern::PingPong | Pattern::Throughput => MESSAGE_SIZES,
+        }
+    }
 }
 
-/// Message sizes every transport is measured with.
-pub(crate) const SIZES: &[usize] = &[8, 64, 1024, 64 * 1024];
+/// Message sizes every message-passing transport is measured with.
+pub(crate) const MESSAGE_SIZES: &[usize] = &[8, 64, 1024, 64 * 1024];
 
 /// One measurement to make: a transport, a pattern and a message size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,6 +123,9 @@ pub(crate) struct Case {
 impl Case {
     /// `ping-pong/1KiB/unix-socket`: what the filter matches and the JSON names.
     pub(crate) fn name(&self) -> String {
+        if self.pattern.sizes() == [0] {
+            return format!("{}/{}", self.pattern.name(), self.transport.name());
+        }
         format!(
             "{}/{}/{}",
             self.pattern.name(),
@@ -128,7 +146,7 @@ impl Case {
     pub(crate) fn all() -> Vec<Case> {
         let mut cases = Vec::new();
         for &pattern in Pattern::ALL {
-            for &size in SIZES {
+            for &size in pattern.sizes() {
                 for &transport in Transport::ALL {
                     if transport.supports(pattern) {
                         cases.push(Case {
@@ -227,7 +245,7 @@ mod tests {
         let all = Case::all();
         assert_eq!(
             all.len(),
-            Transport::ALL.len() * Pattern::ALL.len() * SIZES.len()
+            Transport::ALL.len() * Pattern::ALL.len() * MESSAGE_SIZES.len()
         );
         let names: Vec<String> = all.iter().map(Case::name).collect();
         assert!(names.contains(&"ping-pong/8B/os-pipe".to_owned()));

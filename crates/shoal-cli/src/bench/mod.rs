@@ -2,7 +2,7 @@
 //! measured in the same run.
 //!
 //! The cases live in [`case`] (a table of transport × pattern × size); the two-process
-//! plumbing in [`peer`]; byte-stream transports in [`stream`]; the output in
+//! plumbing in [`peer`](mod@peer); byte-stream transports in [`stream`]; the output in
 //! [`report`] and [`progress`].
 
 mod case;
