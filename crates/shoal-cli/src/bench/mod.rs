@@ -1,22 +1,27 @@
 //! `shoal bench`: every transport side by side, each case compared with a baseline
 //! measured in the same run.
 //!
-//! The cases live in [`case`] (a table of transport × pattern × size); the two-process
-//! plumbing in [`peer`](mod@peer); byte-stream transports in [`stream`]; the output in
-//! [`report`] and [`progress`].
+//! The cases live in [`case`] (a table of transport × pattern × size), the transports in
+//! [`transport`] (byte streams in [`stream`]), the second process in
+//! [`peer`](mod@peer), the figures in [`measure`], the output in [`report`] and
+//! [`progress`].
 
 mod case;
+mod measure;
 mod peer;
 mod progress;
 mod report;
 mod stream;
+mod transport;
 
 use std::time::Duration;
 
 use anyhow::bail;
 
-use case::{Case, Measure, Pattern, Transport};
+use case::{Case, Pattern};
+use measure::Measure;
 use progress::Progress;
+use transport::Transport;
 
 /// Arguments of `shoal bench`.
 #[derive(clap::Args, Debug)]
@@ -101,11 +106,15 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     // Every case once per run, run after run, so that a slow moment of the machine
     // spreads over all cases instead of skewing one.
     let total = cases.len() * args.runs as usize;
-    let mut progress = Progress::new(total);
+    let mut progress = Progress::new(total, budget);
     let mut runs: Vec<Vec<Measure>> = vec![Vec::new(); cases.len()];
     for run in 0..args.runs {
         for (i, case) in cases.iter().enumerate() {
-            progress.step(&format!("run {}/{}: {}", run + 1, args.runs, case.name()));
+            let what = match args.runs {
+                1 => case.name(),
+                n => format!("run {}/{n}: {}", run + 1, case.name()),
+            };
+            progress.step(&what);
             runs[i].push(case.transport.measure(case, budget)?);
         }
     }

@@ -1,6 +1,10 @@
 //! The progress line `shoal bench` keeps on stderr while it measures.
 
 use std::io::{self, IsTerminal, Write};
+use std::time::Duration;
+
+/// What starting a peer and warming up adds to each step's measuring budget, roughly.
+const STEP_OVERHEAD: Duration = Duration::from_millis(15);
 
 /// A one-line progress report, rewritten in place; silent when stderr is not a
 /// terminal (logs and pipes get no carriage returns).
@@ -8,16 +12,18 @@ use std::io::{self, IsTerminal, Write};
 pub(crate) struct Progress {
     total: usize,
     done: usize,
+    per_step: Duration,
     visible: bool,
     width: usize,
 }
 
 impl Progress {
-    /// A progress line for `total` steps.
-    pub(crate) fn new(total: usize) -> Progress {
+    /// A progress line for `total` steps of about `budget` each.
+    pub(crate) fn new(total: usize, budget: Duration) -> Progress {
         Progress {
             total,
             done: 0,
+            per_step: budget + STEP_OVERHEAD,
             visible: io::stderr().is_terminal(),
             width: 0,
         }
@@ -29,7 +35,13 @@ impl Progress {
         if !self.visible {
             return;
         }
-        let line = format!("[{:>3}/{}] {what}", self.done, self.total);
+        let left = self.per_step * (self.total - self.done + 1) as u32;
+        let line = format!(
+            "[{:>3}/{}] {what} (about {} s left)",
+            self.done,
+            self.total,
+            left.as_secs_f64().ceil()
+        );
         let pad = self.width.saturating_sub(line.chars().count());
         self.width = line.chars().count();
         // Progress is best effort: a failed write to stderr must not fail the benchmark.

@@ -4,7 +4,9 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::bench::case::{Case, Measure, Pattern, Transport};
+use crate::bench::case::{Case, Pattern};
+use crate::bench::measure::Measure;
+use crate::bench::transport::Transport;
 use crate::bench::{Outcome, Settings};
 use crate::output::{self, Align, Table};
 

@@ -17,8 +17,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::bench::case::{Case, Measure, Pattern, Transport};
+use crate::bench::case::{Case, Pattern};
+use crate::bench::measure::Measure;
 use crate::bench::peer::PeerProcess;
+use crate::bench::transport::Transport;
 
 /// One end of a byte-stream link between the parent and the peer.
 #[derive(Debug)]
