@@ -315,3 +315,81 @@ fn usage_errors_exit_with_2() {
     let run = shoal(&["no-such-command"]);
     assert_eq!(run.code, Some(2), "{run:?}");
 }
+
+#[test]
+fn the_bench_peer_is_hidden_from_help() {
+    let run = shoal(&["--help"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    for command in ["bench", "ls", "gc", "inspect"] {
+        assert!(run.stdout.contains(command), "{command} missing: {run:?}");
+    }
+    assert!(!run.stdout.contains("__bench-peer"), "{run:?}");
+}
+
+/// Runs a pipe peer with `input` on its stdin; returns its exit code, stdout, stderr.
+fn pipe_peer(pattern: &str, size: &str, input: &[u8]) -> (Option<i32>, Vec<u8>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args([
+            "__bench-peer",
+            "--transport",
+            "os-pipe",
+            "--pattern",
+            pattern,
+        ])
+        .args(["--size", size])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    // Written from a thread and closed: the peer then sees end-of-file.
+    let writer = thread::spawn(move || std::io::Write::write_all(&mut stdin, &input));
+    let mut out = child.stdout.take().unwrap();
+    let reader = thread::spawn(move || {
+        let mut v = Vec::new();
+        out.read_to_end(&mut v).map(|_| v)
+    });
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the bench peer did not finish");
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    writer.join().unwrap().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status.code(), reader.join().unwrap().unwrap(), err)
+}
+
+#[test]
+fn the_ping_pong_peer_echoes_whole_messages() {
+    let (code, out, err) = pipe_peer("ping-pong", "4", b"abcdefgh");
+    assert_eq!(code, Some(0), "{err}");
+    // One ready byte, then every message back.
+    assert_eq!(out, b"\x01abcdefgh");
+
+    let (code, _, err) = pipe_peer("ping-pong", "4", b"abcdef");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("middle of a message"), "{err}");
+}
+
+#[test]
+fn the_throughput_peer_counts_what_it_read() {
+    let (code, out, err) = pipe_peer("throughput", "3", &[7; 30]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out[0], 1);
+    assert_eq!(u64::from_le_bytes(out[1..9].try_into().unwrap()), 10);
+}

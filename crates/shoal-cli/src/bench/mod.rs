@@ -29,7 +29,7 @@ pub(crate) struct BenchArgs {
     /// Only the cases whose name contains this text (`ping-pong`, `64KiB`, `unix`…);
     /// the baselines they are compared with run too.
     filter: Option<String>,
-    /// A short run (about 0.15 s per case) for a first look.
+    /// A short run (under 15 s in all) for a first look.
     #[arg(long)]
     quick: bool,
     /// Print JSON instead of a table.
@@ -41,7 +41,9 @@ pub(crate) struct BenchArgs {
     /// Measure every case this many times and report the medians.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=99))]
     runs: u32,
-    /// Milliseconds spent measuring each case in each run [default: 1000, 150 with --quick].
+    /// Milliseconds spent measuring each case in each run [default: 1000 (150 with
+    /// --quick), less when there are so many cases that the whole would exceed 40 s
+    /// (10 s with --quick)].
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=600_000))]
     time_ms: Option<u64>,
     /// List the cases the filter selects, without measuring.
@@ -92,7 +94,10 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.list {
         return report::list(&cases);
     }
-    let time_ms = args.time_ms.unwrap_or(if args.quick { 150 } else { 1000 });
+    let steps = cases.len() * args.runs as usize;
+    let time_ms = args
+        .time_ms
+        .unwrap_or_else(|| default_time_ms(steps, args.quick));
     let settings = Settings {
         filter: args.filter.clone(),
         quick: args.quick,
@@ -105,8 +110,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
 
     // Every case once per run, run after run, so that a slow moment of the machine
     // spreads over all cases instead of skewing one.
-    let total = cases.len() * args.runs as usize;
-    let mut progress = Progress::new(total, budget);
+    let mut progress = Progress::new(steps, budget);
     let mut runs: Vec<Vec<Measure>> = vec![Vec::new(); cases.len()];
     for run in 0..args.runs {
         for (i, case) in cases.iter().enumerate() {
@@ -143,6 +147,19 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
 }
 
+/// Milliseconds per case when `--time-ms` is not given: 1 s (0.15 s quick), shortened so
+/// that `steps` cases fit in 40 s (10 s quick) as the case table grows, but never below
+/// 100 ms (20 ms quick), under which p99 and rates mean little.
+fn default_time_ms(steps: usize, quick: bool) -> u64 {
+    let (per_case, total, floor) = if quick {
+        (150, 10_000, 20)
+    } else {
+        (1000, 40_000, 100)
+    };
+    let steps = steps.max(1) as u64;
+    per_case.min(total / steps).max(floor)
+}
+
 /// `shoal __bench-peer`: the other process of a two-process case.
 pub(crate) fn peer(args: &PeerArgs) -> anyhow::Result<()> {
     let case = Case {
@@ -158,4 +175,19 @@ pub(crate) fn peer(args: &PeerArgs) -> anyhow::Result<()> {
         );
     }
     args.transport.peer(&case)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_time_shrinks_as_cases_are_added() {
+        assert_eq!(default_time_ms(16, false), 1000);
+        assert_eq!(default_time_ms(16, true), 150);
+        assert_eq!(default_time_ms(80, false), 500);
+        assert_eq!(default_time_ms(10_000, false), 100);
+        assert_eq!(default_time_ms(10_000, true), 20);
+        assert_eq!(default_time_ms(0, false), 1000);
+    }
 }
