@@ -121,6 +121,9 @@ const WARM_UP: usize = 100;
 
 /// The parent side of `case`: waits for the peer, then measures for about `budget`.
 pub(crate) fn measure(link: &mut Link, case: &Case, budget: Duration) -> anyhow::Result<Measure> {
+    if case.size == 0 {
+        bail!("stream benchmarks need messages of at least one byte");
+    }
     let mut ready = [0u8; 1];
     link.read_exact(&mut ready)
         .context("the benchmark peer did not start")?;
@@ -198,6 +201,9 @@ fn percentile(sorted: &[u64], q: f64) -> f64 {
 
 /// The peer side of `case`, until the parent closes its end.
 pub(crate) fn peer(link: &mut Link, case: &Case) -> anyhow::Result<()> {
+    if case.size == 0 {
+        bail!("stream benchmarks need messages of at least one byte");
+    }
     link.write_all(&[1]).context("could not signal readiness")?;
     let mut buf = vec![0u8; case.size];
     match case.pattern {
