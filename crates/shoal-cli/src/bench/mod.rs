@@ -65,6 +65,10 @@ pub(crate) struct PeerArgs {
 /// The settings one benchmark run used, reported with its results.
 #[derive(Clone, Debug, serde::Serialize)]
 pub(crate) struct Settings {
+    /// The version of the `shoal` binary that measured.
+    version: &'static str,
+    /// When the run started, seconds since the Unix epoch.
+    started_unix_s: u64,
     filter: Option<String>,
     quick: bool,
     runs: u32,
@@ -99,6 +103,10 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         .time_ms
         .unwrap_or_else(|| default_time_ms(steps, args.quick));
     let settings = Settings {
+        version: env!("CARGO_PKG_VERSION"),
+        started_unix_s: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
         filter: args.filter.clone(),
         quick: args.quick,
         runs: args.runs,
