@@ -221,6 +221,8 @@ fn bench_measures_every_selected_case_against_its_baseline() {
         "ping-pong/8B/unix-socket",
         "throughput/8B/os-pipe",
         "throughput/8B/unix-socket",
+        "ping-pong/8B/tcp-loopback",
+        "throughput/8B/tcp-loopback",
     ] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }

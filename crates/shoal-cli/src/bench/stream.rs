@@ -1,4 +1,5 @@
-//! Byte-stream transports (OS pipes, Unix sockets): the link between the two processes
+//! Byte-stream transports (OS pipes, Unix sockets, TCP over loopback): the link between
+//! the two processes
 //! and the patterns run over it.
 //!
 //! Protocol, both patterns: the peer writes one byte when it is ready, so that process
@@ -9,10 +10,10 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::Shutdown;
+use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::process::Stdio;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -29,6 +30,8 @@ pub(crate) enum Link {
     Pipe { rx: File, tx: Option<File> },
     /// A connected Unix stream socket.
     Unix(UnixStream),
+    /// A TCP connection over the loopback interface, Nagle's algorithm off.
+    Tcp(TcpStream),
 }
 
 impl Link {
@@ -52,19 +55,18 @@ impl Link {
             Transport::UnixSocket => {
                 let (ours, theirs) =
                     UnixStream::pair().context("could not create a socket pair")?;
-                // The peer finds its end of the socket as its standard input.
-                cmd.stdin(Stdio::from(OwnedFd::from(theirs)))
-                    .stdout(Stdio::null());
-                let child = cmd.spawn().with_context(what)?;
-                // Dropping the command closes our copy of the peer's end, so that the
-                // peer's death reads as end-of-file here.
-                drop(cmd);
+                let child = spawn_with_socket(cmd, OwnedFd::from(theirs)).with_context(what)?;
                 Ok((Link::Unix(ours), PeerProcess::watch(child, budget)))
+            }
+            Transport::TcpLoopback => {
+                let (ours, theirs) = tcp_pair().context("could not connect over loopback")?;
+                let child = spawn_with_socket(cmd, OwnedFd::from(theirs)).with_context(what)?;
+                Ok((Link::Tcp(ours), PeerProcess::watch(child, budget)))
             }
         }
     }
 
-    /// The peer's end: standard input and output (pipes), or standard input (socket).
+    /// The peer's end: standard input and output (pipes), or standard input (sockets).
     pub(crate) fn for_peer(transport: Transport) -> anyhow::Result<Link> {
         // Own duplicates of the descriptors, so that reads and writes go straight to the
         // kernel, without std's buffering of stdin and stdout.
@@ -75,6 +77,11 @@ impl Link {
                 tx: Some(File::from(io::stdout().as_fd().try_clone_to_owned()?)),
             },
             Transport::UnixSocket => Link::Unix(UnixStream::from(stdin)),
+            Transport::TcpLoopback => {
+                let stream = TcpStream::from(stdin);
+                stream.set_nodelay(true)?;
+                Link::Tcp(stream)
+            }
         })
     }
 
@@ -86,8 +93,29 @@ impl Link {
                 Ok(())
             }
             Link::Unix(s) => s.shutdown(Shutdown::Write),
+            Link::Tcp(s) => s.shutdown(Shutdown::Write),
         }
     }
+}
+
+/// Starts the peer with `socket` as its standard input.
+fn spawn_with_socket(mut cmd: Command, socket: OwnedFd) -> io::Result<Child> {
+    cmd.stdin(Stdio::from(socket)).stdout(Stdio::null());
+    let child = cmd.spawn();
+    // Dropping the command closes our copy of the peer's end, so that the peer's death
+    // reads as end-of-file here.
+    drop(cmd);
+    child
+}
+
+/// Both ends of a TCP connection over loopback, Nagle's algorithm off on ours (the
+/// peer turns it off on its own).
+fn tcp_pair() -> io::Result<(TcpStream, TcpStream)> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    let ours = TcpStream::connect(listener.local_addr()?)?;
+    let (theirs, _) = listener.accept()?;
+    ours.set_nodelay(true)?;
+    Ok((ours, theirs))
 }
 
 impl Read for Link {
@@ -95,6 +123,7 @@ impl Read for Link {
         match self {
             Link::Pipe { rx, .. } => rx.read(buf),
             Link::Unix(s) => s.read(buf),
+            Link::Tcp(s) => s.read(buf),
         }
     }
 }
@@ -105,6 +134,7 @@ impl Write for Link {
             Link::Pipe { tx: Some(tx), .. } => tx.write(buf),
             Link::Pipe { tx: None, .. } => Err(io::Error::from(io::ErrorKind::BrokenPipe)),
             Link::Unix(s) => s.write(buf),
+            Link::Tcp(s) => s.write(buf),
         }
     }
 

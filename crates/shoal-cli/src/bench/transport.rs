@@ -26,11 +26,17 @@ pub(crate) enum Transport {
     OsPipe,
     /// A connected Unix stream socket pair.
     UnixSocket,
+    /// A TCP connection over the loopback interface (`TCP_NODELAY`).
+    TcpLoopback,
 }
 
 impl Transport {
     /// Every transport, in the order the report lists them.
-    pub(crate) const ALL: &'static [Transport] = &[Transport::OsPipe, Transport::UnixSocket];
+    pub(crate) const ALL: &'static [Transport] = &[
+        Transport::OsPipe,
+        Transport::UnixSocket,
+        Transport::TcpLoopback,
+    ];
 
     /// What every other transport is compared with.
     pub(crate) const BASELINE: Transport = Transport::OsPipe;
@@ -40,13 +46,14 @@ impl Transport {
         match self {
             Transport::OsPipe => "os-pipe",
             Transport::UnixSocket => "unix-socket",
+            Transport::TcpLoopback => "tcp-loopback",
         }
     }
 
     /// Whether this transport can run `pattern`.
     pub(crate) fn supports(self, pattern: Pattern) -> bool {
         match self {
-            Transport::OsPipe | Transport::UnixSocket => {
+            Transport::OsPipe | Transport::UnixSocket | Transport::TcpLoopback => {
                 matches!(pattern, Pattern::PingPong | Pattern::Throughput)
             }
         }
@@ -55,7 +62,7 @@ impl Transport {
     /// Runs the parent side of one case against a freshly started peer process.
     pub(crate) fn measure(self, case: &Case, budget: Duration) -> anyhow::Result<Measure> {
         match self {
-            Transport::OsPipe | Transport::UnixSocket => {
+            Transport::OsPipe | Transport::UnixSocket | Transport::TcpLoopback => {
                 let (mut link, peer) = stream::Link::spawn(case, budget)?;
                 let measure = stream::measure(&mut link, case, budget);
                 // Closing our end lets the peer see end-of-file and exit.
@@ -68,7 +75,7 @@ impl Transport {
     /// Runs the peer side of one case in this (re-executed) process.
     pub(crate) fn peer(self, case: &Case) -> anyhow::Result<()> {
         match self {
-            Transport::OsPipe | Transport::UnixSocket => {
+            Transport::OsPipe | Transport::UnixSocket | Transport::TcpLoopback => {
                 stream::peer(&mut stream::Link::for_peer(self)?, case)
             }
         }
