@@ -395,3 +395,31 @@ fn the_throughput_peer_counts_what_it_read() {
     assert_eq!(out[0], 1);
     assert_eq!(u64::from_le_bytes(out[1..9].try_into().unwrap()), 10);
 }
+
+#[test]
+fn bench_places_the_processes_as_asked() {
+    for (placement, says) in [
+        ("same", "CPU"),
+        ("split", "CPU"),
+        ("any", "unpinned (--placement any)"),
+    ] {
+        let run = shoal(&[
+            "bench",
+            "--json",
+            "--time-ms",
+            "10",
+            "--placement",
+            placement,
+            "ping-pong/8B/os-pipe",
+        ]);
+        assert_eq!(run.code, Some(0), "{run:?}");
+        let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        let described = report["settings"]["placement"].as_str().unwrap();
+        // Without taskset (or with one CPU) pinning falls back to unpinned, and says so.
+        assert!(
+            described.contains(says) || described.starts_with("unpinned"),
+            "{placement}: {described}"
+        );
+        assert_eq!(report["results"].as_array().unwrap().len(), 1);
+    }
+}

@@ -3,12 +3,13 @@
 //!
 //! The cases live in [`case`] (a table of transport × pattern × size), the transports in
 //! [`transport`] (byte streams in [`stream`]), the second process in
-//! [`peer`](mod@peer), the figures in [`measure`], the output in [`report`] and
-//! [`progress`].
+//! [`peer`](mod@peer) (its CPU in [`placement`]), the figures in [`measure`], the
+//! output in [`report`] and [`progress`].
 
 mod case;
 mod measure;
 mod peer;
+mod placement;
 mod progress;
 mod report;
 mod stream;
@@ -20,6 +21,7 @@ use anyhow::bail;
 
 use case::{Case, Pattern};
 use measure::Measure;
+use placement::{Pinned, Placement};
 use progress::Progress;
 use transport::Transport;
 
@@ -46,6 +48,10 @@ pub(crate) struct BenchArgs {
     /// (10 s with --quick)].
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=600_000))]
     time_ms: Option<u64>,
+    /// Where the two processes of each case run: on two CPUs (split), on one (same), or
+    /// where the scheduler puts them (any).
+    #[arg(long, value_enum, default_value_t = Placement::Split)]
+    placement: Placement,
     /// List the cases the filter selects, without measuring.
     #[arg(long)]
     list: bool,
@@ -75,6 +81,17 @@ pub(crate) struct Settings {
     time_per_case_ms: u64,
     baseline: Transport,
     cpus: usize,
+    /// Where the processes ran.
+    placement: String,
+}
+
+/// How every case of a run is measured.
+#[derive(Debug)]
+pub(crate) struct Conditions {
+    /// Time spent measuring each case.
+    pub(crate) budget: Duration,
+    /// Where the peer runs (this process is already placed).
+    pub(crate) pinned: Pinned,
 }
 
 /// One case's result: the medians over the runs, and the ratio to its baseline.
@@ -102,6 +119,13 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let time_ms = args
         .time_ms
         .unwrap_or_else(|| default_time_ms(steps, args.quick));
+    // Counted before pinning narrows what this process may use.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Pinned before anything is measured; the drop of `conditions` unpins.
+    let conditions = Conditions {
+        budget: Duration::from_millis(time_ms),
+        pinned: args.placement.apply(),
+    };
     let settings = Settings {
         version: env!("CARGO_PKG_VERSION"),
         started_unix_s: std::time::SystemTime::now()
@@ -112,13 +136,13 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         runs: args.runs,
         time_per_case_ms: time_ms,
         baseline: Transport::BASELINE,
-        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cpus,
+        placement: conditions.pinned.description.clone(),
     };
-    let budget = Duration::from_millis(time_ms);
 
     // Every case once per run, run after run, so that a slow moment of the machine
     // spreads over all cases instead of skewing one.
-    let mut progress = Progress::new(steps, budget);
+    let mut progress = Progress::new(steps, conditions.budget);
     let mut runs: Vec<Vec<Measure>> = vec![Vec::new(); cases.len()];
     for run in 0..args.runs {
         for (i, case) in cases.iter().enumerate() {
@@ -127,7 +151,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 n => format!("run {}/{n}: {}", run + 1, case.name()),
             };
             progress.step(&what);
-            runs[i].push(case.transport.measure(case, budget)?);
+            runs[i].push(case.transport.measure(case, &conditions)?);
         }
     }
     progress.finish();

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use crate::bench::case::Case;
+use crate::bench::placement::Pinned;
 
 /// How long a peer may take, beyond the measuring budget, before it is killed.
 const GRACE: Duration = Duration::from_secs(20);
@@ -23,10 +24,11 @@ pub(crate) struct PeerProcess {
 }
 
 impl PeerProcess {
-    /// The command line of the peer for `case`; stdio is for the transport to set.
-    pub(crate) fn command(case: &Case) -> anyhow::Result<Command> {
+    /// The command line of the peer for `case`, on its CPU; stdio is for the transport
+    /// to set.
+    pub(crate) fn command(case: &Case, pinned: &Pinned) -> anyhow::Result<Command> {
         let exe = std::env::current_exe().context("could not find the shoal executable")?;
-        let mut cmd = Command::new(exe);
+        let mut cmd = pinned.command(&exe);
         cmd.arg("__bench-peer")
             .arg("--transport")
             .arg(case.transport.name())

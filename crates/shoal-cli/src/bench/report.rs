@@ -32,8 +32,9 @@ pub(crate) fn table(
     };
     writeln!(
         out,
-        "shoal bench: {} CPUs, {} ms per case, {runs}; ratios against {} in the same run (above 1 is faster)",
+        "shoal bench: {} CPUs ({}), {} ms per case, {runs}; ratios against {} in the same run (above 1 is faster)",
         settings.cpus,
+        settings.placement,
         settings.time_per_case_ms,
         settings.baseline.name()
     )?;

@@ -22,6 +22,7 @@ use crate::bench::case::{Case, Pattern};
 use crate::bench::measure::Measure;
 use crate::bench::peer::PeerProcess;
 use crate::bench::transport::Transport;
+use crate::bench::Conditions;
 
 /// One end of a byte-stream link between the parent and the peer.
 #[derive(Debug)]
@@ -36,8 +37,9 @@ pub(crate) enum Link {
 
 impl Link {
     /// Starts the peer for `case` and connects to it.
-    pub(crate) fn spawn(case: &Case, budget: Duration) -> anyhow::Result<(Link, PeerProcess)> {
-        let mut cmd = PeerProcess::command(case)?;
+    pub(crate) fn spawn(case: &Case, how: &Conditions) -> anyhow::Result<(Link, PeerProcess)> {
+        let mut cmd = PeerProcess::command(case, &how.pinned)?;
+        let budget = how.budget;
         let what = || format!("could not start the benchmark peer for {}", case.name());
         match case.transport {
             Transport::OsPipe => {

@@ -9,14 +9,13 @@
 //! the parent, travels to the peer by name, and gets its own module with a `measure`
 //! and a `peer` function.
 
-use std::time::Duration;
-
 use clap::ValueEnum;
 use serde::Serialize;
 
 use crate::bench::case::{Case, Pattern};
 use crate::bench::measure::Measure;
 use crate::bench::stream;
+use crate::bench::Conditions;
 
 /// A way for two processes to exchange messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
@@ -60,11 +59,11 @@ impl Transport {
     }
 
     /// Runs the parent side of one case against a freshly started peer process.
-    pub(crate) fn measure(self, case: &Case, budget: Duration) -> anyhow::Result<Measure> {
+    pub(crate) fn measure(self, case: &Case, how: &Conditions) -> anyhow::Result<Measure> {
         match self {
             Transport::OsPipe | Transport::UnixSocket | Transport::TcpLoopback => {
-                let (mut link, peer) = stream::Link::spawn(case, budget)?;
-                let measure = stream::measure(&mut link, case, budget);
+                let (mut link, peer) = stream::Link::spawn(case, how)?;
+                let measure = stream::measure(&mut link, case, how.budget);
                 // Closing our end lets the peer see end-of-file and exit.
                 drop(link);
                 combine(measure, peer.finish())
