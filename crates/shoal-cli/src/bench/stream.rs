@@ -1,6 +1,5 @@
 //! Byte-stream transports (OS pipes, Unix sockets, TCP over loopback): the link between
-//! the two processes
-//! and the patterns run over it.
+//! the two processes and the patterns run over it.
 //!
 //! Protocol, both patterns: the peer writes one byte when it is ready, so that process
 //! start-up is never timed. Ping-pong: the parent sends a message, the peer sends the
