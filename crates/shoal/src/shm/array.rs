@@ -152,6 +152,13 @@ impl<T: Pod> Array<T> {
     ///
     /// # Errors
     /// When a segment cannot be created, or `T` is aligned to more than 64 bytes.
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shoal::Array::new(&[1u8, 2, 3])?;
+    /// assert_eq!(a.len(), 3);
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn new(values: &[T]) -> Result<Array<T>, SyncError> {
         Array::create(values.len(), |i| values[i], Some(Lock::new()?))
     }
@@ -175,6 +182,14 @@ impl<T: Pod> Array<T> {
     ///
     /// # Errors
     /// As for [`new`](Array::new).
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shoal::Array::without_lock(&[0u64; 4])?;
+    /// assert!(a.get_lock().is_none());
+    /// assert!(a.lock().is_err());
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn without_lock(values: &[T]) -> Result<Array<T>, SyncError> {
         Array::create(values.len(), |i| values[i], None)
     }
@@ -196,16 +211,36 @@ impl<T: Pod> Array<T> {
     }
 
     /// The number of elements.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(shoal::Array::new(&[0u32; 10])?.len(), 10);
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Whether the array has no elements.
+    ///
+    /// # Examples
+    /// ```
+    /// assert!(shoal::Array::<u32>::new(&[])?.is_empty());
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Element `i`, `None` past the end.
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shoal::Array::new(&[5i16, 6])?;
+    /// assert_eq!(a.get(1), Some(6));
+    /// assert_eq!(a.get(2), None);
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn get(&self, i: usize) -> Option<T> {
         if i >= self.len {
             return None;
@@ -218,6 +253,14 @@ impl<T: Pod> Array<T> {
     ///
     /// # Errors
     /// [`ShmError::OutOfBounds`] when `i` is past the end.
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shoal::Array::new(&[0u8; 2])?;
+    /// a.set(0, 1)?;
+    /// assert!(a.set(2, 1).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set(&self, i: usize, v: T) -> Result<(), ShmError> {
         if i >= self.len {
             let size = std::mem::size_of::<T>();
@@ -234,6 +277,13 @@ impl<T: Pod> Array<T> {
 
     /// A copy of every element, read one at a time with [`get`](Array::get) (take the
     /// lock for a consistent snapshot).
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shoal::Array::from_fn(3, |i| i as u8)?;
+    /// assert_eq!(a.to_vec(), [0, 1, 2]);
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn to_vec(&self) -> Vec<T> {
         (0..self.len).filter_map(|i| self.get(i)).collect()
     }
@@ -243,6 +293,16 @@ impl<T: Pod> Array<T> {
     /// # Errors
     /// [`NoLock`] when the array was made without a lock. Inside `Ok`,
     /// [`crate::sync::OwnerDied`] (with the guard) when a holder of the lock died.
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shoal::Array::new(&[1u32, 2])?;
+    /// let mut g = a.lock()?.unwrap();
+    /// g.swap(0, 1);
+    /// drop(g);
+    /// assert_eq!(a.to_vec(), [2, 1]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn lock(&self) -> Result<LockResult<ArrayGuard<'_, T>>, NoLock> {
         let lock = self.lock.as_ref().ok_or(NoLock { what: "array" })?;
         // SAFETY: the address one past the elements' start is in bounds for len == 0 too.
@@ -263,6 +323,13 @@ impl<T: Pod> Array<T> {
     }
 
     /// The lock, when the array has one.
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shoal::Array::new(&[1u32])?;
+    /// assert!(a.get_lock().is_some());
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn get_lock(&self) -> Option<&Lock> {
         self.lock.as_ref()
     }

@@ -224,6 +224,14 @@ impl<T: Pod> Value<T> {
     ///
     /// # Errors
     /// When a segment cannot be created, or `T` is aligned to more than 64 bytes.
+    ///
+    /// # Examples
+    /// ```
+    /// let v = shoal::Value::new(1.5f64)?;
+    /// assert!(v.get_lock().is_some());
+    /// assert_eq!(v.load(), 1.5);
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn new(v: T) -> Result<Value<T>, SyncError> {
         Value::create(v, Some(Lock::new()?))
     }
@@ -250,6 +258,13 @@ impl<T: Pod> Value<T> {
     }
 
     /// Reads the value (see the type docs for when it can tear).
+    ///
+    /// # Examples
+    /// ```
+    /// let v = shoal::Value::new(7u32)?;
+    /// assert_eq!(v.load(), 7);
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn load(&self) -> T {
         // SAFETY: the payload holds a `T` (size checked at creation and import), aligned
         // (64-byte payload, alignment checked), mapped while `self` lives.
@@ -257,6 +272,14 @@ impl<T: Pod> Value<T> {
     }
 
     /// Writes the value (see the type docs for when it can tear).
+    ///
+    /// # Examples
+    /// ```
+    /// let v = shoal::Value::new([0u16; 2])?;
+    /// v.store([1, 2]);
+    /// assert_eq!(v.load(), [1, 2]);
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn store(&self, v: T) {
         // SAFETY: as in `load`.
         unsafe { store_elem(self.ptr(), v, self.lock.as_ref()) }
@@ -268,6 +291,14 @@ impl<T: Pod> Value<T> {
     /// [`NoLock`] when the value was made [`without_lock`](Value::without_lock). Inside
     /// `Ok`, [`crate::sync::OwnerDied`] (with the guard) when a holder of the lock died
     /// holding it: the value may be half-written.
+    ///
+    /// # Examples
+    /// ```
+    /// let v = shoal::Value::new(0i32)?;
+    /// *v.lock()?.unwrap_or_else(|died| died.into_inner()) -= 5;
+    /// assert_eq!(v.load(), -5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn lock(&self) -> Result<LockResult<ValueGuard<'_, T>>, NoLock> {
         let lock = self.lock.as_ref().ok_or(NoLock { what: "value" })?;
         let ptr = self.ptr();
@@ -278,6 +309,14 @@ impl<T: Pod> Value<T> {
     }
 
     /// The lock, when the value has one.
+    ///
+    /// # Examples
+    /// ```
+    /// let v = shoal::Value::new(0u8)?;
+    /// let lock = v.get_lock().unwrap();
+    /// let _g = lock.acquire().unwrap(); // guards the value like `v.lock()`
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn get_lock(&self) -> Option<&Lock> {
         self.lock.as_ref()
     }

@@ -143,6 +143,13 @@ impl Condition {
     ///
     /// # Errors
     /// When a segment cannot be created ([`SyncError::Shm`]).
+    ///
+    /// # Examples
+    /// ```
+    /// let cond = shoal::Condition::new()?;
+    /// let _g = cond.acquire().unwrap();
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn new() -> Result<Condition, SyncError> {
         Condition::build(CondLock::RLock(RLock::new()?))
     }
@@ -151,6 +158,15 @@ impl Condition {
     ///
     /// # Errors
     /// When a segment cannot be created ([`SyncError::Shm`]).
+    ///
+    /// # Examples
+    /// ```
+    /// let lock = shoal::Lock::new()?;
+    /// let cond = shoal::Condition::with_lock(lock.clone())?;
+    /// let _g = cond.acquire().unwrap();
+    /// assert!(lock.is_locked());
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn with_lock(lock: Lock) -> Result<Condition, SyncError> {
         Condition::build(CondLock::Lock(lock))
     }
@@ -159,6 +175,15 @@ impl Condition {
     ///
     /// # Errors
     /// When a segment cannot be created ([`SyncError::Shm`]).
+    ///
+    /// # Examples
+    /// ```
+    /// let lock = shoal::RLock::new()?;
+    /// let cond = shoal::Condition::with_rlock(lock.clone())?;
+    /// let _g = cond.acquire().unwrap();
+    /// assert_eq!(lock.depth(), 1);
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn with_rlock(lock: RLock) -> Result<Condition, SyncError> {
         Condition::build(CondLock::RLock(lock))
     }
@@ -208,6 +233,14 @@ impl Condition {
     ///
     /// # Errors
     /// [`crate::sync::OwnerDied`] (with the guard) when the previous holder died.
+    ///
+    /// # Examples
+    /// ```
+    /// let cond = shoal::Condition::new()?;
+    /// let g = cond.acquire().unwrap();
+    /// g.release();
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn acquire(&self) -> LockResult<ConditionGuard<'_>> {
         match self.lock_raw(true, Deadline::NEVER) {
             Ok(acquired) => wrap(acquired, self.guard()),
@@ -219,6 +252,14 @@ impl Condition {
     ///
     /// # Errors
     /// [`TryLockError::Timeout`] or [`TryLockError::OwnerDied`] (with the guard).
+    ///
+    /// # Examples
+    /// ```
+    /// let cond = shoal::Condition::new()?;
+    /// let g = cond.acquire_timeout(std::time::Duration::from_millis(10)).unwrap();
+    /// # drop(g);
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn acquire_timeout(
         &self,
         timeout: Duration,
@@ -239,6 +280,28 @@ impl Condition {
     ///
     /// # Panics
     /// When `guard` belongs to another condition.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let cond = shoal::Condition::new()?;
+    /// let done = Arc::new(AtomicBool::new(false));
+    /// let (c2, d2) = (cond.clone(), Arc::clone(&done));
+    /// let t = std::thread::spawn(move || {
+    ///     let _g = c2.acquire().unwrap();
+    ///     d2.store(true, Ordering::SeqCst);
+    ///     c2.notify(1);
+    /// });
+    /// let mut g = cond.acquire().unwrap();
+    /// while !done.load(Ordering::SeqCst) {
+    ///     g = cond.wait(g).unwrap(); // may wake spuriously: loop
+    /// }
+    /// drop(g);
+    /// t.join().unwrap();
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn wait<'a>(&'a self, guard: ConditionGuard<'a>) -> LockResult<ConditionGuard<'a>> {
         match self.wait_until(guard, Deadline::NEVER) {
             Ok((g, _)) => Ok(g),
@@ -254,6 +317,15 @@ impl Condition {
     ///
     /// # Panics
     /// When `guard` belongs to another condition.
+    ///
+    /// # Examples
+    /// ```
+    /// let cond = shoal::Condition::new()?;
+    /// let g = cond.acquire().unwrap();
+    /// let (_g, timed_out) = cond.wait_timeout(g, std::time::Duration::from_millis(5)).unwrap();
+    /// assert!(timed_out);
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn wait_timeout<'a>(
         &'a self,
         guard: ConditionGuard<'a>,
@@ -331,6 +403,13 @@ impl Condition {
     ///
     /// Python requires the lock to be held here; shoal does not, but a notify without the
     /// lock can slip between a waiter's check of the state and its sleep.
+    ///
+    /// # Examples
+    /// ```
+    /// let cond = shoal::Condition::new()?;
+    /// cond.notify(1); // nobody waits: nothing happens
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn notify(&self, n: u32) {
         let state = self.state();
         state.seq.fetch_add(1, Ordering::SeqCst);
@@ -340,6 +419,13 @@ impl Condition {
     }
 
     /// Wakes every waiter.
+    ///
+    /// # Examples
+    /// ```
+    /// let cond = shoal::Condition::new()?;
+    /// cond.notify_all();
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn notify_all(&self) {
         self.notify(u32::MAX);
     }

@@ -75,6 +75,15 @@ impl Drop for LockGuard<'_> {
 
 impl LockGuard<'_> {
     /// Releases the lock now (Python's `release()`); the same as dropping the guard.
+    ///
+    /// # Examples
+    /// ```
+    /// let lock = shoal::Lock::new()?;
+    /// let g = lock.acquire().unwrap();
+    /// g.release();
+    /// assert!(!lock.is_locked());
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn release(self) {
         drop(self);
     }
@@ -104,6 +113,14 @@ impl Lock {
     ///
     /// # Errors
     /// When the segment cannot be created ([`SyncError::Shm`]).
+    ///
+    /// # Examples
+    /// ```
+    /// let lock = shoal::Lock::new()?;
+    /// let other_handle = lock.clone(); // the same lock
+    /// # drop(other_handle);
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn new() -> Result<Lock, SyncError> {
         Ok(Lock {
             raw: RawLock::new(TAG_LOCK, "create a lock")?,
@@ -205,6 +222,16 @@ impl Lock {
     }
 
     /// Whether some live thread holds the lock (a snapshot: it may change at once).
+    ///
+    /// # Examples
+    /// ```
+    /// let lock = shoal::Lock::new()?;
+    /// let g = lock.acquire().unwrap();
+    /// assert!(lock.is_locked());
+    /// drop(g);
+    /// assert!(!lock.is_locked());
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn is_locked(&self) -> bool {
         self.raw.is_locked()
     }

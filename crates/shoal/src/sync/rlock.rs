@@ -111,6 +111,14 @@ impl RLock {
     /// # Errors
     /// [`crate::sync::OwnerDied`] (holding the guard) when the previous holder died
     /// holding the lock.
+    ///
+    /// # Examples
+    /// ```
+    /// let lock = shoal::RLock::new()?;
+    /// let guard = lock.acquire().unwrap_or_else(|died| died.into_inner());
+    /// guard.release();
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn acquire(&self) -> LockResult<RLockGuard<'_>> {
         match self.lock_raw(true, Deadline::NEVER) {
             Ok(acquired) => wrap(acquired, self.guard()),
@@ -123,6 +131,15 @@ impl RLock {
     /// # Errors
     /// [`TryLockError::WouldBlock`] when another thread holds it;
     /// [`TryLockError::OwnerDied`] (with the guard) when its previous holder died.
+    ///
+    /// # Examples
+    /// ```
+    /// let lock = shoal::RLock::new()?;
+    /// let _a = lock.try_acquire().unwrap();
+    /// let _b = lock.try_acquire().unwrap(); // the holder may always re-enter
+    /// assert_eq!(lock.depth(), 2);
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn try_acquire(&self) -> Result<RLockGuard<'_>, TryLockError<RLockGuard<'_>>> {
         wrap_try(self.lock_raw(false, Deadline::NEVER), || self.guard())
     }
@@ -132,6 +149,14 @@ impl RLock {
     /// # Errors
     /// [`TryLockError::Timeout`] when the time passed; [`TryLockError::OwnerDied`] (with
     /// the guard) when its previous holder died.
+    ///
+    /// # Examples
+    /// ```
+    /// let lock = shoal::RLock::new()?;
+    /// let g = lock.acquire_timeout(std::time::Duration::from_millis(10)).unwrap();
+    /// # drop(g);
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn acquire_timeout(
         &self,
         timeout: Duration,
@@ -198,6 +223,15 @@ impl RLock {
     }
 
     /// How many levels the calling thread holds (0 when it does not hold the lock).
+    ///
+    /// # Examples
+    /// ```
+    /// let lock = shoal::RLock::new()?;
+    /// assert_eq!(lock.depth(), 0);
+    /// let _g = lock.acquire().unwrap();
+    /// assert_eq!(lock.depth(), 1);
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn depth(&self) -> u32 {
         if self.raw.held_by(&sys::current_thread()) {
             self.raw.count().load(Ordering::Relaxed)
@@ -207,6 +241,13 @@ impl RLock {
     }
 
     /// Whether some live thread holds the lock (a snapshot).
+    ///
+    /// # Examples
+    /// ```
+    /// let lock = shoal::RLock::new()?;
+    /// assert!(!lock.is_locked());
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn is_locked(&self) -> bool {
         self.raw.is_locked()
     }
