@@ -1,6 +1,7 @@
 //! Uncontended acquire + release: shoal's robust `Lock` against `std::sync::Mutex`.
 //!
 //! The figure to read is the ratio between the two, measured in the same run.
+#![allow(missing_docs)] // criterion_group!/criterion_main! generate undocumented items
 
 use std::hint::black_box;
 
