@@ -103,21 +103,23 @@ fn a_sleeping_waiter_learns_of_the_death() {
     watchdog(|| {
         let lock = Lock::new().unwrap();
         let (l2, l3) = (lock.clone(), lock.clone());
-        let (tx, rx) = mpsc::channel();
+        let (locked_tx, locked_rx) = mpsc::channel();
+        let (exit_tx, exit_rx) = mpsc::channel::<()>();
         let holder = thread::spawn(move || {
             std::mem::forget(l2.acquire().unwrap());
-            rx.recv().unwrap(); // exit only when the waiter sleeps
+            locked_tx.send(()).unwrap();
+            exit_rx.recv().unwrap(); // exit only when the waiter sleeps
         });
-        let waiter = thread::spawn(move || {
-            matches!(
-                l3.acquire_timeout(Duration::from_secs(20)),
-                Err(TryLockError::OwnerDied(_))
-            )
+        locked_rx.recv().unwrap();
+        let waiter = thread::spawn(move || match l3.acquire_timeout(Duration::from_secs(20)) {
+            Err(TryLockError::OwnerDied(_)) => Ok(()),
+            Ok(_) => Err("acquired cleanly".to_owned()),
+            Err(e) => Err(e.to_string()),
         });
         thread::sleep(Duration::from_millis(50));
-        tx.send(()).unwrap();
+        exit_tx.send(()).unwrap();
         holder.join().unwrap();
-        assert!(waiter.join().unwrap());
+        waiter.join().unwrap().unwrap();
     });
 }
 
@@ -220,20 +222,21 @@ fn condition_waiter_learns_that_a_holder_died() {
     watchdog(|| {
         let cond = Condition::with_lock(Lock::new().unwrap()).unwrap();
         let c2 = cond.clone();
-        let g = cond.acquire().unwrap();
+        let (tx, rx) = mpsc::channel();
         let waiter = thread::spawn(move || {
             let g = c2.acquire().unwrap();
+            tx.send(()).unwrap();
             let died = c2.wait_timeout(g, Duration::from_secs(20)).unwrap_err();
             drop(died.into_inner());
         });
-        // Let the waiter sleep, then die holding the lock after notifying it.
-        drop(g);
-        thread::sleep(Duration::from_millis(50));
+        rx.recv().unwrap();
+        // The lock comes free only once the waiter sleeps in `wait_timeout`.
+        drop(cond.acquire().unwrap());
         let c3 = cond.clone();
         thread::spawn(move || {
             let g = c3.acquire().unwrap();
             c3.notify_all();
-            std::mem::forget(g);
+            std::mem::forget(g); // die holding the lock
         })
         .join()
         .unwrap();

@@ -354,6 +354,38 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn sigkill_wakes_a_sleeping_waiter() {
+        watchdog(|| {
+            let lock = Lock::new().unwrap();
+            let l2 = lock.clone();
+            let child = fork_then_park(move || std::mem::forget(l2.acquire())).unwrap();
+            let start = Instant::now();
+            while !lock.is_locked() {
+                assert!(start.elapsed() < Duration::from_secs(20));
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let l3 = lock.clone();
+            let waiter = std::thread::spawn(move || {
+                let died = matches!(
+                    l3.acquire_timeout(Duration::from_secs(20)),
+                    Err(TryLockError::OwnerDied(_))
+                );
+                (died, Instant::now())
+            });
+            // Let the waiter go to sleep on the futex first.
+            std::thread::sleep(Duration::from_millis(50));
+            let killed_at = Instant::now();
+            kill_and_reap(child);
+            let (died, woke_at) = waiter.join().unwrap();
+            assert!(died);
+            eprintln!(
+                "death reported {:?} after the kill",
+                woke_at.saturating_duration_since(killed_at)
+            );
+        });
+    }
+
+    #[test]
     fn try_and_timeout_forms() {
         watchdog(|| {
             let lock = Lock::new().unwrap();
