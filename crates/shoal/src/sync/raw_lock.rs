@@ -531,6 +531,32 @@ mod tests {
     }
 
     #[test]
+    fn a_thread_without_a_c_library_list_gets_our_own() {
+        let l = RawLock::new(TAG_LOCK, "create a lock").unwrap();
+        let l2 = l.clone();
+        let tid = std::thread::spawn(move || {
+            crate::sys::test_fork::unregister_robust_list();
+            // The thread's cache is still empty, so this discovers and registers a head.
+            assert!(sys::current_thread().robust.is_some());
+            l2.lock(true, Deadline::NEVER).unwrap();
+            sys::current_tid()
+        })
+        .join()
+        .unwrap();
+        let got = l
+            .lock(true, Deadline::after(Duration::from_secs(30)))
+            .unwrap();
+        assert_eq!(
+            got,
+            Acquired::OwnerDied {
+                tid,
+                pid: std::process::id()
+            }
+        );
+        l.unlock().unwrap();
+    }
+
+    #[test]
     fn timeout_is_reported_after_the_deadline() {
         let l = RawLock::new(TAG_LOCK, "create a lock").unwrap();
         l.lock(true, Deadline::NEVER).unwrap();

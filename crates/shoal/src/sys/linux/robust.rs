@@ -284,6 +284,21 @@ pub(crate) mod test_fork {
         }
     }
 
+    /// Unregisters the calling thread's robust list, as on a C library that registers
+    /// none. Only for a test thread that then uses nothing but shoal locks until it exits.
+    pub(crate) fn unregister_robust_list() {
+        // SAFETY: a null head with the right length is accepted by the kernel and makes
+        // it walk nothing at this thread's exit.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_set_robust_list,
+                std::ptr::null::<u8>(),
+                std::mem::size_of::<super::RobustListHead>(),
+            )
+        };
+        assert_eq!(ret, 0);
+    }
+
     /// Sends SIGKILL to `pid` and reaps it.
     pub(crate) fn kill_and_reap(pid: u32) {
         // SAFETY: kill and waitpid on our own child take no memory except `status`.
