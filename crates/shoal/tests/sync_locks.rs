@@ -270,3 +270,13 @@ fn arrays_and_values() {
         assert!(v.get_lock().is_some());
     });
 }
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<Lock>();
+    assert_send_sync::<RLock>();
+    assert_send_sync::<Condition>();
+    assert_send_sync::<Value<u64>>();
+    assert_send_sync::<Array<[u8; 3]>>();
+}

@@ -248,7 +248,17 @@ impl RawLock {
     /// false.
     #[inline]
     pub(crate) fn lock(&self, wait: bool, deadline: Deadline) -> Result<Acquired, Busy> {
-        let me = sys::current_thread();
+        self.lock_as(&sys::current_thread(), wait, deadline)
+    }
+
+    /// [`RawLock::lock`] for a caller that looked up its thread already.
+    #[inline]
+    pub(crate) fn lock_as(
+        &self,
+        me: &ThreadCtx,
+        wait: bool,
+        deadline: Deadline,
+    ) -> Result<Acquired, Busy> {
         let state = self.state();
         if let Some(head) = me.robust {
             // SAFETY: `head` is this thread's (from its cache); the link is 24 bytes after
@@ -261,7 +271,7 @@ impl RawLock {
                 .compare_exchange(0, me.tid, Ordering::Acquire, Ordering::Relaxed)
             {
                 Ok(_) => Ok(Acquired::Clean),
-                Err(_) => self.lock_slow(&me, wait, deadline),
+                Err(_) => self.lock_slow(me, wait, deadline),
             };
         let flag = if result.is_ok() {
             if let Some(head) = me.robust {
@@ -400,7 +410,13 @@ impl RawLock {
     pub(crate) fn unlock(&self) -> Result<(), Option<u32>> {
         // The thread is looked up again (not remembered by the guard) so that the child of
         // a fork, whose thread id differs, cannot release its parent's lock.
-        let me = sys::current_thread();
+        self.unlock_as(&sys::current_thread())
+    }
+
+    /// [`RawLock::unlock`] for a caller that looked up its thread already (in this
+    /// process, after any fork).
+    #[inline]
+    pub(crate) fn unlock_as(&self, me: &ThreadCtx) -> Result<(), Option<u32>> {
         let state = self.state();
         let w = state.word.load(Ordering::Relaxed);
         if w & FUTEX_TID_MASK != me.tid {

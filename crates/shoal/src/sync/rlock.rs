@@ -100,7 +100,7 @@ impl RLock {
             self.raw.count().fetch_add(1, Ordering::Relaxed);
             return Ok(Acquired::Clean);
         }
-        let acquired = self.raw.lock(wait, deadline)?;
+        let acquired = self.raw.lock_as(&me, wait, deadline)?;
         // Whatever a dead holder left, the new holder starts at depth one.
         self.raw.count().store(1, Ordering::Relaxed);
         Ok(acquired)
@@ -194,7 +194,7 @@ impl RLock {
             return Ok(());
         }
         count.store(0, Ordering::Relaxed);
-        self.raw.unlock().map_err(|holder| NotHeld {
+        self.raw.unlock_as(&me).map_err(|holder| NotHeld {
             what: "re-entrant lock",
             holder,
         })
@@ -208,7 +208,7 @@ impl RLock {
             return None;
         }
         let depth = self.raw.count().swap(0, Ordering::Relaxed);
-        self.raw.unlock().ok()?;
+        self.raw.unlock_as(&me).ok()?;
         Some(depth)
     }
 
