@@ -27,4 +27,5 @@ pub mod shm;
 pub mod sync;
 mod sys;
 
-pub use shm::SharedMemory;
+pub use shm::{Array, SharedMemory, Value};
+pub use sync::{Condition, Lock, RLock};
