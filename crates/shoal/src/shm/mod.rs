@@ -17,7 +17,7 @@ mod value;
 
 pub use array::{Array, ArrayGuard};
 pub use error::ShmError;
-pub use registry::{collect_dead, list_named, NamedSegment};
+pub use registry::{collect_dead, inspect_named, list_named, NamedSegment};
 pub(crate) use segment::Segment;
 pub use segment::{SegmentInfo, SegmentKind};
 pub use shared_memory::SharedMemory;
