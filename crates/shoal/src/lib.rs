@@ -27,4 +27,8 @@ pub mod shm;
 pub mod sync;
 mod sys;
 
+pub use process::{active_children, current_process, parent_process, Process};
 pub use shm::SharedMemory;
+
+#[doc(hidden)]
+pub use process::__private;
