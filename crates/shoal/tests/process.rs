@@ -285,3 +285,69 @@ fn daemon_dies_with_its_killed_parent() {
         }
     });
 }
+
+fn sum_segments(segments: Vec<SharedMemory>) -> i32 {
+    let mut sum = 0;
+    for (i, shm) in segments.iter().enumerate() {
+        let mut b = [0u8];
+        shm.read(0, &mut b).unwrap();
+        sum += i32::from(b[0]);
+        shm.write(1, &[i as u8 + 100]).unwrap();
+    }
+    sum
+}
+shoal::entry!(sum_segments);
+
+#[test]
+fn several_objects_travel_together() {
+    watchdog(|| {
+        for method in METHODS {
+            let segments: Vec<SharedMemory> = (0..10u8)
+                .map(|i| {
+                    let shm = SharedMemory::new(8).unwrap();
+                    shm.write(0, &[i]).unwrap();
+                    shm
+                })
+                .collect();
+            let child = Process::new(sum_segments, segments.clone())
+                .start_method(method)
+                .start()
+                .unwrap();
+            assert_eq!(child.join().unwrap(), 45, "{method:?}");
+            for (i, shm) in segments.iter().enumerate() {
+                let mut b = [0u8];
+                shm.read(1, &mut b).unwrap();
+                assert_eq!(b[0], i as u8 + 100, "{method:?}");
+            }
+        }
+    });
+}
+
+fn tiny_sleep(ms: u64) {
+    thread::sleep(Duration::from_millis(ms));
+}
+shoal::entry!(tiny_sleep);
+
+#[test]
+fn many_threads_start_children_at_once() {
+    watchdog(|| {
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                thread::spawn(move || {
+                    for i in 0..5u64 {
+                        let method =
+                            [StartMethod::ForkServer, StartMethod::Spawn][(t + i as usize) % 2];
+                        let child = Process::new(tiny_sleep, i)
+                            .start_method(method)
+                            .start()
+                            .unwrap();
+                        assert_eq!(child.join().unwrap(), 0);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+    });
+}

@@ -51,7 +51,10 @@ fn body() {
         .unwrap();
     let servers = own_children();
     assert_eq!(servers.len(), 1, "{servers:?}");
-    assert!(!servers.contains(&child.pid()), "the forkserver forks the children");
+    assert!(
+        !servers.contains(&child.pid()),
+        "the forkserver forks the children"
+    );
     let status = Command::new("kill")
         .args(["-KILL", &servers[0].to_string()])
         .status()

@@ -47,6 +47,7 @@ pub(crate) fn before_main() {
     let Some(value) = sys::take_env(ENV) else {
         return;
     };
+    sys::ignore_sigpipe();
     let code = match spawned(value) {
         Ok(code) => code,
         Err(msg) => {

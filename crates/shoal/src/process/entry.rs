@@ -70,6 +70,23 @@ macro_rules! entry {
 ///
 /// `()` is 0; an `i32` is the exit code itself; `Ok(())` is 0 and `Err(e)` prints `e`
 /// on standard error and gives 1.
+///
+/// # Examples
+/// ```
+/// use shoal::Process;
+///
+/// fn check(n: i64) -> Result<(), String> {
+///     if n < 0 {
+///         return Err(format!("{n} is negative"));
+///     }
+///     Ok(())
+/// }
+/// shoal::entry!(check);
+///
+/// assert_eq!(Process::new(check, 5).start()?.join()?, 0);
+/// assert_eq!(Process::new(check, -5).start()?.join()?, 1);
+/// # Ok::<(), shoal::process::ProcessError>(())
+/// ```
 pub trait EntryReturn {
     /// The exit code of the child process.
     fn exit_code(self) -> i32;

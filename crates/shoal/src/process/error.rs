@@ -6,6 +6,17 @@ use std::io;
 use crate::codec::CodecError;
 
 /// Starting, waiting for or signalling a process failed.
+///
+/// # Examples
+/// ```
+/// use shoal::process::{Process, ProcessError};
+///
+/// fn never_registered(_: ()) {}
+///
+/// let err = Process::new(never_registered, ()).start().unwrap_err();
+/// assert!(matches!(err, ProcessError::NotRegistered { .. }));
+/// assert!(err.to_string().contains("add `shoal::entry!(never_registered);`"));
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ProcessError {

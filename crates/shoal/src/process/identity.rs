@@ -3,6 +3,24 @@
 use std::sync::RwLock;
 
 /// The name and pid of a process, as seen from inside it.
+///
+/// # Examples
+/// ```
+/// use shoal::{Process, SharedMemory};
+///
+/// fn who_am_i(shm: SharedMemory) {
+///     let me = shoal::current_process();
+///     shm.write(0, me.name().as_bytes()).unwrap();
+/// }
+/// shoal::entry!(who_am_i);
+///
+/// let shm = SharedMemory::new(16)?;
+/// Process::new(who_am_i, shm.clone()).name("bob").start()?.join()?;
+/// let mut name = [0u8; 3];
+/// shm.read(0, &mut name)?;
+/// assert_eq!(&name, b"bob");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessInfo {
     name: String,

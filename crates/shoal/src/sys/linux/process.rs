@@ -236,6 +236,14 @@ pub(crate) fn take_env(name: &str) -> Option<OsString> {
     Some(value)
 }
 
+/// Ignores `SIGPIPE`, as Rust's runtime does before `main`: a child that takes over
+/// before `main` would otherwise die of a write to a closed pipe instead of getting
+/// `EPIPE` like any Rust program.
+pub(crate) fn ignore_sigpipe() {
+    // SAFETY: installing SIG_IGN involves no handler code and no memory.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
 /// Registers `f` to run when the process calls `exit` (or returns from `main`).
 pub(crate) fn at_exit(f: extern "C" fn()) -> io::Result<()> {
     // SAFETY: `f` is a plain function valid for the whole life of the program.
