@@ -4,7 +4,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 
 use crate::process::bootstrap::{self, Bootstrap};
-use crate::process::start::{Exit, Launched};
+use crate::process::start::{forkserver, Exit, Launched};
 use crate::sys;
 
 /// Forks; the child runs `boot` with `fds` and exits.
@@ -12,6 +12,7 @@ pub(crate) fn start(boot: Bootstrap, fds: Vec<OwnedFd>) -> io::Result<Launched> 
     let parent = std::process::id();
     let daemon = boot.daemon;
     let pid = sys::fork_run(move || {
+        forkserver::forget_inherited();
         if daemon && (sys::set_parent_death_kill().is_err() || sys::parent_pid() != parent) {
             return 1;
         }

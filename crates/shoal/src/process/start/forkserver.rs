@@ -37,6 +37,15 @@ struct Client {
 
 static CLIENT: Mutex<Option<Client>> = Mutex::new(None);
 
+/// Closes, in a forked child, its copy of the parent's connection: the forkserver sees
+/// end of file (and exits) only when every copy is closed. Skipped when another thread
+/// held the lock at the moment of the fork (then the copy lives as long as the child).
+pub(crate) fn forget_inherited() {
+    if let Ok(mut guard) = CLIENT.try_lock() {
+        *guard = None;
+    }
+}
+
 fn start_server() -> io::Result<Client> {
     let (ours, theirs) = UnixStream::pair()?;
     let boot = Bootstrap {

@@ -23,6 +23,9 @@ pub enum StartMethod {
     /// Asks a helper process to fork a child. The helper is spawned on first use, stays
     /// single-threaded and clean, and exits with this process; children start as fast as
     /// a `fork` and are as safe as a spawn, whatever threads the parent runs.
+    ///
+    /// As in Python, children see the environment variables and working directory the
+    /// forkserver started with (at the first `ForkServer` start), not later changes.
     #[default]
     ForkServer,
     /// `fork()`s the calling process; the child runs the entry on a copy of the caller's
