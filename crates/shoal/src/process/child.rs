@@ -212,11 +212,10 @@ impl Process {
     }
 
     fn signal(&self, signal: i32) -> Result<(), ProcessError> {
-        match sys::pidfd_send_signal(self.inner.pidfd.as_fd(), signal) {
-            // Already ended: nothing to do, as in Python.
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
-            other => other.map_err(|e| self.supervise_err(e)),
-        }
+        // Already ended (`Ok(false)`): nothing to do, as in Python.
+        sys::pidfd_signal(self.inner.pidfd.as_fd(), signal)
+            .map(drop)
+            .map_err(|e| self.supervise_err(e))
     }
 
     /// Asks the child to stop (`SIGTERM`); its exit code becomes -15 unless it handles
@@ -226,7 +225,7 @@ impl Process {
     /// # Errors
     /// [`ProcessError::Supervise`] when the system refuses the signal.
     pub fn terminate(&self) -> Result<(), ProcessError> {
-        self.signal(libc::SIGTERM)
+        self.signal(sys::SIGTERM)
     }
 
     /// Kills the child (`SIGKILL`); its exit code becomes -9.
@@ -234,6 +233,6 @@ impl Process {
     /// # Errors
     /// [`ProcessError::Supervise`] when the system refuses the signal.
     pub fn kill(&self) -> Result<(), ProcessError> {
-        self.signal(libc::SIGKILL)
+        self.signal(sys::SIGKILL)
     }
 }

@@ -245,7 +245,7 @@ fn serve_one(sock: &mut Option<UnixStream>, kids: &mut Vec<Kid>, me: u32) -> io:
             });
         }
         Err(e) => {
-            let errno = e.raw_os_error().unwrap_or(libc::EIO);
+            let errno = e.raw_os_error().unwrap_or(sys::EIO);
             sys::send_with_fds(server.as_fd(), &reply(0, errno), &[])?;
         }
     }

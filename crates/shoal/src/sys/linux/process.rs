@@ -28,11 +28,24 @@ pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-/// Sends `signal` to the process behind `pidfd`.
-///
-/// `ESRCH` (the process has ended) is reported as an error; callers that do not care
-/// ignore it.
-pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
+/// `SIGTERM`: asks a process to stop.
+pub(crate) const SIGTERM: i32 = libc::SIGTERM;
+/// `SIGKILL`: kills a process.
+pub(crate) const SIGKILL: i32 = libc::SIGKILL;
+/// The errno of a failure that has no errno of its own.
+pub(crate) const EIO: i32 = libc::EIO;
+
+/// Sends `signal` to the process behind `pidfd`: `Ok(false)` when the process has
+/// already ended (and cannot be signalled any more).
+pub(crate) fn pidfd_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<bool> {
+    match pidfd_send_signal(pidfd, signal) {
+        Ok(()) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
     // SAFETY: a null siginfo pointer asks the kernel to fill in the default (as kill());
     // the other arguments are plain integers.
     retry(|| unsafe {
@@ -287,9 +300,10 @@ mod tests {
             poll_readable(&[fd.as_fd()], Some(Duration::from_millis(20))).unwrap(),
             vec![false]
         );
-        pidfd_send_signal(fd.as_fd(), libc::SIGKILL).unwrap();
+        assert!(pidfd_signal(fd.as_fd(), SIGKILL).unwrap());
         assert_eq!(poll_readable(&[fd.as_fd()], None).unwrap(), vec![true]);
         assert_eq!(pidfd_wait(fd.as_fd(), true).unwrap(), Some(-9));
+        assert!(!pidfd_signal(fd.as_fd(), SIGKILL).unwrap());
     }
 
     #[test]
