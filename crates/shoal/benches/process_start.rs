@@ -3,6 +3,7 @@
 //! - `process_start_join`: `start` → the child's (empty) entry → `join`;
 //! - `process_start_to_entry`: `start` → the first instruction of the entry, which
 //!   writes the wall clock into shared memory (the only clock both processes read).
+#![allow(missing_docs)] // criterion_group!/criterion_main! generate undocumented items
 
 use std::hint::black_box;
 use std::process::Command;

@@ -28,7 +28,8 @@ pub mod sync;
 mod sys;
 
 pub use process::{active_children, current_process, parent_process, Process};
-pub use shm::SharedMemory;
+pub use shm::{Array, SharedMemory, Value};
+pub use sync::{Condition, Lock, RLock};
 
 #[doc(hidden)]
 pub use process::__private;
