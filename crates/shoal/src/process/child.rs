@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::process::start::{Exit, Launched, StartMethod};
+use crate::process::start::{forkserver, Exit, Launched, StartMethod};
 use crate::process::{ProcessBuilder, ProcessError};
 use crate::sys;
 
@@ -143,7 +143,7 @@ impl Process {
         // Wait without the lock, so that `is_alive` from another thread never blocks.
         let watched = match &self.inner.exit {
             Exit::Reap => self.inner.pidfd.as_fd(),
-            Exit::Relayed(status) => status.as_fd(),
+            Exit::Relayed { status, .. } => status.as_fd(),
         };
         let ready = sys::poll_readable(&[watched], timeout).map_err(|e| self.supervise_err(e))?;
         if !ready[0] {
@@ -157,13 +157,15 @@ impl Process {
                 Exit::Reap => sys::pidfd_wait(self.inner.pidfd.as_fd(), true)
                     .map_err(|e| self.supervise_err(e))?
                     .ok_or_else(|| self.supervise_err(io::ErrorKind::WouldBlock.into()))?,
-                Exit::Relayed(status) => {
+                Exit::Relayed { status, server } => {
                     let mut status: &std::os::unix::net::UnixStream = status;
                     let mut buf = [0u8; 4];
                     match status.read_exact(&mut buf) {
                         Ok(()) => i32::from_le_bytes(buf),
                         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                            return Err(ProcessError::ForkServerDied)
+                            drop(code);
+                            forkserver::note_death(*server);
+                            return Err(ProcessError::ForkServerDied);
                         }
                         Err(e) => return Err(self.supervise_err(e)),
                     }

@@ -33,6 +33,8 @@ struct Client {
     owner: u32,
     sock: UnixStream,
     server: Launched,
+    /// A status socket of this server reached end of file: it is exiting.
+    dying: bool,
 }
 
 static CLIENT: Mutex<Option<Client>> = Mutex::new(None);
@@ -63,12 +65,41 @@ fn start_server() -> io::Result<Client> {
         owner: std::process::id(),
         sock: ours,
         server,
+        dying: false,
     })
 }
 
+/// Whether the server is gone: its pidfd is readable (it ended) or our socket is
+/// (it never speaks unasked, so readable means end of file: it is exiting and has
+/// closed its descriptors, maybe before its pidfd says so).
 fn server_dead(client: &Client) -> bool {
-    let ready = sys::poll_readable(&[client.server.pidfd.as_fd()], Some(Duration::ZERO));
-    !matches!(ready.as_deref(), Ok([false]))
+    if client.dying {
+        return true;
+    }
+    let ready = sys::poll_readable(
+        &[client.server.pidfd.as_fd(), client.sock.as_fd()],
+        Some(Duration::ZERO),
+    );
+    !matches!(ready.as_deref(), Ok([false, false]))
+}
+
+/// Records that the server `pid` closed a status socket without writing the code: it is
+/// exiting, even if its pidfd and our socket do not show it yet (it closes its
+/// descriptors one by one), so the next start must not send it a request.
+pub(crate) fn note_death(pid: u32) {
+    let mut guard = CLIENT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(client) = guard.as_mut() {
+        if client.server.pid == pid && client.owner == std::process::id() {
+            client.dying = true;
+        }
+    }
+}
+
+/// Reaps a server that is gone or going (bounded: it may still be tearing down).
+fn bury(client: Client) {
+    let pidfd = client.server.pidfd.as_fd();
+    let _ = sys::poll_readable(&[pidfd], Some(Duration::from_secs(1)));
+    let _ = sys::pidfd_wait(pidfd, false);
 }
 
 /// Asks the forkserver (starting it if needed) to start a child running `boot`.
@@ -78,46 +109,57 @@ pub(crate) fn start(boot: Bootstrap, fds: Vec<OwnedFd>) -> Result<Launched, Proc
         name: name.clone(),
         source,
     };
+    let bytes = codec::encode(&boot).map_err(|e| start_err(io::Error::other(e)))?;
     let mut guard = CLIENT.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(client) = guard.as_ref() {
-        if client.owner != std::process::id() {
-            // A forked copy of our parent's connection: closing our copies of the
-            // descriptors leaves the parent's intact.
-            *guard = None;
-        } else if server_dead(client) {
-            // Nothing was asked of it yet: reap it and start another one.
-            let _ = sys::pidfd_wait(client.server.pidfd.as_fd(), false);
-            *guard = None;
+    // A request that could not be sent whole never reached a fork: it is safe to send
+    // it again to a new server, once.
+    for attempt in 0..2 {
+        if let Some(client) = guard.take() {
+            if client.owner != std::process::id() {
+                // A forked copy of our parent's connection: closing our copies of the
+                // descriptors leaves the parent's intact.
+                drop(client);
+            } else if server_dead(&client) {
+                bury(client);
+            } else {
+                *guard = Some(client);
+            }
         }
-    }
-    if guard.is_none() {
-        *guard = Some(start_server().map_err(start_err)?);
-    }
-    let client = guard.as_mut().expect("started above");
-    match request(client, &boot, &fds) {
-        Ok(Ok(launched)) => Ok(launched),
-        Ok(Err(errno)) => Err(start_err(io::Error::from_raw_os_error(errno))),
-        Err(_) => {
-            // The server is gone mid-request: forget it (the next start spawns a new one).
-            let _ = sys::pidfd_wait(client.server.pidfd.as_fd(), false);
-            *guard = None;
-            Err(ProcessError::ForkServerDied)
+        if guard.is_none() {
+            *guard = Some(start_server().map_err(start_err)?);
         }
+        let client = guard.as_mut().expect("started above");
+        if send_request(client, &bytes, &fds).is_err() {
+            bury(guard.take().expect("present"));
+            if attempt == 0 {
+                continue;
+            }
+            return Err(ProcessError::ForkServerDied);
+        }
+        return match recv_reply(client) {
+            Ok(Ok(launched)) => Ok(launched),
+            Ok(Err(errno)) => Err(start_err(io::Error::from_raw_os_error(errno))),
+            Err(_) => {
+                // Gone after it read the request: whether the child was forked is
+                // unknown, so this start fails; the next one gets a new server.
+                bury(guard.take().expect("present"));
+                Err(ProcessError::ForkServerDied)
+            }
+        };
     }
+    unreachable!("the second attempt returns")
 }
 
-/// One request/reply exchange. The outer error means the connection broke.
-fn request(
-    client: &mut Client,
-    boot: &Bootstrap,
-    fds: &[OwnedFd],
-) -> io::Result<Result<Launched, i32>> {
-    let bytes = codec::encode(boot).map_err(io::Error::other)?;
+fn send_request(client: &mut Client, bytes: &[u8], fds: &[OwnedFd]) -> io::Result<()> {
     let len = u32::try_from(bytes.len()).map_err(io::Error::other)?;
     let fds: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
     sys::send_with_fds(client.sock.as_fd(), &len.to_le_bytes(), &fds)?;
-    client.sock.write_all(&bytes)?;
+    client.sock.write_all(bytes)
+}
 
+/// The server's reply: the child, or the errno of a failed fork. The outer error means
+/// the connection broke.
+fn recv_reply(client: &mut Client) -> io::Result<Result<Launched, i32>> {
     let mut reply = [0u8; 8];
     let (n, got) = sys::recv_with_fds(client.sock.as_fd(), &mut reply)?;
     if n == 0 {
@@ -138,7 +180,10 @@ fn request(
     Ok(Ok(Launched {
         pid,
         pidfd,
-        exit: Exit::Relayed(UnixStream::from(status)),
+        exit: Exit::Relayed {
+            status: UnixStream::from(status),
+            server: client.server.pid,
+        },
     }))
 }
 

@@ -41,8 +41,8 @@ pub(crate) enum Exit {
     /// The child is ours: `waitid` on its pidfd.
     Reap,
     /// The forkserver reaps it and writes the exit code (an `i32`, little-endian) on
-    /// this socket; end of file without a code means the forkserver died.
-    Relayed(UnixStream),
+    /// `status`; end of file without a code means the forkserver (pid `server`) died.
+    Relayed { status: UnixStream, server: u32 },
 }
 
 /// A child that was started.
