@@ -351,3 +351,28 @@ fn many_threads_start_children_at_once() {
         }
     });
 }
+
+/// Exit codes are 8 bits: the count in tens.
+fn count_segments(segments: Vec<SharedMemory>) -> i32 {
+    segments.len() as i32 / 10
+}
+shoal::entry!(count_segments);
+
+#[test]
+fn too_many_objects_for_the_forkserver_is_a_clear_error() {
+    watchdog(|| {
+        let segments: Vec<SharedMemory> = (0..300).map(|_| SharedMemory::new(1).unwrap()).collect();
+        let err = Process::new(count_segments, segments.clone())
+            .start_method(StartMethod::ForkServer)
+            .start()
+            .unwrap_err();
+        assert!(matches!(err, ProcessError::Start { .. }), "{err}");
+        assert!(err.to_string().contains("at most 253 objects"), "{err}");
+        // Spawn has no such limit.
+        let child = Process::new(count_segments, segments)
+            .start_method(StartMethod::Spawn)
+            .start()
+            .unwrap();
+        assert_eq!(child.join().unwrap(), 30);
+    });
+}

@@ -110,6 +110,20 @@ pub(crate) fn start(boot: Bootstrap, fds: Vec<OwnedFd>) -> Result<Launched, Proc
         source,
     };
     let bytes = codec::encode(&boot).map_err(|e| start_err(io::Error::other(e)))?;
+    // Refuse what one request cannot carry here, so that a failed send below can only
+    // mean a broken connection.
+    if fds.len() > sys::MAX_FDS_PER_MESSAGE || u32::try_from(bytes.len()).is_err() {
+        return Err(start_err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} shoal objects and {} bytes of arguments; the forkserver takes at most {} \
+                 objects and 4 GiB (use StartMethod::Spawn)",
+                fds.len(),
+                bytes.len(),
+                sys::MAX_FDS_PER_MESSAGE
+            ),
+        )));
+    }
     let mut guard = CLIENT.lock().unwrap_or_else(|e| e.into_inner());
     // A request that could not be sent whole never reached a fork: it is safe to send
     // it again to a new server, once.
