@@ -68,8 +68,9 @@ macro_rules! entry {
 
 /// What an entry function may return, and how it becomes the process exit code.
 ///
-/// `()` is 0; an `i32` is the exit code itself; `Ok(())` is 0 and `Err(e)` prints `e`
-/// on standard error and gives 1.
+/// `()` is 0; an `i32` is the exit code itself (of which, as for every process, the
+/// parent sees the low 8 bits); `Ok(())` is 0 and `Err(e)` prints `e` on standard error
+/// and gives 1. A panic gives 1 too, after the panic hook has printed the message.
 ///
 /// # Examples
 /// ```
