@@ -27,5 +27,9 @@ pub mod shm;
 pub mod sync;
 mod sys;
 
-pub use shm::SharedMemory;
-pub use sync::{Barrier, BoundedSemaphore, Event, Semaphore};
+pub use process::{active_children, current_process, parent_process, Process};
+pub use shm::{Array, SharedMemory, Value};
+pub use sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
+
+#[doc(hidden)]
+pub use process::__private;

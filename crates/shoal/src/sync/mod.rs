@@ -2,13 +2,24 @@
 
 mod barrier;
 mod bounded_semaphore;
+mod condition;
+mod error;
 mod event;
+mod lock;
+mod raw_lock;
+mod rlock;
 mod semaphore;
 mod signal_error;
 mod signal_segment;
 
 pub use barrier::{Barrier, BarrierWaitResult};
 pub use bounded_semaphore::BoundedSemaphore;
+pub use condition::{Condition, ConditionGuard};
+pub use error::{LockResult, NoLock, NotHeld, OwnerDied, SyncError, TryLockError};
 pub use event::Event;
+#[cfg(test)]
+pub(crate) use lock::tests::watchdog;
+pub use lock::{Lock, LockGuard};
+pub use rlock::{RLock, RLockGuard};
 pub use semaphore::{Semaphore, SemaphoreGuard};
 pub use signal_error::{BarrierError, PrimitiveError, ReleaseError};
