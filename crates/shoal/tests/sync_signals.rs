@@ -1,13 +1,13 @@
-//! Semaphore, BoundedSemaphore, Event and Barrier under contention, with threads.
-//!
-//! Every handle is cloned per thread exactly as it would travel to a child process, so
-//! the cross-process versions only change how the clone is made.
+//! Semaphore, BoundedSemaphore, Event and Barrier under contention: with threads, and
+//! with child processes that receive them as `Process` arguments.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use shoal::process::StartMethod;
 use shoal::sync::{Barrier, BarrierError, BoundedSemaphore, Event, ReleaseError, Semaphore};
+use shoal::{Process, SharedMemory};
 
 /// Runs `body` on a thread and fails if it does not finish within 30 s, so that a
 /// hang fails the test instead of hanging CI.
@@ -409,5 +409,198 @@ fn abort_in_the_middle_of_many_rounds_stops_everyone() {
         assert!(b.is_broken());
         b.reset();
         barrier_on(&b, 4);
+    });
+}
+
+// ---- across processes -------------------------------------------------------------
+
+const METHODS: [StartMethod; 3] = [
+    StartMethod::Spawn,
+    StartMethod::ForkServer,
+    StartMethod::Fork,
+];
+
+/// Kills and reaps the children when the test ends, however it ends.
+struct Reap(Vec<Process>);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = p.kill();
+            let _ = p.join_timeout(Duration::from_secs(10));
+        }
+    }
+}
+
+impl Reap {
+    /// Joins every child and checks that each exited with 0.
+    fn join_all(&self) {
+        for p in &self.0 {
+            assert_eq!(
+                p.join_timeout(Duration::from_secs(25)).unwrap(),
+                Some(0),
+                "child {} ({:?})",
+                p.pid(),
+                p.start_method()
+            );
+        }
+    }
+}
+
+/// Starts `n` children running `entry`, cycling through the start methods.
+fn start<F, A>(n: usize, entry: F, args: impl Fn(usize) -> A) -> Reap
+where
+    F: Fn(A) -> i32 + Copy + 'static,
+    A: serde::Serialize + serde::de::DeserializeOwned,
+{
+    Reap(
+        (0..n)
+            .map(|i| {
+                Process::new(entry, args(i))
+                    .start_method(METHODS[i % METHODS.len()])
+                    .start()
+                    .unwrap()
+            })
+            .collect(),
+    )
+}
+
+/// Takes the semaphore `times` times; words 0 and 1 of `shm` count the holders now and
+/// the most ever seen. Exits with 3 if it ever saw more than three holders.
+fn hold_semaphore((sem, shm, times): (Semaphore, SharedMemory, u32)) -> i32 {
+    let inside = shm.atomic_u32(0).unwrap();
+    let most = shm.atomic_u32(4).unwrap();
+    for _ in 0..times {
+        let _permit = sem.acquire();
+        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+        most.fetch_max(now, Ordering::SeqCst);
+        std::thread::yield_now();
+        inside.fetch_sub(1, Ordering::SeqCst);
+        if now > 3 {
+            return 3;
+        }
+    }
+    0
+}
+shoal::entry!(hold_semaphore);
+
+#[test]
+fn processes_share_a_semaphore_of_three() {
+    watchdog(|| {
+        let sem = Semaphore::new(3).unwrap();
+        let shm = SharedMemory::new(8).unwrap();
+        let children = start(6, hold_semaphore, |_| (sem.clone(), shm.clone(), 300));
+        children.join_all();
+        let most = shm.atomic_u32(4).unwrap().load(Ordering::SeqCst);
+        assert!((1..=3).contains(&most), "{most} holders at once");
+        assert_eq!(sem.value(), 3);
+    });
+}
+
+/// Waits at the barrier `rounds` times, writing its index of each round as one byte at
+/// `slot * rounds + round`.
+fn barrier_rounds_child((b, shm, slot, rounds): (Barrier, SharedMemory, usize, usize)) -> i32 {
+    for round in 0..rounds {
+        let index = match b.wait_timeout(Duration::from_secs(20)) {
+            Ok(r) => r.index() as u8,
+            Err(_) => return 2,
+        };
+        shm.write(slot * rounds + round, &[index]).unwrap();
+    }
+    0
+}
+shoal::entry!(barrier_rounds_child);
+
+#[test]
+fn processes_pass_a_barrier_a_thousand_times() {
+    watchdog(|| {
+        let (parties, rounds) = (4, 1000);
+        let b = Barrier::new(parties).unwrap();
+        let shm = SharedMemory::new(parties * rounds).unwrap();
+        let children = start(parties, barrier_rounds_child, |slot| {
+            (b.clone(), shm.clone(), slot, rounds)
+        });
+        children.join_all();
+        let mut seen = vec![0u8; parties * rounds];
+        shm.read(0, &mut seen).unwrap();
+        for round in 0..rounds {
+            let mut idx: Vec<u8> = (0..parties).map(|s| seen[s * rounds + round]).collect();
+            idx.sort_unstable();
+            assert_eq!(idx, vec![0, 1, 2, 3], "round {round}");
+        }
+        assert!(!b.is_broken());
+    });
+}
+
+/// Answers `rounds` pings with pongs.
+fn pong((ping, pong, rounds): (Event, Event, u32)) -> i32 {
+    for _ in 0..rounds {
+        if !ping.wait_timeout(Duration::from_secs(20)) {
+            return 2;
+        }
+        ping.clear();
+        pong.set();
+    }
+    0
+}
+shoal::entry!(pong);
+
+#[test]
+fn processes_play_event_ping_pong() {
+    watchdog(|| {
+        let (ping, pong_ev) = (Event::new().unwrap(), Event::new().unwrap());
+        let rounds = 2000;
+        let child = start(1, pong, |_| (ping.clone(), pong_ev.clone(), rounds));
+        for _ in 0..rounds {
+            ping.set();
+            assert!(pong_ev.wait_timeout(Duration::from_secs(20)));
+            pong_ev.clear();
+        }
+        child.join_all();
+    });
+}
+
+/// Waits once at the barrier; exits with 0 only if it is told the barrier broke.
+fn expect_broken(b: Barrier) -> i32 {
+    match b.wait_timeout(Duration::from_secs(20)) {
+        Err(BarrierError::Broken) => 0,
+        Err(BarrierError::Timeout) => 2,
+        Ok(_) => 3,
+        Err(_) => 4,
+    }
+}
+shoal::entry!(expect_broken);
+
+#[test]
+fn abort_reaches_waiters_in_other_processes() {
+    watchdog(|| {
+        let b = Barrier::new(4).unwrap();
+        let children = start(3, expect_broken, |_| b.clone());
+        eventually("three waiting children", || b.n_waiting() == 3);
+        b.abort();
+        children.join_all();
+        assert!(b.is_broken());
+    });
+}
+
+/// Returns a kept permit of a bounded semaphore, then tries once more.
+fn over_release(sem: BoundedSemaphore) -> i32 {
+    if sem.release().is_err() {
+        return 2;
+    }
+    match sem.release() {
+        Err(ReleaseError::OverReleased { limit: 1 }) => 0,
+        _ => 3,
+    }
+}
+shoal::entry!(over_release);
+
+#[test]
+fn a_child_cannot_over_release_a_bounded_semaphore() {
+    watchdog(|| {
+        let sem = BoundedSemaphore::new(1).unwrap();
+        sem.acquire().forget();
+        start(1, over_release, |_| sem.clone()).join_all();
+        assert_eq!(sem.value(), 1);
     });
 }
