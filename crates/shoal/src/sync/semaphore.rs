@@ -476,6 +476,16 @@ mod tests {
             "{err}"
         );
 
+        // A lock, living in the same kind of segment, is told apart by its tag.
+        let lock = crate::sync::Lock::new().unwrap();
+        let enc = encode(&lock).unwrap();
+        let err = decode::<Semaphore>(&enc.bytes, enc.fds).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("another primitive") && msg.contains("LOCK"),
+            "{msg}"
+        );
+
         let err = crate::codec::encode(&sem).unwrap_err();
         assert!(err.to_string().contains("Semaphore"), "{err}");
     }

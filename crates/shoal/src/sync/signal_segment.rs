@@ -57,7 +57,15 @@ impl Primitive {
     fn describe_tag(tag: u32) -> String {
         match Primitive::ALL.iter().find(|p| p.tag() == tag) {
             Some(p) => a(p.name()),
-            None => format!("another object (tag {tag:#010x})"),
+            None => {
+                let bytes = tag.to_le_bytes();
+                if bytes.iter().all(u8::is_ascii_graphic) {
+                    let name: String = bytes.iter().map(|&b| char::from(b)).collect();
+                    format!("another primitive ({name:?})")
+                } else {
+                    format!("another object (tag {tag:#010x})")
+                }
+            }
         }
     }
 }
@@ -204,6 +212,10 @@ mod tests {
             "a barrier"
         );
         assert!(Primitive::describe_tag(7).contains("0x00000007"));
+        assert_eq!(
+            Primitive::describe_tag(u32::from_le_bytes(*b"LOCK")),
+            "another primitive (\"LOCK\")"
+        );
     }
 
     #[test]
