@@ -238,22 +238,8 @@ impl<'de> Deserialize<'de> for Event {
 mod tests {
     use super::*;
     use crate::handoff::{decode, encode};
+    use crate::sync::watchdog;
     use std::time::Instant;
-
-    fn watchdog(body: impl FnOnce() + Send + 'static) {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let t = std::thread::spawn(move || {
-            body();
-            let _ = tx.send(());
-        });
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(()) => t.join().unwrap(),
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                std::panic::resume_unwind(t.join().unwrap_err())
-            }
-            Err(e) => panic!("the test hung: {e}"),
-        }
-    }
 
     #[test]
     fn set_clear_is_set() {

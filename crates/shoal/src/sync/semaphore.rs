@@ -376,24 +376,9 @@ impl<'de> Deserialize<'de> for Semaphore {
 mod tests {
     use super::*;
     use crate::handoff::{decode, encode};
+    use crate::sync::watchdog;
     use std::sync::atomic::AtomicUsize;
     use std::time::Instant;
-
-    /// Runs `body` on a thread; fails the test if it does not finish in 30 s.
-    fn watchdog(body: impl FnOnce() + Send + 'static) {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let t = std::thread::spawn(move || {
-            body();
-            let _ = tx.send(());
-        });
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(()) => t.join().unwrap(),
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                std::panic::resume_unwind(t.join().unwrap_err())
-            }
-            Err(e) => panic!("the test hung: {e}"),
-        }
-    }
 
     #[test]
     fn handles_are_send_and_sync() {
