@@ -6,20 +6,21 @@ mod condition;
 mod error;
 mod event;
 mod lock;
+mod primitive;
 mod raw_lock;
 mod rlock;
 mod semaphore;
-mod signal_error;
-mod signal_segment;
+mod spin;
 
 pub use barrier::{Barrier, BarrierWaitResult};
 pub use bounded_semaphore::BoundedSemaphore;
 pub use condition::{Condition, ConditionGuard};
-pub use error::{LockResult, NoLock, NotHeld, OwnerDied, SyncError, TryLockError};
+pub use error::{
+    BarrierError, LockResult, NoLock, NotHeld, OwnerDied, ReleaseError, SyncError, TryLockError,
+};
 pub use event::Event;
 #[cfg(test)]
 pub(crate) use lock::tests::watchdog;
 pub use lock::{Lock, LockGuard};
 pub use rlock::{RLock, RLockGuard};
 pub use semaphore::{Semaphore, SemaphoreGuard};
-pub use signal_error::{BarrierError, PrimitiveError, ReleaseError};
