@@ -593,6 +593,14 @@ mod tests {
         });
     }
 
+    /// A round of a two-party barrier: this thread and another pass.
+    fn two_parties_pass(b: &Barrier) {
+        let other = b.clone();
+        let t = std::thread::spawn(move || other.wait_timeout(Duration::from_secs(20)));
+        assert!(b.wait_timeout(Duration::from_secs(20)).is_ok());
+        assert!(t.join().unwrap().is_ok());
+    }
+
     #[test]
     fn a_holder_killed_inside_the_lock_breaks_the_barrier() {
         watchdog(|| {
@@ -614,10 +622,7 @@ mod tests {
             );
             assert!(b.is_broken());
             b.reset();
-            let other = b.clone();
-            let t = std::thread::spawn(move || other.wait_timeout(Duration::from_secs(20)));
-            assert!(b.wait_timeout(Duration::from_secs(20)).is_ok());
-            assert!(t.join().unwrap().is_ok());
+            two_parties_pass(&b);
         });
     }
 
@@ -640,10 +645,7 @@ mod tests {
                 Err(BarrierError::Timeout)
             );
             b.reset();
-            let other = b.clone();
-            let t = std::thread::spawn(move || other.wait_timeout(Duration::from_secs(20)));
-            assert!(b.wait_timeout(Duration::from_secs(20)).is_ok());
-            assert!(t.join().unwrap().is_ok());
+            two_parties_pass(&b);
         });
     }
 

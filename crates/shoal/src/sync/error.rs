@@ -313,9 +313,9 @@ impl std::error::Error for ReleaseError {}
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BarrierError {
-    /// The barrier is broken: it was aborted, reset while this caller waited, or another
-    /// waiter timed out. Every later wait fails the same way until
-    /// [`reset`](crate::sync::Barrier::reset).
+    /// The barrier is broken: it was aborted, reset while this caller waited, another
+    /// waiter timed out, or a process died while updating the barrier's state. Every
+    /// later wait fails the same way until [`reset`](crate::sync::Barrier::reset).
     Broken,
     /// This caller's timeout expired; the barrier is now broken for everyone else.
     Timeout,
@@ -324,7 +324,9 @@ pub enum BarrierError {
 impl fmt::Display for BarrierError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            BarrierError::Broken => "the barrier is broken: it was aborted or a waiter timed out",
+            BarrierError::Broken => {
+                "the barrier is broken: it was aborted or reset, a waiter timed out, or a party died updating it"
+            }
             BarrierError::Timeout => {
                 "timed out waiting at the barrier, which is now broken for every party"
             }

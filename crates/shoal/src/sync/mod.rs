@@ -1,4 +1,11 @@
 //! Cross-process synchronisation primitives living in shared memory.
+//!
+//! Each primitive lives in its own anonymous segment, tagged with what it holds, and
+//! reaches a child process as a descriptor when passed as a
+//! [`Process`](crate::Process) argument. Creating one, or receiving one that is not what
+//! was asked for, fails with [`SyncError`]; each operation has its own small error
+//! ([`TryLockError`], [`NotHeld`], [`ReleaseError`], [`BarrierError`]), and a lock whose
+//! holder died is reported with [`OwnerDied`], which still carries the guard.
 
 mod barrier;
 mod bounded_semaphore;
