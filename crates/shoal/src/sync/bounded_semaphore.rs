@@ -9,7 +9,6 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::sync::primitive::Primitive;
 use crate::sync::semaphore::RawSemaphore;
 use crate::sync::{ReleaseError, SemaphoreGuard, SyncError};
-use crate::sys::Deadline;
 
 /// A counting semaphore whose count never exceeds its initial value (Python's
 /// `multiprocessing.BoundedSemaphore`).
@@ -67,8 +66,7 @@ impl BoundedSemaphore {
     /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
     pub fn acquire(&self) -> SemaphoreGuard<'_> {
-        while !self.raw.acquire_until(Deadline::NEVER) {}
-        SemaphoreGuard::new(&self.raw)
+        self.raw.acquire()
     }
 
     /// Takes a permit if one is free now.
@@ -81,9 +79,7 @@ impl BoundedSemaphore {
     /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
     pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
-        self.raw
-            .try_acquire()
-            .then(|| SemaphoreGuard::new(&self.raw))
+        self.raw.try_acquire()
     }
 
     /// Takes a permit, waiting at most `timeout`; `None` when none came in time.
@@ -97,9 +93,7 @@ impl BoundedSemaphore {
     /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
-        self.raw
-            .acquire_until(Deadline::after(timeout))
-            .then(|| SemaphoreGuard::new(&self.raw))
+        self.raw.acquire_timeout(timeout)
     }
 
     /// Gives a permit back (typically one kept with

@@ -99,12 +99,25 @@ impl RawSemaphore {
         false
     }
 
-    pub(crate) fn try_acquire(&self) -> bool {
-        self.try_take()
+    /// A permit now, as a guard.
+    pub(crate) fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
+        self.try_take().then(|| SemaphoreGuard::new(self))
+    }
+
+    /// A permit, waiting as long as it takes.
+    pub(crate) fn acquire(&self) -> SemaphoreGuard<'_> {
+        while !self.acquire_until(Deadline::NEVER) {}
+        SemaphoreGuard::new(self)
+    }
+
+    /// A permit, waiting at most `timeout`.
+    pub(crate) fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
+        self.acquire_until(Deadline::after(timeout))
+            .then(|| SemaphoreGuard::new(self))
     }
 
     /// Takes a permit, waiting at most until `deadline`; false when it passed first.
-    pub(crate) fn acquire_until(&self, deadline: Deadline) -> bool {
+    fn acquire_until(&self, deadline: Deadline) -> bool {
         if self.try_take() || spin::spin_until(|| self.try_take()) {
             return true;
         }
@@ -284,8 +297,7 @@ impl Semaphore {
     /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
     pub fn acquire(&self) -> SemaphoreGuard<'_> {
-        while !self.raw.acquire_until(Deadline::NEVER) {}
-        SemaphoreGuard { raw: &self.raw }
+        self.raw.acquire()
     }
 
     /// Takes a permit if one is free now.
@@ -297,9 +309,7 @@ impl Semaphore {
     /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
     pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
-        self.raw
-            .try_acquire()
-            .then(|| SemaphoreGuard::new(&self.raw))
+        self.raw.try_acquire()
     }
 
     /// Takes a permit, waiting at most `timeout`; `None` when none came in time.
@@ -313,9 +323,7 @@ impl Semaphore {
     /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
-        self.raw
-            .acquire_until(Deadline::after(timeout))
-            .then(|| SemaphoreGuard::new(&self.raw))
+        self.raw.acquire_timeout(timeout)
     }
 
     /// Adds a permit, waking one waiter if any sleeps. Like Python's, it need not follow
