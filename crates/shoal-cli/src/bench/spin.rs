@@ -33,7 +33,7 @@ const LEN: usize = 192;
 const STOP: u64 = u64::MAX;
 
 /// Busy-wait turns (each a `pause`) before every further turn yields the CPU.
-const SPINS: u32 = 200;
+const SPINS: u32 = 64;
 
 /// Waits until `ready` holds: spins, then yields; `false` once `deadline` passes.
 pub(crate) fn wait(ready: impl Fn() -> bool, deadline: Instant) -> bool {
