@@ -61,7 +61,10 @@ fn ping_pong(c: &mut Criterion, peer_cpu: Option<usize>) {
     let mut group = c.benchmark_group("ping-pong between two processes");
 
     let mut child: Child = Command::new(std::env::current_exe().expect("this program"))
-        .env(PIPE_PEER, peer_cpu.map_or("-".to_owned(), |c| c.to_string()))
+        .env(
+            PIPE_PEER,
+            peer_cpu.map_or("-".to_owned(), |c| c.to_string()),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
