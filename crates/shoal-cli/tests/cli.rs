@@ -461,7 +461,7 @@ fn bench_places_the_processes_as_asked() {
         assert_eq!(run.code, Some(0), "{run:?}");
         let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
         let described = report["settings"]["placement"].as_str().unwrap();
-        // Where pinning is refused (or with one CPU) the benchmark falls back to unpinned, and says so.
+        // Where pinning is refused (or with one CPU) the benchmark runs unpinned and says so.
         assert!(
             described.contains(says) || described.starts_with("unpinned"),
             "{placement}: {described}"
