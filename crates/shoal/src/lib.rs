@@ -20,6 +20,7 @@
 //! semaphores, events, conditions, barriers), [`process`] (starting processes).
 #![deny(missing_docs)]
 
+pub mod channel;
 pub mod codec;
 mod handoff;
 pub mod process;
@@ -27,4 +28,5 @@ pub mod shm;
 pub mod sync;
 mod sys;
 
+pub use channel::{Connection, JoinableQueue, Pipe, Queue, SimpleQueue};
 pub use shm::SharedMemory;

@@ -1,0 +1,879 @@
+//! The shared-memory ring under every channel: a bounded multi-producer multi-consumer
+//! queue of byte messages with per-cell sequence numbers (Vyukov's bounded MPMC,
+//! extended to messages that span several consecutive cells claimed in one CAS).
+//!
+//! This is the raw in-segment state machine of the channel module, and the only part of
+//! it allowed `unsafe`: it turns the segment's payload pointer into references to the
+//! `#[repr(C)]` structures of [`layout`] and copies bytes in and out of cells. The byte
+//! format is documented in `docs/ring-format.md`.
+//!
+//! # Protocol in brief
+//!
+//! * **put** of `k` cells: read `tail`; check that the `k` cells from there are free for
+//!   this lap (`seq == position`); write the claim into the thread's slot; CAS `tail`
+//!   forward by `k`; copy the data; store `seq = position + 1` in the continuation cells,
+//!   then (release) in the first cell: that store is the commit.
+//! * **get**: read `head`; the cell there is readable when `seq == head + 1`; its header
+//!   gives the message length hence `k`; write the claim into the slot; CAS `head`
+//!   forward by `k`; copy out; store `seq = position + cell_count` in each cell (release):
+//!   the cells are free for the next lap.
+//! * **crash recovery**: see [`claim`] and the `recover_*` functions.
+#![allow(unsafe_code)]
+
+pub(crate) mod claim;
+pub(crate) mod layout;
+mod message;
+mod recover;
+mod stream;
+mod wait;
+
+pub(crate) use message::Bytes;
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::shm::{Segment, SegmentKind, ShmError};
+use crate::sys::{self, Deadline};
+
+use claim::Token;
+use layout::*;
+
+/// A seq bit set by crash recovery: the cell is committed but holds no message.
+const TOMB_BIT: u64 = 1 << 63;
+/// How long a claim must stay stuck before its claimant's liveness is checked.
+const STUCK: Duration = Duration::from_millis(3);
+/// Longest single futex sleep of an idle waiter; a safety net, not the wake mechanism.
+const IDLE_NAP: Duration = Duration::from_millis(100);
+/// Sleep while a claim is in progress (a peer is between CAS and commit).
+const CLAIM_NAP: Duration = Duration::from_micros(50);
+const SPIN_MIN: u32 = 64;
+const SPIN_MAX: u32 = 1 << 14;
+
+/// What a ring is created with.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RingConfig {
+    /// Bytes per cell, a power of two in 64..=65536.
+    pub(crate) cell_size: usize,
+    /// Number of cells, a power of two >= 2.
+    pub(crate) cells: usize,
+    /// Bound on messages in the ring; 0 for none.
+    pub(crate) max_messages: u64,
+    /// Which channel type lives in the ring.
+    pub(crate) tag: u32,
+    /// The codec number of typed messages (`Codec::id`), for foreign readers.
+    pub(crate) codec: u32,
+}
+
+/// Why a non-blocking put did not happen.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum PutFail {
+    /// No room; `blocked` is the ring position (of the previous lap) not yet free.
+    Full { blocked: u64 },
+    /// The ring was closed.
+    Closed,
+    /// A message streamed in parts holds the ring.
+    Streaming,
+}
+
+/// Why a non-blocking get found nothing.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum GetFail {
+    /// Nothing committed at `pos` (a claim may be in progress there).
+    Empty { pos: u64 },
+    /// Closed and drained.
+    Closed,
+}
+
+/// A blocking operation's failure.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum WaitFail {
+    Timeout,
+    Closed,
+}
+
+/// One claimed, committed message, readable until dropped (dropping releases its cells).
+pub(crate) struct Message<'a> {
+    ring: &'a Ring,
+    slot: &'a Slot,
+    pos: u64,
+    cells: u64,
+    len: usize,
+    flags: u32,
+}
+
+/// A handle on a ring mapped in this process. Cheap to share through `Arc`.
+pub(crate) struct Ring {
+    seg: Arc<Segment>,
+    event: OwnedFd,
+    base: NonNull<u8>,
+    mask: u64,
+    cells: u64,
+    cell_size: usize,
+    data_per_cell: usize,
+    max_messages: u64,
+    /// Adaptive spin budget (process-local): grows while peers are met spinning,
+    /// shrinks when waits end up sleeping.
+    spin: AtomicU32,
+}
+
+// SAFETY: `base` points into the mapping owned by `seg`, which is Send + Sync; all
+// shared state behind it is accessed through atomics or through cells the thread owns
+// by protocol (claimed with a CAS).
+unsafe impl Send for Ring {}
+// SAFETY: see `Send`.
+unsafe impl Sync for Ring {}
+
+impl std::fmt::Debug for Ring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ring")
+            .field("cells", &self.cells)
+            .field("cell_size", &self.cell_size)
+            .finish()
+    }
+}
+
+fn signed(a: u64, b: u64) -> i64 {
+    a.wrapping_sub(b) as i64
+}
+
+impl Ring {
+    /// Creates a ring in a new anonymous segment, with its readiness eventfd.
+    pub(crate) fn create(cfg: RingConfig) -> Result<Ring, ShmError> {
+        let bad = |reason: String| ShmError::Layout {
+            name: "<new ring>".to_owned(),
+            reason,
+        };
+        if !cfg.cell_size.is_power_of_two() || !(64..=65536).contains(&cfg.cell_size) {
+            return Err(bad(format!(
+                "a cell size of {} bytes is not a power of two between 64 and 65536",
+                cfg.cell_size
+            )));
+        }
+        if !cfg.cells.is_power_of_two() || cfg.cells < 2 {
+            return Err(bad(format!(
+                "{} cells is not a power of two of at least 2",
+                cfg.cells
+            )));
+        }
+        let len = cfg
+            .cells
+            .checked_mul(cfg.cell_size)
+            .and_then(|n| n.checked_add(CELLS_OFFSET))
+            .ok_or(ShmError::TooLarge {
+                requested: usize::MAX,
+            })?;
+        let seg = Segment::anonymous(SegmentKind::Channel, len)?;
+        let base = seg.payload_ptr();
+        // SAFETY: the segment was just created by this process and no other process
+        // maps it yet, so plain writes race with nothing. The payload is 64-byte aligned
+        // and at least CELLS_OFFSET + cells * cell_size bytes long (checked above).
+        unsafe {
+            let g = base.cast::<Geometry>();
+            (*g).magic = RING_MAGIC;
+            (*g).version = RING_VERSION;
+            (*g).cell_size = cfg.cell_size as u32;
+            (*g).cell_count = cfg.cells as u64;
+            (*g).max_messages = cfg.max_messages;
+            (*g).slots = SLOTS as u32;
+            (*g).tag = cfg.tag;
+            (*g).codec = cfg.codec;
+            for i in 0..SLOTS {
+                let s = base.add(SLOTS_OFFSET).cast::<Slot>().add(i);
+                (*s).put_pos = IDLE.into();
+                (*s).get_pos = IDLE.into();
+            }
+            for i in 0..cfg.cells {
+                let c = base
+                    .add(CELLS_OFFSET + i * cfg.cell_size)
+                    .cast::<CellHeader>();
+                (*c).seq = (i as u64).into();
+            }
+        }
+        seg.tag().store(cfg.tag, Ordering::Release);
+        let event =
+            sys::eventfd_create().map_err(|e| ShmError::io("create an eventfd", None, e))?;
+        Ring::from_parts(seg, event, cfg.tag)
+    }
+
+    /// Maps a ring received as segment + eventfd, checking that it holds `tag`.
+    pub(crate) fn from_parts(
+        seg: Arc<Segment>,
+        event: OwnedFd,
+        tag: u32,
+    ) -> Result<Ring, ShmError> {
+        let label = || seg.name().unwrap_or("<anonymous>").to_owned();
+        let bad = |reason: String| ShmError::Layout {
+            name: label(),
+            reason,
+        };
+        let found = seg.tag().load(Ordering::Acquire);
+        if found != tag {
+            return Err(bad(format!(
+                "it holds channel type {found}, not the expected type {tag}"
+            )));
+        }
+        let payload = seg.payload_len();
+        if payload < CELLS_OFFSET {
+            return Err(bad(format!("{payload} payload bytes cannot hold a ring")));
+        }
+        // SAFETY: the payload holds at least a Control (checked above), is 64-byte
+        // aligned, and Geometry is plain data (its atomic is read atomically later).
+        let g = unsafe { &*seg.payload_ptr().cast::<Geometry>() };
+        if g.magic != RING_MAGIC || g.version != RING_VERSION {
+            return Err(bad(format!(
+                "ring magic {:#x} version {} is not ring version {RING_VERSION}",
+                g.magic, g.version
+            )));
+        }
+        let cells = g.cell_count;
+        let cell_size = g.cell_size as usize;
+        let fits = cell_size.is_power_of_two()
+            && cell_size >= 64
+            && cells.is_power_of_two()
+            && cells >= 2
+            && g.slots as usize == SLOTS
+            && (cells as usize)
+                .checked_mul(cell_size)
+                .and_then(|n| n.checked_add(CELLS_OFFSET))
+                .is_some_and(|n| n <= payload);
+        if !fits {
+            return Err(bad(format!(
+                "{cells} cells of {cell_size} bytes do not fit its {payload} payload bytes"
+            )));
+        }
+        let base = NonNull::new(seg.payload_ptr()).ok_or_else(|| bad("null payload".to_owned()))?;
+        Ok(Ring {
+            max_messages: g.max_messages,
+            seg,
+            event,
+            base,
+            mask: cells - 1,
+            cells,
+            cell_size,
+            data_per_cell: cell_size - CELL_HEADER,
+            spin: AtomicU32::new(1024),
+        })
+    }
+
+    /// The segment and eventfd, for handing the ring to another process.
+    pub(crate) fn parts(&self) -> (&Arc<Segment>, &OwnedFd) {
+        (&self.seg, &self.event)
+    }
+
+    fn ctrl(&self) -> &Control {
+        // SAFETY: the payload starts with a Control (checked in `from_parts`) and lives
+        // as long as `self.seg`; its fields are read through atomics or never written.
+        unsafe { &*self.base.as_ptr().cast::<Control>() }
+    }
+
+    fn slots_ptr(&self) -> *const Slot {
+        // SAFETY: SLOTS_OFFSET + SLOTS slots lie inside the payload (checked).
+        unsafe { self.base.as_ptr().add(SLOTS_OFFSET).cast::<Slot>() }
+    }
+
+    fn slot_at(&self, i: usize) -> &Slot {
+        debug_assert!(i < SLOTS);
+        // SAFETY: i < SLOTS; see `slots_ptr`.
+        unsafe { &*self.slots_ptr().add(i) }
+    }
+
+    fn cell_ptr(&self, pos: u64) -> *mut u8 {
+        // SAFETY: (pos & mask) < cells and every cell lies inside the payload (checked).
+        unsafe {
+            self.base
+                .as_ptr()
+                .add(CELLS_OFFSET + (pos & self.mask) as usize * self.cell_size)
+        }
+    }
+
+    fn cell(&self, pos: u64) -> &CellHeader {
+        // SAFETY: cell_ptr is in bounds and 16-byte aligned (cells are >= 64-byte
+        // multiples from a 64-byte aligned base); the header is only accessed atomically.
+        unsafe { &*self.cell_ptr(pos).cast::<CellHeader>() }
+    }
+
+    /// Cells used by a message of `len` bytes.
+    pub(crate) fn cells_for(&self, len: usize) -> u64 {
+        (len.div_ceil(self.data_per_cell)).max(1) as u64
+    }
+
+    /// Largest message carried in one piece; longer ones are streamed in parts.
+    pub(crate) fn max_inline(&self) -> usize {
+        (self.cells as usize / 2).max(1) * self.data_per_cell
+    }
+
+    /// Payload bytes the ring holds when full of large messages.
+    pub(crate) fn capacity_bytes(&self) -> usize {
+        self.cells as usize * self.data_per_cell
+    }
+
+    /// Number of cells.
+    pub(crate) fn cell_count(&self) -> u64 {
+        self.cells
+    }
+
+    /// Bound on messages, 0 for none.
+    pub(crate) fn max_messages(&self) -> u64 {
+        self.max_messages
+    }
+
+    fn my_slot(&self) -> io::Result<(&Slot, Token)> {
+        let resolved = |s: &Slot| self.claim_resolved(s);
+        match claim::my_slot(&self.seg, self.slots_ptr(), resolved) {
+            Some((slot, token)) => Ok((slot, token)),
+            None => Err(io::Error::other(format!(
+                "more than {SLOTS} threads are using this channel at the same time"
+            ))),
+        }
+    }
+
+    // ----- producer side -------------------------------------------------------------
+
+    /// Claims `k` free cells; returns the first position.
+    fn claim_put(&self, k: u64, slot: &Slot, token: Token) -> Result<u64, PutFail> {
+        let ctrl = self.ctrl();
+        if ctrl.geometry.0.closed.load(Ordering::Relaxed) != 0 {
+            return Err(PutFail::Closed);
+        }
+        let writer = ctrl.stream.0.writer.load(Ordering::Acquire);
+        if writer != 0 && writer != token {
+            return Err(PutFail::Streaming);
+        }
+        if self.max_messages != 0
+            && ctrl.count.0.load(Ordering::Relaxed) >= self.max_messages as i64
+        {
+            let head = ctrl.head.0.load(Ordering::Relaxed);
+            return Err(PutFail::Full {
+                blocked: head.wrapping_sub(self.cells),
+            });
+        }
+        let mut pos = ctrl.tail.0.load(Ordering::Relaxed);
+        'outer: loop {
+            for j in 0..k {
+                let p = pos + j;
+                let seq = self.cell(p).seq.load(Ordering::Acquire) & !TOMB_BIT;
+                let diff = signed(seq, p);
+                if diff < 0 {
+                    let now = ctrl.tail.0.load(Ordering::Relaxed);
+                    if now != pos {
+                        pos = now;
+                        continue 'outer;
+                    }
+                    return Err(PutFail::Full {
+                        blocked: p.wrapping_sub(self.cells),
+                    });
+                } else if diff > 0 {
+                    pos = ctrl.tail.0.load(Ordering::Relaxed);
+                    continue 'outer;
+                }
+            }
+            slot.put_cells.store(k, Ordering::Relaxed);
+            slot.put_pos.store(pos, Ordering::Relaxed);
+            match ctrl.tail.0.compare_exchange_weak(
+                pos,
+                pos + k,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(pos),
+                Err(now) => pos = now,
+            }
+        }
+    }
+
+    /// Copies `data` into the cells from `pos` and commits them; returns cells used.
+    fn write_commit(&self, pos: u64, data: &[u8], flags: u32) -> u64 {
+        let k = self.cells_for(data.len());
+        let per = self.data_per_cell;
+        for (j, chunk) in data.chunks(per).enumerate() {
+            // SAFETY: the cells pos..pos+k are claimed by this thread (CAS on tail) and
+            // free (seq checked), so nobody else reads or writes their data; each chunk
+            // is at most data_per_cell bytes, which fit after the header.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    chunk.as_ptr(),
+                    self.cell_ptr(pos + j as u64).add(CELL_HEADER),
+                    chunk.len(),
+                );
+            }
+        }
+        for j in 1..k {
+            let c = self.cell(pos + j);
+            c.len.store(j as u32, Ordering::Relaxed);
+            c.flags.store(F_CONT, Ordering::Relaxed);
+            c.seq.store(pos + j + 1, Ordering::Release);
+        }
+        let c = self.cell(pos);
+        c.len.store(data.len() as u32, Ordering::Relaxed);
+        c.flags.store(F_FIRST | flags, Ordering::Relaxed);
+        // The commit: everything above becomes visible to the consumer that acquires it.
+        c.seq.store(pos + 1, Ordering::Release);
+        k
+    }
+
+    fn after_commit(&self, messages: u64) {
+        let ctrl = self.ctrl();
+        if self.max_messages != 0 {
+            ctrl.count.0.fetch_add(messages as i64, Ordering::Relaxed);
+        }
+        // Dekker with `wait_data`: our CAS of `tail` (SeqCst) precedes this load; a
+        // consumer increments `sleepers` (SeqCst) before it reads `tail`. Either it sees
+        // our claim and does not sleep long, or we see it and wake it.
+        let w = &ctrl.data.0;
+        if w.sleepers.load(Ordering::SeqCst) != 0 {
+            w.epoch.fetch_add(1, Ordering::SeqCst);
+            sys::futex_wake(&w.epoch, u32::MAX);
+        }
+        if w.watchers.load(Ordering::Relaxed) != 0 {
+            let _ = sys::eventfd_signal(self.event.as_fd());
+        }
+    }
+
+    /// Puts one message (at most [`max_inline`](Self::max_inline) bytes) without waiting.
+    pub(crate) fn try_put(&self, data: &[u8], flags: u32) -> Result<(), PutFail> {
+        debug_assert!(data.len() <= self.max_inline());
+        let (slot, token) = self.my_slot().map_err(|_| PutFail::Full { blocked: 0 })?;
+        let k = self.cells_for(data.len());
+        let pos = self.claim_put(k, slot, token)?;
+        self.write_commit(pos, data, flags);
+        slot.put_pos.store(IDLE, Ordering::Release);
+        self.after_commit(u64::from(flags & (F_PART_MID | F_PART_END) == 0));
+        Ok(())
+    }
+
+    /// Puts as many of `msgs` as fit, in one claim; returns how many were put.
+    /// Every message must be at most `max_inline` bytes.
+    pub(crate) fn try_put_batch(&self, msgs: &[&[u8]]) -> Result<usize, PutFail> {
+        let (slot, token) = self.my_slot().map_err(|_| PutFail::Full { blocked: 0 })?;
+        let mut n = msgs.len();
+        if self.max_messages != 0 {
+            let count = self.ctrl().count.0.load(Ordering::Relaxed).max(0) as u64;
+            n = n.min(self.max_messages.saturating_sub(count) as usize);
+        }
+        let mut k: u64 = 0;
+        let mut take = 0;
+        for m in &msgs[..n] {
+            let c = self.cells_for(m.len());
+            if k + c > self.cells / 2 && take > 0 {
+                break;
+            }
+            k += c;
+            take += 1;
+        }
+        if take == 0 {
+            return self.try_put(msgs[0], 0).map(|()| 1);
+        }
+        // Fall back to fewer messages when the whole batch does not fit.
+        loop {
+            match self.claim_put(k, slot, token) {
+                Ok(mut pos) => {
+                    for m in &msgs[..take] {
+                        pos += self.write_commit(pos, m, 0);
+                    }
+                    slot.put_pos.store(IDLE, Ordering::Release);
+                    self.after_commit(take as u64);
+                    return Ok(take);
+                }
+                Err(PutFail::Full { blocked }) if take > 1 => {
+                    take = take.div_ceil(2);
+                    k = msgs[..take].iter().map(|m| self.cells_for(m.len())).sum();
+                    let _ = blocked;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    // ----- consumer side -------------------------------------------------------------
+
+    /// Claims the committed message (or tombstone) at `head`.
+    ///
+    /// Parts of a streamed message belong to the consumer holding the stream reader
+    /// token: others see them as "not yet" and wait, unless that consumer died, in which
+    /// case the parts are orphans, claimed and skipped by whoever comes.
+    fn claim_get<'a>(&'a self, slot: &'a Slot, token: Token) -> Result<Message<'a>, GetFail> {
+        let ctrl = self.ctrl();
+        let st = &ctrl.stream.0;
+        let mut pos = ctrl.head.0.load(Ordering::Relaxed);
+        loop {
+            let c = self.cell(pos);
+            let raw = c.seq.load(Ordering::Acquire);
+            let diff = signed(raw & !TOMB_BIT, pos + 1);
+            if diff == 0 {
+                let (flags, len) = if raw & TOMB_BIT != 0 {
+                    (F_TOMB, 0)
+                } else {
+                    (
+                        c.flags.load(Ordering::Relaxed),
+                        c.len.load(Ordering::Relaxed) as usize,
+                    )
+                };
+                let mut cells = 1;
+                if flags & F_FIRST != 0 {
+                    cells = self.cells_for(len);
+                }
+                // A header that cannot be right (a stale read the CAS below would reject
+                // anyway, or a corrupt writer) is consumed as a single skipped cell.
+                let (flags, cells) = if cells <= self.cells / 2 {
+                    (flags, cells)
+                } else {
+                    (F_TOMB, 1)
+                };
+                let mut took_reader = false;
+                if flags & F_FIRST != 0 && flags & (F_PART_BEGIN | F_PART_MID | F_PART_END) != 0 {
+                    let reader = st.reader.load(Ordering::SeqCst);
+                    if reader != token && reader != 0 {
+                        if claim::owner_alive(reader) {
+                            if ctrl.head.0.load(Ordering::Relaxed) == pos {
+                                return Err(GetFail::Empty { pos });
+                            }
+                            pos = ctrl.head.0.load(Ordering::Relaxed);
+                            continue;
+                        }
+                        let _ = st.reader.compare_exchange(
+                            reader,
+                            0,
+                            Ordering::SeqCst,
+                            Ordering::Relaxed,
+                        );
+                        continue;
+                    }
+                    if flags & F_PART_BEGIN != 0 && reader == 0 {
+                        if st
+                            .reader
+                            .compare_exchange(0, token, Ordering::SeqCst, Ordering::Relaxed)
+                            .is_err()
+                        {
+                            continue;
+                        }
+                        took_reader = true;
+                    }
+                }
+                slot.get_cells.store(cells, Ordering::Relaxed);
+                slot.get_pos.store(pos, Ordering::Relaxed);
+                match ctrl.head.0.compare_exchange_weak(
+                    pos,
+                    pos + cells,
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        return Ok(Message {
+                            ring: self,
+                            slot,
+                            pos,
+                            cells,
+                            len,
+                            flags,
+                        })
+                    }
+                    Err(now) => {
+                        slot.get_pos.store(IDLE, Ordering::Relaxed);
+                        if took_reader {
+                            st.reader.store(0, Ordering::SeqCst);
+                        }
+                        pos = now;
+                    }
+                }
+            } else if diff < 0 {
+                let now = ctrl.head.0.load(Ordering::Relaxed);
+                if now != pos {
+                    pos = now;
+                    continue;
+                }
+                if ctrl.geometry.0.closed.load(Ordering::Acquire) != 0
+                    && ctrl.tail.0.load(Ordering::SeqCst) == pos
+                {
+                    return Err(GetFail::Closed);
+                }
+                return Err(GetFail::Empty { pos });
+            } else {
+                pos = ctrl.head.0.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn release(&self, pos: u64, cells: u64, counted: bool, slot: &Slot) {
+        for j in 0..cells {
+            self.cell(pos + j)
+                .seq
+                .store(pos + j + self.cells, Ordering::Release);
+        }
+        slot.get_pos.store(IDLE, Ordering::Release);
+        let ctrl = self.ctrl();
+        if counted && self.max_messages != 0 {
+            ctrl.count.0.fetch_sub(1, Ordering::Relaxed);
+        }
+        // Dekker with `wait_space`, as in `after_commit`.
+        let w = &ctrl.space.0;
+        if w.sleepers.load(Ordering::SeqCst) != 0 {
+            w.epoch.fetch_add(1, Ordering::SeqCst);
+            sys::futex_wake(&w.epoch, u32::MAX);
+        }
+    }
+
+    /// Takes the next message or part without waiting, skipping tombstones and orphaned
+    /// continuations.
+    fn try_get_raw(&self) -> Result<(Message<'_>, Token), GetFail> {
+        let (slot, token) = match self.my_slot() {
+            Ok(s) => s,
+            Err(_) => return Err(GetFail::Empty { pos: 0 }),
+        };
+        loop {
+            let m = self.claim_get(slot, token)?;
+            if m.flags & F_FIRST != 0 {
+                return Ok((m, token));
+            }
+            drop(m);
+        }
+    }
+
+    /// Takes the next whole message (not a part) without waiting, skipping orphan parts.
+    fn try_get_whole(&self) -> Result<(Message<'_>, Token), GetFail> {
+        loop {
+            let (m, token) = self.try_get_raw()?;
+            if m.flags & (F_PART_MID | F_PART_END) != 0 {
+                // Parts with no live reader: the rest of a message whose consumer died.
+                continue;
+            }
+            return Ok((m, token));
+        }
+    }
+
+    /// Puts one message, waiting for room until `deadline`.
+    pub(crate) fn put(&self, data: &[u8], deadline: Deadline) -> Result<(), WaitFail> {
+        if data.len() > self.max_inline() {
+            return self.put_streamed(data, deadline);
+        }
+        self.wait_loop(deadline, false, || {
+            self.try_put(data, 0).map_err(|f| self.put_blocked(f))
+        })
+    }
+
+    /// Puts a batch, waiting for room; returns how many were put (all unless closed
+    /// or timed out, in which case the error comes with the count already put).
+    pub(crate) fn put_batch(
+        &self,
+        msgs: &[&[u8]],
+        deadline: Deadline,
+    ) -> Result<(), (usize, WaitFail)> {
+        let mut done = 0;
+        while done < msgs.len() {
+            if msgs[done].len() > self.max_inline() {
+                self.put_streamed(msgs[done], deadline)
+                    .map_err(|e| (done, e))?;
+                done += 1;
+                continue;
+            }
+            let end = msgs[done..]
+                .iter()
+                .position(|m| m.len() > self.max_inline())
+                .map_or(msgs.len(), |i| done + i);
+            let n = self
+                .wait_loop(deadline, false, || {
+                    self.try_put_batch(&msgs[done..end])
+                        .map_err(|f| self.put_blocked(f))
+                })
+                .map_err(|e| (done, e))?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Takes the next whole message, waiting until `deadline`; `f` reads it in place.
+    pub(crate) fn get<R>(
+        &self,
+        deadline: Deadline,
+        f: impl FnOnce(Bytes<'_>) -> R,
+    ) -> Result<R, WaitFail> {
+        let mut next = None;
+        loop {
+            let (m, token) = match next.take() {
+                Some(m) => m,
+                None => self.wait_loop(deadline, true, || {
+                    self.try_get_whole().map_err(|f| self.get_blocked(f))
+                })?,
+            };
+            if m.flags & F_PART_BEGIN != 0 {
+                match self.read_streamed(m, token) {
+                    Ok(buf) => return Ok(f(Bytes::Owned(&buf))),
+                    Err(other) => next = other.map(|o| (o, token)),
+                }
+                continue;
+            }
+            if m.flags & (F_PART_MID | F_PART_END) != 0 {
+                continue;
+            }
+            let out = f(Bytes::Cells(&m));
+            drop(m);
+            return Ok(out);
+        }
+    }
+
+    /// Takes the next message without waiting (a streamed message is read whole, waiting
+    /// for its parts).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn try_get<R>(&self, f: impl FnOnce(Bytes<'_>) -> R) -> Result<R, GetFail> {
+        let mut next = None;
+        loop {
+            let (m, token) = match next.take() {
+                Some(m) => m,
+                None => self.try_get_whole()?,
+            };
+            if m.flags & F_PART_BEGIN != 0 {
+                match self.read_streamed(m, token) {
+                    Ok(buf) => return Ok(f(Bytes::Owned(&buf))),
+                    Err(other) => next = other.map(|o| (o, token)),
+                }
+                continue;
+            }
+            if m.flags & (F_PART_MID | F_PART_END) != 0 {
+                continue;
+            }
+            let out = f(Bytes::Cells(&m));
+            drop(m);
+            return Ok(out);
+        }
+    }
+
+    // ----- state ---------------------------------------------------------------------
+
+    /// Closes the ring: later puts fail, gets drain then fail; every sleeper wakes.
+    pub(crate) fn close(&self) {
+        let ctrl = self.ctrl();
+        ctrl.geometry.0.closed.store(1, Ordering::SeqCst);
+        for w in [&ctrl.data.0, &ctrl.space.0] {
+            w.epoch.fetch_add(1, Ordering::SeqCst);
+            sys::futex_wake(&w.epoch, u32::MAX);
+        }
+        let _ = sys::eventfd_signal(self.event.as_fd());
+    }
+
+    /// Whether [`close`](Self::close) was called (by any process).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.ctrl().geometry.0.closed.load(Ordering::Acquire) != 0
+    }
+
+    /// Messages in the ring (committed or being written), counted by walking from head
+    /// to tail; a snapshot that may be stale by the time it returns.
+    pub(crate) fn len(&self) -> usize {
+        let ctrl = self.ctrl();
+        if self.max_messages != 0 {
+            return ctrl.count.0.load(Ordering::Relaxed).max(0) as usize;
+        }
+        let mut pos = ctrl.head.0.load(Ordering::SeqCst);
+        let tail = ctrl.tail.0.load(Ordering::SeqCst);
+        let mut n = 0;
+        while signed(tail, pos) > 0 {
+            let c = self.cell(pos);
+            let raw = c.seq.load(Ordering::Acquire);
+            if raw & !TOMB_BIT == pos + 1 && raw & TOMB_BIT == 0 {
+                let flags = c.flags.load(Ordering::Relaxed);
+                if flags & F_FIRST != 0 {
+                    if flags & (F_PART_MID | F_PART_END) == 0 {
+                        n += 1;
+                    }
+                    pos += self
+                        .cells_for(c.len.load(Ordering::Relaxed) as usize)
+                        .min(self.cells);
+                    continue;
+                }
+            } else if raw & !TOMB_BIT != pos + 1 {
+                n += 1; // a claim being written: counts as the message it will be
+            }
+            pos += 1;
+        }
+        n
+    }
+
+    /// Cells in use (claimed by producers and not yet released by consumers).
+    pub(crate) fn used_cells(&self) -> u64 {
+        let ctrl = self.ctrl();
+        let head = ctrl.head.0.load(Ordering::SeqCst);
+        let tail = ctrl.tail.0.load(Ordering::SeqCst);
+        signed(tail, head).max(0) as u64
+    }
+
+    /// The eventfd signalled after commits while someone watches.
+    pub(crate) fn event_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.event.as_fd()
+    }
+
+    /// Registers (`+1`) or unregisters (`-1`) a readiness watcher.
+    pub(crate) fn watch(&self, on: bool) {
+        let w = &self.ctrl().data.0.watchers;
+        if on {
+            w.fetch_add(1, Ordering::SeqCst);
+        } else {
+            w.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether a `get` would find something now: a committed cell at `head`, or a
+    /// closed and drained ring.
+    pub(crate) fn readable(&self) -> bool {
+        let ctrl = self.ctrl();
+        let head = ctrl.head.0.load(Ordering::Acquire);
+        self.cell(head).seq.load(Ordering::Acquire) & !TOMB_BIT == head + 1
+            || (self.is_closed() && ctrl.tail.0.load(Ordering::SeqCst) == head)
+    }
+
+    /// Waits until [`readable`](Self::readable) or the deadline; `give_up` is asked now
+    /// and then while nothing comes (pipes: "is the sender dead?").
+    pub(crate) fn wait_readable(&self, deadline: Deadline, give_up: impl Fn() -> bool) -> bool {
+        let mut last = Instant::now();
+        self.wait_loop(deadline, true, || {
+            if self.readable() {
+                return Ok(true);
+            }
+            if last.elapsed() >= Duration::from_millis(20) {
+                last = Instant::now();
+                if give_up() {
+                    return Ok(false);
+                }
+            }
+            let head = self.ctrl().head.0.load(Ordering::Relaxed);
+            Err(self.get_blocked(GetFail::Empty { pos: head }))
+        })
+        .unwrap_or(false)
+    }
+
+    /// Records the calling process as this ring's sender (`true`) or receiver (pipes).
+    pub(crate) fn note_end(&self, sender: bool) {
+        let pid = claim::my_pid();
+        let st = &self.ctrl().stream.0;
+        let w = if sender {
+            &st.sender_pid
+        } else {
+            &st.receiver_pid
+        };
+        if w.load(Ordering::Relaxed) != pid {
+            w.store(pid, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the process that last sent (`true`) or received on this ring (pipes) is
+    /// known to be dead. `false` when none has yet.
+    pub(crate) fn end_dead(&self, sender: bool) -> bool {
+        let st = &self.ctrl().stream.0;
+        let pid = if sender {
+            &st.sender_pid
+        } else {
+            &st.receiver_pid
+        }
+        .load(Ordering::Relaxed);
+        pid != 0 && !claim::owner_alive(u64::from(pid) << 32)
+    }
+
+    /// The `JoinableQueue` counters.
+    pub(crate) fn tasks(&self) -> &Tasks {
+        &self.ctrl().tasks.0
+    }
+}
+
+#[cfg(test)]
+mod tests;

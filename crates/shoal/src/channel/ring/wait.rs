@@ -1,0 +1,175 @@
+//! Waiting: spin with an adaptive budget, then sleep on a futex, checking claims that
+//! stay stuck for a dead claimant.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crate::sys::{self, Deadline};
+
+use super::claim;
+use super::{
+    signed, GetFail, PutFail, Ring, WaitFail, CLAIM_NAP, IDLE_NAP, SPIN_MAX, SPIN_MIN, STUCK,
+};
+
+/// Why an attempt inside [`Ring::wait_loop`] failed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Blocked {
+    /// Nothing in progress: sleep until woken.
+    Idle,
+    /// A claim at this position is in progress: nap briefly, then check its claimant.
+    Claimed(u64),
+    /// The ring is closed.
+    Closed,
+}
+
+impl Ring {
+    // ----- waiting -------------------------------------------------------------------
+
+    pub(super) fn spin_budget(&self) -> u32 {
+        self.spin.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn learn(&self, met_while_spinning: bool) {
+        let b = self.spin.load(Ordering::Relaxed);
+        let nb = if met_while_spinning {
+            (b + b / 8 + 16).min(SPIN_MAX)
+        } else {
+            (b / 2).max(SPIN_MIN)
+        };
+        self.spin.store(nb, Ordering::Relaxed);
+    }
+
+    /// Runs `attempt` until it succeeds: spinning first, then sleeping on the futex of
+    /// `which` (data or space), checking stuck claims for dead claimants.
+    pub(super) fn wait_loop<T, F>(
+        &self,
+        deadline: Deadline,
+        for_data: bool,
+        mut attempt: F,
+    ) -> Result<T, WaitFail>
+    where
+        F: FnMut() -> Result<T, Blocked>,
+    {
+        let budget = self.spin_budget();
+        let mut spins = 0u32;
+        loop {
+            match attempt() {
+                Ok(v) => {
+                    if spins > 0 {
+                        self.learn(true);
+                    }
+                    return Ok(v);
+                }
+                Err(Blocked::Closed) => return Err(WaitFail::Closed),
+                // A zero timeout (the `try_` forms of streamed messages) tries once.
+                Err(_) if spins % 256 == 0 && deadline.expired() => return Err(WaitFail::Timeout),
+                Err(_) if spins < budget => {
+                    spins += 1;
+                    if spins % 128 == 0 {
+                        std::thread::yield_now();
+                    } else {
+                        std::hint::spin_loop();
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        self.learn(false);
+        let ctrl = self.ctrl();
+        let w = if for_data {
+            &ctrl.data.0
+        } else {
+            &ctrl.space.0
+        };
+        let mut stuck: Option<(u64, Instant)> = None;
+        loop {
+            if deadline.expired() {
+                return Err(WaitFail::Timeout);
+            }
+            w.sleepers.fetch_add(1, Ordering::SeqCst);
+            let epoch = w.epoch.load(Ordering::SeqCst);
+            let outcome = attempt();
+            let nap = match outcome {
+                Ok(v) => {
+                    w.sleepers.fetch_sub(1, Ordering::SeqCst);
+                    return Ok(v);
+                }
+                Err(Blocked::Closed) => {
+                    w.sleepers.fetch_sub(1, Ordering::SeqCst);
+                    return Err(WaitFail::Closed);
+                }
+                Err(Blocked::Idle) => {
+                    stuck = None;
+                    IDLE_NAP
+                }
+                Err(Blocked::Claimed(pos)) => {
+                    match stuck {
+                        Some((p, since)) if p == pos => {
+                            if since.elapsed() >= STUCK {
+                                let fixed = if for_data {
+                                    self.recover_put_claim(pos)
+                                } else {
+                                    self.recover_get_claim(pos)
+                                };
+                                if !fixed {
+                                    stuck = Some((pos, Instant::now()));
+                                }
+                            }
+                        }
+                        _ => stuck = Some((pos, Instant::now())),
+                    }
+                    CLAIM_NAP
+                }
+            };
+            let until = match deadline.remaining() {
+                Some(left) => Deadline::after(left.min(nap)),
+                None => Deadline::after(nap),
+            };
+            let _ = sys::futex_wait(&w.epoch, epoch, until);
+            w.sleepers.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Classifies a failed put for the wait loop.
+    pub(super) fn put_blocked(&self, fail: PutFail) -> Blocked {
+        match fail {
+            PutFail::Closed => Blocked::Closed,
+            PutFail::Streaming => {
+                let writer = self.ctrl().stream.0.writer.load(Ordering::SeqCst);
+                if writer != 0 && !claim::owner_alive(writer) {
+                    let _ = self.ctrl().stream.0.writer.compare_exchange(
+                        writer,
+                        0,
+                        Ordering::SeqCst,
+                        Ordering::Relaxed,
+                    );
+                }
+                Blocked::Idle
+            }
+            PutFail::Full { blocked } => {
+                // Consumed but not released: a consumer is between its CAS and release.
+                let head = self.ctrl().head.0.load(Ordering::SeqCst);
+                if signed(head, blocked) > 0 && self.max_messages == 0 {
+                    Blocked::Claimed(blocked)
+                } else {
+                    Blocked::Idle
+                }
+            }
+        }
+    }
+
+    /// Classifies a failed get for the wait loop.
+    pub(super) fn get_blocked(&self, fail: GetFail) -> Blocked {
+        match fail {
+            GetFail::Closed => Blocked::Closed,
+            GetFail::Empty { pos } => {
+                let tail = self.ctrl().tail.0.load(Ordering::SeqCst);
+                if signed(tail, pos) > 0 {
+                    Blocked::Claimed(pos)
+                } else {
+                    Blocked::Idle
+                }
+            }
+        }
+    }
+}
