@@ -20,9 +20,26 @@ use super::layout::{Slot, IDLE, SLOTS};
 /// `pid << 32 | thread number`: who owns a slot.
 pub(crate) type Token = u64;
 
+/// A process-unique number for each `Ring` handle mapped here, the cache key (never
+/// reused, so a stale entry can never match a ring mapped later at the same address).
+pub(crate) fn next_ring_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The last slot used by this thread: the fast path of [`my_slot`], a plain `Cell`
+/// read with no borrow flag and no search.
+#[derive(Clone, Copy)]
+struct Fast {
+    ring: u64,
+    generation: u64,
+    slot: *const Slot,
+    token: Token,
+}
+
 struct Entry {
-    /// Address of the ring's control block in this process, the cache key.
-    key: usize,
+    /// The ring handle's id, the cache key.
+    key: u64,
     seg: Weak<Segment>,
     slot: *const Slot,
     index: usize,
@@ -65,6 +82,14 @@ fn next_thread_number() -> u32 {
 }
 
 thread_local! {
+    static FAST: std::cell::Cell<Fast> = const {
+        std::cell::Cell::new(Fast {
+            ring: 0,
+            generation: 0,
+            slot: std::ptr::null(),
+            token: 0,
+        })
+    };
     static CACHE: RefCell<Cache> = RefCell::new(Cache {
         generation: sys::fork_generation(),
         pid: std::process::id(),
@@ -101,10 +126,35 @@ pub(crate) fn owner_alive(token: Token) -> bool {
 /// Returns `None` when every slot is held by a live thread.
 pub(crate) fn my_slot(
     seg: &Arc<Segment>,
+    ring: u64,
     slots: *const Slot,
     resolved: impl Fn(&Slot) -> bool,
 ) -> Option<(&'static Slot, Token)> {
-    let key = slots as usize;
+    let fast = FAST.get();
+    let generation = sys::fork_generation();
+    if fast.ring == ring && fast.generation == generation {
+        // SAFETY: the entry was made for this very ring handle (ids are never reused),
+        // whose mapping the caller keeps alive; a slot is never taken from a live owner.
+        return Some((unsafe { &*fast.slot }, fast.token));
+    }
+    let found = slow_slot(seg, ring, slots, resolved);
+    if let Some((slot, token)) = found {
+        FAST.set(Fast {
+            ring,
+            generation,
+            slot,
+            token,
+        });
+    }
+    found
+}
+
+fn slow_slot(
+    seg: &Arc<Segment>,
+    key: u64,
+    slots: *const Slot,
+    resolved: impl Fn(&Slot) -> bool,
+) -> Option<(&'static Slot, Token)> {
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         let generation = sys::fork_generation();
@@ -127,7 +177,9 @@ pub(crate) fn my_slot(
                 return Some((unsafe { &*e.slot }, e.token));
             }
         }
-        c.entries.retain(|e| e.key != key);
+        // Forget this key and every ring no longer mapped here.
+        c.entries
+            .retain(|e| e.key != key && e.seg.strong_count() > 0);
         let token = (u64::from(c.pid) << 32) | u64::from(c.thread);
         let start = (c.thread as usize).wrapping_mul(7) % SLOTS;
         let slot_at = |i: usize| -> &'static Slot {
@@ -171,18 +223,5 @@ pub(crate) fn my_slot(
             token,
         });
         Some((slot_at(index), token))
-    })
-}
-
-/// Gives back this thread's slot in the ring at `slots` (when a handle is dropped last in
-/// this thread is not tracked; thread exit does it).
-#[allow(dead_code)]
-pub(crate) fn slot_index(slots: *const Slot) -> Option<usize> {
-    CACHE.with(|c| {
-        c.borrow()
-            .entries
-            .iter()
-            .find(|e| e.key == slots as usize)
-            .map(|e| e.index)
     })
 }

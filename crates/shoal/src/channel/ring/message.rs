@@ -39,6 +39,7 @@ impl Bytes<'_> {
     /// Appends the bytes to `out`.
     pub(crate) fn append_to(&self, out: &mut Vec<u8>) {
         match self {
+            Bytes::Cells(m) if m.cells == 1 => out.extend_from_slice(m.first_cell()),
             Bytes::Cells(m) => m.append_from(0, out),
             Bytes::Owned(b) => out.extend_from_slice(b),
         }

@@ -18,6 +18,9 @@ pub(crate) enum Blocked {
     Idle,
     /// A claim at this position is in progress: nap briefly, then check its claimant.
     Claimed(u64),
+    /// No room: the cell at this (previous-lap) position is not yet free. Sleeps like
+    /// `Idle`; while spinning, the producer waits for a batch of cells to free up.
+    Full(u64),
     /// The ring is closed.
     Closed,
 }
@@ -63,6 +66,21 @@ impl Ring {
                 Err(Blocked::Closed) => return Err(WaitFail::Closed),
                 // A zero timeout (the `try_` forms of streamed messages) tries once.
                 Err(_) if spins % 256 == 0 && deadline.expired() => return Err(WaitFail::Timeout),
+                Err(Blocked::Full(blocked)) if spins < budget => {
+                    // Hysteresis: polling the cell the consumer is reading right now
+                    // would steal its line on every poll; wait instead until a cell a
+                    // batch further on is free, then fill the whole batch.
+                    let ahead = blocked + (self.cells / 8).clamp(1, 64);
+                    while spins < budget && !self.released(ahead) {
+                        spins += 1;
+                        if spins % 128 == 0 {
+                            std::thread::yield_now();
+                        } else {
+                            std::hint::spin_loop();
+                        }
+                    }
+                    spins += 1;
+                }
                 Err(_) if spins < budget => {
                     spins += 1;
                     if spins % 128 == 0 {
@@ -98,7 +116,7 @@ impl Ring {
                     w.sleepers.fetch_sub(1, Ordering::SeqCst);
                     return Err(WaitFail::Closed);
                 }
-                Err(Blocked::Idle) => {
+                Err(Blocked::Idle | Blocked::Full(_)) => {
                     stuck = None;
                     IDLE_NAP
                 }
@@ -130,6 +148,13 @@ impl Ring {
         }
     }
 
+    /// Whether the cell at previous-lap position `pos` has been released (is free for
+    /// `pos + cells`), or is further on still.
+    fn released(&self, pos: u64) -> bool {
+        let seq = self.cell(pos).seq.load(Ordering::Relaxed) & !super::TOMB_BIT;
+        signed(seq, pos + self.cells) >= 0
+    }
+
     /// Classifies a failed put for the wait loop.
     pub(super) fn put_blocked(&self, fail: PutFail) -> Blocked {
         match fail {
@@ -152,7 +177,7 @@ impl Ring {
                 if signed(head, blocked) > 0 && self.max_messages == 0 {
                     Blocked::Claimed(blocked)
                 } else {
-                    Blocked::Idle
+                    Blocked::Full(blocked)
                 }
             }
         }

@@ -1,0 +1,137 @@
+//! Queue throughput between two threads, against `std::sync::mpsc::sync_channel` and an
+//! OS pipe (one write and one read per message) measured in the same run.
+//!
+//! `cargo bench -p shoal --bench channel` runs the criterion groups, then prints a
+//! summary table: medians of 3 runs of `SUMMARY_MESSAGES` messages, in msg/s, and the
+//! ratios of `Queue` to each baseline. `-- --summary-only` skips criterion.
+
+use std::io::{Read, Write};
+use std::sync::mpsc::sync_channel;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
+use shoal::channel::Queue;
+
+const SUMMARY_MESSAGES: u64 = 2_000_000;
+const SIZES: [usize; 2] = [8, 64];
+
+/// Sends `n` messages of `size` bytes from a new thread to this one; returns the time.
+fn queue_1to1(size: usize, n: u64) -> Duration {
+    let q: Queue<()> = Queue::new().unwrap();
+    let tx = q.clone();
+    let start = Instant::now();
+    let producer = std::thread::spawn(move || {
+        let msg = vec![7u8; size];
+        for _ in 0..n {
+            tx.put_bytes(&msg).unwrap();
+        }
+    });
+    let mut buf = Vec::with_capacity(size);
+    for _ in 0..n {
+        q.get_bytes_into(&mut buf).unwrap();
+    }
+    let t = start.elapsed();
+    producer.join().unwrap();
+    t
+}
+
+fn mpsc_1to1(size: usize, n: u64) -> Duration {
+    let (tx, rx) = sync_channel::<Vec<u8>>(4096);
+    let start = Instant::now();
+    let producer = std::thread::spawn(move || {
+        for _ in 0..n {
+            tx.send(vec![7u8; size]).unwrap();
+        }
+    });
+    for _ in 0..n {
+        std::hint::black_box(rx.recv().unwrap());
+    }
+    let t = start.elapsed();
+    producer.join().unwrap();
+    t
+}
+
+fn pipe_1to1(size: usize, n: u64) -> Duration {
+    let (mut r, mut w) = std::io::pipe().unwrap();
+    let start = Instant::now();
+    let producer = std::thread::spawn(move || {
+        let msg = vec![7u8; size];
+        for _ in 0..n {
+            w.write_all(&msg).unwrap();
+        }
+    });
+    let mut buf = vec![0u8; size];
+    for _ in 0..n {
+        r.read_exact(&mut buf).unwrap();
+    }
+    let t = start.elapsed();
+    producer.join().unwrap();
+    t
+}
+
+type Transport = (&'static str, fn(usize, u64) -> Duration);
+const TRANSPORTS: [Transport; 3] = [
+    ("shoal Queue", queue_1to1),
+    ("std mpsc sync_channel", mpsc_1to1),
+    ("OS pipe", pipe_1to1),
+];
+
+fn bench(c: &mut Criterion) {
+    for size in SIZES {
+        let mut g = c.benchmark_group(format!("1to1_{size}B"));
+        g.throughput(Throughput::Elements(1));
+        g.measurement_time(Duration::from_secs(3));
+        g.warm_up_time(Duration::from_millis(500));
+        for (name, f) in TRANSPORTS {
+            g.bench_function(BenchmarkId::from_parameter(name), |b| {
+                b.iter_custom(|iters| f(size, iters))
+            });
+        }
+        g.finish();
+    }
+}
+
+fn rate(f: fn(usize, u64) -> Duration, size: usize) -> f64 {
+    let mut runs: Vec<f64> = (0..3)
+        .map(|_| SUMMARY_MESSAGES as f64 / f(size, SUMMARY_MESSAGES).as_secs_f64())
+        .collect();
+    runs.sort_by(f64::total_cmp);
+    runs[1]
+}
+
+fn summary() {
+    println!("\nmedian of 3 runs, {SUMMARY_MESSAGES} messages, one producer thread -> one consumer thread");
+    println!(
+        "{:<24} {:>6} {:>14} {:>12}",
+        "transport", "size", "msg/s", "Queue is"
+    );
+    for size in SIZES {
+        // `SHOAL_BENCH_ONLY=Queue` measures only the transports whose name contains it.
+        let only = std::env::var("SHOAL_BENCH_ONLY").unwrap_or_default();
+        let rates: Vec<(&str, f64)> = TRANSPORTS
+            .iter()
+            .filter(|(n, _)| n.contains(only.as_str()) || n.contains("Queue"))
+            .map(|(n, f)| (*n, rate(*f, size)))
+            .collect();
+        let queue = rates[0].1;
+        for (name, r) in &rates {
+            let ratio = if *name == "shoal Queue" {
+                String::new()
+            } else {
+                format!("{:.1}x", queue / r)
+            };
+            println!("{name:<24} {size:>5}B {:>14.0} {ratio:>12}", r);
+        }
+    }
+}
+
+criterion_group!(benches, bench);
+
+fn main() {
+    let summary_only = std::env::args().any(|a| a == "--summary-only");
+    if !summary_only {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+    }
+    summary();
+}
