@@ -29,4 +29,9 @@ pub mod sync;
 mod sys;
 
 pub use channel::{Connection, JoinableQueue, Pipe, Queue, SimpleQueue};
-pub use shm::SharedMemory;
+pub use process::{active_children, current_process, parent_process, Process};
+pub use shm::{Array, SharedMemory, Value};
+pub use sync::{Condition, Lock, RLock};
+
+#[doc(hidden)]
+pub use process::__private;

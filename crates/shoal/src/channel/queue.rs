@@ -458,8 +458,7 @@ impl Readiness {
     /// # Errors
     /// When `poll` fails.
     pub fn wait(&self, timeout: Duration) -> std::io::Result<bool> {
-        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-        sys::poll_readable(self.core.ring.event_fd(), ms)
+        Ok(sys::poll_readable(&[self.core.ring.event_fd()], Some(timeout))?[0])
     }
 }
 

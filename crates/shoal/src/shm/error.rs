@@ -58,6 +58,13 @@ pub enum ShmError {
         /// The size asked for.
         requested: usize,
     },
+    /// An atomic access at an offset that is not a multiple of its size.
+    Misaligned {
+        /// The offset asked for.
+        offset: usize,
+        /// The alignment the access needs.
+        align: usize,
+    },
     /// An access outside the segment.
     OutOfBounds {
         /// First byte of the access.
@@ -107,6 +114,10 @@ impl fmt::Display for ShmError {
             ShmError::TooLarge { requested } => {
                 write!(f, "a segment of {requested} bytes is larger than the address space")
             }
+            ShmError::Misaligned { offset, align } => write!(
+                f,
+                "offset {offset} is not a multiple of {align}, as an atomic access there needs"
+            ),
             ShmError::OutOfBounds { offset, len, size } => write!(
                 f,
                 "access of {len} bytes at offset {offset} is outside the {size}-byte segment"

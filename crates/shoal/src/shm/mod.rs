@@ -7,14 +7,18 @@
 //! descriptors; named segments under `/dev/shm/shoal-<pid>-<id>` exist for unrelated
 //! processes and are listed and collected by `shoal ls` / `shoal gc`.
 
+mod array;
 mod error;
 mod raw;
 mod registry;
 mod segment;
 mod shared_memory;
+mod value;
 
+pub use array::{Array, ArrayGuard};
 pub use error::ShmError;
-pub use registry::{collect_dead, list_named, NamedSegment};
+pub use registry::{collect_dead, inspect_named, list_named, NamedSegment};
 pub(crate) use segment::Segment;
 pub use segment::{SegmentInfo, SegmentKind};
 pub use shared_memory::SharedMemory;
+pub use value::{Value, ValueGuard};

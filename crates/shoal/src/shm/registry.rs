@@ -51,7 +51,7 @@ pub fn list_named() -> io::Result<Vec<NamedSegment>> {
             continue;
         }
         let file_len = entry.metadata().map_or(0, |m| m.len());
-        let header = Segment::open_named(&name, None).and_then(|seg| seg.header_info());
+        let header = inspect_named(&name);
         let owner_pid = header
             .as_ref()
             .ok()
@@ -68,6 +68,24 @@ pub fn list_named() -> io::Result<Vec<NamedSegment>> {
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// Reads the header of the named segment `name` (any kind), checking magic and version.
+///
+/// # Errors
+/// [`ShmError::Io`] when there is no such segment; [`ShmError::NotShoal`] or
+/// [`ShmError::Version`] when the file is foreign or from another layout version.
+///
+/// # Examples
+/// ```
+/// let shm = shoal::SharedMemory::create(10)?;
+/// let info = shoal::shm::inspect_named(shm.name().unwrap())?;
+/// assert_eq!(info.owner_pid, std::process::id());
+/// assert!(shoal::shm::inspect_named("shoal-no-such-segment").is_err());
+/// # Ok::<(), shoal::shm::ShmError>(())
+/// ```
+pub fn inspect_named(name: &str) -> Result<SegmentInfo, ShmError> {
+    Segment::open_named(name, None)?.header_info()
 }
 
 /// Removes the named shoal segments whose owner process is gone; returns their names.

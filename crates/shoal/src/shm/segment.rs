@@ -93,7 +93,7 @@ const _: () = {
     assert!(std::mem::offset_of!(Header, tag) == 40);
 };
 
-/// What [`Segment::header_info`] reads from a header.
+/// What a segment header says: its kind, size, owner and age.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SegmentInfo {
     /// What the segment holds.

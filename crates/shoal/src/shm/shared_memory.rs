@@ -1,4 +1,5 @@
 use std::fmt;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -140,6 +141,55 @@ impl SharedMemory {
         self.check(offset, data.len())?;
         crate::shm::raw::copy_in(self.seg.payload_ptr(), offset, data);
         Ok(())
+    }
+
+    fn check_atomic(&self, offset: usize, size: usize) -> Result<*mut u8, ShmError> {
+        self.check(offset, size)?;
+        if offset % size != 0 {
+            return Err(ShmError::Misaligned {
+                offset,
+                align: size,
+            });
+        }
+        // In bounds (checked above); the payload is 64-byte aligned, so `offset`'s
+        // alignment is the pointer's.
+        Ok(self.seg.payload_ptr().wrapping_add(offset))
+    }
+
+    /// The 8 bytes at `offset` as an atomic word, shared with every process that maps
+    /// the segment: the way to build lock-free counters and flags in raw shared memory.
+    ///
+    /// # Errors
+    /// [`ShmError::OutOfBounds`] past the end, [`ShmError::Misaligned`] when `offset`
+    /// is not a multiple of 8.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::atomic::Ordering;
+    ///
+    /// let shm = shoal::SharedMemory::new(64)?;
+    /// shm.atomic_u64(8)?.fetch_add(5, Ordering::Relaxed);
+    /// assert_eq!(shm.atomic_u64(8)?.load(Ordering::Relaxed), 5);
+    /// assert!(shm.atomic_u64(3).is_err());
+    /// # Ok::<(), shoal::shm::ShmError>(())
+    /// ```
+    pub fn atomic_u64(&self, offset: usize) -> Result<&AtomicU64, ShmError> {
+        let ptr = self.check_atomic(offset, 8)?;
+        // SAFETY: `ptr` is in bounds and 8-byte aligned (checked), inside a mapping that
+        // lives as long as `&self`; every bit pattern is a valid AtomicU64, and atomics
+        // are the intended way to share the word with other processes.
+        Ok(unsafe { AtomicU64::from_ptr(ptr.cast()) })
+    }
+
+    /// The 4 bytes at `offset` as an atomic word; see [`atomic_u64`](Self::atomic_u64).
+    ///
+    /// # Errors
+    /// [`ShmError::OutOfBounds`] past the end, [`ShmError::Misaligned`] when `offset`
+    /// is not a multiple of 4.
+    pub fn atomic_u32(&self, offset: usize) -> Result<&AtomicU32, ShmError> {
+        let ptr = self.check_atomic(offset, 4)?;
+        // SAFETY: as in `atomic_u64`, with 4-byte alignment.
+        Ok(unsafe { AtomicU32::from_ptr(ptr.cast()) })
     }
 
     /// Removes the name now (other processes can no longer open it; mappings stay).

@@ -9,7 +9,7 @@
 //! range covers it belongs to a dead process: the real claimant is always among them.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use crate::shm::Segment;
@@ -32,7 +32,7 @@ pub(crate) fn next_ring_id() -> u64 {
 #[derive(Clone, Copy)]
 struct Fast {
     ring: u64,
-    generation: u64,
+    pid: u32,
     slot: *const Slot,
     token: Token,
 }
@@ -42,14 +42,12 @@ struct Entry {
     key: u64,
     seg: Weak<Segment>,
     slot: *const Slot,
-    index: usize,
     token: Token,
 }
 
 struct Cache {
-    generation: u64,
+    /// The process the entries belong to (a fork child finds its parent's pid here).
     pid: u32,
-    thread: u32,
     entries: Vec<Entry>,
 }
 
@@ -76,47 +74,33 @@ impl Drop for Cache {
     }
 }
 
-fn next_thread_number() -> u32 {
-    static NEXT: AtomicU32 = AtomicU32::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
 thread_local! {
     static FAST: std::cell::Cell<Fast> = const {
         std::cell::Cell::new(Fast {
             ring: 0,
-            generation: 0,
+            pid: 0,
             slot: std::ptr::null(),
             token: 0,
         })
     };
-    static CACHE: RefCell<Cache> = RefCell::new(Cache {
-        generation: sys::fork_generation(),
-        pid: std::process::id(),
-        thread: next_thread_number(),
-        entries: Vec::new(),
-    });
+    static CACHE: RefCell<Cache> = const {
+        RefCell::new(Cache {
+            pid: 0,
+            entries: Vec::new(),
+        })
+    };
 }
 
 /// This process's pid, cached per thread and refreshed after `fork` (no system call).
 pub(crate) fn my_pid() -> u32 {
-    CACHE.with(|c| {
-        let mut c = c.borrow_mut();
-        let generation = sys::fork_generation();
-        if c.generation != generation {
-            c.entries.clear();
-            c.generation = generation;
-            c.pid = std::process::id();
-        }
-        c.pid
-    })
+    sys::current_thread().pid
 }
 
 /// Whether the process owning `token` still runs. This process always counts as alive
 /// (its threads cannot be killed one by one).
 pub(crate) fn owner_alive(token: Token) -> bool {
     let pid = (token >> 32) as u32;
-    pid == std::process::id() || sys::pid_running(pid)
+    pid == my_pid() || sys::pid_running(pid)
 }
 
 /// The slot of the calling thread in the ring whose slots start at `slots`, acquiring one
@@ -131,8 +115,8 @@ pub(crate) fn my_slot(
     resolved: impl Fn(&Slot) -> bool,
 ) -> Option<(&'static Slot, Token)> {
     let fast = FAST.get();
-    let generation = sys::fork_generation();
-    if fast.ring == ring && fast.generation == generation {
+    let pid = sys::current_thread().pid;
+    if fast.ring == ring && fast.pid == pid {
         // SAFETY: the entry was made for this very ring handle (ids are never reused),
         // whose mapping the caller keeps alive; a slot is never taken from a live owner.
         return Some((unsafe { &*fast.slot }, fast.token));
@@ -141,7 +125,7 @@ pub(crate) fn my_slot(
     if let Some((slot, token)) = found {
         FAST.set(Fast {
             ring,
-            generation,
+            pid,
             slot,
             token,
         });
@@ -157,12 +141,12 @@ fn slow_slot(
 ) -> Option<(&'static Slot, Token)> {
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
-        let generation = sys::fork_generation();
-        if c.generation != generation {
-            // A fork child: the slots in the cache belong to the parent's thread.
+        let me = sys::current_thread();
+        if c.pid != me.pid {
+            // A fork child: the slots in the cache belong to the parent's thread. Drop the
+            // entries without giving the slots back (they are not ours to give).
             c.entries.clear();
-            c.generation = generation;
-            c.pid = std::process::id();
+            c.pid = me.pid;
         }
         if let Some(e) = c.entries.iter().find(|e| e.key == key) {
             // SAFETY: the entry's ring may have been unmapped and another mapped at the
@@ -180,8 +164,8 @@ fn slow_slot(
         // Forget this key and every ring no longer mapped here.
         c.entries
             .retain(|e| e.key != key && e.seg.strong_count() > 0);
-        let token = (u64::from(c.pid) << 32) | u64::from(c.thread);
-        let start = (c.thread as usize).wrapping_mul(7) % SLOTS;
+        let token = (u64::from(me.pid) << 32) | u64::from(me.tid);
+        let start = (me.tid as usize).wrapping_mul(7) % SLOTS;
         let slot_at = |i: usize| -> &'static Slot {
             // SAFETY: `i < SLOTS` and the ring's mapping holds SLOTS slots from `slots`;
             // the caller keeps the mapping alive while it uses the reference.
@@ -219,7 +203,6 @@ fn slow_slot(
             key,
             seg: Arc::downgrade(seg),
             slot: slot_at(index),
-            index,
             token,
         });
         Some((slot_at(index), token))

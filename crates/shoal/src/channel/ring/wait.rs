@@ -70,7 +70,7 @@ impl Ring {
                     // Hysteresis: polling the cell the consumer is reading right now
                     // would steal its line on every poll; wait instead until a cell a
                     // batch further on is free, then fill the whole batch.
-                    let ahead = blocked + (self.cells / 8).clamp(1, 64);
+                    let ahead = blocked.wrapping_add((self.cells / 8).clamp(1, 64));
                     while spins < budget && !self.released(ahead) {
                         spins += 1;
                         if spins % 128 == 0 {
@@ -80,6 +80,7 @@ impl Ring {
                         }
                     }
                     spins += 1;
+                    std::hint::spin_loop();
                 }
                 Err(_) if spins < budget => {
                     spins += 1;
@@ -152,7 +153,7 @@ impl Ring {
     /// `pos + cells`), or is further on still.
     fn released(&self, pos: u64) -> bool {
         let seq = self.cell(pos).seq.load(Ordering::Relaxed) & !super::TOMB_BIT;
-        signed(seq, pos + self.cells) >= 0
+        signed(seq, pos.wrapping_add(self.cells)) >= 0
     }
 
     /// Classifies a failed put for the wait loop.

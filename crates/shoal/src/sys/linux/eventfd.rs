@@ -50,46 +50,11 @@ pub(crate) fn eventfd_drain(fd: BorrowedFd<'_>) -> io::Result<bool> {
     }
 }
 
-/// Waits until `fd` is readable or `timeout_ms` passes (`-1`: forever); returns whether it
-/// is readable.
-///
-/// # Errors
-/// When `poll` fails for a reason other than `EINTR`.
-pub(crate) fn poll_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> io::Result<bool> {
-    let mut pfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: `pfd` is one live pollfd on this stack frame, matching the count of 1.
-    let n = retry(|| unsafe { libc::poll(&mut pfd, 1, timeout_ms) })?;
-    Ok(n > 0 && pfd.revents & libc::POLLIN != 0)
-}
-
-/// A counter bumped in the child after every `fork`, so that per-thread caches keyed by
-/// process (claim slots of channel rings) notice that they now run in a new process
-/// without paying for a `getpid` system call on every operation.
-///
-/// It lives beside the readiness descriptors because channels are its only user; it
-/// belongs with the cached thread id of `sys/linux/thread.rs` once that exists.
-pub(crate) fn fork_generation() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::Once;
-    static GENERATION: AtomicU64 = AtomicU64::new(0);
-    static REGISTER: Once = Once::new();
-    extern "C" fn in_child() {
-        GENERATION.fetch_add(1, Ordering::Relaxed);
-    }
-    REGISTER.call_once(|| {
-        // SAFETY: `in_child` is a plain `extern "C" fn` that only touches an atomic, which
-        // is async-signal-safe as a fork child handler must be; registration happens once.
-        unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
-    });
-    GENERATION.load(Ordering::Relaxed)
-}
-
 /// Whether `pid` runs and is not a zombie waiting to be reaped: a SIGKILLed process
 /// that its parent has not waited for yet is dead for every purpose of a channel.
+///
+/// It lives beside the readiness descriptors because channels are its only user; it
+/// belongs beside `pid_alive` in `signal.rs`.
 pub(crate) fn pid_running(pid: u32) -> bool {
     if !super::pid_alive(pid) {
         return false;
@@ -111,22 +76,25 @@ mod tests {
     use super::*;
     use std::os::fd::AsFd;
 
-    #[test]
-    fn signal_makes_readable_and_drain_resets() {
-        let fd = eventfd_create().unwrap();
-        assert!(!poll_readable(fd.as_fd(), 0).unwrap());
-        assert!(!eventfd_drain(fd.as_fd()).unwrap());
-        eventfd_signal(fd.as_fd()).unwrap();
-        eventfd_signal(fd.as_fd()).unwrap();
-        assert!(poll_readable(fd.as_fd(), 0).unwrap());
-        assert!(eventfd_drain(fd.as_fd()).unwrap());
-        assert!(!poll_readable(fd.as_fd(), 0).unwrap());
+    fn readable(fd: BorrowedFd<'_>) -> bool {
+        super::super::poll_readable(&[fd], Some(std::time::Duration::ZERO)).unwrap()[0]
     }
 
     #[test]
-    fn own_process_runs_and_generation_is_stable() {
+    fn signal_makes_readable_and_drain_resets() {
+        let fd = eventfd_create().unwrap();
+        assert!(!readable(fd.as_fd()));
+        assert!(!eventfd_drain(fd.as_fd()).unwrap());
+        eventfd_signal(fd.as_fd()).unwrap();
+        eventfd_signal(fd.as_fd()).unwrap();
+        assert!(readable(fd.as_fd()));
+        assert!(eventfd_drain(fd.as_fd()).unwrap());
+        assert!(!readable(fd.as_fd()));
+    }
+
+    #[test]
+    fn own_process_runs() {
         assert!(pid_running(std::process::id()));
         assert!(!pid_running(0));
-        assert_eq!(fork_generation(), fork_generation());
     }
 }

@@ -1,0 +1,140 @@
+//! What `shoal bench` measures: a table of cases (transport × pattern × message size),
+//! each compared with the same pattern and size over [`Transport::BASELINE`], measured
+//! in the same run.
+//!
+//! A new pattern (process start, say) is a [`Pattern`] variant with its
+//! [`sizes`](Pattern::sizes); a new transport is a [`Transport`] variant (see
+//! [`transport`](super::transport)).
+
+use clap::ValueEnum;
+use serde::Serialize;
+
+use crate::bench::transport::Transport;
+use crate::output;
+
+/// How the messages flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Pattern {
+    /// One message there, the same size back; latency of the round trip.
+    PingPong,
+    /// One producer sends as fast as it can, one consumer reads: messages per second.
+    Throughput,
+}
+
+impl Pattern {
+    /// Every pattern, in report order.
+    pub(crate) const ALL: &'static [Pattern] = &[Pattern::PingPong, Pattern::Throughput];
+
+    /// The name in case names, tables and JSON.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Pattern::PingPong => "ping-pong",
+            Pattern::Throughput => "throughput",
+        }
+    }
+
+    /// The message sizes this pattern is measured with (`[0]` for a pattern without
+    /// messages, whose case names then leave the size out).
+    pub(crate) fn sizes(self) -> &'static [usize] {
+        match self {
+            Pattern::PingPong | Pattern::Throughput => MESSAGE_SIZES,
+        }
+    }
+}
+
+/// Message sizes every message-passing transport is measured with.
+pub(crate) const MESSAGE_SIZES: &[usize] = &[8, 64, 1024, 64 * 1024];
+
+/// One measurement to make: a transport, a pattern and a message size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Case {
+    pub(crate) transport: Transport,
+    pub(crate) pattern: Pattern,
+    pub(crate) size: usize,
+}
+
+impl Case {
+    /// `ping-pong/1KiB/unix-socket`: what the filter matches and the JSON names.
+    pub(crate) fn name(&self) -> String {
+        if self.pattern.sizes() == [0] {
+            return format!("{}/{}", self.pattern.name(), self.transport.name());
+        }
+        format!(
+            "{}/{}/{}",
+            self.pattern.name(),
+            output::bytes(self.size as u64).replace(' ', ""),
+            self.transport.name()
+        )
+    }
+
+    /// The same measurement over the baseline transport.
+    pub(crate) fn baseline(&self) -> Case {
+        Case {
+            transport: Transport::BASELINE,
+            ..*self
+        }
+    }
+
+    /// Every case, in report order: by pattern, then size, then transport.
+    pub(crate) fn all() -> Vec<Case> {
+        let mut cases = Vec::new();
+        for &pattern in Pattern::ALL {
+            for &size in pattern.sizes() {
+                for &transport in Transport::ALL {
+                    if transport.supports(pattern) {
+                        cases.push(Case {
+                            transport,
+                            pattern,
+                            size,
+                        });
+                    }
+                }
+            }
+        }
+        cases
+    }
+
+    /// The cases whose name contains `filter`, with the baselines they are compared
+    /// with, in report order.
+    pub(crate) fn selected(filter: Option<&str>) -> Vec<Case> {
+        let all = Case::all();
+        let wanted: Vec<Case> = all
+            .iter()
+            .filter(|c| filter.is_none_or(|f| c.name().contains(f)))
+            .copied()
+            .collect();
+        all.into_iter()
+            .filter(|c| wanted.contains(c) || wanted.iter().any(|w| w.baseline() == *c))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_transport_and_pattern_has_every_size() {
+        let all = Case::all();
+        assert_eq!(
+            all.len(),
+            Transport::ALL.len() * Pattern::ALL.len() * MESSAGE_SIZES.len()
+        );
+        let names: Vec<String> = all.iter().map(Case::name).collect();
+        assert!(names.contains(&"ping-pong/8B/os-pipe".to_owned()));
+        assert!(names.contains(&"throughput/64KiB/unix-socket".to_owned()));
+    }
+
+    #[test]
+    fn a_filter_keeps_the_baselines_it_needs() {
+        let sel = Case::selected(Some("ping-pong/1KiB/unix"));
+        let names: Vec<String> = sel.iter().map(Case::name).collect();
+        assert_eq!(
+            names,
+            ["ping-pong/1KiB/os-pipe", "ping-pong/1KiB/unix-socket"]
+        );
+        assert!(Case::selected(Some("no such case")).is_empty());
+        assert_eq!(Case::selected(None).len(), Case::all().len());
+    }
+}

@@ -1,0 +1,225 @@
+//! `shoal bench`: every transport side by side, each case compared with a baseline
+//! measured in the same run.
+//!
+//! The cases live in [`case`] (a table of transport × pattern × size), the transports in
+//! [`transport`] (byte streams in [`stream`]), the second process in
+//! [`peer`](mod@peer) (its CPU in [`placement`]), the figures in [`measure`], the
+//! output in [`report`] and [`progress`].
+
+mod case;
+mod measure;
+mod peer;
+mod placement;
+mod progress;
+mod report;
+mod stream;
+mod transport;
+
+use std::time::Duration;
+
+use anyhow::bail;
+
+use case::{Case, Pattern};
+use measure::Measure;
+use placement::{Pinned, Placement};
+use progress::Progress;
+use transport::Transport;
+
+/// Arguments of `shoal bench`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct BenchArgs {
+    /// Only the cases whose name contains this text (`ping-pong`, `64KiB`, `unix`…);
+    /// the baselines they are compared with run too.
+    filter: Option<String>,
+    /// A short run (under 15 s in all) for a first look.
+    #[arg(long)]
+    quick: bool,
+    /// Print JSON instead of a table.
+    #[arg(long, conflicts_with = "markdown")]
+    json: bool,
+    /// Print Markdown tables (for BENCHMARKS.md) instead of aligned text.
+    #[arg(long)]
+    markdown: bool,
+    /// Measure every case this many times and report the medians.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=99))]
+    runs: u32,
+    /// Milliseconds spent measuring each case in each run [default: 1000 (150 with
+    /// --quick), less when there are so many cases that the whole would exceed 40 s
+    /// (10 s with --quick)].
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    time_ms: Option<u64>,
+    /// Where the two processes of each case run: on two CPUs (split), on one (same), or
+    /// where the scheduler puts them (any).
+    #[arg(long, value_enum, default_value_t = Placement::Split)]
+    placement: Placement,
+    /// List the cases the filter selects, without measuring.
+    #[arg(long)]
+    list: bool,
+}
+
+/// Arguments of the hidden `shoal __bench-peer`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct PeerArgs {
+    #[arg(long)]
+    transport: Transport,
+    #[arg(long)]
+    pattern: Pattern,
+    #[arg(long)]
+    size: usize,
+}
+
+/// The settings one benchmark run used, reported with its results.
+#[derive(Clone, Debug, serde::Serialize)]
+pub(crate) struct Settings {
+    /// The version of the `shoal` binary that measured.
+    version: &'static str,
+    /// When the run started, seconds since the Unix epoch.
+    started_unix_s: u64,
+    filter: Option<String>,
+    quick: bool,
+    runs: u32,
+    time_per_case_ms: u64,
+    baseline: Transport,
+    cpus: usize,
+    /// Where the processes ran.
+    placement: String,
+}
+
+/// How every case of a run is measured.
+#[derive(Debug)]
+pub(crate) struct Conditions {
+    /// Time spent measuring each case.
+    pub(crate) budget: Duration,
+    /// Where the peer runs (this process is already placed).
+    pub(crate) pinned: Pinned,
+}
+
+/// One case's result: the medians over the runs, and the ratio to its baseline.
+#[derive(Clone, Debug)]
+pub(crate) struct Outcome {
+    case: Case,
+    measure: Measure,
+    /// `score / baseline score`: above 1 is faster than the baseline.
+    ratio: Option<f64>,
+}
+
+/// `shoal bench`.
+pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let cases = Case::selected(args.filter.as_deref());
+    if cases.is_empty() {
+        bail!(
+            "no benchmark case matches {:?} (`shoal bench --list` shows them all)",
+            args.filter.as_deref().unwrap_or_default()
+        );
+    }
+    if args.list {
+        return report::list(&cases);
+    }
+    let steps = cases.len() * args.runs as usize;
+    let time_ms = args
+        .time_ms
+        .unwrap_or_else(|| default_time_ms(steps, args.quick));
+    // Counted before pinning narrows what this process may use.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Pinned before anything is measured; the drop of `conditions` unpins.
+    let conditions = Conditions {
+        budget: Duration::from_millis(time_ms),
+        pinned: args.placement.apply(),
+    };
+    let settings = Settings {
+        version: env!("CARGO_PKG_VERSION"),
+        started_unix_s: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        filter: args.filter.clone(),
+        quick: args.quick,
+        runs: args.runs,
+        time_per_case_ms: time_ms,
+        baseline: Transport::BASELINE,
+        cpus,
+        placement: conditions.pinned.description.clone(),
+    };
+
+    // Every case once per run, run after run, so that a slow moment of the machine
+    // spreads over all cases instead of skewing one.
+    let mut progress = Progress::new(steps, conditions.budget);
+    let mut runs: Vec<Vec<Measure>> = vec![Vec::new(); cases.len()];
+    for run in 0..args.runs {
+        for (i, case) in cases.iter().enumerate() {
+            let what = match args.runs {
+                1 => case.name(),
+                n => format!("run {}/{n}: {}", run + 1, case.name()),
+            };
+            progress.step(&what);
+            runs[i].push(case.transport.measure(case, &conditions)?);
+        }
+    }
+    progress.finish();
+
+    let medians: Vec<Measure> = runs.iter().map(|r| Measure::median(r)).collect();
+    let outcomes = cases
+        .iter()
+        .zip(&medians)
+        .map(|(case, measure)| {
+            let base = cases
+                .iter()
+                .position(|c| *c == case.baseline())
+                .map(|j| medians[j].score());
+            Outcome {
+                case: *case,
+                measure: *measure,
+                ratio: base.map(|b| measure.score() / b).filter(|r| r.is_finite()),
+            }
+        })
+        .collect::<Vec<_>>();
+    if args.json {
+        report::json(&settings, &outcomes)
+    } else {
+        report::table(&settings, &outcomes, args.markdown)
+    }
+}
+
+/// Milliseconds per case when `--time-ms` is not given: 1 s (0.15 s quick), shortened so
+/// that `steps` cases fit in 40 s (10 s quick) as the case table grows, but never below
+/// 100 ms (20 ms quick), under which p99 and rates mean little.
+fn default_time_ms(steps: usize, quick: bool) -> u64 {
+    let (per_case, total, floor) = if quick {
+        (150, 10_000, 20)
+    } else {
+        (1000, 40_000, 100)
+    };
+    let steps = steps.max(1) as u64;
+    per_case.min(total / steps).max(floor)
+}
+
+/// `shoal __bench-peer`: the other process of a two-process case.
+pub(crate) fn peer(args: &PeerArgs) -> anyhow::Result<()> {
+    let case = Case {
+        transport: args.transport,
+        pattern: args.pattern,
+        size: args.size,
+    };
+    if !args.transport.supports(args.pattern) {
+        bail!(
+            "{} does not support {}",
+            case.transport.name(),
+            case.pattern.name()
+        );
+    }
+    args.transport.peer(&case)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_time_shrinks_as_cases_are_added() {
+        assert_eq!(default_time_ms(16, false), 1000);
+        assert_eq!(default_time_ms(16, true), 150);
+        assert_eq!(default_time_ms(80, false), 500);
+        assert_eq!(default_time_ms(10_000, false), 100);
+        assert_eq!(default_time_ms(10_000, true), 20);
+        assert_eq!(default_time_ms(0, false), 1000);
+    }
+}

@@ -1,0 +1,189 @@
+//! What `shoal bench` prints: a table per pattern, or JSON.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::bench::case::{Case, Pattern};
+use crate::bench::measure::Measure;
+use crate::bench::transport::Transport;
+use crate::bench::{Outcome, Settings};
+use crate::output::{self, Align, Table};
+
+/// `--list`: the selected case names, one a line.
+pub(crate) fn list(cases: &[Case]) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    for case in cases {
+        writeln!(out, "{}", case.name())?;
+    }
+    Ok(())
+}
+
+/// The tables, one per pattern.
+pub(crate) fn table(
+    settings: &Settings,
+    outcomes: &[Outcome],
+    markdown: bool,
+) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    let runs = match settings.runs {
+        1 => "1 run".to_owned(),
+        n => format!("medians of {n} runs"),
+    };
+    writeln!(
+        out,
+        "shoal bench: {} CPUs ({}), {} ms per case, {runs}; ratios against {} in the same run (above 1 is faster)",
+        settings.cpus,
+        settings.placement,
+        settings.time_per_case_ms,
+        settings.baseline.name()
+    )?;
+    let ratio_title = format!("VS {}", Transport::BASELINE.name().to_uppercase());
+    for &pattern in Pattern::ALL {
+        let rows: Vec<&Outcome> = outcomes
+            .iter()
+            .filter(|o| o.case.pattern == pattern)
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let (title, columns) = match pattern {
+            Pattern::PingPong => (
+                "ping-pong round trip between two processes; the ratio compares medians",
+                ["P50", "P99", "ROUND TRIPS"],
+            ),
+            Pattern::Throughput => (
+                "throughput from one producer process to one consumer process, one write per message; the ratio compares rates",
+                ["MSG/S", "MB/S", "MESSAGES"],
+            ),
+        };
+        writeln!(out, "\n{title}")?;
+        let mut t = Table::new(&[
+            ("SIZE", Align::Right),
+            ("TRANSPORT", Align::Left),
+            (columns[0], Align::Right),
+            (columns[1], Align::Right),
+            (columns[2], Align::Right),
+            (&ratio_title, Align::Right),
+        ]);
+        for o in rows {
+            let figures = match o.measure {
+                Measure::Latency {
+                    p50_ns,
+                    p99_ns,
+                    round_trips,
+                } => [
+                    output::nanos(p50_ns),
+                    output::nanos(p99_ns),
+                    output::rate(round_trips as f64),
+                ],
+                Measure::Throughput { messages, seconds } => {
+                    let rate = messages as f64 / seconds;
+                    [
+                        output::rate(rate),
+                        output::rate(rate * o.case.size as f64 / 1e6),
+                        output::rate(messages as f64),
+                    ]
+                }
+            };
+            let [a, b, c] = figures;
+            t.row(vec![
+                output::bytes(o.case.size as u64),
+                o.case.transport.name().to_owned(),
+                a,
+                b,
+                c,
+                o.ratio
+                    .map_or_else(|| "?".to_owned(), |r| format!("{r:.2}×")),
+            ]);
+        }
+        if markdown {
+            writeln!(out)?;
+            t.write_markdown(&mut out)?;
+        } else {
+            t.write_to(&mut out)?;
+        }
+    }
+    Ok(())
+}
+
+/// One result in `--json`.
+#[derive(Serialize, Debug)]
+struct JsonResult {
+    name: String,
+    transport: Transport,
+    pattern: Pattern,
+    size: usize,
+    baseline: String,
+    /// `score / baseline score`; above 1 is faster than the baseline (`null` when the
+    /// baseline could not be measured).
+    ratio: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p50_ns: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p99_ns: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    round_trips: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    messages: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    messages_per_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes_per_s: Option<f64>,
+}
+
+#[derive(Serialize, Debug)]
+struct JsonReport<'a> {
+    settings: &'a Settings,
+    results: Vec<JsonResult>,
+}
+
+/// `--json`: the settings and one object per case.
+pub(crate) fn json(settings: &Settings, outcomes: &[Outcome]) -> anyhow::Result<()> {
+    let results = outcomes
+        .iter()
+        .map(|o| {
+            let mut r = JsonResult {
+                name: o.case.name(),
+                transport: o.case.transport,
+                pattern: o.case.pattern,
+                size: o.case.size,
+                baseline: o.case.baseline().name(),
+                ratio: o.ratio,
+                p50_ns: None,
+                p99_ns: None,
+                round_trips: None,
+                messages: None,
+                seconds: None,
+                messages_per_s: None,
+                bytes_per_s: None,
+            };
+            match o.measure {
+                Measure::Latency {
+                    p50_ns,
+                    p99_ns,
+                    round_trips,
+                } => {
+                    r.p50_ns = Some(p50_ns);
+                    r.p99_ns = Some(p99_ns);
+                    r.round_trips = Some(round_trips);
+                }
+                Measure::Throughput { messages, seconds } => {
+                    let rate = messages as f64 / seconds;
+                    r.messages = Some(messages);
+                    r.seconds = Some(seconds);
+                    r.messages_per_s = Some(rate);
+                    r.bytes_per_s = Some(rate * o.case.size as f64);
+                }
+            }
+            r
+        })
+        .collect();
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &JsonReport { settings, results })
+        .map_err(io::Error::from)?;
+    writeln!(out)?;
+    Ok(())
+}

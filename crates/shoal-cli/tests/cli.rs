@@ -1,0 +1,425 @@
+//! The `shoal` binary run as a separate program: segments made here are inspected,
+//! listed and collected there; foreign files are refused; `bench` measures and reports.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use shoal::SharedMemory;
+
+/// Longest any run of the binary may take before the test fails.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A pid above the largest possible `pid_max` (2^22): no process can own it.
+const DEAD_PID: u32 = 4_194_311;
+
+/// What a run of `shoal` did.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `shoal ARGS`, failing the test if it takes longer than [`TIMEOUT`].
+fn shoal(args: &[&str]) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("could not start shoal");
+    // Readers on their own threads, so that a full pipe cannot stall the child.
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out = thread::spawn(move || {
+        let mut s = String::new();
+        out.read_to_string(&mut s).map(|_| s)
+    });
+    let err = thread::spawn(move || {
+        let mut s = String::new();
+        err.read_to_string(&mut s).map(|_| s)
+    });
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "`shoal {}` did not finish within {TIMEOUT:?}",
+                args.join(" ")
+            );
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    Run {
+        code: status.code(),
+        stdout: out.join().unwrap().unwrap(),
+        stderr: err.join().unwrap().unwrap(),
+    }
+}
+
+/// A name no other test (in this process or another) uses.
+fn unique(what: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{what}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A file under /dev/shm, removed when the test ends, passed or failed.
+struct ShmFile {
+    name: String,
+}
+
+impl ShmFile {
+    fn new(name: String, contents: &[u8]) -> ShmFile {
+        std::fs::write(Self::path_of(&name), contents).unwrap();
+        ShmFile { name }
+    }
+
+    fn path_of(name: &str) -> PathBuf {
+        PathBuf::from("/dev/shm").join(name)
+    }
+
+    fn exists(&self) -> bool {
+        Self::path_of(&self.name).exists()
+    }
+}
+
+impl Drop for ShmFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(Self::path_of(&self.name));
+    }
+}
+
+#[test]
+fn inspect_reads_the_header_of_a_segment_made_by_another_process() {
+    let shm = SharedMemory::create(1000).unwrap();
+    let name = shm.name().unwrap();
+    let run = shoal(&["inspect", name]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("kind:          raw"), "{run:?}");
+    let size = format!("({} bytes)", shm.size());
+    assert!(run.stdout.contains(&size), "{run:?}");
+    let owner = format!("pid {} (running)", std::process::id());
+    assert!(run.stdout.contains(&owner), "{run:?}");
+    assert!(run.stdout.contains("created:"), "{run:?}");
+}
+
+#[test]
+fn inspect_refuses_a_foreign_file_with_a_clear_error() {
+    let file = ShmFile::new(
+        format!("shoal-{}-{}", std::process::id(), unique("foreign")),
+        &[0x5a; 4096],
+    );
+    let run = shoal(&["inspect", &file.name]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.starts_with("error: "), "{run:?}");
+    assert!(run.stderr.contains("not a shoal segment"), "{run:?}");
+    assert!(run.stderr.contains(&file.name), "{run:?}");
+    assert!(run.stdout.is_empty(), "{run:?}");
+}
+
+#[test]
+fn inspect_of_a_missing_name_says_so() {
+    let name = format!("shoal-{}-{}", std::process::id(), unique("missing"));
+    let run = shoal(&["inspect", &name]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains("there is no segment named"), "{run:?}");
+}
+
+#[test]
+fn ls_shows_live_and_foreign_segments() {
+    let shm = SharedMemory::create(100).unwrap();
+    let name = shm.name().unwrap();
+    let run = shoal(&["ls", name]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let line = run.stdout.lines().find(|l| l.starts_with(name)).unwrap();
+    assert!(line.contains(&std::process::id().to_string()), "{line}");
+    assert!(
+        line.contains("yes") && line.trim_end().ends_with("raw"),
+        "{line}"
+    );
+
+    let foreign = ShmFile::new(
+        format!("shoal-{}-{}", std::process::id(), unique("foreign-ls")),
+        b"garbage",
+    );
+    let run = shoal(&["ls", "--json", &foreign.name]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let rows: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let row = &rows.as_array().unwrap()[0];
+    assert_eq!(row["name"], foreign.name.as_str());
+    assert_eq!(row["kind"], serde_json::Value::Null);
+    assert!(row["header_error"]
+        .as_str()
+        .unwrap()
+        .contains("not a shoal segment"));
+    assert_eq!(row["owner_pid"], std::process::id());
+    assert_eq!(row["owner_alive"], true);
+}
+
+#[test]
+fn gc_removes_the_segments_of_dead_owners_and_only_those() {
+    let live = SharedMemory::create(100).unwrap();
+    let live_name = live.name().unwrap();
+    // Another process's `collect_dead` may remove our dead file between two steps of
+    // this test: start again with a fresh file when it did.
+    for _attempt in 0..5 {
+        let dead = ShmFile::new(format!("shoal-{DEAD_PID}-{}", unique("cli-dead")), b"");
+        let ls = shoal(&["ls", &dead.name]);
+        assert_eq!(ls.code, Some(0), "{ls:?}");
+        if !dead.exists() {
+            continue;
+        }
+        let line = ls.stdout.lines().find(|l| l.starts_with(&dead.name));
+        let line = line.unwrap_or_else(|| panic!("{ls:?}"));
+        assert!(
+            line.contains(&DEAD_PID.to_string()) && line.contains(" no "),
+            "{line}"
+        );
+
+        let gc = shoal(&["gc", &dead.name]);
+        assert_eq!(gc.code, Some(0), "{gc:?}");
+        assert!(!dead.exists(), "{gc:?}");
+        if !gc.stdout.contains(&format!("removed {}", dead.name)) {
+            // Someone else removed it first.
+            continue;
+        }
+
+        let gc = shoal(&["gc", live_name]);
+        assert_eq!(gc.code, Some(0), "{gc:?}");
+        assert!(gc.stdout.contains("no segment of a dead owner"), "{gc:?}");
+        assert!(SharedMemory::open(live_name).is_ok());
+        return;
+    }
+    panic!("the dead-owner file kept vanishing before `shoal gc` could remove it");
+}
+
+#[test]
+fn bench_measures_every_selected_case_against_its_baseline() {
+    let run = shoal(&["bench", "--json", "--time-ms", "20", "8B"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let results = report["results"].as_array().unwrap();
+    let names: Vec<&str> = results
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    for want in [
+        "ping-pong/8B/os-pipe",
+        "ping-pong/8B/unix-socket",
+        "throughput/8B/os-pipe",
+        "throughput/8B/unix-socket",
+        "ping-pong/8B/tcp-loopback",
+        "throughput/8B/tcp-loopback",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    for r in results {
+        let ratio = r["ratio"].as_f64().unwrap();
+        assert!(ratio > 0.0, "{r}");
+        if r["transport"] == "os-pipe" {
+            assert_eq!(ratio, 1.0, "{r}");
+        }
+        match r["pattern"].as_str().unwrap() {
+            "ping-pong" => {
+                assert!(r["p50_ns"].as_f64().unwrap() > 0.0, "{r}");
+                assert!(r["p99_ns"].as_f64().unwrap() >= r["p50_ns"].as_f64().unwrap());
+                assert!(r["round_trips"].as_u64().unwrap() > 0, "{r}");
+            }
+            "throughput" => {
+                assert!(r["messages"].as_u64().unwrap() > 0, "{r}");
+                assert!(r["messages_per_s"].as_f64().unwrap() > 0.0, "{r}");
+            }
+            other => panic!("unknown pattern {other}"),
+        }
+    }
+    assert_eq!(report["settings"]["time_per_case_ms"], 20);
+    // Not a terminal: no progress line.
+    assert!(run.stderr.is_empty(), "{run:?}");
+}
+
+#[test]
+fn bench_prints_an_aligned_table_by_default() {
+    let run = shoal(&["bench", "--time-ms", "10", "ping-pong/64KiB/unix"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let header = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("TRANSPORT"))
+        .unwrap();
+    let row = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("unix-socket"))
+        .unwrap();
+    assert_eq!(header.find("TRANSPORT"), row.find("unix-socket"), "{run:?}");
+    assert!(
+        run.stdout.contains("os-pipe"),
+        "the baseline runs too: {run:?}"
+    );
+}
+
+#[test]
+fn bench_refuses_a_filter_that_matches_nothing() {
+    let run = shoal(&["bench", "no-such-case"]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(
+        run.stderr.starts_with("error: no benchmark case matches"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn a_closed_stdout_is_not_an_error() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(["bench", "--list"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end at once: the listing meets a closed pipe.
+    drop(child.stdout.take());
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "shoal did not finish");
+        thread::sleep(Duration::from_millis(5));
+    };
+    // A few bytes at most: they fit in the pipe, so reading after the exit is safe.
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{status}: {err}");
+    assert!(err.is_empty(), "{err}");
+}
+
+#[test]
+fn usage_errors_exit_with_2() {
+    let run = shoal(&["no-such-command"]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+}
+
+#[test]
+fn the_bench_peer_is_hidden_from_help() {
+    let run = shoal(&["--help"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    for command in ["bench", "ls", "gc", "inspect"] {
+        assert!(run.stdout.contains(command), "{command} missing: {run:?}");
+    }
+    assert!(!run.stdout.contains("__bench-peer"), "{run:?}");
+}
+
+/// Runs a pipe peer with `input` on its stdin; returns its exit code, stdout, stderr.
+fn pipe_peer(pattern: &str, size: &str, input: &[u8]) -> (Option<i32>, Vec<u8>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args([
+            "__bench-peer",
+            "--transport",
+            "os-pipe",
+            "--pattern",
+            pattern,
+        ])
+        .args(["--size", size])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    // Written from a thread and closed: the peer then sees end-of-file.
+    let writer = thread::spawn(move || std::io::Write::write_all(&mut stdin, &input));
+    let mut out = child.stdout.take().unwrap();
+    let reader = thread::spawn(move || {
+        let mut v = Vec::new();
+        out.read_to_end(&mut v).map(|_| v)
+    });
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the bench peer did not finish");
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    writer.join().unwrap().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status.code(), reader.join().unwrap().unwrap(), err)
+}
+
+#[test]
+fn the_ping_pong_peer_echoes_whole_messages() {
+    let (code, out, err) = pipe_peer("ping-pong", "4", b"abcdefgh");
+    assert_eq!(code, Some(0), "{err}");
+    // One ready byte, then every message back.
+    assert_eq!(out, b"\x01abcdefgh");
+
+    let (code, _, err) = pipe_peer("ping-pong", "4", b"abcdef");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("middle of a message"), "{err}");
+}
+
+#[test]
+fn the_throughput_peer_counts_what_it_read() {
+    let (code, out, err) = pipe_peer("throughput", "3", &[7; 30]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out[0], 1);
+    assert_eq!(u64::from_le_bytes(out[1..9].try_into().unwrap()), 10);
+}
+
+#[test]
+fn bench_places_the_processes_as_asked() {
+    for (placement, says) in [
+        ("same", "CPU"),
+        ("split", "CPU"),
+        ("any", "unpinned (--placement any)"),
+    ] {
+        let run = shoal(&[
+            "bench",
+            "--json",
+            "--time-ms",
+            "10",
+            "--placement",
+            placement,
+            "ping-pong/8B/os-pipe",
+        ]);
+        assert_eq!(run.code, Some(0), "{run:?}");
+        let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        let described = report["settings"]["placement"].as_str().unwrap();
+        // Without taskset (or with one CPU) pinning falls back to unpinned, and says so.
+        assert!(
+            described.contains(says) || described.starts_with("unpinned"),
+            "{placement}: {described}"
+        );
+        assert_eq!(report["results"].as_array().unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,240 @@
+//! [`Process`]: a started child, its exit code, and signals.
+
+use std::fmt;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::process::start::{forkserver, Exit, Launched, StartMethod};
+use crate::process::{ProcessBuilder, ProcessError};
+use crate::sys;
+
+/// A child process started with [`Process::new`] … [`start`](ProcessBuilder::start)
+/// (Python's `multiprocessing.Process`).
+///
+/// Clones are handles to the same child. Exit codes follow Python: 0 after a normal
+/// return, the code an entry returned, `-N` after death by signal `N`. Dropping the last
+/// handle does not stop the child; [`active_children`](crate::active_children) reaps
+/// the ones that ended.
+///
+/// # Examples
+/// ```
+/// use shoal::{Process, SharedMemory};
+///
+/// fn double((shm, n): (SharedMemory, u8)) -> i32 {
+///     shm.write(0, &[n * 2]).unwrap();
+///     7
+/// }
+/// shoal::entry!(double);
+///
+/// let shm = SharedMemory::new(1)?;
+/// let child = Process::new(double, (shm.clone(), 21)).name("doubler").start()?;
+/// assert_eq!(child.join()?, 7);
+/// let mut out = [0u8];
+/// shm.read(0, &mut out)?;
+/// assert_eq!(out[0], 42);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Process {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    pid: u32,
+    daemon: bool,
+    method: StartMethod,
+    pidfd: OwnedFd,
+    exit: Exit,
+    code: Mutex<Option<i32>>,
+}
+
+impl fmt::Debug for Process {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Process")
+            .field("name", &self.inner.name)
+            .field("pid", &self.inner.pid)
+            .field("daemon", &self.inner.daemon)
+            .field("start_method", &self.inner.method)
+            .field("exitcode", &self.exitcode())
+            .finish()
+    }
+}
+
+impl Process {
+    /// Prepares a child that will run `entry(args)`; nothing starts before
+    /// [`ProcessBuilder::start`].
+    ///
+    /// `entry` must be a plain function registered with [`crate::entry!`]; `args`
+    /// travels to the child through serde, and shoal objects inside it
+    /// ([`SharedMemory`](crate::SharedMemory)…) travel as inherited descriptors.
+    /// Problems (an unregistered entry, arguments that cannot be encoded) are reported
+    /// by `start`.
+    #[allow(clippy::new_ret_no_self)] // Python's shape: Process(target, args).start()
+    pub fn new<F, A, R>(entry: F, args: A) -> ProcessBuilder
+    where
+        F: Fn(A) -> R + Copy + 'static,
+        A: serde::Serialize + serde::de::DeserializeOwned,
+        R: crate::process::EntryReturn,
+    {
+        ProcessBuilder::new(entry, args)
+    }
+
+    pub(crate) fn from_launched(
+        name: String,
+        daemon: bool,
+        method: StartMethod,
+        l: Launched,
+    ) -> Process {
+        Process {
+            inner: Arc::new(Inner {
+                name,
+                pid: l.pid,
+                daemon,
+                method,
+                pidfd: l.pidfd,
+                exit: l.exit,
+                code: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The process name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.inner.pid
+    }
+
+    /// Whether the child is daemonic (dies with this process).
+    pub fn daemon(&self) -> bool {
+        self.inner.daemon
+    }
+
+    /// How the child was started.
+    pub fn start_method(&self) -> StartMethod {
+        self.inner.method
+    }
+
+    /// A descriptor that becomes readable when the child ends (its pidfd), for
+    /// `poll`/`epoll` over several objects.
+    pub fn sentinel(&self) -> BorrowedFd<'_> {
+        self.inner.pidfd.as_fd()
+    }
+
+    fn supervise_err(&self, source: io::Error) -> ProcessError {
+        ProcessError::Supervise {
+            name: self.inner.name.clone(),
+            pid: self.inner.pid,
+            source,
+        }
+    }
+
+    /// Waits up to `timeout` (`None`: forever) for the exit code.
+    fn wait(&self, timeout: Option<Duration>) -> Result<Option<i32>, ProcessError> {
+        if let Some(code) = *self.lock_code() {
+            return Ok(Some(code));
+        }
+        // Wait without the lock, so that `is_alive` from another thread never blocks.
+        let watched = match &self.inner.exit {
+            Exit::Reap => self.inner.pidfd.as_fd(),
+            Exit::Relayed { status, .. } => status.as_fd(),
+        };
+        let ready = sys::poll_readable(&[watched], timeout).map_err(|e| self.supervise_err(e))?;
+        if !ready[0] {
+            return Ok(None);
+        }
+        let mut code = self.lock_code();
+        if code.is_none() {
+            // Ready: the child has ended (or the forkserver wrote its code or died), so
+            // the calls below return at once.
+            *code = Some(match &self.inner.exit {
+                Exit::Reap => sys::pidfd_wait(self.inner.pidfd.as_fd(), true)
+                    .map_err(|e| self.supervise_err(e))?
+                    .ok_or_else(|| self.supervise_err(io::ErrorKind::WouldBlock.into()))?,
+                Exit::Relayed { status, server } => {
+                    let mut status: &std::os::unix::net::UnixStream = status;
+                    let mut buf = [0u8; 4];
+                    match status.read_exact(&mut buf) {
+                        Ok(()) => i32::from_le_bytes(buf),
+                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                            drop(code);
+                            forkserver::note_death(*server);
+                            return Err(ProcessError::ForkServerDied);
+                        }
+                        Err(e) => return Err(self.supervise_err(e)),
+                    }
+                }
+            });
+        }
+        Ok(*code)
+    }
+
+    fn lock_code(&self) -> std::sync::MutexGuard<'_, Option<i32>> {
+        self.inner.code.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits for the child to end and returns its exit code.
+    ///
+    /// # Errors
+    /// [`ProcessError::ForkServerDied`] when the forkserver that relays the exit code
+    /// died first; [`ProcessError::Supervise`] when the system refuses the wait.
+    pub fn join(&self) -> Result<i32, ProcessError> {
+        self.wait(None)
+            .map(|c| c.expect("an unbounded wait returns a code"))
+    }
+
+    /// Waits up to `timeout` for the child to end: `Ok(None)` if it is still running.
+    ///
+    /// # Errors
+    /// As [`join`](Process::join).
+    pub fn join_timeout(&self, timeout: Duration) -> Result<Option<i32>, ProcessError> {
+        self.wait(Some(timeout))
+    }
+
+    /// The exit code if the child has ended (reaping it), `None` while it runs.
+    pub fn exitcode(&self) -> Option<i32> {
+        self.wait(Some(Duration::ZERO)).ok().flatten()
+    }
+
+    /// Whether the child is still running.
+    pub fn is_alive(&self) -> bool {
+        match self.wait(Some(Duration::ZERO)) {
+            Ok(code) => code.is_none(),
+            Err(_) => !matches!(
+                sys::poll_readable(&[self.inner.pidfd.as_fd()], Some(Duration::ZERO)).as_deref(),
+                Ok([true])
+            ),
+        }
+    }
+
+    fn signal(&self, signal: i32) -> Result<(), ProcessError> {
+        // Already ended (`Ok(false)`): nothing to do, as in Python.
+        sys::pidfd_signal(self.inner.pidfd.as_fd(), signal)
+            .map(drop)
+            .map_err(|e| self.supervise_err(e))
+    }
+
+    /// Asks the child to stop (`SIGTERM`); its exit code becomes -15 unless it handles
+    /// the signal. The signal goes through the pidfd, so it can never reach another
+    /// process that reused the pid.
+    ///
+    /// # Errors
+    /// [`ProcessError::Supervise`] when the system refuses the signal.
+    pub fn terminate(&self) -> Result<(), ProcessError> {
+        self.signal(sys::SIGTERM)
+    }
+
+    /// Kills the child (`SIGKILL`); its exit code becomes -9.
+    ///
+    /// # Errors
+    /// [`ProcessError::Supervise`] when the system refuses the signal.
+    pub fn kill(&self) -> Result<(), ProcessError> {
+        self.signal(sys::SIGKILL)
+    }
+}

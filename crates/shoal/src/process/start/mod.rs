@@ -1,0 +1,53 @@
+//! The three ways to start a child, side by side.
+
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+
+pub(crate) mod fork;
+pub(crate) mod forkserver;
+pub(crate) mod spawn;
+
+/// How a child process is started (Python's start methods).
+///
+/// # Examples
+/// ```
+/// use shoal::process::StartMethod;
+/// assert_eq!(StartMethod::default(), StartMethod::ForkServer);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum StartMethod {
+    /// Runs the current executable again (`/proc/self/exe`, the same file even if it was
+    /// replaced on disk); the child takes over before `main` and runs the entry. Slowest,
+    /// but the child shares nothing with the parent but the arguments.
+    Spawn,
+    /// Asks a helper process to fork a child. The helper is spawned on first use, stays
+    /// single-threaded and clean, and exits with this process; children start as fast as
+    /// a `fork` and are as safe as a spawn, whatever threads the parent runs.
+    ///
+    /// As in Python, children see the environment variables and working directory the
+    /// forkserver started with (at the first `ForkServer` start), not later changes.
+    #[default]
+    ForkServer,
+    /// `fork()`s the calling process; the child runs the entry on a copy of the caller's
+    /// memory. Fastest, but only the calling thread exists in the child: a lock another
+    /// thread held at the time of the fork (an allocator's, stdout's, a user mutex) stays
+    /// locked forever there. Safe only when the program has a single thread, or when the
+    /// entry touches nothing such a thread could hold.
+    Fork,
+}
+
+/// How the exit code of a started child reaches its parent.
+pub(crate) enum Exit {
+    /// The child is ours: `waitid` on its pidfd.
+    Reap,
+    /// The forkserver reaps it and writes the exit code (an `i32`, little-endian) on
+    /// `status`; end of file without a code means the forkserver (pid `server`) died.
+    Relayed { status: UnixStream, server: u32 },
+}
+
+/// A child that was started.
+pub(crate) struct Launched {
+    pub(crate) pid: u32,
+    pub(crate) pidfd: OwnedFd,
+    pub(crate) exit: Exit,
+}

@@ -1,0 +1,431 @@
+//! [`Array`]: a fixed-length array of plain-old-data elements in shared memory, with an
+//! optional lock.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::mem::offset_of;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytemuck::Pod;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::handoff;
+use crate::shm::value::{load_elem, store_elem, PAYLOAD_ALIGN};
+use crate::shm::{Segment, SegmentKind, ShmError};
+use crate::sync::{Lock, LockGuard, LockResult, NoLock, SyncError};
+
+/// The first 64 bytes of an array's payload; the elements follow.
+#[repr(C)]
+struct ArrayHeader {
+    /// Number of elements; written once before the array is shared.
+    len: AtomicU64,
+    _pad: [u8; 56],
+}
+
+const _: () = {
+    assert!(offset_of!(ArrayHeader, len) == 0);
+    assert!(std::mem::size_of::<ArrayHeader>() == PAYLOAD_ALIGN);
+};
+
+/// A fixed-length array of plain-old-data elements in shared memory (Python's
+/// `multiprocessing.Array`).
+///
+/// Element access follows [`crate::Value`]: [`get`](Array::get) and [`set`](Array::set)
+/// never tear an element of 1, 2, 4 or 8 bytes (one atomic access, no lock); larger
+/// elements are copied under the lock when there is one. [`lock`](Array::lock) gives the
+/// whole slice under the lock.
+///
+/// # Examples
+/// ```
+/// let a = shoal::Array::new(&[1i32, 2, 3])?;
+/// a.set(1, 20)?;
+/// {
+///     let mut g = a.lock()?.unwrap();
+///     g[2] += 30;
+/// }
+/// assert_eq!(a.to_vec(), [1, 20, 33]);
+/// assert_eq!(a.get(3), None);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Array<T: Pod> {
+    seg: Arc<Segment>,
+    lock: Option<Lock>,
+    len: usize,
+    _t: PhantomData<T>,
+}
+
+impl<T: Pod> Clone for Array<T> {
+    fn clone(&self) -> Self {
+        Array {
+            seg: Arc::clone(&self.seg),
+            lock: self.lock.clone(),
+            len: self.len,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T: Pod + fmt::Debug> fmt::Debug for Array<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Array")
+            .field("len", &self.len)
+            .field("lock", &self.lock)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The lock of an [`Array`], held; derefs to the elements.
+pub struct ArrayGuard<'a, T: Pod> {
+    _guard: LockGuard<'a>,
+    ptr: *mut T,
+    len: usize,
+}
+
+impl<T: Pod> Deref for ArrayGuard<'_, T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // SAFETY: `ptr`/`len` are the aligned elements inside the mapping the borrowed
+        // `Array` keeps alive (bounds checked at creation and import); the lock is held.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl<T: Pod> DerefMut for ArrayGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        // SAFETY: as in `deref`; the guard is borrowed mutably.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+fn layout_error(reason: String) -> ShmError {
+    ShmError::Layout {
+        name: "<anonymous>".to_owned(),
+        reason,
+    }
+}
+
+impl<T: Pod> Array<T> {
+    fn create(
+        len: usize,
+        mut init: impl FnMut(usize) -> T,
+        lock: Option<Lock>,
+    ) -> Result<Array<T>, SyncError> {
+        let what = "create a shared array";
+        if std::mem::align_of::<T>() > PAYLOAD_ALIGN {
+            return Err(SyncError::shm(
+                what,
+                layout_error(format!(
+                    "elements aligned to more than {PAYLOAD_ALIGN} bytes are not supported"
+                )),
+            ));
+        }
+        let bytes = len
+            .checked_mul(std::mem::size_of::<T>())
+            .and_then(|n| n.checked_add(PAYLOAD_ALIGN))
+            .ok_or(SyncError::shm(
+                what,
+                ShmError::TooLarge {
+                    requested: usize::MAX,
+                },
+            ))?;
+        let seg =
+            Segment::anonymous(SegmentKind::Array, bytes).map_err(|e| SyncError::shm(what, e))?;
+        seg.tag()
+            .store(std::mem::size_of::<T>() as u32, Ordering::Release);
+        let array: Array<T> = Array {
+            seg,
+            lock,
+            len,
+            _t: PhantomData,
+        };
+        array.header().len.store(len as u64, Ordering::Release);
+        for i in 0..len {
+            // SAFETY: `i < len`, inside the segment sized above.
+            unsafe { array.elem(i).write(init(i)) };
+        }
+        Ok(array)
+    }
+
+    /// Creates a shared array holding a copy of `values`, with a lock.
+    ///
+    /// # Errors
+    /// When a segment cannot be created, or `T` is aligned to more than 64 bytes.
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shoal::Array::new(&[1u8, 2, 3])?;
+    /// assert_eq!(a.len(), 3);
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
+    pub fn new(values: &[T]) -> Result<Array<T>, SyncError> {
+        Array::create(values.len(), |i| values[i], Some(Lock::new()?))
+    }
+
+    /// Creates a shared array of `len` elements `f(0), f(1), ...`, with a lock.
+    ///
+    /// # Errors
+    /// As for [`new`](Array::new).
+    ///
+    /// # Examples
+    /// ```
+    /// let squares = shoal::Array::from_fn(4, |i| (i * i) as u32)?;
+    /// assert_eq!(squares.to_vec(), [0, 1, 4, 9]);
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
+    pub fn from_fn(len: usize, f: impl FnMut(usize) -> T) -> Result<Array<T>, SyncError> {
+        Array::create(len, f, Some(Lock::new()?))
+    }
+
+    /// Creates a shared array holding a copy of `values`, without a lock.
+    ///
+    /// # Errors
+    /// As for [`new`](Array::new).
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shoal::Array::without_lock(&[0u64; 4])?;
+    /// assert!(a.get_lock().is_none());
+    /// assert!(a.lock().is_err());
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
+    pub fn without_lock(values: &[T]) -> Result<Array<T>, SyncError> {
+        Array::create(values.len(), |i| values[i], None)
+    }
+
+    fn header(&self) -> &ArrayHeader {
+        // SAFETY: the payload starts with an ArrayHeader (64-byte aligned, at least 64
+        // bytes long), whose only read field is atomic.
+        unsafe { &*self.seg.payload_ptr().cast::<ArrayHeader>() }
+    }
+
+    /// The address of element `i`.
+    ///
+    /// # Safety
+    /// `i < self.len` for the result to be dereferenceable.
+    unsafe fn elem(&self, i: usize) -> *mut T {
+        // SAFETY: the elements start 64 bytes into the payload and `i < len` elements fit
+        // (caller's precondition, sizes checked at creation and import).
+        unsafe { self.seg.payload_ptr().add(PAYLOAD_ALIGN).cast::<T>().add(i) }
+    }
+
+    /// The number of elements.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(shoal::Array::new(&[0u32; 10])?.len(), 10);
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the array has no elements.
+    ///
+    /// # Examples
+    /// ```
+    /// assert!(shoal::Array::<u32>::new(&[])?.is_empty());
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Element `i`, `None` past the end.
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shoal::Array::new(&[5i16, 6])?;
+    /// assert_eq!(a.get(1), Some(6));
+    /// assert_eq!(a.get(2), None);
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
+    pub fn get(&self, i: usize) -> Option<T> {
+        if i >= self.len {
+            return None;
+        }
+        // SAFETY: `i < len`; the element is mapped while `self` lives.
+        Some(unsafe { load_elem(self.elem(i), self.lock.as_ref()) })
+    }
+
+    /// Sets element `i`.
+    ///
+    /// # Errors
+    /// [`ShmError::OutOfBounds`] when `i` is past the end.
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shoal::Array::new(&[0u8; 2])?;
+    /// a.set(0, 1)?;
+    /// assert!(a.set(2, 1).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set(&self, i: usize, v: T) -> Result<(), ShmError> {
+        if i >= self.len {
+            let size = std::mem::size_of::<T>();
+            return Err(ShmError::OutOfBounds {
+                offset: i.saturating_mul(size),
+                len: size,
+                size: self.len * size,
+            });
+        }
+        // SAFETY: `i < len`; the element is mapped while `self` lives.
+        unsafe { store_elem(self.elem(i), v, self.lock.as_ref()) };
+        Ok(())
+    }
+
+    /// A copy of every element, read one at a time with [`get`](Array::get) (take the
+    /// lock for a consistent snapshot).
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shoal::Array::from_fn(3, |i| i as u8)?;
+    /// assert_eq!(a.to_vec(), [0, 1, 2]);
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
+    pub fn to_vec(&self) -> Vec<T> {
+        (0..self.len).filter_map(|i| self.get(i)).collect()
+    }
+
+    /// Takes the lock; the guard derefs to the elements.
+    ///
+    /// # Errors
+    /// [`NoLock`] when the array was made without a lock. Inside `Ok`,
+    /// [`crate::sync::OwnerDied`] (with the guard) when a holder of the lock died.
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shoal::Array::new(&[1u32, 2])?;
+    /// let mut g = a.lock()?.unwrap();
+    /// g.swap(0, 1);
+    /// drop(g);
+    /// assert_eq!(a.to_vec(), [2, 1]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lock(&self) -> Result<LockResult<ArrayGuard<'_, T>>, NoLock> {
+        let lock = self.lock.as_ref().ok_or(NoLock { what: "array" })?;
+        // SAFETY: the address one past the elements' start is in bounds for len == 0 too.
+        let ptr = unsafe { self.elem(0) };
+        let len = self.len;
+        Ok(match lock.acquire() {
+            Ok(g) => Ok(ArrayGuard {
+                _guard: g,
+                ptr,
+                len,
+            }),
+            Err(d) => Err(d.map(|g| ArrayGuard {
+                _guard: g,
+                ptr,
+                len,
+            })),
+        })
+    }
+
+    /// The lock, when the array has one.
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shoal::Array::new(&[1u32])?;
+    /// assert!(a.get_lock().is_some());
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
+    pub fn get_lock(&self) -> Option<&Lock> {
+        self.lock.as_ref()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    fd: u32,
+    lock: Option<Lock>,
+}
+
+impl<T: Pod> Serialize for Array<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let fd = handoff::export_fd(self.seg.fd(), "Array").map_err(serde::ser::Error::custom)?;
+        Wire {
+            fd,
+            lock: self.lock.clone(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de, T: Pod> Deserialize<'de> for Array<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Array<T>, D::Error> {
+        let wire = Wire::deserialize(d)?;
+        let fd = handoff::import_fd(wire.fd).map_err(serde::de::Error::custom)?;
+        let seg =
+            Segment::import(fd, None, SegmentKind::Array).map_err(serde::de::Error::custom)?;
+        let size = std::mem::size_of::<T>();
+        let found = seg.tag().load(Ordering::Acquire) as usize;
+        if found != size {
+            return Err(serde::de::Error::custom(layout_error(format!(
+                "it holds elements of {found} bytes, not {size} bytes like {}",
+                std::any::type_name::<T>()
+            ))));
+        }
+        let mut array = Array {
+            seg,
+            lock: wire.lock,
+            len: 0,
+            _t: PhantomData,
+        };
+        let len = array.header().len.load(Ordering::Acquire);
+        let fits = usize::try_from(len)
+            .ok()
+            .and_then(|n| n.checked_mul(size))
+            .and_then(|n| n.checked_add(PAYLOAD_ALIGN))
+            .is_some_and(|n| n <= array.seg.payload_len());
+        if !fits {
+            return Err(serde::de::Error::custom(layout_error(format!(
+                "its header claims {len} elements, more than the segment holds"
+            ))));
+        }
+        array.len = len as usize;
+        Ok(array)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handoff::{decode, encode};
+
+    #[test]
+    fn elements_and_bounds() {
+        let a = Array::from_fn(5, |i| i as u16).unwrap();
+        assert_eq!(a.len(), 5);
+        assert_eq!(a.get(4), Some(4));
+        assert_eq!(a.get(5), None);
+        assert!(a.set(5, 1).is_err());
+        a.set(0, 9).unwrap();
+        a.lock().unwrap().unwrap().iter_mut().for_each(|x| *x += 1);
+        assert_eq!(a.to_vec(), [10, 2, 3, 4, 5]);
+        let big = Array::without_lock(&[[1u8; 3], [2; 3]]).unwrap();
+        big.set(1, [7; 3]).unwrap();
+        assert_eq!(big.to_vec(), [[1; 3], [7; 3]]);
+        assert!(big.lock().is_err());
+        let empty = Array::<u64>::new(&[]).unwrap();
+        assert!(empty.is_empty());
+        assert_eq!(empty.lock().unwrap().unwrap().len(), 0);
+    }
+
+    #[test]
+    fn handoff_round_trip_and_size_check() {
+        let a = Array::new(&[1u32, 2, 3]).unwrap();
+        let enc = encode(&a).unwrap();
+        let back: Array<u32> = decode(&enc.bytes, enc.fds).unwrap();
+        assert_eq!(back.to_vec(), [1, 2, 3]);
+        back.set(2, 30).unwrap();
+        assert_eq!(a.get(2), Some(30));
+        let enc = encode(&a).unwrap();
+        let err = decode::<Array<u8>>(&enc.bytes, enc.fds).unwrap_err();
+        assert!(err.to_string().contains("4 bytes"), "{err}");
+        let v = crate::Value::new(1u32).unwrap();
+        let enc = encode(&v).unwrap();
+        let err = decode::<Array<u32>>(&enc.bytes, enc.fds).unwrap_err();
+        assert!(err.to_string().contains("value"), "{err}");
+    }
+}

@@ -1,0 +1,265 @@
+//! Errors and results of the synchronisation primitives.
+#![deny(unsafe_code)]
+
+use std::fmt;
+use std::io;
+
+use crate::shm::ShmError;
+
+/// A synchronisation primitive could not be created or received.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// Its shared-memory segment could not be made or mapped.
+    Shm {
+        /// What shoal was doing ("create a lock").
+        context: &'static str,
+        /// The underlying error.
+        source: ShmError,
+    },
+    /// The operating system refused an operation.
+    Io {
+        /// What shoal was doing.
+        context: &'static str,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// A received segment holds another primitive than the one asked for.
+    WrongPrimitive {
+        /// The primitive asked for ("lock").
+        expected: &'static str,
+        /// The tag found in the segment header.
+        found: u32,
+    },
+}
+
+impl SyncError {
+    pub(crate) fn shm(context: &'static str, source: ShmError) -> SyncError {
+        SyncError::Shm { context, source }
+    }
+}
+
+impl fmt::Display for SyncError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SyncError::Shm { context, source } => write!(f, "could not {context}: {source}"),
+            SyncError::Io { context, source } => write!(f, "could not {context}: {source}"),
+            SyncError::WrongPrimitive { expected, found } => {
+                let bytes = found.to_le_bytes();
+                let printable = bytes.iter().all(|b| b.is_ascii_graphic());
+                if printable {
+                    let name: String = bytes.iter().map(|&b| char::from(b)).collect();
+                    write!(
+                        f,
+                        "the received segment holds a {name:?} primitive, not a {expected}"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "the received segment holds primitive tag {found:#x}, not a {expected}"
+                    )
+                }
+            }
+        }
+    }
+}
+
+impl std::error::Error for SyncError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SyncError::Shm { source, .. } => Some(source),
+            SyncError::Io { source, .. } => Some(source),
+            SyncError::WrongPrimitive { .. } => None,
+        }
+    }
+}
+
+/// The result of a blocking acquire: the guard, or the guard wrapped in [`OwnerDied`]
+/// when the previous holder died while holding the lock.
+pub type LockResult<G> = Result<G, OwnerDied<G>>;
+
+/// The previous holder of a lock died while holding it; the lock is now held by the
+/// caller (like std's [`PoisonError`](std::sync::PoisonError), it carries the guard).
+///
+/// The data the lock protects may be half-updated: check or repair it, then go on with
+/// [`into_inner`](OwnerDied::into_inner). The lock itself is usable again at once; the
+/// condition is reported only to the first acquirer after the death.
+pub struct OwnerDied<G> {
+    guard: G,
+    tid: u32,
+    pid: u32,
+}
+
+impl<G> OwnerDied<G> {
+    pub(crate) fn new(guard: G, tid: u32, pid: u32) -> OwnerDied<G> {
+        OwnerDied { guard, tid, pid }
+    }
+
+    /// The guard: the caller holds the lock.
+    pub fn into_inner(self) -> G {
+        self.guard
+    }
+
+    /// A reference to the guard.
+    pub fn get_ref(&self) -> &G {
+        &self.guard
+    }
+
+    /// A mutable reference to the guard.
+    pub fn get_mut(&mut self) -> &mut G {
+        &mut self.guard
+    }
+
+    /// The kernel thread id of the holder that died, when known.
+    pub fn thread_id(&self) -> Option<u32> {
+        (self.tid != 0).then_some(self.tid)
+    }
+
+    /// The process id of the holder that died, when known.
+    pub fn process_id(&self) -> Option<u32> {
+        (self.pid != 0).then_some(self.pid)
+    }
+
+    /// The same report carrying another guard (for wrappers of a lock's guard).
+    pub(crate) fn map<H>(self, f: impl FnOnce(G) -> H) -> OwnerDied<H> {
+        OwnerDied {
+            guard: f(self.guard),
+            tid: self.tid,
+            pid: self.pid,
+        }
+    }
+}
+
+impl<G> fmt::Debug for OwnerDied<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnerDied")
+            .field("thread_id", &self.thread_id())
+            .field("process_id", &self.process_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<G> fmt::Display for OwnerDied<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.thread_id(), self.process_id()) {
+            (Some(tid), Some(pid)) => write!(
+                f,
+                "the previous holder of the lock (thread {tid} of process {pid}) died while holding it"
+            ),
+            (Some(tid), None) => write!(
+                f,
+                "the previous holder of the lock (thread {tid}) died while holding it"
+            ),
+            _ => f.write_str("the previous holder of the lock died while holding it"),
+        }
+    }
+}
+
+impl<G> std::error::Error for OwnerDied<G> {}
+
+/// Why a non-blocking or timed acquire did not simply succeed.
+pub enum TryLockError<G> {
+    /// The lock is held by someone else (from a `try_` call).
+    WouldBlock,
+    /// The timeout passed before the lock came free.
+    Timeout,
+    /// The lock was acquired, but its previous holder had died holding it.
+    OwnerDied(OwnerDied<G>),
+}
+
+impl<G> From<OwnerDied<G>> for TryLockError<G> {
+    fn from(e: OwnerDied<G>) -> TryLockError<G> {
+        TryLockError::OwnerDied(e)
+    }
+}
+
+impl<G> fmt::Debug for TryLockError<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryLockError::WouldBlock => f.write_str("WouldBlock"),
+            TryLockError::Timeout => f.write_str("Timeout"),
+            TryLockError::OwnerDied(e) => f.debug_tuple("OwnerDied").field(e).finish(),
+        }
+    }
+}
+
+impl<G> fmt::Display for TryLockError<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryLockError::WouldBlock => f.write_str("the lock is held by someone else"),
+            TryLockError::Timeout => f.write_str("timed out waiting for the lock"),
+            TryLockError::OwnerDied(e) => e.fmt(f),
+        }
+    }
+}
+
+impl<G> std::error::Error for TryLockError<G> {}
+
+/// A release by a thread that does not hold the lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotHeld {
+    pub(crate) what: &'static str,
+    pub(crate) holder: Option<u32>,
+}
+
+impl NotHeld {
+    /// The thread id of the current holder, `None` when the lock is free.
+    pub fn holder(&self) -> Option<u32> {
+        self.holder
+    }
+}
+
+impl fmt::Display for NotHeld {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = self.what;
+        match self.holder {
+            Some(tid) => write!(
+                f,
+                "cannot release a {what} this thread does not hold (thread {tid} holds it)"
+            ),
+            None => write!(f, "cannot release a {what} that is not locked"),
+        }
+    }
+}
+
+impl std::error::Error for NotHeld {}
+
+/// The object has no lock to take (it was made `without_lock`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoLock {
+    pub(crate) what: &'static str,
+}
+
+impl fmt::Display for NoLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "this shared {} was created without a lock", self.what)
+    }
+}
+
+impl std::error::Error for NoLock {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_sentences_with_context() {
+        let e = OwnerDied::new((), 1234, 99);
+        assert_eq!(
+            e.to_string(),
+            "the previous holder of the lock (thread 1234 of process 99) died while holding it"
+        );
+        let n = NotHeld {
+            what: "lock",
+            holder: None,
+        };
+        assert_eq!(n.to_string(), "cannot release a lock that is not locked");
+        let w = SyncError::WrongPrimitive {
+            expected: "lock",
+            found: u32::from_le_bytes(*b"RLCK"),
+        };
+        assert!(w.to_string().contains("\"RLCK\""), "{w}");
+        let t: TryLockError<()> = TryLockError::Timeout;
+        assert_eq!(t.to_string(), "timed out waiting for the lock");
+    }
+}
