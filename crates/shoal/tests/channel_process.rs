@@ -214,7 +214,7 @@ fn kill_storm(kills: usize) {
     eprintln!("kill storm seed {seed:#x}");
     let mut rng = Rng(seed);
     let mut next_id = 0u32;
-    let mut start_producer = |next_id: &mut u32| {
+    let start_producer = |next_id: &mut u32| {
         let id = *next_id;
         *next_id += 1;
         assert!(
