@@ -15,6 +15,7 @@ enum Op {
     Put(usize, u8),
     Get,
     PutMany(Vec<usize>),
+    GetMany(usize),
     Len,
 }
 
@@ -24,6 +25,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => Just(Op::Get),
         1 => proptest::collection::vec(0usize..=2 * DATA, 0..6).prop_map(Op::PutMany),
         1 => Just(Op::Len),
+        2 => (1usize..6).prop_map(Op::GetMany),
     ]
 }
 
@@ -85,6 +87,16 @@ proptest! {
                 Op::Get => match q.try_get_bytes() {
                     Ok(v) => prop_assert_eq!(Some(v), model.pop_front()),
                     Err(GetError::Empty) => prop_assert!(model.is_empty()),
+                    Err(e) => prop_assert!(false, "unexpected {}", e),
+                },
+                Op::GetMany(n) => match q.get_bytes_many(n, Some(std::time::Duration::ZERO)) {
+                    Ok(vs) => {
+                        prop_assert_eq!(vs.len(), n.min(model.len()));
+                        for v in vs {
+                            prop_assert_eq!(Some(v), model.pop_front());
+                        }
+                    }
+                    Err(GetError::Timeout) => prop_assert!(model.is_empty()),
                     Err(e) => prop_assert!(false, "unexpected {}", e),
                 },
                 Op::Len => {

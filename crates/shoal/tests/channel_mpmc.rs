@@ -68,18 +68,30 @@ fn run(producers: u8, consumers: usize, per_producer: u32, ring_bytes: usize) {
         }));
     }
     let mut readers = Vec::new();
-    for _ in 0..consumers {
+    for c in 0..consumers {
         let q = q.clone();
         readers.push(std::thread::spawn(move || {
             let mut got: Vec<(u8, u32)> = Vec::new();
             let mut last = vec![None::<u32>; usize::from(producers)];
-            let mut buf = Vec::new();
+            let mut pending: std::collections::VecDeque<Vec<u8>> = Default::default();
             loop {
-                match q.get_bytes_into(&mut buf) {
-                    Ok(_) => {}
-                    Err(GetError::Closed) => break,
-                    Err(e) => panic!("{e}"),
-                }
+                // Odd consumers take batches (one claim for several messages).
+                let buf = match pending.pop_front() {
+                    Some(b) => b,
+                    None if c % 2 == 1 => match q.get_bytes_many(16, None) {
+                        Ok(batch) => {
+                            pending.extend(batch);
+                            continue;
+                        }
+                        Err(GetError::Closed) => break,
+                        Err(e) => panic!("{e}"),
+                    },
+                    None => match q.get_bytes() {
+                        Ok(b) => b,
+                        Err(GetError::Closed) => break,
+                        Err(e) => panic!("{e}"),
+                    },
+                };
                 let p = buf[0];
                 let seq = u32::from_le_bytes(buf[1..5].try_into().unwrap());
                 let len = u32::from_le_bytes(buf[5..9].try_into().unwrap()) as usize;

@@ -188,7 +188,8 @@ impl Core {
             .map_err(|e| wait.get_error(e))
     }
 
-    /// Takes up to `max` messages: waits for the first, then takes what is there.
+    /// Takes up to `max` messages: waits for the first, then takes those already there,
+    /// claiming consecutive messages together.
     pub(crate) fn get_values<T: DeserializeOwned>(
         &self,
         max: usize,
@@ -198,15 +199,77 @@ impl Core {
         if max == 0 {
             return Ok(out);
         }
-        out.push(self.get_value(wait)?);
+        let mut failed = None;
+        let codec = self.codec;
+        self.ring
+            .get_batch(max, wait.deadline(), |b| {
+                decode_into(codec, b, &mut out, &mut failed)
+            })
+            .map_err(|e| wait.get_error(e))?;
+        while out.len() < max && failed.is_none() {
+            let want = max - out.len();
+            let r = self.ring.get_batch(want, Wait::No.deadline(), |b| {
+                decode_into(codec, b, &mut out, &mut failed)
+            });
+            if r.is_err() {
+                break;
+            }
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// Takes up to `max` raw messages, as [`get_values`](Self::get_values).
+    pub(crate) fn get_bytes_many(&self, max: usize, wait: Wait) -> Result<Vec<Vec<u8>>, GetError> {
+        let mut out = Vec::new();
+        if max == 0 {
+            return Ok(out);
+        }
+        self.ring
+            .get_batch(max, wait.deadline(), |b| out.push(b.to_vec()))
+            .map_err(|e| wait.get_error(e))?;
         while out.len() < max {
-            match self.get_value(Wait::No) {
-                Ok(v) => out.push(v),
-                Err(GetError::Empty | GetError::Closed) => break,
-                Err(e) => return Err(e),
+            let want = max - out.len();
+            let r = self
+                .ring
+                .get_batch(want, Wait::No.deadline(), |b| out.push(b.to_vec()));
+            if r.is_err() {
+                break;
             }
         }
         Ok(out)
+    }
+
+    /// Puts raw messages, claiming space for many at once.
+    pub(crate) fn put_bytes_many(&self, msgs: &[&[u8]], wait: Wait) -> Result<(), PutError<usize>> {
+        self.ring
+            .put_batch(msgs, wait.deadline())
+            .map_err(|(done, e)| wait.put_error(e, done))
+    }
+}
+
+/// Decodes one message of a batch into `out`, or records the first failure.
+fn decode_into<T: DeserializeOwned>(
+    codec: Codec,
+    b: Bytes<'_>,
+    out: &mut Vec<T>,
+    failed: &mut Option<GetError>,
+) {
+    if failed.is_some() {
+        return;
+    }
+    let r = match b.as_slice() {
+        Some(s) => codec.decode(s).map_err(|e| (e, s.to_vec())),
+        None => {
+            let v = b.to_vec();
+            codec.decode(&v).map_err(|e| (e, v))
+        }
+    };
+    match r {
+        Ok(v) => out.push(v),
+        Err((error, bytes)) => *failed = Some(GetError::Decode { error, bytes }),
     }
 }
 

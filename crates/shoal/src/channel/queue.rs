@@ -279,6 +279,30 @@ impl<T> Queue<T> {
         self.core.get_bytes_into(buf, Wait::forever())
     }
 
+    /// Puts every message of `msgs` in order as raw bytes, claiming ring space for many
+    /// at once; blocks while full.
+    ///
+    /// # Errors
+    /// `Closed` carrying how many messages were put before the queue closed.
+    pub fn put_bytes_many(&self, msgs: &[&[u8]]) -> Result<(), PutError<usize>> {
+        self.core.put_bytes_many(msgs, Wait::forever())
+    }
+
+    /// Takes up to `max` raw messages: blocks for the first (at most `timeout`, forever
+    /// when `None`), then takes those already there, claiming consecutive messages with
+    /// one atomic operation.
+    ///
+    /// # Errors
+    /// As [`get_bytes_timeout`](Queue::get_bytes_timeout) for the first message.
+    pub fn get_bytes_many(
+        &self,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Vec<u8>>, GetError> {
+        let wait = timeout.map_or(Wait::forever(), Wait::timeout);
+        self.core.get_bytes_many(max, wait)
+    }
+
     /// Messages in the queue now (a snapshot; others may change it at once).
     pub fn len(&self) -> usize {
         self.core.ring.len()
@@ -407,10 +431,14 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     /// Takes up to `max` messages: blocks for the first (at most `timeout`, forever when
-    /// `None`), then takes those already there.
+    /// `None`), then takes those already there, claiming consecutive messages with one
+    /// atomic operation.
     ///
     /// # Errors
-    /// As [`get_timeout`](Queue::get_timeout) for the first message.
+    /// As [`get_timeout`](Queue::get_timeout) for the first message. A message that
+    /// cannot be decoded fails the whole call with [`GetError::Decode`], and the other
+    /// messages taken in the same call are lost with it: use [`get`](Queue::get) where
+    /// producers may send undecodable bytes.
     pub fn get_many(&self, max: usize, timeout: Option<Duration>) -> Result<Vec<T>, GetError> {
         let wait = timeout.map_or(Wait::forever(), Wait::timeout);
         self.core.get_values(max, wait)

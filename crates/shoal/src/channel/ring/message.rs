@@ -98,7 +98,10 @@ impl Message<'_> {
 
 impl Drop for Message<'_> {
     fn drop(&mut self) {
-        let counted = self.flags & F_FIRST != 0 && self.flags & (F_PART_MID | F_PART_END) == 0;
-        self.ring.release(self.pos, self.cells, counted, self.slot);
+        if self.release {
+            let counted = self.flags & F_FIRST != 0 && self.flags & (F_PART_MID | F_PART_END) == 0;
+            self.ring
+                .release(self.pos, self.cells, u64::from(counted), self.slot);
+        }
     }
 }

@@ -20,6 +20,7 @@
 //! * **crash recovery**: see [`claim`] and the `recover_*` functions.
 #![allow(unsafe_code)]
 
+mod batch;
 pub(crate) mod claim;
 pub(crate) mod layout;
 mod message;
@@ -103,6 +104,9 @@ pub(crate) struct Message<'a> {
     cells: u64,
     len: usize,
     flags: u32,
+    /// Whether dropping the message releases its cells (not for the messages of a batch,
+    /// whose cells are released together).
+    release: bool,
 }
 
 /// A handle on a ring mapped in this process. Cheap to share through `Arc`.
@@ -594,6 +598,7 @@ impl Ring {
                             cells,
                             len,
                             flags,
+                            release: true,
                         })
                     }
                     Err(now) => {
@@ -622,7 +627,7 @@ impl Ring {
         }
     }
 
-    fn release(&self, pos: u64, cells: u64, counted: bool, slot: &Slot) {
+    fn release(&self, pos: u64, cells: u64, messages: u64, slot: &Slot) {
         for j in 0..cells {
             self.cell(pos + j)
                 .seq
@@ -630,8 +635,8 @@ impl Ring {
         }
         slot.get_pos.store(IDLE, Ordering::Release);
         let ctrl = self.ctrl();
-        if counted && self.max_messages != 0 {
-            ctrl.count.0.fetch_sub(1, Ordering::Relaxed);
+        if messages != 0 && self.max_messages != 0 {
+            ctrl.count.0.fetch_sub(messages as i64, Ordering::Relaxed);
         }
         // Dekker with `wait_space`, as in `after_commit`.
         let w = &ctrl.space.0;
