@@ -36,6 +36,35 @@ fn queue_1to1(size: usize, n: u64) -> Duration {
     t
 }
 
+/// As `queue_1to1`, in batches of 64 (one claim per batch on each side).
+fn queue_batched_1to1(size: usize, n: u64) -> Duration {
+    const BATCH: usize = 64;
+    let q: Queue<()> = Queue::new().unwrap();
+    let tx = q.clone();
+    let start = Instant::now();
+    let producer = std::thread::spawn(move || {
+        let msg = vec![7u8; size];
+        let batch: Vec<&[u8]> = vec![&msg[..]; BATCH];
+        let mut left = n as usize;
+        while left > 0 {
+            let k = left.min(BATCH);
+            tx.put_bytes_many(&batch[..k]).unwrap();
+            left -= k;
+        }
+    });
+    let mut got = 0u64;
+    while got < n {
+        got += q
+            .get_bytes_with(BATCH, None, |m| {
+                std::hint::black_box(m);
+            })
+            .unwrap() as u64;
+    }
+    let t = start.elapsed();
+    producer.join().unwrap();
+    t
+}
+
 fn mpsc_1to1(size: usize, n: u64) -> Duration {
     let (tx, rx) = sync_channel::<Vec<u8>>(4096);
     let start = Instant::now();
@@ -87,8 +116,9 @@ fn pipe_1to1(size: usize, n: u64) -> Duration {
 }
 
 type Transport = (&'static str, fn(usize, u64) -> Duration);
-const TRANSPORTS: [Transport; 3] = [
+const TRANSPORTS: [Transport; 4] = [
     ("shoal Queue", queue_1to1),
+    ("shoal Queue batch 64", queue_batched_1to1),
     ("std mpsc sync_channel", mpsc_1to1),
     ("OS pipe", pipe_1to1),
 ];
@@ -134,6 +164,8 @@ fn summary() {
         for (name, r) in &rates {
             let ratio = if *name == "shoal Queue" {
                 String::new()
+            } else if name.starts_with("shoal Queue") {
+                format!("{:.2}x of it", r / queue)
             } else {
                 format!("{:.1}x", queue / r)
             };

@@ -242,6 +242,38 @@ impl Core {
         Ok(out)
     }
 
+    /// Takes up to `max` raw messages, handing each to `f` in place.
+    pub(crate) fn get_bytes_with(
+        &self,
+        max: usize,
+        wait: Wait,
+        mut f: impl FnMut(&[u8]),
+    ) -> Result<usize, GetError> {
+        if max == 0 {
+            return Ok(0);
+        }
+        let mut scratch = Vec::new();
+        let mut each = |b: Bytes<'_>| match b.as_slice() {
+            Some(s) => f(s),
+            None => {
+                scratch.clear();
+                b.append_to(&mut scratch);
+                f(&scratch)
+            }
+        };
+        let mut n = self
+            .ring
+            .get_batch(max, wait.deadline(), &mut each)
+            .map_err(|e| wait.get_error(e))?;
+        while n < max {
+            match self.ring.get_batch(max - n, Wait::No.deadline(), &mut each) {
+                Ok(k) => n += k,
+                Err(_) => break,
+            }
+        }
+        Ok(n)
+    }
+
     /// Puts raw messages, claiming space for many at once.
     pub(crate) fn put_bytes_many(&self, msgs: &[&[u8]], wait: Wait) -> Result<(), PutError<usize>> {
         self.ring

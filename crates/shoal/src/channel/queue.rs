@@ -303,6 +303,33 @@ impl<T> Queue<T> {
         self.core.get_bytes_many(max, wait)
     }
 
+    /// Takes up to `max` raw messages like [`get_bytes_many`](Queue::get_bytes_many),
+    /// but hands each to `f` where it lies in the ring (a message spanning several
+    /// cells is first gathered into a reused buffer): no allocation per message.
+    /// Returns how many messages were taken.
+    ///
+    /// # Errors
+    /// As [`get_bytes_timeout`](Queue::get_bytes_timeout) for the first message.
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::Queue<()> = shoal::Queue::new()?;
+    /// q.put_bytes_many(&[b"a", b"bc"])?;
+    /// let mut total = 0;
+    /// let n = q.get_bytes_with(10, None, |m| total += m.len())?;
+    /// assert_eq!((n, total), (2, 3));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_bytes_with(
+        &self,
+        max: usize,
+        timeout: Option<Duration>,
+        f: impl FnMut(&[u8]),
+    ) -> Result<usize, GetError> {
+        let wait = timeout.map_or(Wait::forever(), Wait::timeout);
+        self.core.get_bytes_with(max, wait, f)
+    }
+
     /// Messages in the queue now (a snapshot; others may change it at once).
     pub fn len(&self) -> usize {
         self.core.ring.len()

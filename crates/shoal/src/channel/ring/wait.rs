@@ -28,18 +28,21 @@ pub(crate) enum Blocked {
 impl Ring {
     // ----- waiting -------------------------------------------------------------------
 
-    pub(super) fn spin_budget(&self) -> u32 {
-        self.spin.load(Ordering::Relaxed)
+    pub(super) fn spin_budget(&self, for_data: bool) -> u32 {
+        self.spin[usize::from(for_data)].0.load(Ordering::Relaxed)
     }
 
-    pub(super) fn learn(&self, met_while_spinning: bool) {
-        let b = self.spin.load(Ordering::Relaxed);
+    pub(super) fn learn(&self, for_data: bool, met_while_spinning: bool) {
+        let spin = &self.spin[usize::from(for_data)].0;
+        let b = spin.load(Ordering::Relaxed);
         let nb = if met_while_spinning {
             (b + b / 8 + 16).min(SPIN_MAX)
         } else {
             (b / 2).max(SPIN_MIN)
         };
-        self.spin.store(nb, Ordering::Relaxed);
+        if nb != b {
+            spin.store(nb, Ordering::Relaxed);
+        }
     }
 
     /// Runs `attempt` until it succeeds: spinning first, then sleeping on the futex of
@@ -53,13 +56,13 @@ impl Ring {
     where
         F: FnMut() -> Result<T, Blocked>,
     {
-        let budget = self.spin_budget();
+        let budget = self.spin_budget(for_data);
         let mut spins = 0u32;
         loop {
             match attempt() {
                 Ok(v) => {
                     if spins > 0 {
-                        self.learn(true);
+                        self.learn(for_data, true);
                     }
                     return Ok(v);
                 }
@@ -93,7 +96,7 @@ impl Ring {
                 Err(_) => break,
             }
         }
-        self.learn(false);
+        self.learn(for_data, false);
         let ctrl = self.ctrl();
         let w = if for_data {
             &ctrl.data.0
