@@ -45,6 +45,8 @@ use layout::*;
 
 /// A seq bit set by crash recovery: the cell is committed but holds no message.
 const TOMB_BIT: u64 = 1 << 63;
+/// A `tail` bit set while a message is streamed in parts: only its writer may claim.
+const STREAM_BIT: u64 = 1 << 62;
 /// How long a claim must stay stuck before its claimant's liveness is checked.
 const STUCK: Duration = Duration::from_millis(3);
 /// Longest single futex sleep of an idle waiter; a safety net, not the wake mechanism.
@@ -357,49 +359,61 @@ impl Ring {
 
     // ----- producer side -------------------------------------------------------------
 
-    /// Claims `k` free cells; returns the first position.
-    fn claim_put(&self, k: u64, slot: &Slot, token: Token) -> Result<u64, PutFail> {
+    /// Claims `k` free cells; returns the first position. `finishing` is set for the
+    /// parts of a streamed message already accepted: they ignore `closed` and the bound.
+    pub(super) fn claim_put(
+        &self,
+        k: u64,
+        slot: &Slot,
+        token: Token,
+        finishing: bool,
+    ) -> Result<u64, PutFail> {
         let ctrl = self.ctrl();
-        if ctrl.geometry.0.closed.load(Ordering::Relaxed) != 0 {
-            return Err(PutFail::Closed);
+        if !finishing {
+            if ctrl.geometry.0.closed.load(Ordering::Relaxed) != 0 {
+                return Err(PutFail::Closed);
+            }
+            if self.max_messages != 0
+                && ctrl.count.0.load(Ordering::Relaxed) >= self.max_messages as i64
+            {
+                let head = ctrl.head.0.load(Ordering::Relaxed);
+                return Err(PutFail::Full {
+                    blocked: head.wrapping_sub(self.cells),
+                });
+            }
         }
-        let writer = ctrl.stream.0.writer.load(Ordering::Acquire);
-        if writer != 0 && writer != token {
-            return Err(PutFail::Streaming);
-        }
-        if self.max_messages != 0
-            && ctrl.count.0.load(Ordering::Relaxed) >= self.max_messages as i64
-        {
-            let head = ctrl.head.0.load(Ordering::Relaxed);
-            return Err(PutFail::Full {
-                blocked: head.wrapping_sub(self.cells),
-            });
-        }
-        let mut pos = ctrl.tail.0.load(Ordering::Relaxed);
+        let mut raw = ctrl.tail.0.load(Ordering::Relaxed);
         'outer: loop {
+            // While a message is streamed, `tail` carries STREAM_BIT and only the stream
+            // writer may claim: a producer that read `tail` before the bit was set fails
+            // its CAS, so no message can land between two parts.
+            if raw & STREAM_BIT != 0 && ctrl.stream.0.writer.load(Ordering::Acquire) != token {
+                return Err(PutFail::Streaming);
+            }
+            let pos = raw & !STREAM_BIT;
             for j in 0..k {
                 let p = pos + j;
                 let seq = self.cell(p).seq.load(Ordering::Acquire) & !TOMB_BIT;
                 let diff = signed(seq, p);
                 if diff < 0 {
                     let now = ctrl.tail.0.load(Ordering::Relaxed);
-                    if now != pos {
-                        pos = now;
+                    if now != raw {
+                        raw = now;
                         continue 'outer;
                     }
                     return Err(PutFail::Full {
                         blocked: p.wrapping_sub(self.cells),
                     });
                 } else if diff > 0 {
-                    pos = ctrl.tail.0.load(Ordering::Relaxed);
+                    raw = ctrl.tail.0.load(Ordering::Relaxed);
                     continue 'outer;
                 }
             }
             slot.put_cells.store(k, Ordering::Relaxed);
             slot.put_pos.store(pos, Ordering::Relaxed);
             match ctrl.tail.0.compare_exchange_weak(
-                pos,
-                pos + k,
+                raw,
+                (pos + k) | (raw & STREAM_BIT),
                 Ordering::SeqCst,
                 Ordering::Relaxed,
             ) {
@@ -410,9 +424,14 @@ impl Ring {
                     prefetch_write(self.cell_ptr(pos + k + PREFETCH_AHEAD));
                     return Ok(pos);
                 }
-                Err(now) => pos = now,
+                Err(now) => raw = now,
             }
         }
+    }
+
+    /// The producer position, without the stream bit.
+    pub(super) fn tail_pos(&self) -> u64 {
+        self.ctrl().tail.0.load(Ordering::SeqCst) & !STREAM_BIT
     }
 
     /// Copies `data` into the cells from `pos` and commits them; returns cells used.
@@ -468,7 +487,7 @@ impl Ring {
         debug_assert!(data.len() <= self.max_inline());
         let (slot, token) = self.my_slot().map_err(|_| PutFail::Full { blocked: 0 })?;
         let k = self.cells_for(data.len());
-        let pos = self.claim_put(k, slot, token)?;
+        let pos = self.claim_put(k, slot, token, false)?;
         self.write_commit(pos, data, flags);
         slot.put_pos.store(IDLE, Ordering::Release);
         self.after_commit(u64::from(flags & (F_PART_MID | F_PART_END) == 0));
@@ -499,7 +518,7 @@ impl Ring {
         }
         // Fall back to fewer messages when the whole batch does not fit.
         loop {
-            match self.claim_put(k, slot, token) {
+            match self.claim_put(k, slot, token, false) {
                 Ok(mut pos) => {
                     for m in &msgs[..take] {
                         pos += self.write_commit(pos, m, 0);
@@ -616,9 +635,7 @@ impl Ring {
                     pos = now;
                     continue;
                 }
-                if ctrl.geometry.0.closed.load(Ordering::Acquire) != 0
-                    && ctrl.tail.0.load(Ordering::SeqCst) == pos
-                {
+                if ctrl.geometry.0.closed.load(Ordering::Acquire) != 0 && self.tail_pos() == pos {
                     return Err(GetFail::Closed);
                 }
                 return Err(GetFail::Empty { pos });
@@ -797,7 +814,7 @@ impl Ring {
             return ctrl.count.0.load(Ordering::Relaxed).max(0) as usize;
         }
         let mut pos = ctrl.head.0.load(Ordering::SeqCst);
-        let tail = ctrl.tail.0.load(Ordering::SeqCst);
+        let tail = self.tail_pos();
         let mut n = 0;
         while signed(tail, pos) > 0 {
             let c = self.cell(pos);
@@ -825,7 +842,7 @@ impl Ring {
     pub(crate) fn used_cells(&self) -> u64 {
         let ctrl = self.ctrl();
         let head = ctrl.head.0.load(Ordering::SeqCst);
-        let tail = ctrl.tail.0.load(Ordering::SeqCst);
+        let tail = self.tail_pos();
         signed(tail, head).max(0) as u64
     }
 
@@ -850,7 +867,7 @@ impl Ring {
         let ctrl = self.ctrl();
         let head = ctrl.head.0.load(Ordering::Acquire);
         self.cell(head).seq.load(Ordering::Acquire) & !TOMB_BIT == head + 1
-            || (self.is_closed() && ctrl.tail.0.load(Ordering::SeqCst) == head)
+            || (self.is_closed() && self.tail_pos() == head)
     }
 
     /// Waits until [`readable`](Self::readable) or the deadline; `give_up` is asked now

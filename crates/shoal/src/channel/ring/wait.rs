@@ -166,6 +166,13 @@ impl Ring {
             PutFail::Streaming => {
                 let writer = self.ctrl().stream.0.writer.load(Ordering::SeqCst);
                 if writer != 0 && !claim::owner_alive(writer) {
+                    // The writer died mid-stream: reopen the ring to everyone, then free
+                    // the token (in this order, so that a new writer's bit is never
+                    // cleared by us).
+                    self.ctrl()
+                        .tail
+                        .0
+                        .fetch_and(!super::STREAM_BIT, Ordering::SeqCst);
                     let _ = self.ctrl().stream.0.writer.compare_exchange(
                         writer,
                         0,
@@ -192,7 +199,7 @@ impl Ring {
         match fail {
             GetFail::Closed => Blocked::Closed,
             GetFail::Empty { pos } => {
-                let tail = self.ctrl().tail.0.load(Ordering::SeqCst);
+                let tail = self.tail_pos();
                 if signed(tail, pos) > 0 {
                     Blocked::Claimed(pos)
                 } else {
