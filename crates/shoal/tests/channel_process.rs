@@ -257,9 +257,13 @@ impl Rng {
     }
 }
 
-fn kill_storm(kills: usize) {
+fn kill_storm(kills: usize, maxsize: usize) {
     use std::sync::atomic::Ordering::SeqCst;
-    let q: Queue<()> = Queue::builder().capacity_bytes(RING).build().unwrap();
+    let q: Queue<()> = Queue::builder()
+        .capacity_bytes(RING)
+        .maxsize(maxsize)
+        .build()
+        .unwrap();
     let stats = SharedMemory::new(STATS_LEN).unwrap();
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -359,12 +363,19 @@ fn kill_storm(kills: usize) {
 
 #[test]
 fn kill_storm_200() {
-    watchdog(120, || kill_storm(200));
+    watchdog(60, || kill_storm(200, 0));
+}
+
+/// The same storm on a queue bounded to 16 messages: a killed consumer must give its
+/// unit of the bound back.
+#[test]
+fn kill_storm_200_bounded() {
+    watchdog(60, || kill_storm(200, 16));
 }
 
 /// A longer storm (run with `--ignored`).
 #[test]
 #[ignore]
 fn kill_storm_soak() {
-    watchdog(1800, || kill_storm(3000));
+    watchdog(1800, || kill_storm(3000, 0));
 }

@@ -646,16 +646,18 @@ impl Ring {
     }
 
     fn release(&self, pos: u64, cells: u64, messages: u64, slot: &Slot) {
+        let ctrl = self.ctrl();
+        // Uncount first: a consumer killed between the two steps then leaves the bound
+        // one message looser (recovery uncounts again), never one message tighter.
+        if messages != 0 && self.max_messages != 0 {
+            ctrl.count.0.fetch_sub(messages as i64, Ordering::Relaxed);
+        }
         for j in 0..cells {
             self.cell(pos + j)
                 .seq
                 .store(pos + j + self.cells, Ordering::Release);
         }
         slot.get_pos.store(IDLE, Ordering::Release);
-        let ctrl = self.ctrl();
-        if messages != 0 && self.max_messages != 0 {
-            ctrl.count.0.fetch_sub(messages as i64, Ordering::Relaxed);
-        }
         // Dekker with `wait_space`, as in `after_commit`.
         let w = &ctrl.space.0;
         if w.sleepers.load(Ordering::SeqCst) != 0 {

@@ -11,6 +11,9 @@ use super::{
     signed, GetFail, PutFail, Ring, WaitFail, CLAIM_NAP, IDLE_NAP, SPIN_MAX, SPIN_MIN, STUCK,
 };
 
+/// Sleep of a producer blocked by the message bound (it also looks for dead consumers).
+const BOUNDED_NAP: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Why an attempt inside [`Ring::wait_loop`] failed.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Blocked {
@@ -119,6 +122,19 @@ impl Ring {
                 Err(Blocked::Closed) => {
                     w.sleepers.fetch_sub(1, Ordering::SeqCst);
                     return Err(WaitFail::Closed);
+                }
+                Err(Blocked::Full(_)) if self.max_messages != 0 => {
+                    // Bounded by count: a dead consumer's claim is never met at the tail,
+                    // so look for one now and then.
+                    match stuck {
+                        Some((_, since)) if since.elapsed() >= STUCK => {
+                            self.recover_dead_consumers();
+                            stuck = Some((0, Instant::now()));
+                        }
+                        Some(_) => {}
+                        None => stuck = Some((0, Instant::now())),
+                    }
+                    BOUNDED_NAP
                 }
                 Err(Blocked::Idle | Blocked::Full(_)) => {
                     stuck = None;
