@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::channel::ring::{Bytes, Ring, RingConfig, WaitFail};
-use crate::channel::{CreateError, GetError, PutError};
+use crate::channel::{CreateError, GetError, PutError, WriteSlot};
 use crate::codec::Codec;
 use crate::handoff;
 use crate::shm::{Segment, SegmentKind};
@@ -130,6 +130,17 @@ impl Core {
                 Err(wait.put_error(e, rest))
             }
         }
+    }
+
+    /// Reserves room for a `len`-byte message written in place.
+    pub(crate) fn reserve(&self, len: usize, wait: Wait) -> Result<WriteSlot<'_>, PutError<()>> {
+        if len > self.ring.max_inline() {
+            return Err(PutError::TooLarge(()));
+        }
+        self.ring
+            .reserve(len, wait.deadline())
+            .map(WriteSlot::new)
+            .map_err(|e| wait.put_error(e, ()))
     }
 
     /// Puts raw bytes, copied straight into the ring's cells.

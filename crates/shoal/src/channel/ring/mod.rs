@@ -25,10 +25,12 @@ pub(crate) mod claim;
 pub(crate) mod layout;
 mod message;
 mod recover;
+mod reserve;
 mod stream;
 mod wait;
 
 pub(crate) use message::Bytes;
+pub(crate) use reserve::Reservation;
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -436,7 +438,6 @@ impl Ring {
 
     /// Copies `data` into the cells from `pos` and commits them; returns cells used.
     fn write_commit(&self, pos: u64, data: &[u8], flags: u32) -> u64 {
-        let k = self.cells_for(data.len());
         let per = self.data_per_cell;
         for (j, chunk) in data.chunks(per).enumerate() {
             // SAFETY: the cells pos..pos+k are claimed by this thread (CAS on tail) and
@@ -450,6 +451,13 @@ impl Ring {
                 );
             }
         }
+        self.commit_cells(pos, data.len(), flags)
+    }
+
+    /// Writes the headers of the message of `len` bytes at `pos` (its data in place) and
+    /// commits it: continuation cells first, the first cell last. Returns cells used.
+    pub(super) fn commit_cells(&self, pos: u64, len: usize, flags: u32) -> u64 {
+        let k = self.cells_for(len);
         for j in 1..k {
             let c = self.cell(pos + j);
             c.len.store(j as u32, Ordering::Relaxed);
@@ -457,7 +465,7 @@ impl Ring {
             c.seq.store(pos + j + 1, Ordering::Release);
         }
         let c = self.cell(pos);
-        c.len.store(data.len() as u32, Ordering::Relaxed);
+        c.len.store(len as u32, Ordering::Relaxed);
         c.flags.store(F_FIRST | flags, Ordering::Relaxed);
         // The commit: everything above becomes visible to the consumer that acquires it.
         c.seq.store(pos + 1, Ordering::Release);
