@@ -174,6 +174,105 @@ fn summary() {
     }
 }
 
+/// Large messages: `n` messages of `size` bytes, copying put vs in-place reservation,
+/// against an OS pipe; returns the time.
+/// Ring bytes for the large-message runs: `SHOAL_BENCH_RING`, or 4 messages.
+fn ring_bytes(size: usize) -> usize {
+    std::env::var("SHOAL_BENCH_RING")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4 * size)
+}
+
+fn large_queue(size: usize, n: u64, in_place: bool) -> Duration {
+    let q: Queue<()> = Queue::builder()
+        .capacity_bytes(ring_bytes(size))
+        .cell_size(4096)
+        .build()
+        .unwrap();
+    let tx = q.clone();
+    let start = Instant::now();
+    let producer = std::thread::spawn(move || {
+        let msg = vec![7u8; size];
+        for _ in 0..n {
+            if in_place {
+                use std::io::Write;
+                let mut slot = tx.reserve(size).unwrap();
+                slot.write_all(&msg).unwrap();
+                slot.commit();
+            } else {
+                tx.put_bytes(&msg).unwrap();
+            }
+        }
+    });
+    let mut buf = Vec::with_capacity(size);
+    for _ in 0..n {
+        q.get_bytes_into(&mut buf).unwrap();
+    }
+    let t = start.elapsed();
+    producer.join().unwrap();
+    t
+}
+
+fn large_pipe(size: usize, n: u64) -> Duration {
+    let (mut r, mut w) = os_pipe();
+    let start = Instant::now();
+    let producer = std::thread::spawn(move || {
+        let msg = vec![7u8; size];
+        for _ in 0..n {
+            w.write_all(&msg).unwrap();
+        }
+    });
+    let mut buf = vec![0u8; size];
+    for _ in 0..n {
+        r.read_exact(&mut buf).unwrap();
+    }
+    let t = start.elapsed();
+    producer.join().unwrap();
+    t
+}
+
+fn large_summary() {
+    const SIZE: usize = 1 << 20;
+    const N: u64 = 1000;
+    let gbps = |f: &dyn Fn() -> Duration| {
+        let mut runs: Vec<f64> = (0..3)
+            .map(|_| (SIZE as u64 * N) as f64 / f().as_secs_f64() / 1e9)
+            .collect();
+        runs.sort_by(f64::total_cmp);
+        runs[1]
+    };
+    let copy = gbps(&|| large_queue(SIZE, N, false));
+    let fits = Queue::builder()
+        .capacity_bytes(ring_bytes(SIZE))
+        .cell_size(4096)
+        .build()
+        .is_ok_and(|q: Queue<()>| q.max_reserve() >= SIZE);
+    let in_place = if fits {
+        gbps(&|| large_queue(SIZE, N, true))
+    } else {
+        f64::NAN
+    };
+    let pipe = gbps(&|| large_pipe(SIZE, N));
+    println!(
+        "\n1 MiB messages, median of 3 runs of {N}, GB/s ({} KiB ring of 4 KiB cells)",
+        ring_bytes(SIZE) / 1024
+    );
+    println!("{:<32} {:>8.2}", "shoal Queue put_bytes (copy)", copy);
+    println!(
+        "{:<32} {:>8.2} {:>8.2}x copy",
+        "shoal Queue reserve (in place)",
+        in_place,
+        in_place / copy
+    );
+    println!(
+        "{:<32} {:>8.2} {:>8.2}x Queue is",
+        "OS pipe",
+        pipe,
+        copy / pipe
+    );
+}
+
 criterion_group!(benches, bench);
 
 fn main() {
@@ -183,4 +282,5 @@ fn main() {
         Criterion::default().configure_from_args().final_summary();
     }
     summary();
+    large_summary();
 }
