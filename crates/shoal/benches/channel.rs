@@ -273,6 +273,70 @@ fn large_summary() {
     );
 }
 
+/// Ping-pong round trips of 64-byte messages between two threads that both keep
+/// spinning (the peer is busy): p50 and p99 in nanoseconds.
+fn ping_pong_queue(rounds: usize) -> (f64, f64) {
+    let ab: Queue<()> = Queue::new().unwrap();
+    let ba: Queue<()> = Queue::new().unwrap();
+    let (ab2, ba2) = (ab.clone(), ba.clone());
+    let peer = std::thread::spawn(move || {
+        let mut buf = Vec::with_capacity(64);
+        for _ in 0..rounds {
+            ab2.get_bytes_into(&mut buf).unwrap();
+            ba2.put_bytes(&buf).unwrap();
+        }
+    });
+    let msg = [1u8; 64];
+    let mut buf = Vec::with_capacity(64);
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        ab.put_bytes(&msg).unwrap();
+        ba.get_bytes_into(&mut buf).unwrap();
+        times.push(t.elapsed().as_nanos() as f64);
+    }
+    peer.join().unwrap();
+    percentiles(times)
+}
+
+fn ping_pong_pipe(rounds: usize) -> (f64, f64) {
+    let (mut r1, mut w1) = os_pipe();
+    let (mut r2, mut w2) = os_pipe();
+    let peer = std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        for _ in 0..rounds {
+            r1.read_exact(&mut buf).unwrap();
+            w2.write_all(&buf).unwrap();
+        }
+    });
+    let msg = [1u8; 64];
+    let mut buf = [0u8; 64];
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        w1.write_all(&msg).unwrap();
+        r2.read_exact(&mut buf).unwrap();
+        times.push(t.elapsed().as_nanos() as f64);
+    }
+    peer.join().unwrap();
+    percentiles(times)
+}
+
+fn percentiles(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], v[v.len() * 99 / 100])
+}
+
+fn ping_pong_summary() {
+    const ROUNDS: usize = 200_000;
+    let (q50, q99) = ping_pong_queue(ROUNDS);
+    let (p50, p99) = ping_pong_pipe(ROUNDS / 10);
+    println!("\nping-pong round trip, 64 B, two threads, ns");
+    println!("{:<24} {:>10} {:>10}", "transport", "p50", "p99");
+    println!("{:<24} {:>10.0} {:>10.0}", "shoal Queue", q50, q99);
+    println!("{:<24} {:>10.0} {:>10.0}", "OS pipe", p50, p99);
+}
+
 criterion_group!(benches, bench);
 
 fn main() {
@@ -282,5 +346,6 @@ fn main() {
         Criterion::default().configure_from_args().final_summary();
     }
     summary();
+    ping_pong_summary();
     large_summary();
 }
