@@ -15,6 +15,9 @@ use super::{
 /// another CPU: spinning longer than that cannot beat sleeping.
 const SPIN_TIME: std::time::Duration = std::time::Duration::from_micros(30);
 
+/// Spins between two yields of the spin phase.
+const YIELD_EVERY: u32 = 128;
+
 /// Sleep of a producer blocked by the message bound (it also looks for dead consumers).
 const BOUNDED_NAP: std::time::Duration = std::time::Duration::from_millis(20);
 
@@ -73,14 +76,14 @@ impl Ring {
             if *spins >= budget {
                 return false;
             }
-            if *spins % 64 == 0 {
+            if *spins % YIELD_EVERY == 0 {
                 if started.get_or_insert_with(Instant::now).elapsed() >= SPIN_TIME {
                     return false;
                 }
-                if *spins % 128 == 0 {
-                    std::thread::yield_now();
-                    return true;
-                }
+                // When the peer shares our CPU, a yield hands it the CPU at once; when
+                // it has its own, the yield returns at once.
+                std::thread::yield_now();
+                return true;
             }
             std::hint::spin_loop();
             true
