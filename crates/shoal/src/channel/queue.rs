@@ -534,6 +534,10 @@ impl<'de, T> Deserialize<'de> for Queue<T> {
 
 /// A registration for readiness signals and the descriptor that carries them
 /// (see [`Queue::readiness`]). Dropping it stops the signals.
+///
+/// With tokio, wrap it in `tokio::io::unix::AsyncFd` and loop: `readable().await`,
+/// [`clear`](Readiness::clear) (and the guard's `clear_ready`), then `try_get` until
+/// `Empty`.
 pub struct Readiness {
     core: Arc<Core>,
 }
@@ -568,6 +572,13 @@ impl Readiness {
 impl AsFd for Readiness {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.core.ring.event_fd()
+    }
+}
+
+/// For event loops that take raw descriptors (tokio's `AsyncFd`, mio's `SourceFd`).
+impl std::os::fd::AsRawFd for Readiness {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.core.ring.event_fd().as_raw_fd()
     }
 }
 
