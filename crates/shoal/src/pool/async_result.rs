@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use crate::pool::job::{Job, JobState, Outcome};
+use crate::pool::job::{Job, JobState, Piece};
 use crate::pool::supervisor::Shared;
 use crate::pool::{task, TaskError};
 
 /// Turns the outcomes of a job into the caller's value.
-type Finish<T> = fn(Vec<(u64, Outcome)>, u64) -> Result<T, TaskError>;
+type Finish<T> = fn(Vec<Piece>, u64) -> Result<T, TaskError>;
 
 /// A result that will be ready later (Python's `AsyncResult`), from
 /// [`Pool::apply_async`](crate::Pool::apply_async) or
@@ -57,31 +57,32 @@ impl<T> fmt::Debug for AsyncResult<T> {
 
 /// Decodes the single outcome of an `apply`.
 pub(crate) fn finish_one<R: DeserializeOwned>(
-    mut v: Vec<(u64, Outcome)>,
+    mut v: Vec<Piece>,
     _total: u64,
 ) -> Result<R, TaskError> {
     match v.pop() {
-        Some((i, Ok(bytes))) => decode(i, &bytes),
-        Some((_, Err(e))) => Err(e),
-        None => Err(TaskError::Terminated { task: 0 }),
+        Some(p) if p.len() == 1 => decode(p.first, p.outcome(0)?),
+        _ => Err(TaskError::Terminated { task: 0 }),
     }
 }
 
 /// Orders and decodes the outcomes of a `map`: the values in input order, or the
 /// error of the first item (in input order) that failed.
 pub(crate) fn finish_all<R: DeserializeOwned>(
-    mut v: Vec<(u64, Outcome)>,
+    mut v: Vec<Piece>,
     total: u64,
 ) -> Result<Vec<R>, TaskError> {
-    v.sort_unstable_by_key(|(i, _)| *i);
-    let mut out = Vec::with_capacity(v.len());
+    v.sort_unstable_by_key(|p| p.first);
+    let mut out = Vec::with_capacity(total.min(1 << 24) as usize);
     let mut expect = 0u64;
-    for (i, o) in v {
-        if i != expect {
+    for p in v {
+        if p.first != expect {
             return Err(TaskError::Terminated { task: expect });
         }
-        expect += 1;
-        out.push(decode(i, &o?)?);
+        for k in 0..p.len() as usize {
+            out.push(decode(p.first + k as u64, p.outcome(k)?)?);
+        }
+        expect += p.len();
     }
     if expect != total {
         return Err(TaskError::Terminated { task: expect });
@@ -124,8 +125,7 @@ impl<T> AsyncResult<T> {
     /// `None` while not ready; then whether every item succeeded.
     pub fn successful(&self) -> Option<bool> {
         let st = self.job.lock();
-        st.complete()
-            .then(|| st.arrived.iter().all(|(_, o)| o.is_ok()))
+        st.complete().then(|| st.arrived.iter().all(Piece::is_ok))
     }
 
     /// Waits until the result is ready.

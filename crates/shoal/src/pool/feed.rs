@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::pool::job::Job;
+use crate::pool::job::{Job, Piece};
 use crate::pool::supervisor::{Chunk, Shared};
 use crate::pool::{task, wire, TaskError};
 
@@ -52,12 +52,12 @@ pub(crate) fn feed<A: Serialize>(
                         msg,
                     });
                 }
-                failed.push((
+                failed.push(Piece::failed(
                     index,
-                    Err(TaskError::Codec {
+                    TaskError::Codec {
                         task: index,
                         message: format!("could not encode the argument: {e}"),
-                    }),
+                    },
                 ));
                 first = index + 1;
                 continue 'outer;

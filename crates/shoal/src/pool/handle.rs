@@ -12,7 +12,7 @@ use crate::pool::async_result::{finish_all, finish_one, AsyncResult};
 use crate::pool::builder::PoolBuilder;
 use crate::pool::feed::feed;
 use crate::pool::imap::IMap;
-use crate::pool::job::Job;
+use crate::pool::job::{Job, Piece};
 use crate::pool::supervisor::{Config, Shared, Supervisor};
 use crate::pool::{task, PoolError, TaskError};
 
@@ -322,7 +322,7 @@ fn fail_job(job: &Job, e: TaskError) {
         st.submitted = 1;
         st.input_done = true;
     }
-    job.deliver([(0, Err(e))]);
+    job.deliver([Piece::failed(0, e)]);
 }
 
 impl Drop for Pool {

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::pool::async_result::decode;
 use crate::pool::feed::feed;
-use crate::pool::job::{Job, Outcome};
+use crate::pool::job::{Job, Piece};
 use crate::pool::supervisor::Shared;
 use crate::pool::TaskError;
 
@@ -48,8 +48,12 @@ pub struct IMap<'p, I, R> {
     ordered: bool,
     submitted: u64,
     yielded: u64,
-    reorder: BTreeMap<u64, Outcome>,
-    queue: VecDeque<(u64, Outcome)>,
+    /// Pieces that arrived ahead of their turn (ordered), by first item.
+    reorder: BTreeMap<u64, Piece>,
+    /// Pieces in arrival order (unordered).
+    queue: VecDeque<Piece>,
+    /// The piece being yielded, and the next item in it.
+    current: Option<(Piece, usize)>,
     error: Option<TaskError>,
     _result: PhantomData<fn() -> R>,
 }
@@ -90,6 +94,7 @@ impl<'p, I, R> IMap<'p, I, R> {
             yielded: 0,
             reorder: BTreeMap::new(),
             queue: VecDeque::new(),
+            current: None,
             error,
             _result: PhantomData,
         }
@@ -122,16 +127,24 @@ where
             return Some(Err(e));
         }
         loop {
+            if let Some((p, k)) = &mut self.current {
+                if (*k as u64) < p.len() {
+                    let i = p.first + *k as u64;
+                    let o = p.outcome(*k);
+                    *k += 1;
+                    self.yielded += 1;
+                    return Some(o.and_then(|b| decode(i, b)));
+                }
+                self.current = None;
+            }
             let next = if self.ordered {
-                self.reorder
-                    .remove(&self.yielded)
-                    .map(|o| (self.yielded, o))
+                self.reorder.remove(&self.yielded)
             } else {
                 self.queue.pop_front()
             };
-            if let Some((i, o)) = next {
-                self.yielded += 1;
-                return Some(o.and_then(|b| decode(i, &b)));
+            if let Some(p) = next {
+                self.current = Some((p, 0));
+                continue;
             }
             // Top up the input while there is room.
             let in_flight = self.in_flight();
@@ -165,26 +178,35 @@ where
             if st.arrived.is_empty() {
                 // The pool stopped and nothing will come: fail what is missing.
                 drop(st);
-                let missing = self.yielded..self.submitted;
-                let got: Vec<u64> = self
-                    .reorder
-                    .keys()
-                    .copied()
-                    .chain(self.queue.iter().map(|(i, _)| *i))
-                    .collect();
-                for i in missing.filter(|i| !got.contains(i)) {
-                    let o = Err(TaskError::Terminated { task: i });
-                    if self.ordered {
-                        self.reorder.insert(i, o);
-                    } else {
-                        self.queue.push_back((i, o));
+                let base = self.yielded;
+                let mut covered = vec![false; (self.submitted - base) as usize];
+                for p in self.reorder.values().chain(self.queue.iter()) {
+                    for i in p.first..p.first + p.len() {
+                        if let Some(c) = i
+                            .checked_sub(base)
+                            .and_then(|d| covered.get_mut(d as usize))
+                        {
+                            *c = true;
+                        }
+                    }
+                }
+                for (d, c) in covered.into_iter().enumerate() {
+                    if !c {
+                        let i = base + d as u64;
+                        let p = Piece::failed(i, TaskError::Terminated { task: i });
+                        if self.ordered {
+                            self.reorder.insert(i, p);
+                        } else {
+                            self.queue.push_back(p);
+                        }
                     }
                 }
                 self.input = None;
                 continue;
             }
             if self.ordered {
-                self.reorder.extend(st.arrived.drain(..));
+                self.reorder
+                    .extend(st.arrived.drain(..).map(|p| (p.first, p)));
             } else {
                 self.queue.extend(st.arrived.drain(..));
             }

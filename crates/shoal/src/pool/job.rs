@@ -8,8 +8,65 @@ use std::time::{Duration, Instant};
 
 use crate::pool::TaskError;
 
-/// The encoded result of one item, or why there is none.
-pub(crate) type Outcome = Result<Vec<u8>, TaskError>;
+/// The outcomes of consecutive items of a job: their encoded results one after the
+/// other, or the error of one item. Results travel in runs so that a chunk of a
+/// thousand results costs one allocation, not a thousand.
+#[derive(Debug)]
+pub(crate) struct Piece {
+    /// Index of the first item.
+    pub(crate) first: u64,
+    /// The encoded results, back to back.
+    pub(crate) data: Vec<u8>,
+    /// Where each result ends in `data`.
+    pub(crate) ends: Vec<u32>,
+    /// The error of the one item of this piece (then `ends` is empty).
+    pub(crate) error: Option<TaskError>,
+}
+
+impl Piece {
+    /// A piece for one failed item.
+    pub(crate) fn failed(index: u64, error: TaskError) -> Piece {
+        Piece {
+            first: index,
+            data: Vec::new(),
+            ends: Vec::new(),
+            error: Some(error),
+        }
+    }
+
+    /// An empty run of results starting at item `first`.
+    pub(crate) fn run(first: u64) -> Piece {
+        Piece {
+            first,
+            data: Vec::new(),
+            ends: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// How many items it covers.
+    pub(crate) fn len(&self) -> u64 {
+        if self.error.is_some() {
+            1
+        } else {
+            self.ends.len() as u64
+        }
+    }
+
+    /// The outcome of its `k`-th item.
+    pub(crate) fn outcome(&self, k: usize) -> Result<&[u8], TaskError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        let start = if k == 0 { 0 } else { self.ends[k - 1] as usize };
+        Ok(&self.data[start..self.ends[k] as usize])
+    }
+
+    /// Whether every item of it succeeded.
+    pub(crate) fn is_ok(&self) -> bool {
+        self.error.is_none()
+    }
+}
 
 /// The shared state of one call.
 #[derive(Debug, Default)]
@@ -21,8 +78,8 @@ pub(crate) struct Job {
 /// What the caller and the supervisor see of a job.
 #[derive(Debug, Default)]
 pub(crate) struct JobState {
-    /// Outcomes not yet taken by the caller, in arrival order, with their item index.
-    pub(crate) arrived: VecDeque<(u64, Outcome)>,
+    /// Outcomes not yet taken by the caller, in arrival order.
+    pub(crate) arrived: VecDeque<Piece>,
     /// Items submitted so far.
     pub(crate) submitted: u64,
     /// Outcomes delivered so far (taken or not).
@@ -47,17 +104,19 @@ impl Job {
     }
 
     /// Records outcomes and wakes whoever waits for them.
-    pub(crate) fn deliver(&self, outcomes: impl IntoIterator<Item = (u64, Outcome)>) {
+    pub(crate) fn deliver(&self, pieces: impl IntoIterator<Item = Piece>) {
         let waker = {
             let mut st = self.lock();
-            let before = st.arrived.len();
-            if st.abandoned {
-                let n = outcomes.into_iter().count() as u64;
-                st.finished += n;
+            let keep = !st.abandoned;
+            for p in pieces {
+                st.finished += p.len();
+                if keep {
+                    st.arrived.push_back(p);
+                }
+            }
+            if !keep {
                 return;
             }
-            st.arrived.extend(outcomes);
-            st.finished += (st.arrived.len() - before) as u64;
             st.waker.take()
         };
         self.cond.notify_all();
@@ -124,11 +183,16 @@ mod tests {
         job.lock().input_done = true;
         let j2 = job.clone();
         let t = std::thread::spawn(move || {
-            j2.deliver([(0, Ok(vec![1])), (1, Err(TaskError::Closed))]);
+            let mut run = Piece::run(0);
+            run.data.push(1);
+            run.ends.push(1);
+            j2.deliver([run, Piece::failed(1, TaskError::Closed)]);
         });
         let (st, ok) = job.wait_until(Some(Duration::from_secs(10)), JobState::complete, || false);
         assert!(ok);
         assert_eq!(st.arrived.len(), 2);
+        assert_eq!(st.arrived[0].outcome(0), Ok(&[1u8][..]));
+        assert!(!st.arrived[1].is_ok());
         drop(st);
         t.join().unwrap();
     }

@@ -21,7 +21,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::channel::Queue;
-use crate::pool::job::{Job, Outcome};
+use crate::pool::job::{Job, Piece};
 use crate::pool::slots::{now_ns, Slots};
 use crate::pool::wire::{self, Reader};
 use crate::pool::worker::{worker_main, InitSpec, WorkerArgs};
@@ -72,10 +72,8 @@ impl Chunk {
     /// Fails every item of `[from, to)` with `err`.
     fn fail(&self, from: u32, to: u32, err: &TaskError) {
         self.job.deliver((from..to).map(|i| {
-            (
-                self.first + u64::from(i),
-                Err(err.clone().at(self.first + u64::from(i))),
-            )
+            let index = self.first + u64::from(i);
+            Piece::failed(index, err.clone().at(index))
         }));
     }
 }
@@ -553,8 +551,10 @@ impl Supervisor {
             return;
         }
         let pid = w.pid;
-        let mut batch: Vec<(u64, Outcome)> = Vec::new();
+        // Pieces for the job of the current chunk; a run of results grows in `run`.
+        let mut batch: Vec<Piece> = Vec::new();
         let mut batch_job: Option<Arc<Job>> = None;
+        let mut run: Option<Piece> = None;
         while !r.is_empty() {
             let (Some(chunk), Some(item), Some(status), Some(bytes)) =
                 (r.u64(), r.u32(), r.u8(), r.item())
@@ -569,28 +569,45 @@ impl Supervisor {
                 continue;
             }
             let index = head.first + u64::from(item);
-            let outcome = match status {
-                wire::OK => Ok(bytes.to_vec()),
-                wire::PANICKED => Err(TaskError::Panicked {
-                    task: index,
-                    pid,
-                    message: String::from_utf8_lossy(bytes).into_owned(),
-                }),
-                _ => Err(TaskError::Codec {
-                    task: index,
-                    message: String::from_utf8_lossy(bytes).into_owned(),
-                }),
-            };
             if !batch_job
                 .as_ref()
                 .is_some_and(|j| Arc::ptr_eq(j, &head.job))
             {
+                batch.extend(run.take());
                 if let Some(j) = batch_job.take() {
                     j.deliver(batch.drain(..));
                 }
                 batch_job = Some(Arc::clone(&head.job));
             }
-            batch.push((index, outcome));
+            if status == wire::OK {
+                let p = match &mut run {
+                    Some(p) if p.first + p.len() == index => p,
+                    _ => {
+                        batch.extend(run.take());
+                        run.insert(Piece::run(index))
+                    }
+                };
+                p.data.extend_from_slice(bytes);
+                p.ends.push(p.data.len() as u32);
+            } else {
+                batch.extend(run.take());
+                let message = String::from_utf8_lossy(bytes).into_owned();
+                batch.push(Piece::failed(
+                    index,
+                    if status == wire::PANICKED {
+                        TaskError::Panicked {
+                            task: index,
+                            pid,
+                            message,
+                        }
+                    } else {
+                        TaskError::Codec {
+                            task: index,
+                            message,
+                        }
+                    },
+                ));
+            }
             w.cursor += 1;
             w.items -= 1;
             if w.cursor == head.count {
@@ -599,6 +616,7 @@ impl Supervisor {
                 w.cursor = 0;
             }
         }
+        batch.extend(run.take());
         if let Some(j) = batch_job {
             j.deliver(batch);
         }
@@ -642,13 +660,17 @@ impl Supervisor {
             let task = c.first + u64::from(hi);
             if killed_for == Some((c.id, hi)) {
                 let timeout = self.cfg.timeout.unwrap_or_default();
-                c.job
-                    .deliver([(task, Err(TaskError::Timeout { pid, task, timeout }))]);
+                c.job.deliver([Piece::failed(
+                    task,
+                    TaskError::Timeout { pid, task, timeout },
+                )]);
             } else if c.attempt < self.cfg.retries {
                 requeue.push(self.sub_chunk(&c, hi, hi + 1, c.attempt + 1));
             } else {
-                c.job
-                    .deliver([(task, Err(TaskError::WorkerDied { pid, signal, task }))]);
+                c.job.deliver([Piece::failed(
+                    task,
+                    TaskError::WorkerDied { pid, signal, task },
+                )]);
             }
             if hi + 1 < c.count {
                 requeue.push(self.sub_chunk(&c, hi + 1, c.count, c.attempt));
