@@ -73,24 +73,14 @@ impl Slots {
             .expect("slot words are in bounds and aligned")
     }
 
-    /// Worker side: task `item` of `chunk` starts now (`start_ns` 0 when no timeout).
-    pub(crate) fn begin(&self, slot: usize, chunk: u64, item: u32, start_ns: u64) {
-        let seq = self.word(slot, SEQ);
-        let s = seq.load(Ordering::Relaxed);
-        seq.store(s | 1, Ordering::Relaxed);
-        // Release fences order the seqlock: the odd value is visible before the data,
-        // the data before the even value.
-        std::sync::atomic::fence(Ordering::Release);
-        self.word(slot, CHUNK).store(chunk, Ordering::Relaxed);
-        self.word(slot, ITEM)
-            .store(u64::from(item) + 1, Ordering::Relaxed);
-        self.word(slot, START).store(start_ns, Ordering::Relaxed);
-        seq.store((s | 1) + 1, Ordering::Release);
-    }
-
-    /// Worker side: the running task returned.
-    pub(crate) fn end(&self, slot: usize) {
-        self.word(slot, ITEM).store(0, Ordering::Release);
+    /// Worker side: the words of one slot, looked up once.
+    pub(crate) fn slot(&self, slot: usize) -> Slot<'_> {
+        Slot {
+            seq: self.word(slot, SEQ),
+            chunk: self.word(slot, CHUNK),
+            item: self.word(slot, ITEM),
+            start: self.word(slot, START),
+        }
     }
 
     /// Pool side: resets a slot for a new worker.
@@ -130,6 +120,34 @@ impl Slots {
     }
 }
 
+/// The words of one slot, for the worker that writes them.
+pub(crate) struct Slot<'a> {
+    seq: &'a AtomicU64,
+    chunk: &'a AtomicU64,
+    item: &'a AtomicU64,
+    start: &'a AtomicU64,
+}
+
+impl Slot<'_> {
+    /// Task `item` of `chunk` starts now (`start_ns` 0 when no timeout is set).
+    pub(crate) fn begin(&self, chunk: u64, item: u32, start_ns: u64) {
+        let s = self.seq.load(Ordering::Relaxed);
+        self.seq.store(s | 1, Ordering::Relaxed);
+        // Release fences order the seqlock: the odd value is visible before the data,
+        // the data before the even value.
+        std::sync::atomic::fence(Ordering::Release);
+        self.chunk.store(chunk, Ordering::Relaxed);
+        self.item.store(u64::from(item) + 1, Ordering::Relaxed);
+        self.start.store(start_ns, Ordering::Relaxed);
+        self.seq.store((s | 1) + 1, Ordering::Release);
+    }
+
+    /// The running task returned.
+    pub(crate) fn end(&self) {
+        self.item.store(0, Ordering::Release);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,7 +156,7 @@ mod tests {
     fn a_slot_shows_the_running_task() {
         let s = Slots::new(2).unwrap();
         assert_eq!(s.running(1), None);
-        s.begin(1, 42, 3, 99);
+        s.slot(1).begin(42, 3, 99);
         assert_eq!(
             s.running(1),
             Some(Running {
@@ -148,9 +166,9 @@ mod tests {
             })
         );
         assert_eq!(s.running(0), None);
-        s.end(1);
+        s.slot(1).end();
         assert_eq!(s.running(1), None);
-        s.begin(1, 43, 0, 0);
+        s.slot(1).begin(43, 0, 0);
         s.reset(1);
         assert_eq!(s.running(1), None);
         assert!(now_ns() > 0);

@@ -556,19 +556,29 @@ impl Supervisor {
         let mut batch_job: Option<Arc<Job>> = None;
         let mut run: Option<Piece> = None;
         while !r.is_empty() {
-            let (Some(chunk), Some(item), Some(status), Some(bytes)) =
-                (r.u64(), r.u32(), r.u8(), r.item())
+            let (Some(chunk), Some(first), Some(n), Some(status)) =
+                (r.u64(), r.u32(), r.u32(), r.u8())
             else {
+                break;
+            };
+            let Some(lens) = r.bytes(4 * n as usize) else {
+                break;
+            };
+            let lens = lens
+                .chunks_exact(4)
+                .map(|l| u32::from_le_bytes(l.try_into().expect("4 bytes")));
+            let total: usize = lens.clone().map(|l| l as usize).sum();
+            let Some(data) = r.bytes(total) else {
                 break;
             };
             let Some(head) = w.assigned.front() else {
                 break;
             };
-            if head.id != chunk || w.cursor != item {
+            if head.id != chunk || w.cursor != first || n == 0 || n > head.count - w.cursor {
                 // Not what this worker holds: a message from a confused peer.
                 continue;
             }
-            let index = head.first + u64::from(item);
+            let index = head.first + u64::from(first);
             if !batch_job
                 .as_ref()
                 .is_some_and(|j| Arc::ptr_eq(j, &head.job))
@@ -587,11 +597,15 @@ impl Supervisor {
                         run.insert(Piece::run(index))
                     }
                 };
-                p.data.extend_from_slice(bytes);
-                p.ends.push(p.data.len() as u32);
+                let mut end = p.data.len() as u32;
+                p.data.extend_from_slice(data);
+                p.ends.extend(lens.map(|l| {
+                    end += l;
+                    end
+                }));
             } else {
                 batch.extend(run.take());
-                let message = String::from_utf8_lossy(bytes).into_owned();
+                let message = String::from_utf8_lossy(data).into_owned();
                 batch.push(Piece::failed(
                     index,
                     if status == wire::PANICKED {
@@ -608,8 +622,8 @@ impl Supervisor {
                     },
                 ));
             }
-            w.cursor += 1;
-            w.items -= 1;
+            w.cursor += n;
+            w.items -= u64::from(n);
             if w.cursor == head.count {
                 let done = w.assigned.pop_front().expect("head");
                 w.cost -= done.cost();

@@ -4,8 +4,10 @@
 //! `chunk id u64 | task index u32 | count u32 | count × (len u32 | argument)`.
 //!
 //! To the pool (the shared result queue), the first byte says what follows:
-//! * [`RESULTS`]: `slot u32 | generation u32 | n × (chunk u64 | offset u32 | status u8 |
-//!   len u32 | bytes)` — results in the order the worker ran the tasks;
+//! * [`RESULTS`]: `slot u32 | generation u32`, then segments in the order the worker ran
+//!   the tasks: `chunk u64 | first offset u32 | n u32 | status u8 | n × len u32 | bytes`
+//!   — `n` consecutive items of one chunk with the same status (a failure is a segment
+//!   of one, its bytes the message);
 //! * [`EXITED`]: `slot u32 | generation u32 | exit code i32` — put by the pool's own
 //!   watcher thread when a worker process ends;
 //! * [`WAKE`]: new work was submitted;

@@ -123,12 +123,17 @@ fn initialize(init: InitSpec) -> Result<(), String> {
     }
 }
 
-/// Results waiting to be sent, as one [`wire::RESULTS`] message.
+/// Results waiting to be sent, as one [`wire::RESULTS`] message: closed segments in
+/// `msg`, and the open run of successful results in `lens`/`data`.
 struct Outbox {
     msg: Vec<u8>,
     header: usize,
     count: usize,
     since: Option<Instant>,
+    run_chunk: u64,
+    run_first: u32,
+    lens: Vec<u32>,
+    data: Vec<u8>,
 }
 
 impl Outbox {
@@ -140,6 +145,65 @@ impl Outbox {
             msg,
             count: 0,
             since: None,
+            run_chunk: 0,
+            run_first: 0,
+            lens: Vec::with_capacity(FLUSH_COUNT),
+            data: Vec::with_capacity(64 * 1024),
+        }
+    }
+
+    fn segment(&mut self, chunk: u64, first: u32, n: u32, status: u8) {
+        self.msg.extend_from_slice(&chunk.to_le_bytes());
+        self.msg.extend_from_slice(&first.to_le_bytes());
+        self.msg.extend_from_slice(&n.to_le_bytes());
+        self.msg.push(status);
+    }
+
+    /// Moves the open run into `msg`.
+    fn close_run(&mut self) {
+        if self.lens.is_empty() {
+            return;
+        }
+        self.segment(
+            self.run_chunk,
+            self.run_first,
+            self.lens.len() as u32,
+            wire::OK,
+        );
+        for l in &self.lens {
+            self.msg.extend_from_slice(&l.to_le_bytes());
+        }
+        self.msg.extend_from_slice(&self.data);
+        self.lens.clear();
+        self.data.clear();
+    }
+
+    /// Prepares the open run to take the result of `item` of `chunk`.
+    fn open(&mut self, chunk: u64, item: u32) {
+        if !self.lens.is_empty()
+            && (self.run_chunk != chunk || self.run_first + self.lens.len() as u32 != item)
+        {
+            self.close_run();
+        }
+        if self.lens.is_empty() {
+            self.run_chunk = chunk;
+            self.run_first = item;
+        }
+    }
+
+    /// Records a failed item.
+    fn failed(&mut self, chunk: u64, item: u32, status: u8, message: &str) {
+        self.close_run();
+        self.segment(chunk, item, 1, status);
+        self.msg
+            .extend_from_slice(&(message.len() as u32).to_le_bytes());
+        self.msg.extend_from_slice(message.as_bytes());
+    }
+
+    fn counted(&mut self) {
+        self.count += 1;
+        if self.since.is_none() {
+            self.since = Some(Instant::now());
         }
     }
 
@@ -149,7 +213,7 @@ impl Outbox {
         // after the first result; a stream of fast ones rarely.
         let c = self.count;
         c >= FLUSH_COUNT
-            || self.msg.len() >= FLUSH_BYTES
+            || self.msg.len() + self.data.len() >= FLUSH_BYTES
             || ((c.is_power_of_two() || c % 64 == 0)
                 && self.since.is_some_and(|t| t.elapsed() >= FLUSH_AFTER))
     }
@@ -159,6 +223,7 @@ impl Outbox {
         if self.count == 0 {
             return true;
         }
+        self.close_run();
         let ok = results.put_bytes(&self.msg).is_ok();
         self.msg.truncate(self.header);
         self.count = 0;
@@ -171,8 +236,8 @@ impl Outbox {
 pub(crate) fn worker_main(args: WorkerArgs) -> i32 {
     // Task panics are reported with the task; do not print them too.
     std::panic::set_hook(Box::new(|_| {}));
-    let slot = args.slot as usize;
     let slots = Slots::from_shm(args.slots);
+    let me = slots.slot(args.slot as usize);
     if let Some(init) = args.init {
         if let Err(message) = initialize(init) {
             let mut m = Vec::new();
@@ -193,46 +258,31 @@ pub(crate) fn worker_main(args: WorkerArgs) -> i32 {
             let task = task::get(view.task);
             for item in 0..view.count {
                 let Some(arg) = view.items.item() else { break };
-                let start = if args.timed { now_ns() } else { 0 };
-                slots.begin(slot, view.chunk, item, start);
-                out.msg.extend_from_slice(&view.chunk.to_le_bytes());
-                out.msg.extend_from_slice(&item.to_le_bytes());
-                let status_at = out.msg.len();
-                out.msg.push(wire::OK);
-                let len_at = out.msg.len();
-                out.msg.extend_from_slice(&[0; 4]);
-                let status = match task {
-                    None => {
-                        out.msg.extend_from_slice(
-                            format!("no task number {} in this executable", view.task).as_bytes(),
-                        );
-                        wire::CODEC_FAILED
-                    }
-                    Some(t) => {
-                        match catch_unwind(AssertUnwindSafe(|| (t.run)(arg, &mut out.msg))) {
-                            Ok(Ok(())) => wire::OK,
-                            Ok(Err(m)) => {
-                                out.msg.truncate(len_at + 4);
-                                out.msg.extend_from_slice(m.as_bytes());
-                                wire::CODEC_FAILED
-                            }
-                            Err(p) => {
-                                out.msg.truncate(len_at + 4);
-                                out.msg
-                                    .extend_from_slice(panic_message(p.as_ref()).as_bytes());
-                                wire::PANICKED
-                            }
-                        }
-                    }
+                let Some(t) = task else {
+                    let m = format!("no task number {} in this executable", view.task);
+                    out.failed(view.chunk, item, wire::CODEC_FAILED, &m);
+                    out.counted();
+                    continue;
                 };
-                slots.end(slot);
-                out.msg[status_at] = status;
-                let len = (out.msg.len() - len_at - 4) as u32;
-                out.msg[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
-                out.count += 1;
-                if out.since.is_none() {
-                    out.since = Some(Instant::now());
+                let start = if args.timed { now_ns() } else { 0 };
+                me.begin(view.chunk, item, start);
+                out.open(view.chunk, item);
+                let before = out.data.len();
+                let r = catch_unwind(AssertUnwindSafe(|| (t.run)(arg, &mut out.data)));
+                me.end();
+                match r {
+                    Ok(Ok(())) => out.lens.push((out.data.len() - before) as u32),
+                    Ok(Err(m)) => {
+                        out.data.truncate(before);
+                        out.failed(view.chunk, item, wire::CODEC_FAILED, &m);
+                    }
+                    Err(p) => {
+                        out.data.truncate(before);
+                        let m = panic_message(p.as_ref());
+                        out.failed(view.chunk, item, wire::PANICKED, &m);
+                    }
                 }
+                out.counted();
                 done += 1;
                 if out.due() && !out.flush(&args.results) {
                     return 0;
