@@ -38,6 +38,11 @@ const RESULT_RING: usize = 4 << 20;
 const WINDOW_ITEMS: u64 = 256;
 /// Messages taken from the result queue at once.
 const TAKE: usize = 256;
+/// A worker that holds items, runs none, has nothing queued and reported nothing for
+/// this long lost a message: its items are handed out again.
+const STALL: Duration = Duration::from_secs(2);
+/// How often workers are checked for stalls and for deaths whose report was lost.
+const HEALTH_CHECK: Duration = Duration::from_millis(250);
 
 /// What the pool was built with.
 #[derive(Debug, Clone)]
@@ -192,6 +197,10 @@ struct Worker {
     killed_for: Option<(u64, u32)>,
     /// Its queue was closed: it exits when done, and is not replaced.
     retiring: bool,
+    /// When it last returned results (or got work while idle).
+    progress: Instant,
+    /// Seen dead by a health check whose exit report has not arrived.
+    dead_seen: bool,
 }
 
 impl Worker {
@@ -208,6 +217,8 @@ impl Worker {
             total: 0,
             killed_for: None,
             retiring: false,
+            progress: Instant::now(),
+            dead_seen: false,
         }
     }
 
@@ -225,6 +236,7 @@ pub(crate) struct Supervisor {
     ready: VecDeque<Chunk>,
     start_failures: u32,
     last_start_try: Option<Instant>,
+    last_health_check: Instant,
 }
 
 /// Marks the pool stopped however the supervisor thread ends.
@@ -265,6 +277,7 @@ impl Supervisor {
                     ready: VecDeque::new(),
                     start_failures: 0,
                     last_start_try: None,
+                    last_health_check: Instant::now(),
                 };
                 // Workers are started from this thread, which lives as long as the
                 // pool: the parent-death signal of a daemon follows its creating thread.
@@ -354,6 +367,8 @@ impl Supervisor {
         w.total = 0;
         w.killed_for = None;
         w.retiring = false;
+        w.progress = Instant::now();
+        w.dead_seen = false;
         self.publish_pids();
         Ok(())
     }
@@ -412,6 +427,54 @@ impl Supervisor {
             }
             if self.cfg.timeout.is_some() {
                 self.check_timeouts();
+            }
+            self.check_health();
+        }
+    }
+
+    /// The safety net under the channels: a worker whose exit report never came, or
+    /// that holds items it will never return (a message lost on the way), is dealt
+    /// with as if the report or the results had arrived, so no wait hangs.
+    fn check_health(&mut self) {
+        if self.last_health_check.elapsed() < HEALTH_CHECK {
+            return;
+        }
+        self.last_health_check = Instant::now();
+        for slot in 0..self.workers.len() {
+            let w = &mut self.workers[slot];
+            let Some(p) = &w.process else { continue };
+            if !p.is_alive() {
+                if !w.dead_seen {
+                    // Its report may be on the way: wait one more check.
+                    w.dead_seen = true;
+                    continue;
+                }
+                let code = p.exitcode().unwrap_or(wire::UNKNOWN_EXIT);
+                let gen = w.gen;
+                self.exited(slot, gen, code);
+                continue;
+            }
+            if w.assigned.is_empty() || w.progress.elapsed() < STALL {
+                continue;
+            }
+            let idle =
+                self.slots.running(slot).is_none() && w.queue.as_ref().is_some_and(Queue::is_empty);
+            if !idle {
+                continue;
+            }
+            let cursor = std::mem::take(&mut w.cursor);
+            let assigned = std::mem::take(&mut w.assigned);
+            w.items = 0;
+            w.cost = 0;
+            w.progress = Instant::now();
+            let mut requeue = Vec::new();
+            for (k, c) in assigned.into_iter().enumerate() {
+                let start = if k == 0 { cursor } else { 0 };
+                // New chunk ids: results of the old ones, should they come, are ignored.
+                requeue.push(self.sub_chunk(&c, start, c.count, c.attempt));
+            }
+            for c in requeue.into_iter().rev() {
+                self.ready.push_front(c);
             }
         }
     }
@@ -501,6 +564,9 @@ impl Supervisor {
             let Some(i) = best else { break };
             let c = self.ready.pop_front().expect("front");
             let w = &mut self.workers[i];
+            if w.assigned.is_empty() {
+                w.progress = Instant::now();
+            }
             w.items += count;
             w.total += count;
             w.cost += cost;
@@ -624,6 +690,7 @@ impl Supervisor {
             }
             w.cursor += n;
             w.items -= u64::from(n);
+            w.progress = Instant::now();
             if w.cursor == head.count {
                 let done = w.assigned.pop_front().expect("head");
                 w.cost -= done.cost();
