@@ -199,6 +199,10 @@ fn kill_storm_never_hangs_and_retries_make_every_item_succeed() {
             assert!(failed <= 50, "{failed} items failed for 50 kills");
             if retries > 0 {
                 assert_eq!(failed, 0);
+            } else {
+                // The workers were busy: the kills hit running tasks.
+                eprintln!("{failed} items failed for 50 kills");
+                assert!(failed >= 1);
             }
             // The pool serves another map afterwards.
             let got = pool.map(square, 0..1_000u64).unwrap();

@@ -17,7 +17,7 @@ use crate::pool::supervisor::{Config, Shared, Supervisor};
 use crate::pool::{task, PoolError, TaskError};
 
 /// Largest automatic chunk.
-const AUTO_CHUNK_MAX: usize = 1024;
+const AUTO_CHUNK_MAX: usize = 4096;
 /// Items `map` and `imap` keep in flight at least.
 const MIN_IN_FLIGHT: u64 = 1024;
 
