@@ -430,3 +430,15 @@ fn async_results_are_awaited_from_tokio() {
         });
     });
 }
+
+#[cfg(feature = "progress")]
+#[test]
+fn a_progress_bar_does_not_change_results() {
+    watchdog(|| {
+        let pool = Pool::builder().processes(2).progress(true).build().unwrap();
+        let got = pool.map(square, 0..10_000u64).unwrap();
+        assert_eq!(got, (0..10_000u64).map(square).collect::<Vec<_>>());
+        let n = pool.imap(square, 0u64..).take(1_000).count();
+        assert_eq!(n, 1_000);
+    });
+}

@@ -53,6 +53,7 @@ pub struct PoolBuilder {
     chunksize: Option<usize>,
     retries: u32,
     timeout: Option<Duration>,
+    progress: bool,
 }
 
 impl PoolBuilder {
@@ -133,6 +134,14 @@ impl PoolBuilder {
         self
     }
 
+    /// Draws a progress bar on standard error during `map`, `imap` and
+    /// `imap_unordered` (default off). Needs the `progress` feature (on by default).
+    #[cfg(feature = "progress")]
+    pub fn progress(mut self, on: bool) -> PoolBuilder {
+        self.progress = on;
+        self
+    }
+
     fn config(self) -> Result<(Config, Option<usize>), PoolError> {
         let processes = self.processes.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
@@ -158,8 +167,9 @@ impl PoolBuilder {
     /// channels cannot be created, [`PoolError::Initializer`] for an unusable
     /// initializer.
     pub fn build(self) -> Result<Pool, PoolError> {
+        let progress = self.progress;
         let (cfg, chunksize) = self.config()?;
-        Pool::start(cfg, chunksize)
+        Pool::start(cfg, chunksize, progress)
     }
 
     /// Starts the workers; the pool is closed and joined (every submitted task

@@ -13,6 +13,7 @@ use crate::pool::builder::PoolBuilder;
 use crate::pool::feed::feed;
 use crate::pool::imap::IMap;
 use crate::pool::job::{Job, Piece};
+use crate::pool::progress::Progress;
 use crate::pool::supervisor::{Config, Shared, Supervisor};
 use crate::pool::{task, PoolError, TaskError};
 
@@ -57,6 +58,7 @@ pub struct Pool {
     thread: Mutex<Option<JoinHandle<()>>>,
     processes: usize,
     chunksize: Option<usize>,
+    progress: bool,
 }
 
 impl fmt::Debug for Pool {
@@ -82,7 +84,11 @@ impl Pool {
         Pool::builder().processes(processes).build()
     }
 
-    pub(crate) fn start(cfg: Config, chunksize: Option<usize>) -> Result<Pool, PoolError> {
+    pub(crate) fn start(
+        cfg: Config,
+        chunksize: Option<usize>,
+        progress: bool,
+    ) -> Result<Pool, PoolError> {
         let processes = cfg.processes;
         let shared = Arc::new(Shared::new().map_err(PoolError::Create)?);
         let thread = Supervisor::start(Arc::clone(&shared), cfg)?;
@@ -91,6 +97,7 @@ impl Pool {
             thread: Mutex::new(Some(thread)),
             processes,
             chunksize,
+            progress,
         })
     }
 
@@ -166,7 +173,8 @@ impl Pool {
         let iter = items.into_iter();
         let (lo, hi) = iter.size_hint();
         let mut out = Vec::with_capacity(lo.min(1 << 24));
-        let chunksize = self.chunksize_for((Some(lo) == hi).then_some(lo));
+        let len = (Some(lo) == hi).then_some(lo);
+        let chunksize = self.chunksize_for(len);
         let it: IMap<'_, _, R> = IMap::new(
             &self.shared,
             task::resolve::<F>(),
@@ -174,6 +182,7 @@ impl Pool {
             chunksize,
             self.in_flight_for(chunksize),
             true,
+            Progress::new(self.progress, len.map(|n| n as u64)),
         );
         let _ = f;
         for r in it {
@@ -242,13 +251,17 @@ impl Pool {
     {
         let _ = f;
         let chunksize = self.chunksize.unwrap_or(1);
+        let iter = items.into_iter();
+        let (lo, hi) = iter.size_hint();
+        let len = (Some(lo) == hi).then_some(lo as u64);
         IMap::new(
             &self.shared,
             task::resolve::<F>(),
-            items.into_iter(),
+            iter,
             chunksize,
             self.in_flight_for(chunksize),
             true,
+            Progress::new(self.progress, len),
         )
     }
 
@@ -263,13 +276,17 @@ impl Pool {
     {
         let _ = f;
         let chunksize = self.chunksize.unwrap_or(1);
+        let iter = items.into_iter();
+        let (lo, hi) = iter.size_hint();
+        let len = (Some(lo) == hi).then_some(lo as u64);
         IMap::new(
             &self.shared,
             task::resolve::<F>(),
-            items.into_iter(),
+            iter,
             chunksize,
             self.in_flight_for(chunksize),
             false,
+            Progress::new(self.progress, len),
         )
     }
 

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::pool::async_result::decode;
 use crate::pool::feed::feed;
 use crate::pool::job::{Job, Piece};
+use crate::pool::progress::Progress;
 use crate::pool::supervisor::Shared;
 use crate::pool::TaskError;
 
@@ -55,6 +56,7 @@ pub struct IMap<'p, I, R> {
     /// The piece being yielded, and the next item in it.
     current: Option<(Piece, usize)>,
     error: Option<TaskError>,
+    progress: Progress,
     _result: PhantomData<fn() -> R>,
 }
 
@@ -77,6 +79,7 @@ impl<'p, I, R> IMap<'p, I, R> {
         chunksize: usize,
         max_in_flight: u64,
         ordered: bool,
+        progress: Progress,
     ) -> IMap<'p, I, R> {
         let (task, error) = match task {
             Ok(t) => (t, None),
@@ -96,6 +99,7 @@ impl<'p, I, R> IMap<'p, I, R> {
             queue: VecDeque::new(),
             current: None,
             error,
+            progress,
             _result: PhantomData,
         }
     }
@@ -133,6 +137,7 @@ where
                     let o = p.outcome(*k);
                     *k += 1;
                     self.yielded += 1;
+                    self.progress.advance();
                     return Some(o.and_then(|b| decode(i, b)));
                 }
                 self.current = None;
@@ -168,6 +173,7 @@ where
                 }
             }
             if self.input.is_none() && self.yielded == self.submitted {
+                self.progress.finish();
                 return None;
             }
             // Wait for outcomes.

@@ -40,6 +40,7 @@ mod feed;
 mod handle;
 mod imap;
 mod job;
+mod progress;
 mod slots;
 mod supervisor;
 mod task;
