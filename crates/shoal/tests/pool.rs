@@ -442,3 +442,54 @@ fn a_progress_bar_does_not_change_results() {
         assert_eq!(n, 1_000);
     });
 }
+
+/// Builds a pool, publishes its worker pids in `shm` (count, then pids), and keeps it
+/// busy until killed.
+fn pool_owner(shm: SharedMemory) {
+    let pool = Pool::new(2).unwrap();
+    let pids = pool.worker_pids();
+    for (i, pid) in pids.iter().enumerate() {
+        shm.atomic_u64(8 * (i + 1))
+            .unwrap()
+            .store(u64::from(*pid), Ordering::SeqCst);
+    }
+    shm.atomic_u64(0)
+        .unwrap()
+        .store(pids.len() as u64, Ordering::SeqCst);
+    let _ = pool.map(sleep_us, vec![1_000_000u64; 1_000]);
+}
+shoal::entry!(pool_owner);
+
+#[test]
+fn sigint_in_the_parent_stops_its_workers() {
+    watchdog(|| {
+        for method in [StartMethod::ForkServer, StartMethod::Spawn] {
+            let shm = SharedMemory::new(64).unwrap();
+            let owner = shoal::Process::new(pool_owner, shm.clone())
+                .start_method(method)
+                .start()
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while shm.atomic_u64(0).unwrap().load(Ordering::SeqCst) < 2 {
+                assert!(Instant::now() < deadline, "the pool owner did not start");
+                thread::sleep(Duration::from_millis(5));
+            }
+            let pids: Vec<u32> = (1..=2)
+                .map(|i| shm.atomic_u64(8 * i).unwrap().load(Ordering::SeqCst) as u32)
+                .collect();
+            let _ = std::process::Command::new("kill")
+                .args(["-INT", &owner.pid().to_string()])
+                .status();
+            assert_eq!(
+                owner.join_timeout(Duration::from_secs(60)).unwrap(),
+                Some(-2)
+            );
+            for pid in pids {
+                while !gone(pid) {
+                    assert!(Instant::now() < deadline, "worker {pid} outlived its pool");
+                    thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    });
+}
