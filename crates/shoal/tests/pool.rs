@@ -493,3 +493,24 @@ fn sigint_in_the_parent_stops_its_workers() {
         }
     });
 }
+
+fn pid_after_us(us: u64) -> u32 {
+    thread::sleep(Duration::from_micros(us));
+    std::process::id()
+}
+shoal::task!(pid_after_us);
+
+#[test]
+fn short_tasks_do_not_wait_behind_a_long_one() {
+    watchdog(|| {
+        let pool = Pool::builder().processes(2).chunksize(1).build().unwrap();
+        let mut input = vec![3_000_000u64];
+        input.extend([10_000u64; 20]);
+        let pids = pool.map(pid_after_us, input).unwrap();
+        let stuck = pids[0];
+        let behind = pids[1..].iter().filter(|p| **p == stuck).count();
+        // At most the one chunk sent ahead to the busy worker waits behind the long
+        // task; the other worker takes the rest.
+        assert!(behind <= 1, "{behind} short tasks ran after the long one");
+    });
+}

@@ -34,8 +34,12 @@ const TASK_RING: usize = 1 << 20;
 const TASK_CELL: usize = 128;
 /// Ring of the shared result queue.
 const RESULT_RING: usize = 4 << 20;
-/// Items a worker may hold beyond its first two chunks.
+/// Items a worker may hold beyond its first two chunks, at most…
 const WINDOW_ITEMS: u64 = 256;
+/// …and about this much work by its recent pace: fast tasks are sent in long runs
+/// (fewer wake-ups), slow ones one chunk ahead (no long line behind a slow task while
+/// another worker idles).
+const WINDOW_NS: u64 = 1_000_000;
 /// Messages taken from the result queue at once.
 const TAKE: usize = 256;
 /// A worker that holds items, runs none, has nothing queued and reported nothing for
@@ -201,6 +205,8 @@ struct Worker {
     progress: Instant,
     /// Seen dead by a health check whose exit report has not arrived.
     dead_seen: bool,
+    /// Recent time per item (moving average; 0 until known).
+    ns_per_item: u64,
 }
 
 impl Worker {
@@ -219,11 +225,32 @@ impl Worker {
             retiring: false,
             progress: Instant::now(),
             dead_seen: false,
+            ns_per_item: 0,
         }
     }
 
     fn live(&self) -> bool {
         self.process.is_some()
+    }
+
+    /// Items it may hold, by its pace (two chunks until the pace is known).
+    fn window(&self) -> u64 {
+        match self.ns_per_item {
+            0 => 1,
+            ns => (WINDOW_NS / ns).clamp(1, WINDOW_ITEMS),
+        }
+    }
+
+    /// `n` items came back now: update the pace and the progress time.
+    fn returned(&mut self, n: u32) {
+        let now = Instant::now();
+        let per = (now - self.progress).as_nanos() as u64 / u64::from(n.max(1));
+        self.ns_per_item = if self.ns_per_item == 0 {
+            per.max(1)
+        } else {
+            ((3 * self.ns_per_item + per) / 4).max(1)
+        };
+        self.progress = now;
     }
 }
 
@@ -369,6 +396,7 @@ impl Supervisor {
         w.retiring = false;
         w.progress = Instant::now();
         w.dead_seen = false;
+        w.ns_per_item = 0;
         self.publish_pids();
         Ok(())
     }
@@ -557,7 +585,7 @@ impl Supervisor {
                         && (max_tasks == 0 || w.total < max_tasks)
                         && (w.assigned.is_empty()
                             || (w.cost + cost <= limit
-                                && (w.assigned.len() < 2 || w.items + count <= WINDOW_ITEMS)))
+                                && (w.assigned.len() < 2 || w.items + count <= w.window())))
                 })
                 .min_by_key(|(_, w)| w.items)
                 .map(|(i, _)| i);
@@ -688,10 +716,11 @@ impl Supervisor {
                     },
                 ));
             }
+            let head_count = head.count;
             w.cursor += n;
             w.items -= u64::from(n);
-            w.progress = Instant::now();
-            if w.cursor == head.count {
+            w.returned(n);
+            if w.cursor == head_count {
                 let done = w.assigned.pop_front().expect("head");
                 w.cost -= done.cost();
                 w.cursor = 0;
