@@ -36,6 +36,35 @@ fn queue_1to1(size: usize, n: u64) -> Duration {
     t
 }
 
+/// As `queue_1to1`, in batches of 64 (one claim per batch on each side).
+fn queue_batched_1to1(size: usize, n: u64) -> Duration {
+    const BATCH: usize = 64;
+    let q: Queue<()> = Queue::new().unwrap();
+    let tx = q.clone();
+    let start = Instant::now();
+    let producer = std::thread::spawn(move || {
+        let msg = vec![7u8; size];
+        let batch: Vec<&[u8]> = vec![&msg[..]; BATCH];
+        let mut left = n as usize;
+        while left > 0 {
+            let k = left.min(BATCH);
+            tx.put_bytes_many(&batch[..k]).unwrap();
+            left -= k;
+        }
+    });
+    let mut got = 0u64;
+    while got < n {
+        got += q
+            .get_bytes_with(BATCH, None, |m| {
+                std::hint::black_box(m);
+            })
+            .unwrap() as u64;
+    }
+    let t = start.elapsed();
+    producer.join().unwrap();
+    t
+}
+
 fn mpsc_1to1(size: usize, n: u64) -> Duration {
     let (tx, rx) = sync_channel::<Vec<u8>>(4096);
     let start = Instant::now();
@@ -87,8 +116,9 @@ fn pipe_1to1(size: usize, n: u64) -> Duration {
 }
 
 type Transport = (&'static str, fn(usize, u64) -> Duration);
-const TRANSPORTS: [Transport; 3] = [
+const TRANSPORTS: [Transport; 4] = [
     ("shoal Queue", queue_1to1),
+    ("shoal Queue batch 64", queue_batched_1to1),
     ("std mpsc sync_channel", mpsc_1to1),
     ("OS pipe", pipe_1to1),
 ];
@@ -134,12 +164,113 @@ fn summary() {
         for (name, r) in &rates {
             let ratio = if *name == "shoal Queue" {
                 String::new()
+            } else if name.starts_with("shoal Queue") {
+                format!("{:.2}x of it", r / queue)
             } else {
                 format!("{:.1}x", queue / r)
             };
             println!("{name:<24} {size:>5}B {:>14.0} {ratio:>12}", r);
         }
     }
+}
+
+/// Large messages: `n` messages of `size` bytes, copying put vs in-place reservation,
+/// against an OS pipe; returns the time.
+/// Ring bytes for the large-message runs: `SHOAL_BENCH_RING`, or 4 messages.
+fn ring_bytes(size: usize) -> usize {
+    std::env::var("SHOAL_BENCH_RING")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4 * size)
+}
+
+fn large_queue(size: usize, n: u64, in_place: bool) -> Duration {
+    let q: Queue<()> = Queue::builder()
+        .capacity_bytes(ring_bytes(size))
+        .cell_size(4096)
+        .build()
+        .unwrap();
+    let tx = q.clone();
+    let start = Instant::now();
+    let producer = std::thread::spawn(move || {
+        let msg = vec![7u8; size];
+        for _ in 0..n {
+            if in_place {
+                use std::io::Write;
+                let mut slot = tx.reserve(size).unwrap();
+                slot.write_all(&msg).unwrap();
+                slot.commit();
+            } else {
+                tx.put_bytes(&msg).unwrap();
+            }
+        }
+    });
+    let mut buf = Vec::with_capacity(size);
+    for _ in 0..n {
+        q.get_bytes_into(&mut buf).unwrap();
+    }
+    let t = start.elapsed();
+    producer.join().unwrap();
+    t
+}
+
+fn large_pipe(size: usize, n: u64) -> Duration {
+    let (mut r, mut w) = os_pipe();
+    let start = Instant::now();
+    let producer = std::thread::spawn(move || {
+        let msg = vec![7u8; size];
+        for _ in 0..n {
+            w.write_all(&msg).unwrap();
+        }
+    });
+    let mut buf = vec![0u8; size];
+    for _ in 0..n {
+        r.read_exact(&mut buf).unwrap();
+    }
+    let t = start.elapsed();
+    producer.join().unwrap();
+    t
+}
+
+fn large_summary() {
+    const SIZE: usize = 1 << 20;
+    const N: u64 = 1000;
+    let gbps = |f: &dyn Fn() -> Duration| {
+        let mut runs: Vec<f64> = (0..3)
+            .map(|_| (SIZE as u64 * N) as f64 / f().as_secs_f64() / 1e9)
+            .collect();
+        runs.sort_by(f64::total_cmp);
+        runs[1]
+    };
+    let copy = gbps(&|| large_queue(SIZE, N, false));
+    let fits = Queue::builder()
+        .capacity_bytes(ring_bytes(SIZE))
+        .cell_size(4096)
+        .build()
+        .is_ok_and(|q: Queue<()>| q.max_reserve() >= SIZE);
+    let in_place = if fits {
+        gbps(&|| large_queue(SIZE, N, true))
+    } else {
+        f64::NAN
+    };
+    let pipe = gbps(&|| large_pipe(SIZE, N));
+    println!(
+        "\n1 MiB messages, median of 3 runs of {N}, GB/s ({} KiB ring of 4 KiB cells)",
+        ring_bytes(SIZE) / 1024
+    );
+    println!("{:<32} {:>8.2}", "shoal Queue put_bytes (copy)", copy);
+    println!(
+        "{:<32} {:>8.2} {:>8.2}x copy",
+        "shoal Queue reserve (in place)",
+        in_place,
+        in_place / copy
+    );
+    println!(
+        "{:<32} {:>8.2} {:>8.2}x Queue is",
+        "OS pipe",
+        pipe,
+        copy / pipe
+    );
 }
 
 criterion_group!(benches, bench);
@@ -151,4 +282,5 @@ fn main() {
         Criterion::default().configure_from_args().final_summary();
     }
     summary();
+    large_summary();
 }

@@ -123,6 +123,47 @@ fn joinable_queue_across_processes() {
     });
 }
 
+fn sleep_ms(ms: u64) {
+    thread::sleep(Duration::from_millis(ms));
+}
+shoal::entry!(sleep_ms);
+
+#[test]
+fn wait_over_queues_connections_and_processes() {
+    use shoal::channel::{wait, Waitable};
+    watchdog(60, || {
+        let q: Queue<u8> = Queue::new().unwrap();
+        let (a, b) = Pipe::duplex().unwrap();
+        let child = Reap(Process::new(sleep_ms, 300u64).start().unwrap());
+        let objects: [&dyn Waitable; 3] = [&q, &b, &child.0];
+        let start = std::time::Instant::now();
+        assert!(wait(&objects, Some(Duration::from_millis(30)))
+            .unwrap()
+            .is_empty());
+        assert!(start.elapsed() >= Duration::from_millis(30));
+        // The process ends first.
+        assert_eq!(
+            wait(&objects, Some(Duration::from_secs(30))).unwrap(),
+            vec![2]
+        );
+        child.0.join().unwrap();
+        // Then a queue filled by another thread while we wait.
+        let only: [&dyn Waitable; 2] = [&q, &b];
+        let q2 = q.clone();
+        let t = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(20));
+            q2.put(1).unwrap();
+        });
+        assert_eq!(wait(&only, Some(Duration::from_secs(30))).unwrap(), vec![0]);
+        t.join().unwrap();
+        // Then a connection.
+        assert_eq!(q.get().unwrap(), 1);
+        a.send(&5u8).unwrap();
+        assert_eq!(wait(&only, None).unwrap(), vec![1]);
+        assert_eq!(b.recv::<u8>().unwrap(), 5);
+    });
+}
+
 // ----- kill storm ----------------------------------------------------------------------
 
 /// Producer ids and sequence numbers tracked per id.
@@ -216,9 +257,13 @@ impl Rng {
     }
 }
 
-fn kill_storm(kills: usize) {
+fn kill_storm(kills: usize, maxsize: usize) {
     use std::sync::atomic::Ordering::SeqCst;
-    let q: Queue<()> = Queue::builder().capacity_bytes(RING).build().unwrap();
+    let q: Queue<()> = Queue::builder()
+        .capacity_bytes(RING)
+        .maxsize(maxsize)
+        .build()
+        .unwrap();
     let stats = SharedMemory::new(STATS_LEN).unwrap();
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -318,12 +363,19 @@ fn kill_storm(kills: usize) {
 
 #[test]
 fn kill_storm_200() {
-    watchdog(120, || kill_storm(200));
+    watchdog(60, || kill_storm(200, 0));
+}
+
+/// The same storm on a queue bounded to 16 messages: a killed consumer must give its
+/// unit of the bound back.
+#[test]
+fn kill_storm_200_bounded() {
+    watchdog(60, || kill_storm(200, 16));
 }
 
 /// A longer storm (run with `--ignored`).
 #[test]
 #[ignore]
 fn kill_storm_soak() {
-    watchdog(1800, || kill_storm(3000));
+    watchdog(1800, || kill_storm(3000, 0));
 }

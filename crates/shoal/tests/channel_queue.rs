@@ -248,3 +248,51 @@ fn readiness_descriptor_signals_puts() {
         t.join().unwrap();
     });
 }
+
+#[test]
+fn reserve_write_in_place_commit_or_abandon() {
+    use std::io::Write;
+    watchdog(|| {
+        let q: Queue<()> = Queue::builder().capacity_bytes(8192).build().unwrap();
+        // Abandoned: nothing is delivered.
+        let mut slot = q.reserve(300).unwrap();
+        slot.write_all(b"never seen").unwrap();
+        drop(slot);
+        // Chunk by chunk across cells.
+        let data: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+        let mut slot = q.reserve(data.len()).unwrap();
+        let mut at = 0;
+        loop {
+            let chunk = slot.chunk_mut();
+            if chunk.is_empty() {
+                break;
+            }
+            let n = chunk.len();
+            chunk.copy_from_slice(&data[at..at + n]);
+            slot.advance(n);
+            at += n;
+        }
+        assert_eq!(slot.written(), data.len());
+        slot.commit();
+        // Partly written: the rest is zeroes.
+        let mut slot = q.reserve(8).unwrap();
+        slot.write_all(b"ab").unwrap();
+        assert_eq!(slot.write(b"0123456789").unwrap(), 6);
+        slot.commit();
+        let mut slot = q.reserve(4).unwrap();
+        slot.write_all(b"x").unwrap();
+        slot.commit();
+        assert_eq!(q.get_bytes().unwrap(), data);
+        assert_eq!(q.get_bytes().unwrap(), b"ab012345");
+        assert_eq!(q.get_bytes().unwrap(), b"x\0\0\0");
+        assert_eq!(q.try_get_bytes(), Err(GetError::Empty));
+        assert!(matches!(
+            q.reserve(q.max_reserve() + 1),
+            Err(PutError::TooLarge(()))
+        ));
+        // Full.
+        let _a = q.reserve(q.max_reserve()).unwrap();
+        let _b = q.reserve(q.max_reserve()).unwrap();
+        assert!(matches!(q.try_reserve(1), Err(PutError::Full(()))));
+    });
+}

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::channel::ring::{Bytes, Ring, RingConfig, WaitFail};
-use crate::channel::{CreateError, GetError, PutError};
+use crate::channel::{CreateError, GetError, PutError, WriteSlot};
 use crate::codec::Codec;
 use crate::handoff;
 use crate::shm::{Segment, SegmentKind};
@@ -132,6 +132,17 @@ impl Core {
         }
     }
 
+    /// Reserves room for a `len`-byte message written in place.
+    pub(crate) fn reserve(&self, len: usize, wait: Wait) -> Result<WriteSlot<'_>, PutError<()>> {
+        if len > self.ring.max_inline() {
+            return Err(PutError::TooLarge(()));
+        }
+        self.ring
+            .reserve(len, wait.deadline())
+            .map(WriteSlot::new)
+            .map_err(|e| wait.put_error(e, ()))
+    }
+
     /// Puts raw bytes, copied straight into the ring's cells.
     pub(crate) fn put_bytes(&self, data: &[u8], wait: Wait) -> Result<(), PutError<()>> {
         self.ring
@@ -240,6 +251,38 @@ impl Core {
             }
         }
         Ok(out)
+    }
+
+    /// Takes up to `max` raw messages, handing each to `f` in place.
+    pub(crate) fn get_bytes_with(
+        &self,
+        max: usize,
+        wait: Wait,
+        mut f: impl FnMut(&[u8]),
+    ) -> Result<usize, GetError> {
+        if max == 0 {
+            return Ok(0);
+        }
+        let mut scratch = Vec::new();
+        let mut each = |b: Bytes<'_>| match b.as_slice() {
+            Some(s) => f(s),
+            None => {
+                scratch.clear();
+                b.append_to(&mut scratch);
+                f(&scratch)
+            }
+        };
+        let mut n = self
+            .ring
+            .get_batch(max, wait.deadline(), &mut each)
+            .map_err(|e| wait.get_error(e))?;
+        while n < max {
+            match self.ring.get_batch(max - n, Wait::No.deadline(), &mut each) {
+                Ok(k) => n += k,
+                Err(_) => break,
+            }
+        }
+        Ok(n)
     }
 
     /// Puts raw messages, claiming space for many at once.

@@ -17,6 +17,9 @@ pub enum PutError<T> {
     Closed(T),
     /// The message could not be encoded.
     Encode(T, CodecError),
+    /// An in-place reservation longer than half the ring (messages that long are only
+    /// carried by the copying `put`, which streams them in parts).
+    TooLarge(T),
 }
 
 impl<T> PutError<T> {
@@ -26,6 +29,7 @@ impl<T> PutError<T> {
             PutError::Full(m)
             | PutError::Timeout(m)
             | PutError::Closed(m)
+            | PutError::TooLarge(m)
             | PutError::Encode(m, _) => m,
         }
     }
@@ -48,6 +52,7 @@ impl<T> fmt::Debug for PutError<T> {
             PutError::Full(_) => f.write_str("Full(..)"),
             PutError::Timeout(_) => f.write_str("Timeout(..)"),
             PutError::Closed(_) => f.write_str("Closed(..)"),
+            PutError::TooLarge(_) => f.write_str("TooLarge(..)"),
             PutError::Encode(_, e) => write!(f, "Encode(.., {e:?})"),
         }
     }
@@ -61,6 +66,9 @@ impl<T> fmt::Display for PutError<T> {
                 f.write_str("could not put a message: the channel stayed full until the timeout")
             }
             PutError::Closed(_) => f.write_str("could not put a message: the channel is closed"),
+            PutError::TooLarge(_) => f.write_str(
+                "could not reserve room for a message in place: it is longer than half the ring",
+            ),
             PutError::Encode(_, e) => write!(f, "could not put a message: {e}"),
         }
     }

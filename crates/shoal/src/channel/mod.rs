@@ -16,12 +16,16 @@ mod pipe;
 mod queue;
 pub(crate) mod ring;
 mod simple;
+mod waitable;
+mod write_slot;
 
 pub use error::{CreateError, GetError, PutError};
 pub use joinable::{JoinableQueue, TaskDoneError};
 pub use pipe::{Connection, Pipe};
 pub use queue::{Queue, QueueBuilder, Readiness};
 pub use simple::SimpleQueue;
+pub use waitable::{wait, Waitable};
+pub use write_slot::WriteSlot;
 
 /// Segment tag of a [`Queue`] ring ("QU" + 1).
 pub(crate) const TAG_QUEUE: u32 = 0x5155_0001;

@@ -143,6 +143,14 @@ fn watched<T, E>(
 }
 
 impl Connection {
+    pub(crate) fn rx_core(&self) -> Option<&Arc<Core>> {
+        self.rx.as_ref()
+    }
+
+    pub(crate) fn tx_core(&self) -> Option<&Arc<Core>> {
+        self.tx.as_ref()
+    }
+
     fn tx(&self) -> Result<&Arc<Core>, PutError<()>> {
         self.tx.as_ref().ok_or(PutError::Closed(()))
     }

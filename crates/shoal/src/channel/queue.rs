@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::channel::core::{deserialize_core, serialize_core, Core, Wait};
 use crate::channel::ring::RingConfig;
-use crate::channel::{CreateError, GetError, PutError, TAG_QUEUE};
+use crate::channel::{CreateError, GetError, PutError, WriteSlot, TAG_QUEUE};
 use crate::codec::Codec;
 use crate::sys;
 
@@ -301,6 +301,81 @@ impl<T> Queue<T> {
     ) -> Result<Vec<Vec<u8>>, GetError> {
         let wait = timeout.map_or(Wait::forever(), Wait::timeout);
         self.core.get_bytes_many(max, wait)
+    }
+
+    /// Takes up to `max` raw messages like [`get_bytes_many`](Queue::get_bytes_many),
+    /// but hands each to `f` where it lies in the ring (a message spanning several
+    /// cells is first gathered into a reused buffer): no allocation per message.
+    /// Returns how many messages were taken.
+    ///
+    /// # Errors
+    /// As [`get_bytes_timeout`](Queue::get_bytes_timeout) for the first message.
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::Queue<()> = shoal::Queue::new()?;
+    /// q.put_bytes_many(&[b"a", b"bc"])?;
+    /// let mut total = 0;
+    /// let n = q.get_bytes_with(10, None, |m| total += m.len())?;
+    /// assert_eq!((n, total), (2, 3));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_bytes_with(
+        &self,
+        max: usize,
+        timeout: Option<Duration>,
+        f: impl FnMut(&[u8]),
+    ) -> Result<usize, GetError> {
+        let wait = timeout.map_or(Wait::forever(), Wait::timeout);
+        self.core.get_bytes_with(max, wait, f)
+    }
+
+    /// Reserves room for one raw message of exactly `len` bytes, to be written in place
+    /// and then committed (see [`WriteSlot`]); blocks while the queue is full.
+    ///
+    /// # Errors
+    /// [`PutError::TooLarge`] when `len` is more than half the ring
+    /// ([`max_reserve`](Queue::max_reserve)); `Closed`.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::io::Write;
+    ///
+    /// let q: shoal::Queue<()> = shoal::Queue::new()?;
+    /// let mut slot = q.reserve(11)?;
+    /// slot.write_all(b"hello")?;
+    /// slot.write_all(b" world")?;
+    /// slot.commit();
+    /// assert_eq!(q.get_bytes()?, b"hello world");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn reserve(&self, len: usize) -> Result<WriteSlot<'_>, PutError<()>> {
+        self.core.reserve(len, Wait::forever())
+    }
+
+    /// [`reserve`](Queue::reserve) waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// `Timeout`, `TooLarge`, `Closed`.
+    pub fn reserve_timeout(
+        &self,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<WriteSlot<'_>, PutError<()>> {
+        self.core.reserve(len, Wait::timeout(timeout))
+    }
+
+    /// [`reserve`](Queue::reserve) without waiting.
+    ///
+    /// # Errors
+    /// `Full`, `TooLarge`, `Closed`.
+    pub fn try_reserve(&self, len: usize) -> Result<WriteSlot<'_>, PutError<()>> {
+        self.core.reserve(len, Wait::No)
+    }
+
+    /// The longest message [`reserve`](Queue::reserve) accepts: half the ring.
+    pub fn max_reserve(&self) -> usize {
+        self.core.ring.max_inline()
     }
 
     /// Messages in the queue now (a snapshot; others may change it at once).

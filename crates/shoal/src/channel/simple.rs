@@ -42,6 +42,10 @@ impl<T> fmt::Debug for SimpleQueue<T> {
 }
 
 impl<T> SimpleQueue<T> {
+    pub(crate) fn core(&self) -> &std::sync::Arc<Core> {
+        &self.core
+    }
+
     /// A simple queue with a 1 MiB ring and the bincode codec.
     ///
     /// # Errors

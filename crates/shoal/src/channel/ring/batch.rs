@@ -57,9 +57,7 @@ impl Ring {
                     pos = now;
                     continue;
                 }
-                if ctrl.geometry.0.closed.load(Ordering::Acquire) != 0
-                    && ctrl.tail.0.load(Ordering::SeqCst) == pos
-                {
+                if ctrl.geometry.0.closed.load(Ordering::Acquire) != 0 && self.tail_pos() == pos {
                     return Err(GetFail::Closed);
                 }
                 return Err(GetFail::Empty { pos });

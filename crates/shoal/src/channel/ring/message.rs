@@ -90,9 +90,15 @@ impl Message<'_> {
     /// Appends bytes `from..len` of the message to `out`.
     pub(super) fn append_from(&self, from: usize, out: &mut Vec<u8>) {
         let n = self.len.saturating_sub(from);
-        let start = out.len();
-        out.resize(start + n, 0);
-        self.copy_range(from, &mut out[start..]);
+        out.reserve(n);
+        let spare = &mut out.spare_capacity_mut()[..n];
+        // SAFETY: `MaybeUninit<u8>` and `u8` have the same layout, and `copy_range` only
+        // writes (never reads) the `n` bytes of the slice: copying into spare capacity
+        // this way skips zeroing a large buffer that is overwritten at once.
+        let dst = unsafe { std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast::<u8>(), n) };
+        self.copy_range(from, dst);
+        // SAFETY: the `n` bytes after the old length were all written just above.
+        unsafe { out.set_len(out.len() + n) };
     }
 }
 

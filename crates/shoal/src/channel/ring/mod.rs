@@ -25,10 +25,12 @@ pub(crate) mod claim;
 pub(crate) mod layout;
 mod message;
 mod recover;
+mod reserve;
 mod stream;
 mod wait;
 
 pub(crate) use message::Bytes;
+pub(crate) use reserve::Reservation;
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -45,6 +47,8 @@ use layout::*;
 
 /// A seq bit set by crash recovery: the cell is committed but holds no message.
 const TOMB_BIT: u64 = 1 << 63;
+/// A `tail` bit set while a message is streamed in parts: only its writer may claim.
+const STREAM_BIT: u64 = 1 << 62;
 /// How long a claim must stay stuck before its claimant's liveness is checked.
 const STUCK: Duration = Duration::from_millis(3);
 /// Longest single futex sleep of an idle waiter; a safety net, not the wake mechanism.
@@ -121,9 +125,10 @@ pub(crate) struct Ring {
     max_messages: u64,
     /// Process-unique id of this handle (key of the per-thread slot cache).
     id: u64,
-    /// Adaptive spin budget (process-local): grows while peers are met spinning,
-    /// shrinks when waits end up sleeping.
-    spin: AtomicU32,
+    /// Adaptive spin budgets (process-local) of gets and puts: grow while peers are met
+    /// spinning, shrink when waits end up sleeping. Each on its own cache line, away
+    /// from the read-only fields above that every operation reads.
+    spin: [Line<AtomicU32>; 2],
 }
 
 // SAFETY: `base` points into the mapping owned by `seg`, which is Send + Sync; all
@@ -277,7 +282,7 @@ impl Ring {
             cells,
             cell_size,
             data_per_cell: cell_size - CELL_HEADER,
-            spin: AtomicU32::new(1024),
+            spin: [Line(AtomicU32::new(1024)), Line(AtomicU32::new(1024))],
             id: claim::next_ring_id(),
         })
     }
@@ -356,49 +361,61 @@ impl Ring {
 
     // ----- producer side -------------------------------------------------------------
 
-    /// Claims `k` free cells; returns the first position.
-    fn claim_put(&self, k: u64, slot: &Slot, token: Token) -> Result<u64, PutFail> {
+    /// Claims `k` free cells; returns the first position. `finishing` is set for the
+    /// parts of a streamed message already accepted: they ignore `closed` and the bound.
+    pub(super) fn claim_put(
+        &self,
+        k: u64,
+        slot: &Slot,
+        token: Token,
+        finishing: bool,
+    ) -> Result<u64, PutFail> {
         let ctrl = self.ctrl();
-        if ctrl.geometry.0.closed.load(Ordering::Relaxed) != 0 {
-            return Err(PutFail::Closed);
+        if !finishing {
+            if ctrl.geometry.0.closed.load(Ordering::Relaxed) != 0 {
+                return Err(PutFail::Closed);
+            }
+            if self.max_messages != 0
+                && ctrl.count.0.load(Ordering::Relaxed) >= self.max_messages as i64
+            {
+                let head = ctrl.head.0.load(Ordering::Relaxed);
+                return Err(PutFail::Full {
+                    blocked: head.wrapping_sub(self.cells),
+                });
+            }
         }
-        let writer = ctrl.stream.0.writer.load(Ordering::Acquire);
-        if writer != 0 && writer != token {
-            return Err(PutFail::Streaming);
-        }
-        if self.max_messages != 0
-            && ctrl.count.0.load(Ordering::Relaxed) >= self.max_messages as i64
-        {
-            let head = ctrl.head.0.load(Ordering::Relaxed);
-            return Err(PutFail::Full {
-                blocked: head.wrapping_sub(self.cells),
-            });
-        }
-        let mut pos = ctrl.tail.0.load(Ordering::Relaxed);
+        let mut raw = ctrl.tail.0.load(Ordering::Relaxed);
         'outer: loop {
+            // While a message is streamed, `tail` carries STREAM_BIT and only the stream
+            // writer may claim: a producer that read `tail` before the bit was set fails
+            // its CAS, so no message can land between two parts.
+            if raw & STREAM_BIT != 0 && ctrl.stream.0.writer.load(Ordering::Acquire) != token {
+                return Err(PutFail::Streaming);
+            }
+            let pos = raw & !STREAM_BIT;
             for j in 0..k {
                 let p = pos + j;
                 let seq = self.cell(p).seq.load(Ordering::Acquire) & !TOMB_BIT;
                 let diff = signed(seq, p);
                 if diff < 0 {
                     let now = ctrl.tail.0.load(Ordering::Relaxed);
-                    if now != pos {
-                        pos = now;
+                    if now != raw {
+                        raw = now;
                         continue 'outer;
                     }
                     return Err(PutFail::Full {
                         blocked: p.wrapping_sub(self.cells),
                     });
                 } else if diff > 0 {
-                    pos = ctrl.tail.0.load(Ordering::Relaxed);
+                    raw = ctrl.tail.0.load(Ordering::Relaxed);
                     continue 'outer;
                 }
             }
             slot.put_cells.store(k, Ordering::Relaxed);
             slot.put_pos.store(pos, Ordering::Relaxed);
             match ctrl.tail.0.compare_exchange_weak(
-                pos,
-                pos + k,
+                raw,
+                (pos + k) | (raw & STREAM_BIT),
                 Ordering::SeqCst,
                 Ordering::Relaxed,
             ) {
@@ -409,14 +426,18 @@ impl Ring {
                     prefetch_write(self.cell_ptr(pos + k + PREFETCH_AHEAD));
                     return Ok(pos);
                 }
-                Err(now) => pos = now,
+                Err(now) => raw = now,
             }
         }
     }
 
+    /// The producer position, without the stream bit.
+    pub(super) fn tail_pos(&self) -> u64 {
+        self.ctrl().tail.0.load(Ordering::SeqCst) & !STREAM_BIT
+    }
+
     /// Copies `data` into the cells from `pos` and commits them; returns cells used.
     fn write_commit(&self, pos: u64, data: &[u8], flags: u32) -> u64 {
-        let k = self.cells_for(data.len());
         let per = self.data_per_cell;
         for (j, chunk) in data.chunks(per).enumerate() {
             // SAFETY: the cells pos..pos+k are claimed by this thread (CAS on tail) and
@@ -430,6 +451,13 @@ impl Ring {
                 );
             }
         }
+        self.commit_cells(pos, data.len(), flags)
+    }
+
+    /// Writes the headers of the message of `len` bytes at `pos` (its data in place) and
+    /// commits it: continuation cells first, the first cell last. Returns cells used.
+    pub(super) fn commit_cells(&self, pos: u64, len: usize, flags: u32) -> u64 {
+        let k = self.cells_for(len);
         for j in 1..k {
             let c = self.cell(pos + j);
             c.len.store(j as u32, Ordering::Relaxed);
@@ -437,7 +465,7 @@ impl Ring {
             c.seq.store(pos + j + 1, Ordering::Release);
         }
         let c = self.cell(pos);
-        c.len.store(data.len() as u32, Ordering::Relaxed);
+        c.len.store(len as u32, Ordering::Relaxed);
         c.flags.store(F_FIRST | flags, Ordering::Relaxed);
         // The commit: everything above becomes visible to the consumer that acquires it.
         c.seq.store(pos + 1, Ordering::Release);
@@ -467,7 +495,7 @@ impl Ring {
         debug_assert!(data.len() <= self.max_inline());
         let (slot, token) = self.my_slot().map_err(|_| PutFail::Full { blocked: 0 })?;
         let k = self.cells_for(data.len());
-        let pos = self.claim_put(k, slot, token)?;
+        let pos = self.claim_put(k, slot, token, false)?;
         self.write_commit(pos, data, flags);
         slot.put_pos.store(IDLE, Ordering::Release);
         self.after_commit(u64::from(flags & (F_PART_MID | F_PART_END) == 0));
@@ -498,7 +526,7 @@ impl Ring {
         }
         // Fall back to fewer messages when the whole batch does not fit.
         loop {
-            match self.claim_put(k, slot, token) {
+            match self.claim_put(k, slot, token, false) {
                 Ok(mut pos) => {
                     for m in &msgs[..take] {
                         pos += self.write_commit(pos, m, 0);
@@ -615,9 +643,7 @@ impl Ring {
                     pos = now;
                     continue;
                 }
-                if ctrl.geometry.0.closed.load(Ordering::Acquire) != 0
-                    && ctrl.tail.0.load(Ordering::SeqCst) == pos
-                {
+                if ctrl.geometry.0.closed.load(Ordering::Acquire) != 0 && self.tail_pos() == pos {
                     return Err(GetFail::Closed);
                 }
                 return Err(GetFail::Empty { pos });
@@ -628,16 +654,18 @@ impl Ring {
     }
 
     fn release(&self, pos: u64, cells: u64, messages: u64, slot: &Slot) {
+        let ctrl = self.ctrl();
+        // Uncount first: a consumer killed between the two steps then leaves the bound
+        // one message looser (recovery uncounts again), never one message tighter.
+        if messages != 0 && self.max_messages != 0 {
+            ctrl.count.0.fetch_sub(messages as i64, Ordering::Relaxed);
+        }
         for j in 0..cells {
             self.cell(pos + j)
                 .seq
                 .store(pos + j + self.cells, Ordering::Release);
         }
         slot.get_pos.store(IDLE, Ordering::Release);
-        let ctrl = self.ctrl();
-        if messages != 0 && self.max_messages != 0 {
-            ctrl.count.0.fetch_sub(messages as i64, Ordering::Relaxed);
-        }
         // Dekker with `wait_space`, as in `after_commit`.
         let w = &ctrl.space.0;
         if w.sleepers.load(Ordering::SeqCst) != 0 {
@@ -796,7 +824,7 @@ impl Ring {
             return ctrl.count.0.load(Ordering::Relaxed).max(0) as usize;
         }
         let mut pos = ctrl.head.0.load(Ordering::SeqCst);
-        let tail = ctrl.tail.0.load(Ordering::SeqCst);
+        let tail = self.tail_pos();
         let mut n = 0;
         while signed(tail, pos) > 0 {
             let c = self.cell(pos);
@@ -824,7 +852,7 @@ impl Ring {
     pub(crate) fn used_cells(&self) -> u64 {
         let ctrl = self.ctrl();
         let head = ctrl.head.0.load(Ordering::SeqCst);
-        let tail = ctrl.tail.0.load(Ordering::SeqCst);
+        let tail = self.tail_pos();
         signed(tail, head).max(0) as u64
     }
 
@@ -849,7 +877,7 @@ impl Ring {
         let ctrl = self.ctrl();
         let head = ctrl.head.0.load(Ordering::Acquire);
         self.cell(head).seq.load(Ordering::Acquire) & !TOMB_BIT == head + 1
-            || (self.is_closed() && ctrl.tail.0.load(Ordering::SeqCst) == head)
+            || (self.is_closed() && self.tail_pos() == head)
     }
 
     /// Waits until [`readable`](Self::readable) or the deadline; `give_up` is asked now

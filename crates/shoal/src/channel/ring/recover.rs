@@ -89,6 +89,8 @@ impl Ring {
             return false;
         }
         let c = self.cell(pos);
+        // Read before the release: once released, the cell may be rewritten at once.
+        let flags = c.flags.load(Ordering::Relaxed);
         for committed in [pos + 1, (pos + 1) | TOMB_BIT] {
             if c.seq
                 .compare_exchange(
@@ -99,10 +101,35 @@ impl Ring {
                 )
                 .is_ok()
             {
+                // The message bound counted this message until its consumer released it.
+                let counted = committed & TOMB_BIT == 0
+                    && flags & F_FIRST != 0
+                    && flags & (F_PART_MID | F_PART_END) == 0;
+                if counted && self.max_messages != 0 {
+                    self.ctrl().count.0.fetch_sub(1, Ordering::Relaxed);
+                }
                 self.wake_space();
                 return true;
             }
         }
         false
+    }
+
+    /// Releases every cell still held by a dead consumer. Producers of a queue bounded by
+    /// message count call it while they wait: there, a dead consumer's claim would hold
+    /// a unit of the bound forever without ever being met at the tail.
+    pub(crate) fn recover_dead_consumers(&self) {
+        for i in 0..SLOTS {
+            let s = self.slot_at(i);
+            let owner = s.owner.load(Ordering::SeqCst);
+            let p = s.get_pos.load(Ordering::SeqCst);
+            if owner == 0 || p == IDLE || claim::owner_alive(owner) {
+                continue;
+            }
+            let k = s.get_cells.load(Ordering::SeqCst).min(self.cells);
+            for j in 0..k {
+                self.recover_get_claim(p + j);
+            }
+        }
     }
 }

@@ -1,8 +1,8 @@
 //! Messages larger than half the ring, carried whole in consecutive parts.
 //!
 //! The producer takes the stream writer token (`Control::stream.writer`, CAS 0 -> its
-//! token): other producers wait while it is held, so the parts are consecutive in the
-//! ring. The consumer that claims the first part takes the reader token the same way:
+//! token), then sets `STREAM_BIT` in `tail`: from then on every other producer's CAS of
+//! `tail` fails and it waits, so the parts are consecutive in the ring. The consumer that claims the first part takes the reader token the same way:
 //! other consumers wait at a part they do not own. A token whose process died is
 //! cleared by whoever finds it; parts left without a live reader are skipped, a stream
 //! left without a live writer is dropped by its reader (it was never acknowledged).
@@ -14,7 +14,7 @@ use crate::sys::{self, Deadline};
 use super::claim::{self, Token};
 use super::layout::*;
 use super::wait::Blocked;
-use super::{signed, GetFail, Message, PutFail, Ring, WaitFail, TOMB_BIT};
+use super::{GetFail, Message, PutFail, Ring, WaitFail};
 
 impl Ring {
     // ----- messages larger than the ring ------------------------------------------
@@ -37,6 +37,15 @@ impl Ring {
                 Err(_) => Err(self.put_blocked(PutFail::Streaming)),
             }
         })?;
+        let tail = &ctrl.tail.0;
+        tail.fetch_or(super::STREAM_BIT, Ordering::SeqCst);
+        let finish = || {
+            tail.fetch_and(!super::STREAM_BIT, Ordering::SeqCst);
+            let _ = st
+                .writer
+                .compare_exchange(token, 0, Ordering::SeqCst, Ordering::Relaxed);
+            self.wake_space();
+        };
         // Once the first part is in, the message is accepted: later parts wait without
         // a deadline (crash checks still run) so that no half message is ever left.
         let part = self.max_inline();
@@ -49,72 +58,27 @@ impl Ring {
                 .map_err(|f| self.put_blocked(f))
         });
         if let Err(e) = r {
-            let _ = st
-                .writer
-                .compare_exchange(token, 0, Ordering::SeqCst, Ordering::Relaxed);
-            self.wake_space();
+            finish();
             return Err(e);
         }
         let rest = &data[head_len..];
         let n = rest.len().div_ceil(part);
         for (i, chunk) in rest.chunks(part).enumerate() {
             let flag = if i + 1 == n { F_PART_END } else { F_PART_MID };
+            // The rest of an accepted message goes in even after `close`, and is not
+            // held back by the message bound (it is one message with the first part).
             let _ = self.wait_loop(Deadline::NEVER, false, || {
-                match self.try_put(chunk, flag) {
-                    Err(PutFail::Closed) => Err(Blocked::Idle),
-                    other => other.map_err(|f| self.put_blocked(f)),
-                }
-                .or_else(|b| {
-                    // A closed ring still takes the rest of an accepted message.
-                    if self.ctrl().geometry.0.closed.load(Ordering::Relaxed) != 0 {
-                        self.force_put(chunk, flag).map_err(|_| b)
-                    } else {
-                        Err(b)
-                    }
-                })
+                self.force_put(chunk, flag).map_err(|f| self.put_blocked(f))
             });
         }
-        let _ = st
-            .writer
-            .compare_exchange(token, 0, Ordering::SeqCst, Ordering::Relaxed);
-        self.wake_space();
+        finish();
         Ok(())
     }
 
     /// A put that ignores `closed` (used to finish a streamed message).
     pub(super) fn force_put(&self, data: &[u8], flags: u32) -> Result<(), PutFail> {
-        let ctrl = self.ctrl();
         let (slot, token) = self.my_slot().map_err(|_| PutFail::Full { blocked: 0 })?;
-        let k = self.cells_for(data.len());
-        let mut pos = ctrl.tail.0.load(Ordering::Relaxed);
-        let _ = token;
-        'outer: loop {
-            for j in 0..k {
-                let p = pos + j;
-                let seq = self.cell(p).seq.load(Ordering::Acquire) & !TOMB_BIT;
-                if seq != p {
-                    let now = ctrl.tail.0.load(Ordering::Relaxed);
-                    if now == pos && signed(seq, p) < 0 {
-                        return Err(PutFail::Full {
-                            blocked: p.wrapping_sub(self.cells),
-                        });
-                    }
-                    pos = now;
-                    continue 'outer;
-                }
-            }
-            slot.put_cells.store(k, Ordering::Relaxed);
-            slot.put_pos.store(pos, Ordering::Relaxed);
-            if ctrl
-                .tail
-                .0
-                .compare_exchange_weak(pos, pos + k, Ordering::SeqCst, Ordering::Relaxed)
-                .is_ok()
-            {
-                break;
-            }
-            pos = ctrl.tail.0.load(Ordering::Relaxed);
-        }
+        let pos = self.claim_put(self.cells_for(data.len()), slot, token, true)?;
         self.write_commit(pos, data, flags);
         slot.put_pos.store(IDLE, Ordering::Release);
         self.after_commit(u64::from(flags & (F_PART_MID | F_PART_END) == 0));
@@ -161,7 +125,12 @@ impl Ring {
                     if b == Blocked::Idle {
                         let writer = st.writer.load(Ordering::SeqCst);
                         if writer == 0 || !claim::owner_alive(writer) {
-                            return Ok(None);
+                            // A writer commits its last part before it frees the token:
+                            // look once more before giving the stream up.
+                            return match self.try_get_raw() {
+                                Ok((m, _)) => Ok(Some(m)),
+                                Err(_) => Ok(None),
+                            };
                         }
                     }
                     Err(b)

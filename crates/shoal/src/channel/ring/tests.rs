@@ -140,3 +140,26 @@ fn threads_exchange_in_order() {
     }
     t.join().unwrap();
 }
+
+#[test]
+fn dead_consumer_gives_back_its_unit_of_the_message_bound() {
+    let r = Ring::create(RingConfig {
+        cell_size: 64,
+        cells: 8,
+        max_messages: 1,
+        tag: 99,
+        codec: 0,
+    })
+    .unwrap();
+    r.try_put(b"held", 0).unwrap();
+    assert!(matches!(r.try_put(b"x", 0), Err(PutFail::Full { .. })));
+    // A dead consumer claimed the message and never released it.
+    let s = r.slot_at(SLOTS - 3);
+    s.owner.store(0x7fff_fff2u64 << 32 | 1, Ordering::SeqCst);
+    s.get_cells.store(1, Ordering::SeqCst);
+    s.get_pos.store(0, Ordering::SeqCst);
+    r.ctrl().head.0.store(1, Ordering::SeqCst);
+    r.put(b"next", Deadline::after(Duration::from_secs(30)))
+        .unwrap();
+    assert_eq!(get_vec(&r).unwrap(), b"next");
+}

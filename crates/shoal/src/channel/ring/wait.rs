@@ -11,6 +11,9 @@ use super::{
     signed, GetFail, PutFail, Ring, WaitFail, CLAIM_NAP, IDLE_NAP, SPIN_MAX, SPIN_MIN, STUCK,
 };
 
+/// Sleep of a producer blocked by the message bound (it also looks for dead consumers).
+const BOUNDED_NAP: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Why an attempt inside [`Ring::wait_loop`] failed.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Blocked {
@@ -28,18 +31,21 @@ pub(crate) enum Blocked {
 impl Ring {
     // ----- waiting -------------------------------------------------------------------
 
-    pub(super) fn spin_budget(&self) -> u32 {
-        self.spin.load(Ordering::Relaxed)
+    pub(super) fn spin_budget(&self, for_data: bool) -> u32 {
+        self.spin[usize::from(for_data)].0.load(Ordering::Relaxed)
     }
 
-    pub(super) fn learn(&self, met_while_spinning: bool) {
-        let b = self.spin.load(Ordering::Relaxed);
+    pub(super) fn learn(&self, for_data: bool, met_while_spinning: bool) {
+        let spin = &self.spin[usize::from(for_data)].0;
+        let b = spin.load(Ordering::Relaxed);
         let nb = if met_while_spinning {
             (b + b / 8 + 16).min(SPIN_MAX)
         } else {
             (b / 2).max(SPIN_MIN)
         };
-        self.spin.store(nb, Ordering::Relaxed);
+        if nb != b {
+            spin.store(nb, Ordering::Relaxed);
+        }
     }
 
     /// Runs `attempt` until it succeeds: spinning first, then sleeping on the futex of
@@ -53,13 +59,13 @@ impl Ring {
     where
         F: FnMut() -> Result<T, Blocked>,
     {
-        let budget = self.spin_budget();
+        let budget = self.spin_budget(for_data);
         let mut spins = 0u32;
         loop {
             match attempt() {
                 Ok(v) => {
                     if spins > 0 {
-                        self.learn(true);
+                        self.learn(for_data, true);
                     }
                     return Ok(v);
                 }
@@ -93,7 +99,7 @@ impl Ring {
                 Err(_) => break,
             }
         }
-        self.learn(false);
+        self.learn(for_data, false);
         let ctrl = self.ctrl();
         let w = if for_data {
             &ctrl.data.0
@@ -116,6 +122,19 @@ impl Ring {
                 Err(Blocked::Closed) => {
                     w.sleepers.fetch_sub(1, Ordering::SeqCst);
                     return Err(WaitFail::Closed);
+                }
+                Err(Blocked::Full(_)) if self.max_messages != 0 => {
+                    // Bounded by count: a dead consumer's claim is never met at the tail,
+                    // so look for one now and then.
+                    match stuck {
+                        Some((_, since)) if since.elapsed() >= STUCK => {
+                            self.recover_dead_consumers();
+                            stuck = Some((0, Instant::now()));
+                        }
+                        Some(_) => {}
+                        None => stuck = Some((0, Instant::now())),
+                    }
+                    BOUNDED_NAP
                 }
                 Err(Blocked::Idle | Blocked::Full(_)) => {
                     stuck = None;
@@ -163,6 +182,13 @@ impl Ring {
             PutFail::Streaming => {
                 let writer = self.ctrl().stream.0.writer.load(Ordering::SeqCst);
                 if writer != 0 && !claim::owner_alive(writer) {
+                    // The writer died mid-stream: reopen the ring to everyone, then free
+                    // the token (in this order, so that a new writer's bit is never
+                    // cleared by us).
+                    self.ctrl()
+                        .tail
+                        .0
+                        .fetch_and(!super::STREAM_BIT, Ordering::SeqCst);
                     let _ = self.ctrl().stream.0.writer.compare_exchange(
                         writer,
                         0,
@@ -189,7 +215,7 @@ impl Ring {
         match fail {
             GetFail::Closed => Blocked::Closed,
             GetFail::Empty { pos } => {
-                let tail = self.ctrl().tail.0.load(Ordering::SeqCst);
+                let tail = self.tail_pos();
                 if signed(tail, pos) > 0 {
                     Blocked::Claimed(pos)
                 } else {
