@@ -45,6 +45,25 @@ fn auto(pool: &Pool, n: u64) -> f64 {
     n as f64 / e.as_secs_f64()
 }
 
+/// Seconds per task of `apply_async(noop)` × n, then `get` of each.
+fn submit(pool: &Pool, n: u64) -> f64 {
+    let t = Instant::now();
+    let rs: Vec<_> = (0..n).map(|i| pool.apply_async(noop, i)).collect();
+    for (i, r) in rs.into_iter().enumerate() {
+        assert_eq!(r.get().unwrap(), i as u64);
+    }
+    t.elapsed().as_secs_f64() / n as f64
+}
+
+/// Seconds per `apply(noop)` one after the other (a round trip each).
+fn round_trip(pool: &Pool, n: u64) -> f64 {
+    let t = Instant::now();
+    for i in 0..n {
+        assert_eq!(pool.apply(noop, i).unwrap(), i);
+    }
+    t.elapsed().as_secs_f64() / n as f64
+}
+
 /// Python's `Pool(2).map(f, range(n), chunksize=1)`, seconds per task, if python3 runs.
 fn python_chunk1(n: u64) -> Option<f64> {
     let script = format!(
@@ -92,6 +111,8 @@ fn summary() {
         .unwrap();
     chunk1(&pool1, 10_000); // warm up
     let per_task = median((0..3).map(|_| chunk1(&pool1, CHUNK1_TASKS)).collect());
+    let per_submit = median((0..3).map(|_| submit(&pool1, 100_000)).collect());
+    let per_apply = median((0..3).map(|_| round_trip(&pool1, 2_000)).collect());
     drop(pool1);
     let pool = Pool::new(PROCESSES).unwrap();
     auto(&pool, 100_000);
@@ -110,6 +131,14 @@ fn summary() {
         ),
         None => println!("python Pool.map(chunksize=1): python3 not available"),
     }
+    println!(
+        "apply_async x 100000, then get:          {:>8.3} us/task",
+        per_submit * 1e6
+    );
+    println!(
+        "apply, one at a time (round trip):        {:>8.3} us/task",
+        per_apply * 1e6
+    );
     println!(
         "map(auto chunks), {AUTO_ITEMS} trivial items: {:>8.2} M items/s",
         rate / 1e6
