@@ -89,6 +89,9 @@ pub(crate) struct JobState {
     /// The caller went away: outcomes are dropped, pending chunks are not run.
     pub(crate) abandoned: bool,
     waker: Option<Waker>,
+    /// Threads blocked in [`Job::wait_until`] (a notify costs a system call: skip it
+    /// when nobody waits).
+    waiting: u32,
 }
 
 impl JobState {
@@ -117,9 +120,12 @@ impl Job {
             if !keep {
                 return;
             }
-            st.waker.take()
+            (st.waker.take(), st.waiting > 0)
         };
-        self.cond.notify_all();
+        let (waker, notify) = waker;
+        if notify {
+            self.cond.notify_all();
+        }
         if let Some(w) = waker {
             w.wake();
         }
@@ -163,11 +169,13 @@ impl Job {
                 }
                 None => SLICE,
             };
+            st.waiting += 1;
             st = self
                 .cond
                 .wait_timeout(st, slice)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
+            st.waiting -= 1;
         }
     }
 }
