@@ -514,3 +514,26 @@ fn short_tasks_do_not_wait_behind_a_long_one() {
         assert!(behind <= 1, "{behind} short tasks ran after the long one");
     });
 }
+
+fn failing_init(_: ()) -> Result<(), String> {
+    Err("no configuration".to_owned())
+}
+shoal::entry!(failing_init);
+
+#[test]
+fn a_failing_initializer_breaks_the_pool_instead_of_looping() {
+    watchdog(|| {
+        let pool = Pool::builder()
+            .processes(2)
+            .initializer(failing_init, ())
+            .build()
+            .unwrap();
+        let e = pool.apply(square, 1).unwrap_err();
+        assert!(matches!(e, TaskError::Broken { .. }), "{e}");
+        assert!(e.to_string().contains("failed with exit code 1"), "{e}");
+        let e = pool.map(square, 0..10u64).unwrap_err();
+        assert!(matches!(e, TaskError::Broken { .. }), "{e}");
+        pool.close();
+        pool.join().unwrap();
+    });
+}

@@ -128,7 +128,8 @@ impl PoolBuilder {
     }
 
     /// Longest a task may run: its worker is then killed and replaced, and the task
-    /// fails with [`TaskError::Timeout`](crate::pool::TaskError::Timeout). Default: none.
+    /// fails with [`TaskError::Timeout`](crate::pool::TaskError::Timeout) (it is not
+    /// retried). Default: none.
     pub fn task_timeout(mut self, timeout: Duration) -> PoolBuilder {
         self.timeout = Some(timeout);
         self
