@@ -4,7 +4,8 @@
 //! in the same run when `python3` is on the path.
 //!
 //! `cargo bench -p shoal --bench pool` runs the criterion group, then prints a summary:
-//! medians of 3 runs. `-- --summary-only` skips criterion.
+//! medians of 3 runs. `-- --summary-only` skips criterion; `-- --auto-only` runs only
+//! the automatic-chunking figure (for profiling).
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
 use std::time::{Duration, Instant};
@@ -104,6 +105,13 @@ fn bench(c: &mut Criterion) {
 }
 
 fn summary() {
+    if std::env::args().any(|a| a == "--auto-only") {
+        // For profiling the chunked path alone.
+        let pool = Pool::new(PROCESSES).unwrap();
+        let rate = median((0..3).map(|_| auto(&pool, AUTO_ITEMS)).collect());
+        println!("map(auto chunks): {:.2} M items/s", rate / 1e6);
+        return;
+    }
     let pool1 = Pool::builder()
         .processes(PROCESSES)
         .chunksize(1)
@@ -148,7 +156,7 @@ fn summary() {
 criterion_group!(benches, bench);
 
 fn main() {
-    let summary_only = std::env::args().any(|a| a == "--summary-only");
+    let summary_only = std::env::args().any(|a| a == "--summary-only" || a == "--auto-only");
     if !summary_only {
         benches();
         Criterion::default().configure_from_args().final_summary();

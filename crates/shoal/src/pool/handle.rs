@@ -175,7 +175,7 @@ impl Pool {
         let mut out = Vec::with_capacity(lo.min(1 << 24));
         let len = (Some(lo) == hi).then_some(lo);
         let chunksize = self.chunksize_for(len);
-        let it: IMap<'_, _, R> = IMap::new(
+        let mut it: IMap<'_, _, R> = IMap::new(
             &self.shared,
             task::resolve::<F>(),
             iter,
@@ -185,8 +185,8 @@ impl Pool {
             Progress::new(self.progress, len.map(|n| n as u64)),
         );
         let _ = f;
-        for r in it {
-            out.push(r?);
+        while let Some(r) = it.next_run(&mut out) {
+            r?;
         }
         Ok(out)
     }

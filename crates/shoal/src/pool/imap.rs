@@ -116,29 +116,19 @@ impl<'p, I, R> IMap<'p, I, R> {
     }
 }
 
-impl<I, A, R> Iterator for IMap<'_, I, R>
+impl<I, A, R> IMap<'_, I, R>
 where
     I: Iterator<Item = A>,
     A: Serialize,
     R: DeserializeOwned,
 {
-    type Item = Result<R, TaskError>;
-
-    fn next(&mut self) -> Option<Result<R, TaskError>> {
-        if let Some(e) = self.error.take() {
-            // The function cannot run at all: one error, then the end.
-            self.input = None;
-            return Some(Err(e));
-        }
+    /// Makes `current` hold at least one item not yet yielded (feeding the input and
+    /// waiting as needed); `false` at the end.
+    fn fill(&mut self) -> bool {
         loop {
-            if let Some((p, k)) = &mut self.current {
+            if let Some((p, k)) = &self.current {
                 if (*k as u64) < p.len() {
-                    let i = p.first + *k as u64;
-                    let o = p.outcome(*k);
-                    *k += 1;
-                    self.yielded += 1;
-                    self.progress.advance();
-                    return Some(o.and_then(|b| decode(i, b)));
+                    return true;
                 }
                 self.current = None;
             }
@@ -174,7 +164,7 @@ where
             }
             if self.input.is_none() && self.yielded == self.submitted {
                 self.progress.finish();
-                return None;
+                return false;
             }
             // Wait for outcomes.
             let shared = self.shared;
@@ -217,6 +207,67 @@ where
                 self.queue.extend(st.arrived.drain(..));
             }
         }
+    }
+
+    /// Decodes every remaining item of the current piece into `out` (the fast path of
+    /// `map`): `None` at the end, `Some(Err)` for the first failed item.
+    pub(crate) fn next_run(&mut self, out: &mut Vec<R>) -> Option<Result<(), TaskError>> {
+        if let Some(e) = self.error.take() {
+            self.input = None;
+            return Some(Err(e));
+        }
+        if !self.fill() {
+            return None;
+        }
+        let (p, k) = self.current.as_mut().expect("filled");
+        if let Some(e) = &p.error {
+            *k += 1;
+            self.yielded += 1;
+            self.progress.advance();
+            return Some(Err(e.clone()));
+        }
+        let mut start = if *k == 0 { 0 } else { p.ends[*k - 1] as usize };
+        for (j, &end) in p.ends.iter().enumerate().skip(*k) {
+            let end = end as usize;
+            let i = p.first + j as u64;
+            let r = decode(i, &p.data[start..end]);
+            start = end;
+            *k = j + 1;
+            self.yielded += 1;
+            self.progress.advance();
+            match r {
+                Ok(v) => out.push(v),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        Some(Ok(()))
+    }
+}
+
+impl<I, A, R> Iterator for IMap<'_, I, R>
+where
+    I: Iterator<Item = A>,
+    A: Serialize,
+    R: DeserializeOwned,
+{
+    type Item = Result<R, TaskError>;
+
+    fn next(&mut self) -> Option<Result<R, TaskError>> {
+        if let Some(e) = self.error.take() {
+            // The function cannot run at all: one error, then the end.
+            self.input = None;
+            return Some(Err(e));
+        }
+        if !self.fill() {
+            return None;
+        }
+        let (p, k) = self.current.as_mut().expect("filled");
+        let i = p.first + *k as u64;
+        let o = p.outcome(*k);
+        *k += 1;
+        self.yielded += 1;
+        self.progress.advance();
+        Some(o.and_then(|b| decode(i, b)))
     }
 }
 

@@ -54,6 +54,7 @@ impl Piece {
     }
 
     /// The outcome of its `k`-th item.
+    #[inline]
     pub(crate) fn outcome(&self, k: usize) -> Result<&[u8], TaskError> {
         if let Some(e) = &self.error {
             return Err(e.clone());
