@@ -137,6 +137,20 @@ impl Pool {
     }
 
     /// Submits `f(arg)` and returns at once (Python's `apply_async`).
+    ///
+    /// # Examples
+    /// ```
+    /// fn cube(x: i64) -> i64 {
+    ///     x * x * x
+    /// }
+    /// shoal::task!(cube);
+    ///
+    /// let pool = shoal::Pool::new(2)?;
+    /// let pending: Vec<_> = (1..=3).map(|x| pool.apply_async(cube, x)).collect();
+    /// let cubes: Vec<i64> = pending.into_iter().map(|r| r.get()).collect::<Result<_, _>>()?;
+    /// assert_eq!(cubes, vec![1, 8, 27]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn apply_async<F, A, R>(&self, f: F, arg: A) -> AsyncResult<R>
     where
         F: Fn(A) -> R + Copy + 'static,
@@ -208,6 +222,20 @@ impl Pool {
 
     /// Submits `f` over every item and returns at once (Python's `map_async`). The
     /// items are encoded and queued now.
+    ///
+    /// # Examples
+    /// ```
+    /// fn len(s: String) -> usize {
+    ///     s.len()
+    /// }
+    /// shoal::task!(len);
+    ///
+    /// let pool = shoal::Pool::new(2)?;
+    /// let r = pool.map_async(len, ["a", "bb", "ccc"].map(String::from));
+    /// // … other work …
+    /// assert_eq!(r.get()?, vec![1, 2, 3]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn map_async<F, A, R, I>(&self, f: F, items: I) -> AsyncResult<Vec<R>>
     where
         F: Fn(A) -> R + Copy + 'static,
@@ -267,6 +295,20 @@ impl Pool {
 
     /// As [`imap`](Pool::imap), yielding outcomes as they complete (Python's
     /// `imap_unordered`).
+    ///
+    /// # Examples
+    /// ```
+    /// fn half(x: u32) -> u32 {
+    ///     x / 2
+    /// }
+    /// shoal::task!(half);
+    ///
+    /// let pool = shoal::Pool::new(2)?;
+    /// let mut got: Vec<u32> = pool.imap_unordered(half, [8, 2, 6, 4]).collect::<Result<_, _>>()?;
+    /// got.sort();
+    /// assert_eq!(got, vec![1, 2, 3, 4]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn imap_unordered<F, A, R, I>(&self, f: F, items: I) -> IMap<'_, I::IntoIter, R>
     where
         F: Fn(A) -> R + Copy + 'static,
@@ -321,6 +363,24 @@ impl Pool {
 
     /// Kills the workers now and waits until they are reaped; tasks not finished fail
     /// with [`TaskError::Terminated`]. Leaves no worker, zombie or orphan behind.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::pool::TaskError;
+    ///
+    /// fn nap(ms: u64) -> u64 {
+    ///     std::thread::sleep(std::time::Duration::from_millis(ms));
+    ///     ms
+    /// }
+    /// shoal::task!(nap);
+    ///
+    /// let pool = shoal::Pool::new(1)?;
+    /// let r = pool.apply_async(nap, 60_000);
+    /// pool.terminate();
+    /// assert!(matches!(r.get(), Err(TaskError::Terminated { .. })));
+    /// assert!(pool.worker_pids().is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn terminate(&self) {
         {
             let mut s = self.shared.lock();
