@@ -537,3 +537,30 @@ fn a_failing_initializer_breaks_the_pool_instead_of_looping() {
         pool.join().unwrap();
     });
 }
+
+fn checksum(data: Vec<u8>) -> (usize, u64) {
+    (data.len(), data.iter().map(|&b| u64::from(b)).sum())
+}
+shoal::task!(checksum);
+
+fn big_result(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+shoal::task!(big_result);
+
+#[test]
+fn arguments_and_results_larger_than_the_rings_travel_whole() {
+    watchdog(|| {
+        let pool = Pool::new(2).unwrap();
+        let inputs: Vec<Vec<u8>> = (0..6u8)
+            .map(|k| vec![k; (3 << 20) + usize::from(k)])
+            .collect();
+        let want: Vec<(usize, u64)> = inputs.iter().cloned().map(checksum).collect();
+        assert_eq!(pool.map(checksum, inputs).unwrap(), want);
+        let sizes = [10usize, 5 << 20, 100, 9 << 20];
+        let got = pool.map(big_result, sizes).unwrap();
+        for (g, n) in got.iter().zip(sizes) {
+            assert_eq!(g, &big_result(n));
+        }
+    });
+}
