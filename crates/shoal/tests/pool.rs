@@ -564,3 +564,58 @@ fn arguments_and_results_larger_than_the_rings_travel_whole() {
         }
     });
 }
+
+static RUNS: std::sync::OnceLock<SharedMemory> = std::sync::OnceLock::new();
+
+fn keep_run_counter(shm: SharedMemory) {
+    let _ = RUNS.set(shm);
+}
+shoal::entry!(keep_run_counter);
+
+/// Aborts the first time item 7 runs (counted across workers in shared memory).
+fn abort_at_seven_once(x: u64) -> u64 {
+    if x == 7 {
+        let runs = RUNS.get().unwrap().atomic_u64(0).unwrap();
+        if runs.fetch_add(1, Ordering::SeqCst) == 0 {
+            std::process::abort();
+        }
+    }
+    x * 10
+}
+shoal::task!(abort_at_seven_once);
+
+#[test]
+fn a_retry_runs_the_crashed_item_again_and_the_rest_of_its_chunk_goes_on() {
+    watchdog(|| {
+        for retries in [0u32, 1] {
+            let runs = SharedMemory::new(8).unwrap();
+            let pool = Pool::builder()
+                .processes(2)
+                .chunksize(5)
+                .retries(retries)
+                .initializer(keep_run_counter, runs.clone())
+                .build()
+                .unwrap();
+            let out: Vec<_> = pool.imap(abort_at_seven_once, 0..20u64).collect();
+            for (i, o) in out.iter().enumerate() {
+                if i == 7 && retries == 0 {
+                    match o {
+                        Err(TaskError::WorkerDied {
+                            signal: Some(6),
+                            task: 7,
+                            ..
+                        }) => {}
+                        other => panic!("item 7: {other:?}"),
+                    }
+                } else {
+                    assert_eq!(o, &Ok(i as u64 * 10), "item {i}");
+                }
+            }
+            let expected_runs = if retries == 0 { 1 } else { 2 };
+            assert_eq!(
+                runs.atomic_u64(0).unwrap().load(Ordering::SeqCst),
+                expected_runs
+            );
+        }
+    });
+}
