@@ -27,7 +27,9 @@ const MIN_IN_FLIGHT: u64 = 1024;
 ///
 /// Tasks are plain functions registered with [`task!`](crate::task!); arguments and
 /// results travel through serde. Items travel to the workers in chunks over
-/// shared-memory queues, and results come back in batches.
+/// shared-memory queues, and results come back in batches. As in Python, shoal objects
+/// (queues, locks, shared memory) cannot be task arguments: hand them to the workers
+/// through the [`initializer`](PoolBuilder::initializer).
 ///
 /// A worker that dies (killed, crashed, aborted) is seen at once through its pidfd: the
 /// task it was running fails with [`TaskError::WorkerDied`] (or runs again when
