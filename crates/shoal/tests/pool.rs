@@ -145,9 +145,11 @@ fn imap_over_an_endless_input_stays_bounded() {
     });
 }
 
-#[test]
-fn kill_storm_never_hangs_and_retries_make_every_item_succeed() {
-    watchdog_secs(300, || {
+/// During a `map` of `n` short tasks, SIGKILLs a random worker `kills` times, without
+/// retries then with: the call returns, failures are `WorkerDied` of the killed tasks,
+/// retries make every item succeed, and the pool serves another map afterwards.
+fn kill_storm(n: u64, kills: usize) {
+    watchdog_secs(600, move || {
         for retries in [0u32, 1000] {
             let pool = Arc::new(
                 Pool::builder()
@@ -160,10 +162,11 @@ fn kill_storm_never_hangs_and_retries_make_every_item_succeed() {
             let killer_pool = Arc::clone(&pool);
             let done = Arc::new(AtomicBool::new(false));
             let done2 = Arc::clone(&done);
+            let max_kills = kills;
             let killer = thread::spawn(move || {
                 let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
                 let mut kills = 0;
-                while kills < 50 {
+                while kills < max_kills {
                     seed ^= seed << 13;
                     seed ^= seed >> 7;
                     seed ^= seed << 17;
@@ -178,11 +181,10 @@ fn kill_storm_never_hangs_and_retries_make_every_item_succeed() {
                 done2.store(true, Ordering::SeqCst);
                 kills
             });
-            let n = 10_000u64;
             let outcomes: Vec<Result<u64, TaskError>> =
                 pool.imap(sleep_us, (0..n).map(|i| 100 + i % 100)).collect();
             let kills = killer.join().unwrap();
-            assert_eq!(kills, 50);
+            assert_eq!(kills, max_kills);
             assert_eq!(outcomes.len() as u64, n);
             let mut failed = 0;
             for (i, o) in outcomes.iter().enumerate() {
@@ -196,12 +198,12 @@ fn kill_storm_never_hangs_and_retries_make_every_item_succeed() {
                     Err(e) => panic!("item {i}: unexpected {e}"),
                 }
             }
-            assert!(failed <= 50, "{failed} items failed for 50 kills");
+            assert!(failed <= kills, "{failed} items failed for {kills} kills");
             if retries > 0 {
                 assert_eq!(failed, 0);
             } else {
                 // The workers were busy: the kills hit running tasks.
-                eprintln!("{failed} items failed for 50 kills");
+                eprintln!("{failed} items failed for {kills} kills");
                 assert!(failed >= 1);
             }
             // The pool serves another map afterwards.
@@ -210,6 +212,17 @@ fn kill_storm_never_hangs_and_retries_make_every_item_succeed() {
             assert!(done.load(Ordering::SeqCst));
         }
     });
+}
+
+#[test]
+fn kill_storm_never_hangs_and_retries_make_every_item_succeed() {
+    kill_storm(10_000, 50);
+}
+
+#[test]
+#[ignore = "soak: about a minute"]
+fn kill_storm_soak() {
+    kill_storm(100_000, 1_000);
 }
 
 #[test]
