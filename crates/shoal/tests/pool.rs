@@ -12,7 +12,10 @@ use shoal::pool::TaskError;
 use shoal::process::StartMethod;
 use shoal::{Pool, SharedMemory};
 
-/// Runs `body` on a thread and fails the test if it takes more than `secs` seconds.
+mod common;
+use common::{eventually, watchdog};
+
+/// [`watchdog`] with a longer limit, for the soak test.
 fn watchdog_secs(secs: u64, body: impl FnOnce() + Send + 'static) {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
@@ -23,10 +26,6 @@ fn watchdog_secs(secs: u64, body: impl FnOnce() + Send + 'static) {
         Ok(Err(panic)) => resume_unwind(panic),
         Err(_) => panic!("the test did not finish within {secs} s"),
     }
-}
-
-fn watchdog(body: impl FnOnce() + Send + 'static) {
-    watchdog_secs(120, body);
 }
 
 fn square(x: u64) -> u64 {
@@ -482,11 +481,9 @@ fn sigint_in_the_parent_stops_its_workers() {
                 .start_method(method)
                 .start()
                 .unwrap();
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while shm.atomic_u64(0).unwrap().load(Ordering::SeqCst) < 2 {
-                assert!(Instant::now() < deadline, "the pool owner did not start");
-                thread::sleep(Duration::from_millis(5));
-            }
+            eventually("the pool owner publishes its workers", || {
+                shm.atomic_u64(0).unwrap().load(Ordering::SeqCst) >= 2
+            });
             let pids: Vec<u32> = (1..=2)
                 .map(|i| shm.atomic_u64(8 * i).unwrap().load(Ordering::SeqCst) as u32)
                 .collect();
@@ -498,10 +495,7 @@ fn sigint_in_the_parent_stops_its_workers() {
                 Some(-2)
             );
             for pid in pids {
-                while !gone(pid) {
-                    assert!(Instant::now() < deadline, "worker {pid} outlived its pool");
-                    thread::sleep(Duration::from_millis(5));
-                }
+                eventually(&format!("worker {pid} ends with its pool"), || gone(pid));
             }
         }
     });
