@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use crate::pool::job::{Job, JobState, Piece};
-use crate::pool::supervisor::Shared;
+use crate::pool::shared::Shared;
 use crate::pool::{task, TaskError};
 
 /// Turns the outcomes of a job into the caller's value.

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::handoff;
 use crate::pool::handle::ScopedPool;
-use crate::pool::supervisor::Config;
+use crate::pool::shared::Config;
 use crate::pool::worker::InitSpec;
 use crate::pool::{Pool, PoolError};
 use crate::process::{EntryReturn, StartMethod};

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::pool::chunk::Chunk;
 use crate::pool::job::{Job, Piece};
-use crate::pool::supervisor::{Chunk, Shared};
+use crate::pool::shared::Shared;
 use crate::pool::{task, wire, TaskError};
 
 /// Encodes up to `max` items of `input` into chunks of `chunksize` items, numbered from

@@ -14,7 +14,8 @@ use crate::pool::feed::feed;
 use crate::pool::imap::IMap;
 use crate::pool::job::{Job, Piece};
 use crate::pool::progress::Progress;
-use crate::pool::supervisor::{Config, Shared, Supervisor};
+use crate::pool::shared::{Config, Shared};
+use crate::pool::supervisor::Supervisor;
 use crate::pool::{task, PoolError, TaskError};
 
 /// Largest automatic chunk.

@@ -12,7 +12,7 @@ use crate::pool::async_result::decode;
 use crate::pool::feed::feed;
 use crate::pool::job::{Job, Piece};
 use crate::pool::progress::Progress;
-use crate::pool::supervisor::Shared;
+use crate::pool::shared::Shared;
 use crate::pool::TaskError;
 
 /// The results of [`Pool::imap`](crate::Pool::imap) (in input order) or

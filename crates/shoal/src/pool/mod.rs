@@ -35,12 +35,14 @@
 
 mod async_result;
 mod builder;
+mod chunk;
 mod error;
 mod feed;
 mod handle;
 mod imap;
 mod job;
 mod progress;
+mod shared;
 mod slots;
 mod supervisor;
 mod task;

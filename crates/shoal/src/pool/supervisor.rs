@@ -15,25 +15,23 @@
 //! go back to the front of the line.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::channel::Queue;
+use crate::pool::chunk::{Chunk, TASK_CELL};
 use crate::pool::job::{Job, Piece};
+use crate::pool::shared::{Config, Shared};
 use crate::pool::slots::{now_ns, Slots};
 use crate::pool::wire::{self, Reader};
-use crate::pool::worker::{worker_main, InitSpec, WorkerArgs};
+use crate::pool::worker::{worker_main, WorkerArgs};
 use crate::pool::TaskError;
-use crate::process::{Process, StartMethod};
+use crate::process::Process;
 
 /// Ring of each worker's task queue.
 const TASK_RING: usize = 1 << 20;
-/// Cell size of the task rings.
-const TASK_CELL: usize = 128;
-/// Ring of the shared result queue.
-const RESULT_RING: usize = 4 << 20;
 /// Items a worker may hold beyond its first two chunks, at most…
 const WINDOW_ITEMS: u64 = 256;
 /// …and about this much work by its recent pace: fast tasks are sent in long runs
@@ -47,140 +45,6 @@ const TAKE: usize = 256;
 const STALL: Duration = Duration::from_secs(2);
 /// How often workers are checked for stalls and for deaths whose report was lost.
 const HEALTH_CHECK: Duration = Duration::from_millis(250);
-
-/// What the pool was built with.
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) processes: usize,
-    pub(crate) method: StartMethod,
-    pub(crate) max_tasks: u64,
-    pub(crate) retries: u32,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) init: Option<InitSpec>,
-}
-
-/// A run of consecutive items of one job, as sent to a worker.
-#[derive(Debug)]
-pub(crate) struct Chunk {
-    pub(crate) id: u64,
-    pub(crate) job: Arc<Job>,
-    /// Index of the first item in the job.
-    pub(crate) first: u64,
-    pub(crate) count: u32,
-    /// How many times these items were already started by a worker that died.
-    pub(crate) attempt: u32,
-    /// The chunk message (see `wire.rs`).
-    pub(crate) msg: Vec<u8>,
-}
-
-impl Chunk {
-    fn cost(&self) -> usize {
-        (self.msg.len() + 16).div_ceil(TASK_CELL) * TASK_CELL
-    }
-
-    /// Fails every item of `[from, to)` with `err`.
-    fn fail(&self, from: u32, to: u32, err: &TaskError) {
-        self.job.deliver((from..to).map(|i| {
-            let index = self.first + u64::from(i);
-            Piece::failed(index, err.clone().at(index))
-        }));
-    }
-}
-
-/// What callers and the supervisor share under a lock.
-#[derive(Debug, Default)]
-pub(crate) struct Sched {
-    /// Chunks submitted and not yet taken by the supervisor.
-    pub(crate) pending: VecDeque<Chunk>,
-    /// No new work accepted.
-    pub(crate) closed: bool,
-    /// Kill the workers and fail what is left.
-    pub(crate) terminate: bool,
-    /// Why the pool can no longer run anything.
-    pub(crate) broken: Option<String>,
-}
-
-/// The state shared by the pool handle, its callers and the supervisor thread.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    sched: Mutex<Sched>,
-    pub(crate) results: Queue<()>,
-    wake_sent: AtomicBool,
-    next_chunk: AtomicU64,
-    stopped: AtomicBool,
-    pids: Mutex<Vec<u32>>,
-}
-
-impl Shared {
-    pub(crate) fn new() -> Result<Shared, String> {
-        let results = Queue::builder()
-            .capacity_bytes(RESULT_RING)
-            .build()
-            .map_err(|e| e.to_string())?;
-        Ok(Shared {
-            sched: Mutex::new(Sched::default()),
-            results,
-            wake_sent: AtomicBool::new(false),
-            next_chunk: AtomicU64::new(1),
-            stopped: AtomicBool::new(false),
-            pids: Mutex::new(Vec::new()),
-        })
-    }
-
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Sched> {
-        self.sched.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A fresh chunk id.
-    pub(crate) fn chunk_id(&self) -> u64 {
-        self.next_chunk.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Whether the supervisor has ended (every outcome it knew of was delivered).
-    pub(crate) fn stopped(&self) -> bool {
-        self.stopped.load(Ordering::Acquire)
-    }
-
-    /// The pids of the current workers.
-    pub(crate) fn pids(&self) -> Vec<u32> {
-        self.pids.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Hands chunks to the supervisor. When the pool accepts no more work, their items
-    /// fail with the reason, which is also returned.
-    pub(crate) fn submit(&self, chunks: Vec<Chunk>) -> Result<(), TaskError> {
-        if chunks.is_empty() {
-            return Ok(());
-        }
-        let refused = {
-            let mut s = self.lock();
-            if let Some(m) = &s.broken {
-                Some(TaskError::Broken { message: m.clone() })
-            } else if s.closed || s.terminate || self.stopped() {
-                Some(TaskError::Closed)
-            } else {
-                s.pending.extend(chunks);
-                return {
-                    drop(s);
-                    self.wake();
-                    Ok(())
-                };
-            }
-        };
-        let err = refused.expect("refused");
-        for c in &chunks {
-            c.fail(0, c.count, &err);
-        }
-        Err(err)
-    }
-
-    /// Wakes the supervisor (at most one wake message in flight).
-    pub(crate) fn wake(&self) {
-        if !self.wake_sent.swap(true, Ordering::SeqCst) {
-            let _ = self.results.put_bytes(&[wire::WAKE]);
-        }
-    }
-}
 
 /// One worker slot and the process in it.
 struct Worker {
