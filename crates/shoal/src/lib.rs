@@ -22,6 +22,7 @@
 
 pub mod codec;
 mod handoff;
+pub mod net;
 pub mod process;
 pub mod shm;
 pub mod sync;

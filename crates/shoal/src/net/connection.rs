@@ -1,0 +1,516 @@
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::codec;
+use crate::net::auth::{self, FrameIo, PeerFeatures};
+use crate::net::frame::{self, FrameReader};
+use crate::net::options::Options;
+use crate::net::socket::Socket;
+use crate::net::NetError;
+use crate::sys;
+
+/// The feature name a shoal challenge offers zstd compression under.
+pub(crate) const ZSTD_FEATURE: &str = "zstd";
+
+/// Frames smaller than this are never compressed.
+#[cfg(feature = "compression")]
+const COMPRESS_MIN: usize = 4096;
+
+/// First payload byte of every frame once compression is on.
+const FLAG_PLAIN: u8 = 0;
+#[cfg(feature = "compression")]
+const FLAG_ZSTD: u8 = 1;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic in another thread while it held the lock leaves the buffers in a state
+    // the next frame read or write checks for itself.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Which end of the handshake this side plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// Delivers its challenge first (the listener).
+    Server,
+    /// Answers first (the client).
+    Client,
+}
+
+/// One end of an authenticated socket connection (Python's
+/// `multiprocessing.connection.Connection`), from [`Listener::accept`] or
+/// [`Client::connect`].
+///
+/// Messages are frames in Python's format: [`send_bytes`](Connection::send_bytes) /
+/// [`recv_bytes`](Connection::recv_bytes) exchange raw bytes with any peer, Python
+/// included; [`send`](Connection::send) / [`recv`](Connection::recv) carry Rust values
+/// through shoal's serde codec (bincode), for shoal peers.
+///
+/// A connection may be shared between threads: one thread can receive while another
+/// sends (over TLS the two take turns on the session). Frames longer than the maximum
+/// frame size ([`ClientBuilder::max_frame_size`], 64 MiB by default) are refused before
+/// anything is allocated for them. An error in the middle of a frame (a truncated frame,
+/// an oversized or malformed one, a time-out) closes the connection, since the stream can
+/// no longer be trusted; later calls return [`NetError::Closed`].
+///
+/// The connection's descriptor ([`AsFd`]) becomes readable when a message (or the end of
+/// the stream) arrives, so it can join an `epoll`/`poll` set or a `wait` over several
+/// objects.
+///
+/// # Examples
+/// ```
+/// use shoal::net::{Client, Listener};
+///
+/// let listener = Listener::bind("127.0.0.1:0", Some(b"secret"))?;
+/// let address = listener.address().clone();
+/// let server = std::thread::spawn(move || -> Result<(), shoal::net::NetError> {
+///     let conn = listener.accept()?;
+///     let n: u32 = conn.recv()?;
+///     conn.send(&(n + 1))
+/// });
+/// let conn = Client::connect(&address, Some(b"secret"))?;
+/// conn.send(&41u32)?;
+/// assert_eq!(conn.recv::<u32>()?, 42);
+/// server.join().unwrap()?;
+/// # Ok::<(), shoal::net::NetError>(())
+/// ```
+///
+/// [`Listener::accept`]: crate::net::Listener::accept
+/// [`Client::connect`]: crate::net::Client::connect
+/// [`ClientBuilder::max_frame_size`]: crate::net::ClientBuilder::max_frame_size
+pub struct Connection {
+    socket: Arc<Socket>,
+    #[cfg(feature = "tls")]
+    tls: Option<Mutex<crate::net::tls::TlsStream>>,
+    rx: Mutex<FrameReader>,
+    tx: Mutex<Vec<u8>>,
+    max_frame: usize,
+    /// The zstd level, once both sides agreed on compression.
+    compression: Option<i32>,
+    closed: AtomicBool,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("socket", &self.socket)
+            .field("tls", &self.is_tls())
+            .field("max_frame", &self.max_frame)
+            .field("compression", &self.compression)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+/// The connection's byte stream: the TLS session when there is one, else the socket.
+struct Wire<'a>(&'a Connection);
+
+impl Read for Wire<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if let Some(t) = &self.0.tls {
+            return lock(t).read(buf);
+        }
+        (&*self.0.socket).read(buf)
+    }
+}
+
+impl Write for Wire<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if let Some(t) = &self.0.tls {
+            return lock(t).write(buf);
+        }
+        (&*self.0.socket).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        #[cfg(feature = "tls")]
+        if let Some(t) = &self.0.tls {
+            return lock(t).flush();
+        }
+        Ok(())
+    }
+}
+
+/// Raw frames for the handshake (before compression is agreed).
+struct Handshake<'a>(&'a Connection);
+
+impl FrameIo for Handshake<'_> {
+    fn send_frame(&mut self, payload: &[u8]) -> Result<(), NetError> {
+        self.0.write_parts(&[payload])
+    }
+
+    fn recv_frame(&mut self, limit: usize) -> Result<Vec<u8>, NetError> {
+        let mut rx = lock(&self.0.rx);
+        rx.read_frame(&mut Wire(self.0), limit.min(self.0.max_frame))
+    }
+}
+
+impl Connection {
+    /// Runs the TLS and HMAC handshakes over a fresh socket.
+    pub(crate) fn establish(
+        socket: Socket,
+        role: Role,
+        opts: &Options,
+    ) -> Result<Connection, NetError> {
+        let socket = Arc::new(socket);
+        let deadline = opts.handshake_timeout.map(|t| Instant::now() + t);
+        let timeouts = |d| {
+            socket
+                .set_deadline(d)
+                .map_err(|e| NetError::io("set the socket's time-outs", e))
+        };
+        timeouts(deadline)?;
+        #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
+        let mut conn = Connection {
+            socket: socket.clone(),
+            #[cfg(feature = "tls")]
+            tls: None,
+            rx: Mutex::new(FrameReader::new()),
+            tx: Mutex::new(Vec::new()),
+            max_frame: opts.max_frame,
+            compression: None,
+            closed: AtomicBool::new(false),
+        };
+        let result = conn.handshakes(role, opts);
+        match result {
+            Ok(peer) => {
+                if peer.has(ZSTD_FEATURE) {
+                    conn.compression = opts.compression;
+                }
+                timeouts(None)?;
+                Ok(conn)
+            }
+            Err(e) => {
+                conn.abort();
+                Err(match e {
+                    NetError::Timeout { .. } => NetError::Timeout {
+                        op: "complete the handshake",
+                    },
+                    e => e,
+                })
+            }
+        }
+    }
+
+    fn handshakes(&mut self, role: Role, opts: &Options) -> Result<PeerFeatures, NetError> {
+        #[cfg(feature = "tls")]
+        if let Some(side) = &opts.tls {
+            let stream = crate::net::tls::TlsStream::handshake(side, self.socket.clone())?;
+            self.tls = Some(Mutex::new(stream));
+        }
+        let Some(cfg) = opts.auth() else {
+            return Ok(PeerFeatures::default());
+        };
+        let mut io = Handshake(self);
+        match role {
+            Role::Server => {
+                auth::deliver_challenge(&mut io, &cfg)?;
+                auth::answer_challenge(&mut io, &cfg)
+            }
+            Role::Client => {
+                let peer = auth::answer_challenge(&mut io, &cfg)?;
+                auth::deliver_challenge(&mut io, &cfg)?;
+                Ok(peer)
+            }
+        }
+    }
+
+    fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
+
+    fn check_open(&self) -> Result<(), NetError> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(NetError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Closes the connection after an error that leaves the stream unusable.
+    fn abort(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.socket.shutdown();
+    }
+
+    fn write_parts(&self, parts: &[&[u8]]) -> Result<(), NetError> {
+        self.check_open()?;
+        let mut scratch = lock(&self.tx);
+        frame::write_frame(&mut Wire(self), parts, &mut scratch).map_err(|e| {
+            // Part of a frame may have gone out: the stream is no longer framed.
+            self.abort();
+            NetError::io("send a frame", e)
+        })
+    }
+
+    /// Reads one frame, closing the connection on any error that leaves the stream
+    /// mid-frame.
+    fn read_frame_with<T>(
+        &self,
+        read: impl FnOnce(&mut FrameReader, &mut Wire<'_>, usize) -> Result<T, NetError>,
+    ) -> Result<T, NetError> {
+        self.check_open()?;
+        let mut rx = lock(&self.rx);
+        let before = rx.buffered();
+        let result = read(&mut rx, &mut Wire(self), self.max_frame);
+        if let Err(e) = &result {
+            let between_frames =
+                matches!(e, NetError::Timeout { .. }) && before == 0 && rx.buffered() == 0;
+            if !between_frames && !matches!(e, NetError::BufferTooShort { .. }) {
+                self.abort();
+            }
+        }
+        result
+    }
+
+    /// Sends `data` as one message (Python's `send_bytes`).
+    ///
+    /// # Errors
+    /// [`NetError::FrameTooLarge`] (nothing is sent, the connection stays open) when
+    /// `data` is longer than the maximum frame size; [`NetError::Io`] or
+    /// [`NetError::Timeout`] when the socket fails (the connection is then closed);
+    /// [`NetError::Closed`] after [`close`](Connection::close).
+    ///
+    /// # Examples
+    /// ```
+    /// # use shoal::net::{Client, Listener};
+    /// # let name = format!("@shoal-doc-send-bytes-{}", std::process::id());
+    /// # let listener = Listener::bind(name.as_str(), None)?;
+    /// # let client = Client::connect(listener.address(), None)?;
+    /// # let server = listener.accept()?;
+    /// client.send_bytes(b"hello")?;
+    /// assert_eq!(server.recv_bytes()?, b"hello");
+    /// # Ok::<(), shoal::net::NetError>(())
+    /// ```
+    pub fn send_bytes(&self, data: &[u8]) -> Result<(), NetError> {
+        if data.len() > self.max_frame {
+            return Err(NetError::FrameTooLarge {
+                len: data.len() as u64,
+                max: self.max_frame,
+            });
+        }
+        if self.compression.is_none() {
+            return self.write_parts(&[data]);
+        }
+        #[cfg(feature = "compression")]
+        if let Some(level) = self.compression {
+            if data.len() >= COMPRESS_MIN {
+                let packed =
+                    zstd::bulk::compress(data, level).map_err(|e| NetError::Compression {
+                        reason: format!("could not compress a {}-byte message: {e}", data.len()),
+                    })?;
+                if packed.len() < data.len() {
+                    return self.write_parts(&[&[FLAG_ZSTD], &packed]);
+                }
+            }
+        }
+        self.write_parts(&[&[FLAG_PLAIN], data])
+    }
+
+    /// Undoes the compression flag of a frame, when compression is on.
+    fn unpack(&self, payload: Vec<u8>) -> Result<Vec<u8>, NetError> {
+        if self.compression.is_none() {
+            return Ok(payload);
+        }
+        match payload.first() {
+            Some(&FLAG_PLAIN) => Ok(payload[1..].to_vec()),
+            #[cfg(feature = "compression")]
+            Some(&FLAG_ZSTD) => {
+                zstd::bulk::decompress(&payload[1..], self.max_frame).map_err(|e| {
+                    self.abort();
+                    NetError::Compression {
+                        reason: format!(
+                            "could not decompress a {}-byte frame within the {}-byte limit: {e}",
+                            payload.len(),
+                            self.max_frame
+                        ),
+                    }
+                })
+            }
+            other => {
+                self.abort();
+                Err(NetError::MalformedFrame {
+                    reason: format!("unknown compression flag {other:?}"),
+                })
+            }
+        }
+    }
+
+    /// Receives one message as bytes (Python's `recv_bytes`), blocking until it arrives.
+    ///
+    /// # Errors
+    /// [`NetError::Eof`] when the peer closed the connection; [`NetError::Truncated`],
+    /// [`NetError::FrameTooLarge`] or [`NetError::MalformedFrame`] for a frame that
+    /// cannot be trusted (the connection is then closed); [`NetError::Timeout`] after a
+    /// read time-out ([`set_read_timeout`](Connection::set_read_timeout)).
+    pub fn recv_bytes(&self) -> Result<Vec<u8>, NetError> {
+        let payload = self.read_frame_with(|rx, wire, max| rx.read_frame(wire, max))?;
+        self.unpack(payload)
+    }
+
+    /// Receives one message into `buf` and returns its length (Python's
+    /// `recv_bytes_into`).
+    ///
+    /// # Errors
+    /// [`NetError::BufferTooShort`], carrying the whole message, when it does not fit
+    /// (the connection stays usable); otherwise those of
+    /// [`recv_bytes`](Connection::recv_bytes).
+    pub fn recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize, NetError> {
+        if self.compression.is_some() {
+            let message = self.recv_bytes()?;
+            return copy_or_hand_back(message, buf);
+        }
+        self.read_frame_with(|rx, wire, max| {
+            let len = rx.read_header(wire, max)?;
+            if len <= buf.len() {
+                rx.read_payload_into(wire, &mut buf[..len])?;
+                Ok(len)
+            } else {
+                let message = rx.read_payload(wire, len)?;
+                copy_or_hand_back(message, buf)
+            }
+        })
+    }
+
+    /// Sends a value through shoal's serde codec (for shoal peers; Python peers pickle).
+    ///
+    /// # Errors
+    /// [`NetError::Codec`] when the value cannot be encoded; otherwise those of
+    /// [`send_bytes`](Connection::send_bytes).
+    pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), NetError> {
+        self.send_bytes(&codec::encode(value)?)
+    }
+
+    /// Receives a value sent by [`send`](Connection::send).
+    ///
+    /// # Errors
+    /// [`NetError::Codec`] when the message is not a `T` (the connection stays usable);
+    /// otherwise those of [`recv_bytes`](Connection::recv_bytes).
+    pub fn recv<T: DeserializeOwned>(&self) -> Result<T, NetError> {
+        Ok(codec::decode(&self.recv_bytes()?)?)
+    }
+
+    /// Whether a message (or the end of the stream) can be read without blocking,
+    /// waiting up to `timeout` for one (Python's `poll`).
+    ///
+    /// # Errors
+    /// [`NetError::Closed`] after [`close`](Connection::close); [`NetError::Io`] when
+    /// the kernel refuses to poll.
+    ///
+    /// # Platform notes
+    /// Over TLS, a record that carries no message (a session ticket) can make `poll`
+    /// return `true` with nothing to read yet.
+    pub fn poll(&self, timeout: Duration) -> Result<bool, NetError> {
+        self.check_open()?;
+        if lock(&self.rx).buffered() > 0 {
+            return Ok(true);
+        }
+        #[cfg(feature = "tls")]
+        if let Some(t) = &self.tls {
+            if lock(t).has_plaintext() {
+                return Ok(true);
+            }
+        }
+        let ready = sys::poll_readable(&[self.socket.as_fd()], Some(timeout))
+            .map_err(|e| NetError::io("poll a connection", e))?;
+        Ok(ready.first().copied().unwrap_or(false))
+    }
+
+    /// Makes [`recv_bytes`](Connection::recv_bytes) and friends give up with
+    /// [`NetError::Timeout`] after `timeout` without data (`None`: wait forever). A
+    /// time-out between frames leaves the connection usable; one inside a frame closes
+    /// it.
+    ///
+    /// # Errors
+    /// [`NetError::Io`] when the kernel refuses the setting (a zero duration).
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<(), NetError> {
+        self.socket
+            .set_read_timeout(timeout)
+            .map_err(|e| NetError::io("set a read time-out", e))
+    }
+
+    /// Makes sends give up with [`NetError::Timeout`] (and close the connection) after
+    /// `timeout` blocked on a full socket (`None`: wait forever).
+    ///
+    /// # Errors
+    /// [`NetError::Io`] when the kernel refuses the setting (a zero duration).
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> Result<(), NetError> {
+        self.socket
+            .set_write_timeout(timeout)
+            .map_err(|e| NetError::io("set a write time-out", e))
+    }
+
+    /// The maximum frame size this side accepts and sends.
+    pub fn max_frame_size(&self) -> usize {
+        self.max_frame
+    }
+
+    /// Whether both sides agreed to compress large frames (zstd).
+    pub fn is_compressed(&self) -> bool {
+        self.compression.is_some()
+    }
+
+    /// Whether the connection runs over TLS.
+    pub fn is_encrypted(&self) -> bool {
+        self.is_tls()
+    }
+
+    /// Whether the connection was closed (by [`close`](Connection::close) or an error).
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Closes the connection: the peer sees the end of the stream, and a thread blocked
+    /// receiving here wakes with an error. Later calls return [`NetError::Closed`].
+    /// Dropping the connection closes it too.
+    pub fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        #[cfg(feature = "tls")]
+        if let Some(t) = &self.tls {
+            // Only when no other thread is inside the session: close must not block.
+            if let Ok(mut t) = t.try_lock() {
+                t.close_notify();
+            }
+        }
+        self.socket.shutdown();
+    }
+}
+
+fn copy_or_hand_back(message: Vec<u8>, buf: &mut [u8]) -> Result<usize, NetError> {
+    if message.len() <= buf.len() {
+        buf[..message.len()].copy_from_slice(&message);
+        Ok(message.len())
+    } else {
+        Err(NetError::BufferTooShort {
+            capacity: buf.len(),
+            message,
+        })
+    }
+}
+
+impl AsFd for Connection {
+    /// The socket's descriptor, readable when a message or the end of the stream
+    /// arrives.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
