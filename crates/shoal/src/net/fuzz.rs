@@ -20,29 +20,32 @@ impl std::io::Read for Trickle<'_> {
     }
 }
 
-/// Decodes `data` as a stream of frames. The first byte picks the frame limit and the
-/// read size; decoding stops at the first error. Panics only on a broken invariant.
-pub fn frames(data: &[u8]) {
+/// Decodes `data` as a stream of frames and returns how many decoded. The first byte
+/// picks the frame limit and the read size; decoding stops at the first error. Panics
+/// only on a broken invariant.
+pub fn frames(data: &[u8]) -> usize {
     let Some((&knobs, stream)) = data.split_first() else {
-        return;
+        return 0;
     };
     let limit = 1usize << (knobs % 32);
     let step = 1 + (knobs as usize >> 5) * 977;
     let mut r = Trickle { data: stream, step };
     let mut fr = FrameReader::new();
     let mut consumed = 0usize;
+    let mut count = 0;
     loop {
         match fr.read_frame(&mut r, limit) {
             Ok(f) => {
                 assert!(f.len() <= limit, "a frame above the limit was returned");
                 consumed += f.len() + 4;
                 assert!(consumed <= stream.len(), "more bytes came out than went in");
+                count += 1;
             }
             Err(NetError::FrameTooLarge { len, max }) => {
                 assert!(len > max as u64);
-                return;
+                return count;
             }
-            Err(_) => return,
+            Err(_) => return count,
         }
     }
 }
@@ -65,10 +68,11 @@ impl FrameIo for Peer<'_> {
 }
 
 /// Runs one side of the handshake against a peer whose bytes are `data`. The first
-/// byte picks the side, the digest and whether the legacy form is allowed.
-pub fn handshake(data: &[u8]) {
+/// byte picks the side, the digest, whether the legacy form is allowed and whether
+/// compression is offered. Returns whether the peer was authenticated.
+pub fn handshake(data: &[u8]) -> bool {
     let Some((&knobs, stream)) = data.split_first() else {
-        return;
+        return false;
     };
     let cfg = AuthConfig {
         key: b"fuzz-key".to_vec(),
@@ -78,7 +82,7 @@ pub fn handshake(data: &[u8]) {
             Digest::Sha384,
             Digest::Sha3_256,
             Digest::Sha3_384,
-        ][(knobs as usize >> 2) % 5],
+        ][((knobs as usize >> 2) & 0x1f) % 5],
         allow_legacy: knobs & 2 != 0,
         features: if knobs & 0x80 != 0 {
             vec!["zstd"]
@@ -96,8 +100,8 @@ pub fn handshake(data: &[u8]) {
     if knobs & 1 == 0 {
         // A fixed challenge, so that the fuzzer can find the right answer.
         let message = auth::challenge_message(&cfg, &[0x5a; 40]);
-        let _ = auth::deliver_with(&mut peer, &cfg, &message);
+        auth::deliver_with(&mut peer, &cfg, &message).is_ok()
     } else {
-        let _ = auth::answer_challenge(&mut peer, &cfg);
+        auth::answer_challenge(&mut peer, &cfg).is_ok()
     }
 }
