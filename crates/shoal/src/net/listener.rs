@@ -5,7 +5,6 @@ use crate::net::connection::Role;
 use crate::net::options::Options;
 use crate::net::socket::ListenSocket;
 use crate::net::{Address, Connection, Digest, NetError, ToAddress};
-use crate::sys;
 
 /// A bound socket that accepts authenticated connections (Python's
 /// `multiprocessing.connection.Listener`).
@@ -80,24 +79,54 @@ impl Listener {
     /// handshake), [`NetError::FrameTooLarge`], [`NetError::MalformedFrame`],
     /// [`NetError::Truncated`] or [`NetError::Eof`] (early close).
     pub fn accept(&self) -> Result<Connection, NetError> {
-        let socket = self.socket.accept()?;
+        let socket = self.socket.accept(None)?;
         Connection::establish(socket, Role::Server, &self.opts)
     }
 
     /// Like [`accept`](Listener::accept), but gives up with [`NetError::Timeout`] when no
-    /// client arrives within `timeout` (the handshake has its own time limit).
+    /// client arrives within `timeout` (the handshake has its own time limit). Several
+    /// threads may accept on one listener at once.
     ///
     /// # Errors
     /// Those of [`accept`](Listener::accept), and [`NetError::Timeout`].
     pub fn accept_timeout(&self, timeout: Duration) -> Result<Connection, NetError> {
-        let ready = sys::poll_readable(&[self.socket.as_fd()], Some(timeout))
-            .map_err(|e| NetError::io("wait for a connection", e))?;
-        if !ready.first().copied().unwrap_or(false) {
-            return Err(NetError::Timeout {
-                op: "accept a connection",
-            });
-        }
-        self.accept()
+        let socket = self.socket.accept(Some(timeout))?;
+        Connection::establish(socket, Role::Server, &self.opts)
+    }
+
+    /// Accepts the next client without blocking the async runtime: waits for it on
+    /// tokio's reactor, then runs the handshake on tokio's blocking pool. The
+    /// [`Connection`] it returns is a blocking one (use it from `spawn_blocking`, or hand
+    /// it to a thread).
+    ///
+    /// Must be called from within a tokio runtime with I/O enabled.
+    ///
+    /// # Errors
+    /// Those of [`accept`](Listener::accept).
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::net::{Client, Listener};
+    ///
+    /// let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
+    /// let listener = Listener::bind("127.0.0.1:0", Some(b"k"))?;
+    /// let address = listener.address().clone();
+    /// let client = std::thread::spawn(move || Client::connect(&address, Some(b"k")));
+    /// let conn = rt.block_on(listener.accept_async())?;
+    /// client.join().unwrap()?.send_bytes(b"hi")?;
+    /// assert_eq!(conn.recv_bytes()?, b"hi");
+    /// # Ok::<(), shoal::net::NetError>(())
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub async fn accept_async(&self) -> Result<Connection, NetError> {
+        let socket = self.socket.accept_async().await?;
+        let opts = self.opts.clone();
+        tokio::task::spawn_blocking(move || Connection::establish(socket, Role::Server, &opts))
+            .await
+            .map_err(|e| NetError::Io {
+                op: "run a handshake on tokio's blocking pool".to_owned(),
+                source: std::io::Error::other(e.to_string()),
+            })?
     }
 
     /// An endless iterator of [`accept`](Listener::accept) results: a serving loop

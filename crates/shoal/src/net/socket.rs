@@ -10,6 +10,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::net::{Address, NetError};
+use crate::sys;
 
 /// A connected stream socket, with an optional deadline for every read and write (set
 /// during the handshakes, so that a peer that trickles bytes cannot stretch them).
@@ -167,7 +168,7 @@ impl ListenSocket {
             op: format!("bind {address}"),
             source: e,
         };
-        Ok(match address {
+        let socket = match address {
             Address::Tcp(a) => {
                 // std sets SO_REUSEADDR, as Python's SocketListener does.
                 let l = TcpListener::bind(a).map_err(fail)?;
@@ -183,26 +184,92 @@ impl ListenSocket {
                 let l = UnixListener::bind_addr(&a).map_err(fail)?;
                 (ListenSocket::Unix(l, None), address.clone())
             }
-        })
+        };
+        // Non-blocking, so that an async accept can try it; the blocking accept polls.
+        socket.0.set_nonblocking().map_err(fail)?;
+        Ok(socket)
     }
 
-    /// Accepts one connection.
-    pub(crate) fn accept(&self) -> Result<Socket, NetError> {
-        let fail = |e| NetError::io("accept a connection", e);
+    fn set_nonblocking(&self) -> io::Result<()> {
+        match self {
+            ListenSocket::Tcp(l) => l.set_nonblocking(true),
+            ListenSocket::Unix(l, _) => l.set_nonblocking(true),
+        }
+    }
+
+    /// Accepts a waiting connection, or returns `Ok(None)` when none waits.
+    pub(crate) fn try_accept(&self) -> Result<Option<Socket>, NetError> {
         loop {
             let r = match self {
                 ListenSocket::Tcp(l) => l.accept().and_then(|(s, _)| {
+                    // Accepted sockets do not inherit O_NONBLOCK on Linux; say it anyway.
+                    s.set_nonblocking(false)?;
                     s.set_nodelay(true)?;
                     Ok(Socket::new(Kind::Tcp(s)))
                 }),
-                ListenSocket::Unix(l, _) => l.accept().map(|(s, _)| Socket::new(Kind::Unix(s))),
+                ListenSocket::Unix(l, _) => l.accept().and_then(|(s, _)| {
+                    s.set_nonblocking(false)?;
+                    Ok(Socket::new(Kind::Unix(s)))
+                }),
             };
             match r {
+                Ok(s) => return Ok(Some(s)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // A peer that connected and reset before we got to it: not our failure.
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
-                r => return r.map_err(fail),
+                Err(e) => {
+                    return Err(NetError::Io {
+                        op: "accept a connection".to_owned(),
+                        source: e,
+                    })
+                }
             }
+        }
+    }
+
+    /// Accepts one connection, waiting for it on tokio's reactor (through a duplicate of
+    /// the listening descriptor, registered for the time of the call).
+    #[cfg(feature = "tokio")]
+    pub(crate) async fn accept_async(&self) -> Result<Socket, NetError> {
+        let fail = |e| NetError::io("accept a connection", e);
+        let kind = match self {
+            ListenSocket::Tcp(l) => {
+                let t = tokio::net::TcpListener::from_std(l.try_clone().map_err(fail)?)
+                    .map_err(fail)?;
+                let (s, _) = t.accept().await.map_err(fail)?;
+                let s = s.into_std().map_err(fail)?;
+                s.set_nonblocking(false).map_err(fail)?;
+                s.set_nodelay(true).map_err(fail)?;
+                Kind::Tcp(s)
+            }
+            ListenSocket::Unix(l, _) => {
+                let t = tokio::net::UnixListener::from_std(l.try_clone().map_err(fail)?)
+                    .map_err(fail)?;
+                let (s, _) = t.accept().await.map_err(fail)?;
+                let s = s.into_std().map_err(fail)?;
+                s.set_nonblocking(false).map_err(fail)?;
+                Kind::Unix(s)
+            }
+        };
+        Ok(Socket::new(kind))
+    }
+
+    /// Accepts one connection, waiting up to `timeout` (`None`: forever) for it.
+    pub(crate) fn accept(&self, timeout: Option<Duration>) -> Result<Socket, NetError> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            if let Some(s) = self.try_accept()? {
+                return Ok(s);
+            }
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|l| l.is_zero()) {
+                return Err(NetError::Timeout {
+                    op: "accept a connection",
+                });
+            }
+            sys::poll_readable(&[self.as_fd()], left)
+                .map_err(|e| NetError::io("wait for a connection", e))?;
         }
     }
 }
