@@ -141,6 +141,15 @@ pub(crate) fn rate(per_second: f64) -> String {
     }
 }
 
+/// A count: exact below 1000, then like [`rate`] (`7`, `950`, `1.26k`).
+pub(crate) fn count(n: u64) -> String {
+    if n < 1000 {
+        n.to_string()
+    } else {
+        rate(n as f64)
+    }
+}
+
 /// Three significant digits, without exponent.
 fn significant(v: f64) -> String {
     if v >= 100.0 {
@@ -188,6 +197,8 @@ mod tests {
         assert_eq!(rate(2_560_000.0), "2.56M");
         assert_eq!(rate(17_200.0), "17.2k");
         assert_eq!(rate(690.0), "690");
+        assert_eq!(count(7), "7");
+        assert_eq!(count(1260), "1.26k");
     }
 
     #[test]

@@ -251,6 +251,52 @@ fn bench_measures_every_selected_case_against_its_baseline() {
 }
 
 #[test]
+fn bench_measures_shoal_against_its_baselines() {
+    let run = shoal(&["bench", "--json", "--time-ms", "20", "shoal-"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let results = report["results"].as_array().unwrap();
+    let find = |name: &str| {
+        results
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing: {report}"))
+    };
+    for (name, baseline) in [
+        ("ping-pong/8B/shoal-event", "ping-pong/8B/os-pipe"),
+        ("lock-uncontended/shoal-lock", "lock-uncontended/std-mutex"),
+        ("holder-death/shoal-lock", "holder-death/pidfd-exit"),
+        (
+            "process-start/shoal-forkserver",
+            "process-start/command-bin-true",
+        ),
+        (
+            "process-start/shoal-spawn",
+            "process-start/command-bin-true",
+        ),
+        ("process-start/shoal-fork", "process-start/command-bin-true"),
+    ] {
+        let r = find(name);
+        assert_eq!(r["baseline"], baseline, "{r}");
+        assert!(r["ratio"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["p50_ns"].as_f64().unwrap() > 0.0, "{r}");
+        assert_eq!(find(baseline)["ratio"], 1.0);
+    }
+    // A holder death is measured a few times, never fewer than three.
+    assert!(
+        find("holder-death/shoal-lock")["round_trips"]
+            .as_u64()
+            .unwrap()
+            >= 3
+    );
+
+    let run = shoal(&["bench", "--time-ms", "20", "shm-spin"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("shm-spin"), "{run:?}");
+    assert!(run.stdout.contains("os-pipe"), "{run:?}");
+}
+
+#[test]
 fn bench_prints_an_aligned_table_by_default() {
     let run = shoal(&["bench", "--time-ms", "10", "ping-pong/64KiB/unix"]);
     assert_eq!(run.code, Some(0), "{run:?}");
@@ -415,7 +461,7 @@ fn bench_places_the_processes_as_asked() {
         assert_eq!(run.code, Some(0), "{run:?}");
         let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
         let described = report["settings"]["placement"].as_str().unwrap();
-        // Without taskset (or with one CPU) pinning falls back to unpinned, and says so.
+        // Where pinning is refused (or with one CPU) the benchmark runs unpinned and says so.
         assert!(
             described.contains(says) || described.starts_with("unpinned"),
             "{placement}: {described}"

@@ -5,19 +5,110 @@
 //!
 //! # A tour
 //!
-//! Shared memory that no crash can leak, guarded by a lock that survives the death of
-//! its holder:
+//! ## Hello, processes
+//!
+//! A child process runs a plain function registered with [`entry!`]; its argument
+//! travels through serde, and shoal objects inside it (here a [`Value`] with its lock)
+//! reach the child as the same object, not a copy:
+//!
+//! ```
+//! use shoal::{Process, Value};
+//!
+//! fn count_to(total: Value<u64>) {
+//!     for _ in 0..1000 {
+//!         // `lock()` gives the value's lock (it has one); the inner `unwrap` would
+//!         // report a holder that died while holding it.
+//!         *total.lock().unwrap().unwrap() += 1;
+//!     }
+//! }
+//! shoal::entry!(count_to);
+//!
+//! let total = Value::new(0u64)?;
+//! let children: Vec<Process> = (0..2)
+//!     .map(|_| Process::new(count_to, total.clone()).start())
+//!     .collect::<Result<_, _>>()?;
+//! for child in &children {
+//!     assert_eq!(child.join()?, 0); // the exit code, as in Python
+//! }
+//! assert_eq!(total.load(), 2000);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Nothing is called in `main`: a binary that links shoal knows, before `main`, whether
+//! it was started as a child.
+//!
+//! ## Shared memory
+//!
+//! [`SharedMemory`] is anonymous by default (freed with its last user: no crash can
+//! leak it); named segments exist for unrelated programs.
 //!
 //! ```
 //! use shoal::SharedMemory;
 //!
-//! let shm = SharedMemory::new(4096)?; // anonymous: freed with its last user
+//! let shm = SharedMemory::new(4096)?;
 //! shm.write(0, b"hello")?;
+//! let mut buf = [0u8; 5];
+//! shm.read(0, &mut buf)?;
+//! assert_eq!(&buf, b"hello");
 //! # Ok::<(), shoal::shm::ShmError>(())
 //! ```
 //!
-//! The modules, bottom-up: [`shm`] (segments, [`Value`], [`Array`]), [`sync`] (locks,
-//! semaphores, events, conditions, barriers), [`process`] (starting processes).
+//! ## A lock that survives its holder
+//!
+//! When the holder of a [`Lock`] dies (a thread that exits, a process that is
+//! `SIGKILL`ed), the next acquirer is told so at once with
+//! [`OwnerDied`](sync::OwnerDied), which still hands it the lock:
+//!
+//! ```
+//! use shoal::Lock;
+//!
+//! let lock = Lock::new()?;
+//! let held_by_thread = lock.clone();
+//! std::thread::spawn(move || std::mem::forget(held_by_thread.acquire()))
+//!     .join()
+//!     .unwrap(); // the thread ended while holding the lock
+//! match lock.acquire() {
+//!     Ok(_guard) => unreachable!("the holder died"),
+//!     Err(died) => {
+//!         // Check or repair what the lock protects, then go on.
+//!         let _guard = died.into_inner();
+//!     }
+//! }
+//! assert!(lock.try_acquire().is_ok()); // usable as before
+//! # Ok::<(), shoal::sync::SyncError>(())
+//! ```
+//!
+//! ## Events and barriers
+//!
+//! An [`Event`] wakes every waiter once set; a [`Barrier`] lets a fixed number of
+//! parties meet, round after round. Every blocking call has a timeout form.
+//!
+//! ```
+//! use std::time::Duration;
+//! use shoal::{Barrier, Event};
+//!
+//! let ready = Event::new()?;
+//! let meet = Barrier::new(2)?;
+//! let (r, m) = (ready.clone(), meet.clone());
+//! let t = std::thread::spawn(move || {
+//!     r.set();
+//!     m.wait().map(|w| w.index())
+//! });
+//! assert!(ready.wait_timeout(Duration::from_secs(10)));
+//! let mine = meet.wait()?.index();
+//! assert_eq!(mine + t.join().unwrap()?, 1); // places 0 and 1, in order of arrival
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Modules
+//!
+//! Bottom-up:
+//! - [`shm`]: shared-memory segments, [`Value`] and [`Array`];
+//! - [`sync`]: [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Event`],
+//!   [`Condition`], [`Barrier`], with one error type for creating or receiving them
+//!   ([`SyncError`](sync::SyncError));
+//! - [`process`]: [`Process`], its start methods and the entry registry;
+//! - [`codec`]: the serde codecs messages travel with.
 #![deny(missing_docs)]
 
 pub mod codec;

@@ -116,6 +116,10 @@ fn a_sleeping_waiter_learns_of_the_death() {
             Ok(_) => Err("acquired cleanly".to_owned()),
             Err(e) => Err(e.to_string()),
         });
+        // Give the waiter time to fall asleep on the word. On a loaded machine it may not
+        // have yet: it then finds the word already marked by the kernel, a path that must
+        // report the death just the same. (The start-up race this test once had, a
+        // waiter taking the lock before the holder, is closed by `locked_rx`.)
         thread::sleep(Duration::from_millis(50));
         exit_tx.send(()).unwrap();
         holder.join().unwrap();

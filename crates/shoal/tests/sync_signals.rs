@@ -583,6 +583,45 @@ fn abort_reaches_waiters_in_other_processes() {
     });
 }
 
+/// Waits once at the barrier; exits with 0 when the round completes.
+fn pass_once(b: Barrier) -> i32 {
+    match b.wait_timeout(Duration::from_secs(20)) {
+        Ok(_) => 0,
+        Err(BarrierError::Broken) => 1,
+        Err(_) => 2,
+    }
+}
+shoal::entry!(pass_once);
+
+#[test]
+fn a_party_killed_while_waiting_is_released_by_abort_and_forgotten_by_reset() {
+    watchdog(|| {
+        let b = Barrier::new(3).unwrap();
+        // The victim waits without a timeout and is SIGKILLed in the barrier.
+        let victim = start(1, pass_once, |_| b.clone());
+        eventually("the victim waiting", || b.n_waiting() == 1);
+        let other = start(1, expect_broken, |_| b.clone());
+        eventually("two waiting children", || b.n_waiting() == 2);
+        victim.0[0].kill().unwrap();
+        assert_eq!(
+            victim.0[0].join_timeout(Duration::from_secs(20)).unwrap(),
+            Some(-9)
+        );
+        // The dead party still counts as arrived; nothing completes the round until
+        // someone gives up. An abort releases the survivor with an error.
+        assert_eq!(b.n_waiting(), 2);
+        b.abort();
+        other.join_all();
+        assert!(b.is_broken());
+        // A reset forgets the dead party: three live parties pass again.
+        b.reset();
+        assert_eq!(b.n_waiting(), 0);
+        let children = start(2, pass_once, |_| b.clone());
+        assert!(b.wait_timeout(Duration::from_secs(20)).is_ok());
+        children.join_all();
+    });
+}
+
 /// Returns a kept permit of a bounded semaphore, then tries once more.
 fn over_release(sem: BoundedSemaphore) -> i32 {
     if sem.release().is_err() {

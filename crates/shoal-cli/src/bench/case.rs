@@ -1,9 +1,9 @@
 //! What `shoal bench` measures: a table of cases (transport × pattern × message size),
-//! each compared with the same pattern and size over [`Transport::BASELINE`], measured
-//! in the same run.
+//! each compared with the same pattern and size over the pattern's
+//! [`baseline`](Pattern::baseline), measured in the same run.
 //!
-//! A new pattern (process start, say) is a [`Pattern`] variant with its
-//! [`sizes`](Pattern::sizes); a new transport is a [`Transport`] variant (see
+//! A new pattern is a [`Pattern`] variant with its [`sizes`](Pattern::sizes) and
+//! [`baseline`](Pattern::baseline); a new transport is a [`Transport`] variant (see
 //! [`transport`](super::transport)).
 
 use clap::ValueEnum;
@@ -20,17 +20,42 @@ pub(crate) enum Pattern {
     PingPong,
     /// One producer sends as fast as it can, one consumer reads: messages per second.
     Throughput,
+    /// Acquire + release of a lock nobody else wants, in one process: time per pair.
+    LockUncontended,
+    /// A process holding a lock is `SIGKILL`ed: time until another process learns of it.
+    HolderDeath,
+    /// A child process is started: time until the first instruction of its code.
+    ProcessStart,
 }
 
 impl Pattern {
     /// Every pattern, in report order.
-    pub(crate) const ALL: &'static [Pattern] = &[Pattern::PingPong, Pattern::Throughput];
+    pub(crate) const ALL: &'static [Pattern] = &[
+        Pattern::PingPong,
+        Pattern::Throughput,
+        Pattern::LockUncontended,
+        Pattern::HolderDeath,
+        Pattern::ProcessStart,
+    ];
 
     /// The name in case names, tables and JSON.
     pub(crate) fn name(self) -> &'static str {
         match self {
             Pattern::PingPong => "ping-pong",
             Pattern::Throughput => "throughput",
+            Pattern::LockUncontended => "lock-uncontended",
+            Pattern::HolderDeath => "holder-death",
+            Pattern::ProcessStart => "process-start",
+        }
+    }
+
+    /// What every case of this pattern is compared with.
+    pub(crate) fn baseline(self) -> Transport {
+        match self {
+            Pattern::PingPong | Pattern::Throughput => Transport::OsPipe,
+            Pattern::LockUncontended => Transport::StdMutex,
+            Pattern::HolderDeath => Transport::PidfdExit,
+            Pattern::ProcessStart => Transport::CommandTrue,
         }
     }
 
@@ -39,6 +64,7 @@ impl Pattern {
     pub(crate) fn sizes(self) -> &'static [usize] {
         match self {
             Pattern::PingPong | Pattern::Throughput => MESSAGE_SIZES,
+            Pattern::LockUncontended | Pattern::HolderDeath | Pattern::ProcessStart => &[0],
         }
     }
 }
@@ -68,10 +94,10 @@ impl Case {
         )
     }
 
-    /// The same measurement over the baseline transport.
+    /// The same measurement over the pattern's baseline.
     pub(crate) fn baseline(&self) -> Case {
         Case {
-            transport: Transport::BASELINE,
+            transport: self.pattern.baseline(),
             ..*self
         }
     }
@@ -82,7 +108,7 @@ impl Case {
         for &pattern in Pattern::ALL {
             for &size in pattern.sizes() {
                 for &transport in Transport::ALL {
-                    if transport.supports(pattern) {
+                    if transport.supports(pattern, size) {
                         cases.push(Case {
                             transport,
                             pattern,
@@ -115,15 +141,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_transport_and_pattern_has_every_size() {
+    fn every_case_has_its_baseline_and_stream_transports_every_size() {
         let all = Case::all();
-        assert_eq!(
-            all.len(),
-            Transport::ALL.len() * Pattern::ALL.len() * MESSAGE_SIZES.len()
-        );
+        for case in &all {
+            assert!(all.contains(&case.baseline()), "{}", case.name());
+        }
         let names: Vec<String> = all.iter().map(Case::name).collect();
-        assert!(names.contains(&"ping-pong/8B/os-pipe".to_owned()));
-        assert!(names.contains(&"throughput/64KiB/unix-socket".to_owned()));
+        for want in [
+            "ping-pong/8B/os-pipe",
+            "throughput/64KiB/unix-socket",
+            "ping-pong/8B/shm-spin",
+            "ping-pong/8B/shoal-event",
+            "lock-uncontended/std-mutex",
+            "lock-uncontended/shoal-lock",
+            "holder-death/pidfd-exit",
+            "holder-death/shoal-lock",
+            "process-start/command-bin-true",
+            "process-start/shoal-forkserver",
+            "process-start/shoal-spawn",
+            "process-start/shoal-fork",
+        ] {
+            assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
+        }
+        let streams = all
+            .iter()
+            .filter(|c| c.pattern == Pattern::Throughput)
+            .count();
+        assert_eq!(streams, 3 * MESSAGE_SIZES.len());
     }
 
     #[test]
@@ -135,6 +179,14 @@ mod tests {
             ["ping-pong/1KiB/os-pipe", "ping-pong/1KiB/unix-socket"]
         );
         assert!(Case::selected(Some("no such case")).is_empty());
+        let names: Vec<String> = Case::selected(Some("holder-death/shoal"))
+            .iter()
+            .map(Case::name)
+            .collect();
+        assert_eq!(
+            names,
+            ["holder-death/pidfd-exit", "holder-death/shoal-lock"]
+        );
         assert_eq!(Case::selected(None).len(), Case::all().len());
     }
 }

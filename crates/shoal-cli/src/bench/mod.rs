@@ -2,16 +2,21 @@
 //! measured in the same run.
 //!
 //! The cases live in [`case`] (a table of transport × pattern × size), the transports in
-//! [`transport`] (byte streams in [`stream`]), the second process in
-//! [`peer`](mod@peer) (its CPU in [`placement`]), the figures in [`measure`], the
-//! output in [`report`] and [`progress`].
+//! [`transport`] (byte streams in [`stream`], shoal's own in [`event`], [`spin`],
+//! [`lock`] and [`start`]), the second process in [`peer`](mod@peer) (its CPU in
+//! [`placement`]), the figures in [`measure`], the output in [`report`] and
+//! [`progress`].
 
 mod case;
+mod event;
+mod lock;
 mod measure;
 mod peer;
 mod placement;
 mod progress;
 mod report;
+mod spin;
+mod start;
 mod stream;
 mod transport;
 
@@ -23,7 +28,6 @@ use case::{Case, Pattern};
 use measure::Measure;
 use placement::{Pinned, Placement};
 use progress::Progress;
-use transport::Transport;
 
 /// Arguments of `shoal bench`.
 #[derive(clap::Args, Debug)]
@@ -61,11 +65,14 @@ pub(crate) struct BenchArgs {
 #[derive(clap::Args, Debug)]
 pub(crate) struct PeerArgs {
     #[arg(long)]
-    transport: Transport,
+    transport: transport::Transport,
     #[arg(long)]
     pattern: Pattern,
     #[arg(long)]
     size: usize,
+    /// The CPU to pin this process to.
+    #[arg(long)]
+    cpu: Option<usize>,
 }
 
 /// The settings one benchmark run used, reported with its results.
@@ -79,7 +86,6 @@ pub(crate) struct Settings {
     quick: bool,
     runs: u32,
     time_per_case_ms: u64,
-    baseline: Transport,
     cpus: usize,
     /// Where the processes ran.
     placement: String,
@@ -135,7 +141,6 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         quick: args.quick,
         runs: args.runs,
         time_per_case_ms: time_ms,
-        baseline: Transport::BASELINE,
         cpus,
         placement: conditions.pinned.description.clone(),
     };
@@ -194,12 +199,13 @@ fn default_time_ms(steps: usize, quick: bool) -> u64 {
 
 /// `shoal __bench-peer`: the other process of a two-process case.
 pub(crate) fn peer(args: &PeerArgs) -> anyhow::Result<()> {
+    placement::pin_peer(args.cpu)?;
     let case = Case {
         transport: args.transport,
         pattern: args.pattern,
         size: args.size,
     };
-    if !args.transport.supports(args.pattern) {
+    if !args.transport.supports(args.pattern, args.size) {
         bail!(
             "{} does not support {}",
             case.transport.name(),

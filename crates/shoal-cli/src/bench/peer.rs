@@ -1,5 +1,7 @@
-//! The second process of a two-process benchmark: this very binary, re-executed as
-//! `shoal __bench-peer`, watched so that a hung peer cannot hang the benchmark.
+//! The second process of a two-process benchmark, watched so that a hung peer cannot
+//! hang the benchmark: this very binary, re-executed as `shoal __bench-peer` (byte
+//! streams, which hand the peer its descriptors as stdin/stdout), or a shoal
+//! [`Process`] running a registered entry (shoal objects, which travel as its argument).
 
 use std::io;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -8,12 +10,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use shoal::process::ProcessBuilder;
+use shoal::Process;
 
 use crate::bench::case::Case;
 use crate::bench::placement::Pinned;
 
 /// How long a peer may take, beyond the measuring budget, before it is killed.
-const GRACE: Duration = Duration::from_secs(20);
+pub(crate) const GRACE: Duration = Duration::from_secs(20);
 
 /// A running peer process, owned by a watchdog thread that kills it when it outlives
 /// its time limit (the parent's blocked read then fails instead of hanging).
@@ -24,13 +28,16 @@ pub(crate) struct PeerProcess {
 }
 
 impl PeerProcess {
-    /// The command line of the peer for `case`, on its CPU; stdio is for the transport
-    /// to set.
+    /// The command line of the peer for `case`, told its CPU (it pins itself); stdio is
+    /// for the transport to set.
     pub(crate) fn command(case: &Case, pinned: &Pinned) -> anyhow::Result<Command> {
         let exe = std::env::current_exe().context("could not find the shoal executable")?;
-        let mut cmd = pinned.command(&exe);
-        cmd.arg("__bench-peer")
-            .arg("--transport")
+        let mut cmd = Command::new(exe);
+        cmd.arg("__bench-peer");
+        if let Some(cpu) = pinned.peer_cpu {
+            cmd.arg("--cpu").arg(cpu.to_string());
+        }
+        cmd.arg("--transport")
             .arg(case.transport.name())
             .arg("--pattern")
             .arg(case.pattern.name())
@@ -93,4 +100,64 @@ impl PeerProcess {
         }
         Ok(())
     }
+}
+
+/// A peer that is a shoal [`Process`]; killed and reaped when dropped unfinished.
+///
+/// Its entry gets a time limit in its arguments (the budget plus [`GRACE`]) and gives
+/// up past it, so that it cannot outlive a parent that died.
+#[derive(Debug)]
+pub(crate) struct ShoalPeer {
+    process: Option<Process>,
+}
+
+impl ShoalPeer {
+    /// Starts `builder`.
+    pub(crate) fn start(builder: ProcessBuilder) -> anyhow::Result<ShoalPeer> {
+        let process = builder
+            .start()
+            .context("could not start the benchmark peer")?;
+        Ok(ShoalPeer {
+            process: Some(process),
+        })
+    }
+
+    /// The child process.
+    pub(crate) fn process(&self) -> &Process {
+        self.process.as_ref().expect("present until finish or drop")
+    }
+
+    /// Waits (at most [`GRACE`]) for the peer to exit and checks that it succeeded.
+    pub(crate) fn finish(mut self) -> anyhow::Result<()> {
+        let process = self.process.take().expect("present until finish or drop");
+        match process.join_timeout(GRACE) {
+            Ok(Some(0)) => Ok(()),
+            Ok(Some(code)) => bail!("the benchmark peer failed (exit code {code})"),
+            Ok(None) => {
+                let _ = process.kill();
+                let _ = process.join_timeout(GRACE);
+                bail!("the benchmark peer did not finish in time and was killed")
+            }
+            Err(e) => Err(e).context("could not wait for the benchmark peer"),
+        }
+    }
+}
+
+impl Drop for ShoalPeer {
+    fn drop(&mut self) {
+        if let Some(process) = self.process.take() {
+            let _ = process.kill();
+            let _ = process.join_timeout(GRACE);
+        }
+    }
+}
+
+/// The instant past which a peer given `limit_ms` by its parent gives up.
+pub(crate) fn limit(limit_ms: u64) -> Instant {
+    Instant::now() + Duration::from_millis(limit_ms)
+}
+
+/// The time limit to give a peer measured for `budget`, in milliseconds.
+pub(crate) fn limit_ms(budget: Duration) -> u64 {
+    (budget + GRACE).as_millis() as u64
 }

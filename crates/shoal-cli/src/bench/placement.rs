@@ -4,13 +4,13 @@
 //! Placement decides round-trip figures more than any transport does: on the 2-vCPU
 //! machines shoal is measured on, waking a process on the other CPU costs ~50 µs and on
 //! the same CPU ~3 µs, and an unpinned pair flips between the two from one spawn to the
-//! next. Pinning goes through the `taskset` program (util-linux) so that this binary
-//! stays free of unsafe code; where `taskset` is missing or refuses, the benchmark runs
+//! next. Each process pins itself with [`shoal::process::set_cpu_affinity`]: the parent
+//! here, before it measures; the peer first thing when it starts (given its CPU on its
+//! command line or in its arguments). Where pinning is refused, the benchmark runs
 //! unpinned and says so.
 
-use std::process::{Command, Stdio};
-
 use clap::ValueEnum;
+use shoal::process::{available_cpus, set_cpu_affinity};
 
 /// Where the parent and the peer of every case run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -30,8 +30,8 @@ pub(crate) struct Pinned {
     pub(crate) peer_cpu: Option<usize>,
     /// What the report says about placement.
     pub(crate) description: String,
-    /// The CPU list this process had before pinning, to restore.
-    restore: Option<String>,
+    /// The CPUs this process had before pinning, to restore.
+    restore: Option<Vec<usize>>,
 }
 
 impl Placement {
@@ -45,24 +45,18 @@ impl Placement {
         if self == Placement::Any {
             return unpinned("--placement any");
         }
-        let Some(allowed) = allowed_cpus() else {
-            return unpinned("the allowed CPUs are unknown");
+        let cpus = match available_cpus() {
+            Ok(cpus) => cpus,
+            Err(_) => return unpinned("the allowed CPUs are unknown"),
         };
-        let cpus = parse_cpu_list(&allowed);
         let (parent, peer) = match (self, cpus.as_slice()) {
             (Placement::Split, [a, b, ..]) => (*a, *b),
             (Placement::Split, _) => return unpinned("only one CPU to run on"),
             (_, [a, ..]) => (*a, *a),
             (_, []) => return unpinned("no CPU in the allowed list"),
         };
-        if !taskset(&[
-            "-a",
-            "-p",
-            "-c",
-            &parent.to_string(),
-            &std::process::id().to_string(),
-        ]) {
-            return unpinned("taskset is not available");
+        if let Err(e) = set_cpu_affinity(&[parent]) {
+            return unpinned(&format!("pinning was refused: {e}"));
         }
         Pinned {
             peer_cpu: Some(peer),
@@ -71,69 +65,27 @@ impl Placement {
             } else {
                 format!("parent on CPU {parent}, peer on CPU {peer}")
             },
-            restore: Some(allowed),
+            restore: Some(cpus),
         }
     }
 }
 
-impl Pinned {
-    /// The peer's command line: `exe ARGS`, under `taskset -c CPU` when pinned.
-    pub(crate) fn command(&self, exe: &std::path::Path) -> Command {
-        match self.peer_cpu {
-            Some(cpu) => {
-                // taskset execs the program: the child's pid is the peer's own.
-                let mut cmd = Command::new("taskset");
-                cmd.arg("-c").arg(cpu.to_string()).arg(exe);
-                cmd
-            }
-            None => Command::new(exe),
-        }
+/// Pins the calling (peer) process to `cpu`, if it is given.
+pub(crate) fn pin_peer(cpu: Option<usize>) -> anyhow::Result<()> {
+    if let Some(cpu) = cpu {
+        set_cpu_affinity(&[cpu])
+            .map_err(|e| anyhow::anyhow!("the benchmark peer could not pin itself: {e}"))?;
     }
+    Ok(())
 }
 
 impl Drop for Pinned {
     fn drop(&mut self) {
-        if let Some(list) = self.restore.take() {
+        if let Some(cpus) = self.restore.take() {
             // Best effort: the process is about to exit anyway.
-            taskset(&["-a", "-p", "-c", &list, &std::process::id().to_string()]);
+            let _ = set_cpu_affinity(&cpus);
         }
     }
-}
-
-/// Runs `taskset ARGS` quietly; whether it succeeded.
-fn taskset(args: &[&str]) -> bool {
-    Command::new("taskset")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// This process's allowed CPUs as the kernel lists them (`0-3,8`).
-fn allowed_cpus() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .map(|v| v.trim().to_owned())
-}
-
-/// The CPUs of a kernel CPU list (`0-3,8` is 0, 1, 2, 3, 8); malformed parts are skipped.
-fn parse_cpu_list(list: &str) -> Vec<usize> {
-    let mut cpus = Vec::new();
-    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                if let (Ok(a), Ok(b)) = (a.parse::<usize>(), b.parse::<usize>()) {
-                    cpus.extend(a..=b);
-                }
-            }
-            None => cpus.extend(part.parse::<usize>().ok()),
-        }
-    }
-    cpus
 }
 
 #[cfg(test)]
@@ -141,18 +93,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cpu_lists_are_read_like_the_kernel_writes_them() {
-        assert_eq!(parse_cpu_list("0-1"), [0, 1]);
-        assert_eq!(parse_cpu_list("0-2,8, 10-11"), [0, 1, 2, 8, 10, 11]);
-        assert_eq!(parse_cpu_list("3"), [3]);
-        assert_eq!(parse_cpu_list("x,2"), [2]);
-        assert!(parse_cpu_list("").is_empty());
-    }
-
-    #[test]
-    fn this_process_has_allowed_cpus() {
-        let list = allowed_cpus().unwrap();
-        assert!(!parse_cpu_list(&list).is_empty(), "{list}");
+    fn same_placement_pins_this_process_and_restores_it() {
+        let before = available_cpus().unwrap();
+        {
+            let pinned = Placement::Same.apply();
+            assert_eq!(pinned.peer_cpu, Some(before[0]));
+            assert_eq!(available_cpus().unwrap(), [before[0]]);
+        }
+        assert_eq!(available_cpus().unwrap(), before);
     }
 
     #[test]

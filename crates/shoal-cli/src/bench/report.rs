@@ -32,13 +32,9 @@ pub(crate) fn table(
     };
     writeln!(
         out,
-        "shoal bench: {} CPUs ({}), {} ms per case, {runs}; ratios against {} in the same run (above 1 is faster)",
-        settings.cpus,
-        settings.placement,
-        settings.time_per_case_ms,
-        settings.baseline.name()
+        "shoal bench: {} CPUs ({}), {} ms per case, {runs}; each case against a baseline in the same run (ratio above 1: faster than the baseline)",
+        settings.cpus, settings.placement, settings.time_per_case_ms,
     )?;
-    let ratio_title = format!("VS {}", Transport::BASELINE.name().to_uppercase());
     for &pattern in Pattern::ALL {
         let rows: Vec<&Outcome> = outcomes
             .iter()
@@ -47,25 +43,22 @@ pub(crate) fn table(
         if rows.is_empty() {
             continue;
         }
-        let (title, columns) = match pattern {
-            Pattern::PingPong => (
-                "ping-pong round trip between two processes; the ratio compares medians",
-                ["P50", "P99", "ROUND TRIPS"],
-            ),
-            Pattern::Throughput => (
-                "throughput from one producer process to one consumer process, one write per message; the ratio compares rates",
-                ["MSG/S", "MB/S", "MESSAGES"],
-            ),
-        };
+        let (title, columns) = heading(pattern);
         writeln!(out, "\n{title}")?;
-        let mut t = Table::new(&[
-            ("SIZE", Align::Right),
-            ("TRANSPORT", Align::Left),
+        let sized = pattern.sizes() != [0];
+        let ratio_title = format!("VS {}", pattern.baseline().name().to_uppercase());
+        let mut header = Vec::new();
+        if sized {
+            header.push(("SIZE", Align::Right));
+        }
+        header.extend([
+            (if sized { "TRANSPORT" } else { "MECHANISM" }, Align::Left),
             (columns[0], Align::Right),
             (columns[1], Align::Right),
             (columns[2], Align::Right),
-            (&ratio_title, Align::Right),
+            (ratio_title.as_str(), Align::Right),
         ]);
+        let mut t = Table::new(&header);
         for o in rows {
             let figures = match o.measure {
                 Measure::Latency {
@@ -75,27 +68,28 @@ pub(crate) fn table(
                 } => [
                     output::nanos(p50_ns),
                     output::nanos(p99_ns),
-                    output::rate(round_trips as f64),
+                    output::count(round_trips),
                 ],
                 Measure::Throughput { messages, seconds } => {
                     let rate = messages as f64 / seconds;
                     [
                         output::rate(rate),
                         output::rate(rate * o.case.size as f64 / 1e6),
-                        output::rate(messages as f64),
+                        output::count(messages),
                     ]
                 }
             };
-            let [a, b, c] = figures;
-            t.row(vec![
-                output::bytes(o.case.size as u64),
-                o.case.transport.name().to_owned(),
-                a,
-                b,
-                c,
+            let mut cells = Vec::new();
+            if sized {
+                cells.push(output::bytes(o.case.size as u64));
+            }
+            cells.push(o.case.transport.name().to_owned());
+            cells.extend(figures);
+            cells.push(
                 o.ratio
                     .map_or_else(|| "?".to_owned(), |r| format!("{r:.2}×")),
-            ]);
+            );
+            t.row(cells);
         }
         if markdown {
             writeln!(out)?;
@@ -105,6 +99,32 @@ pub(crate) fn table(
         }
     }
     Ok(())
+}
+
+/// The title of a pattern's table and the names of its three figures.
+fn heading(pattern: Pattern) -> (&'static str, [&'static str; 3]) {
+    match pattern {
+        Pattern::PingPong => (
+            "ping-pong round trip between two processes; the ratio compares medians",
+            ["P50", "P99", "ROUND TRIPS"],
+        ),
+        Pattern::Throughput => (
+            "throughput from one producer process to one consumer process, one write per message; the ratio compares rates",
+            ["MSG/S", "MB/S", "MESSAGES"],
+        ),
+        Pattern::LockUncontended => (
+            "uncontended acquire + release in one process, time per pair (batches of 1000); the ratio compares medians",
+            ["P50", "P99", "PAIRS"],
+        ),
+        Pattern::HolderDeath => (
+            "SIGKILL of a lock holder until another process learns of the death; the ratio compares medians",
+            ["MEDIAN", "MAX", "TRIES"],
+        ),
+        Pattern::ProcessStart => (
+            "process start until the first instruction of the child (command-bin-true: spawn + exit + wait); the ratio compares medians",
+            ["P50", "P99", "STARTS"],
+        ),
+    }
 }
 
 /// One result in `--json`.

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use crate::bench::case::{Case, Pattern};
-use crate::bench::measure::Measure;
+use crate::bench::measure::{round_trips, Measure};
 use crate::bench::peer::PeerProcess;
 use crate::bench::transport::Transport;
 use crate::bench::Conditions;
@@ -64,6 +64,7 @@ impl Link {
                 let child = spawn_with_socket(cmd, OwnedFd::from(theirs)).with_context(what)?;
                 Ok((Link::Tcp(ours), PeerProcess::watch(child, budget)))
             }
+            other => bail!("{} is not a byte stream", other.name()),
         }
     }
 
@@ -83,6 +84,7 @@ impl Link {
                 stream.set_nodelay(true)?;
                 Link::Tcp(stream)
             }
+            other => bail!("{} is not a byte stream", other.name()),
         })
     }
 
@@ -147,9 +149,6 @@ impl Write for Link {
 /// How many messages the producer sends between two looks at the clock.
 const CLOCK_EVERY: u64 = 16;
 
-/// Round trips made before timing starts (caches, page faults, scheduler).
-const WARM_UP: usize = 100;
-
 /// The parent side of `case`: waits for the peer, then measures for about `budget`.
 pub(crate) fn measure(link: &mut Link, case: &Case, budget: Duration) -> anyhow::Result<Measure> {
     if case.size == 0 {
@@ -162,36 +161,23 @@ pub(crate) fn measure(link: &mut Link, case: &Case, budget: Duration) -> anyhow:
     let result = match case.pattern {
         Pattern::PingPong => ping_pong(link, &msg, budget),
         Pattern::Throughput => throughput(link, &msg, budget),
+        other => bail!("byte streams do not run {}", other.name()),
     };
     result.with_context(|| format!("benchmark {} failed", case.name()))
 }
 
 fn ping_pong(link: &mut Link, msg: &[u8], budget: Duration) -> anyhow::Result<Measure> {
     let mut back = vec![0u8; msg.len()];
-    for _ in 0..WARM_UP {
+    let measure = round_trips(budget, || {
         link.write_all(msg)?;
         link.read_exact(&mut back)?;
-    }
-    let mut samples = Vec::with_capacity(1 << 16);
-    let start = Instant::now();
-    let mut t0 = start;
-    while t0 - start < budget {
-        link.write_all(msg)?;
-        link.read_exact(&mut back)?;
-        let t1 = Instant::now();
-        samples.push((t1 - t0).as_nanos() as u64);
-        t0 = t1;
-    }
+        Ok(())
+    })?;
     link.close_write()?;
     if back != msg {
         bail!("the peer sent back other bytes than it received");
     }
-    samples.sort_unstable();
-    Ok(Measure::Latency {
-        p50_ns: percentile(&samples, 0.50),
-        p99_ns: percentile(&samples, 0.99),
-        round_trips: samples.len() as u64,
-    })
+    Ok(measure)
 }
 
 fn throughput(link: &mut Link, msg: &[u8], budget: Duration) -> anyhow::Result<Measure> {
@@ -221,15 +207,6 @@ fn throughput(link: &mut Link, msg: &[u8], budget: Duration) -> anyhow::Result<M
     })
 }
 
-/// The value below which a `q` fraction of the sorted `samples` lie (nearest rank).
-fn percentile(sorted: &[u64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1] as f64
-}
-
 /// The peer side of `case`, until the parent closes its end.
 pub(crate) fn peer(link: &mut Link, case: &Case) -> anyhow::Result<()> {
     if case.size == 0 {
@@ -252,6 +229,7 @@ pub(crate) fn peer(link: &mut Link, case: &Case) -> anyhow::Result<()> {
             link.write_all(&count.to_le_bytes())?;
             Ok(())
         }
+        other => bail!("byte streams do not run {}", other.name()),
     }
 }
 
@@ -273,15 +251,6 @@ fn read_message(link: &mut Link, buf: &mut [u8]) -> anyhow::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percentiles_use_the_nearest_rank() {
-        let s: Vec<u64> = (1..=100).collect();
-        assert_eq!(percentile(&s, 0.50), 50.0);
-        assert_eq!(percentile(&s, 0.99), 99.0);
-        assert_eq!(percentile(&[7], 0.99), 7.0);
-        assert!(percentile(&[], 0.5).is_nan());
-    }
 
     #[test]
     fn messages_are_read_whole_or_not_at_all() {

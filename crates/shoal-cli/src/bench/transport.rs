@@ -1,44 +1,79 @@
-//! The transports `shoal bench` compares.
+//! The transports `shoal bench` compares, and the other mechanisms it measures.
 //!
 //! A new transport plugs in as one [`Transport`] variant and four match arms: its
-//! [`name`](Transport::name), the patterns it [`supports`](Transport::supports), the
-//! parent side in [`measure`](Transport::measure) and the peer side in
+//! [`name`](Transport::name), the patterns and sizes it
+//! [`supports`](Transport::supports), the parent side in
+//! [`measure`](Transport::measure) and, for a byte stream, the peer side in
 //! [`peer`](Transport::peer) (run in the re-executed `shoal __bench-peer`). A transport
-//! that carries bytes reuses [`stream`]'s patterns through a
-//! [`Link`](stream::Link) variant; a shoal object (a `Lock`, an `Event`) is created by
-//! the parent, travels to the peer by name, and gets its own module with a `measure`
-//! and a `peer` function.
+//! that carries bytes reuses [`stream`]'s patterns through a [`Link`](stream::Link)
+//! variant. A shoal object (an `Event`, a `Lock`, shared memory) is created by the
+//! parent and handed to a peer that is a shoal [`Process`](shoal::Process) started with
+//! the object as its argument; it gets its own module with a `measure` function and the
+//! peer's entry function (see [`event`] and [`spin`]).
+//!
+//! For the patterns that carry no messages (lock, holder death, process start) a
+//! "transport" is the mechanism measured: `std::sync::Mutex` against `shoal::Lock`, the
+//! kernel's exit notice against a lock's `OwnerDied`, `Command` against shoal's start
+//! methods.
 
 use clap::ValueEnum;
 use serde::Serialize;
 
 use crate::bench::case::{Case, Pattern};
 use crate::bench::measure::Measure;
-use crate::bench::stream;
-use crate::bench::Conditions;
+use crate::bench::{event, lock, spin, start, stream, Conditions};
 
-/// A way for two processes to exchange messages.
+/// A way for two processes to exchange messages, or the mechanism a pattern measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub(crate) enum Transport {
-    /// An OS pipe in each direction (the peer's stdin and stdout): the baseline.
+    /// An OS pipe in each direction (the peer's stdin and stdout): the baseline of the
+    /// message patterns.
     OsPipe,
     /// A connected Unix stream socket pair.
     UnixSocket,
     /// A TCP connection over the loopback interface (`TCP_NODELAY`).
     TcpLoopback,
+    /// Two processes spinning on words of one shared-memory segment: the physical floor
+    /// of a round trip, with no system call on the way.
+    ShmSpin,
+    /// A word in shared memory, signalled by a shoal `Event` in each direction.
+    ShoalEvent,
+    /// `std::sync::Mutex`, in one process: the baseline of uncontended locking.
+    StdMutex,
+    /// The kernel's notice that a `SIGKILL`ed process ended (its pidfd turns
+    /// readable): the baseline of holder death.
+    PidfdExit,
+    /// `std::process::Command::new("/bin/true")`, spawned and waited for: the baseline
+    /// of process start.
+    CommandTrue,
+    /// shoal's robust `Lock`.
+    ShoalLock,
+    /// A shoal `Process` started through the forkserver.
+    ShoalForkServer,
+    /// A shoal `Process` started by re-running the executable.
+    ShoalSpawn,
+    /// A shoal `Process` started by `fork()` of the calling process.
+    ShoalFork,
 }
 
 impl Transport {
-    /// Every transport, in the order the report lists them.
+    /// Every transport, in the order the report lists them (each pattern's baseline
+    /// before the transports compared with it).
     pub(crate) const ALL: &'static [Transport] = &[
         Transport::OsPipe,
         Transport::UnixSocket,
         Transport::TcpLoopback,
+        Transport::ShmSpin,
+        Transport::ShoalEvent,
+        Transport::StdMutex,
+        Transport::PidfdExit,
+        Transport::CommandTrue,
+        Transport::ShoalLock,
+        Transport::ShoalForkServer,
+        Transport::ShoalSpawn,
+        Transport::ShoalFork,
     ];
-
-    /// What every other transport is compared with.
-    pub(crate) const BASELINE: Transport = Transport::OsPipe;
 
     /// The name in case names, tables and JSON.
     pub(crate) fn name(self) -> &'static str {
@@ -46,19 +81,39 @@ impl Transport {
             Transport::OsPipe => "os-pipe",
             Transport::UnixSocket => "unix-socket",
             Transport::TcpLoopback => "tcp-loopback",
+            Transport::ShmSpin => "shm-spin",
+            Transport::ShoalEvent => "shoal-event",
+            Transport::StdMutex => "std-mutex",
+            Transport::PidfdExit => "pidfd-exit",
+            Transport::CommandTrue => "command-bin-true",
+            Transport::ShoalLock => "shoal-lock",
+            Transport::ShoalForkServer => "shoal-forkserver",
+            Transport::ShoalSpawn => "shoal-spawn",
+            Transport::ShoalFork => "shoal-fork",
         }
     }
 
-    /// Whether this transport can run `pattern`.
-    pub(crate) fn supports(self, pattern: Pattern) -> bool {
+    /// Whether this transport can run `pattern` with messages of `size` bytes.
+    pub(crate) fn supports(self, pattern: Pattern, size: usize) -> bool {
         match self {
             Transport::OsPipe | Transport::UnixSocket | Transport::TcpLoopback => {
                 matches!(pattern, Pattern::PingPong | Pattern::Throughput)
             }
+            // One 8-byte word each way: compared with the 8-byte stream round trips.
+            Transport::ShmSpin | Transport::ShoalEvent => pattern == Pattern::PingPong && size == 8,
+            Transport::StdMutex => pattern == Pattern::LockUncontended,
+            Transport::PidfdExit => pattern == Pattern::HolderDeath,
+            Transport::ShoalLock => {
+                matches!(pattern, Pattern::LockUncontended | Pattern::HolderDeath)
+            }
+            Transport::CommandTrue
+            | Transport::ShoalForkServer
+            | Transport::ShoalSpawn
+            | Transport::ShoalFork => pattern == Pattern::ProcessStart,
         }
     }
 
-    /// Runs the parent side of one case against a freshly started peer process.
+    /// Runs the parent side of one case (starting its peer process, if it has one).
     pub(crate) fn measure(self, case: &Case, how: &Conditions) -> anyhow::Result<Measure> {
         match self {
             Transport::OsPipe | Transport::UnixSocket | Transport::TcpLoopback => {
@@ -68,6 +123,18 @@ impl Transport {
                 drop(link);
                 combine(measure, peer.finish())
             }
+            Transport::ShmSpin => spin::measure(how),
+            Transport::ShoalEvent => event::measure(how),
+            Transport::StdMutex | Transport::ShoalLock | Transport::PidfdExit => {
+                match case.pattern {
+                    Pattern::HolderDeath => lock::holder_death(self, how),
+                    _ => lock::uncontended(self, how),
+                }
+            }
+            Transport::CommandTrue
+            | Transport::ShoalForkServer
+            | Transport::ShoalSpawn
+            | Transport::ShoalFork => start::measure(self, how),
         }
     }
 
@@ -77,12 +144,19 @@ impl Transport {
             Transport::OsPipe | Transport::UnixSocket | Transport::TcpLoopback => {
                 stream::peer(&mut stream::Link::for_peer(self)?, case)
             }
+            _ => anyhow::bail!(
+                "{} has no `__bench-peer` side (its peer is a shoal process)",
+                self.name()
+            ),
         }
     }
 }
 
 /// The result of a case from what the parent measured and how the peer ended.
-fn combine(measure: anyhow::Result<Measure>, peer: anyhow::Result<()>) -> anyhow::Result<Measure> {
+pub(crate) fn combine(
+    measure: anyhow::Result<Measure>,
+    peer: anyhow::Result<()>,
+) -> anyhow::Result<Measure> {
     match (measure, peer) {
         (Ok(m), Ok(())) => Ok(m),
         (Err(e), Ok(())) => Err(e),

@@ -27,6 +27,7 @@
 //! pidfds, so signals never reach a process that reused a pid.
 #![deny(unsafe_code)]
 
+mod affinity;
 mod bootstrap;
 mod builder;
 mod child;
@@ -36,6 +37,7 @@ mod error;
 mod identity;
 mod start;
 
+pub use affinity::{available_cpus, set_cpu_affinity};
 pub use builder::ProcessBuilder;
 pub use child::Process;
 pub use children::active_children;

@@ -1,73 +1,84 @@
 //! A rendezvous point for a fixed number of parties, reusable round after round.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::shm::Segment;
-use crate::sync::signal_segment::{self, Primitive};
-use crate::sync::{BarrierError, PrimitiveError};
+use crate::sync::primitive::Primitive;
+use crate::sync::raw_lock::{Acquired, RawLock, RawLockState, RAW_LOCK_LEN};
+use crate::sync::spin;
+use crate::sync::{BarrierError, SyncError};
 use crate::sys::{Deadline, WaitOutcome};
 
-/// Phases of the barrier (`phase` word), as in Python's `threading.Barrier`.
+/// Phases of the barrier (`phase` word), after Python's `threading.Barrier`.
 ///
 /// | value | phase | arrivals |
 /// |---|---|---|
 /// | 0 | `FILLING`: waiters gather for round `round` | join |
 /// | 1 | `DRAINING`: the round completed; its waiters are leaving | wait for the last to leave |
-/// | 2 | `RESETTING`: `reset` broke the round; its waiters are leaving | wait for the last to leave |
-/// | 3 | `BROKEN`: aborted or timed out, until `reset` | fail with `Broken` |
+/// | 3 | `BROKEN`: aborted, timed out, or a party died holding `lock`, until `reset` | fail with `Broken` |
+///
+/// (2 was a resetting phase; `reset` now starts a new round at once, see `epoch`.)
 const FILLING: u32 = 0;
 const DRAINING: u32 = 1;
-const RESETTING: u32 = 2;
 const BROKEN: u32 = 3;
-
-/// States of the private `lock` word (Drepper's futex mutex): 0 free, 1 held, 2 held
-/// with possible sleepers.
-const UNLOCKED: u32 = 0;
-const LOCKED: u32 = 1;
-const CONTENDED: u32 = 2;
 
 /// The in-segment state of a barrier.
 ///
-/// `phase`, `count` and `round` change only under `lock`, a small futex mutex private to
-/// the barrier (critical sections are a few instructions and never block). They are
-/// atomics only so that every access is defined; inside the lock `Relaxed` suffices.
+/// `phase`, `count`, `round`, `epoch` and `reset_rounds` change only under `lock`, the
+/// robust lock of [`Lock`](crate::sync::Lock) (critical sections are a few
+/// instructions and never block). They are atomics only so that every access is
+/// defined; inside the lock `Relaxed` suffices. The lock is robust because a process can
+/// be killed anywhere, inside these few instructions too: the next party to take the lock
+/// then learns that its holder died, and since the words may be half-updated it breaks
+/// the barrier; [`Barrier::reset`] rewrites every word a dead holder may have torn.
 ///
 /// `seq` is the condition word: every change waiters care about bumps it (under the
 /// lock) and sleepers wait on it (outside the lock), registered in `sleepers` while
 /// still holding the lock, so that a bump always sees them and wakes them, and a bump
 /// that finds nobody asleep costs no system call.
 ///
-/// `round` numbers completed rounds. A waiter records it on arrival and has passed as
-/// soon as it changes, whatever the phase says afterwards: an `abort` that comes after
-/// the round completed, while its waiters are still leaving, never turns a pass into
-/// `Broken`. Waiters of a round always leave before the next round fills (`DRAINING`),
-/// so no waiter of round n is confused by round n + 1.
+/// `round` numbers rounds: a completion and a reset both end the round and bump it, so
+/// each number names one group of arrivals. A waiter records it on arrival and knows
+/// its round ended as soon as it changes, whatever the phase says afterwards; bit
+/// `round % 64` of `reset_rounds` says whether that round was ended by `reset` (the
+/// waiter fails with `Broken`) or completed (it passed). An `abort` that comes after the
+/// round completed, while its waiters are still leaving, never turns a pass into
+/// `Broken`.
+///
+/// `count` holds the waiters inside (arrived and not yet left) since the last reset,
+/// which is counted in `epoch`: a waiter leaves (decrements `count`) only when no reset
+/// came since it arrived, because `reset` zeroes `count`. That is what lets `reset`
+/// recover a barrier where a dead party still counts as inside.
 #[repr(C)]
 struct BarrierState {
-    lock: AtomicU32,
+    lock: RawLockState,
     seq: AtomicU32,
     sleepers: AtomicU32,
     phase: AtomicU32,
-    /// Waiters inside the barrier: arrived in this round and not yet left.
+    /// Waiters inside the barrier: arrived in this epoch and not yet left.
     count: AtomicU32,
     round: AtomicU32,
     parties: AtomicU32,
+    epoch: AtomicU32,
+    _pad: u32,
+    reset_rounds: AtomicU64,
 }
 
 const _: () = {
     assert!(std::mem::offset_of!(BarrierState, lock) == 0);
-    assert!(std::mem::offset_of!(BarrierState, seq) == 4);
-    assert!(std::mem::offset_of!(BarrierState, sleepers) == 8);
-    assert!(std::mem::offset_of!(BarrierState, phase) == 12);
-    assert!(std::mem::offset_of!(BarrierState, count) == 16);
-    assert!(std::mem::offset_of!(BarrierState, round) == 20);
-    assert!(std::mem::offset_of!(BarrierState, parties) == 24);
-    assert!(std::mem::size_of::<BarrierState>() == 28);
+    assert!(std::mem::offset_of!(BarrierState, seq) == RAW_LOCK_LEN);
+    assert!(std::mem::offset_of!(BarrierState, seq) == 40);
+    assert!(std::mem::offset_of!(BarrierState, sleepers) == 44);
+    assert!(std::mem::offset_of!(BarrierState, phase) == 48);
+    assert!(std::mem::offset_of!(BarrierState, count) == 52);
+    assert!(std::mem::offset_of!(BarrierState, round) == 56);
+    assert!(std::mem::offset_of!(BarrierState, parties) == 60);
+    assert!(std::mem::offset_of!(BarrierState, epoch) == 64);
+    assert!(std::mem::offset_of!(BarrierState, reset_rounds) == 72);
+    assert!(std::mem::size_of::<BarrierState>() == 80);
 };
 
 /// What a successful [`Barrier::wait`] returns.
@@ -104,14 +115,21 @@ impl BarrierWaitResult {
 ///
 /// Waiting spins briefly, then sleeps on a futex.
 ///
-/// # Platform notes
-/// The barrier is not robust against the death of a party. A process killed while
-/// blocked in [`wait`](Barrier::wait) still counts as arrived: its round completes one
-/// party short, and the next round waits for it to leave, which it never does, so later
-/// waits block until they time out or someone calls [`abort`](Barrier::abort). Use
-/// [`wait_timeout`](Barrier::wait_timeout) where a party may die. The barrier's few
-/// words sit behind a small private lock held for a handful of instructions; a process
-/// killed inside that window would leave the barrier stuck as well.
+/// # When a party dies
+/// The barrier's few words sit behind a robust lock (the one under
+/// [`Lock`](crate::sync::Lock)): a process killed while updating them does not leave
+/// the barrier stuck. The next party to take the lock learns of the death, and since the
+/// words may be half-updated, it breaks the barrier: every waiter gets
+/// [`BarrierError::Broken`] until [`reset`](Barrier::reset).
+///
+/// A process killed while *blocked* in [`wait`](Barrier::wait) is another matter: the
+/// barrier cannot tell it from a slow party. It still counts as arrived, so its round
+/// completes one party short, or (when it dies after the round completed) the next round
+/// waits for it to leave. Either way the other waiters block until one of them times out
+/// ([`wait_timeout`](Barrier::wait_timeout)) or someone calls
+/// [`abort`](Barrier::abort) (a supervisor that saw the death, for instance); both
+/// release them with an error. [`reset`](Barrier::reset) then forgets the dead party
+/// and makes the barrier usable again. Use timeouts where a party may die.
 ///
 /// # Examples
 /// ```
@@ -127,30 +145,30 @@ impl BarrierWaitResult {
 /// ```
 #[derive(Clone)]
 pub struct Barrier {
-    seg: Arc<Segment>,
+    raw: RawLock,
 }
 
 impl Barrier {
     /// Creates a barrier for `parties` waiters.
     ///
     /// # Errors
-    /// [`PrimitiveError::InvalidParties`] for 0 or more than `u32::MAX` parties;
-    /// [`PrimitiveError::Shm`] when the shared memory cannot be created.
+    /// [`SyncError::InvalidParties`] for 0 or more than `u32::MAX` parties;
+    /// [`SyncError::Shm`] when the shared memory cannot be created.
     ///
     /// # Examples
     /// ```
     /// let b = shoal::sync::Barrier::new(3)?;
     /// assert_eq!((b.parties(), b.n_waiting(), b.is_broken()), (3, 0, false));
     /// assert!(shoal::sync::Barrier::new(0).is_err());
-    /// # Ok::<(), shoal::sync::PrimitiveError>(())
+    /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
-    pub fn new(parties: usize) -> Result<Barrier, PrimitiveError> {
+    pub fn new(parties: usize) -> Result<Barrier, SyncError> {
         let n = match u32::try_from(parties) {
             Ok(n) if n > 0 => n,
-            _ => return Err(PrimitiveError::InvalidParties { parties }),
+            _ => return Err(SyncError::InvalidParties { parties }),
         };
-        let seg = signal_segment::create(Primitive::Barrier, std::mem::size_of::<BarrierState>())?;
-        let b = Barrier { seg };
+        let raw = RawLock::new(Primitive::Barrier, std::mem::size_of::<BarrierState>())?;
+        let b = Barrier { raw };
         // Relaxed: the segment reaches no other thread or process before a clone or a
         // handoff, both of which synchronise. Every other word starts at zero.
         b.state().parties.store(n, Ordering::Relaxed);
@@ -159,10 +177,11 @@ impl Barrier {
 
     fn state(&self) -> &BarrierState {
         // SAFETY: the payload is 64-byte aligned and at least size_of::<BarrierState>()
-        // bytes (checked when created or imported); BarrierState holds only atomics,
-        // valid for every bit pattern and shared with other processes only through atomic
-        // operations; the mapping lives as long as `self.seg`, which outlives the result.
-        unsafe { &*self.seg.payload_ptr().cast::<BarrierState>() }
+        // bytes (checked when created or imported); BarrierState holds only atomics (and
+        // a padding word never touched), valid for every bit pattern and shared with
+        // other processes only through atomic operations; the mapping lives as long as
+        // `self.raw`, which outlives the result.
+        unsafe { &*self.raw.segment().payload_ptr().cast::<BarrierState>() }
     }
 
     /// The number of waiters each round needs.
@@ -170,7 +189,7 @@ impl Barrier {
     /// # Examples
     /// ```
     /// assert_eq!(shoal::sync::Barrier::new(4)?.parties(), 4);
-    /// # Ok::<(), shoal::sync::PrimitiveError>(())
+    /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
     pub fn parties(&self) -> usize {
         self.state().parties.load(Ordering::Relaxed) as usize
@@ -182,7 +201,7 @@ impl Barrier {
     /// # Examples
     /// ```
     /// assert_eq!(shoal::sync::Barrier::new(4)?.n_waiting(), 0);
-    /// # Ok::<(), shoal::sync::PrimitiveError>(())
+    /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
     pub fn n_waiting(&self) -> usize {
         let st = self.state();
@@ -203,7 +222,7 @@ impl Barrier {
     /// assert!(b.is_broken());
     /// b.reset();
     /// assert!(!b.is_broken());
-    /// # Ok::<(), shoal::sync::PrimitiveError>(())
+    /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
     pub fn is_broken(&self) -> bool {
         self.state().phase.load(Ordering::Acquire) == BROKEN
@@ -241,7 +260,7 @@ impl Barrier {
     /// let b = Barrier::new(2)?;
     /// assert_eq!(b.wait_timeout(Duration::from_millis(1)), Err(BarrierError::Timeout));
     /// assert_eq!(b.wait(), Err(BarrierError::Broken));
-    /// # Ok::<(), shoal::sync::PrimitiveError>(())
+    /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Result<BarrierWaitResult, BarrierError> {
         self.wait_until(Deadline::after(timeout))
@@ -256,15 +275,16 @@ impl Barrier {
     /// let b = shoal::sync::Barrier::new(2)?;
     /// b.abort();
     /// assert!(b.wait().is_err());
-    /// # Ok::<(), shoal::sync::PrimitiveError>(())
+    /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
     pub fn abort(&self) {
         let mut g = self.lock();
         g.set_phase(BROKEN);
     }
 
-    /// Makes the barrier usable again. Waiters blocked in the current round get
-    /// [`BarrierError::Broken`]; arrivals wait for them to leave, then start a new round.
+    /// Makes the barrier usable again, at once: a new round starts. Waiters blocked in
+    /// the round it ends get [`BarrierError::Broken`]; waiters of a round that already
+    /// completed are not affected. Parties that died inside the barrier are forgotten.
     ///
     /// # Examples
     /// ```
@@ -277,16 +297,29 @@ impl Barrier {
     pub fn reset(&self) {
         let st = self.state();
         let mut g = self.lock();
+        // Every word a dead holder of the lock may have left half-updated is rewritten
+        // here (`parties` is never written after creation).
         let phase = st.phase.load(Ordering::Relaxed);
-        if st.count.load(Ordering::Relaxed) > 0 {
-            // Waiters still inside: let them leave first. A draining round ends in
-            // FILLING by itself.
-            if phase == FILLING || phase == BROKEN {
-                g.set_phase(RESETTING);
-            }
+        let round = st.round.load(Ordering::Relaxed);
+        let bit = 1u64 << (round % 64);
+        if phase == DRAINING {
+            // The round already completed; its waiters still leaving have passed. The
+            // next number is a fresh round.
+            st.reset_rounds.fetch_and(!bit, Ordering::Relaxed);
         } else {
-            g.set_phase(FILLING);
+            // End the filling or broken round: its waiters fail with `Broken`.
+            st.reset_rounds.fetch_or(bit, Ordering::Relaxed);
         }
+        let next = round.wrapping_add(1);
+        st.reset_rounds
+            .fetch_and(!(1u64 << (next % 64)), Ordering::Relaxed);
+        st.round.store(next, Ordering::Relaxed);
+        st.epoch.store(
+            st.epoch.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
+        st.count.store(0, Ordering::Relaxed);
+        g.set_phase(FILLING);
     }
 
     fn wait_until(&self, deadline: Deadline) -> Result<BarrierWaitResult, BarrierError> {
@@ -315,44 +348,62 @@ impl Barrier {
 
         let parties = st.parties.load(Ordering::Relaxed);
         let index = st.count.load(Ordering::Relaxed);
+        if index >= parties {
+            // Only a dead holder of the lock can leave more arrivals than parties in a
+            // filling round; it broke the barrier when the lock reported its death, so
+            // this is not reached, but a torn count must not overflow the round.
+            g.set_phase(BROKEN);
+            return Err(BarrierError::Broken);
+        }
         st.count.store(index + 1, Ordering::Relaxed);
         let round = st.round.load(Ordering::Relaxed);
-        let passed = |st: &BarrierState| st.round.load(Ordering::Relaxed) != round;
+        let epoch = st.epoch.load(Ordering::Relaxed);
+        // `Some(passed)` once the round ended: completed (passed) or reset.
+        let ended = |st: &BarrierState| {
+            (st.round.load(Ordering::Relaxed) != round)
+                .then(|| st.reset_rounds.load(Ordering::Relaxed) & (1 << (round % 64)) == 0)
+        };
+        let outcome = |passed: bool| {
+            if passed {
+                Ok(())
+            } else {
+                Err(BarrierError::Broken)
+            }
+        };
 
         let result = if index + 1 == parties {
+            st.reset_rounds
+                .fetch_and(!(1u64 << (round.wrapping_add(1) % 64)), Ordering::Relaxed);
             st.round.store(round.wrapping_add(1), Ordering::Relaxed);
             g.set_phase(DRAINING);
             Ok(())
         } else {
             loop {
-                if passed(st) {
-                    break Ok(());
+                if let Some(passed) = ended(st) {
+                    break outcome(passed);
                 }
-                match st.phase.load(Ordering::Relaxed) {
-                    BROKEN | RESETTING => break Err(BarrierError::Broken),
-                    _ => {}
+                if st.phase.load(Ordering::Relaxed) == BROKEN {
+                    break Err(BarrierError::Broken);
                 }
                 if g.wait(deadline) == WaitOutcome::TimedOut {
-                    if passed(st) {
-                        break Ok(());
+                    if let Some(passed) = ended(st) {
+                        break outcome(passed);
                     }
-                    match st.phase.load(Ordering::Relaxed) {
-                        BROKEN | RESETTING => break Err(BarrierError::Broken),
-                        _ => {
-                            g.set_phase(BROKEN);
-                            break Err(BarrierError::Timeout);
-                        }
+                    if st.phase.load(Ordering::Relaxed) != BROKEN {
+                        g.set_phase(BROKEN);
+                        break Err(BarrierError::Timeout);
                     }
+                    break Err(BarrierError::Broken);
                 }
             }
         };
 
-        // Leave; the last one out of a drained or reset round opens the next.
-        let left = st.count.load(Ordering::Relaxed) - 1;
-        st.count.store(left, Ordering::Relaxed);
-        if left == 0 {
-            let phase = st.phase.load(Ordering::Relaxed);
-            if phase == DRAINING || phase == RESETTING {
+        // Leave, unless a reset zeroed the count since we arrived; the last one out of a
+        // drained round opens the next.
+        if st.epoch.load(Ordering::Relaxed) == epoch {
+            let left = st.count.load(Ordering::Relaxed).saturating_sub(1);
+            st.count.store(left, Ordering::Relaxed);
+            if left == 0 && st.phase.load(Ordering::Relaxed) == DRAINING {
                 g.set_phase(FILLING);
             }
         }
@@ -363,32 +414,20 @@ impl Barrier {
     }
 
     fn lock(&self) -> Guard<'_> {
-        let lock = &self.state().lock;
-        // Acquire: the words the previous holder wrote are visible once we hold it.
-        let mut free = lock
-            .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok();
-        if !free {
-            free = signal_segment::spin_until(|| {
-                lock.compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-            });
-        }
-        if !free {
-            // Mark it contended so that the holder wakes us, then sleep until it is free.
-            while lock.swap(CONTENDED, Ordering::Acquire) != UNLOCKED {
-                signal_segment::sleep_on(lock, CONTENDED, Deadline::NEVER);
-            }
-        }
-        Guard {
+        let mut g = Guard {
+            raw: &self.raw,
             st: self.state(),
             wake: false,
-        }
+        };
+        g.relock();
+        g
     }
 }
 
-/// The private lock held; wakes condition sleepers after unlocking if the state changed.
+/// The barrier's lock held; wakes condition sleepers after unlocking if the state
+/// changed.
 struct Guard<'a> {
+    raw: &'a RawLock,
     st: &'a BarrierState,
     /// A change was published while someone slept on `seq`.
     wake: bool,
@@ -411,25 +450,27 @@ impl Guard<'_> {
     }
 
     fn unlock(&mut self) {
-        // Release: our writes are visible to the next holder.
-        if self.st.lock.swap(UNLOCKED, Ordering::Release) == CONTENDED {
-            signal_segment::wake_one(&self.st.lock);
-        }
+        // Release ordering comes with the lock: our writes are visible to the next
+        // holder. Fails only in a fork child that copied a guard of its parent's thread,
+        // which cannot happen here (the guard never outlives a call).
+        let _ = self.raw.unlock();
         if std::mem::take(&mut self.wake) {
-            signal_segment::wake_all(&self.st.seq);
+            spin::wake_all(&self.st.seq);
         }
     }
 
+    /// Takes the lock; when its previous holder died, breaks the barrier.
     fn relock(&mut self) {
-        let lock = &self.st.lock;
-        if lock
-            .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
-            return;
-        }
-        while lock.swap(CONTENDED, Ordering::Acquire) != UNLOCKED {
-            signal_segment::sleep_on(lock, CONTENDED, Deadline::NEVER);
+        let acquired = loop {
+            // Without a deadline the lock neither times out nor gives up.
+            if let Ok(acquired) = self.raw.lock(true, Deadline::NEVER) {
+                break acquired;
+            }
+        };
+        if let Acquired::OwnerDied { .. } = acquired {
+            // A party died between two of our words: the state may be torn. Nobody can
+            // wait on it safely until a reset rewrites it.
+            self.set_phase(BROKEN);
         }
     }
 
@@ -443,9 +484,9 @@ impl Guard<'_> {
         self.unlock();
         let changed = || st.seq.load(Ordering::Relaxed) != seen;
         let mut outcome = WaitOutcome::Woken;
-        if !signal_segment::spin_until(changed) {
+        if !spin::spin_until(changed) {
             while !changed() {
-                if signal_segment::sleep_on(&st.seq, seen, deadline) == WaitOutcome::TimedOut {
+                if spin::sleep_on(&st.seq, seen, deadline) == WaitOutcome::TimedOut {
                     outcome = WaitOutcome::TimedOut;
                     break;
                 }
@@ -474,18 +515,15 @@ impl fmt::Debug for Barrier {
 
 impl Serialize for Barrier {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        signal_segment::serialize(&self.seg, Primitive::Barrier, s)
+        Primitive::Barrier.serialize(self.raw.segment(), s)
     }
 }
 
 impl<'de> Deserialize<'de> for Barrier {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Barrier, D::Error> {
-        let seg = signal_segment::deserialize(
-            d,
-            Primitive::Barrier,
-            std::mem::size_of::<BarrierState>(),
-        )?;
-        Ok(Barrier { seg })
+        Ok(Barrier {
+            raw: RawLock::deserialize(d, Primitive::Barrier, std::mem::size_of::<BarrierState>())?,
+        })
     }
 }
 
@@ -494,13 +532,14 @@ mod tests {
     use super::*;
     use crate::handoff::{decode, encode};
     use crate::sync::watchdog;
+    use crate::sys::test_fork::{fork_then_park, kill_and_reap};
     use std::time::Instant;
 
     #[test]
     fn invalid_parties_are_refused() {
         assert!(matches!(
             Barrier::new(0),
-            Err(PrimitiveError::InvalidParties { parties: 0 })
+            Err(SyncError::InvalidParties { parties: 0 })
         ));
         fn check<T: Send + Sync + Clone>() {}
         check::<Barrier>();
@@ -549,6 +588,78 @@ mod tests {
             assert!(b.is_broken());
             assert_eq!(b.wait(), Err(BarrierError::Broken));
             b.reset();
+            assert!(!b.is_broken());
+            assert_eq!(b.n_waiting(), 0);
+        });
+    }
+
+    /// A round of a two-party barrier: this thread and another pass.
+    fn two_parties_pass(b: &Barrier) {
+        let other = b.clone();
+        let t = std::thread::spawn(move || other.wait_timeout(Duration::from_secs(20)));
+        assert!(b.wait_timeout(Duration::from_secs(20)).is_ok());
+        assert!(t.join().unwrap().is_ok());
+    }
+
+    #[test]
+    fn a_holder_killed_inside_the_lock_breaks_the_barrier() {
+        watchdog(|| {
+            let b = Barrier::new(2).unwrap();
+            let b2 = b.clone();
+            let child = fork_then_park(move || std::mem::forget(b2.lock())).unwrap();
+            let start = Instant::now();
+            while !b.raw.is_locked() {
+                assert!(
+                    start.elapsed() < Duration::from_secs(20),
+                    "child never locked"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            kill_and_reap(child);
+            assert_eq!(
+                b.wait_timeout(Duration::from_secs(20)),
+                Err(BarrierError::Broken)
+            );
+            assert!(b.is_broken());
+            b.reset();
+            two_parties_pass(&b);
+        });
+    }
+
+    #[test]
+    fn reset_forgets_a_party_that_never_leaves() {
+        watchdog(|| {
+            let b = Barrier::new(2).unwrap();
+            // A party that arrived and vanished (as a killed process would): it still
+            // counts as inside.
+            {
+                let st = b.state();
+                let _g = b.lock();
+                st.count.store(1, Ordering::Relaxed);
+            }
+            // The round completes one party short: we pass alone.
+            assert!(b.wait_timeout(Duration::from_secs(20)).unwrap().is_leader());
+            // The ghost never leaves: the next round cannot fill until a reset.
+            assert_eq!(
+                b.wait_timeout(Duration::from_millis(20)),
+                Err(BarrierError::Timeout)
+            );
+            b.reset();
+            two_parties_pass(&b);
+        });
+    }
+
+    #[test]
+    fn reset_breaks_the_waiters_of_the_round_it_ends() {
+        watchdog(|| {
+            let b = Barrier::new(3).unwrap();
+            let other = b.clone();
+            let t = std::thread::spawn(move || other.wait_timeout(Duration::from_secs(20)));
+            while b.n_waiting() < 1 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            b.reset();
+            assert_eq!(t.join().unwrap(), Err(BarrierError::Broken));
             assert!(!b.is_broken());
             assert_eq!(b.n_waiting(), 0);
         });

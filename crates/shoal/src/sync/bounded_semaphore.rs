@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::sync::primitive::Primitive;
 use crate::sync::semaphore::RawSemaphore;
-use crate::sync::signal_segment::Primitive;
-use crate::sync::{PrimitiveError, ReleaseError, SemaphoreGuard};
-use crate::sys::Deadline;
+use crate::sync::{ReleaseError, SemaphoreGuard, SyncError};
 
 /// A counting semaphore whose count never exceeds its initial value (Python's
 /// `multiprocessing.BoundedSemaphore`).
@@ -29,7 +28,7 @@ use crate::sys::Deadline;
 ///     assert!(sem.try_acquire().is_none());
 /// }
 /// assert_eq!(sem.release(), Err(ReleaseError::OverReleased { limit: 1 }));
-/// # Ok::<(), shoal::sync::PrimitiveError>(())
+/// # Ok::<(), shoal::sync::SyncError>(())
 /// ```
 #[derive(Clone)]
 pub struct BoundedSemaphore {
@@ -40,16 +39,16 @@ impl BoundedSemaphore {
     /// Creates a semaphore holding `value` permits, never more.
     ///
     /// # Errors
-    /// [`PrimitiveError::ValueTooLarge`] above `i32::MAX`; [`PrimitiveError::Shm`] when
+    /// [`SyncError::ValueTooLarge`] above `i32::MAX`; [`SyncError::Shm`] when
     /// the shared memory cannot be created.
     ///
     /// # Examples
     /// ```
     /// let sem = shoal::sync::BoundedSemaphore::new(2)?;
     /// assert_eq!((sem.value(), sem.limit()), (2, 2));
-    /// # Ok::<(), shoal::sync::PrimitiveError>(())
+    /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
-    pub fn new(value: u32) -> Result<BoundedSemaphore, PrimitiveError> {
+    pub fn new(value: u32) -> Result<BoundedSemaphore, SyncError> {
         Ok(BoundedSemaphore {
             raw: RawSemaphore::new(Primitive::BoundedSemaphore, value, value)?,
         })
@@ -64,11 +63,10 @@ impl BoundedSemaphore {
     /// assert_eq!(sem.value(), 0);
     /// drop(permit);
     /// assert_eq!(sem.value(), 1);
-    /// # Ok::<(), shoal::sync::PrimitiveError>(())
+    /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
     pub fn acquire(&self) -> SemaphoreGuard<'_> {
-        while !self.raw.acquire_until(Deadline::NEVER) {}
-        SemaphoreGuard::new(&self.raw)
+        self.raw.acquire()
     }
 
     /// Takes a permit if one is free now.
@@ -78,12 +76,10 @@ impl BoundedSemaphore {
     /// let sem = shoal::sync::BoundedSemaphore::new(1)?;
     /// let _a = sem.try_acquire().unwrap();
     /// assert!(sem.try_acquire().is_none());
-    /// # Ok::<(), shoal::sync::PrimitiveError>(())
+    /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
     pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
-        self.raw
-            .try_acquire()
-            .then(|| SemaphoreGuard::new(&self.raw))
+        self.raw.try_acquire()
     }
 
     /// Takes a permit, waiting at most `timeout`; `None` when none came in time.
@@ -94,12 +90,10 @@ impl BoundedSemaphore {
     ///
     /// let sem = shoal::sync::BoundedSemaphore::new(0)?;
     /// assert!(sem.acquire_timeout(Duration::from_millis(1)).is_none());
-    /// # Ok::<(), shoal::sync::PrimitiveError>(())
+    /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
-        self.raw
-            .acquire_until(Deadline::after(timeout))
-            .then(|| SemaphoreGuard::new(&self.raw))
+        self.raw.acquire_timeout(timeout)
     }
 
     /// Gives a permit back (typically one kept with
@@ -126,7 +120,7 @@ impl BoundedSemaphore {
     /// # Examples
     /// ```
     /// assert_eq!(shoal::sync::BoundedSemaphore::new(3)?.value(), 3);
-    /// # Ok::<(), shoal::sync::PrimitiveError>(())
+    /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
     pub fn value(&self) -> u32 {
         self.raw.value()
@@ -137,7 +131,7 @@ impl BoundedSemaphore {
     /// # Examples
     /// ```
     /// assert_eq!(shoal::sync::BoundedSemaphore::new(3)?.limit(), 3);
-    /// # Ok::<(), shoal::sync::PrimitiveError>(())
+    /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
     pub fn limit(&self) -> u32 {
         self.raw.limit()

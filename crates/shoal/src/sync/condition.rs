@@ -13,14 +13,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::handoff;
-use crate::shm::{Segment, SegmentKind};
+use crate::shm::Segment;
 use crate::sync::lock::wrap;
+use crate::sync::primitive::Primitive;
 use crate::sync::raw_lock::Acquired;
 use crate::sync::{Lock, LockResult, RLock, SyncError, TryLockError};
 use crate::sys::{self, Deadline, WaitOutcome};
-
-const TAG_CONDITION: u32 = u32::from_le_bytes(*b"COND");
 
 /// The in-segment state of a condition.
 #[repr(C)]
@@ -189,9 +187,7 @@ impl Condition {
     }
 
     fn build(lock: CondLock) -> Result<Condition, SyncError> {
-        let seg = Segment::anonymous(SegmentKind::Sync, std::mem::size_of::<CondState>())
-            .map_err(|e| SyncError::shm("create a condition", e))?;
-        seg.tag().store(TAG_CONDITION, Ordering::Release);
+        let seg = Primitive::Condition.create(std::mem::size_of::<CondState>())?;
         Ok(Condition::from_segment(seg, lock))
     }
 
@@ -439,10 +435,8 @@ struct Wire {
 
 impl Serialize for Condition {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let fd = handoff::export_fd(self.shared.seg.fd(), "Condition")
-            .map_err(serde::ser::Error::custom)?;
         Wire {
-            fd,
+            fd: Primitive::Condition.export_fd(&self.shared.seg)?,
             lock: self.lock.clone(),
         }
         .serialize(s)
@@ -452,16 +446,7 @@ impl Serialize for Condition {
 impl<'de> Deserialize<'de> for Condition {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Condition, D::Error> {
         let wire = Wire::deserialize(d)?;
-        let fd = handoff::import_fd(wire.fd).map_err(serde::de::Error::custom)?;
-        let seg = Segment::import(fd, None, SegmentKind::Sync)
-            .map_err(|e| serde::de::Error::custom(SyncError::shm("receive a condition", e)))?;
-        let found = seg.tag().load(Ordering::Acquire);
-        if found != TAG_CONDITION || seg.payload_len() < std::mem::size_of::<CondState>() {
-            return Err(serde::de::Error::custom(SyncError::WrongPrimitive {
-                expected: "condition",
-                found,
-            }));
-        }
+        let seg = Primitive::Condition.import_fd(wire.fd, std::mem::size_of::<CondState>())?;
         Ok(Condition::from_segment(seg, wire.lock))
     }
 }

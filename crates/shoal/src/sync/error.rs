@@ -6,13 +6,16 @@ use std::io;
 
 use crate::shm::ShmError;
 
-/// A synchronisation primitive could not be created or received.
+/// A synchronisation primitive could not be created, or a descriptor received from
+/// another process could not become one. Every primitive of [`crate::sync`] (and
+/// [`Value`](crate::Value) / [`Array`](crate::Array)) reports creation and import
+/// failures with this one type.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum SyncError {
-    /// Its shared-memory segment could not be made or mapped.
+    /// Its shared-memory segment could not be made, mapped or validated.
     Shm {
-        /// What shoal was doing ("create a lock").
+        /// What shoal was doing ("create a lock", "receive a barrier").
         context: &'static str,
         /// The underlying error.
         source: ShmError,
@@ -28,8 +31,29 @@ pub enum SyncError {
     WrongPrimitive {
         /// The primitive asked for ("lock").
         expected: &'static str,
-        /// The tag found in the segment header.
-        found: u32,
+        /// What the segment's tag says it holds ("a re-entrant lock").
+        found: String,
+    },
+    /// A received segment is too small for the primitive asked for (a wrong layout).
+    TooSmall {
+        /// The primitive asked for.
+        primitive: &'static str,
+        /// Payload bytes in the segment.
+        len: usize,
+        /// Payload bytes the primitive needs.
+        needed: usize,
+    },
+    /// A semaphore's initial value above the largest count a semaphore holds.
+    ValueTooLarge {
+        /// The value asked for.
+        value: u32,
+        /// The largest value allowed.
+        max: u32,
+    },
+    /// A barrier for zero parties, or for more than a barrier can count.
+    InvalidParties {
+        /// The number of parties asked for.
+        parties: usize,
     },
 }
 
@@ -39,27 +63,40 @@ impl SyncError {
     }
 }
 
+/// `name` with its indefinite article: "a barrier", "an event".
+pub(crate) fn a(name: &str) -> String {
+    let vowel = name.starts_with(['a', 'e', 'i', 'o', 'u']);
+    format!("{} {name}", if vowel { "an" } else { "a" })
+}
+
 impl fmt::Display for SyncError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SyncError::Shm { context, source } => write!(f, "could not {context}: {source}"),
             SyncError::Io { context, source } => write!(f, "could not {context}: {source}"),
-            SyncError::WrongPrimitive { expected, found } => {
-                let bytes = found.to_le_bytes();
-                let printable = bytes.iter().all(|b| b.is_ascii_graphic());
-                if printable {
-                    let name: String = bytes.iter().map(|&b| char::from(b)).collect();
-                    write!(
-                        f,
-                        "the received segment holds a {name:?} primitive, not a {expected}"
-                    )
-                } else {
-                    write!(
-                        f,
-                        "the received segment holds primitive tag {found:#x}, not a {expected}"
-                    )
-                }
-            }
+            SyncError::WrongPrimitive { expected, found } => write!(
+                f,
+                "the shared segment received holds {found}, not {}",
+                a(expected)
+            ),
+            SyncError::TooSmall {
+                primitive,
+                len,
+                needed,
+            } => write!(
+                f,
+                "the shared segment received has {len} payload bytes, but {} needs {needed}",
+                a(primitive)
+            ),
+            SyncError::ValueTooLarge { value, max } => write!(
+                f,
+                "a semaphore cannot start at {value}: its count is limited to {max}"
+            ),
+            SyncError::InvalidParties { parties } => write!(
+                f,
+                "a barrier cannot be made for {parties} parties: it needs 1 to {} parties",
+                u32::MAX
+            ),
         }
     }
 }
@@ -69,7 +106,7 @@ impl std::error::Error for SyncError {
         match self {
             SyncError::Shm { source, .. } => Some(source),
             SyncError::Io { source, .. } => Some(source),
-            SyncError::WrongPrimitive { .. } => None,
+            _ => None,
         }
     }
 }
@@ -238,6 +275,67 @@ impl fmt::Display for NoLock {
 
 impl std::error::Error for NoLock {}
 
+/// A semaphore release was refused; the count is unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReleaseError {
+    /// A [`BoundedSemaphore`](crate::sync::BoundedSemaphore) would have gone above its
+    /// initial value (Python raises `ValueError` here).
+    OverReleased {
+        /// The initial value, which the count may not exceed.
+        limit: u32,
+    },
+    /// A [`Semaphore`](crate::sync::Semaphore) already holds the most permits it can count.
+    Overflow {
+        /// The largest count.
+        max: u32,
+    },
+}
+
+impl fmt::Display for ReleaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReleaseError::OverReleased { limit } => write!(
+                f,
+                "the bounded semaphore was released too many times: its value may not exceed {limit}"
+            ),
+            ReleaseError::Overflow { max } => write!(
+                f,
+                "the semaphore cannot be released: it already holds the largest count, {max}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ReleaseError {}
+
+/// Why [`Barrier::wait`](crate::sync::Barrier::wait) did not let the caller through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BarrierError {
+    /// The barrier is broken: it was aborted, reset while this caller waited, another
+    /// waiter timed out, or a process died while updating the barrier's state. Every
+    /// later wait fails the same way until [`reset`](crate::sync::Barrier::reset).
+    Broken,
+    /// This caller's timeout expired; the barrier is now broken for everyone else.
+    Timeout,
+}
+
+impl fmt::Display for BarrierError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BarrierError::Broken => {
+                "the barrier is broken: it was aborted or reset, a waiter timed out, or a party died updating it"
+            }
+            BarrierError::Timeout => {
+                "timed out waiting at the barrier, which is now broken for every party"
+            }
+        })
+    }
+}
+
+impl std::error::Error for BarrierError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,10 +353,23 @@ mod tests {
         };
         assert_eq!(n.to_string(), "cannot release a lock that is not locked");
         let w = SyncError::WrongPrimitive {
-            expected: "lock",
-            found: u32::from_le_bytes(*b"RLCK"),
+            expected: "event",
+            found: "a re-entrant lock".to_owned(),
         };
-        assert!(w.to_string().contains("\"RLCK\""), "{w}");
+        assert_eq!(
+            w.to_string(),
+            "the shared segment received holds a re-entrant lock, not an event"
+        );
+        let msgs = [
+            SyncError::InvalidParties { parties: 0 }.to_string(),
+            ReleaseError::OverReleased { limit: 2 }.to_string(),
+            BarrierError::Broken.to_string(),
+            BarrierError::Timeout.to_string(),
+        ];
+        for m in msgs {
+            assert!(m.chars().next().unwrap().is_lowercase(), "{m}");
+            assert!(!m.ends_with('.'), "{m}");
+        }
         let t: TryLockError<()> = TryLockError::Timeout;
         assert_eq!(t.to_string(), "timed out waiting for the lock");
     }

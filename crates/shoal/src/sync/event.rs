@@ -8,8 +8,9 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::shm::Segment;
-use crate::sync::signal_segment::{self, Primitive};
-use crate::sync::PrimitiveError;
+use crate::sync::primitive::Primitive;
+use crate::sync::spin;
+use crate::sync::SyncError;
 use crate::sys::{Deadline, WaitOutcome};
 
 /// The in-segment state of an event.
@@ -64,7 +65,7 @@ const SET: u32 = 1;
 /// ready.wait();
 /// assert!(ready.is_set());
 /// # t.join().unwrap();
-/// # Ok::<(), shoal::sync::PrimitiveError>(())
+/// # Ok::<(), shoal::sync::SyncError>(())
 /// ```
 #[derive(Clone)]
 pub struct Event {
@@ -75,15 +76,15 @@ impl Event {
     /// Creates an event whose flag is clear.
     ///
     /// # Errors
-    /// [`PrimitiveError::Shm`] when the shared memory cannot be created.
+    /// [`SyncError::Shm`] when the shared memory cannot be created.
     ///
     /// # Examples
     /// ```
     /// assert!(!shoal::sync::Event::new()?.is_set());
-    /// # Ok::<(), shoal::sync::PrimitiveError>(())
+    /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
-    pub fn new() -> Result<Event, PrimitiveError> {
-        let seg = signal_segment::create(Primitive::Event, std::mem::size_of::<EventState>())?;
+    pub fn new() -> Result<Event, SyncError> {
+        let seg = Primitive::Event.create(std::mem::size_of::<EventState>())?;
         // The zero-filled segment is already a clear event with no sleepers.
         Ok(Event { seg })
     }
@@ -104,7 +105,7 @@ impl Event {
     /// ev.set();
     /// ev.set();
     /// assert!(ev.is_set());
-    /// # Ok::<(), shoal::sync::PrimitiveError>(())
+    /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
     pub fn set(&self) {
         let st = self.state();
@@ -125,7 +126,7 @@ impl Event {
             }
         }
         if st.sleepers.load(Ordering::SeqCst) > 0 {
-            signal_segment::wake_all(&st.word);
+            spin::wake_all(&st.word);
         }
     }
 
@@ -137,7 +138,7 @@ impl Event {
     /// ev.set();
     /// ev.clear();
     /// assert!(!ev.is_set());
-    /// # Ok::<(), shoal::sync::PrimitiveError>(())
+    /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
     pub fn clear(&self) {
         // fetch_and leaves a clear word unchanged, so waiters that saw it never take a
@@ -151,7 +152,7 @@ impl Event {
     /// ```
     /// let ev = shoal::sync::Event::new()?;
     /// assert!(!ev.is_set());
-    /// # Ok::<(), shoal::sync::PrimitiveError>(())
+    /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
     pub fn is_set(&self) -> bool {
         self.state().word.load(Ordering::Acquire) & SET != 0
@@ -164,7 +165,7 @@ impl Event {
     /// let ev = shoal::sync::Event::new()?;
     /// ev.set();
     /// ev.wait();
-    /// # Ok::<(), shoal::sync::PrimitiveError>(())
+    /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
     pub fn wait(&self) {
         while !self.wait_until(Deadline::NEVER) {}
@@ -181,7 +182,7 @@ impl Event {
     /// assert!(!ev.wait_timeout(Duration::from_millis(1)));
     /// ev.set();
     /// assert!(ev.wait_timeout(Duration::from_millis(1)));
-    /// # Ok::<(), shoal::sync::PrimitiveError>(())
+    /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.wait_until(Deadline::after(timeout))
@@ -195,7 +196,7 @@ impl Event {
             return true;
         }
         let changed = || st.word.load(Ordering::Acquire) != w;
-        if signal_segment::spin_until(changed) {
+        if spin::spin_until(changed) {
             return true;
         }
         st.sleepers.fetch_add(1, Ordering::SeqCst);
@@ -203,7 +204,7 @@ impl Event {
             if st.word.load(Ordering::SeqCst) != w {
                 break true;
             }
-            if signal_segment::sleep_on(&st.word, w, deadline) == WaitOutcome::TimedOut {
+            if spin::sleep_on(&st.word, w, deadline) == WaitOutcome::TimedOut {
                 break changed();
             }
         };
@@ -222,14 +223,13 @@ impl fmt::Debug for Event {
 
 impl Serialize for Event {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        signal_segment::serialize(&self.seg, Primitive::Event, s)
+        Primitive::Event.serialize(&self.seg, s)
     }
 }
 
 impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Event, D::Error> {
-        let seg =
-            signal_segment::deserialize(d, Primitive::Event, std::mem::size_of::<EventState>())?;
+        let seg = Primitive::Event.deserialize(d, std::mem::size_of::<EventState>())?;
         Ok(Event { seg })
     }
 }
@@ -305,7 +305,7 @@ mod tests {
         let enc = encode(&shm).unwrap();
         let err = decode::<Event>(&enc.bytes, enc.fds).unwrap_err();
         assert!(
-            err.to_string().contains("shared memory of an event"),
+            err.to_string().contains("could not receive an event"),
             "{err}"
         );
     }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::handoff;
-use crate::sync::raw_lock::{Acquired, Busy, RawLock, TAG_LOCK};
+use crate::sync::primitive::Primitive;
+use crate::sync::raw_lock::{Acquired, Busy, RawLock};
 use crate::sync::{LockResult, NotHeld, OwnerDied, SyncError, TryLockError};
 use crate::sys::Deadline;
 
@@ -123,7 +123,7 @@ impl Lock {
     /// ```
     pub fn new() -> Result<Lock, SyncError> {
         Ok(Lock {
-            raw: RawLock::new(TAG_LOCK, "create a lock")?,
+            raw: RawLock::new(Primitive::Lock, 0)?,
         })
     }
 
@@ -241,25 +241,17 @@ impl Lock {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct Wire {
-    fd: u32,
-}
-
 impl Serialize for Lock {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let fd = handoff::export_fd(self.raw.segment().fd(), "Lock")
-            .map_err(serde::ser::Error::custom)?;
-        Wire { fd }.serialize(s)
+        Primitive::Lock.serialize(self.raw.segment(), s)
     }
 }
 
 impl<'de> Deserialize<'de> for Lock {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Lock, D::Error> {
-        let wire = Wire::deserialize(d)?;
-        let fd = handoff::import_fd(wire.fd).map_err(serde::de::Error::custom)?;
-        let raw = RawLock::import(fd, TAG_LOCK, "lock").map_err(serde::de::Error::custom)?;
-        Ok(Lock { raw })
+        Ok(Lock {
+            raw: RawLock::deserialize(d, Primitive::Lock, 0)?,
+        })
     }
 }
 
@@ -424,6 +416,10 @@ pub(crate) mod tests {
         let r = crate::sync::RLock::new().unwrap();
         let enc = encode(&r).unwrap();
         let err = decode::<Lock>(&enc.bytes, enc.fds).unwrap_err();
-        assert!(err.to_string().contains("RLCK"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("holds a re-entrant lock, not a lock"),
+            "{err}"
+        );
     }
 }

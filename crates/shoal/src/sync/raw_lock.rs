@@ -43,21 +43,19 @@
 
 use std::fmt;
 use std::mem::offset_of;
-use std::os::fd::OwnedFd;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::shm::{Segment, SegmentKind};
+use crate::shm::Segment;
+use crate::sync::primitive::Primitive;
 use crate::sync::SyncError;
 use crate::sys::{self, Deadline, RobustLink, ThreadCtx, WaitOutcome};
 use crate::sys::{FUTEX_OWNER_DIED, FUTEX_TID_MASK, FUTEX_WAITERS, ROBUST_FUTEX_OFFSET};
 
-/// Header tag of a [`crate::sync::Lock`] segment.
-pub(crate) const TAG_LOCK: u32 = u32::from_le_bytes(*b"LOCK");
-/// Header tag of a [`crate::sync::RLock`] segment.
-pub(crate) const TAG_RLOCK: u32 = u32::from_le_bytes(*b"RLCK");
+/// Payload bytes a lock needs.
+pub(crate) const RAW_LOCK_LEN: usize = std::mem::size_of::<RawLockState>();
 
 /// Compare-and-swap rounds before an acquirer goes to sleep.
 const SPIN_ROUNDS: u32 = 100;
@@ -167,31 +165,24 @@ impl fmt::Debug for RawLock {
 }
 
 impl RawLock {
-    /// Creates an unlocked lock in a new anonymous segment tagged `tag`.
-    pub(crate) fn new(tag: u32, what: &'static str) -> Result<RawLock, SyncError> {
-        let seg = Segment::anonymous(SegmentKind::Sync, std::mem::size_of::<RawLockState>())
-            .map_err(|e| SyncError::shm(what, e))?;
-        seg.tag().store(tag, Ordering::Release);
+    /// Creates an unlocked lock at the start of a new anonymous segment for
+    /// `primitive`, whose payload holds `len` bytes (at least a [`RawLockState`]; a
+    /// primitive may keep more state after it).
+    pub(crate) fn new(primitive: Primitive, len: usize) -> Result<RawLock, SyncError> {
+        let seg = primitive.create(len.max(RAW_LOCK_LEN))?;
         // A fresh segment is zero-filled: word 0 (unlocked), count 0, null list pointers.
         Ok(RawLock::from_segment(seg))
     }
 
-    /// Maps a lock received as a descriptor, checking its kind and tag.
-    pub(crate) fn import(
-        fd: OwnedFd,
-        tag: u32,
-        expected: &'static str,
-    ) -> Result<RawLock, SyncError> {
-        let seg = Segment::import(fd, None, SegmentKind::Sync)
-            .map_err(|e| SyncError::shm("receive a lock", e))?;
-        let found = seg.tag().load(Ordering::Acquire);
-        if found != tag {
-            return Err(SyncError::WrongPrimitive { expected, found });
-        }
-        if seg.payload_len() < std::mem::size_of::<RawLockState>() {
-            return Err(SyncError::WrongPrimitive { expected, found });
-        }
-        Ok(RawLock::from_segment(seg))
+    /// `Deserialize` for a primitive built on a lock (see [`RawLock::new`]).
+    pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+        primitive: Primitive,
+        len: usize,
+    ) -> Result<RawLock, D::Error> {
+        Ok(RawLock::from_segment(
+            primitive.deserialize(d, len.max(RAW_LOCK_LEN))?,
+        ))
     }
 
     fn from_segment(seg: Arc<Segment>) -> RawLock {
@@ -451,7 +442,7 @@ mod tests {
 
     #[test]
     fn lock_unlock_and_not_held() {
-        let l = RawLock::new(TAG_LOCK, "create a lock").unwrap();
+        let l = RawLock::new(Primitive::Lock, 0).unwrap();
         assert_eq!(l.unlock(), Err(None));
         assert_eq!(l.lock(true, Deadline::NEVER), Ok(Acquired::Clean));
         assert_eq!(l.holder(), Some(sys::current_tid()));
@@ -469,7 +460,7 @@ mod tests {
 
     #[test]
     fn glibc_robust_mutexes_keep_working_beside_ours() {
-        let l = RawLock::new(TAG_LOCK, "create a lock").unwrap();
+        let l = RawLock::new(Primitive::Lock, 0).unwrap();
         // SAFETY: plain pthread calls on a local, initialised robust mutex.
         unsafe {
             let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
@@ -490,7 +481,7 @@ mod tests {
 
     #[test]
     fn holder_killed_in_another_process_gives_owner_died() {
-        let l = RawLock::new(TAG_LOCK, "create a lock").unwrap();
+        let l = RawLock::new(Primitive::Lock, 0).unwrap();
         let l2 = l.clone();
         let child = fork_then_park(move || {
             let _ = l2.lock(true, Deadline::NEVER);
@@ -522,7 +513,7 @@ mod tests {
 
     #[test]
     fn fallback_detects_a_dead_unlisted_holder() {
-        let l = RawLock::new(TAG_LOCK, "create a lock").unwrap();
+        let l = RawLock::new(Primitive::Lock, 0).unwrap();
         let l2 = l.clone();
         let tid = std::thread::spawn(move || {
             sys::force_robust_fallback();
@@ -548,7 +539,7 @@ mod tests {
 
     #[test]
     fn a_thread_without_a_c_library_list_gets_our_own() {
-        let l = RawLock::new(TAG_LOCK, "create a lock").unwrap();
+        let l = RawLock::new(Primitive::Lock, 0).unwrap();
         let l2 = l.clone();
         let tid = std::thread::spawn(move || {
             crate::sys::test_fork::unregister_robust_list();
@@ -574,7 +565,7 @@ mod tests {
 
     #[test]
     fn timeout_is_reported_after_the_deadline() {
-        let l = RawLock::new(TAG_LOCK, "create a lock").unwrap();
+        let l = RawLock::new(Primitive::Lock, 0).unwrap();
         l.lock(true, Deadline::NEVER).unwrap();
         let l2 = l.clone();
         let (out, waited) = std::thread::spawn(move || {

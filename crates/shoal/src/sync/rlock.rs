@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::handoff;
 use crate::sync::lock::{wrap, wrap_try};
-use crate::sync::raw_lock::{Acquired, Busy, RawLock, TAG_RLOCK};
+use crate::sync::primitive::Primitive;
+use crate::sync::raw_lock::{Acquired, Busy, RawLock};
 use crate::sync::{LockResult, NotHeld, SyncError, TryLockError};
 use crate::sys::{self, Deadline};
 
@@ -81,7 +81,7 @@ impl RLock {
     /// When the segment cannot be created ([`SyncError::Shm`]).
     pub fn new() -> Result<RLock, SyncError> {
         Ok(RLock {
-            raw: RawLock::new(TAG_RLOCK, "create a re-entrant lock")?,
+            raw: RawLock::new(Primitive::RLock, 0)?,
         })
     }
 
@@ -253,26 +253,17 @@ impl RLock {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct Wire {
-    fd: u32,
-}
-
 impl Serialize for RLock {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let fd = handoff::export_fd(self.raw.segment().fd(), "RLock")
-            .map_err(serde::ser::Error::custom)?;
-        Wire { fd }.serialize(s)
+        Primitive::RLock.serialize(self.raw.segment(), s)
     }
 }
 
 impl<'de> Deserialize<'de> for RLock {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RLock, D::Error> {
-        let wire = Wire::deserialize(d)?;
-        let fd = handoff::import_fd(wire.fd).map_err(serde::de::Error::custom)?;
-        let raw =
-            RawLock::import(fd, TAG_RLOCK, "re-entrant lock").map_err(serde::de::Error::custom)?;
-        Ok(RLock { raw })
+        Ok(RLock {
+            raw: RawLock::deserialize(d, Primitive::RLock, 0)?,
+        })
     }
 }
 

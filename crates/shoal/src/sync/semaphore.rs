@@ -9,8 +9,9 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::shm::Segment;
-use crate::sync::signal_segment::{self, Primitive};
-use crate::sync::{PrimitiveError, ReleaseError};
+use crate::sync::primitive::Primitive;
+use crate::sync::spin;
+use crate::sync::{ReleaseError, SyncError};
 use crate::sys::{Deadline, WaitOutcome};
 
 /// The largest count a semaphore holds (`SEM_VALUE_MAX` on Linux).
@@ -52,18 +53,14 @@ pub(crate) struct RawSemaphore {
 }
 
 impl RawSemaphore {
-    pub(crate) fn new(
-        primitive: Primitive,
-        value: u32,
-        limit: u32,
-    ) -> Result<Self, PrimitiveError> {
+    pub(crate) fn new(primitive: Primitive, value: u32, limit: u32) -> Result<Self, SyncError> {
         if value > MAX_VALUE {
-            return Err(PrimitiveError::ValueTooLarge {
+            return Err(SyncError::ValueTooLarge {
                 value,
                 max: MAX_VALUE,
             });
         }
-        let seg = signal_segment::create(primitive, std::mem::size_of::<SemState>())?;
+        let seg = primitive.create(std::mem::size_of::<SemState>())?;
         let raw = RawSemaphore { seg, primitive };
         let st = raw.state();
         // Relaxed: the segment reaches no other process or thread before a handoff or a
@@ -102,13 +99,26 @@ impl RawSemaphore {
         false
     }
 
-    pub(crate) fn try_acquire(&self) -> bool {
-        self.try_take()
+    /// A permit now, as a guard.
+    pub(crate) fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
+        self.try_take().then(|| SemaphoreGuard::new(self))
+    }
+
+    /// A permit, waiting as long as it takes.
+    pub(crate) fn acquire(&self) -> SemaphoreGuard<'_> {
+        while !self.acquire_until(Deadline::NEVER) {}
+        SemaphoreGuard::new(self)
+    }
+
+    /// A permit, waiting at most `timeout`.
+    pub(crate) fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
+        self.acquire_until(Deadline::after(timeout))
+            .then(|| SemaphoreGuard::new(self))
     }
 
     /// Takes a permit, waiting at most until `deadline`; false when it passed first.
-    pub(crate) fn acquire_until(&self, deadline: Deadline) -> bool {
-        if self.try_take() || signal_segment::spin_until(|| self.try_take()) {
+    fn acquire_until(&self, deadline: Deadline) -> bool {
+        if self.try_take() || spin::spin_until(|| self.try_take()) {
             return true;
         }
         let st = self.state();
@@ -123,7 +133,7 @@ impl RawSemaphore {
                 continue;
             }
             // The count was 0 just now; the kernel re-checks it atomically before sleeping.
-            if signal_segment::sleep_on(&st.count, 0, deadline) == WaitOutcome::TimedOut {
+            if spin::sleep_on(&st.count, 0, deadline) == WaitOutcome::TimedOut {
                 // A permit released at the very end still counts.
                 break self.try_take();
             }
@@ -154,20 +164,20 @@ impl RawSemaphore {
         // One permit, one sleeper to wake: a woken sleeper that loses the permit to a
         // barging acquirer goes back to sleep, and the permit was used either way.
         if st.sleepers.load(Ordering::SeqCst) > 0 {
-            signal_segment::wake_one(&st.count);
+            spin::wake_one(&st.count);
         }
         Ok(())
     }
 
     pub(crate) fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        signal_segment::serialize(&self.seg, self.primitive, s)
+        self.primitive.serialize(&self.seg, s)
     }
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
         primitive: Primitive,
     ) -> Result<Self, D::Error> {
-        let seg = signal_segment::deserialize(d, primitive, std::mem::size_of::<SemState>())?;
+        let seg = primitive.deserialize(d, std::mem::size_of::<SemState>())?;
         Ok(RawSemaphore { seg, primitive })
     }
 }
@@ -248,7 +258,7 @@ impl fmt::Debug for SemaphoreGuard<'_> {
 /// drop(a);
 /// assert_eq!(sem.value(), 1);
 /// # drop(b);
-/// # Ok::<(), shoal::sync::PrimitiveError>(())
+/// # Ok::<(), shoal::sync::SyncError>(())
 /// ```
 #[derive(Clone)]
 pub struct Semaphore {
@@ -259,16 +269,16 @@ impl Semaphore {
     /// Creates a semaphore holding `value` permits.
     ///
     /// # Errors
-    /// [`PrimitiveError::ValueTooLarge`] above `i32::MAX`; [`PrimitiveError::Shm`] when
+    /// [`SyncError::ValueTooLarge`] above `i32::MAX`; [`SyncError::Shm`] when
     /// the shared memory cannot be created.
     ///
     /// # Examples
     /// ```
     /// let sem = shoal::sync::Semaphore::new(3)?;
     /// assert_eq!(sem.value(), 3);
-    /// # Ok::<(), shoal::sync::PrimitiveError>(())
+    /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
-    pub fn new(value: u32) -> Result<Semaphore, PrimitiveError> {
+    pub fn new(value: u32) -> Result<Semaphore, SyncError> {
         Ok(Semaphore {
             raw: RawSemaphore::new(Primitive::Semaphore, value, MAX_VALUE)?,
         })
@@ -284,11 +294,10 @@ impl Semaphore {
     ///     assert_eq!(sem.value(), 0);
     /// }
     /// assert_eq!(sem.value(), 1);
-    /// # Ok::<(), shoal::sync::PrimitiveError>(())
+    /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
     pub fn acquire(&self) -> SemaphoreGuard<'_> {
-        while !self.raw.acquire_until(Deadline::NEVER) {}
-        SemaphoreGuard { raw: &self.raw }
+        self.raw.acquire()
     }
 
     /// Takes a permit if one is free now.
@@ -297,12 +306,10 @@ impl Semaphore {
     /// ```
     /// let sem = shoal::sync::Semaphore::new(0)?;
     /// assert!(sem.try_acquire().is_none());
-    /// # Ok::<(), shoal::sync::PrimitiveError>(())
+    /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
     pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
-        self.raw
-            .try_acquire()
-            .then(|| SemaphoreGuard::new(&self.raw))
+        self.raw.try_acquire()
     }
 
     /// Takes a permit, waiting at most `timeout`; `None` when none came in time.
@@ -313,12 +320,10 @@ impl Semaphore {
     ///
     /// let sem = shoal::sync::Semaphore::new(0)?;
     /// assert!(sem.acquire_timeout(Duration::from_millis(1)).is_none());
-    /// # Ok::<(), shoal::sync::PrimitiveError>(())
+    /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
-        self.raw
-            .acquire_until(Deadline::after(timeout))
-            .then(|| SemaphoreGuard::new(&self.raw))
+        self.raw.acquire_timeout(timeout)
     }
 
     /// Adds a permit, waking one waiter if any sleeps. Like Python's, it need not follow
@@ -343,7 +348,7 @@ impl Semaphore {
     /// # Examples
     /// ```
     /// assert_eq!(shoal::sync::Semaphore::new(4)?.value(), 4);
-    /// # Ok::<(), shoal::sync::PrimitiveError>(())
+    /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
     pub fn value(&self) -> u32 {
         self.raw.value()
@@ -407,7 +412,7 @@ mod tests {
     fn value_limits() {
         assert!(matches!(
             Semaphore::new(MAX_VALUE + 1),
-            Err(PrimitiveError::ValueTooLarge { .. })
+            Err(SyncError::ValueTooLarge { .. })
         ));
         let sem = Semaphore::new(MAX_VALUE).unwrap();
         assert_eq!(
@@ -466,10 +471,7 @@ mod tests {
         let enc = encode(&lock).unwrap();
         let err = decode::<Semaphore>(&enc.bytes, enc.fds).unwrap_err();
         let msg = err.to_string();
-        assert!(
-            msg.contains("another primitive") && msg.contains("LOCK"),
-            "{msg}"
-        );
+        assert!(msg.contains("holds a lock, not a semaphore"), "{msg}");
 
         let err = crate::codec::encode(&sem).unwrap_err();
         assert!(err.to_string().contains("Semaphore"), "{err}");

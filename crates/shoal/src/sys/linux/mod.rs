@@ -11,10 +11,12 @@ pub(crate) use memory::{
 };
 mod signal;
 pub(crate) use signal::pid_alive;
+mod affinity;
 mod fdpass;
 mod process;
 mod robust;
 mod thread;
+pub(crate) use affinity::*;
 #[allow(unused_imports)]
 pub(crate) use fdpass::*;
 #[allow(unused_imports)]
