@@ -214,3 +214,37 @@ fn refusing_legacy_md5_refuses_only_old_pythons() {
         }
     });
 }
+
+/// A shoal peer that offers compression talks plainly with Python, which never offers it.
+#[cfg(feature = "compression")]
+#[test]
+fn compression_offers_are_ignored_by_python() {
+    watchdog(|| {
+        for py in pythons() {
+            let mut p = Python::start(&py, &["serve", "tcp", "127.0.0.1:0", "key", "1"]);
+            let line = p.line();
+            let text = line.strip_prefix("listening ").unwrap().to_owned();
+            let conn = Client::builder()
+                .authkey(b"key")
+                .compression(3)
+                .connect(text.as_str())
+                .unwrap();
+            assert!(!conn.is_compressed());
+            talk(&conn);
+            drop(conn);
+            assert_eq!(p.line(), "served", "{}", p.version);
+
+            let listener = Listener::builder()
+                .authkey(b"key")
+                .compression(3)
+                .bind("127.0.0.1:0")
+                .unwrap();
+            let text = listener.address().to_string();
+            let mut p = Python::start(&py, &["connect", "tcp", &text, "key"]);
+            let conn = listener.accept_timeout(STEP).unwrap();
+            assert!(!conn.is_compressed());
+            echo(&conn);
+            assert_eq!(p.line(), "ok", "{}", p.version);
+        }
+    });
+}

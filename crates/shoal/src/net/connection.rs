@@ -61,7 +61,8 @@ pub(crate) enum Role {
 ///
 /// The connection's descriptor ([`AsFd`]) becomes readable when a message (or the end of
 /// the stream) arrives, so it can join an `epoll`/`poll` set or a `wait` over several
-/// objects.
+/// objects; such a wait checks [`has_pending_input`](Connection::has_pending_input)
+/// first, since messages read ahead of the one received wait inside the connection.
 ///
 /// # Examples
 /// ```
@@ -327,15 +328,35 @@ impl Connection {
             Some(&FLAG_PLAIN) => Ok(payload[1..].to_vec()),
             #[cfg(feature = "compression")]
             Some(&FLAG_ZSTD) => {
-                zstd::bulk::decompress(&payload[1..], self.max_frame).map_err(|e| {
+                let packed = &payload[1..];
+                let fail = |reason: String| {
                     self.abort();
-                    NetError::Compression {
-                        reason: format!(
-                            "could not decompress a {}-byte frame within the {}-byte limit: {e}",
-                            payload.len(),
+                    NetError::Compression { reason }
+                };
+                // The declared size sizes the buffer (a frame without one gets the
+                // limit); decompression stops with an error at the buffer's end, so a
+                // frame that lies about its size cannot overrun it either.
+                let capacity = match zstd::zstd_safe::get_frame_content_size(packed) {
+                    Ok(Some(n)) if n > self.max_frame as u64 => {
+                        return Err(fail(format!(
+                            "a compressed frame declares {n} bytes, above the maximum frame size of {} bytes",
                             self.max_frame
-                        ),
+                        )))
                     }
+                    Ok(Some(n)) => n as usize,
+                    Ok(None) => self.max_frame,
+                    Err(_) => {
+                        return Err(fail(format!(
+                            "a {}-byte compressed frame has no valid zstd header",
+                            packed.len()
+                        )))
+                    }
+                };
+                zstd::bulk::decompress(packed, capacity).map_err(|e| {
+                    fail(format!(
+                        "could not decompress a {}-byte frame within {capacity} bytes: {e}",
+                        packed.len()
+                    ))
                 })
             }
             other => {
@@ -413,18 +434,27 @@ impl Connection {
     /// return `true` with nothing to read yet.
     pub fn poll(&self, timeout: Duration) -> Result<bool, NetError> {
         self.check_open()?;
-        if lock(&self.rx).buffered() > 0 {
+        if self.has_pending_input() {
             return Ok(true);
-        }
-        #[cfg(feature = "tls")]
-        if let Some(t) = &self.tls {
-            if lock(t).has_plaintext() {
-                return Ok(true);
-            }
         }
         let ready = sys::poll_readable(&[self.socket.as_fd()], Some(timeout))
             .map_err(|e| NetError::io("poll a connection", e))?;
         Ok(ready.first().copied().unwrap_or(false))
+    }
+
+    /// Whether input already read from the socket (or decrypted by TLS) waits inside the
+    /// connection. The descriptor ([`AsFd`]) does not turn readable for such input, so a
+    /// `wait` over descriptors must check this first, as [`poll`](Connection::poll)
+    /// does.
+    pub fn has_pending_input(&self) -> bool {
+        if lock(&self.rx).buffered() > 0 {
+            return true;
+        }
+        #[cfg(feature = "tls")]
+        if let Some(t) = &self.tls {
+            return lock(t).has_plaintext();
+        }
+        false
     }
 
     /// Makes [`recv_bytes`](Connection::recv_bytes) and friends give up with
@@ -503,7 +533,8 @@ fn copy_or_hand_back(message: Vec<u8>, buf: &mut [u8]) -> Result<usize, NetError
 
 impl AsFd for Connection {
     /// The socket's descriptor, readable when a message or the end of the stream
-    /// arrives.
+    /// arrives — unless it already arrived and waits inside the connection, which
+    /// [`has_pending_input`](Connection::has_pending_input) tells.
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.socket.as_fd()
     }
