@@ -162,7 +162,9 @@ impl Connection {
         opts: &Options,
     ) -> Result<Connection, NetError> {
         let socket = Arc::new(socket);
-        let deadline = opts.handshake_timeout.map(|t| Instant::now() + t);
+        let deadline = opts
+            .handshake_timeout
+            .and_then(|t| Instant::now().checked_add(t));
         let timeouts = |d| {
             socket
                 .set_deadline(d)
@@ -429,17 +431,42 @@ impl Connection {
     /// [`NetError::Closed`] after [`close`](Connection::close); [`NetError::Io`] when
     /// the kernel refuses to poll.
     ///
-    /// # Platform notes
-    /// Over TLS, a record that carries no message (a session ticket) can make `poll`
-    /// return `true` with nothing to read yet.
     pub fn poll(&self, timeout: Duration) -> Result<bool, NetError> {
         self.check_open()?;
-        if self.has_pending_input() {
+        // A timeout too long to add to now waits forever.
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            if self.has_pending_input() {
+                return Ok(true);
+            }
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let ready = sys::poll_readable(&[self.socket.as_fd()], left)
+                .map_err(|e| NetError::io("poll a connection", e))?;
+            if !ready.first().copied().unwrap_or(false) {
+                return Ok(false);
+            }
+            #[cfg(feature = "tls")]
+            if let Some(t) = &self.tls {
+                // The bytes may be a TLS record that carries no message (a session
+                // ticket) or part of a record: take them in and look again. The end of
+                // the stream and a broken session count as readable: the next receive
+                // reports them.
+                let mut t = lock(t);
+                match t.absorb() {
+                    Ok(n) if n > 0 => {
+                        if t.has_plaintext() {
+                            return Ok(true);
+                        }
+                        if left.is_some_and(|l| l.is_zero()) {
+                            return Ok(false);
+                        }
+                        continue;
+                    }
+                    _ => return Ok(true),
+                }
+            }
             return Ok(true);
         }
-        let ready = sys::poll_readable(&[self.socket.as_fd()], Some(timeout))
-            .map_err(|e| NetError::io("poll a connection", e))?;
-        Ok(ready.first().copied().unwrap_or(false))
     }
 
     /// Whether input already read from the socket (or decrypted by TLS) waits inside the

@@ -257,7 +257,7 @@ impl ListenSocket {
 
     /// Accepts one connection, waiting up to `timeout` (`None`: forever) for it.
     pub(crate) fn accept(&self, timeout: Option<Duration>) -> Result<Socket, NetError> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
             if let Some(s) = self.try_accept()? {
                 return Ok(s);

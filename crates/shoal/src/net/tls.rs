@@ -100,6 +100,21 @@ impl TlsStream {
         state.map_or(true, |s| s.plaintext_bytes_to_read() > 0)
     }
 
+    /// Reads what the socket holds into the session (one read: the caller saw the socket
+    /// readable) and decrypts it. `Ok(0)` at the end of the stream.
+    pub(crate) fn absorb(&mut self) -> io::Result<usize> {
+        let n = match self {
+            TlsStream::Server(s) => s.conn.read_tls(&mut s.sock)?,
+            TlsStream::Client(s) => s.conn.read_tls(&mut s.sock)?,
+        };
+        let state = match self {
+            TlsStream::Server(s) => s.conn.process_new_packets(),
+            TlsStream::Client(s) => s.conn.process_new_packets(),
+        };
+        state.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        Ok(n)
+    }
+
     /// Sends a close_notify alert (best effort: the socket is shut down next).
     pub(crate) fn close_notify(&mut self) {
         match self {
