@@ -11,9 +11,24 @@
 //!
 //! Hardening beyond Python: a maximum frame size checked before anything is allocated
 //! ([`DEFAULT_MAX_FRAME_SIZE`], 64 MiB), a time limit on the whole handshake (10 s), and
-//! a listener that closes a misbehaving client's connection and goes on serving.
-//! Optional, behind cargo features: TLS (`tls`, rustls) under the framing, and zstd
-//! compression of large frames (`compression`) negotiated between shoal peers.
+//! a listener that closes a misbehaving client's connection — wrong key, malformed or
+//! oversized frame, stalled handshake — with a specific [`NetError`] and goes on serving.
+//!
+//! A listener serves many clients: loop over [`Listener::incoming`] and hand each
+//! [`Connection`] to a thread (one connection may also be shared by a sending and a
+//! receiving thread). Several threads may accept on one listener.
+//!
+//! Cargo features, all off by default:
+//!
+//! | feature | adds |
+//! |---|---|
+//! | `tls` | `ListenerBuilder::tls` / `ClientBuilder::tls`: rustls under the framing and the handshake (shoal to shoal) |
+//! | `compression` | `ClientBuilder::compression` / `ListenerBuilder::compression`: zstd for large frames, used when both shoal peers offer it inside the authenticated handshake |
+//! | `tokio` | `Listener::accept_async`: waits on tokio's reactor, runs the handshake on its blocking pool |
+//!
+//! A [`Connection`] is a descriptor ([`AsFd`](std::os::fd::AsFd)) for `epoll`, tokio or
+//! a `wait` over several objects; such a wait looks at
+//! [`Connection::has_pending_input`] first.
 //!
 //! # Examples
 //! ```
