@@ -572,3 +572,86 @@ impl Drop for Connection {
         self.close();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::Digest;
+
+    fn opts(key: Option<&[u8]>) -> Options {
+        Options {
+            authkey: key.map(<[u8]>::to_vec),
+            handshake_timeout: Some(Duration::from_secs(30)),
+            ..Options::default()
+        }
+    }
+
+    /// Both ends of a socket pair, through the handshakes.
+    fn pair(
+        server: Options,
+        client: Options,
+    ) -> (Result<Connection, NetError>, Result<Connection, NetError>) {
+        let (a, b) = Socket::pair();
+        let t = std::thread::spawn(move || Connection::establish(a, Role::Server, &server));
+        let c = Connection::establish(b, Role::Client, &client);
+        (t.join().unwrap(), c)
+    }
+
+    #[test]
+    fn handshake_over_a_socket_pair() {
+        let (s, c) = pair(opts(Some(b"k")), opts(Some(b"k")));
+        let (s, c) = (s.unwrap(), c.unwrap());
+        c.send_bytes(b"hi").unwrap();
+        assert_eq!(s.recv_bytes().unwrap(), b"hi");
+        assert!(!s.is_compressed() && !s.is_encrypted());
+        assert_eq!(s.max_frame_size(), crate::net::DEFAULT_MAX_FRAME_SIZE);
+        let (s, c) = pair(opts(Some(b"k")), opts(Some(b"other")));
+        assert!(matches!(
+            s.unwrap_err(),
+            NetError::Authentication(crate::net::AuthFailure::DigestReceivedWrong)
+        ));
+        assert!(matches!(
+            c.unwrap_err(),
+            NetError::Authentication(crate::net::AuthFailure::DigestSentRejected)
+        ));
+        let mut sha3 = opts(Some(b"k"));
+        sha3.digest = Digest::Sha3_256;
+        let (s, c) = pair(sha3.clone(), sha3);
+        assert!(s.is_ok() && c.is_ok());
+    }
+
+    #[test]
+    fn a_key_on_one_side_only_times_out() {
+        let mut quick = opts(Some(b"k"));
+        quick.handshake_timeout = Some(Duration::from_millis(100));
+        let mut none = opts(None);
+        none.handshake_timeout = Some(Duration::from_millis(100));
+        // The client waits for a challenge that never comes.
+        let (s, c) = pair(none, quick);
+        drop(s);
+        assert!(c.is_err());
+    }
+
+    #[test]
+    fn unknown_compression_flags_are_malformed() {
+        let (s, c) = pair(opts(None), opts(None));
+        let (mut s, c) = (s.unwrap(), c.unwrap());
+        // Pretend compression was agreed on the receiving side only.
+        s.compression = Some(3);
+        c.send_bytes(&[9, 1, 2]).unwrap();
+        let err = s.recv_bytes().unwrap_err();
+        assert!(matches!(err, NetError::MalformedFrame { .. }), "{err}");
+        assert!(s.is_closed());
+        c.send_bytes(&[]).unwrap_or(());
+        assert!(matches!(s.recv_bytes(), Err(NetError::Closed)));
+    }
+
+    #[test]
+    fn debug_names_the_state() {
+        let (s, _c) = pair(opts(None), opts(None));
+        let s = s.unwrap();
+        s.close();
+        let shown = format!("{s:?}");
+        assert!(shown.contains("closed: true"), "{shown}");
+    }
+}

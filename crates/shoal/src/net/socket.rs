@@ -60,6 +60,13 @@ impl Socket {
         Ok(Socket::new(socket))
     }
 
+    /// One end of a connected Unix socket pair (tests).
+    #[cfg(test)]
+    pub(crate) fn pair() -> (Socket, Socket) {
+        let (a, b) = UnixStream::pair().expect("socketpair");
+        (Socket::new(Kind::Unix(a)), Socket::new(Kind::Unix(b)))
+    }
+
     fn new(kind: Kind) -> Socket {
         Socket {
             kind,
@@ -290,5 +297,59 @@ impl Drop for ListenSocket {
             // removed it already.
             let _ = std::fs::remove_file(path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_passed_deadline_fails_reads_and_writes_at_once() {
+        let (a, _b) = Socket::pair();
+        a.set_deadline(Some(Instant::now())).unwrap();
+        let mut buf = [0u8; 1];
+        let err = (&a).read(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        let err = (&a).write(b"x").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        a.set_deadline(None).unwrap();
+        assert_eq!((&a).write(b"x").unwrap(), 1);
+    }
+
+    #[test]
+    fn a_deadline_bounds_a_silent_peer() {
+        let (a, _b) = Socket::pair();
+        let start = Instant::now();
+        a.set_deadline(Some(start + Duration::from_millis(50)))
+            .unwrap();
+        let mut buf = [0u8; 1];
+        let err = (&a).read(&mut buf).unwrap_err();
+        assert!(matches!(
+            err.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        ));
+        assert!(start.elapsed() >= Duration::from_millis(50));
+    }
+
+    #[test]
+    fn binding_a_taken_address_names_it() {
+        let (l, a) = ListenSocket::bind(&"127.0.0.1:0".parse().unwrap()).unwrap();
+        let err = ListenSocket::bind(&a).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("could not bind {a}: ")),
+            "{err}"
+        );
+        assert!(matches!(
+            l.accept(Some(Duration::ZERO)),
+            Err(NetError::Timeout { .. })
+        ));
+        let err = Socket::connect(&Address::unix("/nonexistent/shoal.sock"), None).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("could not connect to /nonexistent/shoal.sock: "),
+            "{err}"
+        );
     }
 }
