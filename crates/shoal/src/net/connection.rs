@@ -445,28 +445,26 @@ impl Connection {
             if !ready.first().copied().unwrap_or(false) {
                 return Ok(false);
             }
-            #[cfg(feature = "tls")]
-            if let Some(t) = &self.tls {
-                // The bytes may be a TLS record that carries no message (a session
-                // ticket) or part of a record: take them in and look again. The end of
-                // the stream and a broken session count as readable: the next receive
-                // reports them.
-                let mut t = lock(t);
-                match t.absorb() {
-                    Ok(n) if n > 0 => {
-                        if t.has_plaintext() {
-                            return Ok(true);
-                        }
-                        if left.is_some_and(|l| l.is_zero()) {
-                            return Ok(false);
-                        }
-                        continue;
-                    }
-                    _ => return Ok(true),
-                }
+            if !self.took_only_tls_records() {
+                return Ok(true);
             }
-            return Ok(true);
+            if left.is_some_and(|l| l.is_zero()) {
+                return Ok(false);
+            }
         }
+    }
+
+    /// After the socket turned readable: whether what came was only TLS records that
+    /// carry no message (a session ticket) or part of a record, now taken into the
+    /// session — then a poll waits on. The end of the stream and a broken session count
+    /// as input: the next receive reports them.
+    fn took_only_tls_records(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if let Some(t) = &self.tls {
+            let mut t = lock(t);
+            return matches!(t.absorb(), Ok(n) if n > 0) && !t.has_plaintext();
+        }
+        false
     }
 
     /// Whether input already read from the socket (or decrypted by TLS) waits inside the
