@@ -212,6 +212,30 @@ fn refusing_legacy_md5_refuses_only_old_pythons() {
                 assert_eq!(p.wait(), 3);
             }
         }
+        // The same from the client side, against a Python listener.
+        for py in pythons() {
+            let mut p = Python::start(&py, &["serve", "tcp", "127.0.0.1:0", "key", "1"]);
+            let minor: u32 = p.version["python 3.".len()..].parse().unwrap();
+            let line = p.line();
+            let text = line.strip_prefix("listening ").unwrap().to_owned();
+            let result = Client::builder()
+                .authkey(b"key")
+                .refuse_legacy_md5()
+                .connect(text.as_str());
+            if minor >= 12 {
+                talk(&result.unwrap());
+                assert_eq!(p.line(), "served");
+            } else {
+                let err = result.unwrap_err();
+                assert!(
+                    matches!(err, NetError::Authentication(AuthFailure::LegacyRefused)),
+                    "{err}"
+                );
+                // Python sees the connection end in its handshake.
+                assert!(p.line().starts_with("conn-error"), "{}", p.version);
+            }
+            assert_eq!(p.wait(), 0);
+        }
     });
 }
 
