@@ -304,11 +304,16 @@ fn round_trip(listen: &str) {
     let t = thread::spawn(move || {
         let c = Client::connect(&address, Some(b"k")).unwrap();
         c.set_read_timeout(Some(STEP)).unwrap();
+        assert_eq!(c.peer_address(), Some(&address));
         c.send_bytes(b"ping").unwrap();
         assert_eq!(c.recv_bytes().unwrap(), b"pong");
     });
     let conn = listener.accept_timeout(STEP).unwrap();
     conn.set_read_timeout(Some(STEP)).unwrap();
+    if let Address::Tcp(a) = listener.address() {
+        // An accepted TCP connection knows its client's address.
+        assert!(matches!(conn.peer_address(), Some(Address::Tcp(p)) if p.ip() == a.ip()));
+    }
     assert_eq!(conn.recv_bytes().unwrap(), b"ping");
     conn.send_bytes(b"pong").unwrap();
     t.join().unwrap();

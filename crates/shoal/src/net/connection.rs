@@ -13,7 +13,7 @@ use crate::net::auth::{self, FrameIo, PeerFeatures};
 use crate::net::frame::{self, FrameReader};
 use crate::net::options::Options;
 use crate::net::socket::Socket;
-use crate::net::NetError;
+use crate::net::{Address, NetError};
 use crate::sys;
 
 /// The feature name a shoal challenge offers zstd compression under.
@@ -504,6 +504,13 @@ impl Connection {
         self.socket
             .set_write_timeout(timeout)
             .map_err(|e| NetError::io("set a write time-out", e))
+    }
+
+    /// The address of the other end: the listener's for a client connection, the
+    /// client's for an accepted one (Python's `Listener.last_accepted`); `None` for a
+    /// Unix client socket without a name.
+    pub fn peer_address(&self) -> Option<&Address> {
+        self.socket.peer()
     }
 
     /// The maximum frame size this side accepts and sends.

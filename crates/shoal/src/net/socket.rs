@@ -18,6 +18,8 @@ use crate::sys;
 pub(crate) struct Socket {
     kind: Kind,
     deadline: Mutex<Option<Instant>>,
+    /// The other end, when it has a name.
+    peer: Option<Address>,
 }
 
 #[derive(Debug)]
@@ -28,6 +30,14 @@ enum Kind {
 
 fn abstract_addr(name: &[u8]) -> io::Result<UnixAddr> {
     UnixAddr::from_abstract_name(name)
+}
+
+fn unix_address(a: &UnixAddr) -> Option<Address> {
+    if let Some(p) = a.as_pathname() {
+        Some(Address::unix(p))
+    } else {
+        a.as_abstract_name().map(Address::abstract_name)
+    }
 }
 
 impl Socket {
@@ -57,7 +67,15 @@ impl Socket {
                 Kind::Unix(UnixStream::connect_addr(&a).map_err(fail)?)
             }
         };
-        Ok(Socket::new(socket))
+        let mut socket = Socket::new(socket);
+        socket.peer = Some(address.clone());
+        Ok(socket)
+    }
+
+    /// The address of the other end, when it has one (a Unix client socket usually has
+    /// no name).
+    pub(crate) fn peer(&self) -> Option<&Address> {
+        self.peer.as_ref()
     }
 
     /// One end of a connected Unix socket pair (tests).
@@ -71,6 +89,7 @@ impl Socket {
         Socket {
             kind,
             deadline: Mutex::new(None),
+            peer: None,
         }
     }
 
@@ -208,15 +227,19 @@ impl ListenSocket {
     pub(crate) fn try_accept(&self) -> Result<Option<Socket>, NetError> {
         loop {
             let r = match self {
-                ListenSocket::Tcp(l) => l.accept().and_then(|(s, _)| {
+                ListenSocket::Tcp(l) => l.accept().and_then(|(s, peer)| {
                     // Accepted sockets do not inherit O_NONBLOCK on Linux; say it anyway.
                     s.set_nonblocking(false)?;
                     s.set_nodelay(true)?;
-                    Ok(Socket::new(Kind::Tcp(s)))
+                    let mut s = Socket::new(Kind::Tcp(s));
+                    s.peer = Some(Address::Tcp(peer));
+                    Ok(s)
                 }),
-                ListenSocket::Unix(l, _) => l.accept().and_then(|(s, _)| {
+                ListenSocket::Unix(l, _) => l.accept().and_then(|(s, peer)| {
                     s.set_nonblocking(false)?;
-                    Ok(Socket::new(Kind::Unix(s)))
+                    let mut s = Socket::new(Kind::Unix(s));
+                    s.peer = unix_address(&peer);
+                    Ok(s)
                 }),
             };
             match r {
