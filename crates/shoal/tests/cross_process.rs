@@ -2,8 +2,6 @@
 //! holder is SIGKILLed, wake-ups and timeouts, and every start method receiving shoal
 //! objects as arguments. (Barrier and event ping-pong across processes: sync_signals.rs.)
 
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -11,30 +9,10 @@ use shoal::process::StartMethod;
 use shoal::sync::{Condition, Event, Lock, RLock, Semaphore, TryLockError};
 use shoal::{Process, Value};
 
+mod common;
+use common::{watchdog, Reap};
+
 const LONG: Duration = Duration::from_secs(30);
-
-/// Runs `body` on a thread and fails the test if it takes more than 90 s.
-fn watchdog(body: impl FnOnce() + Send + 'static) {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(catch_unwind(AssertUnwindSafe(body)));
-    });
-    match rx.recv_timeout(Duration::from_secs(90)) {
-        Ok(Ok(())) => {}
-        Ok(Err(panic)) => resume_unwind(panic),
-        Err(_) => panic!("the test did not finish within 90 s"),
-    }
-}
-
-/// Kills and reaps a child when the test ends, however it ends.
-struct Reap(Process);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.join_timeout(Duration::from_secs(10));
-    }
-}
 
 fn start<F, A, R>(f: F, args: A) -> Reap
 where

@@ -1,41 +1,13 @@
 //! Starting, supervising and signalling child processes, for every start method.
 
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use shoal::process::{ProcessError, StartMethod};
 use shoal::{Process, SharedMemory};
 
-const METHODS: [StartMethod; 3] = [
-    StartMethod::Spawn,
-    StartMethod::ForkServer,
-    StartMethod::Fork,
-];
-
-/// Runs `body` on a thread and fails the test if it takes more than 60 s.
-fn watchdog(body: impl FnOnce() + Send + 'static) {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(catch_unwind(AssertUnwindSafe(body)));
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(Ok(())) => {}
-        Ok(Err(panic)) => resume_unwind(panic),
-        Err(_) => panic!("the test did not finish within 60 s"),
-    }
-}
-
-/// Kills and reaps a child when the test ends, however it ends.
-struct Reap(Process);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.join_timeout(Duration::from_secs(10));
-    }
-}
+mod common;
+use common::{watchdog, Reap, METHODS};
 
 fn method_code(m: StartMethod) -> u8 {
     match m {

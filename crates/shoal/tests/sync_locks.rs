@@ -11,23 +11,8 @@ use std::time::{Duration, Instant};
 use shoal::sync::TryLockError;
 use shoal::{Array, Condition, Lock, RLock, Value};
 
-/// Runs `body` on a thread; fails the test if it does not finish in 30 s.
-fn watchdog<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let t = thread::spawn(move || {
-        let _ = tx.send(body());
-    });
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(v) => {
-            let _ = t.join();
-            v
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            std::panic::resume_unwind(t.join().unwrap_err())
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("the test hung for 30 s"),
-    }
-}
+mod common;
+use common::watchdog;
 
 #[test]
 fn value_lock_gives_mutual_exclusion() {

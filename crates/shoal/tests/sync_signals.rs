@@ -5,38 +5,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shoal::process::StartMethod;
 use shoal::sync::{Barrier, BarrierError, BoundedSemaphore, Event, ReleaseError, Semaphore};
 use shoal::{Process, SharedMemory};
 
-/// Runs `body` on a thread and fails if it does not finish within 30 s, so that a
-/// hang fails the test instead of hanging CI.
-fn watchdog(body: impl FnOnce() + Send + 'static) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let t = std::thread::spawn(move || {
-        body();
-        let _ = tx.send(());
-    });
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(()) => t.join().unwrap(),
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-            std::panic::resume_unwind(t.join().unwrap_err())
-        }
-        Err(e) => panic!("the test hung: {e}"),
-    }
-}
-
-/// Waits (polling, at most 20 s) until `cond` holds.
-fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "never happened: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
+mod common;
+use common::{eventually, watchdog, METHODS};
 
 #[test]
 fn semaphore_of_three_never_admits_four() {
@@ -413,12 +386,6 @@ fn abort_in_the_middle_of_many_rounds_stops_everyone() {
 }
 
 // ---- across processes -------------------------------------------------------------
-
-const METHODS: [StartMethod; 3] = [
-    StartMethod::Spawn,
-    StartMethod::ForkServer,
-    StartMethod::Fork,
-];
 
 /// Kills and reaps the children when the test ends, however it ends.
 struct Reap(Vec<Process>);
