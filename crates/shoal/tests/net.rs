@@ -3,6 +3,7 @@
 //! stalled handshake) closes that connection with its own error while the listener goes
 //! on serving others.
 
+mod common;
 mod net_support;
 
 use std::io::{Read, Write};
@@ -12,7 +13,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use net_support::{socket_path, unique, watchdog, STEP};
+use common::watchdog;
+use net_support::{socket_path, unique, STEP};
 use shoal::net::{Address, AuthFailure, Client, Digest, Listener, NetError};
 
 fn frame(payload: &[u8]) -> Vec<u8> {

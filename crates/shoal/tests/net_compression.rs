@@ -1,11 +1,13 @@
 //! zstd compression of large frames, negotiated inside the authenticated challenges.
 #![cfg(feature = "compression")]
 
+mod common;
 mod net_support;
 
 use std::thread;
 
-use net_support::{watchdog, STEP};
+use common::watchdog;
+use net_support::STEP;
 use shoal::net::{Client, ClientBuilder, Connection, Listener, ListenerBuilder, NetError};
 
 fn connect(server: ListenerBuilder, client: ClientBuilder) -> (Connection, Connection) {

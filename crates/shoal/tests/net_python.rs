@@ -4,9 +4,11 @@
 //! against `python3` (legacy HMAC-MD5 form up to 3.11) and any Python 3.12+ found
 //! (tagged `{sha256}` form).
 
+mod common;
 mod net_support;
 
-use net_support::{pythons, socket_path, unique, watchdog, Python, STEP};
+use common::watchdog;
+use net_support::{pythons, socket_path, unique, Python, STEP};
 use shoal::net::{AuthFailure, Client, Connection, Listener, NetError};
 
 /// The messages the Python script sends and expects back (see mp_connection.py).

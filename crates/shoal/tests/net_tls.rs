@@ -2,13 +2,15 @@
 //! the test (rcgen).
 #![cfg(feature = "tls")]
 
+mod common;
 mod net_support;
 
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use net_support::{watchdog, STEP};
+use common::watchdog;
+use net_support::STEP;
 use shoal::net::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use shoal::net::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
 use shoal::net::{Client, Listener, NetError};

@@ -1,12 +1,14 @@
 //! The async accept of `net::Listener` on tokio.
 #![cfg(feature = "tokio")]
 
+mod common;
 mod net_support;
 
 use std::thread;
 use std::time::Duration;
 
-use net_support::{unique, watchdog, STEP};
+use common::watchdog;
+use net_support::{unique, STEP};
 use shoal::net::{Client, Listener, NetError};
 
 #[test]

@@ -1,10 +1,9 @@
-//! Helpers of the `net*` integration tests: a watchdog, unique names, and Python
-//! subprocesses that are killed when a test ends.
+//! Helpers of the `net*` integration tests: unique names, and Python subprocesses that
+//! are killed when a test ends (the watchdog is the shared one in `tests/common`).
 
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,19 +13,6 @@ use std::time::Duration;
 
 /// How long a test may wait for one step (a line from Python, an accept).
 pub const STEP: Duration = Duration::from_secs(30);
-
-/// Runs `body` on a thread and fails the test if it takes more than 120 s.
-pub fn watchdog(body: impl FnOnce() + Send + 'static) {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(catch_unwind(AssertUnwindSafe(body)));
-    });
-    match rx.recv_timeout(Duration::from_secs(120)) {
-        Ok(Ok(())) => {}
-        Ok(Err(panic)) => resume_unwind(panic),
-        Err(_) => panic!("the test did not finish within 120 s"),
-    }
-}
 
 /// A name no other test (in this or another process) uses.
 pub fn unique(what: &str) -> String {
