@@ -111,6 +111,7 @@
 //! - [`codec`]: the serde codecs messages travel with.
 #![deny(missing_docs)]
 
+pub mod channel;
 pub mod codec;
 mod handoff;
 pub mod net;
@@ -119,6 +120,7 @@ pub mod shm;
 pub mod sync;
 mod sys;
 
+pub use channel::{Connection, JoinableQueue, Pipe, Queue, SimpleQueue};
 pub use process::{active_children, current_process, parent_process, Process};
 pub use shm::{Array, SharedMemory, Value};
 pub use sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};

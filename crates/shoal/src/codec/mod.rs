@@ -1,4 +1,5 @@
-//! Turning Rust values into bytes and back (serde; bincode by default).
+//! Turning Rust values into bytes and back (serde; bincode by default, JSON and
+//! MessagePack selectable so that programs in other languages can read the same queue).
 
 use std::fmt;
 
@@ -10,7 +11,7 @@ fn config() -> bincode::config::Configuration {
 }
 
 /// A value could not be encoded or decoded.
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CodecError {
     message: String,
 }
@@ -48,6 +49,128 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError>
     Ok(value)
 }
 
+/// A wire format for typed channel messages.
+///
+/// [`Codec::Bincode`] is the default: compact and the fastest. [`Codec::Json`] and
+/// [`Codec::MessagePack`] let programs written in other languages read and write the
+/// same queue (MessagePack encodes structs as maps with field names, so that readers do
+/// not depend on field order).
+///
+/// # Examples
+/// ```
+/// use shoal::codec::Codec;
+///
+/// let bytes = Codec::Json.encode(&(1, "two"))?;
+/// assert_eq!(bytes, br#"[1,"two"]"#);
+/// let back: (u32, String) = Codec::Json.decode(&bytes)?;
+/// assert_eq!(back, (1, "two".to_owned()));
+/// # Ok::<(), shoal::codec::CodecError>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Codec {
+    /// bincode 2, standard configuration (varint integers).
+    #[default]
+    Bincode,
+    /// JSON (serde_json).
+    Json,
+    /// MessagePack (rmp-serde), structs as maps.
+    MessagePack,
+}
+
+impl Codec {
+    /// The codec's name, as shown in errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Bincode => "bincode",
+            Codec::Json => "JSON",
+            Codec::MessagePack => "MessagePack",
+        }
+    }
+
+    /// The codec's number in a ring's header (`docs/ring-format.md`).
+    pub(crate) fn id(self) -> u32 {
+        match self {
+            Codec::Bincode => 1,
+            Codec::Json => 2,
+            Codec::MessagePack => 3,
+        }
+    }
+
+    /// The codec with this number, if any.
+    pub(crate) fn from_id(id: u32) -> Option<Codec> {
+        Some(match id {
+            1 => Codec::Bincode,
+            2 => Codec::Json,
+            3 => Codec::MessagePack,
+            _ => return None,
+        })
+    }
+
+    /// Encodes `value` into a new vector.
+    ///
+    /// # Errors
+    /// When serde fails (for example a map with non-string keys in JSON, or a shoal
+    /// object serialized outside a handoff).
+    pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Vec<u8>, CodecError> {
+        let mut out = Vec::new();
+        self.encode_into(value, &mut out)?;
+        Ok(out)
+    }
+
+    /// Appends the encoding of `value` to `out` (which callers reuse to avoid an
+    /// allocation per message).
+    ///
+    /// # Errors
+    /// As [`encode`](Codec::encode).
+    pub fn encode_into<T: Serialize + ?Sized>(
+        self,
+        value: &T,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        let fail = |e: &dyn fmt::Display| CodecError {
+            message: format!("could not encode a value as {}: {e}", self.name()),
+        };
+        match self {
+            Codec::Bincode => bincode::serde::encode_into_std_write(value, out, config())
+                .map(|_| ())
+                .map_err(|e| fail(&e)),
+            Codec::Json => serde_json::to_writer(out, value).map_err(|e| fail(&e)),
+            Codec::MessagePack => value
+                .serialize(&mut rmp_serde::Serializer::new(out).with_struct_map())
+                .map_err(|e| fail(&e)),
+        }
+    }
+
+    /// Decodes one value from all of `bytes`; trailing bytes are an error.
+    ///
+    /// # Errors
+    /// When the bytes are not a valid encoding of a `T`.
+    pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, CodecError> {
+        let fail = |e: &dyn fmt::Display| CodecError {
+            message: format!(
+                "could not decode a {}-byte {} message: {e}",
+                bytes.len(),
+                self.name()
+            ),
+        };
+        match self {
+            Codec::Bincode => decode(bytes),
+            Codec::Json => serde_json::from_slice(bytes).map_err(|e| fail(&e)),
+            Codec::MessagePack => {
+                let mut rest = bytes;
+                let value = T::deserialize(&mut rmp_serde::Deserializer::new(&mut rest))
+                    .map_err(|e| fail(&e))?;
+                let rest = rest.len();
+                if rest != 0 {
+                    return Err(fail(&format_args!("{rest} bytes were left over")));
+                }
+                Ok(value)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +187,28 @@ mod tests {
             .to_string()
             .contains("left over"));
         assert!(decode::<(u8, String)>(&bytes[..2]).is_err());
+    }
+
+    #[derive(Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Point {
+        x: i32,
+        name: String,
+    }
+
+    #[test]
+    fn every_codec_round_trips_and_refuses_trailing_bytes() {
+        let p = Point {
+            x: -3,
+            name: "p".to_owned(),
+        };
+        for codec in [Codec::Bincode, Codec::Json, Codec::MessagePack] {
+            let bytes = codec.encode(&p).unwrap();
+            assert_eq!(codec.decode::<Point>(&bytes).unwrap(), p, "{codec:?}");
+            let mut longer = bytes.clone();
+            longer.extend_from_slice(b"  7");
+            assert!(codec.decode::<Point>(&longer).is_err(), "{codec:?}");
+            assert_eq!(Codec::from_id(codec.id()), Some(codec));
+        }
+        assert_eq!(Codec::Json.encode(&p).unwrap(), br#"{"x":-3,"name":"p"}"#);
     }
 }

@@ -25,3 +25,6 @@ pub(crate) use process::*;
 pub(crate) use robust::*;
 #[allow(unused_imports)]
 pub(crate) use thread::*;
+mod eventfd;
+#[allow(unused_imports)]
+pub(crate) use eventfd::*;

@@ -1,0 +1,369 @@
+//! What every channel handle shares: a ring, a codec, and the typed and raw put/get
+//! operations built on them; plus the handoff of a ring to another process.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::channel::ring::{Bytes, Ring, RingConfig, WaitFail};
+use crate::channel::{CreateError, GetError, PutError, WriteSlot};
+use crate::codec::Codec;
+use crate::handoff;
+use crate::shm::{Segment, SegmentKind};
+use crate::sys::Deadline;
+
+/// How long an operation may wait.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Wait {
+    /// Do not wait: `Full` / `Empty` when it cannot happen now.
+    No,
+    /// Wait until the deadline: `Timeout` after it.
+    Until(Deadline),
+}
+
+impl Wait {
+    pub(crate) fn forever() -> Wait {
+        Wait::Until(Deadline::NEVER)
+    }
+
+    pub(crate) fn timeout(t: Duration) -> Wait {
+        Wait::Until(Deadline::after(t))
+    }
+
+    fn deadline(self) -> Deadline {
+        match self {
+            Wait::No => Deadline::after(Duration::ZERO),
+            Wait::Until(d) => d,
+        }
+    }
+
+    fn put_error<T>(self, e: WaitFail, msg: T) -> PutError<T> {
+        match (e, self) {
+            (WaitFail::Closed, _) => PutError::Closed(msg),
+            (WaitFail::Timeout, Wait::No) => PutError::Full(msg),
+            (WaitFail::Timeout, Wait::Until(_)) => PutError::Timeout(msg),
+        }
+    }
+
+    fn get_error(self, e: WaitFail) -> GetError {
+        match (e, self) {
+            (WaitFail::Closed, _) => GetError::Closed,
+            (WaitFail::Timeout, Wait::No) => GetError::Empty,
+            (WaitFail::Timeout, Wait::Until(_)) => GetError::Timeout,
+        }
+    }
+}
+
+thread_local! {
+    /// Encoding buffer reused by typed puts, so that a put allocates nothing.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Scratch buffers above this size are freed after use instead of kept.
+const SCRATCH_KEEP: usize = 1 << 20;
+
+/// A ring and the codec of its typed messages.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) ring: Ring,
+    pub(crate) codec: Codec,
+}
+
+impl Core {
+    pub(crate) fn create(cfg: RingConfig, codec: Codec) -> Result<Arc<Core>, CreateError> {
+        let ring = Ring::create(RingConfig {
+            codec: codec.id(),
+            ..cfg
+        })?;
+        Ok(Arc::new(Core { ring, codec }))
+    }
+
+    /// Encodes and puts `msg`.
+    pub(crate) fn put_value<T: Serialize>(&self, msg: T, wait: Wait) -> Result<(), PutError<T>> {
+        SCRATCH.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            buf.clear();
+            if let Err(e) = self.codec.encode_into(&msg, &mut buf) {
+                return Err(PutError::Encode(msg, e));
+            }
+            let r = self.ring.put(&buf, wait.deadline());
+            if buf.capacity() > SCRATCH_KEEP {
+                *buf = Vec::new();
+            }
+            r.map_err(|e| wait.put_error(e, msg))
+        })
+    }
+
+    /// Encodes `msgs` and puts them, as few claims as possible. On failure the messages
+    /// not put come back, in order.
+    pub(crate) fn put_values<T: Serialize>(
+        &self,
+        msgs: Vec<T>,
+        wait: Wait,
+    ) -> Result<(), PutError<Vec<T>>> {
+        let mut bytes = Vec::new();
+        let mut ends = Vec::with_capacity(msgs.len());
+        for (i, m) in msgs.iter().enumerate() {
+            if let Err(e) = self.codec.encode_into(m, &mut bytes) {
+                let _ = i;
+                return Err(PutError::Encode(msgs, e));
+            }
+            ends.push(bytes.len());
+        }
+        let mut start = 0;
+        let slices: Vec<&[u8]> = ends
+            .iter()
+            .map(|&end| {
+                let s = &bytes[start..end];
+                start = end;
+                s
+            })
+            .collect();
+        match self.ring.put_batch(&slices, wait.deadline()) {
+            Ok(()) => Ok(()),
+            Err((done, e)) => {
+                let mut msgs = msgs;
+                let rest = msgs.split_off(done);
+                Err(wait.put_error(e, rest))
+            }
+        }
+    }
+
+    /// Reserves room for a `len`-byte message written in place.
+    pub(crate) fn reserve(&self, len: usize, wait: Wait) -> Result<WriteSlot<'_>, PutError<()>> {
+        if len > self.ring.max_inline() {
+            return Err(PutError::TooLarge(()));
+        }
+        self.ring
+            .reserve(len, wait.deadline())
+            .map(WriteSlot::new)
+            .map_err(|e| wait.put_error(e, ()))
+    }
+
+    /// Puts raw bytes, copied straight into the ring's cells.
+    pub(crate) fn put_bytes(&self, data: &[u8], wait: Wait) -> Result<(), PutError<()>> {
+        self.ring
+            .put(data, wait.deadline())
+            .map_err(|e| wait.put_error(e, ()))
+    }
+
+    /// Takes and decodes one message (in place when it sits in one cell).
+    pub(crate) fn get_value<T: DeserializeOwned>(&self, wait: Wait) -> Result<T, GetError> {
+        let codec = self.codec;
+        let decode = |b: Bytes<'_>| -> Result<T, GetError> {
+            let fail = |error, bytes| GetError::Decode { error, bytes };
+            match b.as_slice() {
+                Some(s) => codec.decode(s).map_err(|e| fail(e, s.to_vec())),
+                None => {
+                    let v = b.to_vec();
+                    codec.decode(&v).map_err(|e| fail(e, v))
+                }
+            }
+        };
+        match self.ring.get(wait.deadline(), decode) {
+            Ok(r) => r,
+            Err(e) => Err(wait.get_error(e)),
+        }
+    }
+
+    /// Takes one message into `out` (cleared first); returns its length.
+    pub(crate) fn get_bytes_into(&self, out: &mut Vec<u8>, wait: Wait) -> Result<usize, GetError> {
+        out.clear();
+        self.ring
+            .get(wait.deadline(), |b| {
+                b.append_to(out);
+                b.len()
+            })
+            .map_err(|e| wait.get_error(e))
+    }
+
+    /// Takes one message into `out`, which must be large enough; returns its length, or
+    /// `Err(Ok(len))`... see `Connection::recv_bytes_into`.
+    pub(crate) fn get_bytes_into_slice(
+        &self,
+        out: &mut [u8],
+        wait: Wait,
+    ) -> Result<Result<usize, Vec<u8>>, GetError> {
+        self.ring
+            .get(wait.deadline(), |b| {
+                if b.len() <= out.len() {
+                    b.copy_to(out);
+                    Ok(b.len())
+                } else {
+                    Err(b.to_vec())
+                }
+            })
+            .map_err(|e| wait.get_error(e))
+    }
+
+    /// Takes up to `max` messages: waits for the first, then takes those already there,
+    /// claiming consecutive messages together.
+    pub(crate) fn get_values<T: DeserializeOwned>(
+        &self,
+        max: usize,
+        wait: Wait,
+    ) -> Result<Vec<T>, GetError> {
+        let mut out = Vec::new();
+        if max == 0 {
+            return Ok(out);
+        }
+        let mut failed = None;
+        let codec = self.codec;
+        self.ring
+            .get_batch(max, wait.deadline(), |b| {
+                decode_into(codec, b, &mut out, &mut failed)
+            })
+            .map_err(|e| wait.get_error(e))?;
+        while out.len() < max && failed.is_none() {
+            let want = max - out.len();
+            let r = self.ring.get_batch(want, Wait::No.deadline(), |b| {
+                decode_into(codec, b, &mut out, &mut failed)
+            });
+            if r.is_err() {
+                break;
+            }
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// Takes up to `max` raw messages, as [`get_values`](Self::get_values).
+    pub(crate) fn get_bytes_many(&self, max: usize, wait: Wait) -> Result<Vec<Vec<u8>>, GetError> {
+        let mut out = Vec::new();
+        if max == 0 {
+            return Ok(out);
+        }
+        self.ring
+            .get_batch(max, wait.deadline(), |b| out.push(b.to_vec()))
+            .map_err(|e| wait.get_error(e))?;
+        while out.len() < max {
+            let want = max - out.len();
+            let r = self
+                .ring
+                .get_batch(want, Wait::No.deadline(), |b| out.push(b.to_vec()));
+            if r.is_err() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Takes up to `max` raw messages, handing each to `f` in place.
+    pub(crate) fn get_bytes_with(
+        &self,
+        max: usize,
+        wait: Wait,
+        mut f: impl FnMut(&[u8]),
+    ) -> Result<usize, GetError> {
+        if max == 0 {
+            return Ok(0);
+        }
+        let mut scratch = Vec::new();
+        let mut each = |b: Bytes<'_>| match b.as_slice() {
+            Some(s) => f(s),
+            None => {
+                scratch.clear();
+                b.append_to(&mut scratch);
+                f(&scratch)
+            }
+        };
+        let mut n = self
+            .ring
+            .get_batch(max, wait.deadline(), &mut each)
+            .map_err(|e| wait.get_error(e))?;
+        while n < max {
+            match self.ring.get_batch(max - n, Wait::No.deadline(), &mut each) {
+                Ok(k) => n += k,
+                Err(_) => break,
+            }
+        }
+        Ok(n)
+    }
+
+    /// Puts raw messages, claiming space for many at once.
+    pub(crate) fn put_bytes_many(&self, msgs: &[&[u8]], wait: Wait) -> Result<(), PutError<usize>> {
+        self.ring
+            .put_batch(msgs, wait.deadline())
+            .map_err(|(done, e)| wait.put_error(e, done))
+    }
+}
+
+/// Decodes one message of a batch into `out`, or records the first failure.
+fn decode_into<T: DeserializeOwned>(
+    codec: Codec,
+    b: Bytes<'_>,
+    out: &mut Vec<T>,
+    failed: &mut Option<GetError>,
+) {
+    if failed.is_some() {
+        return;
+    }
+    let r = match b.as_slice() {
+        Some(s) => codec.decode(s).map_err(|e| (e, s.to_vec())),
+        None => {
+            let v = b.to_vec();
+            codec.decode(&v).map_err(|e| (e, v))
+        }
+    };
+    match r {
+        Ok(v) => out.push(v),
+        Err((error, bytes)) => *failed = Some(GetError::Decode { error, bytes }),
+    }
+}
+
+/// How a channel travels to another process: descriptor indices of its segment and
+/// eventfd, plus what the receiving side needs to rebuild the handle.
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    segment: u32,
+    event: u32,
+    tag: u32,
+    codec: u32,
+}
+
+/// Serializes `core` for a handoff (`what` names the type in the error outside one).
+pub(crate) fn serialize_core<S: Serializer>(
+    core: &Core,
+    tag: u32,
+    what: &str,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    let (seg, event) = core.ring.parts();
+    let segment = handoff::export_fd(seg.fd(), what).map_err(serde::ser::Error::custom)?;
+    let event = handoff::export_fd(std::os::fd::AsFd::as_fd(event), what)
+        .map_err(serde::ser::Error::custom)?;
+    Wire {
+        segment,
+        event,
+        tag,
+        codec: core.codec.id(),
+    }
+    .serialize(s)
+}
+
+/// Rebuilds a handle serialized by [`serialize_core`], checking that it holds `tag`.
+pub(crate) fn deserialize_core<'de, D: Deserializer<'de>>(
+    d: D,
+    tag: u32,
+) -> Result<Arc<Core>, D::Error> {
+    use serde::de::Error;
+    let wire = Wire::deserialize(d)?;
+    if wire.tag != tag {
+        return Err(D::Error::custom(format!(
+            "expected a channel of type {tag:#x}, received one of type {:#x}",
+            wire.tag
+        )));
+    }
+    let codec = Codec::from_id(wire.codec)
+        .ok_or_else(|| D::Error::custom(format!("unknown codec number {}", wire.codec)))?;
+    let seg_fd = handoff::import_fd(wire.segment).map_err(D::Error::custom)?;
+    let event = handoff::import_fd(wire.event).map_err(D::Error::custom)?;
+    let seg = Segment::import(seg_fd, None, SegmentKind::Channel).map_err(D::Error::custom)?;
+    let ring = Ring::from_parts(seg, event, tag).map_err(D::Error::custom)?;
+    Ok(Arc::new(Core { ring, codec }))
+}

@@ -1,0 +1,188 @@
+//! Errors of channel operations; a failed put gives its message back.
+
+use std::fmt;
+
+use crate::codec::CodecError;
+
+/// Why a message was not put. Every variant but [`PutError::Encode`] gives the message
+/// back, so that nothing is lost (crossbeam's `TrySendError::Full(msg)`).
+#[derive(PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PutError<T> {
+    /// The channel is full (from `try_put`).
+    Full(T),
+    /// The channel stayed full until the timeout (from `put_timeout`).
+    Timeout(T),
+    /// The channel was closed.
+    Closed(T),
+    /// The message could not be encoded.
+    Encode(T, CodecError),
+    /// An in-place reservation longer than half the ring (messages that long are only
+    /// carried by the copying `put`, which streams them in parts).
+    TooLarge(T),
+}
+
+impl<T> PutError<T> {
+    /// The message that was not put.
+    pub fn into_inner(self) -> T {
+        match self {
+            PutError::Full(m)
+            | PutError::Timeout(m)
+            | PutError::Closed(m)
+            | PutError::TooLarge(m)
+            | PutError::Encode(m, _) => m,
+        }
+    }
+
+    /// Whether the error is [`PutError::Full`].
+    pub fn is_full(&self) -> bool {
+        matches!(self, PutError::Full(_))
+    }
+
+    /// Whether the error is [`PutError::Closed`].
+    pub fn is_closed(&self) -> bool {
+        matches!(self, PutError::Closed(_))
+    }
+}
+
+impl<T> fmt::Debug for PutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The message may not be Debug; name the variant only, like crossbeam.
+        match self {
+            PutError::Full(_) => f.write_str("Full(..)"),
+            PutError::Timeout(_) => f.write_str("Timeout(..)"),
+            PutError::Closed(_) => f.write_str("Closed(..)"),
+            PutError::TooLarge(_) => f.write_str("TooLarge(..)"),
+            PutError::Encode(_, e) => write!(f, "Encode(.., {e:?})"),
+        }
+    }
+}
+
+impl<T> fmt::Display for PutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PutError::Full(_) => f.write_str("could not put a message: the channel is full"),
+            PutError::Timeout(_) => {
+                f.write_str("could not put a message: the channel stayed full until the timeout")
+            }
+            PutError::Closed(_) => f.write_str("could not put a message: the channel is closed"),
+            PutError::TooLarge(_) => f.write_str(
+                "could not reserve room for a message in place: it is longer than half the ring",
+            ),
+            PutError::Encode(_, e) => write!(f, "could not put a message: {e}"),
+        }
+    }
+}
+
+impl<T> std::error::Error for PutError<T> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PutError::Encode(_, e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Why no message was received.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum GetError {
+    /// Nothing to take (from `try_get`).
+    Empty,
+    /// Nothing arrived before the timeout (from `get_timeout`).
+    Timeout,
+    /// The channel is closed and drained (for a pipe: the peer closed its end or died).
+    Closed,
+    /// The buffer given to `recv_bytes_into` was too short; the message (consumed) is here.
+    BufferTooShort(Vec<u8>),
+    /// A message was taken but could not be decoded; its bytes are here.
+    Decode {
+        /// What the codec reported.
+        error: CodecError,
+        /// The message as received.
+        bytes: Vec<u8>,
+    },
+}
+
+impl GetError {
+    /// Whether the error is [`GetError::Empty`].
+    pub fn is_empty(&self) -> bool {
+        matches!(self, GetError::Empty)
+    }
+
+    /// Whether the error is [`GetError::Closed`].
+    pub fn is_closed(&self) -> bool {
+        matches!(self, GetError::Closed)
+    }
+
+    /// Whether the error is [`GetError::Timeout`].
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, GetError::Timeout)
+    }
+}
+
+impl PartialEq for GetError {
+    fn eq(&self, other: &GetError) -> bool {
+        matches!(
+            (self, other),
+            (GetError::Empty, GetError::Empty)
+                | (GetError::Timeout, GetError::Timeout)
+                | (GetError::Closed, GetError::Closed)
+        ) || matches!((self, other), (GetError::Decode { bytes: a, .. }, GetError::Decode { bytes: b, .. }) if a == b)
+    }
+}
+
+impl fmt::Display for GetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GetError::Empty => f.write_str("could not get a message: the channel is empty"),
+            GetError::Timeout => {
+                f.write_str("could not get a message: nothing arrived before the timeout")
+            }
+            GetError::Closed => {
+                f.write_str("could not get a message: the channel is closed and empty")
+            }
+            GetError::BufferTooShort(bytes) => write!(
+                f,
+                "could not receive a {}-byte message into a shorter buffer",
+                bytes.len()
+            ),
+            GetError::Decode { error, bytes } => write!(
+                f,
+                "received a {}-byte message that could not be decoded: {error}",
+                bytes.len()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for GetError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            GetError::Decode { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// A channel could not be created.
+#[derive(Debug)]
+pub struct CreateError {
+    pub(crate) message: String,
+}
+
+impl fmt::Display for CreateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CreateError {}
+
+impl From<crate::shm::ShmError> for CreateError {
+    fn from(e: crate::shm::ShmError) -> CreateError {
+        CreateError {
+            message: format!("could not create a channel: {e}"),
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! `JoinableQueue<T>`: a [`Queue`] whose consumers mark tasks done and whose producers
+//! can wait until every task is.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::channel::core::{deserialize_core, serialize_core, Core, Wait};
+use crate::channel::{CreateError, PutError, Queue, QueueBuilder, TAG_JOINABLE};
+use crate::sys::{self, Deadline, WaitOutcome};
+
+/// A queue that counts unfinished tasks (Python's `multiprocessing.JoinableQueue`).
+///
+/// Every successful put adds a task; [`task_done`](JoinableQueue::task_done) removes
+/// one; [`join`](JoinableQueue::join) waits until none is left. All [`Queue`] methods
+/// are available through `Deref`; puts must go through this type's own
+/// [`put`](JoinableQueue::put) family to be counted.
+///
+/// A consumer that dies between its `get` and its `task_done` leaves the count one too
+/// high: use [`join_timeout`](JoinableQueue::join_timeout) where consumers may die.
+///
+/// # Examples
+/// ```
+/// use shoal::channel::JoinableQueue;
+///
+/// let q: JoinableQueue<u32> = JoinableQueue::new()?;
+/// let worker = {
+///     let q = q.clone();
+///     std::thread::spawn(move || {
+///         for _ in 0..3 {
+///             q.get().unwrap();
+///             q.task_done().unwrap();
+///         }
+///     })
+/// };
+/// for i in 0..3 {
+///     q.put(i)?;
+/// }
+/// q.join();
+/// worker.join().unwrap();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct JoinableQueue<T> {
+    queue: Queue<T>,
+}
+
+impl<T> Clone for JoinableQueue<T> {
+    fn clone(&self) -> JoinableQueue<T> {
+        JoinableQueue {
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinableQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinableQueue")
+            .field("len", &self.queue.len())
+            .field("unfinished", &self.unfinished())
+            .finish()
+    }
+}
+
+/// [`JoinableQueue::task_done`] was called more often than messages were put.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskDoneError;
+
+impl fmt::Display for TaskDoneError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("task_done() was called more times than there were messages put")
+    }
+}
+
+impl std::error::Error for TaskDoneError {}
+
+impl<T> Deref for JoinableQueue<T> {
+    type Target = Queue<T>;
+    fn deref(&self) -> &Queue<T> {
+        &self.queue
+    }
+}
+
+impl<T> JoinableQueue<T> {
+    /// A joinable queue with the default ring (1 MiB, bincode, no message bound).
+    ///
+    /// # Errors
+    /// When the kernel refuses the memory or an eventfd.
+    pub fn new() -> Result<JoinableQueue<T>, CreateError> {
+        JoinableQueue::with_builder(&QueueBuilder::default())
+    }
+
+    /// A joinable queue with the options of `builder`.
+    ///
+    /// # Errors
+    /// As [`QueueBuilder::build`].
+    pub fn with_builder(builder: &QueueBuilder) -> Result<JoinableQueue<T>, CreateError> {
+        let core = Core::create(builder.ring_config(TAG_JOINABLE)?, builder.chosen_codec())?;
+        Ok(JoinableQueue {
+            queue: Queue::from_core(core),
+        })
+    }
+
+    fn core(&self) -> &Arc<Core> {
+        self.queue.core()
+    }
+
+    /// Tasks put and not yet marked done.
+    pub fn unfinished(&self) -> u64 {
+        self.core()
+            .ring
+            .tasks()
+            .unfinished
+            .load(Ordering::SeqCst)
+            .max(0) as u64
+    }
+
+    fn add_task(&self) {
+        self.core()
+            .ring
+            .tasks()
+            .unfinished
+            .fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn remove_task(&self) -> Result<(), TaskDoneError> {
+        let t = self.core().ring.tasks();
+        let before = t.unfinished.fetch_sub(1, Ordering::SeqCst);
+        if before <= 0 {
+            t.unfinished.fetch_add(1, Ordering::SeqCst);
+            return Err(TaskDoneError);
+        }
+        if before == 1 {
+            t.epoch.fetch_add(1, Ordering::SeqCst);
+            if t.sleepers.load(Ordering::SeqCst) != 0 {
+                sys::futex_wake(&t.epoch, u32::MAX);
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks one task taken with `get` as done.
+    ///
+    /// # Errors
+    /// [`TaskDoneError`] when there is no unfinished task.
+    pub fn task_done(&self) -> Result<(), TaskDoneError> {
+        self.remove_task()
+    }
+
+    /// Waits until every task put has been marked done.
+    pub fn join(&self) {
+        self.join_until(Deadline::NEVER);
+    }
+
+    /// [`join`](JoinableQueue::join) for at most `timeout`; returns whether every task
+    /// was done.
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
+        self.join_until(Deadline::after(timeout))
+    }
+
+    fn join_until(&self, deadline: Deadline) -> bool {
+        let t = self.core().ring.tasks();
+        loop {
+            if t.unfinished.load(Ordering::SeqCst) <= 0 {
+                return true;
+            }
+            t.sleepers.fetch_add(1, Ordering::SeqCst);
+            let epoch = t.epoch.load(Ordering::SeqCst);
+            if t.unfinished.load(Ordering::SeqCst) <= 0 {
+                t.sleepers.fetch_sub(1, Ordering::SeqCst);
+                return true;
+            }
+            let out = sys::futex_wait(&t.epoch, epoch, deadline);
+            t.sleepers.fetch_sub(1, Ordering::SeqCst);
+            if matches!(out, Ok(WaitOutcome::TimedOut)) {
+                return t.unfinished.load(Ordering::SeqCst) <= 0;
+            }
+        }
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
+    /// Puts `msg` as a new task, blocking while full.
+    ///
+    /// # Errors
+    /// As [`Queue::put`]; a failed put adds no task.
+    pub fn put(&self, msg: T) -> Result<(), PutError<T>> {
+        self.counted(|| self.core().put_value(msg, Wait::forever()))
+    }
+
+    /// Puts `msg` as a new task, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`Queue::put_timeout`].
+    pub fn put_timeout(&self, msg: T, timeout: Duration) -> Result<(), PutError<T>> {
+        self.counted(|| self.core().put_value(msg, Wait::timeout(timeout)))
+    }
+
+    /// Puts `msg` as a new task if there is room now.
+    ///
+    /// # Errors
+    /// As [`Queue::try_put`].
+    pub fn try_put(&self, msg: T) -> Result<(), PutError<T>> {
+        self.counted(|| self.core().put_value(msg, Wait::No))
+    }
+
+    /// The task is counted before the put so that a consumer's `task_done` can never
+    /// run before the count that it cancels.
+    fn counted<E>(&self, put: impl FnOnce() -> Result<(), E>) -> Result<(), E> {
+        self.add_task();
+        let r = put();
+        if r.is_err() {
+            let _ = self.remove_task();
+        }
+        r
+    }
+}
+
+impl<T> Serialize for JoinableQueue<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_core(self.core(), TAG_JOINABLE, "JoinableQueue", s)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<JoinableQueue<T>, D::Error> {
+        Ok(JoinableQueue {
+            queue: Queue::from_core(deserialize_core(d, TAG_JOINABLE)?),
+        })
+    }
+}

@@ -1,0 +1,37 @@
+//! Channels between processes: queues and pipes over shared-memory rings.
+//!
+//! * [`Queue`] — bounded multi-producer multi-consumer (Python's `multiprocessing.Queue`),
+//!   with [`JoinableQueue`] and [`SimpleQueue`] beside it;
+//! * [`Pipe`] — two ends ([`Connection`]s) over a pair of rings.
+//!
+//! Every channel lives in a shared-memory ring (see `docs/ring-format.md`): a message is
+//! visible only once written whole, waiting spins briefly then sleeps on a futex, and a
+//! process killed at any instant leaves no torn message and no lock held.
+#![deny(unsafe_code)]
+
+mod core;
+mod error;
+mod joinable;
+mod pipe;
+mod queue;
+pub(crate) mod ring;
+mod simple;
+mod waitable;
+mod write_slot;
+
+pub use error::{CreateError, GetError, PutError};
+pub use joinable::{JoinableQueue, TaskDoneError};
+pub use pipe::{Connection, Pipe};
+pub use queue::{Queue, QueueBuilder, Readiness};
+pub use simple::SimpleQueue;
+pub use waitable::{wait, Waitable};
+pub use write_slot::WriteSlot;
+
+/// Segment tag of a [`Queue`] ring ("QU" + 1).
+pub(crate) const TAG_QUEUE: u32 = 0x5155_0001;
+/// Segment tag of a [`JoinableQueue`] ring.
+pub(crate) const TAG_JOINABLE: u32 = 0x5155_0002;
+/// Segment tag of a [`SimpleQueue`] ring.
+pub(crate) const TAG_SIMPLE: u32 = 0x5155_0003;
+/// Segment tag of one direction of a [`Pipe`].
+pub(crate) const TAG_PIPE: u32 = 0x5049_0001;

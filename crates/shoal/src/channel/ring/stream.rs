@@ -1,0 +1,166 @@
+//! Messages larger than half the ring, carried whole in consecutive parts.
+//!
+//! The producer takes the stream writer token (`Control::stream.writer`, CAS 0 -> its
+//! token), then sets `STREAM_BIT` in `tail`: from then on every other producer's CAS of
+//! `tail` fails and it waits, so the parts are consecutive in the ring. The consumer that claims the first part takes the reader token the same way:
+//! other consumers wait at a part they do not own. A token whose process died is
+//! cleared by whoever finds it; parts left without a live reader are skipped, a stream
+//! left without a live writer is dropped by its reader (it was never acknowledged).
+
+use std::sync::atomic::Ordering;
+
+use crate::sys::{self, Deadline};
+
+use super::claim::{self, Token};
+use super::layout::*;
+use super::wait::Blocked;
+use super::{GetFail, Message, PutFail, Ring, WaitFail};
+
+impl Ring {
+    // ----- messages larger than the ring ------------------------------------------
+
+    /// Streams `data` in parts while holding the stream writer token: other producers
+    /// wait, so the parts are consecutive in the ring.
+    pub(super) fn put_streamed(&self, data: &[u8], deadline: Deadline) -> Result<(), WaitFail> {
+        let ctrl = self.ctrl();
+        let (_, token) = self.my_slot().map_err(|_| WaitFail::Timeout)?;
+        let st = &ctrl.stream.0;
+        self.wait_loop(deadline, false, || {
+            if ctrl.geometry.0.closed.load(Ordering::Relaxed) != 0 {
+                return Err(Blocked::Closed);
+            }
+            match st
+                .writer
+                .compare_exchange(0, token, Ordering::SeqCst, Ordering::Relaxed)
+            {
+                Ok(_) => Ok(()),
+                Err(_) => Err(self.put_blocked(PutFail::Streaming)),
+            }
+        })?;
+        let tail = &ctrl.tail.0;
+        tail.fetch_or(super::STREAM_BIT, Ordering::SeqCst);
+        let finish = || {
+            tail.fetch_and(!super::STREAM_BIT, Ordering::SeqCst);
+            let _ = st
+                .writer
+                .compare_exchange(token, 0, Ordering::SeqCst, Ordering::Relaxed);
+            self.wake_space();
+        };
+        // Once the first part is in, the message is accepted: later parts wait without
+        // a deadline (crash checks still run) so that no half message is ever left.
+        let part = self.max_inline();
+        let mut first = Vec::with_capacity(part);
+        first.extend_from_slice(&(data.len() as u64).to_le_bytes());
+        let head_len = part - 8;
+        first.extend_from_slice(&data[..head_len]);
+        let r = self.wait_loop(deadline, false, || {
+            self.try_put(&first, F_PART_BEGIN)
+                .map_err(|f| self.put_blocked(f))
+        });
+        if let Err(e) = r {
+            finish();
+            return Err(e);
+        }
+        let rest = &data[head_len..];
+        let n = rest.len().div_ceil(part);
+        for (i, chunk) in rest.chunks(part).enumerate() {
+            let flag = if i + 1 == n { F_PART_END } else { F_PART_MID };
+            // The rest of an accepted message goes in even after `close`, and is not
+            // held back by the message bound (it is one message with the first part).
+            let _ = self.wait_loop(Deadline::NEVER, false, || {
+                self.force_put(chunk, flag).map_err(|f| self.put_blocked(f))
+            });
+        }
+        finish();
+        Ok(())
+    }
+
+    /// A put that ignores `closed` (used to finish a streamed message).
+    pub(super) fn force_put(&self, data: &[u8], flags: u32) -> Result<(), PutFail> {
+        let (slot, token) = self.my_slot().map_err(|_| PutFail::Full { blocked: 0 })?;
+        let pos = self.claim_put(self.cells_for(data.len()), slot, token, true)?;
+        self.write_commit(pos, data, flags);
+        slot.put_pos.store(IDLE, Ordering::Release);
+        self.after_commit(u64::from(flags & (F_PART_MID | F_PART_END) == 0));
+        Ok(())
+    }
+
+    pub(super) fn wake_space(&self) {
+        let w = &self.ctrl().space.0;
+        w.epoch.fetch_add(1, Ordering::SeqCst);
+        sys::futex_wake(&w.epoch, u32::MAX);
+    }
+
+    /// Reads the parts that follow `first` (a `F_PART_BEGIN` message, whose claim made
+    /// this thread the stream reader) into one buffer.
+    ///
+    /// When the writer died before the last part, the partial message is dropped (it was
+    /// never acknowledged) and the error carries the next message if one was already
+    /// claimed in its place (`None`: the caller waits for the next one).
+    pub(super) fn read_streamed<'a>(
+        &'a self,
+        first: Message<'a>,
+        token: Token,
+    ) -> Result<Vec<u8>, Option<Message<'a>>> {
+        let st = &self.ctrl().stream.0;
+        let mut header = [0u8; 8];
+        first.copy_range(0, &mut header);
+        let total = u64::from_le_bytes(header) as usize;
+        let mut buf = Vec::with_capacity(total.min(1 << 32));
+        first.append_from(8, &mut buf);
+        drop(first);
+        let done = || {
+            let _ = st
+                .reader
+                .compare_exchange(token, 0, Ordering::SeqCst, Ordering::Relaxed);
+        };
+        loop {
+            let part = self.wait_loop(Deadline::NEVER, true, || match self.try_get_raw() {
+                Ok((m, _)) => Ok(Some(m)),
+                Err(e) => {
+                    let b = match e {
+                        GetFail::Closed => Blocked::Idle,
+                        e => self.get_blocked(e),
+                    };
+                    if b == Blocked::Idle {
+                        let writer = st.writer.load(Ordering::SeqCst);
+                        if writer == 0 || !claim::owner_alive(writer) {
+                            // A writer commits its last part before it frees the token:
+                            // look once more before giving the stream up.
+                            return match self.try_get_raw() {
+                                Ok((m, _)) => Ok(Some(m)),
+                                Err(_) => Ok(None),
+                            };
+                        }
+                    }
+                    Err(b)
+                }
+            });
+            match part {
+                Ok(Some(m)) if m.flags & (F_PART_MID | F_PART_END) != 0 => {
+                    m.append_from(0, &mut buf);
+                    let end = m.flags & F_PART_END != 0;
+                    drop(m);
+                    if end {
+                        done();
+                        return if buf.len() == total {
+                            Ok(buf)
+                        } else {
+                            Err(None)
+                        };
+                    }
+                }
+                Ok(Some(m)) => {
+                    // A whole message where a part should be: the writer died and the
+                    // ring moved on. Drop the partial message, deliver this one.
+                    done();
+                    return Err(Some(m));
+                }
+                _ => {
+                    done();
+                    return Err(None);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,165 @@
+use super::*;
+use std::time::Duration;
+
+fn ring(cells: usize) -> Ring {
+    Ring::create(RingConfig {
+        cell_size: 64,
+        cells,
+        max_messages: 0,
+        tag: 99,
+        codec: 0,
+    })
+    .unwrap()
+}
+
+fn get_vec(r: &Ring) -> Result<Vec<u8>, GetFail> {
+    r.try_get(|b| b.to_vec())
+}
+
+#[test]
+fn fifo_single_and_multi_cell() {
+    let r = ring(16);
+    r.try_put(b"a", 0).unwrap();
+    let big = vec![7u8; 200];
+    r.try_put(&big, 0).unwrap();
+    r.try_put(b"", 0).unwrap();
+    assert_eq!(r.len(), 3);
+    assert_eq!(get_vec(&r).unwrap(), b"a");
+    assert_eq!(get_vec(&r).unwrap(), big);
+    assert_eq!(get_vec(&r).unwrap(), b"");
+    assert!(matches!(get_vec(&r), Err(GetFail::Empty { .. })));
+    assert_eq!(r.used_cells(), 0);
+}
+
+#[test]
+fn full_then_free_after_laps() {
+    let r = ring(4);
+    for lap in 0..10u8 {
+        for i in 0..4u8 {
+            r.try_put(&[lap, i], 0).unwrap();
+        }
+        assert!(matches!(r.try_put(b"x", 0), Err(PutFail::Full { .. })));
+        for i in 0..4u8 {
+            assert_eq!(get_vec(&r).unwrap(), [lap, i]);
+        }
+    }
+}
+
+#[test]
+fn streamed_message_larger_than_ring() {
+    let r = Arc::new(ring(8));
+    let big: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+    let r2 = Arc::clone(&r);
+    let big2 = big.clone();
+    let t = std::thread::spawn(move || r2.put(&big2, Deadline::NEVER).unwrap());
+    let got = r
+        .get(Deadline::after(Duration::from_secs(30)), |b| b.to_vec())
+        .unwrap();
+    t.join().unwrap();
+    assert_eq!(got, big);
+}
+
+#[test]
+fn dead_producer_claim_becomes_tombstone() {
+    let r = ring(8);
+    r.try_put(b"before", 0).unwrap();
+    // Forge a claim by a dead process: slot owned by pid 0x7fff_fff0 (never a live pid
+    // on a default pid_max), covering two cells at the tail.
+    let tail = r.ctrl().tail.0.load(Ordering::SeqCst);
+    let s = r.slot_at(SLOTS - 1);
+    s.owner.store(0x7fff_fff0u64 << 32 | 1, Ordering::SeqCst);
+    s.put_cells.store(2, Ordering::SeqCst);
+    s.put_pos.store(tail, Ordering::SeqCst);
+    r.ctrl().tail.0.store(tail + 2, Ordering::SeqCst);
+    r.try_put(b"after", 0).unwrap();
+    assert_eq!(get_vec(&r).unwrap(), b"before");
+    let got = r
+        .get(Deadline::after(Duration::from_secs(30)), |b| b.to_vec())
+        .unwrap();
+    assert_eq!(got, b"after");
+}
+
+#[test]
+fn dead_consumer_claim_is_released() {
+    let r = ring(2);
+    r.try_put(b"1", 0).unwrap();
+    r.try_put(b"2", 0).unwrap();
+    // A dead consumer claimed the first cell and never released it.
+    let s = r.slot_at(SLOTS - 2);
+    s.owner.store(0x7fff_fff1u64 << 32 | 1, Ordering::SeqCst);
+    s.get_cells.store(1, Ordering::SeqCst);
+    s.get_pos.store(0, Ordering::SeqCst);
+    r.ctrl().head.0.store(1, Ordering::SeqCst);
+    r.put(b"3", Deadline::after(Duration::from_secs(30)))
+        .unwrap();
+    assert_eq!(get_vec(&r).unwrap(), b"2");
+    assert_eq!(get_vec(&r).unwrap(), b"3");
+}
+
+#[test]
+fn close_drains_then_reports_closed() {
+    let r = ring(4);
+    r.try_put(b"x", 0).unwrap();
+    r.close();
+    assert_eq!(r.try_put(b"y", 0), Err(PutFail::Closed));
+    assert_eq!(get_vec(&r).unwrap(), b"x");
+    assert_eq!(get_vec(&r), Err(GetFail::Closed));
+    assert_eq!(r.get(Deadline::NEVER, |b| b.len()), Err(WaitFail::Closed));
+}
+
+#[test]
+fn blocking_get_times_out() {
+    let r = ring(4);
+    let start = Instant::now();
+    let e = r.get(Deadline::after(Duration::from_millis(30)), |b| b.len());
+    assert_eq!(e, Err(WaitFail::Timeout));
+    assert!(start.elapsed() >= Duration::from_millis(30));
+}
+
+#[test]
+fn threads_exchange_in_order() {
+    let r = Arc::new(ring(64));
+    let r2 = Arc::clone(&r);
+    let n = 20_000u32;
+    let t = std::thread::spawn(move || {
+        for i in 0..n {
+            let len = (i % 300) as usize;
+            let mut v = vec![(i % 251) as u8; len];
+            v.extend_from_slice(&i.to_le_bytes());
+            r2.put(&v, Deadline::after(Duration::from_secs(30)))
+                .unwrap();
+        }
+    });
+    for i in 0..n {
+        let v = r
+            .get(Deadline::after(Duration::from_secs(30)), |b| b.to_vec())
+            .unwrap();
+        let (body, idx) = v.split_at(v.len() - 4);
+        assert_eq!(u32::from_le_bytes(idx.try_into().unwrap()), i);
+        assert!(body.iter().all(|&b| b == (i % 251) as u8));
+    }
+    t.join().unwrap();
+}
+
+#[test]
+fn dead_consumer_gives_back_its_unit_of_the_message_bound() {
+    let r = Ring::create(RingConfig {
+        cell_size: 64,
+        cells: 8,
+        max_messages: 1,
+        tag: 99,
+        codec: 0,
+    })
+    .unwrap();
+    r.try_put(b"held", 0).unwrap();
+    assert!(matches!(r.try_put(b"x", 0), Err(PutFail::Full { .. })));
+    // A dead consumer claimed the message and never released it.
+    let s = r.slot_at(SLOTS - 3);
+    s.owner.store(0x7fff_fff2u64 << 32 | 1, Ordering::SeqCst);
+    s.get_cells.store(1, Ordering::SeqCst);
+    s.get_pos.store(0, Ordering::SeqCst);
+    r.ctrl().head.0.store(1, Ordering::SeqCst);
+    r.put(b"next", Deadline::after(Duration::from_secs(30)))
+        .unwrap();
+    assert_eq!(get_vec(&r).unwrap(), b"next");
+}

@@ -1,0 +1,250 @@
+//! Waiting: spin with an adaptive budget, then sleep on a futex, checking claims that
+//! stay stuck for a dead claimant.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crate::sys::{self, Deadline};
+
+use super::claim;
+use super::{
+    signed, GetFail, PutFail, Ring, WaitFail, CLAIM_NAP, IDLE_NAP, SPIN_MAX, SPIN_MIN, STUCK,
+};
+
+/// Longest spin phase in wall time, about the cost of waking a sleeping thread on
+/// another CPU: spinning longer than that cannot beat sleeping.
+const SPIN_TIME: std::time::Duration = std::time::Duration::from_micros(30);
+
+/// Spins between two yields of the spin phase.
+const YIELD_EVERY: u32 = 128;
+
+/// Sleep of a producer blocked by the message bound (it also looks for dead consumers).
+const BOUNDED_NAP: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Why an attempt inside [`Ring::wait_loop`] failed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Blocked {
+    /// Nothing in progress: sleep until woken.
+    Idle,
+    /// A claim at this position is in progress: nap briefly, then check its claimant.
+    Claimed(u64),
+    /// No room: the cell at this (previous-lap) position is not yet free. Sleeps like
+    /// `Idle`; while spinning, the producer waits for a batch of cells to free up.
+    Full(u64),
+    /// The ring is closed.
+    Closed,
+}
+
+impl Ring {
+    // ----- waiting -------------------------------------------------------------------
+
+    pub(super) fn spin_budget(&self, for_data: bool) -> u32 {
+        self.spin[usize::from(for_data)].0.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn learn(&self, for_data: bool, met_while_spinning: bool) {
+        let spin = &self.spin[usize::from(for_data)].0;
+        let b = spin.load(Ordering::Relaxed);
+        let nb = if met_while_spinning {
+            (b + b / 8 + 16).min(SPIN_MAX)
+        } else {
+            (b / 2).max(SPIN_MIN)
+        };
+        if nb != b {
+            spin.store(nb, Ordering::Relaxed);
+        }
+    }
+
+    /// Runs `attempt` until it succeeds: spinning first, then sleeping on the futex of
+    /// `which` (data or space), checking stuck claims for dead claimants.
+    pub(super) fn wait_loop<T, F>(
+        &self,
+        deadline: Deadline,
+        for_data: bool,
+        mut attempt: F,
+    ) -> Result<T, WaitFail>
+    where
+        F: FnMut() -> Result<T, Blocked>,
+    {
+        let budget = self.spin_budget(for_data);
+        let mut spins = 0u32;
+        // The spin phase also ends after SPIN_TIME of wall time: on a busy machine the
+        // peer may be descheduled, and spinning through our time slice only delays it.
+        let mut started: Option<Instant> = None;
+        let mut keep_spinning = |spins: &mut u32| -> bool {
+            *spins += 1;
+            if *spins >= budget {
+                return false;
+            }
+            if *spins % YIELD_EVERY == 0 {
+                if started.get_or_insert_with(Instant::now).elapsed() >= SPIN_TIME {
+                    return false;
+                }
+                // When the peer shares our CPU, a yield hands it the CPU at once; when
+                // it has its own, the yield returns at once.
+                std::thread::yield_now();
+                return true;
+            }
+            std::hint::spin_loop();
+            true
+        };
+        loop {
+            match attempt() {
+                Ok(v) => {
+                    if spins > 0 {
+                        self.learn(for_data, true);
+                    }
+                    return Ok(v);
+                }
+                Err(Blocked::Closed) => return Err(WaitFail::Closed),
+                // A zero timeout (the `try_` forms of streamed messages) tries once.
+                Err(_) if spins % 256 == 0 && deadline.expired() => return Err(WaitFail::Timeout),
+                Err(Blocked::Full(blocked)) => {
+                    // Hysteresis: polling the cell the consumer is reading right now
+                    // would steal its line on every poll; wait instead until a cell a
+                    // batch further on is free, then fill the whole batch.
+                    let ahead = blocked.wrapping_add((self.cells / 8).clamp(1, 64));
+                    let mut go_on = true;
+                    while !self.released(ahead) {
+                        go_on = keep_spinning(&mut spins);
+                        if !go_on {
+                            break;
+                        }
+                    }
+                    if !go_on || !keep_spinning(&mut spins) {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    if !keep_spinning(&mut spins) {
+                        break;
+                    }
+                }
+            }
+        }
+        self.learn(for_data, false);
+        let ctrl = self.ctrl();
+        let w = if for_data {
+            &ctrl.data.0
+        } else {
+            &ctrl.space.0
+        };
+        let mut stuck: Option<(u64, Instant)> = None;
+        loop {
+            if deadline.expired() {
+                return Err(WaitFail::Timeout);
+            }
+            w.sleepers.fetch_add(1, Ordering::SeqCst);
+            let epoch = w.epoch.load(Ordering::SeqCst);
+            let outcome = attempt();
+            let nap = match outcome {
+                Ok(v) => {
+                    w.sleepers.fetch_sub(1, Ordering::SeqCst);
+                    return Ok(v);
+                }
+                Err(Blocked::Closed) => {
+                    w.sleepers.fetch_sub(1, Ordering::SeqCst);
+                    return Err(WaitFail::Closed);
+                }
+                Err(Blocked::Full(_)) if self.max_messages != 0 => {
+                    // Bounded by count: a dead consumer's claim is never met at the tail,
+                    // so look for one now and then.
+                    match stuck {
+                        Some((_, since)) if since.elapsed() >= STUCK => {
+                            self.recover_dead_consumers();
+                            stuck = Some((0, Instant::now()));
+                        }
+                        Some(_) => {}
+                        None => stuck = Some((0, Instant::now())),
+                    }
+                    BOUNDED_NAP
+                }
+                Err(Blocked::Idle | Blocked::Full(_)) => {
+                    stuck = None;
+                    IDLE_NAP
+                }
+                Err(Blocked::Claimed(pos)) => {
+                    match stuck {
+                        Some((p, since)) if p == pos => {
+                            if since.elapsed() >= STUCK {
+                                let fixed = if for_data {
+                                    self.recover_put_claim(pos)
+                                } else {
+                                    self.recover_get_claim(pos)
+                                };
+                                if !fixed {
+                                    stuck = Some((pos, Instant::now()));
+                                }
+                            }
+                        }
+                        _ => stuck = Some((pos, Instant::now())),
+                    }
+                    CLAIM_NAP
+                }
+            };
+            let until = match deadline.remaining() {
+                Some(left) => Deadline::after(left.min(nap)),
+                None => Deadline::after(nap),
+            };
+            let _ = sys::futex_wait(&w.epoch, epoch, until);
+            w.sleepers.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether the cell at previous-lap position `pos` has been released (is free for
+    /// `pos + cells`), or is further on still.
+    fn released(&self, pos: u64) -> bool {
+        let seq = self.cell(pos).seq.load(Ordering::Relaxed) & !super::TOMB_BIT;
+        signed(seq, pos.wrapping_add(self.cells)) >= 0
+    }
+
+    /// Classifies a failed put for the wait loop.
+    pub(super) fn put_blocked(&self, fail: PutFail) -> Blocked {
+        match fail {
+            PutFail::Closed => Blocked::Closed,
+            PutFail::Streaming => {
+                let writer = self.ctrl().stream.0.writer.load(Ordering::SeqCst);
+                if writer != 0 && !claim::owner_alive(writer) {
+                    // The writer died mid-stream: reopen the ring to everyone, then free
+                    // the token (in this order, so that a new writer's bit is never
+                    // cleared by us).
+                    self.ctrl()
+                        .tail
+                        .0
+                        .fetch_and(!super::STREAM_BIT, Ordering::SeqCst);
+                    let _ = self.ctrl().stream.0.writer.compare_exchange(
+                        writer,
+                        0,
+                        Ordering::SeqCst,
+                        Ordering::Relaxed,
+                    );
+                }
+                Blocked::Idle
+            }
+            PutFail::Full { blocked } => {
+                // Consumed but not released: a consumer is between its CAS and release.
+                let head = self.ctrl().head.0.load(Ordering::SeqCst);
+                if signed(head, blocked) > 0 && self.max_messages == 0 {
+                    Blocked::Claimed(blocked)
+                } else {
+                    Blocked::Full(blocked)
+                }
+            }
+        }
+    }
+
+    /// Classifies a failed get for the wait loop.
+    pub(super) fn get_blocked(&self, fail: GetFail) -> Blocked {
+        match fail {
+            GetFail::Closed => Blocked::Closed,
+            GetFail::Empty { pos } => {
+                let tail = self.tail_pos();
+                if signed(tail, pos) > 0 {
+                    Blocked::Claimed(pos)
+                } else {
+                    Blocked::Idle
+                }
+            }
+        }
+    }
+}

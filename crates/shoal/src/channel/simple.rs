@@ -1,0 +1,103 @@
+//! `SimpleQueue<T>`: the small queue of Python's `multiprocessing.SimpleQueue`.
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::channel::core::{deserialize_core, serialize_core, Core, Wait};
+use crate::channel::{CreateError, GetError, PutError, QueueBuilder, TAG_SIMPLE};
+
+/// An unbounded-by-count queue with only `put`, `get`, `empty` and `close` (Python's
+/// `multiprocessing.SimpleQueue`), on the same crash-safe ring as [`crate::channel::Queue`].
+///
+/// # Examples
+/// ```
+/// let q: shoal::channel::SimpleQueue<String> = shoal::channel::SimpleQueue::new()?;
+/// q.put("hi".to_owned())?;
+/// assert!(!q.empty());
+/// assert_eq!(q.get()?, "hi");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct SimpleQueue<T> {
+    core: std::sync::Arc<Core>,
+    _marker: std::marker::PhantomData<fn(T) -> T>,
+}
+
+impl<T> Clone for SimpleQueue<T> {
+    fn clone(&self) -> SimpleQueue<T> {
+        SimpleQueue {
+            core: self.core.clone(),
+            _marker: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for SimpleQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimpleQueue")
+            .field("empty", &self.empty())
+            .finish()
+    }
+}
+
+impl<T> SimpleQueue<T> {
+    pub(crate) fn core(&self) -> &std::sync::Arc<Core> {
+        &self.core
+    }
+
+    /// A simple queue with a 1 MiB ring and the bincode codec.
+    ///
+    /// # Errors
+    /// When the kernel refuses the memory or an eventfd.
+    pub fn new() -> Result<SimpleQueue<T>, CreateError> {
+        let b = QueueBuilder::default();
+        Ok(SimpleQueue {
+            core: Core::create(b.ring_config(TAG_SIMPLE)?, b.chosen_codec())?,
+            _marker: std::marker::PhantomData,
+        })
+    }
+
+    /// Whether the queue is empty now.
+    pub fn empty(&self) -> bool {
+        self.core.ring.used_cells() == 0
+    }
+
+    /// Closes the queue: later puts fail, gets drain then fail.
+    pub fn close(&self) {
+        self.core.ring.close();
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
+    /// Puts `msg`, blocking while the ring is full.
+    ///
+    /// # Errors
+    /// `Closed` or `Encode`, with the message.
+    pub fn put(&self, msg: T) -> Result<(), PutError<T>> {
+        self.core.put_value(msg, Wait::forever())
+    }
+
+    /// Takes the next message, blocking while empty.
+    ///
+    /// # Errors
+    /// `Closed` once closed and drained; `Decode`.
+    pub fn get(&self) -> Result<T, GetError> {
+        self.core.get_value(Wait::forever())
+    }
+}
+
+impl<T> Serialize for SimpleQueue<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_core(&self.core, TAG_SIMPLE, "SimpleQueue", s)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for SimpleQueue<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<SimpleQueue<T>, D::Error> {
+        Ok(SimpleQueue {
+            core: deserialize_core(d, TAG_SIMPLE)?,
+            _marker: std::marker::PhantomData,
+        })
+    }
+}

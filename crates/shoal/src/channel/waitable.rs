@@ -1,0 +1,163 @@
+//! `wait`: block until one of several queues, connections or processes is ready.
+
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::time::Duration;
+
+use crate::channel::{Connection, JoinableQueue, Queue, SimpleQueue};
+use crate::sys::{self, Deadline};
+
+/// Longest single `poll` of [`wait`]: a readiness signal consumed by another waiter of
+/// the same channel (the eventfd is shared) costs at most this much latency.
+const SLICE: Duration = Duration::from_millis(20);
+
+mod sealed {
+    pub trait Sealed {
+        /// Registers (or unregisters) for readiness signals; false for non-channels.
+        fn set_watch(&self, on: bool) -> bool;
+    }
+}
+use sealed::Sealed;
+
+/// Something [`wait`] can wait on: a queue or connection (ready when a `get`/`recv`
+/// would not block: a message, or closed) or a [`crate::Process`] (ready when it ended).
+/// Implemented by shoal's types only.
+pub trait Waitable: Sealed {
+    /// Whether the object is ready now.
+    fn is_ready(&self) -> bool;
+    /// The descriptor that becomes readable when the object may have become ready.
+    fn ready_fd(&self) -> BorrowedFd<'_>;
+}
+
+macro_rules! queue_waitable {
+    ($($t:ident),*) => {$(
+        impl<T> Sealed for $t<T> {
+            fn set_watch(&self, on: bool) -> bool {
+                self.core().ring.watch(on);
+                true
+            }
+        }
+        impl<T> Waitable for $t<T> {
+            fn is_ready(&self) -> bool {
+                self.core().ring.readable()
+            }
+            fn ready_fd(&self) -> BorrowedFd<'_> {
+                self.core().ring.event_fd()
+            }
+        }
+    )*};
+}
+queue_waitable!(Queue, SimpleQueue);
+
+impl<T> Sealed for JoinableQueue<T> {
+    fn set_watch(&self, on: bool) -> bool {
+        (**self).set_watch(on)
+    }
+}
+impl<T> Waitable for JoinableQueue<T> {
+    fn is_ready(&self) -> bool {
+        (**self).is_ready()
+    }
+    fn ready_fd(&self) -> BorrowedFd<'_> {
+        (**self).ready_fd()
+    }
+}
+
+impl Sealed for Connection {
+    fn set_watch(&self, on: bool) -> bool {
+        self.rx_core().map(|c| c.ring.watch(on)).is_some()
+    }
+}
+impl Waitable for Connection {
+    fn is_ready(&self) -> bool {
+        match self.rx_core() {
+            Some(rx) => rx.ring.readable() || rx.ring.end_dead(true),
+            None => false,
+        }
+    }
+    fn ready_fd(&self) -> BorrowedFd<'_> {
+        match self.rx_core() {
+            Some(rx) => rx.ring.event_fd(),
+            // A send-only end is never ready; its sending ring's descriptor is only
+            // signalled for the peer.
+            None => self
+                .tx_core()
+                .map(|c| c.ring.event_fd())
+                .expect("a connection has an end"),
+        }
+    }
+}
+
+impl Sealed for crate::Process {
+    fn set_watch(&self, _on: bool) -> bool {
+        false
+    }
+}
+impl Waitable for crate::Process {
+    fn is_ready(&self) -> bool {
+        sys::poll_readable(&[self.sentinel()], Some(Duration::ZERO)).is_ok_and(|r| r[0])
+    }
+    fn ready_fd(&self) -> BorrowedFd<'_> {
+        self.sentinel()
+    }
+}
+
+/// Unregisters the readiness watchers of [`wait`] however it returns.
+struct Watch<'a>(&'a [&'a dyn Waitable], Vec<bool>);
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        for (o, watched) in self.0.iter().zip(&self.1) {
+            if *watched {
+                o.set_watch(false);
+            }
+        }
+    }
+}
+
+/// Waits until at least one of `objects` is ready, or `timeout` passes (`None`: no
+/// limit), and returns the indices of the ready ones (empty after a timeout) — Python's
+/// `multiprocessing.connection.wait`.
+///
+/// Queues and connections are ready when a `get`/`recv` would not block (a message is
+/// there, or the channel is closed, or a pipe's sender died); a process is ready once it
+/// has ended.
+///
+/// # Errors
+/// When `poll` fails.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use shoal::channel::{wait, Pipe, Queue, Waitable};
+///
+/// let q: Queue<u8> = Queue::new()?;
+/// let (a, b) = Pipe::duplex()?;
+/// a.send(&1u8)?;
+/// let ready = wait(&[&q as &dyn Waitable, &b], Some(Duration::from_secs(5)))?;
+/// assert_eq!(ready, vec![1]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> io::Result<Vec<usize>> {
+    let deadline = Deadline::from_timeout(timeout);
+    let watched: Vec<bool> = objects.iter().map(|o| o.set_watch(true)).collect();
+    let watch = Watch(objects, watched);
+    loop {
+        let ready: Vec<usize> = (0..objects.len())
+            .filter(|&i| objects[i].is_ready())
+            .collect();
+        if !ready.is_empty() || deadline.expired() {
+            return Ok(ready);
+        }
+        let slice = deadline.remaining().map_or(SLICE, |left| left.min(SLICE));
+        let fds: Vec<BorrowedFd<'_>> = objects.iter().map(|o| o.ready_fd()).collect();
+        let readable = sys::poll_readable(&fds, Some(slice))?;
+        // Reset the channels' descriptors that fired before looking at the rings again,
+        // so that the next poll sleeps until something new happens.
+        for (i, r) in readable.iter().enumerate() {
+            if *r && watch.1[i] {
+                let _ = sys::eventfd_drain(fds[i]);
+            }
+        }
+    }
+}

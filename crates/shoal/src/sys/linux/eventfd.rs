@@ -1,0 +1,100 @@
+//! `eventfd` readiness descriptors: a counter the kernel can report as readable to
+//! `epoll`, `poll`, tokio or asyncio, used by channels to say "there may be data".
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use super::errno::{cvt, retry};
+
+/// Creates a non-blocking, close-on-exec eventfd with a zero counter.
+///
+/// # Errors
+/// When the kernel refuses a new descriptor (`EMFILE`, `ENFILE`, `ENOMEM`).
+pub(crate) fn eventfd_create() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd takes two integers and touches no memory of ours.
+    let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+    // SAFETY: eventfd just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds one to the counter, making the descriptor readable.
+///
+/// A full counter (`EAGAIN`, after 2^64 - 2 signals nobody drained) is not an error:
+/// the descriptor is readable already, which is all a signal means.
+pub(crate) fn eventfd_signal(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let one: u64 = 1;
+    // SAFETY: `one` is a live u64 on this stack frame; write reads exactly 8 bytes of it.
+    let ret =
+        retry(|| unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) as isize });
+    match ret {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+        Err(e) => Err(e),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Resets the counter to zero; returns whether it was signalled.
+///
+/// # Errors
+/// Only for a descriptor that is not an eventfd.
+pub(crate) fn eventfd_drain(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let mut value: u64 = 0;
+    // SAFETY: `value` is a live u64 on this stack frame; read writes at most 8 bytes.
+    let ret = retry(|| unsafe {
+        libc::read(fd.as_raw_fd(), (&mut value as *mut u64).cast(), 8) as isize
+    });
+    match ret {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `pid` runs and is not a zombie waiting to be reaped: a SIGKILLed process
+/// that its parent has not waited for yet is dead for every purpose of a channel.
+///
+/// It lives beside the readiness descriptors because channels are its only user; it
+/// belongs beside `pid_alive` in `signal.rs`.
+pub(crate) fn pid_running(pid: u32) -> bool {
+    if !super::pid_alive(pid) {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state letter follows the command name, which is in parentheses and may
+        // itself contain spaces or parentheses: take the text after the last ')'.
+        Ok(stat) => !matches!(
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().chars().next()),
+            Some(Some('Z' | 'X'))
+        ),
+        Err(_) => super::pid_alive(pid),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    fn readable(fd: BorrowedFd<'_>) -> bool {
+        super::super::poll_readable(&[fd], Some(std::time::Duration::ZERO)).unwrap()[0]
+    }
+
+    #[test]
+    fn signal_makes_readable_and_drain_resets() {
+        let fd = eventfd_create().unwrap();
+        assert!(!readable(fd.as_fd()));
+        assert!(!eventfd_drain(fd.as_fd()).unwrap());
+        eventfd_signal(fd.as_fd()).unwrap();
+        eventfd_signal(fd.as_fd()).unwrap();
+        assert!(readable(fd.as_fd()));
+        assert!(eventfd_drain(fd.as_fd()).unwrap());
+        assert!(!readable(fd.as_fd()));
+    }
+
+    #[test]
+    fn own_process_runs() {
+        assert!(pid_running(std::process::id()));
+        assert!(!pid_running(0));
+    }
+}

@@ -1,0 +1,98 @@
+//! Pipe and Connection semantics through the public API.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use shoal::channel::{GetError, Pipe};
+
+fn watchdog<F: FnOnce() + Send + 'static>(f: F) {
+    let (tx, rx) = mpsc::channel();
+    let t = std::thread::spawn(move || {
+        f();
+        let _ = tx.send(());
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(()) => t.join().unwrap(),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            if let Err(p) = t.join() {
+                std::panic::resume_unwind(p)
+            }
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test hung for 60 s"),
+    }
+}
+
+#[test]
+fn duplex_both_ways() {
+    watchdog(|| {
+        let (a, b) = Pipe::duplex().unwrap();
+        let t = std::thread::spawn(move || {
+            for _ in 0..1000 {
+                let n: u64 = b.recv().unwrap();
+                b.send(&(n + 1)).unwrap();
+            }
+            b
+        });
+        for i in 0..1000u64 {
+            a.send(&i).unwrap();
+            assert_eq!(a.recv::<u64>().unwrap(), i + 1);
+        }
+        let b = t.join().unwrap();
+        assert!(a.readable() && a.writable() && b.readable());
+    });
+}
+
+#[test]
+fn simplex_bytes_into_and_too_short() {
+    watchdog(|| {
+        let (tx, rx) = Pipe::simplex().unwrap();
+        assert!(!tx.readable() && !rx.writable());
+        assert!(rx.send_bytes(b"x").is_err());
+        assert_eq!(tx.recv_bytes(), Err(GetError::Closed));
+        tx.send_bytes(b"hello").unwrap();
+        tx.send_bytes(b"world!").unwrap();
+        let mut buf = [0u8; 5];
+        assert_eq!(rx.recv_bytes_into(&mut buf).unwrap(), 5);
+        assert_eq!(&buf, b"hello");
+        match rx.recv_bytes_into(&mut buf) {
+            Err(GetError::BufferTooShort(m)) => assert_eq!(m, b"world!"),
+            other => panic!("{other:?}"),
+        }
+    });
+}
+
+#[test]
+fn poll_and_end_of_stream_after_close() {
+    watchdog(|| {
+        let (a, b) = Pipe::duplex().unwrap();
+        let start = Instant::now();
+        assert!(!b.poll(Duration::from_millis(20)));
+        assert!(start.elapsed() >= Duration::from_millis(20));
+        a.send_bytes(b"last").unwrap();
+        assert!(b.poll(Duration::ZERO));
+        a.close();
+        assert_eq!(b.recv_bytes().unwrap(), b"last");
+        assert_eq!(b.recv_bytes(), Err(GetError::Closed));
+        assert!(b.poll(Duration::ZERO));
+        assert!(b.send_bytes(b"x").is_err());
+        let start = Instant::now();
+        let (c, _d) = Pipe::duplex().unwrap();
+        assert_eq!(
+            c.recv_timeout::<u8>(Duration::from_millis(30)),
+            Err(GetError::Timeout)
+        );
+        assert!(start.elapsed() >= Duration::from_millis(30));
+    });
+}
+
+#[test]
+fn large_messages_through_a_pipe() {
+    watchdog(|| {
+        let (tx, rx) = Pipe::simplex().unwrap();
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+        let big2 = big.clone();
+        let t = std::thread::spawn(move || tx.send_bytes(&big2).unwrap());
+        assert_eq!(rx.recv_bytes().unwrap(), big);
+        t.join().unwrap();
+    });
+}
