@@ -1,6 +1,6 @@
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -569,6 +569,13 @@ impl AsFd for Connection {
     /// [`has_pending_input`](Connection::has_pending_input) tells.
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.socket.as_fd()
+    }
+}
+
+/// For event loops that take raw descriptors (tokio's `AsyncFd`, mio's `SourceFd`).
+impl AsRawFd for Connection {
+    fn as_raw_fd(&self) -> RawFd {
+        self.socket.as_fd().as_raw_fd()
     }
 }
 

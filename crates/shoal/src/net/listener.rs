@@ -1,4 +1,4 @@
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
 use crate::net::connection::Role;
@@ -140,6 +140,13 @@ impl AsFd for Listener {
     /// The listening socket: readable when a client waits to be accepted.
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.socket.as_fd()
+    }
+}
+
+/// For event loops that take raw descriptors (tokio's `AsyncFd`, mio's `SourceFd`).
+impl AsRawFd for Listener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.socket.as_fd().as_raw_fd()
     }
 }
 
