@@ -8,11 +8,11 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shoal-target}"
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
-cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 echo "== unit and integration tests (nextest)"
-cargo nextest run --workspace --no-fail-fast
+cargo nextest run --workspace --all-features --no-fail-fast
 echo "== doc tests"
-cargo test --workspace --doc --quiet
+cargo test --workspace --all-features --doc --quiet
 echo "== no shared-memory segment left behind"
 left=$(ls /dev/shm | grep '^shoal-' || true)
 if [ -n "$left" ]; then

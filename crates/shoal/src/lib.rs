@@ -114,6 +114,7 @@
 pub mod channel;
 pub mod codec;
 mod handoff;
+pub mod net;
 pub mod pool;
 pub mod process;
 pub mod shm;
