@@ -3,7 +3,10 @@
 //!
 //! `cargo bench -p shoal --bench channel` runs the criterion groups, then prints a
 //! summary table: medians of 3 runs of `SUMMARY_MESSAGES` messages, in msg/s, and the
-//! ratios of `Queue` to each baseline. `-- --summary-only` skips criterion.
+//! ratios of `Queue` to each baseline, then ping-pong round trips and 1 MiB messages.
+//! `-- --summary-only` skips criterion; `SHOAL_BENCH_PIN=1` pins the two sides to CPUs 0
+//! and 1; `SHOAL_BENCH_ONLY=<name>` restricts the baselines; `SHOAL_BENCH_RING=<bytes>`
+//! sets the ring of the 1 MiB runs.
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
 use std::io::{Read, Write};
@@ -20,8 +23,10 @@ const SIZES: [usize; 2] = [8, 64];
 fn queue_1to1(size: usize, n: u64) -> Duration {
     let q: Queue<()> = Queue::new().unwrap();
     let tx = q.clone();
+    pin(0);
     let start = Instant::now();
     let producer = std::thread::spawn(move || {
+        pin(1);
         let msg = vec![7u8; size];
         for _ in 0..n {
             tx.put_bytes(&msg).unwrap();
@@ -41,8 +46,10 @@ fn queue_batched_1to1(size: usize, n: u64) -> Duration {
     const BATCH: usize = 64;
     let q: Queue<()> = Queue::new().unwrap();
     let tx = q.clone();
+    pin(0);
     let start = Instant::now();
     let producer = std::thread::spawn(move || {
+        pin(1);
         let msg = vec![7u8; size];
         let batch: Vec<&[u8]> = vec![&msg[..]; BATCH];
         let mut left = n as usize;
@@ -67,8 +74,10 @@ fn queue_batched_1to1(size: usize, n: u64) -> Duration {
 
 fn mpsc_1to1(size: usize, n: u64) -> Duration {
     let (tx, rx) = sync_channel::<Vec<u8>>(4096);
+    pin(0);
     let start = Instant::now();
     let producer = std::thread::spawn(move || {
+        pin(1);
         for _ in 0..n {
             tx.send(vec![7u8; size]).unwrap();
         }
@@ -79,6 +88,21 @@ fn mpsc_1to1(size: usize, n: u64) -> Duration {
     let t = start.elapsed();
     producer.join().unwrap();
     t
+}
+
+/// With `SHOAL_BENCH_PIN=1`, pins the calling thread to CPU `cpu` (the two sides of
+/// each run then have a CPU each, as on a machine with idle cores).
+fn pin(cpu: usize) {
+    if std::env::var_os("SHOAL_BENCH_PIN").is_none() {
+        return;
+    }
+    // SAFETY: `set` is a zeroed cpu_set_t on this stack frame, filled by CPU_SET and
+    // read by sched_setaffinity for the calling thread (pid 0).
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
 }
 
 /// An anonymous pipe as two files (read end, write end).
@@ -99,8 +123,10 @@ fn os_pipe() -> (std::fs::File, std::fs::File) {
 
 fn pipe_1to1(size: usize, n: u64) -> Duration {
     let (mut r, mut w) = os_pipe();
+    pin(0);
     let start = Instant::now();
     let producer = std::thread::spawn(move || {
+        pin(1);
         let msg = vec![7u8; size];
         for _ in 0..n {
             w.write_all(&msg).unwrap();
@@ -191,8 +217,10 @@ fn large_queue(size: usize, n: u64, in_place: bool) -> Duration {
         .build()
         .unwrap();
     let tx = q.clone();
+    pin(0);
     let start = Instant::now();
     let producer = std::thread::spawn(move || {
+        pin(1);
         let msg = vec![7u8; size];
         for _ in 0..n {
             if in_place {
@@ -216,8 +244,10 @@ fn large_queue(size: usize, n: u64, in_place: bool) -> Duration {
 
 fn large_pipe(size: usize, n: u64) -> Duration {
     let (mut r, mut w) = os_pipe();
+    pin(0);
     let start = Instant::now();
     let producer = std::thread::spawn(move || {
+        pin(1);
         let msg = vec![7u8; size];
         for _ in 0..n {
             w.write_all(&msg).unwrap();
@@ -273,6 +303,74 @@ fn large_summary() {
     );
 }
 
+/// Ping-pong round trips of 64-byte messages between two threads that both keep
+/// spinning (the peer is busy): p50 and p99 in nanoseconds.
+fn ping_pong_queue(rounds: usize) -> (f64, f64) {
+    let ab: Queue<()> = Queue::new().unwrap();
+    let ba: Queue<()> = Queue::new().unwrap();
+    let (ab2, ba2) = (ab.clone(), ba.clone());
+    let peer = std::thread::spawn(move || {
+        pin(1);
+        let mut buf = Vec::with_capacity(64);
+        for _ in 0..rounds {
+            ab2.get_bytes_into(&mut buf).unwrap();
+            ba2.put_bytes(&buf).unwrap();
+        }
+    });
+    pin(0);
+    let msg = [1u8; 64];
+    let mut buf = Vec::with_capacity(64);
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        ab.put_bytes(&msg).unwrap();
+        ba.get_bytes_into(&mut buf).unwrap();
+        times.push(t.elapsed().as_nanos() as f64);
+    }
+    peer.join().unwrap();
+    percentiles(times)
+}
+
+fn ping_pong_pipe(rounds: usize) -> (f64, f64) {
+    let (mut r1, mut w1) = os_pipe();
+    let (mut r2, mut w2) = os_pipe();
+    let peer = std::thread::spawn(move || {
+        pin(1);
+        let mut buf = [0u8; 64];
+        for _ in 0..rounds {
+            r1.read_exact(&mut buf).unwrap();
+            w2.write_all(&buf).unwrap();
+        }
+    });
+    pin(0);
+    let msg = [1u8; 64];
+    let mut buf = [0u8; 64];
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        w1.write_all(&msg).unwrap();
+        r2.read_exact(&mut buf).unwrap();
+        times.push(t.elapsed().as_nanos() as f64);
+    }
+    peer.join().unwrap();
+    percentiles(times)
+}
+
+fn percentiles(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], v[v.len() * 99 / 100])
+}
+
+fn ping_pong_summary() {
+    const ROUNDS: usize = 200_000;
+    let (q50, q99) = ping_pong_queue(ROUNDS);
+    let (p50, p99) = ping_pong_pipe(ROUNDS / 10);
+    println!("\nping-pong round trip, 64 B, two threads, ns");
+    println!("{:<24} {:>10} {:>10}", "transport", "p50", "p99");
+    println!("{:<24} {:>10.0} {:>10.0}", "shoal Queue", q50, q99);
+    println!("{:<24} {:>10.0} {:>10.0}", "OS pipe", p50, p99);
+}
+
 criterion_group!(benches, bench);
 
 fn main() {
@@ -282,5 +380,6 @@ fn main() {
         Criterion::default().configure_from_args().final_summary();
     }
     summary();
+    ping_pong_summary();
     large_summary();
 }

@@ -11,6 +11,13 @@ use super::{
     signed, GetFail, PutFail, Ring, WaitFail, CLAIM_NAP, IDLE_NAP, SPIN_MAX, SPIN_MIN, STUCK,
 };
 
+/// Longest spin phase in wall time, about the cost of waking a sleeping thread on
+/// another CPU: spinning longer than that cannot beat sleeping.
+const SPIN_TIME: std::time::Duration = std::time::Duration::from_micros(30);
+
+/// Spins between two yields of the spin phase.
+const YIELD_EVERY: u32 = 128;
+
 /// Sleep of a producer blocked by the message bound (it also looks for dead consumers).
 const BOUNDED_NAP: std::time::Duration = std::time::Duration::from_millis(20);
 
@@ -61,6 +68,26 @@ impl Ring {
     {
         let budget = self.spin_budget(for_data);
         let mut spins = 0u32;
+        // The spin phase also ends after SPIN_TIME of wall time: on a busy machine the
+        // peer may be descheduled, and spinning through our time slice only delays it.
+        let mut started: Option<Instant> = None;
+        let mut keep_spinning = |spins: &mut u32| -> bool {
+            *spins += 1;
+            if *spins >= budget {
+                return false;
+            }
+            if *spins % YIELD_EVERY == 0 {
+                if started.get_or_insert_with(Instant::now).elapsed() >= SPIN_TIME {
+                    return false;
+                }
+                // When the peer shares our CPU, a yield hands it the CPU at once; when
+                // it has its own, the yield returns at once.
+                std::thread::yield_now();
+                return true;
+            }
+            std::hint::spin_loop();
+            true
+        };
         loop {
             match attempt() {
                 Ok(v) => {
@@ -72,31 +99,27 @@ impl Ring {
                 Err(Blocked::Closed) => return Err(WaitFail::Closed),
                 // A zero timeout (the `try_` forms of streamed messages) tries once.
                 Err(_) if spins % 256 == 0 && deadline.expired() => return Err(WaitFail::Timeout),
-                Err(Blocked::Full(blocked)) if spins < budget => {
+                Err(Blocked::Full(blocked)) => {
                     // Hysteresis: polling the cell the consumer is reading right now
                     // would steal its line on every poll; wait instead until a cell a
                     // batch further on is free, then fill the whole batch.
                     let ahead = blocked.wrapping_add((self.cells / 8).clamp(1, 64));
-                    while spins < budget && !self.released(ahead) {
-                        spins += 1;
-                        if spins % 128 == 0 {
-                            std::thread::yield_now();
-                        } else {
-                            std::hint::spin_loop();
+                    let mut go_on = true;
+                    while !self.released(ahead) {
+                        go_on = keep_spinning(&mut spins);
+                        if !go_on {
+                            break;
                         }
                     }
-                    spins += 1;
-                    std::hint::spin_loop();
-                }
-                Err(_) if spins < budget => {
-                    spins += 1;
-                    if spins % 128 == 0 {
-                        std::thread::yield_now();
-                    } else {
-                        std::hint::spin_loop();
+                    if !go_on || !keep_spinning(&mut spins) {
+                        break;
                     }
                 }
-                Err(_) => break,
+                Err(_) => {
+                    if !keep_spinning(&mut spins) {
+                        break;
+                    }
+                }
             }
         }
         self.learn(for_data, false);
