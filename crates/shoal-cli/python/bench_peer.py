@@ -41,6 +41,14 @@ def batch_len(size):
     return max(1, min(BATCH_MAX, BATCH_BYTES // max(size, 1)))
 
 
+def detach_stdout():
+    """A child lets go of the answer pipe: should the parent be killed, the caller sees
+    end-of-file at once instead of waiting for the orphaned child."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+
+
 def pin(cpu):
     if cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {cpu})
@@ -92,6 +100,7 @@ END = b""
 
 
 def producer(impl, tx, size, seconds, go, cpu):
+    detach_stdout()
     pin(cpu)
     msg = b"\xa5" * size
     go.wait()
@@ -144,6 +153,7 @@ def throughput(impl, size, seconds, cpus, ctx):
 
 
 def echo(impl, rx, tx, cpu):
+    detach_stdout()
     pin(cpu)
     get, put = receiver(impl, rx), sender(impl, tx)
     while True:

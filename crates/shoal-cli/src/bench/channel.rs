@@ -239,25 +239,49 @@ fn produce(
     }
 }
 
-/// Reads the control queue until `n` reports tagged `tag` came; their counts.
-fn collect(control: &Queue<()>, tag: u8, n: usize, within: Duration) -> anyhow::Result<Vec<u64>> {
-    let deadline = Instant::now() + within;
-    let mut counts = Vec::new();
-    while counts.len() < n {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let msg = control.get_bytes_timeout(left).map_err(|e| match e {
-            GetError::Timeout => anyhow!("a benchmark peer did not answer in time"),
-            e => err(e),
-        })?;
-        match msg.split_first() {
-            Some((&t, rest)) if t == tag && rest.len() == 8 => {
-                counts.push(u64::from_le_bytes(rest.try_into().expect("8 bytes")));
+/// The reports of a case's peers, read from the control queue in whatever order they
+/// come (a pipe's consumer may report as soon as its producer exits).
+struct Reports {
+    control: Queue<()>,
+    early: Vec<(u8, u64)>,
+}
+
+impl Reports {
+    /// Waits until `n` reports tagged `tag` came (at most `within`); their counts.
+    fn collect(&mut self, tag: u8, n: usize, within: Duration) -> anyhow::Result<Vec<u64>> {
+        let deadline = Instant::now() + within;
+        let mut counts = Vec::new();
+        self.early.retain(|&(t, c)| {
+            let mine = t == tag && counts.len() < n;
+            if mine {
+                counts.push(c);
             }
-            Some((&t, [])) if t == tag => counts.push(0),
-            _ => bail!("a benchmark peer sent an unexpected report"),
+            !mine
+        });
+        while counts.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let msg = self.control.get_bytes_timeout(left).map_err(|e| match e {
+                GetError::Timeout => anyhow!("a benchmark peer did not answer in time"),
+                e => err(e),
+            })?;
+            let (t, count) = match msg.split_first() {
+                Some((&t, [])) => (t, 0),
+                Some((&t, rest)) if rest.len() == 8 => {
+                    (t, u64::from_le_bytes(rest.try_into().expect("8 bytes")))
+                }
+                _ => bail!("a benchmark peer sent a malformed report"),
+            };
+            if !matches!(t, b'R' | b'P' | b'C') {
+                bail!("a benchmark peer sent an unknown report");
+            }
+            if t == tag {
+                counts.push(count);
+            } else {
+                self.early.push((t, count));
+            }
         }
+        Ok(counts)
     }
-    Ok(counts)
 }
 
 /// Closes `ends` when `after` passes, unless dropped first: a producer blocked on a
@@ -319,14 +343,17 @@ pub(crate) fn measure(case: &Case, how: &Conditions) -> anyhow::Result<Measure> 
 }
 
 struct Peers {
-    control: Queue<()>,
+    reports: Reports,
     peers: Vec<ShoalPeer>,
 }
 
 impl Peers {
     fn new() -> anyhow::Result<Peers> {
         Ok(Peers {
-            control: Queue::new().context("could not create the control queue")?,
+            reports: Reports {
+                control: Queue::new().context("could not create the control queue")?,
+                early: Vec::new(),
+            },
             peers: Vec::new(),
         })
     }
@@ -350,7 +377,7 @@ impl Peers {
                 style,
                 data: data.clone(),
                 back: back.cloned(),
-                control: self.control.clone(),
+                control: self.reports.control.clone(),
                 go: go.cloned(),
                 size,
                 budget_ms: budget.as_millis() as u64,
@@ -361,8 +388,9 @@ impl Peers {
     }
 
     /// Waits until every peer said it is ready.
-    fn ready(&self) -> anyhow::Result<()> {
-        collect(&self.control, b'R', self.peers.len(), peer::GRACE).map(drop)
+    fn ready(&mut self) -> anyhow::Result<()> {
+        let n = self.peers.len();
+        self.reports.collect(b'R', n, peer::GRACE).map(drop)
     }
 
     /// Waits for every peer to exit; the first failure wins over `measure`'s error.
@@ -455,7 +483,7 @@ fn one_to_one(case: &Case, how: &Conditions) -> anyhow::Result<Measure> {
         let sent = produce(&tx, style, &msg, &batch, how.budget);
         tx.close();
         let sent = sent?;
-        let got = collect(&peers.control, b'C', 1, peer::GRACE)?[0];
+        let got = peers.reports.collect(b'C', 1, peer::GRACE)?[0];
         let seconds = start.elapsed().as_secs_f64();
         if got != sent {
             bail!("sent {sent} messages but the peer read {got}");
@@ -508,12 +536,12 @@ fn two_to_two(case: &Case, how: &Conditions) -> anyhow::Result<Measure> {
         peers.ready()?;
         let start = Instant::now();
         go.set();
-        let sent = collect(&peers.control, b'P', 2, how.budget + peer::GRACE);
+        let sent = peers.reports.collect(b'P', 2, how.budget + peer::GRACE);
         for e in &ends {
             e.close();
         }
         let sent: u64 = sent?.iter().sum();
-        let got: u64 = collect(&peers.control, b'C', 2, peer::GRACE)?.iter().sum();
+        let got: u64 = peers.reports.collect(b'C', 2, peer::GRACE)?.iter().sum();
         let seconds = start.elapsed().as_secs_f64();
         if got != sent {
             bail!("the producers sent {sent} messages but the consumers read {got}");
@@ -553,5 +581,25 @@ mod tests {
             }
             assert_eq!(got, sent, "{style:?}");
         }
+    }
+
+    #[test]
+    fn reports_that_come_early_wait_for_their_turn() {
+        let control: Queue<()> = Queue::new().unwrap();
+        report(&control, b'C', 7).unwrap();
+        report(&control, b'P', 3).unwrap();
+        report(&control, b'P', 4).unwrap();
+        let mut reports = Reports {
+            control,
+            early: Vec::new(),
+        };
+        let wait = Duration::from_secs(5);
+        assert_eq!(reports.collect(b'P', 2, wait).unwrap(), [3, 4]);
+        assert_eq!(reports.collect(b'C', 1, wait).unwrap(), [7]);
+        let none = reports.collect(b'C', 1, Duration::from_millis(10));
+        assert!(none
+            .unwrap_err()
+            .to_string()
+            .contains("did not answer in time"));
     }
 }
