@@ -152,15 +152,15 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let keep = |c: &Case| {
-        (!args.quick || c.in_quick_run())
-            && (!c.transport.is_python()
-                || (args.python
-                    && (args.list
-                        || script.as_ref().is_some_and(|s| {
-                            c.transport != Transport::PyFasterFifo || s.faster_fifo
-                        }))))
+    // Python's cases only with --python, and only those its interpreter can run.
+    let measurable = |t: Transport| {
+        if !t.is_python() {
+            return true;
+        }
+        let runs = |s: &python::Script| t != Transport::PyFasterFifo || s.faster_fifo;
+        args.python && (args.list || script.as_ref().is_some_and(runs))
     };
+    let keep = |c: &Case| (!args.quick || c.in_quick_run()) && measurable(c.transport);
     let cases = Case::selected(args.filter.as_deref(), keep);
     for note in &notes {
         eprintln!("note: {note}");
