@@ -8,10 +8,17 @@
     bench_peer.py run --impl mp-pipe --pattern ping-pong --size 8 --time-ms 400
         {"p50_ns": 61000.0, "p99_ns": 118000.0, "round_trips": 6500}
 
+    bench_peer.py run --impl mp-pool --pattern pool-task --size 0 --time-ms 400
+        {"messages": 20000, "seconds": 0.45}
+
 Implementations: mp-queue (multiprocessing.Queue), mp-simplequeue
 (multiprocessing.SimpleQueue), mp-pipe (multiprocessing.Pipe with send_bytes /
-recv_bytes), faster-fifo (faster_fifo.Queue of raw bytes, put_many / get_many).
+recv_bytes), faster-fifo (faster_fifo.Queue of raw bytes, put_many / get_many); for the pool-task
+pattern, mp-pool (multiprocessing.Pool(2).map(f, range(n), chunksize=1)) and
+process-pool-executor (concurrent.futures.ProcessPoolExecutor(2), submit then result).
 
+Pool-task: a pool of two workers runs a trivial task (returns its argument) on batches
+of items for the time given, after one untimed batch; "messages" counts the tasks.
 Throughput: a producer process sends messages of SIZE bytes for the time given, then an
 end marker; this process consumes them and reports how many it read and the time from
 the start signal to the end marker. Ping-pong: this process sends a message, a child
@@ -203,6 +210,48 @@ def ping_pong(impl, size, seconds, cpus, ctx):
     }
 
 
+# Items per batch of the pool-task pattern.
+POOL_BATCH = 2000
+
+
+def identity(x):
+    return x
+
+
+def pool_task(impl, seconds, ctx):
+    if impl == "mp-pool":
+        with ctx.Pool(2) as pool:
+
+            def batch(first):
+                items = range(first, first + POOL_BATCH)
+                if pool.map(identity, items, chunksize=1) != list(items):
+                    raise RuntimeError("the pool returned other results")
+
+            return timed_batches(batch, seconds)
+    if impl == "process-pool-executor":
+        import concurrent.futures
+
+        with concurrent.futures.ProcessPoolExecutor(2, mp_context=ctx) as ex:
+
+            def batch(first):
+                futures = [ex.submit(identity, i) for i in range(first, first + POOL_BATCH)]
+                if [f.result() for f in futures] != list(range(first, first + POOL_BATCH)):
+                    raise RuntimeError("the executor returned other results")
+
+            return timed_batches(batch, seconds)
+    raise ValueError(f"{impl!r} is not a pool")
+
+
+def timed_batches(batch, seconds):
+    batch(0)
+    tasks = 0
+    start = time.perf_counter()
+    while tasks == 0 or time.perf_counter() - start < seconds:
+        batch(tasks)
+        tasks += POOL_BATCH
+    return {"messages": tasks, "seconds": time.perf_counter() - start}
+
+
 def check():
     try:
         import faster_fifo  # noqa: F401
@@ -221,9 +270,18 @@ def main():
     run.add_argument(
         "--impl",
         required=True,
-        choices=["mp-queue", "mp-simplequeue", "mp-pipe", "faster-fifo"],
+        choices=[
+            "mp-queue",
+            "mp-simplequeue",
+            "mp-pipe",
+            "faster-fifo",
+            "mp-pool",
+            "process-pool-executor",
+        ],
     )
-    run.add_argument("--pattern", required=True, choices=["throughput", "ping-pong"])
+    run.add_argument(
+        "--pattern", required=True, choices=["throughput", "ping-pong", "pool-task"]
+    )
     run.add_argument("--size", type=int, required=True)
     run.add_argument("--time-ms", type=int, default=400)
     run.add_argument("--cpus", default=None, help="A,B: this process on A, the child on B")
@@ -232,7 +290,7 @@ def main():
         if args.command == "check":
             out = check()
         else:
-            if args.size < 1:
+            if args.size < 1 and args.pattern != "pool-task":
                 raise ValueError("messages need at least one byte")
             cpus = [None, None]
             if args.cpus:
@@ -240,7 +298,9 @@ def main():
             pin(cpus[0])
             ctx = mp.get_context("fork")
             seconds = args.time_ms / 1000.0
-            if args.pattern == "throughput":
+            if args.pattern == "pool-task":
+                out = pool_task(args.impl, seconds, ctx)
+            elif args.pattern == "throughput":
                 out = throughput(args.impl, args.size, seconds, cpus, ctx)
             else:
                 out = ping_pong(args.impl, args.size, seconds, cpus, ctx)

@@ -7,13 +7,13 @@
 //! [`transport`](super::transport)).
 
 use clap::ValueEnum;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::bench::transport::Transport;
 use crate::output;
 
 /// How the messages flow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub(crate) enum Pattern {
     /// One message there, the same size back; latency of the round trip.
@@ -31,6 +31,12 @@ pub(crate) enum Pattern {
     HolderDeath,
     /// A child process is started: time until the first instruction of its code.
     ProcessStart,
+    /// A pool of two workers runs a trivial task per item, chunksize 1: tasks per
+    /// second (the cost of handing out one task).
+    PoolTask,
+    /// A pool of two workers maps a trivial task over 10 M items (1 M with `--quick`),
+    /// chunked automatically: items per second.
+    PoolMap,
 }
 
 impl Pattern {
@@ -42,6 +48,8 @@ impl Pattern {
         Pattern::LockUncontended,
         Pattern::HolderDeath,
         Pattern::ProcessStart,
+        Pattern::PoolTask,
+        Pattern::PoolMap,
     ];
 
     /// The name in case names, tables and JSON.
@@ -53,13 +61,20 @@ impl Pattern {
             Pattern::LockUncontended => "lock-uncontended",
             Pattern::HolderDeath => "holder-death",
             Pattern::ProcessStart => "process-start",
+            Pattern::PoolTask => "pool-task",
+            Pattern::PoolMap => "pool-map",
         }
     }
 
     /// What every case of this pattern is compared with.
     pub(crate) fn baseline(self) -> Transport {
         match self {
-            Pattern::PingPong | Pattern::Throughput | Pattern::Throughput2x2 => Transport::OsPipe,
+            // A worker process answering over a pipe, by hand, for the pool.
+            Pattern::PingPong
+            | Pattern::Throughput
+            | Pattern::Throughput2x2
+            | Pattern::PoolTask
+            | Pattern::PoolMap => Transport::OsPipe,
             Pattern::LockUncontended => Transport::StdMutex,
             Pattern::HolderDeath => Transport::PidfdExit,
             Pattern::ProcessStart => Transport::CommandTrue,
@@ -71,7 +86,11 @@ impl Pattern {
     pub(crate) fn sizes(self) -> &'static [usize] {
         match self {
             Pattern::PingPong | Pattern::Throughput | Pattern::Throughput2x2 => MESSAGE_SIZES,
-            Pattern::LockUncontended | Pattern::HolderDeath | Pattern::ProcessStart => &[0],
+            Pattern::LockUncontended
+            | Pattern::HolderDeath
+            | Pattern::ProcessStart
+            | Pattern::PoolTask
+            | Pattern::PoolMap => &[0],
         }
     }
 }
@@ -112,6 +131,17 @@ impl Case {
         }
     }
 
+    /// The raw socket of the same kind a `shoal::net` case is compared with (same
+    /// pattern and size), measured in the same run.
+    pub(crate) fn raw_socket(&self) -> Option<Case> {
+        let transport = match self.transport {
+            Transport::ShoalNetUnix => Transport::UnixSocket,
+            Transport::ShoalNetTcp => Transport::TcpLoopback,
+            _ => return None,
+        };
+        Some(Case { transport, ..*self })
+    }
+
     /// Every case, in report order: by pattern, then size, then transport.
     pub(crate) fn all() -> Vec<Case> {
         let mut cases = Vec::new();
@@ -147,7 +177,12 @@ impl Case {
             .copied()
             .collect();
         all.into_iter()
-            .filter(|c| wanted.contains(c) || wanted.iter().any(|w| w.baseline() == *c))
+            .filter(|c| {
+                wanted.contains(c)
+                    || wanted
+                        .iter()
+                        .any(|w| w.baseline() == *c || w.raw_socket() == Some(*c))
+            })
             .collect()
     }
 }
@@ -186,6 +221,15 @@ mod tests {
             "throughput-2x2/64KiB/unix-socket",
             "throughput/64B/py-mp-queue",
             "ping-pong/1MiB/py-faster-fifo",
+            "pool-task/os-pipe",
+            "pool-task/shoal-pool",
+            "pool-task/py-mp-pool",
+            "pool-task/py-process-pool-executor",
+            "pool-map/os-pipe",
+            "pool-map/shoal-pool",
+            "throughput/64KiB/shoal-net-unix",
+            "throughput/64KiB/shoal-net-tcp",
+            "ping-pong/8B/shoal-net-tcp",
         ] {
             assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
         }
@@ -205,6 +249,33 @@ mod tests {
             ["ping-pong/1KiB/os-pipe", "ping-pong/1KiB/unix-socket"]
         );
         assert!(Case::selected(Some("no such case"), |_| true).is_empty());
+        // `shoal bench pool` and `shoal bench net` select those cases and their
+        // baselines only.
+        let names: Vec<String> = Case::selected(Some("pool"), |_| true)
+            .iter()
+            .map(Case::name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "pool-task/os-pipe",
+                "pool-task/shoal-pool",
+                "pool-task/py-mp-pool",
+                "pool-task/py-process-pool-executor",
+                "pool-map/os-pipe",
+                "pool-map/shoal-pool"
+            ]
+        );
+        let net = Case::selected(Some("net"), |_| true);
+        for (shoal, raw) in [
+            (Transport::ShoalNetUnix, Transport::UnixSocket),
+            (Transport::ShoalNetTcp, Transport::TcpLoopback),
+        ] {
+            let count = |t: Transport| net.iter().filter(|c| c.transport == t).count();
+            assert_eq!(count(shoal), 2 * MESSAGE_SIZES.len());
+            assert_eq!(count(raw), 2 * MESSAGE_SIZES.len());
+        }
+        assert_eq!(net.len(), 5 * 2 * MESSAGE_SIZES.len());
         let names: Vec<String> = Case::selected(Some("holder-death/shoal"), |_| true)
             .iter()
             .map(Case::name)

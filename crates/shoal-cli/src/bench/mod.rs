@@ -12,8 +12,10 @@ mod channel;
 mod event;
 mod lock;
 mod measure;
+mod net;
 mod peer;
 mod placement;
+mod pool;
 mod progress;
 mod python;
 mod report;
@@ -116,6 +118,8 @@ pub(crate) struct Conditions {
     pub(crate) pinned: Pinned,
     /// The Python script, with `--python` when Python can run it.
     pub(crate) python: Option<python::Script>,
+    /// `--quick`: cases with a fixed amount of work do less of it.
+    pub(crate) quick: bool,
 }
 
 /// One case's result: the medians over the runs, and the ratio to its baseline.
@@ -185,6 +189,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         budget: Duration::from_millis(time_ms),
         pinned: args.placement.apply(),
         python: script,
+        quick: args.quick,
     };
     let settings = Settings {
         version: env!("CARGO_PKG_VERSION"),
@@ -229,6 +234,30 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 Transport::ShoalQueue
                 | Transport::ShoalQueueBatch
                 | Transport::ShoalQueueZeroCopy => VERSUS
+                    .iter()
+                    .filter_map(|&py| {
+                        let j = cases.iter().position(|c| {
+                            *c == Case {
+                                transport: py,
+                                ..*case
+                            }
+                        })?;
+                        Some((py, measure.score() / medians[j].score()))
+                    })
+                    .filter(|(_, r)| r.is_finite())
+                    .collect(),
+                // shoal::net against the raw socket of the same kind.
+                Transport::ShoalNetUnix | Transport::ShoalNetTcp => case
+                    .raw_socket()
+                    .and_then(|raw| {
+                        let j = cases.iter().position(|c| *c == raw)?;
+                        Some((raw.transport, measure.score() / medians[j].score()))
+                    })
+                    .filter(|(_, r)| r.is_finite())
+                    .into_iter()
+                    .collect(),
+                // The pool against Python's pools.
+                Transport::ShoalPool => [Transport::PyMpPool, Transport::PyProcessPoolExecutor]
                     .iter()
                     .filter_map(|&py| {
                         let j = cases.iter().position(|c| {

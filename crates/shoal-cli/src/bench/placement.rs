@@ -84,6 +84,39 @@ pub(crate) fn pin_peer(cpu: Option<usize>) -> anyhow::Result<()> {
     Ok(())
 }
 
+impl Pinned {
+    /// Every CPU this process may use when unpinned.
+    pub(crate) fn allowed(&self) -> Vec<usize> {
+        match &self.restore {
+            Some(cpus) => cpus.clone(),
+            None => available_cpus().unwrap_or_default(),
+        }
+    }
+
+    /// Lets this process run on every allowed CPU until the guard drops (cases whose
+    /// processes the scheduler places, such as pools); then pins it back.
+    pub(crate) fn widen(&self) -> Widened<'_> {
+        if let Some(cpus) = &self.restore {
+            let _ = set_cpu_affinity(cpus);
+        }
+        Widened { pinned: self }
+    }
+}
+
+/// This process on every allowed CPU, until dropped; see [`Pinned::widen`].
+#[derive(Debug)]
+pub(crate) struct Widened<'a> {
+    pinned: &'a Pinned,
+}
+
+impl Drop for Widened<'_> {
+    fn drop(&mut self) {
+        if let Some(cpu) = self.pinned.parent_cpu {
+            let _ = set_cpu_affinity(&[cpu]);
+        }
+    }
+}
+
 impl Drop for Pinned {
     fn drop(&mut self) {
         if let Some(cpus) = self.restore.take() {

@@ -113,6 +113,8 @@ fn implementation(transport: Transport) -> anyhow::Result<&'static str> {
         Transport::PyMpSimpleQueue => "mp-simplequeue",
         Transport::PyMpPipe => "mp-pipe",
         Transport::PyFasterFifo => "faster-fifo",
+        Transport::PyMpPool => "mp-pool",
+        Transport::PyProcessPoolExecutor => "process-pool-executor",
         other => bail!("{} is not measured by the Python script", other.name()),
     })
 }
@@ -123,6 +125,7 @@ pub(crate) fn measure(case: &Case, how: &Conditions) -> anyhow::Result<Measure> 
     let pattern = match case.pattern {
         Pattern::PingPong => "ping-pong",
         Pattern::Throughput => "throughput",
+        Pattern::PoolTask => "pool-task",
         other => bail!("the Python script does not run {}", other.name()),
     };
     let mut cmd = Command::new(interpreter());
@@ -134,7 +137,12 @@ pub(crate) fn measure(case: &Case, how: &Conditions) -> anyhow::Result<Measure> 
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    if let (Some(a), Some(b)) = (how.pinned.parent_cpu, how.pinned.peer_cpu) {
+    // A pool's workers go where the scheduler puts them, as shoal's do.
+    if let (Some(a), Some(b), false) = (
+        how.pinned.parent_cpu,
+        how.pinned.peer_cpu,
+        case.pattern == Pattern::PoolTask,
+    ) {
         cmd.args(["--cpus", &format!("{a},{b}")]);
     }
     let mut child = cmd

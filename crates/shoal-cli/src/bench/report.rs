@@ -76,11 +76,13 @@ pub(crate) fn table(
                 ],
                 Measure::Throughput { messages, seconds } => {
                     let rate = messages as f64 / seconds;
-                    [
-                        output::rate(rate),
-                        output::rate(rate * o.case.size as f64 / 1e6),
-                        output::count(messages),
-                    ]
+                    let second = if sized {
+                        output::rate(rate * o.case.size as f64 / 1e6)
+                    } else {
+                        // Work items without a size: the time per item.
+                        format!("{:.3}", 1e6 / rate)
+                    };
+                    [output::rate(rate), second, output::count(messages)]
                 }
             };
             let mut cells = Vec::new();
@@ -106,44 +108,92 @@ pub(crate) fn table(
     Ok(())
 }
 
-/// shoal's queues against the Python queues of the same pattern and size.
+/// shoal against what it replaces, measured in the same run: its queues against
+/// Python's, its connections against the raw socket of the same kind, its pool against
+/// Python's pools.
 fn versus_table(out: &mut impl Write, outcomes: &[Outcome], markdown: bool) -> io::Result<()> {
-    let rows: Vec<&Outcome> = outcomes.iter().filter(|o| !o.versus.is_empty()).collect();
-    if rows.is_empty() {
-        return Ok(());
-    }
-    writeln!(
-        out,
-        "\nshoal's queues against Python's, same run (rates, or medians of round trips; above 1: shoal is faster)"
-    )?;
-    let mut t = Table::new(&[
-        ("PATTERN", Align::Left),
-        ("SIZE", Align::Right),
-        ("TRANSPORT", Align::Left),
-        ("VS PY-MP-QUEUE", Align::Right),
-        ("VS PY-FASTER-FIFO", Align::Right),
-    ]);
-    for o in rows {
-        let cell = |py: Transport| {
-            o.versus
+    let groups: [(&str, &[Transport], &[Transport]); 3] = [
+        (
+            "shoal's queues against Python's, same run (rates, or medians of round trips; above 1: shoal is faster)",
+            &[
+                Transport::ShoalQueue,
+                Transport::ShoalQueueBatch,
+                Transport::ShoalQueueZeroCopy,
+            ],
+            &[Transport::PyMpQueue, Transport::PyFasterFifo],
+        ),
+        (
+            "shoal::net connections against the raw socket of the same kind, same run (rates, or medians of round trips; target at 64 KiB throughput: 0.8 or more)",
+            &[Transport::ShoalNetUnix, Transport::ShoalNetTcp],
+            &[Transport::UnixSocket, Transport::TcpLoopback],
+        ),
+        (
+            "shoal's pool against Python's, same run (tasks per second; above 1: shoal is faster)",
+            &[Transport::ShoalPool],
+            &[Transport::PyMpPool, Transport::PyProcessPoolExecutor],
+        ),
+    ];
+    for (title, ours, theirs) in groups {
+        let rows: Vec<&Outcome> = outcomes
+            .iter()
+            .filter(|o| ours.contains(&o.case.transport) && !o.versus.is_empty())
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        writeln!(out, "\n{title}")?;
+        // A connection has one raw socket to compare with: one column says it.
+        let single = ours.contains(&Transport::ShoalNetUnix);
+        let names: Vec<String> = if single {
+            vec!["VS RAW SOCKET".to_owned()]
+        } else {
+            theirs
                 .iter()
-                .find(|(t, _)| *t == py)
-                .map_or_else(|| "-".to_owned(), |(_, r)| format!("{r:.1}×"))
+                .map(|t| format!("VS {}", t.name().to_uppercase()))
+                .collect()
         };
-        t.row(vec![
-            o.case.pattern.name().to_owned(),
-            output::bytes(o.case.size as u64),
-            o.case.transport.name().to_owned(),
-            cell(Transport::PyMpQueue),
-            cell(Transport::PyFasterFifo),
-        ]);
+        let mut header = vec![
+            ("PATTERN", Align::Left),
+            ("SIZE", Align::Right),
+            ("TRANSPORT", Align::Left),
+        ];
+        header.extend(names.iter().map(|n| (n.as_str(), Align::Right)));
+        let mut t = Table::new(&header);
+        for o in rows {
+            let cell = |other: Transport| {
+                o.versus
+                    .iter()
+                    .find(|(t, _)| *t == other)
+                    .map_or_else(|| "-".to_owned(), |(_, r)| format!("{r:.2}×"))
+            };
+            let mut cells = vec![
+                o.case.pattern.name().to_owned(),
+                if o.case.pattern.sizes() == [0] {
+                    "-".to_owned()
+                } else {
+                    output::bytes(o.case.size as u64)
+                },
+                o.case.transport.name().to_owned(),
+            ];
+            if single {
+                cells.push(
+                    o.versus
+                        .first()
+                        .map_or_else(|| "-".to_owned(), |(_, r)| format!("{r:.2}×")),
+                );
+            } else {
+                cells.extend(theirs.iter().map(|&p| cell(p)));
+            }
+            t.row(cells);
+        }
+        if markdown {
+            writeln!(out)?;
+            t.write_markdown(out)?;
+        } else {
+            t.write_to(out)?;
+        }
     }
-    if markdown {
-        writeln!(out)?;
-        t.write_markdown(out)
-    } else {
-        t.write_to(out)
-    }
+    Ok(())
 }
 
 /// The title of a pattern's table and the names of its three figures.
@@ -172,6 +222,14 @@ fn heading(pattern: Pattern) -> (&'static str, [&'static str; 3]) {
         Pattern::ProcessStart => (
             "process start until the first instruction of the child (command-bin-true: spawn + exit + wait); the ratio compares medians",
             ["P50", "P99", "STARTS"],
+        ),
+        Pattern::PoolTask => (
+            "per-task overhead of a pool of two workers, trivial task, chunksize 1 (os-pipe: one worker process answering one 8-byte request per task over a pipe); the ratio compares rates (target: 1 µs/task or less)",
+            ["TASKS/S", "µS/TASK", "TASKS"],
+        ),
+        Pattern::PoolMap => (
+            "map of a trivial task over many items by a pool of two workers, chunked automatically (os-pipe: the items and results through a pipe to a worker process and back, 64 KiB per round trip); the ratio compares rates (target: 20 M items/s or more)",
+            ["ITEMS/S", "µS/ITEM", "ITEMS"],
         ),
     }
 }

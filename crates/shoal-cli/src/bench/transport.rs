@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::bench::case::{Case, Pattern};
 use crate::bench::measure::Measure;
-use crate::bench::{channel, event, lock, python, spin, start, stream, Conditions};
+use crate::bench::{channel, event, lock, net, pool, python, spin, start, stream, Conditions};
 
 /// A way for two processes to exchange messages, or the mechanism a pattern measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
@@ -76,6 +76,20 @@ pub(crate) enum Transport {
     ShoalSpawn,
     /// A shoal `Process` started by `fork()` of the calling process.
     ShoalFork,
+    /// A `shoal::net::Connection` over a Unix socket (authenticated; compared with
+    /// `unix-socket` too).
+    ShoalNetUnix,
+    /// A `shoal::net::Connection` over TCP loopback (authenticated; compared with
+    /// `tcp-loopback` too).
+    ShoalNetTcp,
+    /// A `shoal::Pool` of two workers.
+    ShoalPool,
+    /// Python's `multiprocessing.Pool(2)`, `map(f, range(n), chunksize=1)`
+    /// (`--python`).
+    PyMpPool,
+    /// Python's `concurrent.futures.ProcessPoolExecutor(2)`, `submit` then `result`
+    /// (`--python`).
+    PyProcessPoolExecutor,
 }
 
 impl Transport {
@@ -102,6 +116,11 @@ impl Transport {
         Transport::ShoalForkServer,
         Transport::ShoalSpawn,
         Transport::ShoalFork,
+        Transport::ShoalNetUnix,
+        Transport::ShoalNetTcp,
+        Transport::ShoalPool,
+        Transport::PyMpPool,
+        Transport::PyProcessPoolExecutor,
     ];
 
     /// The name in case names, tables and JSON.
@@ -127,12 +146,19 @@ impl Transport {
             Transport::ShoalForkServer => "shoal-forkserver",
             Transport::ShoalSpawn => "shoal-spawn",
             Transport::ShoalFork => "shoal-fork",
+            Transport::ShoalNetUnix => "shoal-net-unix",
+            Transport::ShoalNetTcp => "shoal-net-tcp",
+            Transport::ShoalPool => "shoal-pool",
+            Transport::PyMpPool => "py-mp-pool",
+            Transport::PyProcessPoolExecutor => "py-process-pool-executor",
         }
     }
 
     /// Whether this transport can run `pattern` with messages of `size` bytes.
     pub(crate) fn supports(self, pattern: Pattern, size: usize) -> bool {
         match self {
+            // The hand-rolled worker the pool is compared with.
+            Transport::OsPipe if matches!(pattern, Pattern::PoolTask | Pattern::PoolMap) => true,
             Transport::OsPipe
             | Transport::UnixSocket
             | Transport::TcpLoopback
@@ -165,6 +191,11 @@ impl Transport {
             | Transport::ShoalForkServer
             | Transport::ShoalSpawn
             | Transport::ShoalFork => pattern == Pattern::ProcessStart,
+            Transport::ShoalNetUnix | Transport::ShoalNetTcp => {
+                matches!(pattern, Pattern::PingPong | Pattern::Throughput)
+            }
+            Transport::ShoalPool => matches!(pattern, Pattern::PoolTask | Pattern::PoolMap),
+            Transport::PyMpPool | Transport::PyProcessPoolExecutor => pattern == Pattern::PoolTask,
         }
     }
 
@@ -185,11 +216,16 @@ impl Transport {
                 | Transport::PyMpSimpleQueue
                 | Transport::PyMpPipe
                 | Transport::PyFasterFifo
+                | Transport::PyMpPool
+                | Transport::PyProcessPoolExecutor
         )
     }
 
     /// Runs the parent side of one case (starting its peer process, if it has one).
     pub(crate) fn measure(self, case: &Case, how: &Conditions) -> anyhow::Result<Measure> {
+        if matches!(case.pattern, Pattern::PoolTask | Pattern::PoolMap) {
+            return pool::measure(case, how);
+        }
         match self {
             Transport::OsPipe | Transport::UnixSocket | Transport::TcpLoopback => {
                 if case.pattern == Pattern::Throughput2x2 {
@@ -224,6 +260,10 @@ impl Transport {
             | Transport::ShoalForkServer
             | Transport::ShoalSpawn
             | Transport::ShoalFork => start::measure(self, how),
+            Transport::ShoalNetUnix | Transport::ShoalNetTcp => net::measure(case, how),
+            Transport::ShoalPool | Transport::PyMpPool | Transport::PyProcessPoolExecutor => {
+                pool::measure(case, how)
+            }
         }
     }
 
