@@ -258,7 +258,8 @@ fn bench_measures_every_selected_case_against_its_baseline() {
 
 #[test]
 fn bench_measures_shoal_against_its_baselines() {
-    let run = shoal(&["bench", "--json", "--time-ms", "20", "shoal-"]);
+    // Quick: the pool maps over 1 M items instead of 10 M.
+    let run = shoal(&["bench", "--json", "--quick", "--time-ms", "20", "shoal-"]);
     assert_eq!(run.code, Some(0), "{run:?}");
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let results = report["results"].as_array().unwrap();
@@ -373,6 +374,117 @@ fn bench_measures_shoal_channels_in_every_pattern() {
             "throughput/1MiB/shoal-queue-zero-copy"
         ]
     );
+}
+
+#[test]
+fn bench_measures_the_pool_against_a_hand_rolled_worker() {
+    let run = shoal(&["bench", "--json", "--quick", "--time-ms", "20", "pool"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let results = report["results"].as_array().unwrap();
+    let names: Vec<&str> = results
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    // Python's pools only with --python.
+    assert_eq!(
+        names,
+        [
+            "pool-task/os-pipe",
+            "pool-task/shoal-pool",
+            "pool-map/os-pipe",
+            "pool-map/shoal-pool"
+        ]
+    );
+    for r in results {
+        assert!(r["messages"].as_u64().unwrap() > 0, "{r}");
+        assert!(r["messages_per_s"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["ratio"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    // --quick maps over a million items, all of them.
+    assert_eq!(results[3]["messages"], 1_000_000, "{report}");
+
+    let run = shoal(&["bench", "--quick", "--time-ms", "20", "pool-task"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("µS/TASK"), "{run:?}");
+}
+
+#[test]
+fn bench_measures_python_pools_or_says_why_not() {
+    let run = shoal(&[
+        "bench",
+        "--json",
+        "--python",
+        "--time-ms",
+        "50",
+        "pool-task",
+    ]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let results = report["results"].as_array().unwrap();
+    let find = |name: &str| results.iter().find(|r| r["name"] == name);
+    let shoal_pool = find("pool-task/shoal-pool").expect("shoal's pool measured");
+    if find("pool-task/py-mp-pool").is_none() {
+        let notes = report["settings"]["notes"].as_array().unwrap();
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.as_str().unwrap().contains("Python cases skipped")),
+            "{report}"
+        );
+        return;
+    }
+    for py in ["py-mp-pool", "py-process-pool-executor"] {
+        let r = find(&format!("pool-task/{py}")).unwrap_or_else(|| panic!("{py}: {report}"));
+        assert!(r["messages"].as_u64().unwrap() > 0, "{r}");
+        assert!(shoal_pool["versus"][py].as_f64().unwrap() > 0.0, "{report}");
+    }
+}
+
+#[test]
+fn bench_measures_net_connections_against_raw_sockets() {
+    let run = shoal(&["bench", "--json", "--quick", "--time-ms", "20", "net"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let results = report["results"].as_array().unwrap();
+    let find = |name: &str| {
+        results
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing: {report}"))
+    };
+    for pattern in ["ping-pong", "throughput"] {
+        for size in ["8B", "64B", "1MiB"] {
+            for (ours, raw) in [
+                ("shoal-net-unix", "unix-socket"),
+                ("shoal-net-tcp", "tcp-loopback"),
+            ] {
+                let r = find(&format!("{pattern}/{size}/{ours}"));
+                assert!(r["ratio"].as_f64().unwrap() > 0.0, "{r}");
+                assert!(r["versus"][raw].as_f64().unwrap() > 0.0, "{r}");
+                assert!(
+                    r["messages"]
+                        .as_u64()
+                        .or(r["round_trips"].as_u64())
+                        .unwrap()
+                        > 0,
+                    "{r}"
+                );
+                // The raw socket it is compared with ran too.
+                find(&format!("{pattern}/{size}/{raw}"));
+            }
+        }
+    }
+
+    let run = shoal(&[
+        "bench",
+        "--quick",
+        "--time-ms",
+        "20",
+        "throughput/8B/shoal-net",
+    ]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("VS RAW SOCKET"), "{run:?}");
 }
 
 #[test]
