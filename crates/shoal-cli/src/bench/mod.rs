@@ -3,9 +3,9 @@
 //!
 //! The cases live in [`case`] (a table of transport × pattern × size), the transports in
 //! [`transport`] (byte streams in [`stream`], shoal's own in [`channel`], [`event`],
-//! [`spin`], [`lock`] and [`start`], Python's in [`python`]), the second process in
-//! [`peer`](mod@peer) (its CPU in [`placement`]), the figures in [`measure`], the
-//! output in [`report`], [`svg`] and [`progress`].
+//! [`spin`], [`lock`], [`start`], [`net`] and [`pool`], Python's in [`python`]), the
+//! second process in [`peer`](mod@peer) (its CPU in [`placement`]), the figures in
+//! [`measure`], the output in [`report`], [`svg`] and [`progress`].
 
 mod case;
 mod channel;
@@ -46,9 +46,9 @@ pub(crate) struct BenchArgs {
     /// 1 MiB only, and less time per case.
     #[arg(long)]
     quick: bool,
-    /// Also measure Python's multiprocessing Queue, SimpleQueue and Pipe, and
-    /// faster-fifo when it is installed (needs python3; reported, not an error, when
-    /// missing).
+    /// Also measure Python's multiprocessing Queue, SimpleQueue, Pipe and Pool,
+    /// concurrent.futures' ProcessPoolExecutor, and faster-fifo when it is installed
+    /// (needs python3; reported, not an error, when missing).
     #[arg(long)]
     python: bool,
     /// Also draw throughput and latency per transport and size in an SVG chart.
@@ -129,8 +129,10 @@ pub(crate) struct Outcome {
     measure: Measure,
     /// `score / baseline score`: above 1 is faster than the baseline.
     ratio: Option<f64>,
-    /// For shoal's queues: `score / score` of the Python queues of the same pattern and
-    /// size measured in the run (`py-mp-queue`, `py-faster-fifo`).
+    /// `score / score` against what shoal replaces, measured in the run: for shoal's
+    /// queues the Python queues of the same pattern and size (`py-mp-queue`,
+    /// `py-faster-fifo`); for `shoal::net` the raw socket of the same kind; for the pool
+    /// Python's pools.
     versus: Vec<(Transport, f64)>,
 }
 
