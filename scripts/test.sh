@@ -18,7 +18,7 @@ if cargo +nightly fuzz --version >/dev/null 2>&1; then
   for target in frame_decoder handshake; do
     corpus=$(mktemp -d)
     cargo +nightly fuzz run --target-dir "$HOME/.cache/shoal-fuzz-target" -O "$target" \
-      "$corpus" "fuzz/seeds/$target" -- -max_total_time=20 -print_final_stats=1 2>&1 | tail -n 3
+      "$corpus" "fuzz/seeds/$target" -- -max_total_time=20 -print_final_stats=1 2>&1 | awk -v t="$target" '/executed_units/ {print t ": " $0}'
     rm -rf "$corpus"
   done
 else
