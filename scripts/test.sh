@@ -13,6 +13,17 @@ echo "== unit and integration tests (nextest)"
 cargo nextest run --workspace --all-features --no-fail-fast
 echo "== doc tests"
 cargo test --workspace --all-features --doc --quiet
+echo "== fuzz targets, a short bounded run each (cargo-fuzz on nightly)"
+if cargo +nightly fuzz --version >/dev/null 2>&1; then
+  for target in frame_decoder handshake; do
+    corpus=$(mktemp -d)
+    cargo +nightly fuzz run --target-dir "$HOME/.cache/shoal-fuzz-target" -O "$target" \
+      "$corpus" "fuzz/seeds/$target" -- -max_total_time=20 -print_final_stats=1 2>&1 | awk -v t="$target" '/executed_units/ {print t ": " $0}'
+    rm -rf "$corpus"
+  done
+else
+  echo "skipped: cargo-fuzz or the nightly toolchain is missing (.ci/run installs cargo-fuzz)"
+fi
 echo "== no shared-memory segment left behind"
 left=$(ls /dev/shm | grep '^shoal-' || true)
 if [ -n "$left" ]; then

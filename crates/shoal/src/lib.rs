@@ -100,6 +100,41 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! ## Queues and pipes
+//!
+//! A [`Queue`] is a bounded multi-producer multi-consumer ring in shared memory; a
+//! producer or consumer killed at any instant leaves no torn message and no stuck lock.
+//! [`Pipe`] gives two connected ends.
+//!
+//! ```
+//! use shoal::{Pipe, Queue};
+//!
+//! let queue: Queue<String> = Queue::new()?;
+//! queue.put("hello".to_owned())?;
+//! assert_eq!(queue.get()?, "hello");
+//!
+//! let (left, right) = Pipe::duplex()?;
+//! left.send(&(1u8, "one"))?;
+//! assert_eq!(right.recv::<(u8, String)>()?, (1, "one".to_owned()));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## A pool that never hangs
+//!
+//! A [`Pool`] runs registered tasks in worker processes; a worker that dies fails (or
+//! retries) only the task it held, and a new worker takes its place.
+//!
+//! ```
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//! shoal::task!(square);
+//!
+//! let pool = shoal::Pool::builder().processes(2).build()?;
+//! assert_eq!(pool.map(square, 1..=4u64)?, vec![1, 4, 9, 16]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Modules
 //!
 //! Bottom-up:
@@ -108,6 +143,12 @@
 //!   [`Condition`], [`Barrier`], with one error type for creating or receiving them
 //!   ([`SyncError`](sync::SyncError));
 //! - [`process`]: [`Process`], its start methods and the entry registry;
+//! - [`channel`]: [`Queue`], [`JoinableQueue`], [`SimpleQueue`], [`Pipe`] and
+//!   [`wait`](channel::wait) over several of them (and over processes);
+//! - [`pool`]: [`Pool`], [`AsyncResult`], worker supervision;
+//! - [`net`]: authenticated [`Listener`](net::Listener)/[`Client`](net::Client)
+//!   connections over TCP and Unix sockets, wire-compatible with Python's
+//!   `multiprocessing.connection`;
 //! - [`codec`]: the serde codecs messages travel with.
 #![deny(missing_docs)]
 

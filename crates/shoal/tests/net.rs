@@ -496,3 +496,35 @@ fn unix_raw_peer_sees_python_frames() {
         assert_eq!(&got, b"\0\0\0\x03abc");
     });
 }
+
+#[test]
+fn wait_covers_network_connections_beside_queues() {
+    watchdog(|| {
+        let listener = Listener::bind("127.0.0.1:0", Some(b"key")).unwrap();
+        let address = listener.address().clone();
+        let sender = thread::spawn(move || {
+            let c = Client::connect(&address, Some(b"key")).unwrap();
+            c.send_bytes(b"over the network").unwrap();
+            c
+        });
+        let server = listener.accept().unwrap();
+        let client = sender.join().unwrap();
+        let queue: shoal::Queue<u32> = shoal::Queue::new().unwrap();
+
+        let ready =
+            shoal::channel::wait(&[&queue, &server], Some(Duration::from_secs(20))).unwrap();
+        assert_eq!(ready, [1], "only the connection has a message");
+        assert_eq!(server.recv_bytes().unwrap(), b"over the network");
+
+        let idle =
+            shoal::channel::wait(&[&queue, &server], Some(Duration::from_millis(20))).unwrap();
+        assert!(idle.is_empty(), "nothing is ready: {idle:?}");
+
+        client.send_bytes(b"again").unwrap();
+        let conn_only = shoal::channel::wait(&[&server], Some(Duration::from_secs(20))).unwrap();
+        assert_eq!(conn_only, [0]);
+        queue.put(7).unwrap();
+        let both = shoal::channel::wait(&[&queue, &server], Some(Duration::from_secs(20))).unwrap();
+        assert_eq!(both, [0, 1], "a message waits on each");
+    });
+}

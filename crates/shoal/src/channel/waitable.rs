@@ -161,3 +161,19 @@ pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> io::Result<
         }
     }
 }
+
+impl Sealed for crate::net::Connection {
+    fn set_watch(&self, _on: bool) -> bool {
+        false
+    }
+}
+impl Waitable for crate::net::Connection {
+    /// Ready when a `recv` would not block: a message buffered or on the socket, the end
+    /// of the stream, or a closed connection (whose `recv` fails at once).
+    fn is_ready(&self) -> bool {
+        self.poll(Duration::ZERO).unwrap_or(true)
+    }
+    fn ready_fd(&self) -> BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(self)
+    }
+}
