@@ -400,6 +400,7 @@ fn bench_measures_the_pool_against_a_hand_rolled_worker() {
         assert!(r["messages"].as_u64().unwrap() > 0, "{r}");
         assert!(r["messages_per_s"].as_f64().unwrap() > 0.0, "{r}");
         assert!(r["ratio"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r.get("bytes_per_s").is_none(), "tasks have no size: {r}");
     }
     // --quick maps over a million items, all of them.
     assert_eq!(results[3]["messages"], 1_000_000, "{report}");

@@ -307,7 +307,8 @@ pub(crate) fn json(settings: &Settings, outcomes: &[Outcome]) -> anyhow::Result<
                     r.messages = Some(messages);
                     r.seconds = Some(seconds);
                     r.messages_per_s = Some(rate);
-                    r.bytes_per_s = Some(rate * o.case.size as f64);
+                    // Work items (pool cases) have no size: no bytes per second.
+                    r.bytes_per_s = (o.case.size > 0).then_some(rate * o.case.size as f64);
                 }
             }
             r
