@@ -7,7 +7,7 @@
 //! allocates anything, and grows the buffer only as bytes arrive, so a hostile header
 //! costs nothing.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 
 use crate::net::NetError;
 
@@ -95,12 +95,28 @@ pub(crate) fn write_frame<W: Write>(
         }
         w.write_all(scratch)?;
     } else {
-        w.write_all(&header[..n])?;
-        for p in parts {
-            w.write_all(p)?;
-        }
+        // One gathered write for header and payload: with TCP_NODELAY, separate writes
+        // would cost a segment and a system call more per frame.
+        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(parts.len() + 1);
+        slices.push(IoSlice::new(&header[..n]));
+        slices.extend(parts.iter().map(|p| IoSlice::new(p)));
+        write_all_vectored(w, &mut slices)?;
     }
     w.flush()
+}
+
+/// `Write::write_all` for several buffers (the std form is not stable yet).
+fn write_all_vectored<W: Write>(w: &mut W, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+    IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match w.write_vectored(bufs) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// The receiving side of a framed stream: a buffer of bytes read ahead of the frame
