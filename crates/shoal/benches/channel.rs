@@ -90,35 +90,43 @@ fn mpsc_1to1(size: usize, n: u64) -> Duration {
     t
 }
 
-/// With `SHOAL_BENCH_PIN=1`, pins the calling thread to CPU `cpu` (the two sides of
-/// each run then have a CPU each, as on a machine with idle cores).
+/// Pins the calling thread to CPU `cpu` when `SHOAL_BENCH_PIN=1` (the two sides of each
+/// run then have a CPU each, as on a machine with idle cores).
+///
+/// `shoal::process::set_cpu_affinity` pins a whole process, so one thread is pinned by
+/// its kernel thread id (`/proc/thread-self`) through `taskset`; `SHOAL_BENCH_PIN=same`
+/// instead puts the whole benchmark on CPU 0 with `set_cpu_affinity` (both sides share
+/// one CPU, the case where a waiter must sleep at once).
 fn pin(cpu: usize) {
-    if std::env::var_os("SHOAL_BENCH_PIN").is_none() {
-        return;
-    }
-    // SAFETY: `set` is a zeroed cpu_set_t on this stack frame, filled by CPU_SET and
-    // read by sched_setaffinity for the calling thread (pid 0).
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    match std::env::var("SHOAL_BENCH_PIN").as_deref() {
+        Ok("same") => shoal::process::set_cpu_affinity(&[0]).expect("pin to CPU 0"),
+        Ok(_) => {
+            let me = std::fs::read_link("/proc/thread-self").expect("read /proc/thread-self");
+            let tid = me
+                .file_name()
+                .expect("a thread id")
+                .to_string_lossy()
+                .into_owned();
+            let status = std::process::Command::new("taskset")
+                .args(["-p", "-c", &cpu.to_string(), &tid])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .expect("run taskset");
+            assert!(
+                status.success(),
+                "taskset could not pin thread {tid} to CPU {cpu}"
+            );
+        }
+        Err(_) => {}
     }
 }
 
-/// An anonymous pipe as two files (read end, write end).
-fn os_pipe() -> (std::fs::File, std::fs::File) {
-    use std::os::fd::FromRawFd;
-    let mut fds = [0; 2];
-    // SAFETY: `fds` is an array of two ints, as pipe2 requires.
-    let ret = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
-    assert_eq!(ret, 0, "pipe2 failed: {}", std::io::Error::last_os_error());
-    // SAFETY: pipe2 just returned these two descriptors; nothing else owns them.
-    unsafe {
-        (
-            std::fs::File::from_raw_fd(fds[0]),
-            std::fs::File::from_raw_fd(fds[1]),
-        )
-    }
+/// An anonymous pipe as its two ends (read end, write end).
+// `std::io::pipe` is stable since 1.87 while the library keeps 1.85 as its MSRV: a
+// benchmark is only ever built by the toolchain that runs it.
+#[allow(clippy::incompatible_msrv)]
+fn os_pipe() -> (std::io::PipeReader, std::io::PipeWriter) {
+    std::io::pipe().expect("create an OS pipe")
 }
 
 fn pipe_1to1(size: usize, n: u64) -> Duration {
