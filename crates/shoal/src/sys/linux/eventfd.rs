@@ -50,6 +50,23 @@ pub(crate) fn eventfd_drain(fd: BorrowedFd<'_>) -> io::Result<bool> {
     }
 }
 
+/// Registers `fd` (a readiness eventfd) with the current tokio reactor, for reading.
+///
+/// # Errors
+/// When the reactor refuses the descriptor (`ENOMEM`, `ENOSPC`).
+///
+/// # Panics
+/// Outside a tokio runtime with its IO driver enabled.
+#[cfg(feature = "tokio")]
+pub(crate) fn eventfd_async(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    use tokio::io::{unix::AsyncFd, Interest};
+    // SAFETY: the `AsyncFd` takes ownership of `fd`, an `OwnedFd`: the descriptor is
+    // open and names the same file description until the `AsyncFd` drops it, and
+    // `as_raw_fd` of an `OwnedFd` always returns that same number.
+    let afd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }?;
+    Ok(afd)
+}
+
 // `pid_running` lives beside `pid_alive` in `signal.rs`; `sys/linux/mod.rs` re-exports
 // this module with a glob, so re-exporting it here keeps `sys::pid_running` reachable.
 pub(crate) use super::signal::pid_running;
