@@ -8,11 +8,22 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shoal-target}"
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
-cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 echo "== unit and integration tests (nextest)"
-cargo nextest run --workspace --no-fail-fast
+cargo nextest run --workspace --all-features --no-fail-fast
 echo "== doc tests"
-cargo test --workspace --doc --quiet
+cargo test --workspace --all-features --doc --quiet
+echo "== fuzz targets, a short bounded run each (cargo-fuzz on nightly)"
+if cargo +nightly fuzz --version >/dev/null 2>&1; then
+  for target in frame_decoder handshake; do
+    corpus=$(mktemp -d)
+    cargo +nightly fuzz run --target-dir "$HOME/.cache/shoal-fuzz-target" -O "$target" \
+      "$corpus" "fuzz/seeds/$target" -- -max_total_time=20 -print_final_stats=1 2>&1 | tail -n 3
+    rm -rf "$corpus"
+  done
+else
+  echo "skipped: cargo-fuzz or the nightly toolchain is missing (.ci/run installs cargo-fuzz)"
+fi
 echo "== no shared-memory segment left behind"
 left=$(ls /dev/shm | grep '^shoal-' || true)
 if [ -n "$left" ]; then

@@ -26,8 +26,14 @@ struct Run {
 
 /// Runs `shoal ARGS`, failing the test if it takes longer than [`TIMEOUT`].
 fn shoal(args: &[&str]) -> Run {
+    shoal_with(args, &[])
+}
+
+/// [`shoal`] with more environment variables.
+fn shoal_with(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_shoal"))
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -238,7 +244,7 @@ fn bench_measures_every_selected_case_against_its_baseline() {
                 assert!(r["p99_ns"].as_f64().unwrap() >= r["p50_ns"].as_f64().unwrap());
                 assert!(r["round_trips"].as_u64().unwrap() > 0, "{r}");
             }
-            "throughput" => {
+            "throughput" | "throughput-2x2" => {
                 assert!(r["messages"].as_u64().unwrap() > 0, "{r}");
                 assert!(r["messages_per_s"].as_f64().unwrap() > 0.0, "{r}");
             }
@@ -294,6 +300,181 @@ fn bench_measures_shoal_against_its_baselines() {
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(run.stdout.contains("shm-spin"), "{run:?}");
     assert!(run.stdout.contains("os-pipe"), "{run:?}");
+}
+
+#[test]
+fn bench_measures_shoal_channels_in_every_pattern() {
+    let run = shoal(&["bench", "--json", "--quick", "--time-ms", "20", "64B"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let results = report["results"].as_array().unwrap();
+    let find = |name: &str| {
+        results
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing: {report}"))
+    };
+    for name in [
+        "ping-pong/64B/shoal-queue",
+        "ping-pong/64B/shoal-pipe",
+        "ping-pong/64B/shm-spin",
+        "throughput/64B/shoal-queue",
+        "throughput/64B/shoal-queue-batch",
+        "throughput/64B/shoal-pipe",
+        "throughput/64B/shm-spin",
+        "throughput-2x2/64B/os-pipe",
+        "throughput-2x2/64B/unix-socket",
+        "throughput-2x2/64B/shoal-queue",
+        "throughput-2x2/64B/shoal-queue-batch",
+        "throughput-2x2/64B/shoal-pipe",
+    ] {
+        let r = find(name);
+        assert!(r["ratio"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(
+            r["messages"]
+                .as_u64()
+                .or(r["round_trips"].as_u64())
+                .unwrap()
+                > 0,
+            "{r}"
+        );
+    }
+    assert_eq!(
+        find("throughput-2x2/64B/shoal-queue")["baseline"],
+        "throughput-2x2/64B/os-pipe"
+    );
+    // Python's cases only with --python.
+    assert!(results
+        .iter()
+        .all(|r| !r["transport"].as_str().unwrap().starts_with("py-")));
+
+    // Large messages: copying, batched and written in place.
+    let run = shoal(&[
+        "bench",
+        "--json",
+        "--time-ms",
+        "20",
+        "throughput/1MiB/shoal-queue",
+    ]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let names: Vec<&str> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "throughput/1MiB/os-pipe",
+            "throughput/1MiB/shoal-queue",
+            "throughput/1MiB/shoal-queue-batch",
+            "throughput/1MiB/shoal-queue-zero-copy"
+        ]
+    );
+}
+
+#[test]
+fn bench_draws_an_svg_chart() {
+    let path = std::env::temp_dir().join(format!("{}.svg", unique("chart")));
+    let run = shoal(&[
+        "bench",
+        "--time-ms",
+        "10",
+        "64B/shm-spin",
+        "--svg",
+        path.to_str().unwrap(),
+    ]);
+    let svg = std::fs::read_to_string(&path);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let svg = svg.expect("the chart was written");
+    assert!(svg.starts_with("<svg"), "{svg}");
+    assert!(svg.trim_end().ends_with("</svg>"), "{svg}");
+    assert!(svg.contains("shm-spin") && svg.contains("os-pipe"), "{svg}");
+    assert!(svg.contains("polyline"), "one line per transport: {svg}");
+
+    let run = shoal(&[
+        "bench",
+        "--time-ms",
+        "10",
+        "ping-pong/8B/shm",
+        "--svg",
+        "/nonexistent-dir/chart.svg",
+    ]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains("could not draw the chart"), "{run:?}");
+}
+
+#[test]
+fn bench_measures_python_or_says_why_not() {
+    let run = shoal(&[
+        "bench",
+        "--json",
+        "--python",
+        "--time-ms",
+        "50",
+        "throughput/64B/",
+    ]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let results = report["results"].as_array().unwrap();
+    let notes = report["settings"]["notes"].as_array().unwrap();
+    let python: Vec<&serde_json::Value> = results
+        .iter()
+        .filter(|r| r["transport"].as_str().unwrap().starts_with("py-"))
+        .collect();
+    if python.is_empty() {
+        // No usable python3 here: said so, and shoal's cases ran anyway.
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.as_str().unwrap().contains("Python cases skipped")),
+            "{report}"
+        );
+    } else {
+        for name in ["py-mp-queue", "py-mp-simplequeue", "py-mp-pipe"] {
+            let r = python
+                .iter()
+                .find(|r| r["transport"] == name)
+                .unwrap_or_else(|| panic!("{name} missing: {report}"));
+            assert!(r["messages"].as_u64().unwrap() > 0, "{r}");
+            assert!(r["ratio"].as_f64().unwrap() > 0.0, "{r}");
+        }
+        let has_ff = python.iter().any(|r| r["transport"] == "py-faster-fifo");
+        let said = notes
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("faster-fifo"));
+        assert!(
+            has_ff != said,
+            "faster-fifo measured or reported missing: {report}"
+        );
+        let queue = results
+            .iter()
+            .find(|r| r["name"] == "throughput/64B/shoal-queue")
+            .unwrap();
+        assert!(
+            queue["versus"]["py-mp-queue"].as_f64().unwrap() > 0.0,
+            "{queue}"
+        );
+    }
+    assert!(results
+        .iter()
+        .any(|r| r["name"] == "throughput/64B/shoal-queue"));
+
+    // A missing interpreter is a note, not an error.
+    let run = shoal_with(
+        &["bench", "--python", "--time-ms", "10", "ping-pong/8B/shm"],
+        &[("SHOAL_PYTHON", "/nonexistent/python3")],
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("note: /nonexistent/python3 could not be run"),
+        "{run:?}"
+    );
+    assert!(!run.stdout.contains("py-"), "{run:?}");
 }
 
 #[test]

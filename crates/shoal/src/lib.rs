@@ -114,12 +114,15 @@
 pub mod channel;
 pub mod codec;
 mod handoff;
+pub mod net;
+pub mod pool;
 pub mod process;
 pub mod shm;
 pub mod sync;
 mod sys;
 
 pub use channel::{Connection, JoinableQueue, Pipe, Queue, SimpleQueue};
+pub use pool::{AsyncResult, Pool};
 pub use process::{active_children, current_process, parent_process, Process};
 pub use shm::{Array, SharedMemory, Value};
 pub use sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};

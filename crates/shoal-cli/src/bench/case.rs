@@ -20,6 +20,11 @@ pub(crate) enum Pattern {
     PingPong,
     /// One producer sends as fast as it can, one consumer reads: messages per second.
     Throughput,
+    /// Two producer processes send as fast as they can, two consumer processes read
+    /// (one shared queue; two independent pairs for transports that connect only two).
+    #[value(name = "throughput-2x2")]
+    #[serde(rename = "throughput-2x2")]
+    Throughput2x2,
     /// Acquire + release of a lock nobody else wants, in one process: time per pair.
     LockUncontended,
     /// A process holding a lock is `SIGKILL`ed: time until another process learns of it.
@@ -33,6 +38,7 @@ impl Pattern {
     pub(crate) const ALL: &'static [Pattern] = &[
         Pattern::PingPong,
         Pattern::Throughput,
+        Pattern::Throughput2x2,
         Pattern::LockUncontended,
         Pattern::HolderDeath,
         Pattern::ProcessStart,
@@ -43,6 +49,7 @@ impl Pattern {
         match self {
             Pattern::PingPong => "ping-pong",
             Pattern::Throughput => "throughput",
+            Pattern::Throughput2x2 => "throughput-2x2",
             Pattern::LockUncontended => "lock-uncontended",
             Pattern::HolderDeath => "holder-death",
             Pattern::ProcessStart => "process-start",
@@ -52,7 +59,7 @@ impl Pattern {
     /// What every case of this pattern is compared with.
     pub(crate) fn baseline(self) -> Transport {
         match self {
-            Pattern::PingPong | Pattern::Throughput => Transport::OsPipe,
+            Pattern::PingPong | Pattern::Throughput | Pattern::Throughput2x2 => Transport::OsPipe,
             Pattern::LockUncontended => Transport::StdMutex,
             Pattern::HolderDeath => Transport::PidfdExit,
             Pattern::ProcessStart => Transport::CommandTrue,
@@ -63,14 +70,17 @@ impl Pattern {
     /// messages, whose case names then leave the size out).
     pub(crate) fn sizes(self) -> &'static [usize] {
         match self {
-            Pattern::PingPong | Pattern::Throughput => MESSAGE_SIZES,
+            Pattern::PingPong | Pattern::Throughput | Pattern::Throughput2x2 => MESSAGE_SIZES,
             Pattern::LockUncontended | Pattern::HolderDeath | Pattern::ProcessStart => &[0],
         }
     }
 }
 
 /// Message sizes every message-passing transport is measured with.
-pub(crate) const MESSAGE_SIZES: &[usize] = &[8, 64, 1024, 64 * 1024];
+pub(crate) const MESSAGE_SIZES: &[usize] = &[8, 64, 1024, 64 * 1024, 1024 * 1024];
+
+/// The message sizes `--quick` keeps: the small-message and the large-message ends.
+pub(crate) const QUICK_SIZES: &[usize] = &[8, 64, 1024 * 1024];
 
 /// One measurement to make: a transport, a pattern and a message size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,10 +131,16 @@ impl Case {
         cases
     }
 
+    /// Whether `--quick` keeps this case (a pattern without messages, or a size of
+    /// [`QUICK_SIZES`]).
+    pub(crate) fn in_quick_run(&self) -> bool {
+        self.pattern.sizes() == [0] || QUICK_SIZES.contains(&self.size)
+    }
+
     /// The cases whose name contains `filter`, with the baselines they are compared
-    /// with, in report order.
-    pub(crate) fn selected(filter: Option<&str>) -> Vec<Case> {
-        let all = Case::all();
+    /// with, in report order, among those `keep` accepts.
+    pub(crate) fn selected(filter: Option<&str>, keep: impl Fn(&Case) -> bool) -> Vec<Case> {
+        let all: Vec<Case> = Case::all().into_iter().filter(|c| keep(c)).collect();
         let wanted: Vec<Case> = all
             .iter()
             .filter(|c| filter.is_none_or(|f| c.name().contains(f)))
@@ -160,26 +176,36 @@ mod tests {
             "process-start/shoal-forkserver",
             "process-start/shoal-spawn",
             "process-start/shoal-fork",
+            "ping-pong/64B/shoal-queue",
+            "ping-pong/1MiB/shm-spin",
+            "throughput/64B/shoal-queue-batch",
+            "throughput/1MiB/shoal-queue-zero-copy",
+            "throughput/8B/shoal-pipe",
+            "throughput-2x2/64B/shoal-queue",
+            "throughput-2x2/64B/shoal-queue-batch",
+            "throughput-2x2/64KiB/unix-socket",
+            "throughput/64B/py-mp-queue",
+            "ping-pong/1MiB/py-faster-fifo",
         ] {
             assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
         }
         let streams = all
             .iter()
-            .filter(|c| c.pattern == Pattern::Throughput)
+            .filter(|c| c.pattern == Pattern::Throughput && c.transport.is_stream())
             .count();
         assert_eq!(streams, 3 * MESSAGE_SIZES.len());
     }
 
     #[test]
     fn a_filter_keeps_the_baselines_it_needs() {
-        let sel = Case::selected(Some("ping-pong/1KiB/unix"));
+        let sel = Case::selected(Some("ping-pong/1KiB/unix"), |_| true);
         let names: Vec<String> = sel.iter().map(Case::name).collect();
         assert_eq!(
             names,
             ["ping-pong/1KiB/os-pipe", "ping-pong/1KiB/unix-socket"]
         );
-        assert!(Case::selected(Some("no such case")).is_empty());
-        let names: Vec<String> = Case::selected(Some("holder-death/shoal"))
+        assert!(Case::selected(Some("no such case"), |_| true).is_empty());
+        let names: Vec<String> = Case::selected(Some("holder-death/shoal"), |_| true)
             .iter()
             .map(Case::name)
             .collect();
@@ -187,6 +213,11 @@ mod tests {
             names,
             ["holder-death/pidfd-exit", "holder-death/shoal-lock"]
         );
-        assert_eq!(Case::selected(None).len(), Case::all().len());
+        assert_eq!(Case::selected(None, |_| true).len(), Case::all().len());
+        let quick = Case::selected(None, Case::in_quick_run);
+        assert!(quick.iter().all(|c| c.size != 1024));
+        assert!(quick
+            .iter()
+            .any(|c| c.name() == "throughput/1MiB/shoal-queue-zero-copy"));
     }
 }

@@ -2,24 +2,28 @@
 //! measured in the same run.
 //!
 //! The cases live in [`case`] (a table of transport × pattern × size), the transports in
-//! [`transport`] (byte streams in [`stream`], shoal's own in [`event`], [`spin`],
-//! [`lock`] and [`start`]), the second process in [`peer`](mod@peer) (its CPU in
-//! [`placement`]), the figures in [`measure`], the output in [`report`] and
-//! [`progress`].
+//! [`transport`] (byte streams in [`stream`], shoal's own in [`channel`], [`event`],
+//! [`spin`], [`lock`] and [`start`], Python's in [`python`]), the second process in
+//! [`peer`](mod@peer) (its CPU in [`placement`]), the figures in [`measure`], the
+//! output in [`report`], [`svg`] and [`progress`].
 
 mod case;
+mod channel;
 mod event;
 mod lock;
 mod measure;
 mod peer;
 mod placement;
 mod progress;
+mod python;
 mod report;
 mod spin;
 mod start;
 mod stream;
+mod svg;
 mod transport;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::bail;
@@ -28,6 +32,7 @@ use case::{Case, Pattern};
 use measure::Measure;
 use placement::{Pinned, Placement};
 use progress::Progress;
+use transport::Transport;
 
 /// Arguments of `shoal bench`.
 #[derive(clap::Args, Debug)]
@@ -35,9 +40,18 @@ pub(crate) struct BenchArgs {
     /// Only the cases whose name contains this text (`ping-pong`, `64KiB`, `unix`…);
     /// the baselines they are compared with run too.
     filter: Option<String>,
-    /// A short run (under 15 s in all) for a first look.
+    /// A short run (under 15 s in all) for a first look: messages of 8 B, 64 B and
+    /// 1 MiB only, and less time per case.
     #[arg(long)]
     quick: bool,
+    /// Also measure Python's multiprocessing Queue, SimpleQueue and Pipe, and
+    /// faster-fifo when it is installed (needs python3; reported, not an error, when
+    /// missing).
+    #[arg(long)]
+    python: bool,
+    /// Also draw throughput and latency per transport and size in an SVG chart.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long, conflicts_with = "markdown")]
     json: bool,
@@ -49,7 +63,7 @@ pub(crate) struct BenchArgs {
     runs: u32,
     /// Milliseconds spent measuring each case in each run [default: 1000 (150 with
     /// --quick), less when there are so many cases that the whole would exceed 40 s
-    /// (10 s with --quick)].
+    /// (6 s with --quick)].
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=600_000))]
     time_ms: Option<u64>,
     /// Where the two processes of each case run: on two CPUs (split), on one (same), or
@@ -89,6 +103,8 @@ pub(crate) struct Settings {
     cpus: usize,
     /// Where the processes ran.
     placement: String,
+    /// What the run could not measure, and why (Python or faster-fifo missing).
+    notes: Vec<String>,
 }
 
 /// How every case of a run is measured.
@@ -98,6 +114,8 @@ pub(crate) struct Conditions {
     pub(crate) budget: Duration,
     /// Where the peer runs (this process is already placed).
     pub(crate) pinned: Pinned,
+    /// The Python script, with `--python` when Python can run it.
+    pub(crate) python: Option<python::Script>,
 }
 
 /// One case's result: the medians over the runs, and the ratio to its baseline.
@@ -107,11 +125,46 @@ pub(crate) struct Outcome {
     measure: Measure,
     /// `score / baseline score`: above 1 is faster than the baseline.
     ratio: Option<f64>,
+    /// For shoal's queues: `score / score` of the Python queues of the same pattern and
+    /// size measured in the run (`py-mp-queue`, `py-faster-fifo`).
+    versus: Vec<(Transport, f64)>,
 }
+
+/// The Python transports shoal's queues are compared with directly.
+const VERSUS: &[Transport] = &[Transport::PyMpQueue, Transport::PyFasterFifo];
 
 /// `shoal bench`.
 pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    let cases = Case::selected(args.filter.as_deref());
+    let mut notes = Vec::new();
+    let script = if args.python && !args.list {
+        match python::Script::prepare() {
+            Ok(s) => {
+                if !s.faster_fifo {
+                    notes.push(format!("faster-fifo is not installed for Python {} (pip install faster-fifo): its cases are skipped", s.version));
+                }
+                Some(s)
+            }
+            Err(why) => {
+                notes.push(why);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    // Python's cases only with --python, and only those its interpreter can run.
+    let measurable = |t: Transport| {
+        if !t.is_python() {
+            return true;
+        }
+        let runs = |s: &python::Script| t != Transport::PyFasterFifo || s.faster_fifo;
+        args.python && (args.list || script.as_ref().is_some_and(runs))
+    };
+    let keep = |c: &Case| (!args.quick || c.in_quick_run()) && measurable(c.transport);
+    let cases = Case::selected(args.filter.as_deref(), keep);
+    for note in &notes {
+        eprintln!("note: {note}");
+    }
     if cases.is_empty() {
         bail!(
             "no benchmark case matches {:?} (`shoal bench --list` shows them all)",
@@ -131,6 +184,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let conditions = Conditions {
         budget: Duration::from_millis(time_ms),
         pinned: args.placement.apply(),
+        python: script,
     };
     let settings = Settings {
         version: env!("CARGO_PKG_VERSION"),
@@ -143,6 +197,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         time_per_case_ms: time_ms,
         cpus,
         placement: conditions.pinned.description.clone(),
+        notes,
     };
 
     // Every case once per run, run after run, so that a slow moment of the machine
@@ -170,13 +225,35 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 .iter()
                 .position(|c| *c == case.baseline())
                 .map(|j| medians[j].score());
+            let versus = match case.transport {
+                Transport::ShoalQueue
+                | Transport::ShoalQueueBatch
+                | Transport::ShoalQueueZeroCopy => VERSUS
+                    .iter()
+                    .filter_map(|&py| {
+                        let j = cases.iter().position(|c| {
+                            *c == Case {
+                                transport: py,
+                                ..*case
+                            }
+                        })?;
+                        Some((py, measure.score() / medians[j].score()))
+                    })
+                    .filter(|(_, r)| r.is_finite())
+                    .collect(),
+                _ => Vec::new(),
+            };
             Outcome {
                 case: *case,
                 measure: *measure,
                 ratio: base.map(|b| measure.score() / b).filter(|r| r.is_finite()),
+                versus,
             }
         })
         .collect::<Vec<_>>();
+    if let Some(path) = &args.svg {
+        svg::chart(path, &settings, &outcomes)?;
+    }
     if args.json {
         report::json(&settings, &outcomes)
     } else {
@@ -185,11 +262,11 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
 }
 
 /// Milliseconds per case when `--time-ms` is not given: 1 s (0.15 s quick), shortened so
-/// that `steps` cases fit in 40 s (10 s quick) as the case table grows, but never below
+/// that `steps` cases fit in 40 s (6 s quick) as the case table grows, but never below
 /// 100 ms (20 ms quick), under which p99 and rates mean little.
 fn default_time_ms(steps: usize, quick: bool) -> u64 {
     let (per_case, total, floor) = if quick {
-        (150, 10_000, 20)
+        (150, 6_000, 20)
     } else {
         (1000, 40_000, 100)
     };
@@ -223,6 +300,7 @@ mod tests {
     fn the_default_time_shrinks_as_cases_are_added() {
         assert_eq!(default_time_ms(16, false), 1000);
         assert_eq!(default_time_ms(16, true), 150);
+        assert_eq!(default_time_ms(60, true), 100);
         assert_eq!(default_time_ms(80, false), 500);
         assert_eq!(default_time_ms(10_000, false), 100);
         assert_eq!(default_time_ms(10_000, true), 20);

@@ -26,6 +26,9 @@ pub(crate) enum Placement {
 /// The placement in force, with the peer's CPU; restores this process's CPUs on drop.
 #[derive(Debug)]
 pub(crate) struct Pinned {
+    /// The CPU this process is pinned to (where producer processes of the 2→2 cases
+    /// go), `None` when unpinned.
+    pub(crate) parent_cpu: Option<usize>,
     /// The CPU the peer is started on, `None` when unpinned.
     pub(crate) peer_cpu: Option<usize>,
     /// What the report says about placement.
@@ -38,6 +41,7 @@ impl Placement {
     /// Pins this process as `self` asks and says where the peer goes.
     pub(crate) fn apply(self) -> Pinned {
         let unpinned = |why: &str| Pinned {
+            parent_cpu: None,
             peer_cpu: None,
             description: format!("unpinned ({why})"),
             restore: None,
@@ -59,6 +63,7 @@ impl Placement {
             return unpinned(&format!("pinning was refused: {e}"));
         }
         Pinned {
+            parent_cpu: Some(parent),
             peer_cpu: Some(peer),
             description: if parent == peer {
                 format!("both processes on CPU {parent}")

@@ -1,5 +1,6 @@
 //! What `shoal bench` prints: a table per pattern, or JSON.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use serde::Serialize;
@@ -35,6 +36,9 @@ pub(crate) fn table(
         "shoal bench: {} CPUs ({}), {} ms per case, {runs}; each case against a baseline in the same run (ratio above 1: faster than the baseline)",
         settings.cpus, settings.placement, settings.time_per_case_ms,
     )?;
+    for note in &settings.notes {
+        writeln!(out, "note: {note}")?;
+    }
     for &pattern in Pattern::ALL {
         let rows: Vec<&Outcome> = outcomes
             .iter()
@@ -98,7 +102,48 @@ pub(crate) fn table(
             t.write_to(&mut out)?;
         }
     }
+    versus_table(&mut out, outcomes, markdown)?;
     Ok(())
+}
+
+/// shoal's queues against the Python queues of the same pattern and size.
+fn versus_table(out: &mut impl Write, outcomes: &[Outcome], markdown: bool) -> io::Result<()> {
+    let rows: Vec<&Outcome> = outcomes.iter().filter(|o| !o.versus.is_empty()).collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "\nshoal's queues against Python's, same run (rates, or medians of round trips; above 1: shoal is faster)"
+    )?;
+    let mut t = Table::new(&[
+        ("PATTERN", Align::Left),
+        ("SIZE", Align::Right),
+        ("TRANSPORT", Align::Left),
+        ("VS PY-MP-QUEUE", Align::Right),
+        ("VS PY-FASTER-FIFO", Align::Right),
+    ]);
+    for o in rows {
+        let cell = |py: Transport| {
+            o.versus
+                .iter()
+                .find(|(t, _)| *t == py)
+                .map_or_else(|| "-".to_owned(), |(_, r)| format!("{r:.1}×"))
+        };
+        t.row(vec![
+            o.case.pattern.name().to_owned(),
+            output::bytes(o.case.size as u64),
+            o.case.transport.name().to_owned(),
+            cell(Transport::PyMpQueue),
+            cell(Transport::PyFasterFifo),
+        ]);
+    }
+    if markdown {
+        writeln!(out)?;
+        t.write_markdown(out)
+    } else {
+        t.write_to(out)
+    }
 }
 
 /// The title of a pattern's table and the names of its three figures.
@@ -109,7 +154,11 @@ fn heading(pattern: Pattern) -> (&'static str, [&'static str; 3]) {
             ["P50", "P99", "ROUND TRIPS"],
         ),
         Pattern::Throughput => (
-            "throughput from one producer process to one consumer process, one write per message; the ratio compares rates",
+            "throughput from one producer process to one consumer process, one write per message (-batch: put_bytes_many / get_bytes_with; -zero-copy: reserve, write in place, commit); the ratio compares rates",
+            ["MSG/S", "MB/S", "MESSAGES"],
+        ),
+        Pattern::Throughput2x2 => (
+            "throughput from two producer processes to two consumer processes around one queue (byte streams and shoal-pipe: two independent pairs; a byte stream's producers are two threads of the parent); the ratio compares rates",
             ["MSG/S", "MB/S", "MESSAGES"],
         ),
         Pattern::LockUncontended => (
@@ -152,6 +201,10 @@ struct JsonResult {
     messages_per_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     bytes_per_s: Option<f64>,
+    /// shoal's queues: `score / score` of each Python queue of the same pattern and
+    /// size (above 1: shoal is faster).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    versus: BTreeMap<&'static str, f64>,
 }
 
 #[derive(Serialize, Debug)]
@@ -179,6 +232,7 @@ pub(crate) fn json(settings: &Settings, outcomes: &[Outcome]) -> anyhow::Result<
                 seconds: None,
                 messages_per_s: None,
                 bytes_per_s: None,
+                versus: o.versus.iter().map(|(t, r)| (t.name(), *r)).collect(),
             };
             match o.measure {
                 Measure::Latency {

@@ -20,7 +20,7 @@ use anyhow::{bail, Context};
 use crate::bench::case::{Case, Pattern};
 use crate::bench::measure::{round_trips, Measure};
 use crate::bench::peer::PeerProcess;
-use crate::bench::transport::Transport;
+use crate::bench::transport::{combine, Transport};
 use crate::bench::Conditions;
 
 /// One end of a byte-stream link between the parent and the peer.
@@ -205,6 +205,51 @@ fn throughput(link: &mut Link, msg: &[u8], budget: Duration) -> anyhow::Result<M
         messages: sent,
         seconds,
     })
+}
+
+/// Two independent producer → consumer pairs at once (a byte stream connects only two
+/// ends): the producers are two threads of this process, each writing to its own
+/// consumer process. The rate is both pairs' messages over the longer of their times.
+pub(crate) fn two_pairs(case: &Case, how: &Conditions) -> anyhow::Result<Measure> {
+    let pair = Case {
+        pattern: Pattern::Throughput,
+        ..*case
+    };
+    let mut links = Vec::new();
+    for _ in 0..2 {
+        links.push(Link::spawn(&pair, how)?);
+    }
+    let measured: Vec<anyhow::Result<Measure>> = std::thread::scope(|s| {
+        let producers: Vec<_> = links
+            .iter_mut()
+            .map(|(link, _)| s.spawn(|| measure(link, &pair, how.budget)))
+            .collect();
+        producers
+            .into_iter()
+            .map(|p| {
+                p.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a producer thread panicked")))
+            })
+            .collect()
+    });
+    let (mut messages, mut seconds) = (0, 0f64);
+    let mut outcome = Ok(());
+    for ((link, peer), m) in links.into_iter().zip(measured) {
+        drop(link);
+        match combine(m, peer.finish()) {
+            Ok(Measure::Throughput {
+                messages: n,
+                seconds: t,
+            }) => {
+                messages += n;
+                seconds = seconds.max(t);
+            }
+            Ok(other) => outcome = Err(anyhow::anyhow!("unexpected figures {other:?}")),
+            Err(e) => outcome = Err(e),
+        }
+    }
+    outcome.with_context(|| format!("benchmark {} failed", case.name()))?;
+    Ok(Measure::Throughput { messages, seconds })
 }
 
 /// The peer side of `case`, until the parent closes its end.

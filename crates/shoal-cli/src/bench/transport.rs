@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::bench::case::{Case, Pattern};
 use crate::bench::measure::Measure;
-use crate::bench::{event, lock, spin, start, stream, Conditions};
+use crate::bench::{channel, event, lock, python, spin, start, stream, Conditions};
 
 /// A way for two processes to exchange messages, or the mechanism a pattern measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
@@ -39,6 +39,27 @@ pub(crate) enum Transport {
     ShmSpin,
     /// A word in shared memory, signalled by a shoal `Event` in each direction.
     ShoalEvent,
+    /// A shoal `Pipe` (`send_bytes` / `recv_bytes_into`), one message per call.
+    ShoalPipe,
+    /// A shoal `Queue` of raw bytes (`put_bytes` / `get_bytes_into`), one message per
+    /// call.
+    ShoalQueue,
+    /// A shoal `Queue` of raw bytes in batches (`put_bytes_many` / `get_bytes_with`).
+    ShoalQueueBatch,
+    /// A shoal `Queue` written in place (`reserve` → `WriteSlot` → `commit`) and read in
+    /// place (`get_bytes_with`).
+    ShoalQueueZeroCopy,
+    /// Python's `multiprocessing.Queue` (`--python`).
+    PyMpQueue,
+    /// Python's `multiprocessing.SimpleQueue` (`--python`).
+    #[value(name = "py-mp-simplequeue")]
+    #[serde(rename = "py-mp-simplequeue")]
+    PyMpSimpleQueue,
+    /// Python's `multiprocessing.Pipe` with `send_bytes` / `recv_bytes` (`--python`).
+    PyMpPipe,
+    /// faster-fifo's `Queue` of raw bytes, `put_many` / `get_many` (`--python`, when
+    /// installed).
+    PyFasterFifo,
     /// `std::sync::Mutex`, in one process: the baseline of uncontended locking.
     StdMutex,
     /// The kernel's notice that a `SIGKILL`ed process ended (its pidfd turns
@@ -66,6 +87,14 @@ impl Transport {
         Transport::TcpLoopback,
         Transport::ShmSpin,
         Transport::ShoalEvent,
+        Transport::ShoalPipe,
+        Transport::ShoalQueue,
+        Transport::ShoalQueueBatch,
+        Transport::ShoalQueueZeroCopy,
+        Transport::PyMpQueue,
+        Transport::PyMpSimpleQueue,
+        Transport::PyMpPipe,
+        Transport::PyFasterFifo,
         Transport::StdMutex,
         Transport::PidfdExit,
         Transport::CommandTrue,
@@ -83,6 +112,14 @@ impl Transport {
             Transport::TcpLoopback => "tcp-loopback",
             Transport::ShmSpin => "shm-spin",
             Transport::ShoalEvent => "shoal-event",
+            Transport::ShoalPipe => "shoal-pipe",
+            Transport::ShoalQueue => "shoal-queue",
+            Transport::ShoalQueueBatch => "shoal-queue-batch",
+            Transport::ShoalQueueZeroCopy => "shoal-queue-zero-copy",
+            Transport::PyMpQueue => "py-mp-queue",
+            Transport::PyMpSimpleQueue => "py-mp-simplequeue",
+            Transport::PyMpPipe => "py-mp-pipe",
+            Transport::PyFasterFifo => "py-faster-fifo",
             Transport::StdMutex => "std-mutex",
             Transport::PidfdExit => "pidfd-exit",
             Transport::CommandTrue => "command-bin-true",
@@ -96,11 +133,29 @@ impl Transport {
     /// Whether this transport can run `pattern` with messages of `size` bytes.
     pub(crate) fn supports(self, pattern: Pattern, size: usize) -> bool {
         match self {
-            Transport::OsPipe | Transport::UnixSocket | Transport::TcpLoopback => {
+            Transport::OsPipe
+            | Transport::UnixSocket
+            | Transport::TcpLoopback
+            | Transport::ShoalPipe
+            | Transport::ShoalQueue => matches!(
+                pattern,
+                Pattern::PingPong | Pattern::Throughput | Pattern::Throughput2x2
+            ),
+            Transport::ShoalQueueBatch => {
+                matches!(pattern, Pattern::Throughput | Pattern::Throughput2x2)
+            }
+            // Large messages are where writing in place saves a copy.
+            Transport::ShoalQueueZeroCopy => pattern == Pattern::Throughput && size >= 1 << 20,
+            // The floor: a single-producer ring of fixed slots, and a spun round trip.
+            Transport::ShmSpin => matches!(pattern, Pattern::PingPong | Pattern::Throughput),
+            Transport::PyMpQueue
+            | Transport::PyMpSimpleQueue
+            | Transport::PyMpPipe
+            | Transport::PyFasterFifo => {
                 matches!(pattern, Pattern::PingPong | Pattern::Throughput)
             }
             // One 8-byte word each way: compared with the 8-byte stream round trips.
-            Transport::ShmSpin | Transport::ShoalEvent => pattern == Pattern::PingPong && size == 8,
+            Transport::ShoalEvent => pattern == Pattern::PingPong && size == 8,
             Transport::StdMutex => pattern == Pattern::LockUncontended,
             Transport::PidfdExit => pattern == Pattern::HolderDeath,
             Transport::ShoalLock => {
@@ -113,17 +168,51 @@ impl Transport {
         }
     }
 
+    /// Whether this is a byte stream of the kernel (pipe, socket).
+    #[cfg(test)]
+    pub(crate) fn is_stream(self) -> bool {
+        matches!(
+            self,
+            Transport::OsPipe | Transport::UnixSocket | Transport::TcpLoopback
+        )
+    }
+
+    /// Whether this is measured by the Python script (`--python`).
+    pub(crate) fn is_python(self) -> bool {
+        matches!(
+            self,
+            Transport::PyMpQueue
+                | Transport::PyMpSimpleQueue
+                | Transport::PyMpPipe
+                | Transport::PyFasterFifo
+        )
+    }
+
     /// Runs the parent side of one case (starting its peer process, if it has one).
     pub(crate) fn measure(self, case: &Case, how: &Conditions) -> anyhow::Result<Measure> {
         match self {
             Transport::OsPipe | Transport::UnixSocket | Transport::TcpLoopback => {
+                if case.pattern == Pattern::Throughput2x2 {
+                    return stream::two_pairs(case, how);
+                }
                 let (mut link, peer) = stream::Link::spawn(case, how)?;
                 let measure = stream::measure(&mut link, case, how.budget);
                 // Closing our end lets the peer see end-of-file and exit.
                 drop(link);
                 combine(measure, peer.finish())
             }
-            Transport::ShmSpin => spin::measure(how),
+            Transport::ShoalPipe
+            | Transport::ShoalQueue
+            | Transport::ShoalQueueBatch
+            | Transport::ShoalQueueZeroCopy => channel::measure(case, how),
+            Transport::PyMpQueue
+            | Transport::PyMpSimpleQueue
+            | Transport::PyMpPipe
+            | Transport::PyFasterFifo => python::measure(case, how),
+            Transport::ShmSpin => match case.pattern {
+                Pattern::Throughput => spin::throughput(case.size, how),
+                _ => spin::measure(case.size, how),
+            },
             Transport::ShoalEvent => event::measure(how),
             Transport::StdMutex | Transport::ShoalLock | Transport::PidfdExit => {
                 match case.pattern {

@@ -1,0 +1,233 @@
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::time::Duration;
+
+use crate::net::connection::Role;
+use crate::net::options::Options;
+use crate::net::socket::ListenSocket;
+use crate::net::{Address, Connection, Digest, NetError, ToAddress};
+
+/// A bound socket that accepts authenticated connections (Python's
+/// `multiprocessing.connection.Listener`).
+///
+/// [`accept`](Listener::accept) takes the next client and, with an auth key, runs the
+/// handshake (challenge first, then answer, as Python does) within the handshake time
+/// limit. A client that fails it — wrong key, malformed or oversized frames, a stalled
+/// handshake — gets its connection closed and `accept` returns the error; the listener
+/// goes on serving the others (see [`incoming`](Listener::incoming)).
+///
+/// A Unix socket path is removed when the listener is dropped, as Python does.
+///
+/// # Examples
+/// ```
+/// use shoal::net::{Client, Listener};
+///
+/// let listener = Listener::bind("127.0.0.1:0", Some(b"secret"))?;
+/// let address = listener.address().clone();
+/// let clients = std::thread::spawn(move || {
+///     for i in 0..3u8 {
+///         let c = Client::connect(&address, Some(b"secret")).unwrap();
+///         c.send_bytes(&[i]).unwrap();
+///     }
+/// });
+/// let mut got = Vec::new();
+/// for conn in listener.incoming().take(3) {
+///     got.extend(conn?.recv_bytes()?);
+/// }
+/// clients.join().unwrap();
+/// assert_eq!(got, [0, 1, 2]);
+/// # Ok::<(), shoal::net::NetError>(())
+/// ```
+#[derive(Debug)]
+pub struct Listener {
+    socket: ListenSocket,
+    address: Address,
+    opts: Options,
+}
+
+impl Listener {
+    /// Binds `address`; clients must authenticate with `authkey` when given.
+    ///
+    /// # Errors
+    /// [`NetError::Io`] when the address is taken or cannot be bound;
+    /// [`NetError::InvalidAddress`] for an address that does not parse.
+    pub fn bind(address: impl ToAddress, authkey: Option<&[u8]>) -> Result<Listener, NetError> {
+        let mut b = Listener::builder();
+        if let Some(k) = authkey {
+            b = b.authkey(k);
+        }
+        b.bind(address)
+    }
+
+    /// A builder for the other settings (frame size, time-outs, digest, TLS, compression).
+    pub fn builder() -> ListenerBuilder {
+        ListenerBuilder {
+            opts: Options::default(),
+        }
+    }
+
+    /// The address clients connect to (with the port the kernel chose for port 0).
+    pub fn address(&self) -> &Address {
+        &self.address
+    }
+
+    /// Accepts the next client and authenticates it.
+    ///
+    /// # Errors
+    /// [`NetError::Io`] with op `"accept a connection"` when the listening socket
+    /// fails. Any other error concerns this client only, whose connection is closed:
+    /// [`NetError::Authentication`] (wrong key), [`NetError::Timeout`] (stalled
+    /// handshake), [`NetError::FrameTooLarge`], [`NetError::MalformedFrame`],
+    /// [`NetError::Truncated`] or [`NetError::Eof`] (early close).
+    pub fn accept(&self) -> Result<Connection, NetError> {
+        let socket = self.socket.accept(None)?;
+        Connection::establish(socket, Role::Server, &self.opts)
+    }
+
+    /// Like [`accept`](Listener::accept), but gives up with [`NetError::Timeout`] when no
+    /// client arrives within `timeout` (the handshake has its own time limit). Several
+    /// threads may accept on one listener at once.
+    ///
+    /// # Errors
+    /// Those of [`accept`](Listener::accept), and [`NetError::Timeout`].
+    pub fn accept_timeout(&self, timeout: Duration) -> Result<Connection, NetError> {
+        let socket = self.socket.accept(Some(timeout))?;
+        Connection::establish(socket, Role::Server, &self.opts)
+    }
+
+    /// Accepts the next client without blocking the async runtime: waits for it on
+    /// tokio's reactor, then runs the handshake on tokio's blocking pool. The
+    /// [`Connection`] it returns is a blocking one (use it from `spawn_blocking`, or hand
+    /// it to a thread).
+    ///
+    /// Must be called from within a tokio runtime with I/O enabled.
+    ///
+    /// # Errors
+    /// Those of [`accept`](Listener::accept).
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::net::{Client, Listener};
+    ///
+    /// let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
+    /// let listener = Listener::bind("127.0.0.1:0", Some(b"k"))?;
+    /// let address = listener.address().clone();
+    /// let client = std::thread::spawn(move || Client::connect(&address, Some(b"k")));
+    /// let conn = rt.block_on(listener.accept_async())?;
+    /// client.join().unwrap()?.send_bytes(b"hi")?;
+    /// assert_eq!(conn.recv_bytes()?, b"hi");
+    /// # Ok::<(), shoal::net::NetError>(())
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub async fn accept_async(&self) -> Result<Connection, NetError> {
+        let socket = self.socket.accept_async().await?;
+        let opts = self.opts.clone();
+        tokio::task::spawn_blocking(move || Connection::establish(socket, Role::Server, &opts))
+            .await
+            .map_err(|e| NetError::Io {
+                op: "run a handshake on tokio's blocking pool".to_owned(),
+                source: std::io::Error::other(e.to_string()),
+            })?
+    }
+
+    /// An endless iterator of [`accept`](Listener::accept) results: a serving loop
+    /// logs or skips the errors of single clients and goes on.
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+}
+
+impl AsFd for Listener {
+    /// The listening socket: readable when a client waits to be accepted.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
+/// For event loops that take raw descriptors (tokio's `AsyncFd`, mio's `SourceFd`).
+impl AsRawFd for Listener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.socket.as_fd().as_raw_fd()
+    }
+}
+
+/// The iterator of [`Listener::incoming`].
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a Listener,
+}
+
+impl Iterator for Incoming<'_> {
+    type Item = Result<Connection, NetError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(self.listener.accept())
+    }
+}
+
+/// Settings for a [`Listener`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ListenerBuilder {
+    opts: Options,
+}
+
+impl ListenerBuilder {
+    /// Requires clients to authenticate with this key.
+    pub fn authkey(mut self, key: &[u8]) -> ListenerBuilder {
+        self.opts.authkey = Some(key.to_vec());
+        self
+    }
+
+    /// The digest the challenge asks clients for (default SHA-256, as Python 3.12+).
+    pub fn digest(mut self, digest: Digest) -> ListenerBuilder {
+        self.opts.digest = digest;
+        self
+    }
+
+    /// Refuses the legacy untagged HMAC-MD5 form (Python 3.11 and older clients).
+    pub fn refuse_legacy_md5(mut self) -> ListenerBuilder {
+        self.opts.allow_legacy = false;
+        self
+    }
+
+    /// The largest frame a connection accepts or sends (default 64 MiB).
+    pub fn max_frame_size(mut self, bytes: usize) -> ListenerBuilder {
+        self.opts.max_frame = bytes;
+        self
+    }
+
+    /// The time limit of a client's whole TLS and HMAC handshake (default 10 s; `None`:
+    /// none, so a stalled client blocks `accept`).
+    pub fn handshake_timeout(mut self, timeout: Option<Duration>) -> ListenerBuilder {
+        self.opts.handshake_timeout = timeout;
+        self
+    }
+
+    /// Offers zstd compression of large frames at `level` (see
+    /// [`ClientBuilder::compression`](crate::net::ClientBuilder::compression)).
+    #[cfg(feature = "compression")]
+    pub fn compression(mut self, level: i32) -> ListenerBuilder {
+        self.opts.compression = Some(level);
+        self
+    }
+
+    /// Runs TLS under the framing with `config` (certificate and key).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: std::sync::Arc<rustls::ServerConfig>) -> ListenerBuilder {
+        self.opts.tls = Some(crate::net::tls::TlsSide::Server(config));
+        self
+    }
+
+    /// Binds `address`.
+    ///
+    /// # Errors
+    /// Those of [`Listener::bind`].
+    pub fn bind(&self, address: impl ToAddress) -> Result<Listener, NetError> {
+        let (socket, address) = ListenSocket::bind(&address.to_address()?)?;
+        Ok(Listener {
+            socket,
+            address,
+            opts: self.opts.clone(),
+        })
+    }
+}

@@ -1,0 +1,207 @@
+//! [`AsyncResult`]: the result of `apply_async` / `map_async`, to wait for, poll, or
+//! `.await`.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use crate::pool::job::{Job, JobState, Piece};
+use crate::pool::shared::Shared;
+use crate::pool::{task, TaskError};
+
+/// Turns the outcomes of a job into the caller's value.
+type Finish<T> = fn(Vec<Piece>, u64) -> Result<T, TaskError>;
+
+/// A result that will be ready later (Python's `AsyncResult`), from
+/// [`Pool::apply_async`](crate::Pool::apply_async) or
+/// [`Pool::map_async`](crate::Pool::map_async).
+///
+/// Wait for it with [`get`](AsyncResult::get) / [`get_timeout`](AsyncResult::get_timeout),
+/// check it with [`ready`](AsyncResult::ready), or `.await` it in any async runtime (it
+/// is a [`Future`] that needs no particular executor). Dropping it does not stop the work.
+///
+/// # Examples
+/// ```
+/// fn add((a, b): (i32, i32)) -> i32 {
+///     a + b
+/// }
+/// shoal::task!(add);
+///
+/// let pool = shoal::Pool::builder().processes(1).build()?;
+/// let r = pool.apply_async(add, (2, 3));
+/// r.wait();
+/// assert!(r.ready());
+/// assert_eq!(r.successful(), Some(true));
+/// assert_eq!(r.get()?, 5);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct AsyncResult<T> {
+    job: Arc<Job>,
+    shared: Arc<Shared>,
+    finish: Finish<T>,
+    taken: bool,
+}
+
+impl<T> fmt::Debug for AsyncResult<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncResult")
+            .field("ready", &self.ready())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Decodes the single outcome of an `apply`.
+pub(crate) fn finish_one<R: DeserializeOwned>(
+    mut v: Vec<Piece>,
+    _total: u64,
+) -> Result<R, TaskError> {
+    match v.pop() {
+        Some(p) if p.len() == 1 => decode(p.first, p.outcome(0)?),
+        _ => Err(TaskError::Terminated { task: 0 }),
+    }
+}
+
+/// Orders and decodes the outcomes of a `map`: the values in input order, or the
+/// error of the first item (in input order) that failed.
+pub(crate) fn finish_all<R: DeserializeOwned>(
+    mut v: Vec<Piece>,
+    total: u64,
+) -> Result<Vec<R>, TaskError> {
+    v.sort_unstable_by_key(|p| p.first);
+    let mut out = Vec::with_capacity(total.min(1 << 24) as usize);
+    let mut expect = 0u64;
+    for p in v {
+        if p.first != expect {
+            return Err(TaskError::Terminated { task: expect });
+        }
+        for k in 0..p.len() as usize {
+            out.push(decode(p.first + k as u64, p.outcome(k)?)?);
+        }
+        expect += p.len();
+    }
+    if expect != total {
+        return Err(TaskError::Terminated { task: expect });
+    }
+    Ok(out)
+}
+
+/// Decodes the result of item `i`.
+pub(crate) fn decode<R: DeserializeOwned>(i: u64, bytes: &[u8]) -> Result<R, TaskError> {
+    task::CODEC.decode(bytes).map_err(|e| TaskError::Codec {
+        task: i,
+        message: format!("could not decode the result: {e}"),
+    })
+}
+
+impl<T> AsyncResult<T> {
+    pub(crate) fn new(job: Arc<Job>, shared: Arc<Shared>, finish: Finish<T>) -> AsyncResult<T> {
+        AsyncResult {
+            job,
+            shared,
+            finish,
+            taken: false,
+        }
+    }
+
+    fn take(&mut self, st: &mut JobState) -> Result<T, TaskError> {
+        if self.taken {
+            return Err(TaskError::Terminated { task: 0 });
+        }
+        self.taken = true;
+        let total = st.submitted;
+        (self.finish)(st.arrived.drain(..).collect(), total)
+    }
+
+    /// Whether the result is there (every item finished, in success or failure).
+    pub fn ready(&self) -> bool {
+        self.job.lock().complete()
+    }
+
+    /// `None` while not ready; then whether every item succeeded.
+    pub fn successful(&self) -> Option<bool> {
+        let st = self.job.lock();
+        st.complete().then(|| st.arrived.iter().all(Piece::is_ok))
+    }
+
+    /// Waits until the result is ready.
+    pub fn wait(&self) {
+        let shared = &self.shared;
+        drop(
+            self.job
+                .wait_until(None, JobState::complete, || shared.stopped()),
+        );
+    }
+
+    /// Waits up to `timeout`; returns whether the result is ready.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        let shared = &self.shared;
+        self.job
+            .wait_until(Some(timeout), JobState::complete, || shared.stopped())
+            .1
+    }
+
+    /// Waits for the result and returns it.
+    ///
+    /// # Errors
+    /// The [`TaskError`] of the task (for `map_async`: of the first item, in input
+    /// order, that failed).
+    pub fn get(mut self) -> Result<T, TaskError> {
+        let job = Arc::clone(&self.job);
+        let shared = Arc::clone(&self.shared);
+        let (mut st, _) = job.wait_until(None, JobState::complete, || shared.stopped());
+        self.take(&mut st)
+    }
+
+    /// Waits up to `timeout` for the result. `Err(self)` gives the handle back when the
+    /// result is not ready yet.
+    ///
+    /// # Errors
+    /// `Err(self)` on timeout; `Ok(Err(e))` as [`get`](AsyncResult::get).
+    ///
+    /// # Examples
+    /// ```
+    /// fn slow(ms: u64) -> u64 {
+    ///     std::thread::sleep(std::time::Duration::from_millis(ms));
+    ///     ms
+    /// }
+    /// shoal::task!(slow);
+    ///
+    /// let pool = shoal::Pool::builder().processes(1).build()?;
+    /// let r = pool.apply_async(slow, 300);
+    /// let r = r.get_timeout(std::time::Duration::ZERO).unwrap_err(); // not yet
+    /// assert_eq!(r.get()?, 300);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[allow(clippy::result_large_err)]
+    pub fn get_timeout(mut self, timeout: Duration) -> Result<Result<T, TaskError>, Self> {
+        let job = Arc::clone(&self.job);
+        let shared = Arc::clone(&self.shared);
+        let (mut st, ok) = job.wait_until(Some(timeout), JobState::complete, || shared.stopped());
+        if ok || shared.stopped() {
+            Ok(self.take(&mut st))
+        } else {
+            drop(st);
+            Err(self)
+        }
+    }
+}
+
+impl<T> Future for AsyncResult<T> {
+    type Output = Result<T, TaskError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let job = Arc::clone(&this.job);
+        let mut st = job.lock();
+        if st.complete() || this.shared.stopped() {
+            return Poll::Ready(this.take(&mut st));
+        }
+        Job::set_waker(&mut st, cx.waker());
+        Poll::Pending
+    }
+}

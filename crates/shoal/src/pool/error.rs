@@ -1,0 +1,227 @@
+//! The errors of pools: per task ([`TaskError`]) and per pool ([`PoolError`]).
+
+use std::fmt;
+use std::time::Duration;
+
+/// Why one task gave no result. Every other task of the same call goes on.
+///
+/// `task` is the position of the item in its call (its index in the input of `map`,
+/// 0 for `apply`).
+///
+/// # Examples
+/// ```
+/// use shoal::pool::TaskError;
+///
+/// let e = TaskError::WorkerDied { pid: 4121, signal: Some(9), task: 17 };
+/// assert_eq!(e.to_string(), "worker 4121 died from signal 9 while running task 17");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// The task panicked; the worker lives on.
+    Panicked {
+        /// The task's position in its call.
+        task: u64,
+        /// The worker's pid.
+        pid: u32,
+        /// The panic message.
+        message: String,
+    },
+    /// The worker running the task died (killed, crashed, aborted or exited).
+    WorkerDied {
+        /// The worker's pid.
+        pid: u32,
+        /// The signal that killed it, `None` when it exited.
+        signal: Option<i32>,
+        /// The task's position in its call.
+        task: u64,
+    },
+    /// The task ran longer than the pool's per-task timeout; its worker was killed and
+    /// replaced.
+    Timeout {
+        /// The worker's pid.
+        pid: u32,
+        /// The task's position in its call.
+        task: u64,
+        /// The timeout it exceeded.
+        timeout: Duration,
+    },
+    /// The argument or the result could not travel (serde failed on either side).
+    Codec {
+        /// The task's position in its call.
+        task: u64,
+        /// What failed.
+        message: String,
+    },
+    /// The pool was terminated before the task finished.
+    Terminated {
+        /// The task's position in its call.
+        task: u64,
+    },
+    /// The pool was closed: no new work is accepted.
+    Closed,
+    /// The pool cannot run tasks any more: the initializer failed, or no worker could
+    /// be started.
+    Broken {
+        /// What went wrong.
+        message: String,
+    },
+    /// The function was not registered with [`task!`](crate::task!).
+    NotRegistered {
+        /// The function's type name.
+        task: String,
+    },
+    /// The function is a closure that captures variables.
+    NotAFunction {
+        /// The closure's type name.
+        task: String,
+    },
+}
+
+impl TaskError {
+    /// The position of the failed item in its call, when the error concerns one item.
+    pub fn task(&self) -> Option<u64> {
+        match self {
+            TaskError::Panicked { task, .. }
+            | TaskError::WorkerDied { task, .. }
+            | TaskError::Timeout { task, .. }
+            | TaskError::Codec { task, .. }
+            | TaskError::Terminated { task } => Some(*task),
+            _ => None,
+        }
+    }
+
+    /// Whether the error is [`TaskError::WorkerDied`].
+    pub fn is_worker_died(&self) -> bool {
+        matches!(self, TaskError::WorkerDied { .. })
+    }
+
+    /// Whether the error is [`TaskError::Timeout`].
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, TaskError::Timeout { .. })
+    }
+
+    /// Whether the error is [`TaskError::Panicked`].
+    pub fn is_panic(&self) -> bool {
+        matches!(self, TaskError::Panicked { .. })
+    }
+
+    /// The same error for the item at position `task`.
+    pub(crate) fn at(mut self, at: u64) -> TaskError {
+        match &mut self {
+            TaskError::Panicked { task, .. }
+            | TaskError::WorkerDied { task, .. }
+            | TaskError::Timeout { task, .. }
+            | TaskError::Codec { task, .. }
+            | TaskError::Terminated { task } => *task = at,
+            _ => {}
+        }
+        self
+    }
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskError::Panicked { task, pid, message } => {
+                write!(f, "task {task} panicked in worker {pid}: {message}")
+            }
+            TaskError::WorkerDied {
+                pid,
+                signal: Some(sig),
+                task,
+            } => write!(
+                f,
+                "worker {pid} died from signal {sig} while running task {task}"
+            ),
+            TaskError::WorkerDied {
+                pid,
+                signal: None,
+                task,
+            } => write!(f, "worker {pid} exited while running task {task}"),
+            TaskError::Timeout { pid, task, timeout } => write!(
+                f,
+                "task {task} ran longer than {timeout:?} in worker {pid}, which was killed"
+            ),
+            TaskError::Codec { task, message } => write!(f, "task {task}: {message}"),
+            TaskError::Terminated { task } => {
+                write!(f, "the pool was terminated before task {task} finished")
+            }
+            TaskError::Closed => f.write_str("the pool is closed and accepts no new work"),
+            TaskError::Broken { message } => {
+                write!(f, "the pool cannot run tasks: {message}")
+            }
+            TaskError::NotRegistered { task } => {
+                let short = task.rsplit("::").next().unwrap_or(task);
+                write!(
+                    f,
+                    "task function `{task}` is not registered; add `shoal::task!({short});` \
+                     next to its definition"
+                )
+            }
+            TaskError::NotAFunction { task } => write!(
+                f,
+                "`{task}` captures variables; a pool task must be a plain function \
+                 registered with `shoal::task!`"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TaskError {}
+
+/// A pool could not be started, or a pool operation was refused.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PoolError {
+    /// A worker process could not be started.
+    Start(crate::process::ProcessError),
+    /// The pool's channels or shared memory could not be created.
+    Create(String),
+    /// The initializer is not a registered entry, or its arguments cannot be sent.
+    Initializer(String),
+    /// `join` was called before `close` or `terminate` (as in Python).
+    StillRunning,
+}
+
+impl fmt::Display for PoolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PoolError::Start(e) => write!(f, "could not start a pool worker: {e}"),
+            PoolError::Create(m) => write!(f, "could not create a pool: {m}"),
+            PoolError::Initializer(m) => write!(f, "unusable pool initializer: {m}"),
+            PoolError::StillRunning => {
+                f.write_str("cannot join a pool that is still running; close it first")
+            }
+        }
+    }
+}
+
+impl std::error::Error for PoolError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PoolError::Start(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_worker_and_task() {
+        let e = TaskError::WorkerDied {
+            pid: 7,
+            signal: None,
+            task: 3,
+        };
+        assert_eq!(e.to_string(), "worker 7 exited while running task 3");
+        assert_eq!(e.clone().at(9).task(), Some(9));
+        let e = TaskError::NotRegistered {
+            task: "app::jobs::square".into(),
+        };
+        assert!(e.to_string().contains("add `shoal::task!(square);`"));
+    }
+}

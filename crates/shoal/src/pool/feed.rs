@@ -1,0 +1,97 @@
+//! Turning the items of a call into chunk messages, on the caller's thread (so that
+//! encoding runs beside the supervisor, not in it).
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::pool::chunk::Chunk;
+use crate::pool::job::{Job, Piece};
+use crate::pool::shared::Shared;
+use crate::pool::{task, wire, TaskError};
+
+/// Encodes up to `max` items of `input` into chunks of `chunksize` items, numbered from
+/// `job.submitted`, and submits them. Items that cannot be encoded fail at once.
+/// Returns how many items were taken, and whether `input` ran out.
+pub(crate) fn feed<A: Serialize>(
+    shared: &Shared,
+    job: &Arc<Job>,
+    task: u32,
+    chunksize: usize,
+    input: &mut impl Iterator<Item = A>,
+    max: u64,
+) -> (u64, bool) {
+    let chunksize = chunksize.max(1);
+    let mut first = job.lock().submitted;
+    let start = first;
+    let mut chunks = Vec::new();
+    let mut failed = Vec::new();
+    let mut exhausted = false;
+    let mut taken = 0u64;
+    'outer: while taken < max {
+        let id = shared.chunk_id();
+        let mut msg = Vec::with_capacity(wire::CHUNK_HEADER + 16 * chunksize.min(4096));
+        wire::chunk_header(&mut msg, id, task);
+        let mut count = 0u32;
+        while (count as usize) < chunksize && taken < max {
+            let Some(a) = input.next() else {
+                exhausted = true;
+                break;
+            };
+            taken += 1;
+            let r = wire::push_item(&mut msg, |out| task::CODEC.encode_into(&a, out));
+            if let Err(e) = r {
+                let index = first + u64::from(count);
+                if count > 0 {
+                    wire::set_count(&mut msg, count);
+                    chunks.push(Chunk {
+                        id,
+                        job: Arc::clone(job),
+                        first,
+                        count,
+                        attempt: 0,
+                        msg,
+                    });
+                }
+                failed.push(Piece::failed(
+                    index,
+                    TaskError::Codec {
+                        task: index,
+                        message: format!("could not encode the argument: {e}"),
+                    },
+                ));
+                first = index + 1;
+                continue 'outer;
+            }
+            count += 1;
+        }
+        if count > 0 {
+            wire::set_count(&mut msg, count);
+            chunks.push(Chunk {
+                id,
+                job: Arc::clone(job),
+                first,
+                count,
+                attempt: 0,
+                msg,
+            });
+            first += u64::from(count);
+        }
+        if exhausted {
+            break;
+        }
+    }
+    {
+        let mut st = job.lock();
+        st.submitted = start + taken;
+        if exhausted {
+            st.input_done = true;
+        }
+    }
+    if !failed.is_empty() {
+        job.deliver(failed);
+    }
+    // A refused submission fails the items itself.
+    let _ = shared.submit(chunks);
+    (taken, exhausted)
+}

@@ -1,0 +1,447 @@
+//! [`Pool`]: the handle callers use; [`ScopedPool`]: one that closes and joins on drop.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::pool::async_result::{finish_all, finish_one, AsyncResult};
+use crate::pool::builder::PoolBuilder;
+use crate::pool::feed::feed;
+use crate::pool::imap::IMap;
+use crate::pool::job::{Job, Piece};
+use crate::pool::progress::Progress;
+use crate::pool::shared::{Config, Shared};
+use crate::pool::supervisor::Supervisor;
+use crate::pool::{task, PoolError, TaskError};
+
+/// Largest automatic chunk.
+const AUTO_CHUNK_MAX: usize = 4096;
+/// Items `map` and `imap` keep in flight at least.
+const MIN_IN_FLIGHT: u64 = 1024;
+
+/// A pool of worker processes that run registered functions (Python's
+/// `multiprocessing.Pool`), and that never hangs when a worker dies.
+///
+/// Tasks are plain functions registered with [`task!`](crate::task!); arguments and
+/// results travel through serde. Items travel to the workers in chunks over
+/// shared-memory queues, and results come back in batches. As in Python, shoal objects
+/// (queues, locks, shared memory) cannot be task arguments: hand them to the workers
+/// through the [`initializer`](PoolBuilder::initializer).
+///
+/// A worker that dies (killed, crashed, aborted) is seen at once through its pidfd: the
+/// task it was running fails with [`TaskError::WorkerDied`] (or runs again when
+/// [`retries`](PoolBuilder::retries) is set), a new worker takes its place, and every
+/// other task goes on. A panic fails its task only. Every wait has a way out.
+///
+/// Dropping the pool terminates it (as leaving Python's `with Pool()` block does):
+/// workers are killed and reaped, tasks not finished fail with
+/// [`TaskError::Terminated`]. Use [`close`](Pool::close) + [`join`](Pool::join), or
+/// [`PoolBuilder::build_scoped`], to let submitted work finish.
+///
+/// # Examples
+/// ```
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+/// shoal::task!(square);
+///
+/// let pool = shoal::Pool::new(2)?;
+/// assert_eq!(pool.map(square, 0..5u64)?, vec![0, 1, 4, 9, 16]);
+/// assert_eq!(pool.apply(square, 7)?, 49);
+/// pool.close();
+/// pool.join()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Pool {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    processes: usize,
+    chunksize: Option<usize>,
+    progress: bool,
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("processes", &self.processes)
+            .field("workers", &self.worker_pids())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pool {
+    /// Options for a new pool.
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::default()
+    }
+
+    /// A pool of `processes` workers with the default options.
+    ///
+    /// # Errors
+    /// As [`PoolBuilder::build`].
+    pub fn new(processes: usize) -> Result<Pool, PoolError> {
+        Pool::builder().processes(processes).build()
+    }
+
+    pub(crate) fn start(
+        cfg: Config,
+        chunksize: Option<usize>,
+        progress: bool,
+    ) -> Result<Pool, PoolError> {
+        let processes = cfg.processes;
+        let shared = Arc::new(Shared::new().map_err(PoolError::Create)?);
+        let thread = Supervisor::start(Arc::clone(&shared), cfg)?;
+        Ok(Pool {
+            shared,
+            thread: Mutex::new(Some(thread)),
+            processes,
+            chunksize,
+            progress,
+        })
+    }
+
+    /// The number of workers.
+    pub fn processes(&self) -> usize {
+        self.processes
+    }
+
+    /// The pids of the workers running now (replaced workers have new pids).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.shared.pids()
+    }
+
+    fn chunksize_for(&self, len: Option<usize>) -> usize {
+        match (self.chunksize, len) {
+            (Some(c), _) => c,
+            (None, Some(n)) => n.div_ceil(4 * self.processes).clamp(1, AUTO_CHUNK_MAX),
+            (None, None) => 1,
+        }
+    }
+
+    fn in_flight_for(&self, chunksize: usize) -> u64 {
+        (8 * self.processes as u64 * chunksize as u64).max(MIN_IN_FLIGHT)
+    }
+
+    /// Runs `f(arg)` in a worker and waits for the result (Python's `apply`).
+    ///
+    /// # Errors
+    /// The task's [`TaskError`].
+    pub fn apply<F, A, R>(&self, f: F, arg: A) -> Result<R, TaskError>
+    where
+        F: Fn(A) -> R + Copy + 'static,
+        A: Serialize,
+        R: DeserializeOwned,
+    {
+        self.apply_async(f, arg).get()
+    }
+
+    /// Submits `f(arg)` and returns at once (Python's `apply_async`).
+    ///
+    /// # Examples
+    /// ```
+    /// fn cube(x: i64) -> i64 {
+    ///     x * x * x
+    /// }
+    /// shoal::task!(cube);
+    ///
+    /// let pool = shoal::Pool::new(2)?;
+    /// let pending: Vec<_> = (1..=3).map(|x| pool.apply_async(cube, x)).collect();
+    /// let cubes: Vec<i64> = pending.into_iter().map(|r| r.get()).collect::<Result<_, _>>()?;
+    /// assert_eq!(cubes, vec![1, 8, 27]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn apply_async<F, A, R>(&self, f: F, arg: A) -> AsyncResult<R>
+    where
+        F: Fn(A) -> R + Copy + 'static,
+        A: Serialize,
+        R: DeserializeOwned,
+    {
+        let _ = f;
+        let job = Arc::new(Job::default());
+        match task::resolve::<F>() {
+            Ok(t) => {
+                // Take up to 2 so that `feed` sees the end of the input.
+                feed(&self.shared, &job, t, 1, &mut std::iter::once(arg), 2);
+            }
+            Err(e) => fail_job(&job, e),
+        }
+        AsyncResult::new(job, Arc::clone(&self.shared), finish_one::<R>)
+    }
+
+    /// Runs `f` on every item and returns the results in input order (Python's `map`).
+    /// The input is consumed as the work goes, with a bounded number of items in
+    /// flight.
+    ///
+    /// # Errors
+    /// The error of the first item, in input order, that failed (the items after it
+    /// that were not started are dropped). Use [`imap`](Pool::imap) to see every
+    /// item's outcome.
+    pub fn map<F, A, R, I>(&self, f: F, items: I) -> Result<Vec<R>, TaskError>
+    where
+        F: Fn(A) -> R + Copy + 'static,
+        A: Serialize,
+        R: DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        let iter = items.into_iter();
+        let (lo, hi) = iter.size_hint();
+        let mut out = Vec::with_capacity(lo.min(1 << 24));
+        let len = (Some(lo) == hi).then_some(lo);
+        let chunksize = self.chunksize_for(len);
+        let mut it: IMap<'_, _, R> = IMap::new(
+            &self.shared,
+            task::resolve::<F>(),
+            iter,
+            chunksize,
+            self.in_flight_for(chunksize),
+            true,
+            Progress::new(self.progress, len.map(|n| n as u64)),
+        );
+        let _ = f;
+        while let Some(r) = it.next_run(&mut out) {
+            r?;
+        }
+        Ok(out)
+    }
+
+    /// [`map`](Pool::map) for functions of several arguments, given as tuples (Python's
+    /// `starmap`). In Rust a task takes one argument, so this is `map` over tuples.
+    ///
+    /// # Errors
+    /// As [`map`](Pool::map).
+    pub fn starmap<F, A, R, I>(&self, f: F, items: I) -> Result<Vec<R>, TaskError>
+    where
+        F: Fn(A) -> R + Copy + 'static,
+        A: Serialize,
+        R: DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        self.map(f, items)
+    }
+
+    /// Submits `f` over every item and returns at once (Python's `map_async`). The
+    /// items are encoded and queued now.
+    ///
+    /// # Examples
+    /// ```
+    /// fn len(s: String) -> usize {
+    ///     s.len()
+    /// }
+    /// shoal::task!(len);
+    ///
+    /// let pool = shoal::Pool::new(2)?;
+    /// let r = pool.map_async(len, ["a", "bb", "ccc"].map(String::from));
+    /// // … other work …
+    /// assert_eq!(r.get()?, vec![1, 2, 3]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn map_async<F, A, R, I>(&self, f: F, items: I) -> AsyncResult<Vec<R>>
+    where
+        F: Fn(A) -> R + Copy + 'static,
+        A: Serialize,
+        R: DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        let _ = f;
+        let job = Arc::new(Job::default());
+        let mut iter = items.into_iter();
+        let (lo, hi) = iter.size_hint();
+        let chunksize = self.chunksize_for((Some(lo) == hi).then_some(lo));
+        match task::resolve::<F>() {
+            Ok(t) => {
+                feed(&self.shared, &job, t, chunksize, &mut iter, u64::MAX);
+            }
+            Err(e) => fail_job(&job, e),
+        }
+        AsyncResult::new(job, Arc::clone(&self.shared), finish_all::<R>)
+    }
+
+    /// [`map_async`](Pool::map_async) over tuples (Python's `starmap_async`).
+    pub fn starmap_async<F, A, R, I>(&self, f: F, items: I) -> AsyncResult<Vec<R>>
+    where
+        F: Fn(A) -> R + Copy + 'static,
+        A: Serialize,
+        R: DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        self.map_async(f, items)
+    }
+
+    /// Runs `f` on every item lazily; yields each item's outcome in input order
+    /// (Python's `imap`). See [`IMap`] for the memory bound.
+    pub fn imap<F, A, R, I>(&self, f: F, items: I) -> IMap<'_, I::IntoIter, R>
+    where
+        F: Fn(A) -> R + Copy + 'static,
+        A: Serialize,
+        R: DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        let _ = f;
+        let chunksize = self.chunksize.unwrap_or(1);
+        let iter = items.into_iter();
+        let (lo, hi) = iter.size_hint();
+        let len = (Some(lo) == hi).then_some(lo as u64);
+        IMap::new(
+            &self.shared,
+            task::resolve::<F>(),
+            iter,
+            chunksize,
+            self.in_flight_for(chunksize),
+            true,
+            Progress::new(self.progress, len),
+        )
+    }
+
+    /// As [`imap`](Pool::imap), yielding outcomes as they complete (Python's
+    /// `imap_unordered`).
+    ///
+    /// # Examples
+    /// ```
+    /// fn half(x: u32) -> u32 {
+    ///     x / 2
+    /// }
+    /// shoal::task!(half);
+    ///
+    /// let pool = shoal::Pool::new(2)?;
+    /// let mut got: Vec<u32> = pool.imap_unordered(half, [8, 2, 6, 4]).collect::<Result<_, _>>()?;
+    /// got.sort();
+    /// assert_eq!(got, vec![1, 2, 3, 4]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn imap_unordered<F, A, R, I>(&self, f: F, items: I) -> IMap<'_, I::IntoIter, R>
+    where
+        F: Fn(A) -> R + Copy + 'static,
+        A: Serialize,
+        R: DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        let _ = f;
+        let chunksize = self.chunksize.unwrap_or(1);
+        let iter = items.into_iter();
+        let (lo, hi) = iter.size_hint();
+        let len = (Some(lo) == hi).then_some(lo as u64);
+        IMap::new(
+            &self.shared,
+            task::resolve::<F>(),
+            iter,
+            chunksize,
+            self.in_flight_for(chunksize),
+            false,
+            Progress::new(self.progress, len),
+        )
+    }
+
+    /// Accepts no more work; what was submitted still runs. Then [`join`](Pool::join).
+    pub fn close(&self) {
+        self.shared.lock().closed = true;
+        self.shared.wake();
+    }
+
+    /// Waits until the workers have finished the submitted work and exited. Call
+    /// [`close`](Pool::close) (or [`terminate`](Pool::terminate)) first.
+    ///
+    /// # Errors
+    /// [`PoolError::StillRunning`] when the pool was neither closed nor terminated.
+    pub fn join(&self) -> Result<(), PoolError> {
+        {
+            let s = self.shared.lock();
+            if !s.closed && !s.terminate {
+                return Err(PoolError::StillRunning);
+            }
+        }
+        self.join_thread();
+        Ok(())
+    }
+
+    fn join_thread(&self) {
+        let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+
+    /// Kills the workers now and waits until they are reaped; tasks not finished fail
+    /// with [`TaskError::Terminated`]. Leaves no worker, zombie or orphan behind.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::pool::TaskError;
+    ///
+    /// fn nap(ms: u64) -> u64 {
+    ///     std::thread::sleep(std::time::Duration::from_millis(ms));
+    ///     ms
+    /// }
+    /// shoal::task!(nap);
+    ///
+    /// let pool = shoal::Pool::new(1)?;
+    /// let r = pool.apply_async(nap, 60_000);
+    /// pool.terminate();
+    /// assert!(matches!(r.get(), Err(TaskError::Terminated { .. })));
+    /// assert!(pool.worker_pids().is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn terminate(&self) {
+        {
+            let mut s = self.shared.lock();
+            s.terminate = true;
+            s.closed = true;
+        }
+        self.shared.wake();
+        self.join_thread();
+    }
+}
+
+/// Fails the one-item `job` at once.
+fn fail_job(job: &Job, e: TaskError) {
+    {
+        let mut st = job.lock();
+        st.submitted = 1;
+        st.input_done = true;
+    }
+    job.deliver([Piece::failed(0, e)]);
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let running = self
+            .thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        if running {
+            self.terminate();
+        }
+    }
+}
+
+/// A [`Pool`] that is closed and joined when dropped (every submitted task finishes
+/// first), made by [`PoolBuilder::build_scoped`].
+#[derive(Debug)]
+pub struct ScopedPool {
+    pool: Pool,
+}
+
+impl ScopedPool {
+    pub(crate) fn new(pool: Pool) -> ScopedPool {
+        ScopedPool { pool }
+    }
+}
+
+impl Deref for ScopedPool {
+    type Target = Pool;
+
+    fn deref(&self) -> &Pool {
+        &self.pool
+    }
+}
+
+impl Drop for ScopedPool {
+    fn drop(&mut self) {
+        self.pool.close();
+        let _ = self.pool.join();
+    }
+}

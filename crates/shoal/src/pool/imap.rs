@@ -1,0 +1,280 @@
+//! [`IMap`]: the lazy, streaming results of `imap` and `imap_unordered`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::pool::async_result::decode;
+use crate::pool::feed::feed;
+use crate::pool::job::{Job, Piece};
+use crate::pool::progress::Progress;
+use crate::pool::shared::Shared;
+use crate::pool::TaskError;
+
+/// The results of [`Pool::imap`](crate::Pool::imap) (in input order) or
+/// [`Pool::imap_unordered`](crate::Pool::imap_unordered) (in completion order), one
+/// `Result` per item.
+///
+/// The input is pulled only as results are consumed: at most
+/// [`max_in_flight`](IMap::max_in_flight) items are submitted and not yet yielded, so
+/// memory stays bounded however long (even endless) the input is. Dropping the iterator
+/// drops the items not yet started.
+///
+/// # Examples
+/// ```
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+/// shoal::task!(square);
+///
+/// let pool = shoal::Pool::builder().processes(2).build()?;
+/// let first: Vec<u64> = pool
+///     .imap(square, 0u64..) // endless
+///     .take(5)
+///     .collect::<Result<_, _>>()?;
+/// assert_eq!(first, vec![0, 1, 4, 9, 16]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct IMap<'p, I, R> {
+    shared: &'p Arc<Shared>,
+    job: Arc<Job>,
+    task: u32,
+    input: Option<I>,
+    chunksize: usize,
+    max_in_flight: u64,
+    ordered: bool,
+    submitted: u64,
+    yielded: u64,
+    /// Pieces that arrived ahead of their turn (ordered), by first item.
+    reorder: BTreeMap<u64, Piece>,
+    /// Pieces in arrival order (unordered).
+    queue: VecDeque<Piece>,
+    /// The piece being yielded, and the next item in it.
+    current: Option<(Piece, usize)>,
+    error: Option<TaskError>,
+    progress: Progress,
+    _result: PhantomData<fn() -> R>,
+}
+
+impl<I, R> fmt::Debug for IMap<'_, I, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IMap")
+            .field("ordered", &self.ordered)
+            .field("in_flight", &self.in_flight())
+            .field("max_in_flight", &self.max_in_flight)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'p, I, R> IMap<'p, I, R> {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        shared: &'p Arc<Shared>,
+        task: Result<u32, TaskError>,
+        input: I,
+        chunksize: usize,
+        max_in_flight: u64,
+        ordered: bool,
+        progress: Progress,
+    ) -> IMap<'p, I, R> {
+        let (task, error) = match task {
+            Ok(t) => (t, None),
+            Err(e) => (0, Some(e)),
+        };
+        IMap {
+            shared,
+            job: Arc::new(Job::default()),
+            task,
+            input: Some(input),
+            chunksize: chunksize.max(1),
+            max_in_flight: max_in_flight.max(chunksize as u64),
+            ordered,
+            submitted: 0,
+            yielded: 0,
+            reorder: BTreeMap::new(),
+            queue: VecDeque::new(),
+            current: None,
+            error,
+            progress,
+            _result: PhantomData,
+        }
+    }
+
+    /// Items submitted and not yet yielded (running, queued, or finished and waiting
+    /// their turn).
+    pub fn in_flight(&self) -> u64 {
+        self.submitted - self.yielded
+    }
+
+    /// The bound on [`in_flight`](IMap::in_flight).
+    pub fn max_in_flight(&self) -> u64 {
+        self.max_in_flight
+    }
+}
+
+impl<I, A, R> IMap<'_, I, R>
+where
+    I: Iterator<Item = A>,
+    A: Serialize,
+    R: DeserializeOwned,
+{
+    /// Makes `current` hold at least one item not yet yielded (feeding the input and
+    /// waiting as needed); `false` at the end.
+    fn fill(&mut self) -> bool {
+        loop {
+            if let Some((p, k)) = &self.current {
+                if (*k as u64) < p.len() {
+                    return true;
+                }
+                self.current = None;
+            }
+            let next = if self.ordered {
+                self.reorder.remove(&self.yielded)
+            } else {
+                self.queue.pop_front()
+            };
+            if let Some(p) = next {
+                self.current = Some((p, 0));
+                continue;
+            }
+            // Top up the input while there is room.
+            let in_flight = self.in_flight();
+            if let Some(input) = &mut self.input {
+                let room = self.max_in_flight.saturating_sub(in_flight);
+                // Refill by whole chunks, not item by item.
+                if room >= self.chunksize as u64 || in_flight == 0 {
+                    let (n, exhausted) = feed(
+                        self.shared,
+                        &self.job,
+                        self.task,
+                        self.chunksize,
+                        input,
+                        room,
+                    );
+                    self.submitted += n;
+                    if exhausted {
+                        self.input = None;
+                        self.job.lock().input_done = true;
+                    }
+                }
+            }
+            if self.input.is_none() && self.yielded == self.submitted {
+                self.progress.finish();
+                return false;
+            }
+            // Wait for outcomes.
+            let shared = self.shared;
+            let (mut st, _) =
+                self.job
+                    .wait_until(None, |st| !st.arrived.is_empty(), || shared.stopped());
+            if st.arrived.is_empty() {
+                // The pool stopped and nothing will come: fail what is missing.
+                drop(st);
+                let base = self.yielded;
+                let mut covered = vec![false; (self.submitted - base) as usize];
+                for p in self.reorder.values().chain(self.queue.iter()) {
+                    for i in p.first..p.first + p.len() {
+                        if let Some(c) = i
+                            .checked_sub(base)
+                            .and_then(|d| covered.get_mut(d as usize))
+                        {
+                            *c = true;
+                        }
+                    }
+                }
+                for (d, c) in covered.into_iter().enumerate() {
+                    if !c {
+                        let i = base + d as u64;
+                        let p = Piece::failed(i, TaskError::Terminated { task: i });
+                        if self.ordered {
+                            self.reorder.insert(i, p);
+                        } else {
+                            self.queue.push_back(p);
+                        }
+                    }
+                }
+                self.input = None;
+                continue;
+            }
+            if self.ordered {
+                self.reorder
+                    .extend(st.arrived.drain(..).map(|p| (p.first, p)));
+            } else {
+                self.queue.extend(st.arrived.drain(..));
+            }
+        }
+    }
+
+    /// Decodes every remaining item of the current piece into `out` (the fast path of
+    /// `map`): `None` at the end, `Some(Err)` for the first failed item.
+    pub(crate) fn next_run(&mut self, out: &mut Vec<R>) -> Option<Result<(), TaskError>> {
+        if let Some(e) = self.error.take() {
+            self.input = None;
+            return Some(Err(e));
+        }
+        if !self.fill() {
+            return None;
+        }
+        let (p, k) = self.current.as_mut().expect("filled");
+        if let Some(e) = &p.error {
+            *k += 1;
+            self.yielded += 1;
+            self.progress.advance();
+            return Some(Err(e.clone()));
+        }
+        let mut start = if *k == 0 { 0 } else { p.ends[*k - 1] as usize };
+        for (j, &end) in p.ends.iter().enumerate().skip(*k) {
+            let end = end as usize;
+            let i = p.first + j as u64;
+            let r = decode(i, &p.data[start..end]);
+            start = end;
+            *k = j + 1;
+            self.yielded += 1;
+            self.progress.advance();
+            match r {
+                Ok(v) => out.push(v),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        Some(Ok(()))
+    }
+}
+
+impl<I, A, R> Iterator for IMap<'_, I, R>
+where
+    I: Iterator<Item = A>,
+    A: Serialize,
+    R: DeserializeOwned,
+{
+    type Item = Result<R, TaskError>;
+
+    fn next(&mut self) -> Option<Result<R, TaskError>> {
+        if let Some(e) = self.error.take() {
+            // The function cannot run at all: one error, then the end.
+            self.input = None;
+            return Some(Err(e));
+        }
+        if !self.fill() {
+            return None;
+        }
+        let (p, k) = self.current.as_mut().expect("filled");
+        let i = p.first + *k as u64;
+        let o = p.outcome(*k);
+        *k += 1;
+        self.yielded += 1;
+        self.progress.advance();
+        Some(o.and_then(|b| decode(i, b)))
+    }
+}
+
+impl<I, R> Drop for IMap<'_, I, R> {
+    fn drop(&mut self) {
+        let mut st = self.job.lock();
+        st.abandoned = true;
+        st.arrived.clear();
+    }
+}

@@ -1,0 +1,303 @@
+//! The worker process: takes chunks from its own task queue, runs each task under
+//! `catch_unwind`, and sends the results back in batches over the shared result queue.
+//!
+//! Before each task it writes which task it runs in its slot (see `slots.rs`), so that
+//! if it dies the pool blames that task and no other.
+
+use std::os::fd::OwnedFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::channel::Queue;
+use crate::handoff;
+use crate::pool::slots::{now_ns, Slots};
+use crate::pool::{task, wire};
+use crate::shm::SharedMemory;
+
+/// Results are sent at least this often while tasks keep coming.
+const FLUSH_AFTER: Duration = Duration::from_micros(500);
+/// …or when this many are waiting…
+const FLUSH_COUNT: usize = 512;
+/// …or when they take this many bytes.
+const FLUSH_BYTES: usize = 128 * 1024;
+/// Chunks taken from the task queue at once.
+const TAKE: usize = 64;
+
+/// The initializer of every worker: a registered entry and its encoded argument.
+#[derive(Debug, Clone)]
+pub(crate) struct InitSpec {
+    pub(crate) entry: String,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) fds: Arc<Vec<OwnedFd>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct InitWire {
+    entry: String,
+    bytes: Vec<u8>,
+    fds: Vec<u32>,
+}
+
+impl Serialize for InitSpec {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use std::os::fd::AsFd;
+        let fds = self
+            .fds
+            .iter()
+            .map(|fd| handoff::export_fd(fd.as_fd(), "initializer argument"))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(serde::ser::Error::custom)?;
+        InitWire {
+            entry: self.entry.clone(),
+            bytes: self.bytes.clone(),
+            fds,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for InitSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<InitSpec, D::Error> {
+        let w = InitWire::deserialize(d)?;
+        let fds = w
+            .fds
+            .into_iter()
+            .map(handoff::import_fd)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(serde::de::Error::custom)?;
+        Ok(InitSpec {
+            entry: w.entry,
+            bytes: w.bytes,
+            fds: Arc::new(fds),
+        })
+    }
+}
+
+/// Everything a worker is started with.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct WorkerArgs {
+    pub(crate) slot: u32,
+    pub(crate) gen: u32,
+    pub(crate) tasks: Queue<()>,
+    pub(crate) results: Queue<()>,
+    pub(crate) slots: SharedMemory,
+    /// Write start times in the slot (a per-task timeout is set).
+    pub(crate) timed: bool,
+    /// Exit after this many tasks (0: never), at the end of a chunk.
+    pub(crate) max_tasks: u64,
+    pub(crate) init: Option<InitSpec>,
+}
+
+/// The panic message of a payload.
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_owned()
+    }
+}
+
+/// Runs the initializer; `Err` says why it failed.
+fn initialize(init: InitSpec) -> Result<(), String> {
+    let entry = crate::process::__private::ENTRIES
+        .iter()
+        .find(|e| (e.name)() == init.entry)
+        .ok_or_else(|| format!("initializer `{}` is not registered", init.entry))?;
+    let fds = Arc::try_unwrap(init.fds).unwrap_or_default();
+    match catch_unwind(AssertUnwindSafe(|| (entry.run)(&init.bytes, fds))) {
+        Ok(0) => Ok(()),
+        Ok(code) => Err(format!(
+            "initializer `{}` failed with exit code {code}",
+            init.entry
+        )),
+        Err(p) => Err(format!(
+            "initializer `{}` panicked: {}",
+            init.entry,
+            panic_message(p.as_ref())
+        )),
+    }
+}
+
+/// Results waiting to be sent, as one [`wire::RESULTS`] message: closed segments in
+/// `msg`, and the open run of successful results in `lens`/`data`.
+struct Outbox {
+    msg: Vec<u8>,
+    header: usize,
+    count: usize,
+    since: Option<Instant>,
+    run_chunk: u64,
+    run_first: u32,
+    lens: Vec<u32>,
+    data: Vec<u8>,
+}
+
+impl Outbox {
+    fn new(slot: u32, gen: u32) -> Outbox {
+        let mut msg = Vec::with_capacity(64 * 1024);
+        wire::header(&mut msg, wire::RESULTS, slot, gen);
+        Outbox {
+            header: msg.len(),
+            msg,
+            count: 0,
+            since: None,
+            run_chunk: 0,
+            run_first: 0,
+            lens: Vec::with_capacity(FLUSH_COUNT),
+            data: Vec::with_capacity(64 * 1024),
+        }
+    }
+
+    fn segment(&mut self, chunk: u64, first: u32, n: u32, status: u8) {
+        self.msg.extend_from_slice(&chunk.to_le_bytes());
+        self.msg.extend_from_slice(&first.to_le_bytes());
+        self.msg.extend_from_slice(&n.to_le_bytes());
+        self.msg.push(status);
+    }
+
+    /// Moves the open run into `msg`.
+    fn close_run(&mut self) {
+        if self.lens.is_empty() {
+            return;
+        }
+        self.segment(
+            self.run_chunk,
+            self.run_first,
+            self.lens.len() as u32,
+            wire::OK,
+        );
+        for l in &self.lens {
+            self.msg.extend_from_slice(&l.to_le_bytes());
+        }
+        self.msg.extend_from_slice(&self.data);
+        self.lens.clear();
+        self.data.clear();
+    }
+
+    /// Prepares the open run to take the result of `item` of `chunk`.
+    fn open(&mut self, chunk: u64, item: u32) {
+        if !self.lens.is_empty()
+            && (self.run_chunk != chunk || self.run_first + self.lens.len() as u32 != item)
+        {
+            self.close_run();
+        }
+        if self.lens.is_empty() {
+            self.run_chunk = chunk;
+            self.run_first = item;
+        }
+    }
+
+    /// Records a failed item.
+    fn failed(&mut self, chunk: u64, item: u32, status: u8, message: &str) {
+        self.close_run();
+        self.segment(chunk, item, 1, status);
+        self.msg
+            .extend_from_slice(&(message.len() as u32).to_le_bytes());
+        self.msg.extend_from_slice(message.as_bytes());
+    }
+
+    fn counted(&mut self) {
+        self.count += 1;
+        if self.since.is_none() {
+            self.since = Some(Instant::now());
+        }
+    }
+
+    fn due(&self) -> bool {
+        // Reading the clock after every trivial task would cost more than the task:
+        // look at it after 1, 2, 4, … 64 results, then every 64. A slow task is seen
+        // after the first result; a stream of fast ones rarely.
+        let c = self.count;
+        c >= FLUSH_COUNT
+            || self.msg.len() + self.data.len() >= FLUSH_BYTES
+            || ((c.is_power_of_two() || c % 64 == 0)
+                && self.since.is_some_and(|t| t.elapsed() >= FLUSH_AFTER))
+    }
+
+    /// Sends the waiting results; `false` when the pool closed the queue.
+    fn flush(&mut self, results: &Queue<()>) -> bool {
+        if self.count == 0 {
+            return true;
+        }
+        self.close_run();
+        let ok = results.put_bytes(&self.msg).is_ok();
+        self.msg.truncate(self.header);
+        self.count = 0;
+        self.since = None;
+        ok
+    }
+}
+
+/// The worker's entry function.
+pub(crate) fn worker_main(args: WorkerArgs) -> i32 {
+    // Task panics are reported with the task; do not print them too.
+    std::panic::set_hook(Box::new(|_| {}));
+    let slots = Slots::from_shm(args.slots);
+    let me = slots.slot(args.slot as usize);
+    if let Some(init) = args.init {
+        if let Err(message) = initialize(init) {
+            let mut m = Vec::new();
+            wire::header(&mut m, wire::INIT_FAILED, args.slot, args.gen);
+            m.extend_from_slice(message.as_bytes());
+            let _ = args.results.put_bytes(&m);
+            return 3;
+        }
+    }
+    let mut out = Outbox::new(args.slot, args.gen);
+    let mut done: u64 = 0;
+    // Ends when the pool closes the queue (shutting down).
+    while let Ok(batch) = args.tasks.get_bytes_many(TAKE, None) {
+        for msg in &batch {
+            let Some(mut view) = wire::parse_chunk(msg) else {
+                continue;
+            };
+            let task = task::get(view.task);
+            for item in 0..view.count {
+                let Some(arg) = view.items.item() else { break };
+                let Some(t) = task else {
+                    let m = format!("no task number {} in this executable", view.task);
+                    out.failed(view.chunk, item, wire::CODEC_FAILED, &m);
+                    out.counted();
+                    continue;
+                };
+                let start = if args.timed { now_ns() } else { 0 };
+                me.begin(view.chunk, item, start);
+                out.open(view.chunk, item);
+                let before = out.data.len();
+                let r = catch_unwind(AssertUnwindSafe(|| (t.run)(arg, &mut out.data)));
+                me.end();
+                match r {
+                    Ok(Ok(())) => out.lens.push((out.data.len() - before) as u32),
+                    Ok(Err(m)) => {
+                        out.data.truncate(before);
+                        out.failed(view.chunk, item, wire::CODEC_FAILED, &m);
+                    }
+                    Err(p) => {
+                        out.data.truncate(before);
+                        let m = panic_message(p.as_ref());
+                        out.failed(view.chunk, item, wire::PANICKED, &m);
+                    }
+                }
+                out.counted();
+                done += 1;
+                if out.due() && !out.flush(&args.results) {
+                    return 0;
+                }
+            }
+            if args.max_tasks != 0 && done >= args.max_tasks {
+                out.flush(&args.results);
+                return 0;
+            }
+        }
+        if !out.flush(&args.results) {
+            return 0;
+        }
+    }
+    out.flush(&args.results);
+    0
+}
+crate::entry!(worker_main);

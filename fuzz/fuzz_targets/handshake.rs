@@ -1,0 +1,8 @@
+//! Both sides of the `shoal::net` HMAC handshake against arbitrary bytes from a peer.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    shoal::net::fuzz::handshake(data);
+});
