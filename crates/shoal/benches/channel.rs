@@ -24,14 +24,13 @@ fn queue_1to1(size: usize, n: u64) -> Duration {
     let q: Queue<()> = Queue::new().unwrap();
     let tx = q.clone();
     pin(0);
-    let start = Instant::now();
-    let producer = std::thread::spawn(move || {
-        pin(1);
+    let producer = spawn_pinned(move || {
         let msg = vec![7u8; size];
         for _ in 0..n {
             tx.put_bytes(&msg).unwrap();
         }
     });
+    let start = Instant::now();
     let mut buf = Vec::with_capacity(size);
     for _ in 0..n {
         q.get_bytes_into(&mut buf).unwrap();
@@ -47,9 +46,7 @@ fn queue_batched_1to1(size: usize, n: u64) -> Duration {
     let q: Queue<()> = Queue::new().unwrap();
     let tx = q.clone();
     pin(0);
-    let start = Instant::now();
-    let producer = std::thread::spawn(move || {
-        pin(1);
+    let producer = spawn_pinned(move || {
         let msg = vec![7u8; size];
         let batch: Vec<&[u8]> = vec![&msg[..]; BATCH];
         let mut left = n as usize;
@@ -59,6 +56,7 @@ fn queue_batched_1to1(size: usize, n: u64) -> Duration {
             left -= k;
         }
     });
+    let start = Instant::now();
     let mut got = 0u64;
     while got < n {
         got += q
@@ -75,13 +73,12 @@ fn queue_batched_1to1(size: usize, n: u64) -> Duration {
 fn mpsc_1to1(size: usize, n: u64) -> Duration {
     let (tx, rx) = sync_channel::<Vec<u8>>(4096);
     pin(0);
-    let start = Instant::now();
-    let producer = std::thread::spawn(move || {
-        pin(1);
+    let producer = spawn_pinned(move || {
         for _ in 0..n {
             tx.send(vec![7u8; size]).unwrap();
         }
     });
+    let start = Instant::now();
     for _ in 0..n {
         std::hint::black_box(rx.recv().unwrap());
     }
@@ -121,6 +118,22 @@ fn pin(cpu: usize) {
     }
 }
 
+/// Starts `body` on a new thread pinned to CPU 1 (see [`pin`]) and returns once it is
+/// pinned, so that the caller starts its clock after the pinning, not before.
+fn spawn_pinned<T: Send + 'static>(
+    body: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let ready = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let ready2 = std::sync::Arc::clone(&ready);
+    let handle = std::thread::spawn(move || {
+        pin(1);
+        ready2.wait();
+        body()
+    });
+    ready.wait();
+    handle
+}
+
 /// An anonymous pipe as its two ends (read end, write end).
 // `std::io::pipe` is stable since 1.87 while the library keeps 1.85 as its MSRV: a
 // benchmark is only ever built by the toolchain that runs it.
@@ -132,14 +145,13 @@ fn os_pipe() -> (std::io::PipeReader, std::io::PipeWriter) {
 fn pipe_1to1(size: usize, n: u64) -> Duration {
     let (mut r, mut w) = os_pipe();
     pin(0);
-    let start = Instant::now();
-    let producer = std::thread::spawn(move || {
-        pin(1);
+    let producer = spawn_pinned(move || {
         let msg = vec![7u8; size];
         for _ in 0..n {
             w.write_all(&msg).unwrap();
         }
     });
+    let start = Instant::now();
     let mut buf = vec![0u8; size];
     for _ in 0..n {
         r.read_exact(&mut buf).unwrap();
@@ -226,9 +238,7 @@ fn large_queue(size: usize, n: u64, in_place: bool) -> Duration {
         .unwrap();
     let tx = q.clone();
     pin(0);
-    let start = Instant::now();
-    let producer = std::thread::spawn(move || {
-        pin(1);
+    let producer = spawn_pinned(move || {
         let msg = vec![7u8; size];
         for _ in 0..n {
             if in_place {
@@ -241,6 +251,7 @@ fn large_queue(size: usize, n: u64, in_place: bool) -> Duration {
             }
         }
     });
+    let start = Instant::now();
     let mut buf = Vec::with_capacity(size);
     for _ in 0..n {
         q.get_bytes_into(&mut buf).unwrap();
@@ -253,14 +264,13 @@ fn large_queue(size: usize, n: u64, in_place: bool) -> Duration {
 fn large_pipe(size: usize, n: u64) -> Duration {
     let (mut r, mut w) = os_pipe();
     pin(0);
-    let start = Instant::now();
-    let producer = std::thread::spawn(move || {
-        pin(1);
+    let producer = spawn_pinned(move || {
         let msg = vec![7u8; size];
         for _ in 0..n {
             w.write_all(&msg).unwrap();
         }
     });
+    let start = Instant::now();
     let mut buf = vec![0u8; size];
     for _ in 0..n {
         r.read_exact(&mut buf).unwrap();
@@ -317,15 +327,14 @@ fn ping_pong_queue(rounds: usize) -> (f64, f64) {
     let ab: Queue<()> = Queue::new().unwrap();
     let ba: Queue<()> = Queue::new().unwrap();
     let (ab2, ba2) = (ab.clone(), ba.clone());
-    let peer = std::thread::spawn(move || {
-        pin(1);
+    pin(0);
+    let peer = spawn_pinned(move || {
         let mut buf = Vec::with_capacity(64);
         for _ in 0..rounds {
             ab2.get_bytes_into(&mut buf).unwrap();
             ba2.put_bytes(&buf).unwrap();
         }
     });
-    pin(0);
     let msg = [1u8; 64];
     let mut buf = Vec::with_capacity(64);
     let mut times = Vec::with_capacity(rounds);
@@ -342,15 +351,14 @@ fn ping_pong_queue(rounds: usize) -> (f64, f64) {
 fn ping_pong_pipe(rounds: usize) -> (f64, f64) {
     let (mut r1, mut w1) = os_pipe();
     let (mut r2, mut w2) = os_pipe();
-    let peer = std::thread::spawn(move || {
-        pin(1);
+    pin(0);
+    let peer = spawn_pinned(move || {
         let mut buf = [0u8; 64];
         for _ in 0..rounds {
             r1.read_exact(&mut buf).unwrap();
             w2.write_all(&buf).unwrap();
         }
     });
-    pin(0);
     let msg = [1u8; 64];
     let mut buf = [0u8; 64];
     let mut times = Vec::with_capacity(rounds);
