@@ -24,14 +24,13 @@ fn queue_1to1(size: usize, n: u64) -> Duration {
     let q: Queue<()> = Queue::new().unwrap();
     let tx = q.clone();
     pin(0);
-    let start = Instant::now();
-    let producer = std::thread::spawn(move || {
-        pin(1);
+    let producer = spawn_pinned(move || {
         let msg = vec![7u8; size];
         for _ in 0..n {
             tx.put_bytes(&msg).unwrap();
         }
     });
+    let start = Instant::now();
     let mut buf = Vec::with_capacity(size);
     for _ in 0..n {
         q.get_bytes_into(&mut buf).unwrap();
@@ -47,9 +46,7 @@ fn queue_batched_1to1(size: usize, n: u64) -> Duration {
     let q: Queue<()> = Queue::new().unwrap();
     let tx = q.clone();
     pin(0);
-    let start = Instant::now();
-    let producer = std::thread::spawn(move || {
-        pin(1);
+    let producer = spawn_pinned(move || {
         let msg = vec![7u8; size];
         let batch: Vec<&[u8]> = vec![&msg[..]; BATCH];
         let mut left = n as usize;
@@ -59,6 +56,7 @@ fn queue_batched_1to1(size: usize, n: u64) -> Duration {
             left -= k;
         }
     });
+    let start = Instant::now();
     let mut got = 0u64;
     while got < n {
         got += q
@@ -75,13 +73,12 @@ fn queue_batched_1to1(size: usize, n: u64) -> Duration {
 fn mpsc_1to1(size: usize, n: u64) -> Duration {
     let (tx, rx) = sync_channel::<Vec<u8>>(4096);
     pin(0);
-    let start = Instant::now();
-    let producer = std::thread::spawn(move || {
-        pin(1);
+    let producer = spawn_pinned(move || {
         for _ in 0..n {
             tx.send(vec![7u8; size]).unwrap();
         }
     });
+    let start = Instant::now();
     for _ in 0..n {
         std::hint::black_box(rx.recv().unwrap());
     }
@@ -90,48 +87,71 @@ fn mpsc_1to1(size: usize, n: u64) -> Duration {
     t
 }
 
-/// With `SHOAL_BENCH_PIN=1`, pins the calling thread to CPU `cpu` (the two sides of
-/// each run then have a CPU each, as on a machine with idle cores).
+/// Pins the calling thread to CPU `cpu` when `SHOAL_BENCH_PIN=1` (the two sides of each
+/// run then have a CPU each, as on a machine with idle cores).
+///
+/// `shoal::process::set_cpu_affinity` pins a whole process, so one thread is pinned by
+/// its kernel thread id (`/proc/thread-self`) through `taskset`; `SHOAL_BENCH_PIN=same`
+/// instead puts the whole benchmark on CPU 0 with `set_cpu_affinity` (both sides share
+/// one CPU, the case where a waiter must sleep at once).
 fn pin(cpu: usize) {
-    if std::env::var_os("SHOAL_BENCH_PIN").is_none() {
-        return;
-    }
-    // SAFETY: `set` is a zeroed cpu_set_t on this stack frame, filled by CPU_SET and
-    // read by sched_setaffinity for the calling thread (pid 0).
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    match std::env::var("SHOAL_BENCH_PIN").as_deref() {
+        Ok("same") => shoal::process::set_cpu_affinity(&[0]).expect("pin to CPU 0"),
+        Ok(_) => {
+            let me = std::fs::read_link("/proc/thread-self").expect("read /proc/thread-self");
+            let tid = me
+                .file_name()
+                .expect("a thread id")
+                .to_string_lossy()
+                .into_owned();
+            let status = std::process::Command::new("taskset")
+                .args(["-p", "-c", &cpu.to_string(), &tid])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .expect("run taskset");
+            assert!(
+                status.success(),
+                "taskset could not pin thread {tid} to CPU {cpu}"
+            );
+        }
+        Err(_) => {}
     }
 }
 
-/// An anonymous pipe as two files (read end, write end).
-fn os_pipe() -> (std::fs::File, std::fs::File) {
-    use std::os::fd::FromRawFd;
-    let mut fds = [0; 2];
-    // SAFETY: `fds` is an array of two ints, as pipe2 requires.
-    let ret = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
-    assert_eq!(ret, 0, "pipe2 failed: {}", std::io::Error::last_os_error());
-    // SAFETY: pipe2 just returned these two descriptors; nothing else owns them.
-    unsafe {
-        (
-            std::fs::File::from_raw_fd(fds[0]),
-            std::fs::File::from_raw_fd(fds[1]),
-        )
-    }
+/// Starts `body` on a new thread pinned to CPU 1 (see [`pin`]) and returns once it is
+/// pinned, so that the caller starts its clock after the pinning, not before.
+fn spawn_pinned<T: Send + 'static>(
+    body: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let ready = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let ready2 = std::sync::Arc::clone(&ready);
+    let handle = std::thread::spawn(move || {
+        pin(1);
+        ready2.wait();
+        body()
+    });
+    ready.wait();
+    handle
+}
+
+/// An anonymous pipe as its two ends (read end, write end).
+// `std::io::pipe` is stable since 1.87 while the library keeps 1.85 as its MSRV: a
+// benchmark is only ever built by the toolchain that runs it.
+#[allow(clippy::incompatible_msrv)]
+fn os_pipe() -> (std::io::PipeReader, std::io::PipeWriter) {
+    std::io::pipe().expect("create an OS pipe")
 }
 
 fn pipe_1to1(size: usize, n: u64) -> Duration {
     let (mut r, mut w) = os_pipe();
     pin(0);
-    let start = Instant::now();
-    let producer = std::thread::spawn(move || {
-        pin(1);
+    let producer = spawn_pinned(move || {
         let msg = vec![7u8; size];
         for _ in 0..n {
             w.write_all(&msg).unwrap();
         }
     });
+    let start = Instant::now();
     let mut buf = vec![0u8; size];
     for _ in 0..n {
         r.read_exact(&mut buf).unwrap();
@@ -218,9 +238,7 @@ fn large_queue(size: usize, n: u64, in_place: bool) -> Duration {
         .unwrap();
     let tx = q.clone();
     pin(0);
-    let start = Instant::now();
-    let producer = std::thread::spawn(move || {
-        pin(1);
+    let producer = spawn_pinned(move || {
         let msg = vec![7u8; size];
         for _ in 0..n {
             if in_place {
@@ -233,6 +251,7 @@ fn large_queue(size: usize, n: u64, in_place: bool) -> Duration {
             }
         }
     });
+    let start = Instant::now();
     let mut buf = Vec::with_capacity(size);
     for _ in 0..n {
         q.get_bytes_into(&mut buf).unwrap();
@@ -245,14 +264,13 @@ fn large_queue(size: usize, n: u64, in_place: bool) -> Duration {
 fn large_pipe(size: usize, n: u64) -> Duration {
     let (mut r, mut w) = os_pipe();
     pin(0);
-    let start = Instant::now();
-    let producer = std::thread::spawn(move || {
-        pin(1);
+    let producer = spawn_pinned(move || {
         let msg = vec![7u8; size];
         for _ in 0..n {
             w.write_all(&msg).unwrap();
         }
     });
+    let start = Instant::now();
     let mut buf = vec![0u8; size];
     for _ in 0..n {
         r.read_exact(&mut buf).unwrap();
@@ -309,15 +327,14 @@ fn ping_pong_queue(rounds: usize) -> (f64, f64) {
     let ab: Queue<()> = Queue::new().unwrap();
     let ba: Queue<()> = Queue::new().unwrap();
     let (ab2, ba2) = (ab.clone(), ba.clone());
-    let peer = std::thread::spawn(move || {
-        pin(1);
+    pin(0);
+    let peer = spawn_pinned(move || {
         let mut buf = Vec::with_capacity(64);
         for _ in 0..rounds {
             ab2.get_bytes_into(&mut buf).unwrap();
             ba2.put_bytes(&buf).unwrap();
         }
     });
-    pin(0);
     let msg = [1u8; 64];
     let mut buf = Vec::with_capacity(64);
     let mut times = Vec::with_capacity(rounds);
@@ -334,15 +351,14 @@ fn ping_pong_queue(rounds: usize) -> (f64, f64) {
 fn ping_pong_pipe(rounds: usize) -> (f64, f64) {
     let (mut r1, mut w1) = os_pipe();
     let (mut r2, mut w2) = os_pipe();
-    let peer = std::thread::spawn(move || {
-        pin(1);
+    pin(0);
+    let peer = spawn_pinned(move || {
         let mut buf = [0u8; 64];
         for _ in 0..rounds {
             r1.read_exact(&mut buf).unwrap();
             w2.write_all(&buf).unwrap();
         }
     });
-    pin(0);
     let msg = [1u8; 64];
     let mut buf = [0u8; 64];
     let mut times = Vec::with_capacity(rounds);

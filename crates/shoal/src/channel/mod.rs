@@ -9,6 +9,8 @@
 //! process killed at any instant leaves no torn message and no lock held.
 #![deny(unsafe_code)]
 
+#[cfg(feature = "tokio")]
+mod asynchronous;
 mod core;
 mod error;
 mod joinable;

@@ -92,7 +92,8 @@ impl Ring {
         };
         loop {
             let (pos, cells) = self.wait_loop(deadline, true, || {
-                self.claim_batch(slot, max).map_err(|e| self.get_blocked(e))
+                self.claim_batch(slot, max)
+                    .map_err(|e| self.get_blocked_lazy(e))
             })?;
             if cells == 0 {
                 // A streamed message at the head: take it alone.

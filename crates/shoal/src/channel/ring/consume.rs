@@ -181,7 +181,7 @@ impl Ring {
             let (m, token) = match next.take() {
                 Some(m) => m,
                 None => self.wait_loop(deadline, true, || {
-                    self.try_get_whole().map_err(|f| self.get_blocked(f))
+                    self.try_get_whole().map_err(|f| self.get_blocked_lazy(f))
                 })?,
             };
             if m.flags & F_PART_BEGIN != 0 {

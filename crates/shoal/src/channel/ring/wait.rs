@@ -15,8 +15,11 @@ use super::{
 /// another CPU: spinning longer than that cannot beat sleeping.
 const SPIN_TIME: std::time::Duration = std::time::Duration::from_micros(30);
 
-/// Spins between two yields of the spin phase.
+/// Pauses between two yields of the spin phase.
 const YIELD_EVERY: u32 = 128;
+
+/// Pauses of a consumer that found nothing, between two polls of the spin phase.
+const EMPTY_BACKOFF: u32 = 9;
 
 /// Sleep of a producer blocked by the message bound (it also looks for dead consumers).
 const BOUNDED_NAP: std::time::Duration = std::time::Duration::from_millis(20);
@@ -31,6 +34,10 @@ pub(crate) enum Blocked {
     /// No room: the cell at this (previous-lap) position is not yet free. Sleeps like
     /// `Idle`; while spinning, the producer waits for a batch of cells to free up.
     Full(u64),
+    /// Nothing committed at this position. Whether a claim is in progress there (which
+    /// needs a read of `tail`) is found out only in the sleep phase, so that a spinning
+    /// consumer does not pull the producers' `tail` line to its CPU on every poll.
+    Empty(u64),
     /// The ring is closed.
     Closed,
 }
@@ -71,12 +78,17 @@ impl Ring {
         // The spin phase also ends after SPIN_TIME of wall time: on a busy machine the
         // peer may be descheduled, and spinning through our time slice only delays it.
         let mut started: Option<Instant> = None;
-        let mut keep_spinning = |spins: &mut u32| -> bool {
+        // Pauses since the last yield: the yield cadence counts pauses, not polls, so
+        // that a consumer's backed-off empty polls yield as often as plain ones.
+        let mut paused = 0u32;
+        let mut keep_spinning = |spins: &mut u32, pauses: u32| -> bool {
             *spins += 1;
             if *spins >= budget {
                 return false;
             }
-            if *spins % YIELD_EVERY == 0 {
+            paused += pauses;
+            if paused >= YIELD_EVERY {
+                paused = 0;
                 if started.get_or_insert_with(Instant::now).elapsed() >= SPIN_TIME {
                     return false;
                 }
@@ -106,17 +118,28 @@ impl Ring {
                     let ahead = blocked.wrapping_add((self.cells / 8).clamp(1, 64));
                     let mut go_on = true;
                     while !self.released(ahead) {
-                        go_on = keep_spinning(&mut spins);
+                        go_on = keep_spinning(&mut spins, 1);
                         if !go_on {
                             break;
                         }
                     }
-                    if !go_on || !keep_spinning(&mut spins) {
+                    if !go_on || !keep_spinning(&mut spins, 1) {
+                        break;
+                    }
+                }
+                Err(Blocked::Empty(_)) => {
+                    // Polling the cell a producer is writing right now steals its line
+                    // on every poll: pause about as long as the `tail` read that the
+                    // lazy classification saves, then poll again.
+                    for _ in 1..EMPTY_BACKOFF {
+                        std::hint::spin_loop();
+                    }
+                    if !keep_spinning(&mut spins, EMPTY_BACKOFF) {
                         break;
                     }
                 }
                 Err(_) => {
-                    if !keep_spinning(&mut spins) {
+                    if !keep_spinning(&mut spins, 1) {
                         break;
                     }
                 }
@@ -136,7 +159,10 @@ impl Ring {
             }
             w.sleepers.fetch_add(1, Ordering::SeqCst);
             let epoch = w.epoch.load(Ordering::SeqCst);
-            let outcome = attempt();
+            let outcome = match attempt() {
+                Err(Blocked::Empty(pos)) => Err(self.get_blocked(GetFail::Empty { pos })),
+                other => other,
+            };
             let nap = match outcome {
                 Ok(v) => {
                     w.sleepers.fetch_sub(1, Ordering::SeqCst);
@@ -159,7 +185,7 @@ impl Ring {
                     }
                     BOUNDED_NAP
                 }
-                Err(Blocked::Idle | Blocked::Full(_)) => {
+                Err(Blocked::Idle | Blocked::Full(_) | Blocked::Empty(_)) => {
                     stuck = None;
                     IDLE_NAP
                 }
@@ -230,6 +256,15 @@ impl Ring {
                     Blocked::Full(blocked)
                 }
             }
+        }
+    }
+
+    /// Classifies a failed get for the spin phase of the wait loop without reading
+    /// `tail` (see [`Blocked::Empty`]).
+    pub(super) fn get_blocked_lazy(&self, fail: GetFail) -> Blocked {
+        match fail {
+            GetFail::Closed => Blocked::Closed,
+            GetFail::Empty { pos } => Blocked::Empty(pos),
         }
     }
 

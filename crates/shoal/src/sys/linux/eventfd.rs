@@ -50,26 +50,26 @@ pub(crate) fn eventfd_drain(fd: BorrowedFd<'_>) -> io::Result<bool> {
     }
 }
 
-/// Whether `pid` runs and is not a zombie waiting to be reaped: a SIGKILLed process
-/// that its parent has not waited for yet is dead for every purpose of a channel.
+/// Registers `fd` (a readiness eventfd) with the current tokio reactor, for reading.
 ///
-/// It lives beside the readiness descriptors because channels are its only user; it
-/// belongs beside `pid_alive` in `signal.rs`.
-pub(crate) fn pid_running(pid: u32) -> bool {
-    if !super::pid_alive(pid) {
-        return false;
-    }
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state letter follows the command name, which is in parentheses and may
-        // itself contain spaces or parentheses: take the text after the last ')'.
-        Ok(stat) => !matches!(
-            stat.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().chars().next()),
-            Some(Some('Z' | 'X'))
-        ),
-        Err(_) => super::pid_alive(pid),
-    }
+/// # Errors
+/// When the reactor refuses the descriptor (`ENOMEM`, `ENOSPC`).
+///
+/// # Panics
+/// Outside a tokio runtime with its IO driver enabled.
+#[cfg(feature = "tokio")]
+pub(crate) fn eventfd_async(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    use tokio::io::{unix::AsyncFd, Interest};
+    // SAFETY: the `AsyncFd` takes ownership of `fd`, an `OwnedFd`: the descriptor is
+    // open and names the same file description until the `AsyncFd` drops it, and
+    // `as_raw_fd` of an `OwnedFd` always returns that same number.
+    let afd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }?;
+    Ok(afd)
 }
+
+// `pid_running` lives beside `pid_alive` in `signal.rs`; `sys/linux/mod.rs` re-exports
+// this module with a glob, so re-exporting it here keeps `sys::pid_running` reachable.
+pub(crate) use super::signal::pid_running;
 
 #[cfg(test)]
 mod tests {
@@ -90,11 +90,5 @@ mod tests {
         assert!(readable(fd.as_fd()));
         assert!(eventfd_drain(fd.as_fd()).unwrap());
         assert!(!readable(fd.as_fd()));
-    }
-
-    #[test]
-    fn own_process_runs() {
-        assert!(pid_running(std::process::id()));
-        assert!(!pid_running(0));
     }
 }
