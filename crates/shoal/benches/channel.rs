@@ -135,9 +135,6 @@ fn spawn_pinned<T: Send + 'static>(
 }
 
 /// An anonymous pipe as its two ends (read end, write end).
-// `std::io::pipe` is stable since 1.87 while the library keeps 1.85 as its MSRV: a
-// benchmark is only ever built by the toolchain that runs it.
-#[allow(clippy::incompatible_msrv)]
 fn os_pipe() -> (std::io::PipeReader, std::io::PipeWriter) {
     std::io::pipe().expect("create an OS pipe")
 }

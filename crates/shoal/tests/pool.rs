@@ -45,7 +45,7 @@ fn sleep_us(us: u64) -> u64 {
 shoal::task!(sleep_us);
 
 fn panic_on_tens(x: u64) -> u64 {
-    if x % 10 == 0 {
+    if x.is_multiple_of(10) {
         panic!("boom {x}");
     }
     x

@@ -233,7 +233,7 @@ fn produce(
         sent += data.send(style, msg, batch)?;
         calls += 1;
         // The clock costs more than a small message: look at it now and then.
-        if calls % 16 == 0 && start.elapsed() >= budget {
+        if calls.is_multiple_of(16) && start.elapsed() >= budget {
             return Ok(sent);
         }
     }

@@ -180,7 +180,7 @@ fn throughput(conn: &Connection, msg: &[u8], budget: Duration) -> anyhow::Result
     loop {
         conn.send_bytes(msg)?;
         sent += 1;
-        if sent % CLOCK_EVERY == 0 && start.elapsed() >= budget {
+        if sent.is_multiple_of(CLOCK_EVERY) && start.elapsed() >= budget {
             break;
         }
     }

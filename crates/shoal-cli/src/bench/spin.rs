@@ -69,7 +69,7 @@ pub(crate) fn wait(ready: impl Fn() -> bool, deadline: Instant) -> bool {
         std::thread::yield_now();
         turns = turns.wrapping_add(1);
         // The clock costs more than a turn: look at it now and then.
-        if turns % 64 == 0 && Instant::now() >= deadline {
+        if turns.is_multiple_of(64) && Instant::now() >= deadline {
             return ready();
         }
     }

@@ -186,7 +186,7 @@ fn throughput(link: &mut Link, msg: &[u8], budget: Duration) -> anyhow::Result<M
     loop {
         link.write_all(msg)?;
         sent += 1;
-        if sent % CLOCK_EVERY == 0 && start.elapsed() >= budget {
+        if sent.is_multiple_of(CLOCK_EVERY) && start.elapsed() >= budget {
             break;
         }
     }

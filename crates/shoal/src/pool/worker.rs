@@ -214,7 +214,7 @@ impl Outbox {
         let c = self.count;
         c >= FLUSH_COUNT
             || self.msg.len() + self.data.len() >= FLUSH_BYTES
-            || ((c.is_power_of_two() || c % 64 == 0)
+            || ((c.is_power_of_two() || c.is_multiple_of(64))
                 && self.since.is_some_and(|t| t.elapsed() >= FLUSH_AFTER))
     }
 

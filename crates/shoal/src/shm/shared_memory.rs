@@ -145,7 +145,7 @@ impl SharedMemory {
 
     fn check_atomic(&self, offset: usize, size: usize) -> Result<*mut u8, ShmError> {
         self.check(offset, size)?;
-        if offset % size != 0 {
+        if !offset.is_multiple_of(size) {
             return Err(ShmError::Misaligned {
                 offset,
                 align: size,

@@ -20,7 +20,7 @@ use crate::sync::{Lock, LockGuard, LockResult, NoLock, SyncError};
 /// Whether `ptr` can be accessed through an atomic of the size of `T`.
 pub(crate) fn atomic_fits<T>(ptr: *mut T) -> bool {
     let size = std::mem::size_of::<T>();
-    matches!(size, 1 | 2 | 4 | 8) && (ptr as usize) % size == 0
+    matches!(size, 1 | 2 | 4 | 8) && (ptr as usize).is_multiple_of(size)
 }
 
 /// Reads the `T` at `ptr` with one atomic load.

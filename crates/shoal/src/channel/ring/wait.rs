@@ -110,7 +110,9 @@ impl Ring {
                 }
                 Err(Blocked::Closed) => return Err(WaitFail::Closed),
                 // A zero timeout (the `try_` forms of streamed messages) tries once.
-                Err(_) if spins % 256 == 0 && deadline.expired() => return Err(WaitFail::Timeout),
+                Err(_) if spins.is_multiple_of(256) && deadline.expired() => {
+                    return Err(WaitFail::Timeout)
+                }
                 Err(Blocked::Full(blocked)) => {
                     // Hysteresis: polling the cell the consumer is reading right now
                     // would steal its line on every poll; wait instead until a cell a

@@ -67,10 +67,6 @@ pub(crate) fn eventfd_async(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<
     Ok(afd)
 }
 
-// `pid_running` lives beside `pid_alive` in `signal.rs`; `sys/linux/mod.rs` re-exports
-// this module with a glob, so re-exporting it here keeps `sys::pid_running` reachable.
-pub(crate) use super::signal::pid_running;
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ pub(crate) use memory::{
     fd_len, memfd_create_sealed, page_size, shm_create, shm_open_existing, shm_unlink, Mapping,
 };
 mod signal;
-pub(crate) use signal::pid_alive;
+pub(crate) use signal::{pid_alive, pid_running};
 mod affinity;
 mod fdpass;
 mod process;
