@@ -1,27 +1,10 @@
 //! Many producers and consumers on one queue: exactly-once delivery, contents intact,
 //! per-producer order, with random sizes including messages larger than the ring.
 
-use std::sync::mpsc;
-use std::time::Duration;
-
 use shoal::channel::{GetError, Queue};
 
-fn watchdog<F: FnOnce() + Send + 'static>(secs: u64, f: F) {
-    let (tx, rx) = mpsc::channel();
-    let t = std::thread::spawn(move || {
-        f();
-        let _ = tx.send(());
-    });
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(()) => t.join().unwrap(),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(p) = t.join() {
-                std::panic::resume_unwind(p)
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test hung for {secs} s"),
-    }
-}
+mod common;
+use common::watchdog_secs;
 
 struct Rng(u64);
 impl Rng {
@@ -130,12 +113,12 @@ fn run(producers: u8, consumers: usize, per_producer: u32, ring_bytes: usize) {
 #[test]
 fn four_by_four_exactly_once_with_messages_larger_than_the_ring() {
     // 64 KiB ring: messages above 32 KiB are streamed, above 64 KiB larger than the ring.
-    watchdog(60, || run(4, 4, 2_000, 64 * 1024));
+    watchdog_secs(60, || run(4, 4, 2_000, 64 * 1024));
 }
 
 #[test]
 fn two_by_two_small_ring_many_laps() {
-    watchdog(60, || run(2, 2, 5_000, 8 * 1024));
+    watchdog_secs(60, || run(2, 2, 5_000, 8 * 1024));
 }
 
 /// The full figure of the issue: 4 × 4 × 250 000 messages of 9 B to 256 KiB through a
@@ -144,5 +127,5 @@ fn two_by_two_small_ring_many_laps() {
 #[test]
 #[ignore]
 fn four_by_four_250k_each() {
-    watchdog(3600, || run(4, 4, 250_000, 128 * 1024));
+    watchdog_secs(3600, || run(4, 4, 250_000, 128 * 1024));
 }

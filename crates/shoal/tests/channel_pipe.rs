@@ -1,26 +1,11 @@
 //! Pipe and Connection semantics through the public API.
 
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use shoal::channel::{GetError, Pipe};
 
-fn watchdog<F: FnOnce() + Send + 'static>(f: F) {
-    let (tx, rx) = mpsc::channel();
-    let t = std::thread::spawn(move || {
-        f();
-        let _ = tx.send(());
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(()) => t.join().unwrap(),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(p) = t.join() {
-                std::panic::resume_unwind(p)
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test hung for 60 s"),
-    }
-}
+mod common;
+use common::watchdog;
 
 #[test]
 fn duplex_both_ways() {

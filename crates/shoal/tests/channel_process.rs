@@ -1,36 +1,14 @@
 //! Channels between processes: queues and pipes handed to children, end of stream on a
 //! killed peer, and a kill storm of producers and consumers.
 
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
 use shoal::channel::{GetError, JoinableQueue, Pipe, Queue};
 use shoal::{Process, SharedMemory};
 
-/// Runs `body` on a thread and fails the test if it takes more than `secs`.
-fn watchdog(secs: u64, body: impl FnOnce() + Send + 'static) {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(catch_unwind(AssertUnwindSafe(body)));
-    });
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(Ok(())) => {}
-        Ok(Err(panic)) => resume_unwind(panic),
-        Err(_) => panic!("the test did not finish within {secs} s"),
-    }
-}
-
-/// Kills and reaps a child when the test ends, however it ends.
-struct Reap(Process);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.join_timeout(Duration::from_secs(10));
-    }
-}
+mod common;
+use common::{watchdog_secs, Reap};
 
 fn produce((q, from, n): (Queue<u64>, u64, u64)) {
     for i in from..from + n {
@@ -50,7 +28,7 @@ shoal::entry!(consume_and_report);
 
 #[test]
 fn queue_between_processes() {
-    watchdog(60, || {
+    watchdog_secs(60, || {
         let q: Queue<u64> = Queue::builder().capacity_bytes(16 * 1024).build().unwrap();
         let out: Queue<u64> = Queue::new().unwrap();
         let n = 20_000u64;
@@ -88,7 +66,7 @@ shoal::entry!(send_then_hang);
 
 #[test]
 fn pipe_reports_end_of_stream_when_the_peer_is_killed() {
-    watchdog(60, || {
+    watchdog_secs(60, || {
         let (tx, rx) = Pipe::simplex().unwrap();
         let child = Reap(Process::new(send_then_hang, tx).start().unwrap());
         for i in 0..3u32 {
@@ -110,7 +88,7 @@ shoal::entry!(work_tasks);
 
 #[test]
 fn joinable_queue_across_processes() {
-    watchdog(60, || {
+    watchdog_secs(60, || {
         let q: JoinableQueue<u32> = JoinableQueue::new().unwrap();
         let worker = Reap(Process::new(work_tasks, q.clone()).start().unwrap());
         for i in 0..500 {
@@ -131,7 +109,7 @@ shoal::entry!(sleep_ms);
 #[test]
 fn wait_over_queues_connections_and_processes() {
     use shoal::channel::{wait, Waitable};
-    watchdog(60, || {
+    watchdog_secs(60, || {
         let q: Queue<u8> = Queue::new().unwrap();
         let (a, b) = Pipe::duplex().unwrap();
         let child = Reap(Process::new(sleep_ms, 300u64).start().unwrap());
@@ -363,19 +341,19 @@ fn kill_storm(kills: usize, maxsize: usize) {
 
 #[test]
 fn kill_storm_200() {
-    watchdog(60, || kill_storm(200, 0));
+    watchdog_secs(60, || kill_storm(200, 0));
 }
 
 /// The same storm on a queue bounded to 16 messages: a killed consumer must give its
 /// unit of the bound back.
 #[test]
 fn kill_storm_200_bounded() {
-    watchdog(60, || kill_storm(200, 16));
+    watchdog_secs(60, || kill_storm(200, 16));
 }
 
 /// A longer storm (run with `--ignored`).
 #[test]
 #[ignore]
 fn kill_storm_soak() {
-    watchdog(1800, || kill_storm(3000, 0));
+    watchdog_secs(1800, || kill_storm(3000, 0));
 }

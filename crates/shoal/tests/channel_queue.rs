@@ -1,28 +1,12 @@
 //! Queue, JoinableQueue, SimpleQueue semantics through the public API.
 
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use shoal::channel::{GetError, JoinableQueue, PutError, Queue, SimpleQueue};
 use shoal::codec::Codec;
 
-/// Runs `f` on a thread and fails the test if it has not finished after 60 s.
-fn watchdog<F: FnOnce() + Send + 'static>(f: F) {
-    let (tx, rx) = mpsc::channel();
-    let t = std::thread::spawn(move || {
-        f();
-        let _ = tx.send(());
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(()) => t.join().unwrap(),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(p) = t.join() {
-                std::panic::resume_unwind(p)
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test hung for 60 s"),
-    }
-}
+mod common;
+use common::watchdog;
 
 #[test]
 fn typed_round_trip_with_every_codec() {

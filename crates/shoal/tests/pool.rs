@@ -2,9 +2,8 @@
 //! timeouts, recycling, initializers, termination, and async use.
 
 use std::collections::HashSet;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -13,20 +12,7 @@ use shoal::process::StartMethod;
 use shoal::{Pool, SharedMemory};
 
 mod common;
-use common::{eventually, watchdog};
-
-/// [`watchdog`] with a longer limit, for the soak test.
-fn watchdog_secs(secs: u64, body: impl FnOnce() + Send + 'static) {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(catch_unwind(AssertUnwindSafe(body)));
-    });
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(Ok(())) => {}
-        Ok(Err(panic)) => resume_unwind(panic),
-        Err(_) => panic!("the test did not finish within {secs} s"),
-    }
-}
+use common::{eventually, watchdog, watchdog_secs};
 
 fn square(x: u64) -> u64 {
     x.wrapping_mul(x)

@@ -22,16 +22,28 @@ pub const TEST_LIMIT: Duration = Duration::from_secs(90);
 
 /// Runs `body` on a thread and returns its value; fails the test (re-raising the
 /// body's panic) if the body panics, and fails it if the body takes longer than
-/// [`TEST_LIMIT`].
+/// [`TEST_LIMIT`] (or the given limit).
 pub fn watchdog<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
+    watchdog_for(TEST_LIMIT, body)
+}
+
+/// [`watchdog`] with a limit of `secs` seconds, for the long tests.
+pub fn watchdog_secs<T: Send + 'static>(secs: u64, body: impl FnOnce() -> T + Send + 'static) -> T {
+    watchdog_for(Duration::from_secs(secs), body)
+}
+
+fn watchdog_for<T: Send + 'static>(
+    limit: Duration,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> T {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let _ = tx.send(catch_unwind(AssertUnwindSafe(body)));
     });
-    match rx.recv_timeout(TEST_LIMIT) {
+    match rx.recv_timeout(limit) {
         Ok(Ok(value)) => value,
         Ok(Err(panic)) => resume_unwind(panic),
-        Err(_) => panic!("the test did not finish within {TEST_LIMIT:?}"),
+        Err(_) => panic!("the test did not finish within {limit:?}"),
     }
 }
 
