@@ -280,20 +280,7 @@ impl Pool {
         R: DeserializeOwned,
         I: IntoIterator<Item = A>,
     {
-        let _ = f;
-        let chunksize = self.chunksize.unwrap_or(1);
-        let iter = items.into_iter();
-        let (lo, hi) = iter.size_hint();
-        let len = (Some(lo) == hi).then_some(lo as u64);
-        IMap::new(
-            &self.shared,
-            task::resolve::<F>(),
-            iter,
-            chunksize,
-            self.in_flight_for(chunksize),
-            true,
-            Progress::new(self.progress, len),
-        )
+        self.imap_with(f, items, true)
     }
 
     /// As [`imap`](Pool::imap), yielding outcomes as they complete (Python's
@@ -319,6 +306,19 @@ impl Pool {
         R: DeserializeOwned,
         I: IntoIterator<Item = A>,
     {
+        self.imap_with(f, items, false)
+    }
+
+    /// The body of [`imap`](Pool::imap) (`ordered`) and
+    /// [`imap_unordered`](Pool::imap_unordered).
+    fn imap_with<F, A, R, I>(&self, f: F, items: I, ordered: bool) -> IMap<'_, I::IntoIter, R>
+    where
+        F: Fn(A) -> R + Copy + 'static,
+        A: Serialize,
+        R: DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        // The task is found by its type; the value itself carries nothing.
         let _ = f;
         let chunksize = self.chunksize.unwrap_or(1);
         let iter = items.into_iter();
@@ -330,7 +330,7 @@ impl Pool {
             iter,
             chunksize,
             self.in_flight_for(chunksize),
-            false,
+            ordered,
             Progress::new(self.progress, len),
         )
     }
