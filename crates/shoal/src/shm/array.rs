@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::handoff;
+use crate::shm::typed_wire::{self, layout_error};
 use crate::shm::value::{load_elem, store_elem, PAYLOAD_ALIGN};
 use crate::shm::{Segment, SegmentKind, ShmError};
 use crate::sync::{Lock, LockGuard, LockResult, NoLock, SyncError};
@@ -96,13 +96,6 @@ impl<T: Pod> DerefMut for ArrayGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut [T] {
         // SAFETY: as in `deref`; the guard is borrowed mutably.
         unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
-    }
-}
-
-fn layout_error(reason: String) -> ShmError {
-    ShmError::Layout {
-        name: "<anonymous>".to_owned(),
-        reason,
     }
 }
 
@@ -335,40 +328,19 @@ impl<T: Pod> Array<T> {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct Wire {
-    fd: u32,
-    lock: Option<Lock>,
-}
-
 impl<T: Pod> Serialize for Array<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let fd = handoff::export_fd(self.seg.fd(), "Array").map_err(serde::ser::Error::custom)?;
-        Wire {
-            fd,
-            lock: self.lock.clone(),
-        }
-        .serialize(s)
+        typed_wire::serialize(s, &self.seg, &self.lock, "Array")
     }
 }
 
 impl<'de, T: Pod> Deserialize<'de> for Array<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Array<T>, D::Error> {
-        let wire = Wire::deserialize(d)?;
-        let fd = handoff::import_fd(wire.fd).map_err(serde::de::Error::custom)?;
-        let seg =
-            Segment::import(fd, None, SegmentKind::Array).map_err(serde::de::Error::custom)?;
+        let (seg, lock) = typed_wire::deserialize::<D, T>(d, SegmentKind::Array)?;
         let size = std::mem::size_of::<T>();
-        let found = seg.tag().load(Ordering::Acquire) as usize;
-        if found != size {
-            return Err(serde::de::Error::custom(layout_error(format!(
-                "it holds elements of {found} bytes, not {size} bytes like {}",
-                std::any::type_name::<T>()
-            ))));
-        }
         let mut array = Array {
             seg,
-            lock: wire.lock,
+            lock,
             len: 0,
             _t: PhantomData,
         };

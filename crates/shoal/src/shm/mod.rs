@@ -13,6 +13,7 @@ mod raw;
 mod registry;
 mod segment;
 mod shared_memory;
+mod typed_wire;
 mod value;
 
 pub use array::{Array, ArrayGuard};

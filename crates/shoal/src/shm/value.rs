@@ -13,8 +13,7 @@ use std::sync::Arc;
 use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::handoff;
-use crate::shm::{Segment, SegmentKind, ShmError};
+use crate::shm::{typed_wire, Segment, SegmentKind, ShmError};
 use crate::sync::{Lock, LockGuard, LockResult, NoLock, SyncError};
 
 /// Whether `ptr` can be accessed through an atomic of the size of `T`.
@@ -322,43 +321,18 @@ impl<T: Pod> Value<T> {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct Wire {
-    fd: u32,
-    lock: Option<Lock>,
-}
-
 impl<T: Pod> Serialize for Value<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let fd = handoff::export_fd(self.seg.fd(), "Value").map_err(serde::ser::Error::custom)?;
-        Wire {
-            fd,
-            lock: self.lock.clone(),
-        }
-        .serialize(s)
+        typed_wire::serialize(s, &self.seg, &self.lock, "Value")
     }
 }
 
 impl<'de, T: Pod> Deserialize<'de> for Value<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Value<T>, D::Error> {
-        let wire = Wire::deserialize(d)?;
-        let fd = handoff::import_fd(wire.fd).map_err(serde::de::Error::custom)?;
-        let seg =
-            Segment::import(fd, None, SegmentKind::Value).map_err(serde::de::Error::custom)?;
-        let size = std::mem::size_of::<T>();
-        let found = seg.tag().load(Ordering::Acquire) as usize;
-        if found != size || seg.payload_len() < size {
-            return Err(serde::de::Error::custom(ShmError::Layout {
-                name: "<anonymous>".to_owned(),
-                reason: format!(
-                    "it holds a value of {found} bytes, not {size} bytes like {}",
-                    std::any::type_name::<T>()
-                ),
-            }));
-        }
+        let (seg, lock) = typed_wire::deserialize::<D, T>(d, SegmentKind::Value)?;
         Ok(Value {
             seg,
-            lock: wire.lock,
+            lock,
             _t: PhantomData,
         })
     }
