@@ -1,4 +1,4 @@
-//! Queue throughput between two threads, against `std::sync::mpsc::sync_channel` and an
+//! Queue and Pipe throughput between two threads, against `std::sync::mpsc::sync_channel` and an
 //! OS pipe (one write and one read per message) measured in the same run.
 //!
 //! `cargo bench -p shoal --bench channel` runs the criterion groups, then prints a
@@ -14,7 +14,7 @@ use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
-use shoal::channel::Queue;
+use shoal::channel::{Pipe, Queue};
 
 const SUMMARY_MESSAGES: u64 = 2_000_000;
 const SIZES: [usize; 2] = [8, 64];
@@ -158,10 +158,31 @@ fn pipe_1to1(size: usize, n: u64) -> Duration {
     t
 }
 
+/// Sends `n` messages of `size` bytes through a one-way shoal `Pipe`; returns the time.
+fn shoal_pipe_1to1(size: usize, n: u64) -> Duration {
+    let (tx, rx) = Pipe::simplex().unwrap();
+    pin(0);
+    let producer = spawn_pinned(move || {
+        let msg = vec![7u8; size];
+        for _ in 0..n {
+            tx.send_bytes(&msg).unwrap();
+        }
+    });
+    let start = Instant::now();
+    let mut buf = vec![0u8; size];
+    for _ in 0..n {
+        rx.recv_bytes_into(&mut buf).unwrap();
+    }
+    let t = start.elapsed();
+    producer.join().unwrap();
+    t
+}
+
 type Transport = (&'static str, fn(usize, u64) -> Duration);
-const TRANSPORTS: [Transport; 4] = [
+const TRANSPORTS: [Transport; 5] = [
     ("shoal Queue", queue_1to1),
     ("shoal Queue batch 64", queue_batched_1to1),
+    ("shoal Pipe", shoal_pipe_1to1),
     ("std mpsc sync_channel", mpsc_1to1),
     ("OS pipe", pipe_1to1),
 ];
@@ -345,6 +366,30 @@ fn ping_pong_queue(rounds: usize) -> (f64, f64) {
     percentiles(times)
 }
 
+/// As `ping_pong_queue`, over a duplex shoal `Pipe`.
+fn ping_pong_shoal_pipe(rounds: usize) -> (f64, f64) {
+    let (a, b) = Pipe::duplex().unwrap();
+    pin(0);
+    let peer = spawn_pinned(move || {
+        let mut buf = [0u8; 64];
+        for _ in 0..rounds {
+            let n = b.recv_bytes_into(&mut buf).unwrap();
+            b.send_bytes(&buf[..n]).unwrap();
+        }
+    });
+    let msg = [1u8; 64];
+    let mut buf = [0u8; 64];
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        a.send_bytes(&msg).unwrap();
+        a.recv_bytes_into(&mut buf).unwrap();
+        times.push(t.elapsed().as_nanos() as f64);
+    }
+    peer.join().unwrap();
+    percentiles(times)
+}
+
 fn ping_pong_pipe(rounds: usize) -> (f64, f64) {
     let (mut r1, mut w1) = os_pipe();
     let (mut r2, mut w2) = os_pipe();
@@ -377,10 +422,12 @@ fn percentiles(mut v: Vec<f64>) -> (f64, f64) {
 fn ping_pong_summary() {
     const ROUNDS: usize = 200_000;
     let (q50, q99) = ping_pong_queue(ROUNDS);
+    let (s50, s99) = ping_pong_shoal_pipe(ROUNDS);
     let (p50, p99) = ping_pong_pipe(ROUNDS / 10);
     println!("\nping-pong round trip, 64 B, two threads, ns");
     println!("{:<24} {:>10} {:>10}", "transport", "p50", "p99");
     println!("{:<24} {:>10.0} {:>10.0}", "shoal Queue", q50, q99);
+    println!("{:<24} {:>10.0} {:>10.0}", "shoal Pipe", s50, s99);
     println!("{:<24} {:>10.0} {:>10.0}", "OS pipe", p50, p99);
 }
 

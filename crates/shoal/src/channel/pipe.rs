@@ -167,10 +167,8 @@ impl Connection {
     pub fn send_bytes(&self, data: &[u8]) -> Result<(), PutError<()>> {
         let tx = self.tx()?;
         tx.ring.note_end(true);
-        match tx.put_bytes(data, Wait::No) {
-            Err(PutError::Full(())) => {}
-            other => return other,
-        }
+        // Straight into the waiting put: a failed non-blocking attempt first would pay
+        // for a clock read and a fresh spin phase on every message of a busy pipe.
         watched(
             Deadline::NEVER,
             |w| tx.put_bytes(data, w),
@@ -198,10 +196,6 @@ impl Connection {
     ) -> Result<R, GetError> {
         let rx = self.rx()?;
         rx.ring.note_end(false);
-        match op(rx, Wait::No) {
-            Err(GetError::Empty) => {}
-            other => return other,
-        }
         match watched(
             deadline,
             |w| op(rx, w),
