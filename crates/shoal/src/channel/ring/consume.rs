@@ -176,39 +176,35 @@ impl Ring {
         deadline: Deadline,
         f: impl FnOnce(Bytes<'_>) -> R,
     ) -> Result<R, WaitFail> {
-        let mut next = None;
-        loop {
-            let (m, token) = match next.take() {
-                Some(m) => m,
-                None => self.wait_loop(deadline, true, || {
+        self.take_whole(
+            || {
+                self.wait_loop(deadline, true, || {
                     self.try_get_whole().map_err(|f| self.get_blocked_lazy(f))
-                })?,
-            };
-            if m.flags & F_PART_BEGIN != 0 {
-                match self.read_streamed(m, token) {
-                    Ok(buf) => return Ok(f(Bytes::Owned(&buf))),
-                    Err(other) => next = other.map(|o| (o, token)),
-                }
-                continue;
-            }
-            if m.flags & (F_PART_MID | F_PART_END) != 0 {
-                continue;
-            }
-            let out = f(Bytes::Cells(&m));
-            drop(m);
-            return Ok(out);
-        }
+                })
+            },
+            f,
+        )
     }
 
     /// Takes the next message without waiting (a streamed message is read whole, waiting
     /// for its parts).
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn try_get<R>(&self, f: impl FnOnce(Bytes<'_>) -> R) -> Result<R, GetFail> {
+        self.take_whole(|| self.try_get_whole(), f)
+    }
+
+    /// The body of [`get`](Self::get) and [`try_get`](Self::try_get): `fetch` claims the
+    /// next message; a streamed one is gathered whole, stray parts are skipped.
+    fn take_whole<'a, R, E>(
+        &'a self,
+        mut fetch: impl FnMut() -> Result<(Message<'a>, Token), E>,
+        f: impl FnOnce(Bytes<'_>) -> R,
+    ) -> Result<R, E> {
         let mut next = None;
         loop {
             let (m, token) = match next.take() {
                 Some(m) => m,
-                None => self.try_get_whole()?,
+                None => fetch()?,
             };
             if m.flags & F_PART_BEGIN != 0 {
                 match self.read_streamed(m, token) {

@@ -5,7 +5,7 @@
 //! live claimant always prevents recovery. A dead process writes nothing more, so a
 //! single CAS on the cell's `seq` is the whole repair.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::claim;
 use super::layout::*;
@@ -29,11 +29,14 @@ impl Ring {
 
     // ----- crash recovery ------------------------------------------------------------
 
-    /// A consumer found the cell at `pos` claimed by a producer but uncommitted for a
-    /// while. If every slot whose put claim covers `pos` belongs to a dead process, the
-    /// cell becomes a tombstone (the message was never acknowledged: skipping it is
-    /// correct). Returns whether the cell is now readable.
-    pub(crate) fn recover_put_claim(&self, pos: u64) -> bool {
+    /// Whether at least one slot's claim (its first position and length in cells,
+    /// picked by `range`) covers `pos` and every such slot belongs to a dead process.
+    /// The real claimant is always among the covering slots, so a live one says no.
+    fn claimants_all_dead(
+        &self,
+        pos: u64,
+        range: impl Fn(&Slot) -> (&AtomicU64, &AtomicU64),
+    ) -> bool {
         let mut dead = false;
         for i in 0..SLOTS {
             let s = self.slot_at(i);
@@ -41,8 +44,9 @@ impl Ring {
             if owner == 0 {
                 continue;
             }
-            let p = s.put_pos.load(Ordering::SeqCst);
-            let k = s.put_cells.load(Ordering::SeqCst);
+            let (first, cells) = range(s);
+            let p = first.load(Ordering::SeqCst);
+            let k = cells.load(Ordering::SeqCst);
             if p != IDLE && signed(pos, p) >= 0 && signed(pos, p.wrapping_add(k)) < 0 {
                 if claim::owner_alive(owner) {
                     return false;
@@ -50,7 +54,15 @@ impl Ring {
                 dead = true;
             }
         }
-        if !dead {
+        dead
+    }
+
+    /// A consumer found the cell at `pos` claimed by a producer but uncommitted for a
+    /// while. If every slot whose put claim covers `pos` belongs to a dead process, the
+    /// cell becomes a tombstone (the message was never acknowledged: skipping it is
+    /// correct). Returns whether the cell is now readable.
+    pub(crate) fn recover_put_claim(&self, pos: u64) -> bool {
+        if !self.claimants_all_dead(pos, |s| (&s.put_pos, &s.put_cells)) {
             return false;
         }
         // A dead process writes nothing more: one CAS turns the cell into a committed
@@ -69,23 +81,7 @@ impl Ring {
     /// it) but never released. If every slot whose get claim covers it belongs to a dead
     /// process, the cell is released (the message died with its consumer).
     pub(crate) fn recover_get_claim(&self, pos: u64) -> bool {
-        let mut dead = false;
-        for i in 0..SLOTS {
-            let s = self.slot_at(i);
-            let owner = s.owner.load(Ordering::SeqCst);
-            if owner == 0 {
-                continue;
-            }
-            let p = s.get_pos.load(Ordering::SeqCst);
-            let k = s.get_cells.load(Ordering::SeqCst);
-            if p != IDLE && signed(pos, p) >= 0 && signed(pos, p.wrapping_add(k)) < 0 {
-                if claim::owner_alive(owner) {
-                    return false;
-                }
-                dead = true;
-            }
-        }
-        if !dead {
+        if !self.claimants_all_dead(pos, |s| (&s.get_pos, &s.get_cells)) {
             return false;
         }
         let c = self.cell(pos);
