@@ -35,5 +35,6 @@ pub(crate) const TAG_QUEUE: u32 = 0x5155_0001;
 pub(crate) const TAG_JOINABLE: u32 = 0x5155_0002;
 /// Segment tag of a [`SimpleQueue`] ring.
 pub(crate) const TAG_SIMPLE: u32 = 0x5155_0003;
-/// Segment tag of one direction of a [`Pipe`].
-pub(crate) const TAG_PIPE: u32 = 0x5049_0001;
+/// Segment tag of one direction of a [`Pipe`]: a single-producer ring ("PI" + 2; 1 was
+/// a pipe over the multi-producer ring, which this build refuses to map).
+pub(crate) const TAG_PIPE: u32 = 0x5049_0002;

@@ -1,4 +1,5 @@
-//! `Pipe` and `Connection`: two-ended channels over single-producer rings.
+//! `Pipe` and `Connection`: two-ended channels over single-producer rings (see
+//! `ring::spsc`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -15,8 +16,6 @@ use crate::sys::Deadline;
 
 /// Ring size of each direction of a pipe.
 const PIPE_CAPACITY: usize = 512 * 1024;
-/// How often a waiting receiver (or a sender facing a full ring) checks its peer is alive.
-const PEER_CHECK: Duration = Duration::from_millis(20);
 
 /// Makes connected [`Connection`] pairs (Python's `multiprocessing.Pipe`).
 ///
@@ -119,29 +118,6 @@ impl Clone for Connection {
     }
 }
 
-/// Waits like `Wait::Until(deadline)` while checking now and then that `dead()` is false.
-fn watched<T, E>(
-    deadline: Deadline,
-    mut op: impl FnMut(Wait) -> Result<T, E>,
-    is_timeout: impl Fn(&E) -> bool,
-    dead: impl Fn() -> bool,
-) -> Result<Result<T, E>, ()> {
-    loop {
-        let slice = match deadline.remaining() {
-            Some(left) => left.min(PEER_CHECK),
-            None => PEER_CHECK,
-        };
-        match op(Wait::Until(Deadline::after(slice))) {
-            Err(e) if is_timeout(&e) && !deadline.expired() => {
-                if dead() {
-                    return Err(());
-                }
-            }
-            other => return Ok(other),
-        }
-    }
-}
-
 impl Connection {
     pub(crate) fn rx_core(&self) -> Option<&Arc<Core>> {
         self.rx.as_ref()
@@ -167,15 +143,9 @@ impl Connection {
     pub fn send_bytes(&self, data: &[u8]) -> Result<(), PutError<()>> {
         let tx = self.tx()?;
         tx.ring.note_end(true);
-        // Straight into the waiting put: a failed non-blocking attempt first would pay
-        // for a clock read and a fresh spin phase on every message of a busy pipe.
-        watched(
-            Deadline::NEVER,
-            |w| tx.put_bytes(data, w),
-            |e| matches!(e, PutError::Timeout(_)),
-            || tx.ring.end_dead(false),
-        )
-        .unwrap_or(Err(PutError::Closed(())))
+        // The ring's wait checks now and then that the receiver lives, and reports a
+        // dead one as closed.
+        tx.put_bytes(data, Wait::forever())
     }
 
     /// Sends `msg` encoded with bincode.
@@ -196,19 +166,9 @@ impl Connection {
     ) -> Result<R, GetError> {
         let rx = self.rx()?;
         rx.ring.note_end(false);
-        match watched(
-            deadline,
-            |w| op(rx, w),
-            |e| matches!(e, GetError::Timeout),
-            || rx.ring.end_dead(true),
-        ) {
-            Ok(r) => r,
-            // The sender died: drain what it sent, then report end of stream.
-            Err(()) => match op(rx, Wait::No) {
-                Err(GetError::Empty) => Err(GetError::Closed),
-                other => other,
-            },
-        }
+        // The ring's wait checks now and then that the sender lives; once it is dead,
+        // what it sent is drained, then end of stream is reported.
+        op(rx, Wait::Until(deadline))
     }
 
     /// Receives the next message as bytes; blocks until one comes.

@@ -16,7 +16,7 @@ impl Ring {
     /// is a part (the caller takes it with the single-message path).
     fn claim_batch(&self, slot: &Slot, max: usize) -> Result<(u64, u64), GetFail> {
         let ctrl = self.ctrl();
-        let mut pos = ctrl.head.0.load(Ordering::Relaxed);
+        let mut pos = ctrl.head.0.pos.load(Ordering::Relaxed);
         loop {
             let mut end = pos;
             let mut n = 0;
@@ -52,7 +52,7 @@ impl Ring {
                 if part_at_head {
                     return Ok((pos, 0));
                 }
-                let now = ctrl.head.0.load(Ordering::Relaxed);
+                let now = ctrl.head.0.pos.load(Ordering::Relaxed);
                 if now != pos {
                     pos = now;
                     continue;
@@ -64,11 +64,12 @@ impl Ring {
             }
             slot.get_cells.store(end - pos, Ordering::Relaxed);
             slot.get_pos.store(pos, Ordering::Relaxed);
-            match ctrl
-                .head
-                .0
-                .compare_exchange_weak(pos, end, Ordering::SeqCst, Ordering::Relaxed)
-            {
+            match ctrl.head.0.pos.compare_exchange_weak(
+                pos,
+                end,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return Ok((pos, end - pos)),
                 Err(now) => {
                     slot.get_pos
@@ -87,6 +88,9 @@ impl Ring {
         deadline: Deadline,
         mut f: impl FnMut(Bytes<'_>),
     ) -> Result<usize, WaitFail> {
+        if self.spsc {
+            return self.spsc_get(deadline, f).map(|()| 1);
+        }
         let Ok((slot, _)) = self.my_slot() else {
             return Err(WaitFail::Timeout);
         };

@@ -96,6 +96,12 @@ pub(crate) fn my_pid() -> u32 {
     sys::current_thread().pid
 }
 
+/// The calling thread's token, `pid << 32 | thread number`.
+pub(crate) fn my_token() -> Token {
+    let me = sys::current_thread();
+    (u64::from(me.pid) << 32) | u64::from(me.tid)
+}
+
 /// Whether the process owning `token` still runs. This process always counts as alive
 /// (its threads cannot be killed one by one).
 pub(crate) fn owner_alive(token: Token) -> bool {
@@ -164,7 +170,7 @@ fn slow_slot(
         // Forget this key and every ring no longer mapped here.
         c.entries
             .retain(|e| e.key != key && e.seg.strong_count() > 0);
-        let token = (u64::from(me.pid) << 32) | u64::from(me.tid);
+        let token = my_token();
         let start = (me.tid as usize).wrapping_mul(7) % SLOTS;
         let slot_at = |i: usize| -> &'static Slot {
             // SAFETY: `i < SLOTS` and the ring's mapping holds SLOTS slots from `slots`;

@@ -23,7 +23,7 @@ impl Ring {
     ) -> Result<Message<'a>, GetFail> {
         let ctrl = self.ctrl();
         let st = &ctrl.stream.0;
-        let mut pos = ctrl.head.0.load(Ordering::Relaxed);
+        let mut pos = ctrl.head.0.pos.load(Ordering::Relaxed);
         loop {
             let c = self.cell(pos);
             let raw = c.seq.load(Ordering::Acquire);
@@ -53,10 +53,10 @@ impl Ring {
                     let reader = st.reader.load(Ordering::SeqCst);
                     if reader != token && reader != 0 {
                         if claim::owner_alive(reader) {
-                            if ctrl.head.0.load(Ordering::Relaxed) == pos {
+                            if ctrl.head.0.pos.load(Ordering::Relaxed) == pos {
                                 return Err(GetFail::Empty { pos });
                             }
-                            pos = ctrl.head.0.load(Ordering::Relaxed);
+                            pos = ctrl.head.0.pos.load(Ordering::Relaxed);
                             continue;
                         }
                         let _ = st.reader.compare_exchange(
@@ -80,7 +80,7 @@ impl Ring {
                 }
                 slot.get_cells.store(cells, Ordering::Relaxed);
                 slot.get_pos.store(pos, Ordering::Relaxed);
-                match ctrl.head.0.compare_exchange_weak(
+                match ctrl.head.0.pos.compare_exchange_weak(
                     pos,
                     pos + cells,
                     Ordering::SeqCst,
@@ -106,7 +106,7 @@ impl Ring {
                     }
                 }
             } else if diff < 0 {
-                let now = ctrl.head.0.load(Ordering::Relaxed);
+                let now = ctrl.head.0.pos.load(Ordering::Relaxed);
                 if now != pos {
                     pos = now;
                     continue;
@@ -116,7 +116,7 @@ impl Ring {
                 }
                 return Err(GetFail::Empty { pos });
             } else {
-                pos = ctrl.head.0.load(Ordering::Relaxed);
+                pos = ctrl.head.0.pos.load(Ordering::Relaxed);
             }
         }
     }
@@ -176,6 +176,9 @@ impl Ring {
         deadline: Deadline,
         f: impl FnOnce(Bytes<'_>) -> R,
     ) -> Result<R, WaitFail> {
+        if self.spsc {
+            return self.spsc_get(deadline, f);
+        }
         self.take_whole(
             || {
                 self.wait_loop(deadline, true, || {
@@ -208,7 +211,7 @@ impl Ring {
             };
             if m.flags & F_PART_BEGIN != 0 {
                 match self.read_streamed(m, token) {
-                    Ok(buf) => return Ok(f(Bytes::Owned(&buf))),
+                    Ok(buf) => return Ok(f(Bytes::Slice(&buf))),
                     Err(other) => next = other.map(|o| (o, token)),
                 }
                 continue;

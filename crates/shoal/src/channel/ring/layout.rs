@@ -48,6 +48,10 @@ pub(crate) const F_PART_MID: u32 = 16;
 /// Cell flag (with `F_FIRST`): the last part of a streamed message.
 pub(crate) const F_PART_END: u32 = 32;
 
+/// Record flag (single-producer rings only): padding up to the end of the ring, `len`
+/// bytes long; the next record starts at offset 0.
+pub(crate) const F_PAD: u32 = 64;
+
 /// One cache line holding one value, so that producers' and consumers' hot words never
 /// share a line.
 #[repr(C, align(64))]
@@ -59,9 +63,9 @@ pub(crate) struct Control {
     /// Written once by the creator before the segment is shared.
     pub(crate) geometry: Line<Geometry>,
     /// Next position a producer claims (monotonic, never wraps in practice).
-    pub(crate) tail: Line<AtomicU64>,
+    pub(crate) tail: Line<End>,
     /// Next position a consumer claims.
-    pub(crate) head: Line<AtomicU64>,
+    pub(crate) head: Line<End>,
     /// Consumers waiting for data: epoch bumped on commit, count of sleepers.
     pub(crate) data: Line<Waiters>,
     /// Producers waiting for space.
@@ -72,6 +76,18 @@ pub(crate) struct Control {
     pub(crate) stream: Line<Stream>,
     /// `JoinableQueue`: unfinished tasks and the waiters of `join`.
     pub(crate) tasks: Line<Tasks>,
+}
+
+/// One end of the ring: its position, and (single-producer rings only) who is using it.
+#[repr(C)]
+pub(crate) struct End {
+    /// Multi-producer rings: the next position claimed. Single-producer rings: the byte
+    /// position up to which records are committed (`tail`) or released (`head`).
+    pub(crate) pos: AtomicU64,
+    /// Single-producer rings: the token (`pid << 32 | thread`) of the sender (`tail`) or
+    /// receiver (`head`) inside an operation, 0 between operations. Unused (0) in
+    /// multi-producer rings.
+    pub(crate) owner: AtomicU64,
 }
 
 /// Fixed parameters of a ring.
@@ -176,6 +192,8 @@ const _: () = {
     assert!(offset_of!(Control, count) == 320);
     assert!(offset_of!(Control, stream) == 384);
     assert!(offset_of!(Control, tasks) == 448);
+    assert!(offset_of!(End, pos) == 0);
+    assert!(offset_of!(End, owner) == 8);
     assert!(offset_of!(Waiters, epoch) == 0);
     assert!(offset_of!(Waiters, sleepers) == 4);
     assert!(offset_of!(Waiters, watchers) == 8);

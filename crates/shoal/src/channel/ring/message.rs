@@ -3,11 +3,11 @@
 use super::layout::{CELL_HEADER, F_FIRST, F_PART_END, F_PART_MID};
 use super::Message;
 
-/// The bytes of a received message: in claimed cells, or (for a streamed one) in a
-/// private buffer.
+/// The bytes of a received message: in claimed cells, or contiguous (a streamed message
+/// gathered in a private buffer, or a record of a single-producer ring read in place).
 pub(crate) enum Bytes<'a> {
     Cells(&'a Message<'a>),
-    Owned(&'a [u8]),
+    Slice(&'a [u8]),
 }
 
 impl Bytes<'_> {
@@ -15,7 +15,7 @@ impl Bytes<'_> {
     pub(crate) fn len(&self) -> usize {
         match self {
             Bytes::Cells(m) => m.len,
-            Bytes::Owned(b) => b.len(),
+            Bytes::Slice(b) => b.len(),
         }
     }
 
@@ -24,7 +24,7 @@ impl Bytes<'_> {
         match self {
             Bytes::Cells(m) if m.cells == 1 => Some(m.first_cell()),
             Bytes::Cells(_) => None,
-            Bytes::Owned(b) => Some(b),
+            Bytes::Slice(b) => Some(b),
         }
     }
 
@@ -32,7 +32,7 @@ impl Bytes<'_> {
     pub(crate) fn copy_to(&self, out: &mut [u8]) {
         match self {
             Bytes::Cells(m) => m.copy_range(0, &mut out[..m.len]),
-            Bytes::Owned(b) => out[..b.len()].copy_from_slice(b),
+            Bytes::Slice(b) => out[..b.len()].copy_from_slice(b),
         }
     }
 
@@ -41,7 +41,7 @@ impl Bytes<'_> {
         match self {
             Bytes::Cells(m) if m.cells == 1 => out.extend_from_slice(m.first_cell()),
             Bytes::Cells(m) => m.append_from(0, out),
-            Bytes::Owned(b) => out.extend_from_slice(b),
+            Bytes::Slice(b) => out.extend_from_slice(b),
         }
     }
 

@@ -28,6 +28,7 @@ mod message;
 mod produce;
 mod recover;
 mod reserve;
+mod spsc;
 mod stream;
 mod wait;
 
@@ -37,7 +38,7 @@ pub(crate) use reserve::Reservation;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -131,6 +132,17 @@ pub(crate) struct Ring {
     /// spinning, shrink when waits end up sleeping. Each on its own cache line, away
     /// from the read-only fields above that every operation reads.
     spin: [Line<AtomicU32>; 2],
+    /// The single-producer flavour (pipes, see [`spsc`]) rather than the multi-producer
+    /// one; fixed by the segment's tag.
+    spsc: bool,
+    /// Single-producer rings: the sender's last reading of `head.pos` (process-local,
+    /// only ever behind the real one), re-read only when it says the ring is full.
+    head_cache: Line<AtomicU64>,
+}
+
+/// Whether rings of channel type `tag` are the single-producer flavour.
+fn single_producer(tag: u32) -> bool {
+    tag == crate::channel::TAG_PIPE
 }
 
 // SAFETY: `base` points into the mapping owned by `seg`, which is Send + Sync; all
@@ -215,7 +227,13 @@ impl Ring {
                 (*s).put_pos = IDLE.into();
                 (*s).get_pos = IDLE.into();
             }
-            for i in 0..cfg.cells {
+            // A single-producer ring starts all zero: no header says "committed".
+            let seqs = if single_producer(cfg.tag) {
+                0
+            } else {
+                cfg.cells
+            };
+            for i in 0..seqs {
                 let c = base
                     .add(CELLS_OFFSET + i * cfg.cell_size)
                     .cast::<CellHeader>();
@@ -286,6 +304,8 @@ impl Ring {
             data_per_cell: cell_size - CELL_HEADER,
             spin: [Line(AtomicU32::new(1024)), Line(AtomicU32::new(1024))],
             id: claim::next_ring_id(),
+            spsc: single_producer(tag),
+            head_cache: Line(AtomicU64::new(0)),
         })
     }
 
@@ -333,11 +353,17 @@ impl Ring {
 
     /// Largest message carried in one piece; longer ones are streamed in parts.
     pub(crate) fn max_inline(&self) -> usize {
+        if self.spsc {
+            return self.spsc_max_inline();
+        }
         (self.cells as usize / 2).max(1) * self.data_per_cell
     }
 
     /// Payload bytes the ring holds when full of large messages.
     pub(crate) fn capacity_bytes(&self) -> usize {
+        if self.spsc {
+            return self.spsc_max_inline() * 2;
+        }
         self.cells as usize * self.data_per_cell
     }
 
@@ -382,11 +408,14 @@ impl Ring {
     /// Messages in the ring (committed or being written), counted by walking from head
     /// to tail; a snapshot that may be stale by the time it returns.
     pub(crate) fn len(&self) -> usize {
+        if self.spsc {
+            return self.spsc_len();
+        }
         let ctrl = self.ctrl();
         if self.max_messages != 0 {
             return ctrl.count.0.load(Ordering::Relaxed).max(0) as usize;
         }
-        let mut pos = ctrl.head.0.load(Ordering::SeqCst);
+        let mut pos = ctrl.head.0.pos.load(Ordering::SeqCst);
         let tail = self.tail_pos();
         let mut n = 0;
         while signed(tail, pos) > 0 {
@@ -413,8 +442,11 @@ impl Ring {
 
     /// Cells in use (claimed by producers and not yet released by consumers).
     pub(crate) fn used_cells(&self) -> u64 {
+        if self.spsc {
+            return self.spsc_used_bytes().div_ceil(self.cell_size as u64);
+        }
         let ctrl = self.ctrl();
-        let head = ctrl.head.0.load(Ordering::SeqCst);
+        let head = ctrl.head.0.pos.load(Ordering::SeqCst);
         let tail = self.tail_pos();
         signed(tail, head).max(0) as u64
     }
@@ -437,8 +469,11 @@ impl Ring {
     /// Whether a `get` would find something now: a committed cell at `head`, or a
     /// closed and drained ring.
     pub(crate) fn readable(&self) -> bool {
+        if self.spsc {
+            return self.spsc_readable();
+        }
         let ctrl = self.ctrl();
-        let head = ctrl.head.0.load(Ordering::Acquire);
+        let head = ctrl.head.0.pos.load(Ordering::Acquire);
         self.cell(head).seq.load(Ordering::Acquire) & !TOMB_BIT == head + 1
             || (self.is_closed() && self.tail_pos() == head)
     }
@@ -457,7 +492,7 @@ impl Ring {
                     return Ok(false);
                 }
             }
-            let head = self.ctrl().head.0.load(Ordering::Relaxed);
+            let head = self.ctrl().head.0.pos.load(Ordering::Relaxed);
             Err(self.get_blocked(GetFail::Empty { pos: head }))
         })
         .unwrap_or(false)

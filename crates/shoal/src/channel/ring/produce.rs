@@ -31,13 +31,13 @@ impl Ring {
             if self.max_messages != 0
                 && ctrl.count.0.load(Ordering::Relaxed) >= self.max_messages as i64
             {
-                let head = ctrl.head.0.load(Ordering::Relaxed);
+                let head = ctrl.head.0.pos.load(Ordering::Relaxed);
                 return Err(PutFail::Full {
                     blocked: head.wrapping_sub(self.cells),
                 });
             }
         }
-        let mut raw = ctrl.tail.0.load(Ordering::Relaxed);
+        let mut raw = ctrl.tail.0.pos.load(Ordering::Relaxed);
         'outer: loop {
             // While a message is streamed, `tail` carries STREAM_BIT and only the stream
             // writer may claim: a producer that read `tail` before the bit was set fails
@@ -51,7 +51,7 @@ impl Ring {
                 let seq = self.cell(p).seq.load(Ordering::Acquire) & !TOMB_BIT;
                 let diff = signed(seq, p);
                 if diff < 0 {
-                    let now = ctrl.tail.0.load(Ordering::Relaxed);
+                    let now = ctrl.tail.0.pos.load(Ordering::Relaxed);
                     if now != raw {
                         raw = now;
                         continue 'outer;
@@ -60,13 +60,13 @@ impl Ring {
                         blocked: p.wrapping_sub(self.cells),
                     });
                 } else if diff > 0 {
-                    raw = ctrl.tail.0.load(Ordering::Relaxed);
+                    raw = ctrl.tail.0.pos.load(Ordering::Relaxed);
                     continue 'outer;
                 }
             }
             slot.put_cells.store(k, Ordering::Relaxed);
             slot.put_pos.store(pos, Ordering::Relaxed);
-            match ctrl.tail.0.compare_exchange_weak(
+            match ctrl.tail.0.pos.compare_exchange_weak(
                 raw,
                 (pos + k) | (raw & STREAM_BIT),
                 Ordering::SeqCst,
@@ -86,7 +86,7 @@ impl Ring {
 
     /// The producer position, without the stream bit.
     pub(super) fn tail_pos(&self) -> u64 {
-        self.ctrl().tail.0.load(Ordering::SeqCst) & !STREAM_BIT
+        self.ctrl().tail.0.pos.load(Ordering::SeqCst) & !STREAM_BIT
     }
 
     /// Copies `data` into the cells from `pos` and commits them; returns cells used.
@@ -145,6 +145,10 @@ impl Ring {
 
     /// Puts one message (at most [`max_inline`](Self::max_inline) bytes) without waiting.
     pub(crate) fn try_put(&self, data: &[u8], flags: u32) -> Result<(), PutFail> {
+        debug_assert!(
+            !self.spsc,
+            "a single-producer ring is written through `put`"
+        );
         debug_assert!(data.len() <= self.max_inline());
         let (slot, token) = self.my_slot().map_err(|_| PutFail::Full { blocked: 0 })?;
         let k = self.cells_for(data.len());
@@ -200,6 +204,9 @@ impl Ring {
 
     /// Puts one message, waiting for room until `deadline`.
     pub(crate) fn put(&self, data: &[u8], deadline: Deadline) -> Result<(), WaitFail> {
+        if self.spsc {
+            return self.spsc_put(data, deadline);
+        }
         if data.len() > self.max_inline() {
             return self.put_streamed(data, deadline);
         }
@@ -216,6 +223,13 @@ impl Ring {
         deadline: Deadline,
     ) -> Result<(), (usize, WaitFail)> {
         let mut done = 0;
+        if self.spsc {
+            for m in msgs {
+                self.spsc_put(m, deadline).map_err(|e| (done, e))?;
+                done += 1;
+            }
+            return Ok(());
+        }
         while done < msgs.len() {
             if msgs[done].len() > self.max_inline() {
                 self.put_streamed(msgs[done], deadline)

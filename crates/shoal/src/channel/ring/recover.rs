@@ -14,7 +14,7 @@ use super::{signed, Ring, TOMB_BIT};
 impl Ring {
     /// Whether a dead owner's slot records no claim that is still unsettled.
     pub(super) fn claim_resolved(&self, s: &Slot) -> bool {
-        let head = self.ctrl().head.0.load(Ordering::SeqCst);
+        let head = self.ctrl().head.0.pos.load(Ordering::SeqCst);
         let p = s.put_pos.load(Ordering::SeqCst);
         let put_done =
             p == IDLE || signed(head, p.wrapping_add(s.put_cells.load(Ordering::SeqCst))) >= 0;

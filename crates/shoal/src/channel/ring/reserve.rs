@@ -29,6 +29,10 @@ impl Ring {
         deadline: Deadline,
     ) -> Result<Reservation<'_>, WaitFail> {
         debug_assert!(len <= self.max_inline());
+        debug_assert!(
+            !self.spsc,
+            "only queues (multi-producer rings) reserve in place"
+        );
         let Ok((slot, token)) = self.my_slot() else {
             return Err(WaitFail::Timeout);
         };

@@ -37,7 +37,7 @@ impl Ring {
                 Err(_) => Err(self.put_blocked(PutFail::Streaming)),
             }
         })?;
-        let tail = &ctrl.tail.0;
+        let tail = &ctrl.tail.0.pos;
         tail.fetch_or(super::STREAM_BIT, Ordering::SeqCst);
         let finish = || {
             tail.fetch_and(!super::STREAM_BIT, Ordering::SeqCst);

@@ -65,12 +65,12 @@ fn dead_producer_claim_becomes_tombstone() {
     r.try_put(b"before", 0).unwrap();
     // Forge a claim by a dead process: slot owned by pid 0x7fff_fff0 (never a live pid
     // on a default pid_max), covering two cells at the tail.
-    let tail = r.ctrl().tail.0.load(Ordering::SeqCst);
+    let tail = r.ctrl().tail.0.pos.load(Ordering::SeqCst);
     let s = r.slot_at(SLOTS - 1);
     s.owner.store(0x7fff_fff0u64 << 32 | 1, Ordering::SeqCst);
     s.put_cells.store(2, Ordering::SeqCst);
     s.put_pos.store(tail, Ordering::SeqCst);
-    r.ctrl().tail.0.store(tail + 2, Ordering::SeqCst);
+    r.ctrl().tail.0.pos.store(tail + 2, Ordering::SeqCst);
     r.try_put(b"after", 0).unwrap();
     assert_eq!(get_vec(&r).unwrap(), b"before");
     let got = r
@@ -89,7 +89,7 @@ fn dead_consumer_claim_is_released() {
     s.owner.store(0x7fff_fff1u64 << 32 | 1, Ordering::SeqCst);
     s.get_cells.store(1, Ordering::SeqCst);
     s.get_pos.store(0, Ordering::SeqCst);
-    r.ctrl().head.0.store(1, Ordering::SeqCst);
+    r.ctrl().head.0.pos.store(1, Ordering::SeqCst);
     r.put(b"3", Deadline::after(Duration::from_secs(30)))
         .unwrap();
     assert_eq!(get_vec(&r).unwrap(), b"2");
@@ -158,7 +158,7 @@ fn dead_consumer_gives_back_its_unit_of_the_message_bound() {
     s.owner.store(0x7fff_fff2u64 << 32 | 1, Ordering::SeqCst);
     s.get_cells.store(1, Ordering::SeqCst);
     s.get_pos.store(0, Ordering::SeqCst);
-    r.ctrl().head.0.store(1, Ordering::SeqCst);
+    r.ctrl().head.0.pos.store(1, Ordering::SeqCst);
     r.put(b"next", Deadline::after(Duration::from_secs(30)))
         .unwrap();
     assert_eq!(get_vec(&r).unwrap(), b"next");

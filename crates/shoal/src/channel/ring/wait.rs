@@ -38,9 +38,15 @@ pub(crate) enum Blocked {
     /// needs a read of `tail`) is found out only in the sleep phase, so that a spinning
     /// consumer does not pull the producers' `tail` line to its CPU on every poll.
     Empty(u64),
+    /// Single-producer rings: another thread or process is using this end (sending, or
+    /// receiving) right now. Naps briefly; a dead holder is taken over by the next try.
+    Busy,
     /// The ring is closed.
     Closed,
 }
+
+/// How often a waiter on a single-producer ring (a pipe) checks that its peer is alive.
+const PEER_CHECK: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl Ring {
     // ----- waiting -------------------------------------------------------------------
@@ -117,7 +123,11 @@ impl Ring {
                     // Hysteresis: polling the cell the consumer is reading right now
                     // would steal its line on every poll; wait instead until a cell a
                     // batch further on is free, then fill the whole batch.
-                    let ahead = blocked.wrapping_add((self.cells / 8).clamp(1, 64));
+                    let ahead = if self.spsc {
+                        blocked.wrapping_add(self.ring_bytes() / 8)
+                    } else {
+                        blocked.wrapping_add((self.cells / 8).clamp(1, 64))
+                    };
                     let mut go_on = true;
                     while !self.released(ahead) {
                         go_on = keep_spinning(&mut spins, 1);
@@ -155,12 +165,29 @@ impl Ring {
             &ctrl.space.0
         };
         let mut stuck: Option<(u64, Instant)> = None;
+        // Pipes: when the peer is gone, one last try, then end of stream.
+        let mut peer_checked: Option<Instant> = None;
         loop {
             if deadline.expired() {
                 return Err(WaitFail::Timeout);
             }
+            if self.spsc && peer_checked.is_none_or(|t| t.elapsed() >= PEER_CHECK) {
+                peer_checked = Some(Instant::now());
+                // Waiting for data: is the sender dead? For room: the receiver?
+                if self.end_dead(for_data) {
+                    return match attempt() {
+                        Ok(v) => Ok(v),
+                        Err(_) => Err(WaitFail::Closed),
+                    };
+                }
+            }
             w.sleepers.fetch_add(1, Ordering::SeqCst);
             let epoch = w.epoch.load(Ordering::SeqCst);
+            // Pipes: a send in progress commits without a fence; read its writer word
+            // before looking for data, and only nap while it is held (see
+            // `Ring::take_end`).
+            let sending =
+                self.spsc && for_data && self.ctrl().tail.0.owner.load(Ordering::SeqCst) != 0;
             let outcome = match attempt() {
                 Err(Blocked::Empty(pos)) => Err(self.get_blocked(GetFail::Empty { pos })),
                 other => other,
@@ -189,8 +216,15 @@ impl Ring {
                 }
                 Err(Blocked::Idle | Blocked::Full(_) | Blocked::Empty(_)) => {
                     stuck = None;
-                    IDLE_NAP
+                    if sending {
+                        CLAIM_NAP
+                    } else if self.spsc {
+                        PEER_CHECK
+                    } else {
+                        IDLE_NAP
+                    }
                 }
+                Err(Blocked::Busy) => CLAIM_NAP,
                 Err(Blocked::Claimed(pos)) => {
                     match stuck {
                         Some((p, since)) if p == pos => {
@@ -222,6 +256,9 @@ impl Ring {
     /// Whether the cell at previous-lap position `pos` has been released (is free for
     /// `pos + cells`), or is further on still.
     fn released(&self, pos: u64) -> bool {
+        if self.spsc {
+            return self.spsc_released(pos);
+        }
         let seq = self.cell(pos).seq.load(Ordering::Relaxed) & !super::TOMB_BIT;
         signed(seq, pos.wrapping_add(self.cells)) >= 0
     }
@@ -239,6 +276,7 @@ impl Ring {
                     self.ctrl()
                         .tail
                         .0
+                        .pos
                         .fetch_and(!super::STREAM_BIT, Ordering::SeqCst);
                     let _ = self.ctrl().stream.0.writer.compare_exchange(
                         writer,
@@ -251,7 +289,7 @@ impl Ring {
             }
             PutFail::Full { blocked } => {
                 // Consumed but not released: a consumer is between its CAS and release.
-                let head = self.ctrl().head.0.load(Ordering::SeqCst);
+                let head = self.ctrl().head.0.pos.load(Ordering::SeqCst);
                 if signed(head, blocked) > 0 && self.max_messages == 0 {
                     Blocked::Claimed(blocked)
                 } else {
@@ -276,7 +314,9 @@ impl Ring {
             GetFail::Closed => Blocked::Closed,
             GetFail::Empty { pos } => {
                 let tail = self.tail_pos();
-                if signed(tail, pos) > 0 {
+                // A single-producer ring's tail moves only after a commit: nothing is
+                // ever claimed and unwritten there.
+                if signed(tail, pos) > 0 && !self.spsc {
                     Blocked::Claimed(pos)
                 } else {
                     Blocked::Idle

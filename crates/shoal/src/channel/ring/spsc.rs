@@ -1,0 +1,528 @@
+//! The single-producer single-consumer flavour of the ring, under each direction of a
+//! `Pipe`.
+//!
+//! Same segment, control block and (unused) slot area as the multi-producer ring, but the
+//! cell area is one byte ring of `cell_count * cell_size` bytes holding records at
+//! 16-byte aligned byte positions:
+//!
+//! ```text
+//! seq u64 | len u32 | flags u32 | len data bytes, zero-padded to a multiple of 16
+//! ```
+//!
+//! * **send**: take the writer word (`tail.owner`, CAS 0 → token). The record goes at the
+//!   byte position `p = tail.pos`, or after a padding record when it would cross the end
+//!   of the ring. It needs room for itself and for the 16 bytes after it, because the
+//!   sender zeroes the `seq` of the next header before it commits: a receiver then never
+//!   mistakes older bytes for a header. Room is checked against a process-local copy of
+//!   `head.pos`, re-read only when that copy says full. Write the data, `len` and
+//!   `flags`, store `seq = p + 1` (the commit), publish `tail.pos`, free the writer word.
+//!   A batch of records would share one commit; a `Pipe` sends one at a time.
+//! * **receive**: the record at `h = head.pos` is readable once its `seq == h + 1`. The
+//!   receiver takes the reader word (`head.owner`), reads the record in place (its bytes
+//!   are contiguous), then stores `head.pos` past it: its bytes are free again. No cell
+//!   line is written by the receiver, so a record's line crosses between the CPUs once
+//!   per lap instead of three times.
+//! * **crash safety**: a sender killed before its commit published nothing; one killed
+//!   between its commit and its `tail.pos` store left a whole record that the next sender
+//!   finds (it walks committed headers from `tail.pos` when it takes over a dead writer's
+//!   word) and delivers. A receiver killed while reading did not move `head.pos`: the
+//!   record is read again by the next receiver, so nothing is lost. A token whose process
+//!   died is taken over by whoever needs the end.
+//!
+//! Messages larger than half the ring are streamed in parts (the flags of the
+//! multi-producer ring) while the sender holds the writer word and the receiver the reader
+//! word for the whole message.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::sys::Deadline;
+
+use super::claim;
+use super::layout::*;
+use super::wait::Blocked;
+use super::{signed, Bytes, GetFail, Ring, WaitFail};
+
+/// Bytes of a record header, and the alignment of records.
+const REC: u64 = 16;
+
+const PARTS: u32 = F_PART_BEGIN | F_PART_MID | F_PART_END;
+
+/// Alignment of records. Small records share cache lines: a line then crosses between
+/// the CPUs once for several messages when the sender runs ahead.
+const ALIGN: u64 = 16;
+
+/// Bytes taken by a record carrying `len` data bytes.
+fn record_size(len: usize) -> u64 {
+    (REC + len as u64).next_multiple_of(ALIGN)
+}
+
+/// An end of the ring (its writer or reader word) held by this thread; freed on drop,
+/// panics included.
+pub(super) struct Held<'a>(&'a AtomicU64);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Release);
+    }
+}
+
+/// A committed record at the head, read in place.
+struct Record<'a> {
+    /// Where its bytes end (past any padding before it): the next `head.pos`.
+    end: u64,
+    flags: u32,
+    data: &'a [u8],
+}
+
+/// What the receiver took: a record in place, or a streamed message gathered whole.
+enum Whole<'a> {
+    InPlace(Held<'a>, Record<'a>),
+    Gathered(Vec<u8>),
+}
+
+/// How reading a streamed message ended early.
+enum Cut<'a> {
+    /// A whole record where the next part should be (the sender died mid-message and
+    /// another took over): the partial message is dropped, this record comes next.
+    Next(Held<'a>, Record<'a>),
+    /// The sender died or the ring closed: the partial message is dropped.
+    Gone(WaitFail),
+    /// The parts did not add up to a message (a foreign writer's bug): dropped, and the
+    /// receiver goes on with the next record.
+    Skip,
+}
+
+impl Ring {
+    /// The receiver's read position: where the next record starts. It lives on its own
+    /// line (the `count` line, unused by pipes), apart from `head.pos`, the position
+    /// published to the sender, which moves only every [`publish_every`] bytes or when
+    /// the receiver catches up: the sender, which reads `head.pos` whenever the ring looks
+    /// full, then does not pull the receiver's line over on every message.
+    fn read_pos(&self) -> u64 {
+        self.ctrl().count.0.load(Ordering::Relaxed) as u64
+    }
+
+    /// Bytes the receiver reads between two publications of `head.pos`.
+    fn publish_every(&self) -> u64 {
+        self.ring_bytes() / 16
+    }
+
+    /// Bytes of the record area.
+    pub(super) fn ring_bytes(&self) -> u64 {
+        self.cells * self.cell_size as u64
+    }
+
+    pub(super) fn spsc_max_inline(&self) -> usize {
+        (self.ring_bytes() / 2 - 2 * REC) as usize
+    }
+
+    /// Data bytes of each part of a streamed message (a quarter of the ring, so that the
+    /// sender writes one part while the receiver reads the one before).
+    fn part_len(&self) -> usize {
+        (self.ring_bytes() / 4 - 2 * REC) as usize
+    }
+
+    fn rec_ptr(&self, pos: u64) -> *mut u8 {
+        // SAFETY: `pos & (bytes - 1)` is below the length of the record area, which
+        // `from_parts` checked lies inside the payload.
+        unsafe {
+            self.base
+                .as_ptr()
+                .add(CELLS_OFFSET + (pos & (self.ring_bytes() - 1)) as usize)
+        }
+    }
+
+    fn rec_header(&self, pos: u64) -> &CellHeader {
+        debug_assert!(pos.is_multiple_of(REC));
+        // SAFETY: in bounds (see `rec_ptr`) and 16-byte aligned (the record area starts
+        // 64-byte aligned, positions are multiples of 16); only accessed atomically.
+        unsafe { &*self.rec_ptr(pos).cast::<CellHeader>() }
+    }
+
+    /// Takes an end (`tail` for the sender, `head` for the receiver) for this thread.
+    /// A word held by a dead process is taken over; for the sender's word that also
+    /// settles what the dead sender left (see [`resync_tail`](Self::resync_tail)).
+    ///
+    /// Taking the writer word is the sender's half of the Dekker pair with a receiver
+    /// going to sleep: the receiver counts itself in `data.sleepers`, then reads the
+    /// writer word, then looks for a record. Either the sender (which reads `sleepers`
+    /// after its commit) sees the sleeper and wakes it, or the receiver sees the word
+    /// held and only naps briefly, or it reads the word freed after the commit and
+    /// finds the record.
+    fn take_end<'a>(&'a self, end: &'a End) -> Result<Held<'a>, Blocked> {
+        let me = claim::my_token();
+        let mut holder = 0;
+        loop {
+            match end
+                .owner
+                .compare_exchange(holder, me, Ordering::SeqCst, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    if holder != 0 && std::ptr::eq(end, &self.ctrl().tail.0) {
+                        self.resync_tail();
+                    }
+                    return Ok(Held(&end.owner));
+                }
+                Err(0) => holder = 0,
+                Err(now) if now != me && !claim::owner_alive(now) => holder = now,
+                Err(_) => return Err(Blocked::Busy),
+            }
+        }
+    }
+
+    /// After a sender died holding the writer word: moves `tail.pos` past any record it
+    /// committed without publishing `tail.pos` (the commit zeroed the header after it,
+    /// so the walk stops at the first uncommitted position).
+    fn resync_tail(&self) {
+        let tail = &self.ctrl().tail.0.pos;
+        let mut pos = tail.load(Ordering::Acquire);
+        let start = pos;
+        while signed(pos, start) < self.ring_bytes() as i64 {
+            let h = self.rec_header(pos);
+            if h.seq.load(Ordering::Acquire) != pos + 1 {
+                break;
+            }
+            let len = u64::from(h.len.load(Ordering::Relaxed));
+            pos += if h.flags.load(Ordering::Relaxed) & F_PAD != 0 {
+                len
+            } else {
+                record_size(len as usize)
+            };
+        }
+        if pos != start {
+            tail.store(pos, Ordering::Release);
+        }
+    }
+
+    /// Writes one record made of `pieces` with `flags` (the caller holds the writer
+    /// word). `Err(blocked)`: no room until `head.pos` passes `blocked`.
+    fn push(&self, pieces: &[&[u8]], flags: u32) -> Result<(), u64> {
+        let ctrl = self.ctrl();
+        let bytes = self.ring_bytes();
+        let len: usize = pieces.iter().map(|p| p.len()).sum();
+        let size = record_size(len);
+        let pos = ctrl.tail.0.pos.load(Ordering::Relaxed);
+        let off = pos & (bytes - 1);
+        let pad = if off + size > bytes { bytes - off } else { 0 };
+        let end = pos + pad + size;
+        // The record and the header after it must lie in bytes the receiver released.
+        let need = (end + REC).wrapping_sub(bytes);
+        if signed(self.head_cache.0.load(Ordering::Relaxed), need) < 0 {
+            let head = ctrl.head.0.pos.load(Ordering::SeqCst);
+            self.head_cache.0.store(head, Ordering::Relaxed);
+            if signed(head, need) < 0 {
+                return Err(need.wrapping_sub(1));
+            }
+        }
+        let at = pos + pad;
+        let mut dst = self.rec_ptr(at + REC);
+        for piece in pieces {
+            // SAFETY: bytes at..end are released by the receiver (checked above) and this
+            // thread holds the writer word, so nobody else reads or writes them; the
+            // pieces add up to `len <= size - REC` bytes, inside the record, which does
+            // not cross the end of the ring (`pad` moved it to the start otherwise).
+            unsafe {
+                std::ptr::copy_nonoverlapping(piece.as_ptr(), dst, piece.len());
+                dst = dst.add(piece.len());
+            }
+        }
+        let h = self.rec_header(at);
+        h.len.store(len as u32, Ordering::Relaxed);
+        h.flags.store(flags, Ordering::Relaxed);
+        self.rec_header(end).seq.store(0, Ordering::Relaxed);
+        // The commit is the first new header in ring order, stored last. A plain release
+        // store: a locked one would stall until the receiver's CPU, polling that line,
+        // gave it back. The Dekker pair with a receiver going to sleep is the writer word
+        // instead (taken SeqCst before, see `take_end` and `Ring::wait_loop`).
+        if pad != 0 {
+            h.seq.store(at + 1, Ordering::Release);
+            let p = self.rec_header(pos);
+            p.len.store(pad as u32, Ordering::Relaxed);
+            p.flags.store(F_PAD, Ordering::Relaxed);
+            p.seq.store(pos + 1, Ordering::Release);
+        } else {
+            h.seq.store(at + 1, Ordering::Release);
+        }
+        ctrl.tail.0.pos.store(end, Ordering::Release);
+        Ok(())
+    }
+
+    /// Whether the record at `head.pos` may be committed (a hint read without holding
+    /// the reader word), or the ring is closed.
+    fn spsc_maybe_readable(&self) -> Result<(), Blocked> {
+        let ctrl = self.ctrl();
+        let pos = self.read_pos();
+        if self.rec_header(pos).seq.load(Ordering::Relaxed) == pos + 1
+            || ctrl.geometry.0.closed.load(Ordering::Relaxed) != 0
+        {
+            return Ok(());
+        }
+        // Caught up: hand every byte read to the sender before waiting.
+        if ctrl.head.0.pos.load(Ordering::Relaxed) != pos {
+            self.publish(pos);
+        }
+        Err(Blocked::Empty(pos))
+    }
+
+    /// The committed record at `head.pos` (the caller holds the reader word), past any
+    /// padding.
+    fn peek(&self) -> Result<Record<'_>, GetFail> {
+        let ctrl = self.ctrl();
+        let bytes = self.ring_bytes();
+        let mut pos = self.read_pos();
+        loop {
+            let h = self.rec_header(pos);
+            if h.seq.load(Ordering::Acquire) != pos + 1 {
+                if ctrl.geometry.0.closed.load(Ordering::Acquire) != 0
+                    && ctrl.tail.0.pos.load(Ordering::SeqCst) == pos
+                {
+                    return Err(GetFail::Closed);
+                }
+                return Err(GetFail::Empty { pos });
+            }
+            let flags = h.flags.load(Ordering::Relaxed);
+            let len = u64::from(h.len.load(Ordering::Relaxed));
+            let off = pos & (bytes - 1);
+            if flags & F_PAD != 0 && len == bytes - off {
+                pos += len;
+                continue;
+            }
+            let size = record_size(len as usize);
+            if flags & F_PAD != 0 || off + size > bytes || size > bytes / 2 {
+                // A header no sender of this format writes (a foreign writer's bug, or
+                // memory scribbled on): skip everything committed so far.
+                let tail = ctrl.tail.0.pos.load(Ordering::Acquire);
+                self.spsc_release(tail);
+                return Err(GetFail::Empty { pos: tail });
+            }
+            // SAFETY: the record is committed (its seq acquired above), lies inside the
+            // ring without crossing its end (checked), and is not rewritten until
+            // `head.pos` moves past it, which only the holder of the reader word does.
+            let data = unsafe {
+                std::slice::from_raw_parts(self.rec_ptr(pos + REC).cast_const(), len as usize)
+            };
+            return Ok(Record {
+                end: pos + size,
+                flags,
+                data,
+            });
+        }
+    }
+
+    /// Moves the read position to `end` (the caller holds the reader word), publishing
+    /// it to the sender every [`publish_every`](Self::publish_every) bytes.
+    fn spsc_release(&self, end: u64) {
+        let ctrl = self.ctrl();
+        // Release: a later reader (another thread or process) starts from here and
+        // sees everything before it as read.
+        ctrl.count.0.store(end as i64, Ordering::Release);
+        if end.wrapping_sub(ctrl.head.0.pos.load(Ordering::Relaxed)) >= self.publish_every() {
+            self.publish(end);
+        }
+    }
+
+    /// Frees the bytes before `end` for the sender, waking it if it sleeps. Needs no
+    /// word held: `fetch_max` keeps `head.pos` monotonic whoever publishes.
+    fn publish(&self, end: u64) {
+        let ctrl = self.ctrl();
+        // SeqCst: ordered before the load of `sleepers` (Dekker with `wait_space`).
+        ctrl.head.0.pos.fetch_max(end, Ordering::SeqCst);
+        let w = &ctrl.space.0;
+        if w.sleepers.load(Ordering::SeqCst) != 0 {
+            self.wake_space();
+        }
+    }
+
+    /// Takes the next committed record, waiting until `deadline`.
+    fn next_record(&self, deadline: Deadline) -> Result<(Held<'_>, Record<'_>), WaitFail> {
+        let head = &self.ctrl().head.0;
+        self.wait_loop(deadline, true, || {
+            self.spsc_maybe_readable()?;
+            let held = self.take_end(head)?;
+            match self.peek() {
+                Ok(r) => Ok((held, r)),
+                Err(e) => Err(self.get_blocked_lazy(e)),
+            }
+        })
+    }
+
+    /// Takes the next whole message: a record in place, or a streamed one gathered.
+    fn next_whole(&self, deadline: Deadline) -> Result<Whole<'_>, WaitFail> {
+        let mut next = None;
+        loop {
+            let (held, rec) = match next.take() {
+                Some(r) => r,
+                None => self.next_record(deadline)?,
+            };
+            if rec.flags & PARTS == 0 {
+                return Ok(Whole::InPlace(held, rec));
+            }
+            if rec.flags & F_PART_BEGIN == 0 {
+                // The rest of a message whose receiver died while reading it: skipped.
+                self.spsc_release(rec.end);
+                continue;
+            }
+            match self.gather(held, rec) {
+                Ok(buf) => return Ok(Whole::Gathered(buf)),
+                Err(Cut::Next(held, rec)) => next = Some((held, rec)),
+                Err(Cut::Gone(e)) => return Err(e),
+                Err(Cut::Skip) => {}
+            }
+        }
+    }
+
+    /// Reads the parts of the streamed message whose first part is `first`, holding the
+    /// reader word throughout.
+    fn gather<'a>(&'a self, held: Held<'a>, first: Record<'a>) -> Result<Vec<u8>, Cut<'a>> {
+        let Some(header) = first.data.first_chunk::<8>() else {
+            self.spsc_release(first.end);
+            return Err(Cut::Skip);
+        };
+        let total = u64::from_le_bytes(*header) as usize;
+        let mut buf = Vec::with_capacity(total.min(1 << 32));
+        buf.extend_from_slice(&first.data[8..]);
+        self.spsc_release(first.end);
+        let writer = &self.ctrl().tail.0.owner;
+        loop {
+            // The parts of an accepted message come whatever the deadline: wait until
+            // they do, or until the sender is gone (the wait loop checks it is alive).
+            let part = self.wait_loop(Deadline::NEVER, true, || {
+                self.spsc_maybe_readable()?;
+                match self.peek() {
+                    Ok(r) => Ok(r),
+                    // Closed while the sender still streams: its parts still come.
+                    Err(GetFail::Closed) if writer.load(Ordering::Acquire) != 0 => {
+                        Err(Blocked::Idle)
+                    }
+                    Err(e) => Err(self.get_blocked_lazy(e)),
+                }
+            });
+            let rec = match part {
+                Ok(rec) => rec,
+                Err(e) => return Err(Cut::Gone(e)),
+            };
+            if rec.flags & (F_PART_MID | F_PART_END) == 0 {
+                return Err(Cut::Next(held, rec));
+            }
+            buf.extend_from_slice(rec.data);
+            self.spsc_release(rec.end);
+            if rec.flags & F_PART_END != 0 {
+                return if buf.len() == total {
+                    Ok(buf)
+                } else {
+                    Err(Cut::Skip)
+                };
+            }
+        }
+    }
+
+    /// Takes the next whole message, waiting until `deadline`; `f` reads it in place.
+    pub(super) fn spsc_get<R>(
+        &self,
+        deadline: Deadline,
+        f: impl FnOnce(Bytes<'_>) -> R,
+    ) -> Result<R, WaitFail> {
+        match self.next_whole(deadline)? {
+            Whole::InPlace(held, rec) => {
+                let out = f(Bytes::Slice(rec.data));
+                self.spsc_release(rec.end);
+                drop(held);
+                Ok(out)
+            }
+            Whole::Gathered(buf) => Ok(f(Bytes::Slice(&buf))),
+        }
+    }
+
+    /// Whether a get would find something now (or the ring is closed and drained).
+    pub(super) fn spsc_readable(&self) -> bool {
+        let ctrl = self.ctrl();
+        let pos = self.read_pos();
+        self.rec_header(pos).seq.load(Ordering::Acquire) == pos + 1
+            || (self.is_closed() && ctrl.tail.0.pos.load(Ordering::Acquire) == pos)
+    }
+
+    /// Records committed and not yet taken, counted by walking from head to tail.
+    pub(super) fn spsc_len(&self) -> usize {
+        let ctrl = self.ctrl();
+        let mut pos = self.read_pos();
+        let tail = ctrl.tail.0.pos.load(Ordering::Acquire);
+        let mut n = 0;
+        while signed(tail, pos) > 0 {
+            let h = self.rec_header(pos);
+            if h.seq.load(Ordering::Acquire) != pos + 1 {
+                break;
+            }
+            let flags = h.flags.load(Ordering::Relaxed);
+            let len = u64::from(h.len.load(Ordering::Relaxed));
+            if flags & F_PAD != 0 {
+                pos += len.max(REC);
+                continue;
+            }
+            if flags & (F_PART_MID | F_PART_END) == 0 {
+                n += 1;
+            }
+            pos += record_size(len as usize);
+        }
+        n
+    }
+
+    /// Bytes taken by records not yet released.
+    pub(super) fn spsc_used_bytes(&self) -> u64 {
+        let ctrl = self.ctrl();
+        let tail = ctrl.tail.0.pos.load(Ordering::SeqCst);
+        signed(tail, self.read_pos()).max(0) as u64
+    }
+
+    /// Sends one message, waiting for room until `deadline`.
+    pub(super) fn spsc_put(&self, data: &[u8], deadline: Deadline) -> Result<(), WaitFail> {
+        if data.len() > self.spsc_max_inline() {
+            return self.spsc_put_streamed(data, deadline);
+        }
+        let tail = &self.ctrl().tail.0;
+        self.wait_loop(deadline, false, || {
+            if self.is_closed() {
+                return Err(Blocked::Closed);
+            }
+            let _held = self.take_end(tail)?;
+            self.push(&[data], F_FIRST).map_err(Blocked::Full)?;
+            self.after_commit(1);
+            Ok(())
+        })
+    }
+
+    /// Streams `data` in parts while holding the writer word.
+    fn spsc_put_streamed(&self, data: &[u8], deadline: Deadline) -> Result<(), WaitFail> {
+        let tail = &self.ctrl().tail.0;
+        let _held = self.wait_loop(deadline, false, || {
+            if self.is_closed() {
+                return Err(Blocked::Closed);
+            }
+            self.take_end(tail)
+        })?;
+        let part = self.part_len();
+        let total = (data.len() as u64).to_le_bytes();
+        let head_len = part - total.len();
+        self.wait_loop(deadline, false, || {
+            self.push(&[&total, &data[..head_len]], F_FIRST | F_PART_BEGIN)
+                .map_err(Blocked::Full)
+        })?;
+        self.after_commit(1);
+        let rest = &data[head_len..];
+        let n = rest.len().div_ceil(part);
+        for (i, chunk) in rest.chunks(part).enumerate() {
+            let flag = if i + 1 == n { F_PART_END } else { F_PART_MID };
+            // The first part is in: the message is accepted, and its rest goes in even
+            // after `close`, whatever the deadline, unless the receiver is gone.
+            self.wait_loop(Deadline::NEVER, false, || {
+                self.push(&[chunk], F_FIRST | flag).map_err(Blocked::Full)
+            })?;
+            self.after_commit(0);
+        }
+        Ok(())
+    }
+
+    /// Whether the byte at previous-lap position `pos` has been released.
+    pub(super) fn spsc_released(&self, pos: u64) -> bool {
+        signed(self.ctrl().head.0.pos.load(Ordering::Relaxed), pos) > 0
+    }
+}
