@@ -70,7 +70,8 @@ pub(crate) struct Control {
     pub(crate) data: Line<Waiters>,
     /// Producers waiting for space.
     pub(crate) space: Line<Waiters>,
-    /// Messages in the ring; maintained only when `max_messages` is set.
+    /// Messages in the ring; maintained only when `max_messages` is set. Single-producer
+    /// rings (pipes, never bounded by count): the receiver's read position, as a `u64`.
     pub(crate) count: Line<AtomicI64>,
     /// Tokens of the producer and consumer of a message streamed in parts (0: none).
     pub(crate) stream: Line<Stream>,
