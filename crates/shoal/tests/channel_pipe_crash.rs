@@ -5,6 +5,11 @@
 //! Every message carries its sender id and sequence number, and its length and content
 //! are derived from them, so that the receiver verifies every byte. Set
 //! `SHOAL_STORM_SEED` to replay the kill moments of a failed run (the seed is printed).
+//!
+//! Two ring bugs found here have a minimal reproduction each, ignored until fixed:
+//! `streamed_message_survives_a_killed_waiting_sender` (which also keeps
+//! `two_senders_kill_storm` ignored) and `poll_sees_a_sender_waiting_for_room_already_read`
+//! (which is why the receiving loops call `recv_bytes` without `poll` first).
 
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -247,11 +252,8 @@ fn receive_storm(rx: Connection, base: u32, senders: usize, one_at_a_time: bool)
     let mut last_id = 0;
     let mut final_seen = false;
     loop {
-        assert!(
-            rx.poll(Duration::from_secs(30)),
-            "nothing arrived for 30 s (after {} messages)",
-            got.messages
-        );
+        // No `poll` first: see `poll_sees_a_sender_waiting_for_room_already_read`. The
+        // watchdog bounds this wait.
         match rx.recv_bytes() {
             Ok(buf) => {
                 assert!(!final_seen, "a message after the final one");
@@ -633,7 +635,6 @@ fn threads_sending_on_clones_of_one_end() {
             .collect();
         let mut next = [0u32; THREADS as usize];
         for _ in 0..THREADS * EACH {
-            assert!(rx.poll(Duration::from_secs(30)), "nothing arrived for 30 s");
             let buf = rx.recv_bytes().unwrap();
             let (t, seq) = verify(&buf).unwrap_or_else(|e| panic!("{e}"));
             assert!(t < THREADS, "message from unknown sender {t}");
@@ -711,9 +712,6 @@ fn streamed_message_survives_a_killed_waiting_sender() {
 
         let (report, results) = std::sync::mpsc::channel();
         let receiver = thread::spawn(move || loop {
-            if !rx.poll(Duration::from_secs(30)) {
-                break;
-            }
             let r = rx.recv_bytes().map(|buf| verify(&buf));
             let done = matches!(r, Ok(Ok((_, 0))));
             if report.send(r).is_err() || done {
@@ -742,5 +740,40 @@ fn streamed_message_survives_a_killed_waiting_sender() {
             "A's two sends returned Ok"
         );
         drop(sender_a);
+    });
+}
+
+// ----- poll while the sender waits for room --------------------------------------------
+
+/// The receiver has read everything but published less than a sixteenth of the ring of
+/// it (the read position is handed to the sender lazily); the sender then needs nearly
+/// the whole ring for a record that wraps around its end. `recv` hands the read
+/// position over when it finds nothing; `poll` must too, or the sender waits for room
+/// forever while `poll` waits for data.
+#[test]
+#[ignore = "ring bug: Connection::poll does not publish the read position when it finds \
+            nothing, so a sender waiting for room already read and a receiver polling wait \
+            for each other (see the branch report)"]
+fn poll_sees_a_sender_waiting_for_room_already_read() {
+    watchdog_secs(120, || {
+        let (tx, rx) = Pipe::simplex().unwrap();
+        // Records take 16 header bytes plus the data, rounded up to 16.
+        let a = vec![1u8; 240_000]; // record 240_016: read and published
+        let b = vec![2u8; 30_000]; // record 30_016: read, not published (< 32 KiB)
+        let c = vec![3u8; INLINE_MAX]; // record 262_128 from 270_032: wraps, padded
+        tx.send_bytes(&a).unwrap();
+        assert_eq!(rx.recv_bytes().unwrap(), a);
+        tx.send_bytes(&b).unwrap();
+        assert_eq!(rx.recv_bytes().unwrap(), b);
+        let sender = {
+            let c = c.clone();
+            thread::spawn(move || tx.send_bytes(&c).unwrap())
+        };
+        assert!(
+            rx.poll(Duration::from_secs(10)),
+            "poll saw nothing for 10 s while the sender waited for room already read"
+        );
+        assert_eq!(rx.recv_bytes().unwrap(), c);
+        sender.join().unwrap();
     });
 }
