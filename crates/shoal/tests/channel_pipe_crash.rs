@@ -417,9 +417,6 @@ fn two_senders_kill_storm_no_streamed_message() {
 
 /// The same with messages of all sizes.
 #[test]
-#[ignore = "ring bug: a streamed message of a live sender is lost (its send returned Ok) \
-            when another sender dies while it streams; reproduced alone by \
-            streamed_message_survives_a_killed_waiting_sender"]
 fn two_senders_kill_storm() {
     watchdog_secs(120, || sender_storm(KILLS, 2, true));
 }
@@ -681,9 +678,6 @@ fn signal(pid: u32, sig: &str) {
 /// wait for the rest of A's message (A lives), and once A goes on (SIGCONT), receive it
 /// whole, then A's next message, with no end of stream reported in between.
 #[test]
-#[ignore = "ring bug: a receiver gathering a streamed message gives it up (end of stream) \
-            when the last process that called send_bytes died, though the sender streaming \
-            it lives: its send returns Ok and the message is lost (see the branch report)"]
 fn streamed_message_survives_a_killed_waiting_sender() {
     watchdog_secs(120, || {
         let (tx, rx) = Pipe::simplex().unwrap();
@@ -751,9 +745,6 @@ fn streamed_message_survives_a_killed_waiting_sender() {
 /// position over when it finds nothing; `poll` must too, or the sender waits for room
 /// forever while `poll` waits for data.
 #[test]
-#[ignore = "ring bug: Connection::poll does not publish the read position when it finds \
-            nothing, so a sender waiting for room already read and a receiver polling wait \
-            for each other (see the branch report)"]
 fn poll_sees_a_sender_waiting_for_room_already_read() {
     watchdog_secs(120, || {
         let (tx, rx) = Pipe::simplex().unwrap();

@@ -79,6 +79,29 @@ fn pipe_reports_end_of_stream_when_the_peer_is_killed() {
     });
 }
 
+#[test]
+fn pipe_end_of_stream_waits_for_every_sender() {
+    watchdog_secs(60, || {
+        let (tx, rx) = Pipe::simplex().unwrap();
+        let first = Reap(Process::new(send_then_hang, tx.clone()).start().unwrap());
+        let second = Reap(Process::new(send_then_hang, tx).start().unwrap());
+        for _ in 0..6 {
+            rx.recv::<u32>().unwrap();
+        }
+        // One of two senders dies: the other still holds its end, so no end of stream.
+        first.0.kill().unwrap();
+        first.0.join().unwrap();
+        assert_eq!(
+            rx.recv_timeout::<u32>(Duration::from_millis(100)),
+            Err(GetError::Timeout)
+        );
+        assert!(!rx.poll(Duration::ZERO));
+        second.0.kill().unwrap();
+        second.0.join().unwrap();
+        assert_eq!(rx.recv::<u32>(), Err(GetError::Closed));
+    });
+}
+
 fn work_tasks(q: JoinableQueue<u32>) {
     while let Ok(_task) = q.get() {
         q.task_done().unwrap();

@@ -140,6 +140,12 @@ pub(crate) struct Stream {
     pub(crate) sender_pid: AtomicU32,
     /// Pipes: pid of the process that last received on this ring (0: none yet).
     pub(crate) receiver_pid: AtomicU32,
+    /// Pipes: pids of processes that sent on this ring (0: free); end of stream waits
+    /// until every one of them, and `sender_pid`, is dead.
+    pub(crate) senders: [AtomicU32; 5],
+    /// Pipes: pids of processes that received on this ring; a sender facing a full
+    /// ring reports it closed once every one of them, and `receiver_pid`, is dead.
+    pub(crate) receivers: [AtomicU32; 5],
 }
 
 /// `JoinableQueue` counters.
@@ -207,6 +213,9 @@ const _: () = {
     assert!(offset_of!(Stream, reader) == 8);
     assert!(offset_of!(Stream, sender_pid) == 16);
     assert!(offset_of!(Stream, receiver_pid) == 20);
+    assert!(offset_of!(Stream, senders) == 24);
+    assert!(offset_of!(Stream, receivers) == 44);
+    assert!(size_of::<Stream>() == 64);
     assert!(offset_of!(Tasks, unfinished) == 0);
     assert!(offset_of!(Tasks, epoch) == 8);
     assert!(offset_of!(Tasks, sleepers) == 12);

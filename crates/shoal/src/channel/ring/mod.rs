@@ -504,31 +504,56 @@ impl Ring {
         .unwrap_or(false)
     }
 
-    /// Records the calling process as this ring's sender (`true`) or receiver (pipes).
+    /// Records the calling process as a sender (`true`) or receiver of this ring
+    /// (pipes): as the last one, and in the small table of those that end of stream
+    /// waits for (a slot that is free or whose process died is reused).
     pub(crate) fn note_end(&self, sender: bool) {
         let pid = claim::my_pid();
         let st = &self.ctrl().stream.0;
-        let w = if sender {
-            &st.sender_pid
+        let (last, table) = if sender {
+            (&st.sender_pid, &st.senders)
         } else {
-            &st.receiver_pid
+            (&st.receiver_pid, &st.receivers)
         };
-        if w.load(Ordering::Relaxed) != pid {
-            w.store(pid, Ordering::Relaxed);
+        if last.load(Ordering::Relaxed) == pid {
+            return;
+        }
+        last.store(pid, Ordering::Relaxed);
+        if table.iter().any(|w| w.load(Ordering::Relaxed) == pid) {
+            return;
+        }
+        for w in table {
+            let cur = w.load(Ordering::Relaxed);
+            if (cur == 0 || !claim::owner_alive(u64::from(cur) << 32))
+                && w.compare_exchange(cur, pid, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                return;
+            }
         }
     }
 
-    /// Whether the process that last sent (`true`) or received on this ring (pipes) is
-    /// known to be dead. `false` when none has yet.
+    /// Whether every process recorded as a sender (`true`) or receiver of this ring
+    /// (pipes) is dead, and no live one holds that end right now. `false` when none
+    /// has been recorded yet.
     pub(crate) fn end_dead(&self, sender: bool) -> bool {
-        let st = &self.ctrl().stream.0;
-        let pid = if sender {
-            &st.sender_pid
+        let ctrl = self.ctrl();
+        let st = &ctrl.stream.0;
+        let (last, table, end) = if sender {
+            (&st.sender_pid, &st.senders, &ctrl.tail.0)
         } else {
-            &st.receiver_pid
+            (&st.receiver_pid, &st.receivers, &ctrl.head.0)
+        };
+        let last = last.load(Ordering::Relaxed);
+        if last == 0 {
+            return false;
         }
-        .load(Ordering::Relaxed);
-        pid != 0 && !claim::owner_alive(u64::from(pid) << 32)
+        let holder = end.owner.load(Ordering::Relaxed);
+        if holder != 0 && claim::owner_alive(holder) {
+            return false;
+        }
+        let alive = |pid: u32| pid != 0 && claim::owner_alive(u64::from(pid) << 32);
+        !alive(last) && !table.iter().any(|w| alive(w.load(Ordering::Relaxed)))
     }
 
     /// The `JoinableQueue` counters.

@@ -102,6 +102,11 @@ impl Ring {
         self.ctrl().count.0.load(Ordering::Relaxed) as u64
     }
 
+    /// The read position, ordered after the receiver's reads of the bytes before it.
+    fn read_pos_acquire(&self) -> u64 {
+        self.ctrl().count.0.load(Ordering::Acquire) as u64
+    }
+
     /// Bytes the receiver reads between two publications of `head.pos`.
     fn publish_every(&self) -> u64 {
         self.ring_bytes() / 16
@@ -209,7 +214,16 @@ impl Ring {
         // The record and the header after it must lie in bytes the receiver released.
         let need = (end + REC).wrapping_sub(bytes);
         if signed(self.head_cache.0.load(Ordering::Relaxed), need) < 0 {
-            let head = ctrl.head.0.pos.load(Ordering::SeqCst);
+            let mut head = ctrl.head.0.pos.load(Ordering::SeqCst);
+            if signed(head, need) < 0 {
+                // The receiver publishes `head.pos` lazily: before waiting, look at the
+                // bytes it has read but not yet handed back (its own line, read only
+                // here, when the ring looks full).
+                let read = self.read_pos_acquire();
+                if signed(read, head) > 0 {
+                    head = read;
+                }
+            }
             self.head_cache.0.store(head, Ordering::Relaxed);
             if signed(head, need) < 0 {
                 return Err(need.wrapping_sub(1));
@@ -435,11 +449,20 @@ impl Ring {
     }
 
     /// Whether a get would find something now (or the ring is closed and drained).
+    /// Finding nothing, it hands the read position to the sender, as a `recv` would: a
+    /// receiver waiting in `poll` must not leave a sender waiting for room it has read.
     pub(super) fn spsc_readable(&self) -> bool {
         let ctrl = self.ctrl();
         let pos = self.read_pos();
-        self.rec_header(pos).seq.load(Ordering::Acquire) == pos + 1
+        if self.rec_header(pos).seq.load(Ordering::Acquire) == pos + 1
             || (self.is_closed() && ctrl.tail.0.pos.load(Ordering::Acquire) == pos)
+        {
+            return true;
+        }
+        if ctrl.head.0.pos.load(Ordering::Relaxed) != pos {
+            self.publish(pos);
+        }
+        false
     }
 
     /// Records committed and not yet taken, counted by walking from head to tail.

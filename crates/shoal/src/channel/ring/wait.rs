@@ -80,30 +80,37 @@ impl Ring {
     /// dead pid, so that a receiver draining a dead sender's pipe learns it at once.
     fn peer_gone(&self, for_data: bool) -> bool {
         let st = &self.ctrl().stream.0;
-        let pid = if for_data {
+        let last = if for_data {
             &st.sender_pid
         } else {
             &st.receiver_pid
         }
         .load(Ordering::Relaxed);
-        if pid == 0 {
+        if last == 0 {
             return false;
         }
+        // Found dead before, with the same last peer: only a live holder of that end
+        // (a word read without a system call) could have appeared since.
         let known = &self.dead_peer[usize::from(for_data)];
-        if known.load(Ordering::Relaxed) == pid {
+        let end = if for_data {
+            &self.ctrl().tail.0
+        } else {
+            &self.ctrl().head.0
+        };
+        if known.load(Ordering::Relaxed) == last && end.owner.load(Ordering::Relaxed) == 0 {
             return true;
         }
         static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
         let now = EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1;
-        let last = self.peer_checked.load(Ordering::Relaxed);
-        if last != 0 && now.saturating_sub(last) < PEER_CHECK.as_millis() as u64 {
+        let checked = self.peer_checked.load(Ordering::Relaxed);
+        if checked != 0 && now.saturating_sub(checked) < PEER_CHECK.as_millis() as u64 {
             return false;
         }
         self.peer_checked.store(now, Ordering::Relaxed);
-        if claim::owner_alive(u64::from(pid) << 32) {
+        if !self.end_dead(for_data) {
             return false;
         }
-        known.store(pid, Ordering::Relaxed);
+        known.store(last, Ordering::Relaxed);
         true
     }
 
