@@ -24,6 +24,15 @@ pub enum PutError<T> {
 
 impl<T> PutError<T> {
     /// The message that was not put.
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::Queue<String> = shoal::Queue::with_maxsize(1)?;
+    /// q.put("first".to_owned())?;
+    /// let err = q.try_put("second".to_owned()).unwrap_err();
+    /// assert_eq!(err.into_inner(), "second"); // nothing is lost
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn into_inner(self) -> T {
         match self {
             PutError::Full(m)
@@ -35,11 +44,31 @@ impl<T> PutError<T> {
     }
 
     /// Whether the error is [`PutError::Full`].
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::Queue<u8> = shoal::Queue::with_maxsize(1)?;
+    /// q.put(1)?;
+    /// let err = q.try_put(2).unwrap_err();
+    /// assert!(err.is_full());
+    /// assert!(!err.is_closed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_full(&self) -> bool {
         matches!(self, PutError::Full(_))
     }
 
     /// Whether the error is [`PutError::Closed`].
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::Queue<u8> = shoal::Queue::new()?;
+    /// q.close();
+    /// let err = q.put(1).unwrap_err();
+    /// assert!(err.is_closed());
+    /// assert!(!err.is_full());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_closed(&self) -> bool {
         matches!(self, PutError::Closed(_))
     }
@@ -106,16 +135,46 @@ pub enum GetError {
 
 impl GetError {
     /// Whether the error is [`GetError::Empty`].
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::Queue<u8> = shoal::Queue::new()?;
+    /// let err = q.try_get().unwrap_err();
+    /// assert!(err.is_empty());
+    /// assert!(!err.is_closed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         matches!(self, GetError::Empty)
     }
 
     /// Whether the error is [`GetError::Closed`].
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::Queue<u8> = shoal::Queue::new()?;
+    /// q.put(7)?;
+    /// q.close();
+    /// assert_eq!(q.get()?, 7); // what was put before the close is still delivered
+    /// assert!(q.get().unwrap_err().is_closed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_closed(&self) -> bool {
         matches!(self, GetError::Closed)
     }
 
     /// Whether the error is [`GetError::Timeout`].
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let q: shoal::Queue<u8> = shoal::Queue::new()?;
+    /// let err = q.get_timeout(Duration::from_millis(10)).unwrap_err();
+    /// assert!(err.is_timeout());
+    /// assert!(!err.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self, GetError::Timeout)
     }
