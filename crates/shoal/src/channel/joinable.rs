@@ -90,6 +90,16 @@ impl<T> JoinableQueue<T> {
     ///
     /// # Errors
     /// When the kernel refuses the memory or an eventfd.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::channel::JoinableQueue;
+    ///
+    /// let q: JoinableQueue<u32> = JoinableQueue::new()?;
+    /// assert_eq!(q.unfinished(), 0);
+    /// assert_eq!(q.maxsize(), 0); // Queue methods work through Deref
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new() -> Result<JoinableQueue<T>, CreateError> {
         JoinableQueue::with_builder(&QueueBuilder::default())
     }
@@ -98,6 +108,17 @@ impl<T> JoinableQueue<T> {
     ///
     /// # Errors
     /// As [`QueueBuilder::build`].
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::channel::{JoinableQueue, Queue};
+    ///
+    /// let q: JoinableQueue<u32> = JoinableQueue::with_builder(&Queue::builder().maxsize(1))?;
+    /// q.put(1)?;
+    /// assert!(q.try_put(2).unwrap_err().is_full());
+    /// assert_eq!(q.unfinished(), 1); // the failed put added no task
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn with_builder(builder: &QueueBuilder) -> Result<JoinableQueue<T>, CreateError> {
         let core = Core::create(builder.ring_config(TAG_JOINABLE)?, builder.chosen_codec())?;
         Ok(JoinableQueue {
@@ -110,6 +131,19 @@ impl<T> JoinableQueue<T> {
     }
 
     /// Tasks put and not yet marked done.
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::JoinableQueue<char> = shoal::JoinableQueue::new()?;
+    /// q.put('a')?;
+    /// q.put('b')?;
+    /// assert_eq!(q.unfinished(), 2);
+    /// q.get()?;
+    /// assert_eq!(q.unfinished(), 2); // taken is not done
+    /// q.task_done()?;
+    /// assert_eq!(q.unfinished(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn unfinished(&self) -> u64 {
         self.core()
             .ring
@@ -147,17 +181,60 @@ impl<T> JoinableQueue<T> {
     ///
     /// # Errors
     /// [`TaskDoneError`] when there is no unfinished task.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::channel::{JoinableQueue, TaskDoneError};
+    ///
+    /// let q: JoinableQueue<u8> = JoinableQueue::new()?;
+    /// q.put(1)?;
+    /// q.get()?;
+    /// q.task_done()?;
+    /// assert_eq!(q.task_done(), Err(TaskDoneError)); // one more than was put
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn task_done(&self) -> Result<(), TaskDoneError> {
         self.remove_task()
     }
 
     /// Waits until every task put has been marked done.
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::JoinableQueue<u8> = shoal::JoinableQueue::new()?;
+    /// let worker = {
+    ///     let q = q.clone();
+    ///     std::thread::spawn(move || {
+    ///         let n = q.get().unwrap();
+    ///         q.task_done().unwrap();
+    ///         n
+    ///     })
+    /// };
+    /// q.put(9)?;
+    /// q.join(); // returns once the worker marked its task done
+    /// assert_eq!(q.unfinished(), 0);
+    /// assert_eq!(worker.join().unwrap(), 9);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn join(&self) {
         self.join_until(Deadline::NEVER);
     }
 
     /// [`join`](JoinableQueue::join) for at most `timeout`; returns whether every task
     /// was done.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let q: shoal::JoinableQueue<u8> = shoal::JoinableQueue::new()?;
+    /// q.put(1)?;
+    /// assert!(!q.join_timeout(Duration::from_millis(10))); // one task left
+    /// q.get()?;
+    /// q.task_done()?;
+    /// assert!(q.join_timeout(Duration::from_millis(10)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn join_timeout(&self, timeout: Duration) -> bool {
         self.join_until(Deadline::after(timeout))
     }
@@ -188,6 +265,15 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     ///
     /// # Errors
     /// As [`Queue::put`]; a failed put adds no task.
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::JoinableQueue<String> = shoal::JoinableQueue::new()?;
+    /// q.put("job".to_owned())?;
+    /// assert_eq!(q.unfinished(), 1);
+    /// assert_eq!(q.get()?, "job");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn put(&self, msg: T) -> Result<(), PutError<T>> {
         self.counted(|| self.core().put_value(msg, Wait::forever()))
     }
@@ -196,6 +282,19 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     ///
     /// # Errors
     /// As [`Queue::put_timeout`].
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use shoal::channel::{JoinableQueue, PutError, Queue};
+    ///
+    /// let q: JoinableQueue<u8> = JoinableQueue::with_builder(&Queue::builder().maxsize(1))?;
+    /// q.put_timeout(1, Duration::from_millis(10))?;
+    /// let full = q.put_timeout(2, Duration::from_millis(10));
+    /// assert_eq!(full, Err(PutError::Timeout(2)));
+    /// assert_eq!(q.unfinished(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn put_timeout(&self, msg: T, timeout: Duration) -> Result<(), PutError<T>> {
         self.counted(|| self.core().put_value(msg, Wait::timeout(timeout)))
     }
@@ -204,6 +303,17 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     ///
     /// # Errors
     /// As [`Queue::try_put`].
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::channel::{JoinableQueue, PutError, Queue};
+    ///
+    /// let q: JoinableQueue<u8> = JoinableQueue::with_builder(&Queue::builder().maxsize(1))?;
+    /// q.try_put(1)?;
+    /// assert_eq!(q.try_put(2), Err(PutError::Full(2)));
+    /// assert_eq!(q.unfinished(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn try_put(&self, msg: T) -> Result<(), PutError<T>> {
         self.counted(|| self.core().put_value(msg, Wait::No))
     }
