@@ -38,6 +38,17 @@ impl Pipe {
     ///
     /// # Errors
     /// When the kernel refuses the memory or an eventfd.
+    ///
+    /// # Examples
+    /// ```
+    /// let (a, b) = shoal::Pipe::duplex()?;
+    /// assert!(a.readable() && a.writable() && b.readable() && b.writable());
+    /// a.send(&1u32)?;
+    /// b.send(&2u32)?;
+    /// assert_eq!(b.recv::<u32>()?, 1);
+    /// assert_eq!(a.recv::<u32>()?, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn duplex() -> Result<(Connection, Connection), CreateError> {
         let ab = ring()?;
         let ba = ring()?;
@@ -58,6 +69,17 @@ impl Pipe {
     ///
     /// # Errors
     /// When the kernel refuses the memory or an eventfd.
+    ///
+    /// # Examples
+    /// ```
+    /// let (tx, rx) = shoal::Pipe::simplex()?;
+    /// assert!(tx.writable() && !tx.readable());
+    /// assert!(rx.readable() && !rx.writable());
+    /// tx.send(&"one way")?;
+    /// assert_eq!(rx.recv::<String>()?, "one way");
+    /// assert!(rx.send(&"back").unwrap_err().is_closed()); // the receiver cannot send
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn simplex() -> Result<(Connection, Connection), CreateError> {
         let r = ring()?;
         Ok((
@@ -140,6 +162,16 @@ impl Connection {
     /// # Errors
     /// [`PutError::Closed`] when this end cannot send, was closed, or the peer closed
     /// or died while the ring was full.
+    ///
+    /// # Examples
+    /// ```
+    /// let (tx, rx) = shoal::Pipe::simplex()?;
+    /// tx.send_bytes(b"raw bytes")?;
+    /// assert_eq!(rx.recv_bytes()?, b"raw bytes");
+    /// tx.close();
+    /// assert!(tx.send_bytes(b"late").unwrap_err().is_closed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn send_bytes(&self, data: &[u8]) -> Result<(), PutError<()>> {
         let tx = self.tx()?;
         tx.ring.note_end(true);
@@ -152,6 +184,14 @@ impl Connection {
     ///
     /// # Errors
     /// As [`send_bytes`](Connection::send_bytes), and `Encode`.
+    ///
+    /// # Examples
+    /// ```
+    /// let (tx, rx) = shoal::Pipe::simplex()?;
+    /// tx.send(&[1u16, 2, 3][..])?; // an unsized slice goes out like a Vec
+    /// assert_eq!(rx.recv::<Vec<u16>>()?, vec![1, 2, 3]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn send<T: Serialize + ?Sized>(&self, msg: &T) -> Result<(), PutError<()>> {
         let bytes = Codec::Bincode
             .encode(msg)
@@ -175,6 +215,16 @@ impl Connection {
     ///
     /// # Errors
     /// [`GetError::Closed`] at end of stream (peer closed or died, nothing left).
+    ///
+    /// # Examples
+    /// ```
+    /// let (tx, rx) = shoal::Pipe::simplex()?;
+    /// tx.send_bytes(b"last")?;
+    /// tx.close();
+    /// assert_eq!(rx.recv_bytes()?, b"last"); // drained first
+    /// assert!(rx.recv_bytes().unwrap_err().is_closed()); // then end of stream
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn recv_bytes(&self) -> Result<Vec<u8>, GetError> {
         let mut v = Vec::new();
         self.recv_with(Deadline::NEVER, |c, w| c.get_bytes_into(&mut v, w))?;
@@ -186,6 +236,23 @@ impl Connection {
     /// # Errors
     /// [`GetError::BufferTooShort`] (with the message, which is consumed) when `buf` is
     /// too small; `Closed` at end of stream.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::channel::GetError;
+    ///
+    /// let (tx, rx) = shoal::Pipe::simplex()?;
+    /// let mut buf = [0u8; 8];
+    /// tx.send_bytes(b"fits")?;
+    /// let n = rx.recv_bytes_into(&mut buf)?;
+    /// assert_eq!(&buf[..n], b"fits");
+    /// tx.send_bytes(b"does not fit")?;
+    /// match rx.recv_bytes_into(&mut buf) {
+    ///     Err(GetError::BufferTooShort(msg)) => assert_eq!(msg, b"does not fit"),
+    ///     other => panic!("expected BufferTooShort, got {other:?}"),
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize, GetError> {
         match self.recv_with(Deadline::NEVER, |c, w| c.get_bytes_into_slice(buf, w))? {
             Ok(n) => Ok(n),
@@ -216,6 +283,14 @@ impl Connection {
     ///
     /// # Errors
     /// `Closed` at end of stream; `Decode`.
+    ///
+    /// # Examples
+    /// ```
+    /// let (tx, rx) = shoal::Pipe::simplex()?;
+    /// std::thread::spawn(move || tx.send(&(7u8, "seven")).unwrap());
+    /// assert_eq!(rx.recv::<(u8, String)>()?, (7, "seven".to_owned()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn recv<T: DeserializeOwned>(&self) -> Result<T, GetError> {
         self.recv_with(Deadline::NEVER, |c, w| c.get_value(w))
     }
@@ -224,11 +299,37 @@ impl Connection {
     ///
     /// # Errors
     /// `Timeout`; `Closed`; `Decode`.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = shoal::Pipe::simplex()?;
+    /// let err = rx.recv_timeout::<u32>(Duration::from_millis(10)).unwrap_err();
+    /// assert!(err.is_timeout());
+    /// tx.send(&5u32)?;
+    /// assert_eq!(rx.recv_timeout::<u32>(Duration::from_millis(10))?, 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn recv_timeout<T: DeserializeOwned>(&self, timeout: Duration) -> Result<T, GetError> {
         self.recv_with(Deadline::after(timeout), |c, w| c.get_value(w))
     }
 
     /// Whether a message (or end of stream) is ready, waiting at most `timeout`.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = shoal::Pipe::simplex()?;
+    /// assert!(!rx.poll(Duration::from_millis(10)));
+    /// tx.send_bytes(b"ready")?;
+    /// assert!(rx.poll(Duration::from_millis(10)));
+    /// assert!(rx.poll(Duration::ZERO)); // polling does not consume the message
+    /// assert_eq!(rx.recv_bytes()?, b"ready");
+    /// assert!(!tx.poll(Duration::ZERO)); // a send-only end never has anything to read
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn poll(&self, timeout: Duration) -> bool {
         let Some(rx) = &self.rx else {
             return false;
@@ -239,6 +340,17 @@ impl Connection {
 
     /// Closes this end for both processes: the peer's `recv` reports end of stream
     /// after draining, and its `send` fails.
+    ///
+    /// # Examples
+    /// ```
+    /// let (a, b) = shoal::Pipe::duplex()?;
+    /// a.send(&1u8)?;
+    /// a.close();
+    /// assert_eq!(b.recv::<u8>()?, 1); // what was sent is still delivered
+    /// assert!(b.recv::<u8>().unwrap_err().is_closed());
+    /// assert!(b.send(&2u8).unwrap_err().is_closed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn close(&self) {
         for c in [&self.rx, &self.tx].into_iter().flatten() {
             c.ring.close();
@@ -246,11 +358,29 @@ impl Connection {
     }
 
     /// Whether this end can receive.
+    ///
+    /// # Examples
+    /// ```
+    /// let (tx, rx) = shoal::Pipe::simplex()?;
+    /// assert!(rx.readable());
+    /// assert!(!tx.readable());
+    /// assert!(tx.recv_bytes().unwrap_err().is_closed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn readable(&self) -> bool {
         self.rx.is_some()
     }
 
     /// Whether this end can send.
+    ///
+    /// # Examples
+    /// ```
+    /// let (tx, rx) = shoal::Pipe::simplex()?;
+    /// assert!(tx.writable());
+    /// assert!(!rx.writable());
+    /// assert!(rx.send_bytes(b"x").unwrap_err().is_closed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn writable(&self) -> bool {
         self.tx.is_some()
     }
