@@ -60,6 +60,15 @@ impl QueueBuilder {
     /// Bound on the number of messages (Python's `maxsize`); 0 (the default) bounds
     /// only by bytes. Under concurrent producers the bound may be passed by up to one
     /// message per producer racing at the limit.
+    ///
+    /// # Examples
+    /// ```
+    /// let q = shoal::Queue::builder().maxsize(1).build::<u8>()?;
+    /// assert_eq!(q.maxsize(), 1);
+    /// q.put(1)?;
+    /// assert!(q.try_put(2).unwrap_err().is_full());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn maxsize(mut self, n: usize) -> QueueBuilder {
         self.maxsize = n;
         self
@@ -67,6 +76,18 @@ impl QueueBuilder {
 
     /// Bytes of ring (rounded up to a power of two of cells). Messages longer than
     /// half of it are streamed through it in parts. Default 1 MiB.
+    ///
+    /// # Examples
+    /// ```
+    /// let q = shoal::Queue::builder().capacity_bytes(4096).build::<()>()?;
+    /// assert!(q.capacity_bytes() <= 4096); // cell headers take their share
+    /// let q2 = q.clone();
+    /// // Longer than the whole ring: streamed through it in parts, received whole.
+    /// let producer = std::thread::spawn(move || q2.put_bytes(&[5u8; 10_000]));
+    /// assert_eq!(q.get_bytes()?, vec![5u8; 10_000]);
+    /// producer.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn capacity_bytes(mut self, n: usize) -> QueueBuilder {
         self.capacity = n;
         self
@@ -74,12 +95,32 @@ impl QueueBuilder {
 
     /// Bytes per cell (a power of two, 64 to 65536; default 128). Each message takes
     /// whole cells of which 16 bytes are header.
+    ///
+    /// # Examples
+    /// ```
+    /// let q = shoal::Queue::builder().cell_size(64).build::<()>()?;
+    /// q.put_bytes(&[1u8; 100])?; // 100 bytes do not fit in one 64-byte cell
+    /// assert!(q.get_in_place(None, |m| m.chunks().count())? > 1);
+    /// assert!(shoal::Queue::builder().cell_size(100).build::<()>().is_err()); // not a power of two
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn cell_size(mut self, n: usize) -> QueueBuilder {
         self.cell_size = n;
         self
     }
 
     /// The codec of typed messages (default bincode).
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::codec::Codec;
+    ///
+    /// let q = shoal::Queue::builder().codec(Codec::Json).build::<Vec<u8>>()?;
+    /// assert_eq!(q.codec(), Codec::Json);
+    /// q.put(vec![1, 2])?;
+    /// assert_eq!(q.get_bytes()?, b"[1,2]"); // the message as it lies in the ring
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn codec(mut self, codec: Codec) -> QueueBuilder {
         self.codec = codec;
         self
@@ -123,6 +164,17 @@ impl QueueBuilder {
     ///
     /// # Errors
     /// When the cell size or capacity is impossible, or the kernel refuses the memory.
+    ///
+    /// # Examples
+    /// ```
+    /// let builder = shoal::Queue::builder().maxsize(8);
+    /// let numbers = builder.build::<u32>()?; // one builder, several queues
+    /// let names = builder.build::<String>()?;
+    /// assert_eq!((numbers.maxsize(), names.maxsize()), (8, 8));
+    /// numbers.put(1)?;
+    /// assert!(names.is_empty()); // each has its own ring
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn build<T>(&self) -> Result<Queue<T>, CreateError> {
         Ok(Queue::from_core(Core::create(
             self.ring_config(TAG_QUEUE)?,
@@ -181,6 +233,15 @@ impl<T> fmt::Debug for Queue<T> {
 impl Queue<()> {
     /// Options for a new queue (`Queue::builder()...build::<T>()`, or let the type of
     /// the binding choose `T`).
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::channel::Queue;
+    ///
+    /// let q: Queue<u64> = Queue::builder().maxsize(3).build()?; // T from the binding
+    /// assert_eq!(q.maxsize(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder() -> QueueBuilder {
         QueueBuilder::default()
     }
@@ -191,6 +252,15 @@ impl<T> Queue<T> {
     ///
     /// # Errors
     /// When the kernel refuses the memory or an eventfd.
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::Queue<String> = shoal::Queue::new()?;
+    /// assert!(q.is_empty());
+    /// assert_eq!(q.maxsize(), 0);
+    /// assert_eq!(q.codec(), shoal::codec::Codec::Bincode);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new() -> Result<Queue<T>, CreateError> {
         QueueBuilder::default().build()
     }
@@ -200,6 +270,16 @@ impl<T> Queue<T> {
     ///
     /// # Errors
     /// As [`new`](Queue::new).
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::Queue<u8> = shoal::Queue::with_maxsize(2)?;
+    /// q.put(1)?;
+    /// q.put(2)?;
+    /// assert!(q.is_full());
+    /// assert!(q.try_put(3).unwrap_err().is_full());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn with_maxsize(maxsize: usize) -> Result<Queue<T>, CreateError> {
         QueueBuilder::default().maxsize(maxsize).build()
     }
@@ -220,6 +300,16 @@ impl<T> Queue<T> {
     ///
     /// # Errors
     /// [`PutError::Closed`] after [`close`](Queue::close).
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::Queue<()> = shoal::Queue::new()?;
+    /// q.put_bytes(b"raw")?;
+    /// assert_eq!(q.get_bytes()?, b"raw");
+    /// q.close();
+    /// assert!(q.put_bytes(b"late").unwrap_err().is_closed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn put_bytes(&self, data: &[u8]) -> Result<(), PutError<()>> {
         self.core.put_bytes(data, Wait::forever())
     }
@@ -228,6 +318,18 @@ impl<T> Queue<T> {
     ///
     /// # Errors
     /// `Timeout` or `Closed`.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use shoal::channel::{PutError, Queue};
+    ///
+    /// let q: Queue<()> = Queue::with_maxsize(1)?;
+    /// q.put_bytes_timeout(b"a", Duration::from_millis(10))?;
+    /// let full = q.put_bytes_timeout(b"b", Duration::from_millis(10));
+    /// assert_eq!(full, Err(PutError::Timeout(())));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn put_bytes_timeout(&self, data: &[u8], timeout: Duration) -> Result<(), PutError<()>> {
         self.core.put_bytes(data, Wait::timeout(timeout))
     }
@@ -236,6 +338,15 @@ impl<T> Queue<T> {
     ///
     /// # Errors
     /// `Full` or `Closed`.
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::Queue<()> = shoal::Queue::with_maxsize(1)?;
+    /// q.try_put_bytes(b"a")?;
+    /// assert!(q.try_put_bytes(b"b").unwrap_err().is_full());
+    /// assert_eq!(q.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn try_put_bytes(&self, data: &[u8]) -> Result<(), PutError<()>> {
         self.core.put_bytes(data, Wait::No)
     }
@@ -244,6 +355,17 @@ impl<T> Queue<T> {
     ///
     /// # Errors
     /// [`GetError::Closed`] once closed and drained.
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::Queue<()> = shoal::Queue::new()?;
+    /// let q2 = q.clone();
+    /// std::thread::spawn(move || q2.put_bytes(b"from a thread").unwrap());
+    /// assert_eq!(q.get_bytes()?, b"from a thread"); // blocks until it comes
+    /// q.close();
+    /// assert!(q.get_bytes().unwrap_err().is_closed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get_bytes(&self) -> Result<Vec<u8>, GetError> {
         let mut v = Vec::new();
         self.core.get_bytes_into(&mut v, Wait::forever())?;
@@ -254,6 +376,18 @@ impl<T> Queue<T> {
     ///
     /// # Errors
     /// `Timeout` or `Closed`.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let q: shoal::Queue<()> = shoal::Queue::new()?;
+    /// let err = q.get_bytes_timeout(Duration::from_millis(10)).unwrap_err();
+    /// assert!(err.is_timeout());
+    /// q.put_bytes(b"now")?;
+    /// assert_eq!(q.get_bytes_timeout(Duration::from_millis(10))?, b"now");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, GetError> {
         let mut v = Vec::new();
         self.core.get_bytes_into(&mut v, Wait::timeout(timeout))?;
@@ -264,6 +398,15 @@ impl<T> Queue<T> {
     ///
     /// # Errors
     /// `Empty` or `Closed`.
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::Queue<()> = shoal::Queue::new()?;
+    /// assert!(q.try_get_bytes().unwrap_err().is_empty());
+    /// q.put_bytes(b"x")?;
+    /// assert_eq!(q.try_get_bytes()?, b"x");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn try_get_bytes(&self) -> Result<Vec<u8>, GetError> {
         let mut v = Vec::new();
         self.core.get_bytes_into(&mut v, Wait::No)?;
@@ -275,6 +418,19 @@ impl<T> Queue<T> {
     ///
     /// # Errors
     /// [`GetError::Closed`] once closed and drained.
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::Queue<()> = shoal::Queue::new()?;
+    /// q.put_bytes(b"first")?;
+    /// q.put_bytes(b"2nd")?;
+    /// let mut buf = Vec::with_capacity(64);
+    /// assert_eq!(q.get_bytes_into(&mut buf)?, 5);
+    /// assert_eq!(buf, b"first");
+    /// assert_eq!(q.get_bytes_into(&mut buf)?, 3);
+    /// assert_eq!(buf, b"2nd"); // cleared first, not appended to
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get_bytes_into(&self, buf: &mut Vec<u8>) -> Result<usize, GetError> {
         self.core.get_bytes_into(buf, Wait::forever())
     }
@@ -284,6 +440,19 @@ impl<T> Queue<T> {
     ///
     /// # Errors
     /// `Closed` carrying how many messages were put before the queue closed.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::channel::{PutError, Queue};
+    ///
+    /// let q: Queue<()> = Queue::new()?;
+    /// q.put_bytes_many(&[b"a", b"bc", b"def"])?;
+    /// assert_eq!(q.len(), 3);
+    /// assert_eq!(q.get_bytes()?, b"a"); // in order
+    /// q.close();
+    /// assert_eq!(q.put_bytes_many(&[b"late"]), Err(PutError::Closed(0)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn put_bytes_many(&self, msgs: &[&[u8]]) -> Result<(), PutError<usize>> {
         self.core.put_bytes_many(msgs, Wait::forever())
     }
@@ -294,6 +463,19 @@ impl<T> Queue<T> {
     ///
     /// # Errors
     /// As [`get_bytes_timeout`](Queue::get_bytes_timeout) for the first message.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let q: shoal::Queue<()> = shoal::Queue::new()?;
+    /// q.put_bytes_many(&[b"a", b"b", b"c"])?;
+    /// assert_eq!(q.get_bytes_many(2, None)?, [b"a", b"b"]);
+    /// assert_eq!(q.get_bytes_many(10, None)?, [b"c"]); // takes what is there
+    /// let err = q.get_bytes_many(10, Some(Duration::from_millis(10))).unwrap_err();
+    /// assert!(err.is_timeout());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get_bytes_many(
         &self,
         max: usize,
@@ -409,6 +591,20 @@ impl<T> Queue<T> {
     ///
     /// # Errors
     /// `Timeout`, `TooLarge`, `Closed`.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use shoal::channel::{PutError, Queue};
+    ///
+    /// let q: Queue<()> = Queue::with_maxsize(1)?;
+    /// let slot = q.reserve_timeout(4, Duration::from_millis(10))?;
+    /// slot.commit();
+    /// let full = q.reserve_timeout(4, Duration::from_millis(10));
+    /// assert!(matches!(full, Err(PutError::Timeout(()))));
+    /// assert_eq!(q.get_bytes()?, [0u8; 4]); // unwritten bytes are zeroes
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn reserve_timeout(
         &self,
         len: usize,
@@ -421,26 +617,83 @@ impl<T> Queue<T> {
     ///
     /// # Errors
     /// `Full`, `TooLarge`, `Closed`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::channel::{PutError, Queue};
+    ///
+    /// let q: Queue<()> = Queue::with_maxsize(1)?;
+    /// let mut slot = q.try_reserve(3)?;
+    /// slot.chunk_mut().copy_from_slice(b"abc");
+    /// slot.advance(3);
+    /// slot.commit();
+    /// assert!(matches!(q.try_reserve(3), Err(PutError::Full(()))));
+    /// assert_eq!(q.get_bytes()?, b"abc");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn try_reserve(&self, len: usize) -> Result<WriteSlot<'_>, PutError<()>> {
         self.core.reserve(len, Wait::No)
     }
 
     /// The longest message [`reserve`](Queue::reserve) accepts: half the ring.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::channel::{PutError, Queue};
+    ///
+    /// let q: Queue<()> = Queue::builder().capacity_bytes(64 * 1024).build()?;
+    /// assert_eq!(q.max_reserve(), q.capacity_bytes() / 2);
+    /// q.try_reserve(q.max_reserve())?.commit();
+    /// let too_long = q.try_reserve(q.max_reserve() + 1);
+    /// assert!(matches!(too_long, Err(PutError::TooLarge(()))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn max_reserve(&self) -> usize {
         self.core.ring.max_inline()
     }
 
     /// Messages in the queue now (a snapshot; others may change it at once).
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::Queue<u8> = shoal::Queue::new()?;
+    /// q.put(1)?;
+    /// q.put(2)?;
+    /// assert_eq!(q.len(), 2);
+    /// q.get()?;
+    /// assert_eq!(q.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.core.ring.len()
     }
 
     /// Whether the queue holds no message now.
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::Queue<u8> = shoal::Queue::new()?;
+    /// assert!(q.is_empty());
+    /// q.put(1)?;
+    /// assert!(!q.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.core.ring.used_cells() == 0
     }
 
     /// Whether a small message would not fit now (message bound reached, or no free cell).
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::Queue<u8> = shoal::Queue::with_maxsize(1)?;
+    /// assert!(!q.is_full());
+    /// q.put(1)?;
+    /// assert!(q.is_full());
+    /// q.get()?;
+    /// assert!(!q.is_full());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_full(&self) -> bool {
         let r = &self.core.ring;
         (r.max_messages() != 0 && r.len() as u64 >= r.max_messages())
@@ -448,27 +701,74 @@ impl<T> Queue<T> {
     }
 
     /// Payload bytes the ring holds (messages longer than half of it are streamed).
+    ///
+    /// # Examples
+    /// ```
+    /// let small: shoal::Queue<()> = shoal::Queue::builder().capacity_bytes(8 * 1024).build()?;
+    /// let default: shoal::Queue<()> = shoal::Queue::new()?;
+    /// assert!(small.capacity_bytes() <= 8 * 1024);
+    /// assert!(small.capacity_bytes() < default.capacity_bytes());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn capacity_bytes(&self) -> usize {
         self.core.ring.capacity_bytes()
     }
 
     /// The message bound (Python's `maxsize`), 0 when bounded only by bytes.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(shoal::Queue::<u8>::with_maxsize(5)?.maxsize(), 5);
+    /// assert_eq!(shoal::Queue::<u8>::new()?.maxsize(), 0); // bounded by bytes only
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn maxsize(&self) -> usize {
         self.core.ring.max_messages() as usize
     }
 
     /// The codec of typed messages.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::codec::Codec;
+    ///
+    /// let q: shoal::Queue<u8> = shoal::Queue::builder().codec(Codec::MessagePack).build()?;
+    /// assert_eq!(q.codec(), Codec::MessagePack);
+    /// assert_eq!(q.clone().codec(), Codec::MessagePack); // shared by every handle
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn codec(&self) -> Codec {
         self.core.codec
     }
 
     /// Closes the queue for every process: later puts fail with `Closed`; gets take what
     /// is left, then fail with `Closed`; every blocked caller wakes.
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::Queue<u8> = shoal::Queue::new()?;
+    /// q.put(1)?;
+    /// q.close();
+    /// assert_eq!(q.put(2).unwrap_err().into_inner(), 2); // later puts fail
+    /// assert_eq!(q.get()?, 1); // gets take what is left...
+    /// assert!(q.get().unwrap_err().is_closed()); // ...then fail
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn close(&self) {
         self.core.ring.close();
     }
 
     /// Whether the queue was closed (by any process).
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::Queue<u8> = shoal::Queue::new()?;
+    /// let other = q.clone();
+    /// assert!(!q.is_closed());
+    /// other.close();
+    /// assert!(q.is_closed()); // closing through any handle closes the queue
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.core.ring.is_closed()
     }
@@ -501,6 +801,14 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// # Errors
     /// [`PutError::Closed`] (with the message) after [`close`](Queue::close);
     /// [`PutError::Encode`] when the codec cannot encode it.
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::Queue<Vec<String>> = shoal::Queue::new()?;
+    /// q.put(vec!["a".to_owned(), "b".to_owned()])?;
+    /// assert_eq!(q.get()?, ["a", "b"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn put(&self, msg: T) -> Result<(), PutError<T>> {
         self.core.put_value(msg, Wait::forever())
     }
@@ -510,6 +818,17 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// # Errors
     /// [`PutError::Timeout`] with the message when the queue stayed full; `Closed`;
     /// `Encode`.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use shoal::channel::{PutError, Queue};
+    ///
+    /// let q: Queue<u8> = Queue::with_maxsize(1)?;
+    /// q.put_timeout(1, Duration::from_millis(10))?;
+    /// assert_eq!(q.put_timeout(2, Duration::from_millis(10)), Err(PutError::Timeout(2)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn put_timeout(&self, msg: T, timeout: Duration) -> Result<(), PutError<T>> {
         self.core.put_value(msg, Wait::timeout(timeout))
     }
@@ -518,6 +837,16 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// # Errors
     /// [`PutError::Full`] with the message; `Closed`; `Encode`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::channel::{PutError, Queue};
+    ///
+    /// let q: Queue<u8> = Queue::with_maxsize(1)?;
+    /// q.try_put(1)?;
+    /// assert_eq!(q.try_put(2), Err(PutError::Full(2)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn try_put(&self, msg: T) -> Result<(), PutError<T>> {
         self.core.put_value(msg, Wait::No)
     }
@@ -528,6 +857,19 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// # Errors
     /// `Closed` with the messages not put (in order); `Encode` with all of them (none
     /// was put).
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::channel::{PutError, Queue};
+    ///
+    /// let q: Queue<u32> = Queue::new()?;
+    /// q.put_many(vec![1, 2, 3])?;
+    /// assert_eq!(q.len(), 3);
+    /// assert_eq!(q.get()?, 1);
+    /// q.close();
+    /// assert_eq!(q.put_many(vec![4, 5]), Err(PutError::Closed(vec![4, 5])));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn put_many(&self, msgs: Vec<T>) -> Result<(), PutError<Vec<T>>> {
         self.core.put_values(msgs, Wait::forever())
     }
@@ -537,6 +879,15 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// # Errors
     /// [`GetError::Closed`] once the queue is closed and drained; [`GetError::Decode`]
     /// when the message is not a valid `T` (it was consumed; its bytes are returned).
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::Queue<(u8, bool)> = shoal::Queue::new()?;
+    /// let q2 = q.clone();
+    /// std::thread::spawn(move || q2.put((3, true)).unwrap());
+    /// assert_eq!(q.get()?, (3, true)); // blocks until it comes
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get(&self) -> Result<T, GetError> {
         self.core.get_value(Wait::forever())
     }
@@ -545,6 +896,17 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// # Errors
     /// [`GetError::Timeout`]; `Closed`; `Decode`.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let q: shoal::Queue<u8> = shoal::Queue::new()?;
+    /// assert!(q.get_timeout(Duration::from_millis(10)).unwrap_err().is_timeout());
+    /// q.put(4)?;
+    /// assert_eq!(q.get_timeout(Duration::from_millis(10))?, 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
         self.core.get_value(Wait::timeout(timeout))
     }
@@ -553,6 +915,15 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// # Errors
     /// [`GetError::Empty`]; `Closed`; `Decode`.
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::Queue<u8> = shoal::Queue::new()?;
+    /// assert!(q.try_get().unwrap_err().is_empty());
+    /// q.put(4)?;
+    /// assert_eq!(q.try_get()?, 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn try_get(&self) -> Result<T, GetError> {
         self.core.get_value(Wait::No)
     }
@@ -566,6 +937,17 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// cannot be decoded fails the whole call with [`GetError::Decode`], and the other
     /// messages taken in the same call are lost with it: use [`get`](Queue::get) where
     /// producers may send undecodable bytes.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let q: shoal::Queue<u32> = shoal::Queue::new()?;
+    /// q.put_many((1..=5).collect())?;
+    /// assert_eq!(q.get_many(3, None)?, [1, 2, 3]);
+    /// assert_eq!(q.get_many(10, Some(Duration::from_millis(10)))?, [4, 5]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get_many(&self, max: usize, timeout: Option<Duration>) -> Result<Vec<T>, GetError> {
         let wait = timeout.map_or(Wait::forever(), Wait::timeout);
         self.core.get_values(max, wait)
@@ -607,6 +989,22 @@ impl Readiness {
     }
 
     /// Resets the descriptor to "not readable" (call before draining with `try_get`).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let q: shoal::Queue<u8> = shoal::Queue::new()?;
+    /// let ready = q.readiness();
+    /// q.put(1)?;
+    /// assert!(ready.wait(Duration::from_millis(10))?);
+    /// ready.clear();
+    /// assert!(!ready.wait(Duration::ZERO)?); // not readable until the next put
+    /// while q.try_get().is_ok() {} // drain after clearing, so no put is missed
+    /// q.put(2)?;
+    /// assert!(ready.wait(Duration::from_millis(10))?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clear(&self) {
         let _ = sys::eventfd_drain(self.core.ring.event_fd());
     }
@@ -616,6 +1014,18 @@ impl Readiness {
     ///
     /// # Errors
     /// When `poll` fails.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let q: shoal::Queue<u8> = shoal::Queue::new()?;
+    /// let ready = q.readiness();
+    /// assert!(!ready.wait(Duration::from_millis(10))?); // nothing put yet
+    /// q.put(1)?;
+    /// assert!(ready.wait(Duration::from_millis(10))?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn wait(&self, timeout: Duration) -> std::io::Result<bool> {
         Ok(sys::poll_readable(&[self.core.ring.event_fd()], Some(timeout))?[0])
     }
