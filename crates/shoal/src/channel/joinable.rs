@@ -286,6 +286,7 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// # Examples
     /// ```
     /// use std::time::Duration;
+    ///
     /// use shoal::channel::{JoinableQueue, PutError, Queue};
     ///
     /// let q: JoinableQueue<u8> = JoinableQueue::with_builder(&Queue::builder().maxsize(1))?;

@@ -322,6 +322,7 @@ impl<T> Queue<T> {
     /// # Examples
     /// ```
     /// use std::time::Duration;
+    ///
     /// use shoal::channel::{PutError, Queue};
     ///
     /// let q: Queue<()> = Queue::with_maxsize(1)?;
@@ -595,6 +596,7 @@ impl<T> Queue<T> {
     /// # Examples
     /// ```
     /// use std::time::Duration;
+    ///
     /// use shoal::channel::{PutError, Queue};
     ///
     /// let q: Queue<()> = Queue::with_maxsize(1)?;
@@ -822,6 +824,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// # Examples
     /// ```
     /// use std::time::Duration;
+    ///
     /// use shoal::channel::{PutError, Queue};
     ///
     /// let q: Queue<u8> = Queue::with_maxsize(1)?;

@@ -50,6 +50,15 @@ impl<T> SimpleQueue<T> {
     ///
     /// # Errors
     /// When the kernel refuses the memory or an eventfd.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::SimpleQueue;
+    ///
+    /// let q: SimpleQueue<u32> = SimpleQueue::new()?;
+    /// assert!(q.empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new() -> Result<SimpleQueue<T>, CreateError> {
         let b = QueueBuilder::default();
         Ok(SimpleQueue {
@@ -59,11 +68,33 @@ impl<T> SimpleQueue<T> {
     }
 
     /// Whether the queue is empty now.
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::SimpleQueue<u8> = shoal::SimpleQueue::new()?;
+    /// assert!(q.empty());
+    /// q.put(1)?;
+    /// assert!(!q.empty());
+    /// q.get()?;
+    /// assert!(q.empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn empty(&self) -> bool {
         self.core.ring.used_cells() == 0
     }
 
     /// Closes the queue: later puts fail, gets drain then fail.
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::SimpleQueue<u8> = shoal::SimpleQueue::new()?;
+    /// q.put(1)?;
+    /// q.close();
+    /// assert!(q.put(2).unwrap_err().is_closed()); // later puts fail
+    /// assert_eq!(q.get()?, 1); // gets drain...
+    /// assert!(q.get().unwrap_err().is_closed()); // ...then fail
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn close(&self) {
         self.core.ring.close();
     }
@@ -74,6 +105,16 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     ///
     /// # Errors
     /// `Closed` or `Encode`, with the message.
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::SimpleQueue<String> = shoal::SimpleQueue::new()?;
+    /// q.put("kept".to_owned())?;
+    /// q.close();
+    /// let err = q.put("refused".to_owned()).unwrap_err();
+    /// assert_eq!(err.into_inner(), "refused"); // a failed put gives the message back
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn put(&self, msg: T) -> Result<(), PutError<T>> {
         self.core.put_value(msg, Wait::forever())
     }
@@ -82,6 +123,15 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     ///
     /// # Errors
     /// `Closed` once closed and drained; `Decode`.
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::SimpleQueue<Vec<u8>> = shoal::SimpleQueue::new()?;
+    /// let q2 = q.clone();
+    /// std::thread::spawn(move || q2.put(vec![1, 2, 3]).unwrap());
+    /// assert_eq!(q.get()?, [1, 2, 3]); // blocks until it comes
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get(&self) -> Result<T, GetError> {
         self.core.get_value(Wait::forever())
     }
