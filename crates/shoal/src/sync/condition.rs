@@ -131,6 +131,19 @@ impl Drop for ConditionGuard<'_> {
 
 impl ConditionGuard<'_> {
     /// Releases the lock (one level of an RLock) now; the same as dropping the guard.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cond = shoal::Condition::new()?;
+    /// let g = cond.acquire().unwrap();
+    /// g.release();
+    /// let other = cond.clone();
+    /// let free = std::thread::spawn(move || other.acquire_timeout(Duration::ZERO).is_ok());
+    /// assert!(free.join().unwrap()); // another thread could take the lock
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn release(self) {
         drop(self);
     }
@@ -340,6 +353,21 @@ impl Condition {
     ///
     /// # Panics
     /// When `guard` belongs to another condition.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cond = shoal::Condition::new()?;
+    /// let g = cond.acquire().unwrap();
+    /// // Nobody makes the predicate true: the wait ends with the time-out.
+    /// let (g, ok) = cond.wait_for(g, || false, Some(Duration::from_millis(10))).unwrap();
+    /// assert!(!ok);
+    /// // A predicate that already holds returns at once, even without a time-out.
+    /// let (_g, ok) = cond.wait_for(g, || true, None).unwrap();
+    /// assert!(ok);
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn wait_for<'a>(
         &'a self,
         guard: ConditionGuard<'a>,

@@ -133,26 +133,117 @@ impl<G> OwnerDied<G> {
     }
 
     /// The guard: the caller holds the lock.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::Lock;
+    ///
+    /// let lock = Lock::new()?;
+    /// let handle = lock.clone();
+    /// std::thread::spawn(move || std::mem::forget(handle.acquire().unwrap()))
+    ///     .join()
+    ///     .unwrap(); // the thread ended holding the lock
+    /// let guard = lock.acquire().unwrap_or_else(|died| died.into_inner());
+    /// assert!(lock.is_locked()); // held by this thread now
+    /// drop(guard);
+    /// assert!(lock.acquire().is_ok()); // and usable as before
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn into_inner(self) -> G {
         self.guard
     }
 
     /// A reference to the guard.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::Value;
+    ///
+    /// let balance = Value::new(100i64)?;
+    /// let handle = balance.clone();
+    /// std::thread::spawn(move || {
+    ///     let mut g = handle.lock().unwrap().unwrap();
+    ///     *g -= 30;
+    ///     std::mem::forget(g); // dies before it could finish the transfer
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// let died = balance.lock()?.unwrap_err();
+    /// assert_eq!(**died.get_ref(), 70); // the half-done update is visible
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get_ref(&self) -> &G {
         &self.guard
     }
 
     /// A mutable reference to the guard.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::Value;
+    ///
+    /// let balance = Value::new(100i64)?;
+    /// let handle = balance.clone();
+    /// std::thread::spawn(move || {
+    ///     let mut g = handle.lock().unwrap().unwrap();
+    ///     *g -= 30;
+    ///     std::mem::forget(g); // dies before it could finish the transfer
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// let mut died = balance.lock()?.unwrap_err();
+    /// **died.get_mut() = 100; // roll the half-done update back
+    /// drop(died.into_inner());
+    /// assert_eq!(balance.load(), 100);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get_mut(&mut self) -> &mut G {
         &mut self.guard
     }
 
     /// The kernel thread id of the holder that died, when known.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::Lock;
+    ///
+    /// let lock = Lock::new()?;
+    /// let handle = lock.clone();
+    /// let tid = std::thread::spawn(move || {
+    ///     std::mem::forget(handle.acquire().unwrap());
+    ///     // The kernel thread id: /proc/thread-self links to "<pid>/task/<tid>".
+    ///     let me = std::fs::read_link("/proc/thread-self").unwrap();
+    ///     me.file_name().unwrap().to_str().unwrap().parse::<u32>().unwrap()
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// let died = lock.acquire().unwrap_err();
+    /// assert_eq!(died.thread_id(), Some(tid));
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn thread_id(&self) -> Option<u32> {
         (self.tid != 0).then_some(self.tid)
     }
 
     /// The process id of the holder that died, when known.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::{Lock, Process};
+    ///
+    /// fn die_holding(lock: Lock) {
+    ///     std::mem::forget(lock.acquire().unwrap());
+    /// }
+    /// shoal::entry!(die_holding);
+    ///
+    /// let lock = Lock::new()?;
+    /// let child = Process::new(die_holding, lock.clone()).start()?;
+    /// child.join()?;
+    /// let died = lock.acquire().unwrap_err();
+    /// assert_eq!(died.process_id(), Some(child.pid()));
+    /// assert!(died.to_string().contains(&child.pid().to_string()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn process_id(&self) -> Option<u32> {
         (self.pid != 0).then_some(self.pid)
     }
@@ -241,6 +332,30 @@ pub struct NotHeld {
 
 impl NotHeld {
     /// The thread id of the current holder, `None` when the lock is free.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::mpsc;
+    /// use shoal::Lock;
+    ///
+    /// let lock = Lock::new()?;
+    /// assert_eq!(lock.release().unwrap_err().holder(), None); // free
+    ///
+    /// let (tx, rx) = mpsc::channel();
+    /// let (done_tx, done_rx) = mpsc::channel::<()>();
+    /// let handle = lock.clone();
+    /// let t = std::thread::spawn(move || {
+    ///     let _g = handle.acquire().unwrap();
+    ///     let me = std::fs::read_link("/proc/thread-self").unwrap(); // "<pid>/task/<tid>"
+    ///     tx.send(me.file_name().unwrap().to_str().unwrap().parse::<u32>().unwrap()).unwrap();
+    ///     done_rx.recv().unwrap();
+    /// });
+    /// let tid = rx.recv().unwrap();
+    /// assert_eq!(lock.release().unwrap_err().holder(), Some(tid)); // not ours to release
+    /// done_tx.send(()).unwrap();
+    /// t.join().unwrap();
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn holder(&self) -> Option<u32> {
         self.holder
     }
