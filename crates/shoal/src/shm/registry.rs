@@ -95,6 +95,22 @@ pub fn inspect_named(name: &str) -> Result<SegmentInfo, ShmError> {
 ///
 /// # Errors
 /// When `/dev/shm` cannot be read. A segment that vanished meanwhile is not an error.
+///
+/// # Examples
+/// ```
+/// use std::path::Path;
+///
+/// // A segment left behind by a process that no longer runs (a pid above the
+/// // kernel's limit cannot be alive).
+/// let dead = format!("shoal-{}-doc-{}", 4_194_304 + 7, std::process::id());
+/// std::fs::write(Path::new("/dev/shm").join(&dead), b"")?;
+/// let live = shoal::SharedMemory::create(16)?;
+///
+/// let removed = shoal::shm::collect_dead()?;
+/// assert!(!Path::new("/dev/shm").join(&dead).exists());
+/// assert!(!removed.iter().any(|n| Some(n.as_str()) == live.name()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn collect_dead() -> io::Result<Vec<String>> {
     let mut removed = Vec::new();
     for seg in list_named()? {
