@@ -11,6 +11,14 @@ fn config() -> bincode::config::Configuration {
 }
 
 /// A value could not be encoded or decoded.
+///
+/// # Examples
+/// ```
+/// use shoal::codec::Codec;
+///
+/// let e = Codec::Json.decode::<u32>(br#""text""#).unwrap_err();
+/// assert!(e.to_string().starts_with("could not decode a 6-byte JSON message"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CodecError {
     message: String,

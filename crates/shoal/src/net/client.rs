@@ -85,6 +85,25 @@ impl Client {
 }
 
 /// Settings for [`Client`] connections.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use shoal::net::{Client, Digest, Listener};
+///
+/// let listener = Listener::bind("127.0.0.1:0", Some(b"key"))?;
+/// let address = listener.address().clone();
+/// let server = std::thread::spawn(move || listener.accept()?.recv::<String>());
+/// let conn = Client::builder()
+///     .authkey(b"key")
+///     .digest(Digest::Sha384)
+///     .max_frame_size(1 << 20)
+///     .handshake_timeout(Some(Duration::from_secs(5)))
+///     .connect(&address)?;
+/// conn.send("configured")?;
+/// assert_eq!(server.join().unwrap()?, "configured");
+/// # Ok::<(), shoal::net::NetError>(())
+/// ```
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct ClientBuilder {

@@ -233,6 +233,32 @@ impl AsRawFd for Listener {
 }
 
 /// The iterator of [`Listener::incoming`].
+///
+/// # Examples
+/// ```
+/// use shoal::net::{Client, Listener};
+///
+/// let listener = Listener::bind("127.0.0.1:0", Some(b"key"))?;
+/// let address = listener.address().clone();
+/// let clients = std::thread::spawn(move || {
+///     let _ = Client::connect(&address, Some(b"wrong key")); // refused
+///     Client::connect(&address, Some(b"key"))?.send_bytes(b"hello")
+/// });
+/// let mut served = Vec::new();
+/// for conn in listener.incoming() {
+///     match conn {
+///         Ok(conn) => {
+///             served.push(conn.recv_bytes()?);
+///             break;
+///         }
+///         // One client's failure; the listener goes on serving.
+///         Err(e) => eprintln!("skipping a client: {e}"),
+///     }
+/// }
+/// clients.join().unwrap()?;
+/// assert_eq!(served, [b"hello".to_vec()]);
+/// # Ok::<(), shoal::net::NetError>(())
+/// ```
 #[derive(Debug)]
 pub struct Incoming<'a> {
     listener: &'a Listener,
@@ -247,6 +273,26 @@ impl Iterator for Incoming<'_> {
 }
 
 /// Settings for a [`Listener`].
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use shoal::net::{Client, Digest, Listener};
+///
+/// let listener = Listener::builder()
+///     .authkey(b"key")
+///     .digest(Digest::Sha3_256)
+///     .max_frame_size(1 << 20)
+///     .handshake_timeout(Some(Duration::from_secs(5)))
+///     .bind("127.0.0.1:0")?;
+/// let address = listener.address().clone();
+/// let client = std::thread::spawn(move || Client::connect(&address, Some(b"key")));
+/// let server = listener.accept()?;
+/// client.join().unwrap()?.send_bytes(b"hi")?;
+/// assert_eq!(server.recv_bytes()?, b"hi");
+/// assert_eq!(server.max_frame_size(), 1 << 20);
+/// # Ok::<(), shoal::net::NetError>(())
+/// ```
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct ListenerBuilder {

@@ -229,6 +229,17 @@ impl fmt::Display for TaskError {
 impl std::error::Error for TaskError {}
 
 /// A pool could not be started, or a pool operation was refused.
+///
+/// # Examples
+/// ```
+/// use shoal::pool::PoolError;
+///
+/// let pool = shoal::Pool::new(1)?;
+/// let err = pool.join().unwrap_err(); // not closed first
+/// assert!(matches!(err, PoolError::StillRunning));
+/// assert_eq!(err.to_string(), "cannot join a pool that is still running; close it first");
+/// # Ok::<(), PoolError>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum PoolError {

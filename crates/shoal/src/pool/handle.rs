@@ -576,6 +576,22 @@ impl Drop for Pool {
 
 /// A [`Pool`] that is closed and joined when dropped (every submitted task finishes
 /// first), made by [`PoolBuilder::build_scoped`].
+///
+/// # Examples
+/// ```
+/// fn inc(x: u32) -> u32 {
+///     x + 1
+/// }
+/// shoal::task!(inc);
+///
+/// let pending = {
+///     let pool = shoal::Pool::builder().processes(2).build_scoped()?;
+///     pool.map_async(inc, 0..10)
+/// }; // the pool is closed here, and waits for the submitted work
+/// assert!(pending.ready());
+/// assert_eq!(pending.get()?, (1..=10).collect::<Vec<u32>>());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct ScopedPool {
     pool: Pool,

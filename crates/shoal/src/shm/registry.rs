@@ -9,6 +9,20 @@ use crate::sys;
 const SHM_DIR: &str = "/dev/shm";
 
 /// A named shoal segment found under `/dev/shm`.
+///
+/// # Examples
+/// ```
+/// use shoal::shm::{list_named, SegmentKind};
+///
+/// let shm = shoal::SharedMemory::create(100)?;
+/// let all = list_named()?;
+/// let mine = all.iter().find(|s| Some(s.name.as_str()) == shm.name()).unwrap();
+/// assert_eq!(mine.owner_pid, Some(std::process::id()));
+/// assert!(mine.owner_alive);
+/// assert!(mine.file_len >= 100);
+/// assert_eq!(mine.header.as_ref().map(|h| h.kind).ok(), Some(SegmentKind::Raw));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct NamedSegment {
     /// The name (the file name under `/dev/shm`).

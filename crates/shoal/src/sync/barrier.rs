@@ -82,6 +82,15 @@ const _: () = {
 };
 
 /// What a successful [`Barrier::wait`] returns.
+///
+/// # Examples
+/// ```
+/// let alone = shoal::Barrier::new(1)?;
+/// let r = alone.wait()?; // the only party completes the round
+/// assert_eq!(r.index(), 0);
+/// assert!(r.is_leader());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BarrierWaitResult {
     index: usize,

@@ -107,6 +107,22 @@ impl fmt::Debug for Condition {
 
 /// Proof that the calling thread holds a [`Condition`]'s lock; releases (one level of)
 /// it when dropped.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+///
+/// let cond = shoal::Condition::new()?;
+/// let guard = cond.acquire().unwrap();
+/// // `wait` takes the guard (releasing the lock while asleep) and gives it back.
+/// let (guard, timed_out) = cond.wait_timeout(guard, Duration::from_millis(1)).unwrap();
+/// assert!(timed_out);
+/// drop(guard); // released
+/// let other = cond.clone();
+/// let free = std::thread::spawn(move || other.acquire_timeout(Duration::ZERO).is_ok());
+/// assert!(free.join().unwrap());
+/// # Ok::<(), shoal::sync::SyncError>(())
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ConditionGuard<'a> {
     cond: &'a Condition,

@@ -48,6 +48,19 @@ impl fmt::Debug for RLock {
 }
 
 /// One level of a held [`RLock`]; releases that level when dropped.
+///
+/// # Examples
+/// ```
+/// let lock = shoal::RLock::new()?;
+/// let first = lock.acquire().unwrap();
+/// let second = lock.acquire().unwrap(); // a second level, same thread
+/// assert_eq!(lock.depth(), 2);
+/// drop(second);
+/// assert_eq!(lock.depth(), 1);
+/// drop(first);
+/// assert!(!lock.is_locked());
+/// # Ok::<(), shoal::sync::SyncError>(())
+/// ```
 #[must_use = "the level is released as soon as the guard is dropped"]
 pub struct RLockGuard<'a> {
     lock: &'a RLock,
