@@ -104,7 +104,8 @@
 //!
 //! A [`Queue`] is a bounded multi-producer multi-consumer ring in shared memory; a
 //! producer or consumer killed at any instant leaves no torn message and no stuck lock.
-//! [`Pipe`] gives two connected ends.
+//! [`Pipe`] gives two connected ends, each direction a single-producer ring whose
+//! records are read in place.
 //!
 //! ```
 //! use shoal::{Pipe, Queue};

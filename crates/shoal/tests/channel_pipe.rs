@@ -81,3 +81,28 @@ fn large_messages_through_a_pipe() {
         t.join().unwrap();
     });
 }
+
+#[test]
+fn pipe_messages_are_read_in_place_whole() {
+    watchdog(|| {
+        let (tx, rx) = Pipe::simplex().unwrap();
+        let sizes = [0usize, 100, 200_000, 2_000_000];
+        let t = std::thread::spawn(move || {
+            for n in sizes {
+                tx.send_bytes(&vec![(n % 255) as u8; n]).unwrap();
+            }
+            tx.close();
+        });
+        for n in sizes {
+            let ok = rx
+                .recv_in_place(|m| {
+                    let s = m.as_slice().expect("a pipe's message lies in one piece");
+                    s.len() == n && s.iter().all(|&b| b == (n % 255) as u8)
+                })
+                .unwrap();
+            assert!(ok, "message of {n} bytes");
+        }
+        assert_eq!(rx.recv_in_place(|m| m.len()), Err(GetError::Closed));
+        t.join().unwrap();
+    });
+}

@@ -280,3 +280,48 @@ fn reserve_write_in_place_commit_or_abandon() {
         assert!(matches!(q.try_reserve(1), Err(PutError::Full(()))));
     });
 }
+
+#[test]
+fn messages_are_read_in_place_across_cells_and_parts() {
+    watchdog(|| {
+        let q: Queue<()> = Queue::builder()
+            .cell_size(64)
+            .capacity_bytes(16 * 1024)
+            .build()
+            .unwrap();
+        let body = |len: usize| -> Vec<u8> { (0..len).map(|i| (i % 251) as u8).collect() };
+        // One cell, several cells, and larger than half the ring (streamed in parts).
+        let sizes = [10usize, 1000, 40_000];
+        let q2 = q.clone();
+        let t = std::thread::spawn(move || {
+            for n in sizes {
+                q2.put_bytes(&body(n)).unwrap();
+            }
+        });
+        for n in sizes {
+            let got = q
+                .get_in_place(Some(Duration::from_secs(30)), |m| {
+                    assert_eq!(m.len(), n);
+                    let pieces: Vec<&[u8]> = m.chunks().collect();
+                    assert_eq!(pieces.len() > 1, n > 48 && n < 8 * 1024, "{n} bytes");
+                    pieces.concat()
+                })
+                .unwrap();
+            assert_eq!(got, body(n));
+        }
+        t.join().unwrap();
+        q.put_bytes_many(&[b"a", b"bb", b"ccc"]).unwrap();
+        let mut lens = Vec::new();
+        let n = q
+            .get_many_in_place(10, Some(Duration::ZERO), |m| lens.push(m.to_vec()))
+            .unwrap();
+        assert_eq!(
+            (n, lens),
+            (3, vec![b"a".to_vec(), b"bb".to_vec(), b"ccc".to_vec()])
+        );
+        assert_eq!(
+            q.get_in_place(Some(Duration::ZERO), |m| m.len()),
+            Err(GetError::Timeout)
+        );
+    });
+}

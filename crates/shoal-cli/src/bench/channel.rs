@@ -19,8 +19,8 @@
 //! message handed over where it lies in the ring): one claim of ring space per batch on
 //! each side. The in-place form (`-zero-copy`) writes each message straight into the
 //! ring through `reserve` → `WriteSlot` → `commit` (the producer generates the bytes
-//! there instead of copying them from a buffer of its own) and reads it with
-//! `get_bytes_with`.
+//! there instead of copying them from a buffer of its own) and reads it where it lies
+//! with `get_many_in_place` (no copy on either side).
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -105,12 +105,33 @@ impl End {
     fn recv(&self, style: Style, buf: &mut Vec<u8>, batch: usize) -> anyhow::Result<Option<u64>> {
         let got = match (self, style) {
             (End::Queue(q), Style::Single) => q.get_bytes_into(buf).map(|_| 1),
-            (End::Queue(q), Style::Batch | Style::ZeroCopy) => {
+            (End::Queue(q), Style::Batch) => {
                 let want = buf.len();
                 let mut wrong = 0;
                 let n = q.get_bytes_with(batch, None, |m| {
                     // Read where it lies: its length and its first and last bytes.
                     if m.len() != want || m.first() != m.last() {
+                        wrong += 1;
+                    }
+                });
+                if wrong > 0 {
+                    bail!("{wrong} messages arrived with another length or content");
+                }
+                n.map(|n| n as u64)
+            }
+            (End::Queue(q), Style::ZeroCopy) => {
+                let want = buf.len();
+                let mut wrong = 0;
+                let n = q.get_many_in_place(batch, None, |m| {
+                    // Read where it lies, even across cells: its length and its first
+                    // and last bytes, nothing copied.
+                    let first = m.chunks().find(|c| !c.is_empty()).map(|c| c[0]);
+                    let last = m
+                        .chunks()
+                        .filter(|c| !c.is_empty())
+                        .last()
+                        .map(|c| c[c.len() - 1]);
+                    if m.len() != want || first != last {
                         wrong += 1;
                     }
                 });

@@ -204,7 +204,7 @@ fn heading(pattern: Pattern) -> (&'static str, [&'static str; 3]) {
             ["P50", "P99", "ROUND TRIPS"],
         ),
         Pattern::Throughput => (
-            "throughput from one producer process to one consumer process, one write per message (-batch: put_bytes_many / get_bytes_with; -zero-copy: reserve, write in place, commit); the ratio compares rates",
+            "throughput from one producer process to one consumer process, one write per message (-batch: put_bytes_many / get_bytes_with; -zero-copy: reserve, write in place, commit / get_many_in_place, read in place); the ratio compares rates",
             ["MSG/S", "MB/S", "MESSAGES"],
         ),
         Pattern::Throughput2x2 => (

@@ -47,7 +47,7 @@ pub(crate) enum Transport {
     /// A shoal `Queue` of raw bytes in batches (`put_bytes_many` / `get_bytes_with`).
     ShoalQueueBatch,
     /// A shoal `Queue` written in place (`reserve` → `WriteSlot` → `commit`) and read in
-    /// place (`get_bytes_with`).
+    /// place (`get_many_in_place`).
     ShoalQueueZeroCopy,
     /// Python's `multiprocessing.Queue` (`--python`).
     PyMpQueue,

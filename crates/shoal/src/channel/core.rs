@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::channel::ring::{Bytes, Ring, RingConfig, WaitFail};
-use crate::channel::{CreateError, GetError, PutError, WriteSlot};
+use crate::channel::{CreateError, GetError, PutError, ReadSlot, WriteSlot};
 use crate::codec::Codec;
 use crate::handoff;
 use crate::shm::{Segment, SegmentKind};
@@ -272,6 +272,41 @@ impl Core {
                 f(&scratch)
             }
         };
+        let mut n = self
+            .ring
+            .get_batch(max, wait.deadline(), &mut each)
+            .map_err(|e| wait.get_error(e))?;
+        while n < max {
+            match self.ring.get_batch(max - n, Wait::No.deadline(), &mut each) {
+                Ok(k) => n += k,
+                Err(_) => break,
+            }
+        }
+        Ok(n)
+    }
+
+    /// Takes one message and hands it to `f` where it lies in the ring.
+    pub(crate) fn get_in_place<R>(
+        &self,
+        wait: Wait,
+        f: impl FnOnce(ReadSlot<'_>) -> R,
+    ) -> Result<R, GetError> {
+        self.ring
+            .get(wait.deadline(), |b| f(ReadSlot::new(b)))
+            .map_err(|e| wait.get_error(e))
+    }
+
+    /// Takes up to `max` messages, handing each to `f` where it lies in the ring.
+    pub(crate) fn get_many_in_place(
+        &self,
+        max: usize,
+        wait: Wait,
+        mut f: impl FnMut(ReadSlot<'_>),
+    ) -> Result<usize, GetError> {
+        if max == 0 {
+            return Ok(0);
+        }
+        let mut each = |b: Bytes<'_>| f(ReadSlot::new(b));
         let mut n = self
             .ring
             .get_batch(max, wait.deadline(), &mut each)

@@ -2,7 +2,10 @@
 //!
 //! * [`Queue`] — bounded multi-producer multi-consumer (Python's `multiprocessing.Queue`),
 //!   with [`JoinableQueue`] and [`SimpleQueue`] beside it;
-//! * [`Pipe`] — two ends ([`Connection`]s) over a pair of rings.
+//! * [`Pipe`] — two ends ([`Connection`]s) over a pair of single-producer rings: one
+//!   sender and one receiver at a time per direction (clones of an end take turns), no
+//!   per-message atomic read-modify-write on the shared cache lines, records read in
+//!   place; a receiver killed while reading leaves the message for the next one.
 //!
 //! Every channel lives in a shared-memory ring (see `docs/ring-format.md`): a message is
 //! visible only once written whole, waiting spins briefly then sleeps on a futex, and a
@@ -16,6 +19,7 @@ mod error;
 mod joinable;
 mod pipe;
 mod queue;
+mod read_slot;
 pub(crate) mod ring;
 mod simple;
 mod waitable;
@@ -25,6 +29,7 @@ pub use error::{CreateError, GetError, PutError};
 pub use joinable::{JoinableQueue, TaskDoneError};
 pub use pipe::{Connection, Pipe};
 pub use queue::{Queue, QueueBuilder, Readiness};
+pub use read_slot::ReadSlot;
 pub use simple::SimpleQueue;
 pub use waitable::{wait, Waitable};
 pub use write_slot::WriteSlot;

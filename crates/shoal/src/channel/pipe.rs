@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::channel::core::{deserialize_core, serialize_core, Core, Wait};
 use crate::channel::ring::RingConfig;
-use crate::channel::{CreateError, GetError, PutError, TAG_PIPE};
+use crate::channel::{CreateError, GetError, PutError, ReadSlot, TAG_PIPE};
 use crate::codec::Codec;
 use crate::sys::Deadline;
 
@@ -162,7 +162,7 @@ impl Connection {
     fn recv_with<R>(
         &self,
         deadline: Deadline,
-        mut op: impl FnMut(&Core, Wait) -> Result<R, GetError>,
+        op: impl FnOnce(&Core, Wait) -> Result<R, GetError>,
     ) -> Result<R, GetError> {
         let rx = self.rx()?;
         rx.ring.note_end(false);
@@ -191,6 +191,25 @@ impl Connection {
             Ok(n) => Ok(n),
             Err(bytes) => Err(GetError::BufferTooShort(bytes)),
         }
+    }
+
+    /// Receives the next message and hands it to `f` where it lies in the ring, without
+    /// a copy (a pipe's records are contiguous: [`ReadSlot::as_slice`] gives the whole
+    /// message); blocks until one comes. Returns what `f` returns.
+    ///
+    /// # Errors
+    /// [`GetError::Closed`] at end of stream (peer closed or died, nothing left).
+    ///
+    /// # Examples
+    /// ```
+    /// let (tx, rx) = shoal::Pipe::simplex()?;
+    /// tx.send_bytes(b"hello")?;
+    /// let n = rx.recv_in_place(|m| m.as_slice().map_or(0, |s| s.len()))?;
+    /// assert_eq!(n, 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_in_place<R>(&self, f: impl FnOnce(ReadSlot<'_>) -> R) -> Result<R, GetError> {
+        self.recv_with(Deadline::NEVER, |c, w| c.get_in_place(w, f))
     }
 
     /// Receives and decodes the next message (bincode); blocks until one comes.

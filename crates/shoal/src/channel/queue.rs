@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::channel::core::{deserialize_core, serialize_core, Core, Wait};
 use crate::channel::ring::RingConfig;
-use crate::channel::{CreateError, GetError, PutError, WriteSlot, TAG_QUEUE};
+use crate::channel::{CreateError, GetError, PutError, ReadSlot, WriteSlot, TAG_QUEUE};
 use crate::codec::Codec;
 use crate::sys;
 
@@ -328,6 +328,58 @@ impl<T> Queue<T> {
     ) -> Result<usize, GetError> {
         let wait = timeout.map_or(Wait::forever(), Wait::timeout);
         self.core.get_bytes_with(max, wait, f)
+    }
+
+    /// Takes one raw message and hands it to `f` where it lies in the ring, without a
+    /// copy (see [`ReadSlot`]); waits up to `timeout` (`None`: forever). Returns what
+    /// `f` returns. The message's cells go back to producers when `f` returns.
+    ///
+    /// # Errors
+    /// As [`get_bytes_timeout`](Queue::get_bytes_timeout).
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::Queue<()> = shoal::Queue::new()?;
+    /// q.put_bytes(b"in place")?;
+    /// let first = q.get_in_place(None, |m| m.chunks().next().map(|c| c[0]))?;
+    /// assert_eq!(first, Some(b'i'));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_in_place<R>(
+        &self,
+        timeout: Option<Duration>,
+        f: impl FnOnce(ReadSlot<'_>) -> R,
+    ) -> Result<R, GetError> {
+        let wait = timeout.map_or(Wait::forever(), Wait::timeout);
+        self.core.get_in_place(wait, f)
+    }
+
+    /// Takes up to `max` raw messages like [`get_bytes_with`](Queue::get_bytes_with),
+    /// handing each to `f` where it lies in the ring even when it spans several cells
+    /// (see [`ReadSlot`]): nothing is copied. Returns how many messages were taken.
+    ///
+    /// # Errors
+    /// As [`get_bytes_timeout`](Queue::get_bytes_timeout) for the first message.
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::Queue<()> = shoal::Queue::new()?;
+    /// q.put_bytes_many(&[&[1u8; 500], &[2u8; 600]])?;
+    /// let mut sum = 0u64;
+    /// let n = q.get_many_in_place(10, None, |m| {
+    ///     sum += m.chunks().flatten().map(|&b| u64::from(b)).sum::<u64>();
+    /// })?;
+    /// assert_eq!((n, sum), (2, 1700));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_many_in_place(
+        &self,
+        max: usize,
+        timeout: Option<Duration>,
+        f: impl FnMut(ReadSlot<'_>),
+    ) -> Result<usize, GetError> {
+        let wait = timeout.map_or(Wait::forever(), Wait::timeout);
+        self.core.get_many_in_place(max, wait, f)
     }
 
     /// Reserves room for one raw message of exactly `len` bytes, to be written in place

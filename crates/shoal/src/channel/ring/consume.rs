@@ -87,6 +87,7 @@ impl Ring {
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
+                        self.note_cpu(&ctrl.head.0);
                         return Ok(Message {
                             ring: self,
                             slot,
@@ -95,7 +96,7 @@ impl Ring {
                             len,
                             flags,
                             release: true,
-                        })
+                        });
                     }
                     Err(now) => {
                         slot.get_pos.store(IDLE, Ordering::Relaxed);

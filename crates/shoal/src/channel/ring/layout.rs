@@ -89,6 +89,10 @@ pub(crate) struct End {
     /// receiver (`head`) inside an operation, 0 between operations. Unused (0) in
     /// multi-producer rings.
     pub(crate) owner: AtomicU64,
+    /// The CPU (plus one; 0: unknown) on which a producer (`tail`) or consumer (`head`)
+    /// last claimed: a waiter whose peer works on its own CPU sleeps at once, since
+    /// spinning there only keeps the peer from running.
+    pub(crate) cpu: AtomicU32,
 }
 
 /// Fixed parameters of a ring.
@@ -195,6 +199,7 @@ const _: () = {
     assert!(offset_of!(Control, tasks) == 448);
     assert!(offset_of!(End, pos) == 0);
     assert!(offset_of!(End, owner) == 8);
+    assert!(offset_of!(End, cpu) == 16);
     assert!(offset_of!(Waiters, epoch) == 0);
     assert!(offset_of!(Waiters, sleepers) == 4);
     assert!(offset_of!(Waiters, watchers) == 8);

@@ -28,6 +28,19 @@ impl Bytes<'_> {
         }
     }
 
+    /// The bytes in their pieces, in order, where they lie (one piece unless they span
+    /// several cells).
+    pub(crate) fn chunks(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let (m, contiguous) = match self {
+            Bytes::Cells(m) => (Some(*m), None),
+            Bytes::Slice(b) => (None, Some(*b)),
+        };
+        let cells = m.map_or(0, |m| m.cells);
+        contiguous
+            .into_iter()
+            .chain((0..cells).filter_map(move |j| m.map(|m| m.cell_data(j))))
+    }
+
     /// Copies the bytes into the start of `out` (which must be at least `len` long).
     pub(crate) fn copy_to(&self, out: &mut [u8]) {
         match self {
@@ -62,6 +75,17 @@ impl Message<'_> {
         unsafe {
             std::slice::from_raw_parts(self.ring.cell_ptr(self.pos).add(CELL_HEADER), self.len)
         }
+    }
+
+    /// The data bytes of the message in its `j`-th cell.
+    pub(super) fn cell_data(&self, j: u64) -> &[u8] {
+        let per = self.ring.data_per_cell;
+        let from = j as usize * per;
+        let n = self.len.saturating_sub(from).min(per);
+        // SAFETY: the cells are claimed by this thread (see `first_cell`) and not
+        // released while the borrow of `self` lives; `n <= per` keeps the slice inside
+        // the cell's data area, and `j < cells` for every caller.
+        unsafe { std::slice::from_raw_parts(self.ring.cell_ptr(self.pos + j).add(CELL_HEADER), n) }
     }
 
     /// Copies `out.len()` bytes starting at byte `from` of the message.

@@ -138,6 +138,10 @@ pub(crate) struct Ring {
     /// Single-producer rings: the sender's last reading of `head.pos` (process-local,
     /// only ever behind the real one), re-read only when it says the ring is full.
     head_cache: Line<AtomicU64>,
+    /// Pipes (process-local): a sender's and a receiver's pid found dead, and when the
+    /// kernel was last asked (milliseconds since a process-wide epoch, plus one).
+    dead_peer: [AtomicU32; 2],
+    peer_checked: AtomicU64,
 }
 
 /// Whether rings of channel type `tag` are the single-producer flavour.
@@ -306,6 +310,8 @@ impl Ring {
             id: claim::next_ring_id(),
             spsc: single_producer(tag),
             head_cache: Line(AtomicU64::new(0)),
+            dead_peer: [AtomicU32::new(0), AtomicU32::new(0)],
+            peer_checked: AtomicU64::new(0),
         })
     }
 

@@ -73,6 +73,7 @@ impl Ring {
                 Ordering::Relaxed,
             ) {
                 Ok(_) => {
+                    self.note_cpu(&ctrl.tail.0);
                     // The cells a few messages ahead were last written by a consumer one
                     // lap ago: fetch them for writing now, so that the next puts find
                     // them owned instead of paying a shared read and then an upgrade.

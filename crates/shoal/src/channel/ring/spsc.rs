@@ -146,9 +146,9 @@ impl Ring {
     /// Taking the writer word is the sender's half of the Dekker pair with a receiver
     /// going to sleep: the receiver counts itself in `data.sleepers`, then reads the
     /// writer word, then looks for a record. Either the sender (which reads `sleepers`
-    /// after its commit) sees the sleeper and wakes it, or the receiver sees the word
-    /// held and only naps briefly, or it reads the word freed after the commit and
-    /// finds the record.
+    /// after its commit and after freeing the word) sees the sleeper and wakes it, or
+    /// the receiver sees the word held and only naps briefly, or it reads the word
+    /// freed after the commit and finds the record.
     fn take_end<'a>(&'a self, end: &'a End) -> Result<Held<'a>, Blocked> {
         let me = claim::my_token();
         let mut holder = 0;
@@ -161,6 +161,7 @@ impl Ring {
                     if holder != 0 && std::ptr::eq(end, &self.ctrl().tail.0) {
                         self.resync_tail();
                     }
+                    self.note_cpu(end);
                     return Ok(Held(&end.owner));
                 }
                 Err(0) => holder = 0,
@@ -483,11 +484,16 @@ impl Ring {
             if self.is_closed() {
                 return Err(Blocked::Closed);
             }
-            let _held = self.take_end(tail)?;
+            let held = self.take_end(tail)?;
             self.push(&[data], F_FIRST).map_err(Blocked::Full)?;
-            self.after_commit(1);
+            drop(held);
             Ok(())
-        })
+        })?;
+        // Wake a sleeping receiver only once the writer word is free: woken on this CPU,
+        // it would otherwise run while the word is held, and, finding it held when it
+        // next waits, could only nap instead of sleeping until woken.
+        self.after_commit(1);
+        Ok(())
     }
 
     /// Streams `data` in parts while holding the writer word.

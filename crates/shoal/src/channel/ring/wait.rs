@@ -7,6 +7,7 @@ use std::time::Instant;
 use crate::sys::{self, Deadline};
 
 use super::claim;
+use super::layout::End;
 use super::{
     signed, GetFail, PutFail, Ring, WaitFail, CLAIM_NAP, IDLE_NAP, SPIN_MAX, SPIN_MIN, STUCK,
 };
@@ -55,6 +56,66 @@ impl Ring {
         self.spin[usize::from(for_data)].0.load(Ordering::Relaxed)
     }
 
+    /// The spin budget of a wait beginning now: 0 when the peer (the side that would
+    /// end the wait) last worked on this CPU, since spinning there only keeps the peer
+    /// from running: the waiter sleeps at once (a futex round trip).
+    fn spin_budget_here(&self, for_data: bool) -> u32 {
+        let ctrl = self.ctrl();
+        let peer = if for_data {
+            &ctrl.tail.0.cpu
+        } else {
+            &ctrl.head.0.cpu
+        };
+        let here = sys::current_cpu().map_or(0, |c| c.wrapping_add(1));
+        if here != 0 && peer.load(Ordering::Relaxed) == here {
+            0
+        } else {
+            self.spin_budget(for_data)
+        }
+    }
+
+    /// Pipes: whether the peer of a wait (the sender when waiting for data, else the
+    /// receiver) is known to be dead. Asks the kernel at most once per [`PEER_CHECK`]
+    /// per ring handle (a sleeping waiter naps no longer than that), and remembers a
+    /// dead pid, so that a receiver draining a dead sender's pipe learns it at once.
+    fn peer_gone(&self, for_data: bool) -> bool {
+        let st = &self.ctrl().stream.0;
+        let pid = if for_data {
+            &st.sender_pid
+        } else {
+            &st.receiver_pid
+        }
+        .load(Ordering::Relaxed);
+        if pid == 0 {
+            return false;
+        }
+        let known = &self.dead_peer[usize::from(for_data)];
+        if known.load(Ordering::Relaxed) == pid {
+            return true;
+        }
+        static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        let now = EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1;
+        let last = self.peer_checked.load(Ordering::Relaxed);
+        if last != 0 && now.saturating_sub(last) < PEER_CHECK.as_millis() as u64 {
+            return false;
+        }
+        self.peer_checked.store(now, Ordering::Relaxed);
+        if claim::owner_alive(u64::from(pid) << 32) {
+            return false;
+        }
+        known.store(pid, Ordering::Relaxed);
+        true
+    }
+
+    /// Records the calling thread's CPU as that of the last producer (`tail`) or
+    /// consumer (`head`), on a line the caller has just written anyway.
+    pub(super) fn note_cpu(&self, end: &End) {
+        let here = sys::current_cpu().map_or(0, |c| c.wrapping_add(1));
+        if end.cpu.load(Ordering::Relaxed) != here {
+            end.cpu.store(here, Ordering::Relaxed);
+        }
+    }
+
     pub(super) fn learn(&self, for_data: bool, met_while_spinning: bool) {
         let spin = &self.spin[usize::from(for_data)].0;
         let b = spin.load(Ordering::Relaxed);
@@ -79,7 +140,9 @@ impl Ring {
     where
         F: FnMut() -> Result<T, Blocked>,
     {
-        let budget = self.spin_budget(for_data);
+        // Decided at the first failed attempt, so that an operation that succeeds at once
+        // reads nothing more (see `spin_budget_here`).
+        let mut budget: Option<u32> = None;
         let mut spins = 0u32;
         // The spin phase also ends after SPIN_TIME of wall time: on a busy machine the
         // peer may be descheduled, and spinning through our time slice only delays it.
@@ -89,7 +152,7 @@ impl Ring {
         let mut paused = 0u32;
         let mut keep_spinning = |spins: &mut u32, pauses: u32| -> bool {
             *spins += 1;
-            if *spins >= budget {
+            if *spins >= *budget.get_or_insert_with(|| self.spin_budget_here(for_data)) {
                 return false;
             }
             paused += pauses;
@@ -157,7 +220,9 @@ impl Ring {
                 }
             }
         }
-        self.learn(for_data, false);
+        if budget != Some(0) {
+            self.learn(for_data, false);
+        }
         let ctrl = self.ctrl();
         let w = if for_data {
             &ctrl.data.0
@@ -165,21 +230,16 @@ impl Ring {
             &ctrl.space.0
         };
         let mut stuck: Option<(u64, Instant)> = None;
-        // Pipes: when the peer is gone, one last try, then end of stream.
-        let mut peer_checked: Option<Instant> = None;
         loop {
             if deadline.expired() {
                 return Err(WaitFail::Timeout);
             }
-            if self.spsc && peer_checked.is_none_or(|t| t.elapsed() >= PEER_CHECK) {
-                peer_checked = Some(Instant::now());
-                // Waiting for data: is the sender dead? For room: the receiver?
-                if self.end_dead(for_data) {
-                    return match attempt() {
-                        Ok(v) => Ok(v),
-                        Err(_) => Err(WaitFail::Closed),
-                    };
-                }
+            // Pipes: when the peer is gone, one last try, then end of stream.
+            if self.spsc && self.peer_gone(for_data) {
+                return match attempt() {
+                    Ok(v) => Ok(v),
+                    Err(_) => Err(WaitFail::Closed),
+                };
             }
             w.sleepers.fetch_add(1, Ordering::SeqCst);
             let epoch = w.epoch.load(Ordering::SeqCst);

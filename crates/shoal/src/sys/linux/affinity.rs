@@ -19,6 +19,15 @@ pub(crate) const EINVAL: i32 = libc::EINVAL;
 /// The errno of a thread that no longer exists.
 pub(crate) const ESRCH: i32 = libc::ESRCH;
 
+/// The CPU the calling thread runs on now, `None` when the kernel does not say. A hint:
+/// the thread may move at once. With glibc 2.35 or later this reads the thread's rseq
+/// area (no system call).
+pub(crate) fn current_cpu() -> Option<u32> {
+    // SAFETY: sched_getcpu takes no argument and only reads per-thread state.
+    let cpu = unsafe { libc::sched_getcpu() };
+    u32::try_from(cpu).ok()
+}
+
 /// The CPUs the thread `tid` (0: the calling thread) may run on, in increasing order.
 pub(crate) fn thread_affinity(tid: i32) -> io::Result<Vec<usize>> {
     // Start at the C library's size and grow while the kernel says the mask is too
