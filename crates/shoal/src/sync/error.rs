@@ -219,7 +219,7 @@ impl<G> OwnerDied<G> {
     /// std::thread::spawn(move || {
     ///     let mut g = handle.lock().unwrap().unwrap();
     ///     *g -= 30;
-    ///     std::mem::forget(g); // dies before it could finish the transfer
+    ///     std::mem::forget(g); // the thread ends holding the lock, mid-transfer
     /// })
     /// .join()
     /// .unwrap();
@@ -242,7 +242,7 @@ impl<G> OwnerDied<G> {
     /// std::thread::spawn(move || {
     ///     let mut g = handle.lock().unwrap().unwrap();
     ///     *g -= 30;
-    ///     std::mem::forget(g); // dies before it could finish the transfer
+    ///     std::mem::forget(g); // the thread ends holding the lock, mid-transfer
     /// })
     /// .join()
     /// .unwrap();
