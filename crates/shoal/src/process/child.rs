@@ -195,12 +195,13 @@ impl Process {
         self.inner.method
     }
 
-    /// A descriptor that becomes readable when the child ends (its pidfd), for
-    /// `poll`/`epoll` over several objects.
+    /// A descriptor that becomes readable when the child has ended and its exit code is
+    /// known, for `poll`/`epoll` over several objects: the child's pidfd, or for a
+    /// forkserver child the socket on which the forkserver relays its exit code (as
+    /// Python's forkserver sentinel).
     ///
     /// # Examples
     /// ```
-    /// use std::os::fd::AsRawFd;
     /// use std::time::Duration;
     /// use shoal::channel::{wait, Waitable};
     /// use shoal::{Event, Process};
@@ -212,20 +213,23 @@ impl Process {
     ///
     /// let go = Event::new()?;
     /// let child = Process::new(wait_for, go.clone()).daemon(true).start()?;
-    /// // The sentinel is the child's pidfd: the kernel's fdinfo names its pid.
-    /// let fd = child.sentinel().as_raw_fd();
-    /// let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))?;
-    /// assert!(info.contains(&format!("Pid:\t{}\n", child.pid())));
-    ///
-    /// // `wait` polls it, along with queues and connections.
+    /// // `wait` polls the sentinel, along with queues and connections.
     /// assert!(wait(&[&child as &dyn Waitable], Some(Duration::ZERO))?.is_empty());
     /// go.set();
     /// assert_eq!(wait(&[&child as &dyn Waitable], Some(Duration::from_secs(60)))?, [0]);
-    /// assert_eq!(child.join()?, 0);
+    /// // Once the sentinel is ready, the exit code is known.
+    /// assert!(!child.is_alive());
+    /// assert_eq!(child.exitcode(), Some(0));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn sentinel(&self) -> BorrowedFd<'_> {
-        self.inner.pidfd.as_fd()
+        // A forkserver child's exit code comes over the status socket after the child
+        // ended: readiness of that socket, not of the pidfd, is what makes `exitcode`
+        // and `is_alive` agree with the sentinel.
+        match &self.inner.exit {
+            Exit::Reap => self.inner.pidfd.as_fd(),
+            Exit::Relayed { status, .. } => status.as_fd(),
+        }
     }
 
     fn supervise_err(&self, source: io::Error) -> ProcessError {
