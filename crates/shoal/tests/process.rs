@@ -348,3 +348,29 @@ fn too_many_objects_for_the_forkserver_is_a_clear_error() {
         assert_eq!(child.join().unwrap(), 30);
     });
 }
+
+fn exit_code(code: i32) -> i32 {
+    code
+}
+shoal::entry!(exit_code);
+
+#[test]
+fn a_ready_sentinel_means_the_exit_code_is_known() {
+    use shoal::channel::{wait, Waitable};
+    watchdog(|| {
+        for method in METHODS {
+            for i in 0..30 {
+                let child = Reap(
+                    Process::new(exit_code, i)
+                        .start_method(method)
+                        .start()
+                        .unwrap(),
+                );
+                let ready = wait(&[&child.0 as &dyn Waitable], Some(Duration::from_secs(30)));
+                assert_eq!(ready.unwrap(), [0], "{method:?}");
+                assert!(!child.0.is_alive(), "{method:?}: ended, yet alive");
+                assert_eq!(child.0.exitcode(), Some(i), "{method:?}");
+            }
+        }
+    });
+}

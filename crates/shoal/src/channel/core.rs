@@ -235,43 +235,21 @@ impl Core {
     /// Takes up to `max` raw messages, as [`get_values`](Self::get_values).
     pub(crate) fn get_bytes_many(&self, max: usize, wait: Wait) -> Result<Vec<Vec<u8>>, GetError> {
         let mut out = Vec::new();
-        if max == 0 {
-            return Ok(out);
-        }
-        self.ring
-            .get_batch(max, wait.deadline(), |b| out.push(b.to_vec()))
-            .map_err(|e| wait.get_error(e))?;
-        while out.len() < max {
-            let want = max - out.len();
-            let r = self
-                .ring
-                .get_batch(want, Wait::No.deadline(), |b| out.push(b.to_vec()));
-            if r.is_err() {
-                break;
-            }
-        }
+        self.take_batches(max, wait, |b| out.push(b.to_vec()))?;
         Ok(out)
     }
 
-    /// Takes up to `max` raw messages, handing each to `f` in place.
-    pub(crate) fn get_bytes_with(
+    /// Takes up to `max` messages (waiting for the first, then taking those already
+    /// there, in as few claims as possible), handing each to `each`; returns how many.
+    fn take_batches(
         &self,
         max: usize,
         wait: Wait,
-        mut f: impl FnMut(&[u8]),
+        mut each: impl FnMut(Bytes<'_>),
     ) -> Result<usize, GetError> {
         if max == 0 {
             return Ok(0);
         }
-        let mut scratch = Vec::new();
-        let mut each = |b: Bytes<'_>| match b.as_slice() {
-            Some(s) => f(s),
-            None => {
-                scratch.clear();
-                b.append_to(&mut scratch);
-                f(&scratch)
-            }
-        };
         let mut n = self
             .ring
             .get_batch(max, wait.deadline(), &mut each)
@@ -283,6 +261,25 @@ impl Core {
             }
         }
         Ok(n)
+    }
+
+    /// Takes up to `max` raw messages, handing each to `f` as one slice (gathered into
+    /// a reused buffer when it spans several cells).
+    pub(crate) fn get_bytes_with(
+        &self,
+        max: usize,
+        wait: Wait,
+        mut f: impl FnMut(&[u8]),
+    ) -> Result<usize, GetError> {
+        let mut scratch = Vec::new();
+        self.take_batches(max, wait, |b| match b.as_slice() {
+            Some(s) => f(s),
+            None => {
+                scratch.clear();
+                b.append_to(&mut scratch);
+                f(&scratch)
+            }
+        })
     }
 
     /// Takes one message and hands it to `f` where it lies in the ring.
@@ -303,21 +300,7 @@ impl Core {
         wait: Wait,
         mut f: impl FnMut(ReadSlot<'_>),
     ) -> Result<usize, GetError> {
-        if max == 0 {
-            return Ok(0);
-        }
-        let mut each = |b: Bytes<'_>| f(ReadSlot::new(b));
-        let mut n = self
-            .ring
-            .get_batch(max, wait.deadline(), &mut each)
-            .map_err(|e| wait.get_error(e))?;
-        while n < max {
-            match self.ring.get_batch(max - n, Wait::No.deadline(), &mut each) {
-                Ok(k) => n += k,
-                Err(_) => break,
-            }
-        }
-        Ok(n)
+        self.take_batches(max, wait, |b| f(ReadSlot::new(b)))
     }
 
     /// Puts raw messages, claiming space for many at once.

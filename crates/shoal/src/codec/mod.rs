@@ -11,6 +11,14 @@ fn config() -> bincode::config::Configuration {
 }
 
 /// A value could not be encoded or decoded.
+///
+/// # Examples
+/// ```
+/// use shoal::codec::Codec;
+///
+/// let e = Codec::Json.decode::<u32>(br#""text""#).unwrap_err();
+/// assert!(e.to_string().starts_with("could not decode a 6-byte JSON message"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CodecError {
     message: String,
@@ -80,6 +88,15 @@ pub enum Codec {
 
 impl Codec {
     /// The codec's name, as shown in errors.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::codec::Codec;
+    ///
+    /// assert_eq!(Codec::default().name(), "bincode");
+    /// let err = Codec::Json.decode::<u8>(b"not json").unwrap_err();
+    /// assert!(err.to_string().contains(Codec::Json.name()));
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             Codec::Bincode => "bincode",
@@ -112,6 +129,19 @@ impl Codec {
     /// # Errors
     /// When serde fails (for example a map with non-string keys in JSON, or a shoal
     /// object serialized outside a handoff).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// use shoal::codec::Codec;
+    ///
+    /// assert_eq!(Codec::Json.encode(&[1, 2, 3])?, b"[1,2,3]");
+    /// assert!(Codec::Bincode.encode(&[1, 2, 3])?.len() < 8); // compact
+    /// // JSON object keys must be strings: a map keyed by pairs cannot be encoded.
+    /// let by_pair = BTreeMap::from([((1u8, 2u8), "x")]);
+    /// assert!(Codec::Json.encode(&by_pair).is_err());
+    /// # Ok::<(), shoal::codec::CodecError>(())
+    /// ```
     pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Vec<u8>, CodecError> {
         let mut out = Vec::new();
         self.encode_into(value, &mut out)?;
@@ -123,6 +153,20 @@ impl Codec {
     ///
     /// # Errors
     /// As [`encode`](Codec::encode).
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::codec::Codec;
+    ///
+    /// let mut out = Vec::new();
+    /// Codec::Json.encode_into(&1, &mut out)?;
+    /// Codec::Json.encode_into("two", &mut out)?; // appends
+    /// assert_eq!(out, br#"1"two""#);
+    /// out.clear(); // reuse the allocation for the next message
+    /// Codec::Json.encode_into(&true, &mut out)?;
+    /// assert_eq!(out, b"true");
+    /// # Ok::<(), shoal::codec::CodecError>(())
+    /// ```
     pub fn encode_into<T: Serialize + ?Sized>(
         self,
         value: &T,
@@ -146,6 +190,20 @@ impl Codec {
     ///
     /// # Errors
     /// When the bytes are not a valid encoding of a `T`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::codec::Codec;
+    ///
+    /// let bytes = Codec::MessagePack.encode(&(7u16, "seven"))?;
+    /// let back: (u16, String) = Codec::MessagePack.decode(&bytes)?;
+    /// assert_eq!(back, (7, "seven".to_owned()));
+    ///
+    /// let mut longer = bytes.clone();
+    /// longer.push(0);
+    /// assert!(Codec::MessagePack.decode::<(u16, String)>(&longer).is_err()); // trailing bytes
+    /// # Ok::<(), shoal::codec::CodecError>(())
+    /// ```
     pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, CodecError> {
         let fail = |e: &dyn fmt::Display| CodecError {
             message: format!(

@@ -42,6 +42,16 @@ impl Address {
     ///
     /// # Errors
     /// [`NetError::InvalidAddress`] when it does not resolve.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::net::Address;
+    ///
+    /// let a = Address::tcp(("127.0.0.1", 4000))?;
+    /// assert_eq!(a.to_string(), "127.0.0.1:4000");
+    /// assert!(Address::tcp("not an address").is_err());
+    /// # Ok::<(), shoal::net::NetError>(())
+    /// ```
     pub fn tcp<A: ToSocketAddrs + fmt::Debug>(addr: A) -> Result<Address, NetError> {
         let invalid = |reason: String| NetError::InvalidAddress {
             address: format!("{addr:?}"),
@@ -55,11 +65,31 @@ impl Address {
     }
 
     /// A Unix socket path.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::net::Address;
+    ///
+    /// let a = Address::unix("/run/app/control.sock");
+    /// assert_eq!(a, "/run/app/control.sock".parse()?);
+    /// assert_eq!(a.to_string(), "/run/app/control.sock");
+    /// # Ok::<(), shoal::net::NetError>(())
+    /// ```
     pub fn unix(path: impl AsRef<Path>) -> Address {
         Address::Unix(path.as_ref().to_owned())
     }
 
     /// A Linux abstract socket name (`name` without the leading NUL).
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::net::Address;
+    ///
+    /// let a = Address::abstract_name("shoal-demo");
+    /// assert_eq!(a, "@shoal-demo".parse()?); // Python's spelling
+    /// assert_eq!(a, Address::Abstract(b"shoal-demo".to_vec()));
+    /// # Ok::<(), shoal::net::NetError>(())
+    /// ```
     pub fn abstract_name(name: impl AsRef<[u8]>) -> Address {
         Address::Abstract(name.as_ref().to_vec())
     }

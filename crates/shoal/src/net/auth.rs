@@ -82,6 +82,14 @@ impl Digest {
     ];
 
     /// The name Python uses inside the `{…}` tag.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::net::Digest;
+    ///
+    /// assert_eq!(Digest::default().name(), "sha256");
+    /// assert_eq!(Digest::Sha3_384.name(), "sha3_384");
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             Digest::Md5 => "md5",
@@ -93,6 +101,17 @@ impl Digest {
     }
 
     /// The digest with this tag name, if it is one Python accepts.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::net::Digest;
+    ///
+    /// assert_eq!(Digest::from_name("sha384"), Some(Digest::Sha384));
+    /// assert_eq!(Digest::from_name("sha1"), None);
+    /// for d in [Digest::Md5, Digest::Sha256, Digest::Sha3_256] {
+    ///     assert_eq!(Digest::from_name(d.name()), Some(d));
+    /// }
+    /// ```
     pub fn from_name(name: &str) -> Option<Digest> {
         Digest::ALL.into_iter().find(|d| d.name() == name)
     }

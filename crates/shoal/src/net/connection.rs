@@ -377,6 +377,22 @@ impl Connection {
     /// [`NetError::FrameTooLarge`] or [`NetError::MalformedFrame`] for a frame that
     /// cannot be trusted (the connection is then closed); [`NetError::Timeout`] after a
     /// read time-out ([`set_read_timeout`](Connection::set_read_timeout)).
+    ///
+    /// # Examples
+    /// ```
+    /// # use shoal::net::{Client, Listener, NetError};
+    /// # let name = format!("@shoal-doc-recv-bytes-{}", std::process::id());
+    /// # let listener = Listener::bind(name.as_str(), None)?;
+    /// # let client = Client::connect(listener.address(), None)?;
+    /// # let server = listener.accept()?;
+    /// client.send_bytes(b"first")?;
+    /// client.send_bytes(b"second")?;
+    /// assert_eq!(server.recv_bytes()?, b"first");
+    /// assert_eq!(server.recv_bytes()?, b"second");
+    /// drop(client);
+    /// assert!(matches!(server.recv_bytes(), Err(NetError::Eof)));
+    /// # Ok::<(), NetError>(())
+    /// ```
     pub fn recv_bytes(&self) -> Result<Vec<u8>, NetError> {
         let payload = self.read_frame_with(|rx, wire, max| rx.read_frame(wire, max))?;
         self.unpack(payload)
@@ -389,6 +405,26 @@ impl Connection {
     /// [`NetError::BufferTooShort`], carrying the whole message, when it does not fit
     /// (the connection stays usable); otherwise those of
     /// [`recv_bytes`](Connection::recv_bytes).
+    ///
+    /// # Examples
+    /// ```
+    /// # use shoal::net::{Client, Listener, NetError};
+    /// # let name = format!("@shoal-doc-recv-bytes-into-{}", std::process::id());
+    /// # let listener = Listener::bind(name.as_str(), None)?;
+    /// # let client = Client::connect(listener.address(), None)?;
+    /// # let server = listener.accept()?;
+    /// let mut buf = [0u8; 8];
+    /// client.send_bytes(b"fits")?;
+    /// let n = server.recv_bytes_into(&mut buf)?;
+    /// assert_eq!(&buf[..n], b"fits");
+    ///
+    /// client.send_bytes(b"does not fit")?;
+    /// let Err(NetError::BufferTooShort { message, capacity }) = server.recv_bytes_into(&mut buf) else {
+    ///     panic!("expected BufferTooShort");
+    /// };
+    /// assert_eq!((message.as_slice(), capacity), (&b"does not fit"[..], 8));
+    /// # Ok::<(), NetError>(())
+    /// ```
     pub fn recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize, NetError> {
         if self.compression.is_some() {
             let message = self.recv_bytes()?;
@@ -411,6 +447,19 @@ impl Connection {
     /// # Errors
     /// [`NetError::Codec`] when the value cannot be encoded; otherwise those of
     /// [`send_bytes`](Connection::send_bytes).
+    ///
+    /// # Examples
+    /// ```
+    /// # use shoal::net::{Client, Listener};
+    /// # let name = format!("@shoal-doc-send-{}", std::process::id());
+    /// # let listener = Listener::bind(name.as_str(), None)?;
+    /// # let client = Client::connect(listener.address(), None)?;
+    /// # let server = listener.accept()?;
+    /// client.send(&("resize", 640u32, vec![0.5f64, 2.0]))?;
+    /// let (op, width, scales): (String, u32, Vec<f64>) = server.recv()?;
+    /// assert_eq!((op.as_str(), width, scales), ("resize", 640, vec![0.5, 2.0]));
+    /// # Ok::<(), shoal::net::NetError>(())
+    /// ```
     pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), NetError> {
         self.send_bytes(&codec::encode(value)?)
     }
@@ -420,6 +469,20 @@ impl Connection {
     /// # Errors
     /// [`NetError::Codec`] when the message is not a `T` (the connection stays usable);
     /// otherwise those of [`recv_bytes`](Connection::recv_bytes).
+    ///
+    /// # Examples
+    /// ```
+    /// # use shoal::net::{Client, Listener, NetError};
+    /// # let name = format!("@shoal-doc-recv-{}", std::process::id());
+    /// # let listener = Listener::bind(name.as_str(), None)?;
+    /// # let client = Client::connect(listener.address(), None)?;
+    /// # let server = listener.accept()?;
+    /// client.send(&"not a number")?;
+    /// assert!(matches!(server.recv::<u64>(), Err(NetError::Codec(_))));
+    /// client.send(&7u64)?; // the connection stays usable
+    /// assert_eq!(server.recv::<u64>()?, 7);
+    /// # Ok::<(), NetError>(())
+    /// ```
     pub fn recv<T: DeserializeOwned>(&self) -> Result<T, NetError> {
         Ok(codec::decode(&self.recv_bytes()?)?)
     }
@@ -431,6 +494,21 @@ impl Connection {
     /// [`NetError::Closed`] after [`close`](Connection::close); [`NetError::Io`] when
     /// the kernel refuses to poll.
     ///
+    /// # Examples
+    /// ```
+    /// # use shoal::net::{Client, Listener};
+    /// # let name = format!("@shoal-doc-poll-{}", std::process::id());
+    /// # let listener = Listener::bind(name.as_str(), None)?;
+    /// # let client = Client::connect(listener.address(), None)?;
+    /// # let server = listener.accept()?;
+    /// use std::time::Duration;
+    ///
+    /// assert!(!server.poll(Duration::ZERO)?); // nothing yet
+    /// client.send_bytes(b"ping")?;
+    /// assert!(server.poll(Duration::from_secs(10))?);
+    /// assert_eq!(server.recv_bytes()?, b"ping");
+    /// # Ok::<(), shoal::net::NetError>(())
+    /// ```
     pub fn poll(&self, timeout: Duration) -> Result<bool, NetError> {
         self.check_open()?;
         // A timeout too long to add to now waits forever.
@@ -471,6 +549,24 @@ impl Connection {
     /// connection. The descriptor ([`AsFd`]) does not turn readable for such input, so a
     /// `wait` over descriptors must check this first, as [`poll`](Connection::poll)
     /// does.
+    ///
+    /// # Examples
+    /// ```
+    /// # use shoal::net::{Client, Listener};
+    /// # let name = format!("@shoal-doc-pending-{}", std::process::id());
+    /// # let listener = Listener::bind(name.as_str(), None)?;
+    /// # let client = Client::connect(listener.address(), None)?;
+    /// # let server = listener.accept()?;
+    /// assert!(!server.has_pending_input());
+    /// client.send_bytes(b"a")?;
+    /// client.send_bytes(b"b")?;
+    /// assert_eq!(server.recv_bytes()?, b"a");
+    /// // "b" was read from the socket along with "a": it waits inside the connection.
+    /// assert!(server.has_pending_input());
+    /// assert_eq!(server.recv_bytes()?, b"b");
+    /// assert!(!server.has_pending_input());
+    /// # Ok::<(), shoal::net::NetError>(())
+    /// ```
     pub fn has_pending_input(&self) -> bool {
         if lock(&self.rx).buffered() > 0 {
             return true;
@@ -489,6 +585,22 @@ impl Connection {
     ///
     /// # Errors
     /// [`NetError::Io`] when the kernel refuses the setting (a zero duration).
+    ///
+    /// # Examples
+    /// ```
+    /// # use shoal::net::{Client, Listener, NetError};
+    /// # let name = format!("@shoal-doc-read-timeout-{}", std::process::id());
+    /// # let listener = Listener::bind(name.as_str(), None)?;
+    /// # let client = Client::connect(listener.address(), None)?;
+    /// # let server = listener.accept()?;
+    /// use std::time::Duration;
+    ///
+    /// server.set_read_timeout(Some(Duration::from_millis(20)))?;
+    /// assert!(matches!(server.recv_bytes(), Err(NetError::Timeout { .. })));
+    /// client.send_bytes(b"late")?; // a time-out between frames leaves the connection usable
+    /// assert_eq!(server.recv_bytes()?, b"late");
+    /// # Ok::<(), NetError>(())
+    /// ```
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<(), NetError> {
         self.socket
             .set_read_timeout(timeout)
@@ -500,6 +612,23 @@ impl Connection {
     ///
     /// # Errors
     /// [`NetError::Io`] when the kernel refuses the setting (a zero duration).
+    ///
+    /// # Examples
+    /// ```
+    /// # use shoal::net::{Client, Listener, NetError};
+    /// # let name = format!("@shoal-doc-write-timeout-{}", std::process::id());
+    /// # let listener = Listener::bind(name.as_str(), None)?;
+    /// # let client = Client::connect(listener.address(), None)?;
+    /// # let _server = listener.accept()?;
+    /// use std::time::Duration;
+    ///
+    /// client.set_write_timeout(Some(Duration::from_millis(20)))?;
+    /// // Nobody reads: the socket buffer fills up and the send gives up mid-frame.
+    /// let sent = client.send_bytes(&vec![0u8; 8 << 20]);
+    /// assert!(matches!(sent, Err(NetError::Timeout { .. })));
+    /// assert!(client.is_closed());
+    /// # Ok::<(), NetError>(())
+    /// ```
     pub fn set_write_timeout(&self, timeout: Option<Duration>) -> Result<(), NetError> {
         self.socket
             .set_write_timeout(timeout)
@@ -509,26 +638,82 @@ impl Connection {
     /// The address of the other end: the listener's for a client connection, the
     /// client's for an accepted one (Python's `Listener.last_accepted`); `None` for a
     /// Unix client socket without a name.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::net::{Address, Client, Listener};
+    ///
+    /// let listener = Listener::bind("127.0.0.1:0", None)?;
+    /// let client = Client::connect(listener.address(), None)?;
+    /// let server = listener.accept()?;
+    /// assert_eq!(client.peer_address(), Some(listener.address()));
+    /// assert!(matches!(server.peer_address(), Some(Address::Tcp(a)) if a.ip().is_loopback()));
+    /// # Ok::<(), shoal::net::NetError>(())
+    /// ```
     pub fn peer_address(&self) -> Option<&Address> {
         self.socket.peer()
     }
 
     /// The maximum frame size this side accepts and sends.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::net::{Client, Listener, DEFAULT_MAX_FRAME_SIZE};
+    ///
+    /// let listener = Listener::bind("127.0.0.1:0", None)?;
+    /// let small = Client::builder().max_frame_size(1024).connect(listener.address())?;
+    /// assert_eq!(small.max_frame_size(), 1024);
+    /// assert_eq!(listener.accept()?.max_frame_size(), DEFAULT_MAX_FRAME_SIZE);
+    /// # Ok::<(), shoal::net::NetError>(())
+    /// ```
     pub fn max_frame_size(&self) -> usize {
         self.max_frame
     }
 
     /// Whether both sides agreed to compress large frames (zstd).
+    ///
+    /// # Examples
+    /// ```
+    /// # use shoal::net::{Client, Listener};
+    /// # let name = format!("@shoal-doc-compressed-{}", std::process::id());
+    /// # let listener = Listener::bind(name.as_str(), None)?;
+    /// # let client = Client::connect(listener.address(), None)?;
+    /// // Compression needs an auth key and an offer from both sides.
+    /// assert!(!client.is_compressed());
+    /// # Ok::<(), shoal::net::NetError>(())
+    /// ```
     pub fn is_compressed(&self) -> bool {
         self.compression.is_some()
     }
 
     /// Whether the connection runs over TLS.
+    ///
+    /// # Examples
+    /// ```
+    /// # use shoal::net::{Client, Listener};
+    /// # let name = format!("@shoal-doc-encrypted-{}", std::process::id());
+    /// # let listener = Listener::bind(name.as_str(), None)?;
+    /// # let client = Client::connect(listener.address(), None)?;
+    /// assert!(!client.is_encrypted()); // no TLS configured
+    /// # Ok::<(), shoal::net::NetError>(())
+    /// ```
     pub fn is_encrypted(&self) -> bool {
         self.is_tls()
     }
 
     /// Whether the connection was closed (by [`close`](Connection::close) or an error).
+    ///
+    /// # Examples
+    /// ```
+    /// # use shoal::net::{Client, Listener};
+    /// # let name = format!("@shoal-doc-is-closed-{}", std::process::id());
+    /// # let listener = Listener::bind(name.as_str(), None)?;
+    /// # let client = Client::connect(listener.address(), None)?;
+    /// assert!(!client.is_closed());
+    /// client.close();
+    /// assert!(client.is_closed());
+    /// # Ok::<(), shoal::net::NetError>(())
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
@@ -536,6 +721,19 @@ impl Connection {
     /// Closes the connection: the peer sees the end of the stream, and a thread blocked
     /// receiving here wakes with an error. Later calls return [`NetError::Closed`].
     /// Dropping the connection closes it too.
+    ///
+    /// # Examples
+    /// ```
+    /// # use shoal::net::{Client, Listener, NetError};
+    /// # let name = format!("@shoal-doc-close-{}", std::process::id());
+    /// # let listener = Listener::bind(name.as_str(), None)?;
+    /// # let client = Client::connect(listener.address(), None)?;
+    /// # let server = listener.accept()?;
+    /// client.close();
+    /// assert!(matches!(client.send_bytes(b"x"), Err(NetError::Closed)));
+    /// assert!(matches!(server.recv_bytes(), Err(NetError::Eof))); // the peer sees the end
+    /// # Ok::<(), NetError>(())
+    /// ```
     pub fn close(&self) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;

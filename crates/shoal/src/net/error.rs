@@ -10,6 +10,21 @@ use crate::codec::CodecError;
 /// returned one from [`accept`](crate::net::Listener::accept) goes on serving others.
 ///
 /// [`Listener`]: crate::net::Listener
+///
+/// # Examples
+/// ```
+/// use shoal::net::{Address, Client, Listener, NetError};
+///
+/// let listener = Listener::bind("127.0.0.1:0", None)?;
+/// let conn = Client::connect(listener.address(), None)?;
+/// drop(listener.accept()?); // the server hangs up
+/// assert!(matches!(conn.recv_bytes(), Err(NetError::Eof))); // Python's EOFError
+///
+/// let bad = "host:notaport".parse::<Address>().unwrap_err();
+/// assert!(matches!(bad, NetError::InvalidAddress { .. }));
+/// assert!(bad.to_string().starts_with("invalid address"));
+/// # Ok::<(), NetError>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum NetError {
@@ -83,6 +98,21 @@ pub enum NetError {
 }
 
 /// Why the authentication handshake failed.
+///
+/// # Examples
+/// ```
+/// use shoal::net::{AuthFailure, Client, Listener, NetError};
+///
+/// let listener = Listener::bind("127.0.0.1:0", Some(b"one key"))?;
+/// let address = listener.address().clone();
+/// let server = std::thread::spawn(move || listener.accept().map(drop));
+/// let client_side = Client::connect(&address, Some(b"another key")).unwrap_err();
+/// let server_side = server.join().unwrap().unwrap_err();
+/// // The listener checks the client's answer first and refuses it.
+/// assert!(matches!(server_side, NetError::Authentication(AuthFailure::DigestReceivedWrong)));
+/// assert!(matches!(client_side, NetError::Authentication(AuthFailure::DigestSentRejected)));
+/// # Ok::<(), NetError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AuthFailure {

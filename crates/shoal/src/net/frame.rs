@@ -12,6 +12,17 @@ use std::io::{self, IoSlice, Read, Write};
 use crate::net::NetError;
 
 /// The default maximum frame size: 64 MiB.
+///
+/// # Examples
+/// ```
+/// use shoal::net::{Client, Listener, DEFAULT_MAX_FRAME_SIZE};
+///
+/// assert_eq!(DEFAULT_MAX_FRAME_SIZE, 64 * 1024 * 1024);
+/// let listener = Listener::bind("127.0.0.1:0", None)?;
+/// let conn = Client::connect(listener.address(), None)?;
+/// assert_eq!(conn.max_frame_size(), DEFAULT_MAX_FRAME_SIZE);
+/// # Ok::<(), shoal::net::NetError>(())
+/// ```
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 64 << 20;
 
 /// The largest length the 4-byte header form can carry.

@@ -77,11 +77,40 @@ pub use rustls;
 
 /// Anything that names an [`Address`]: an `Address`, a string in the forms
 /// [`Address`]'s parser reads, a socket address or a path.
+///
+/// # Examples
+/// ```
+/// use shoal::net::{Listener, NetError, ToAddress};
+///
+/// fn serve_on(address: impl ToAddress) -> Result<Listener, NetError> {
+///     Listener::bind(address, None)
+/// }
+///
+/// let by_str = serve_on("127.0.0.1:0")?;
+/// let by_socket_addr = serve_on(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
+/// let by_address = serve_on(by_str.address().clone()); // taken: the port is in use
+/// assert!(by_address.is_err());
+/// assert_ne!(by_str.address(), by_socket_addr.address());
+/// # Ok::<(), NetError>(())
+/// ```
 pub trait ToAddress {
     /// The address.
     ///
     /// # Errors
     /// [`NetError::InvalidAddress`] when a string does not parse or resolve.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::path::Path;
+    /// use shoal::net::{Address, ToAddress};
+    ///
+    /// assert_eq!("@name".to_address()?, Address::abstract_name("name"));
+    /// assert_eq!(Path::new("/tmp/app.sock").to_address()?, Address::unix("/tmp/app.sock"));
+    /// let tcp = std::net::SocketAddr::from(([127, 0, 0, 1], 80));
+    /// assert_eq!(tcp.to_address()?, Address::Tcp(tcp));
+    /// assert!("127.0.0.1:http".to_address().is_err());
+    /// # Ok::<(), shoal::net::NetError>(())
+    /// ```
     fn to_address(&self) -> Result<Address, NetError>;
 }
 

@@ -118,17 +118,65 @@ impl<T> AsyncResult<T> {
     }
 
     /// Whether the result is there (every item finished, in success or failure).
+    ///
+    /// # Examples
+    /// ```
+    /// fn slow(ms: u64) -> u64 {
+    ///     std::thread::sleep(std::time::Duration::from_millis(ms));
+    ///     ms
+    /// }
+    /// shoal::task!(slow);
+    ///
+    /// let pool = shoal::Pool::new(1)?;
+    /// let r = pool.apply_async(slow, 300);
+    /// assert!(!r.ready()); // running
+    /// r.wait();
+    /// assert!(r.ready());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn ready(&self) -> bool {
         self.job.lock().complete()
     }
 
     /// `None` while not ready; then whether every item succeeded.
+    ///
+    /// # Examples
+    /// ```
+    /// fn hundred_over(x: i32) -> i32 {
+    ///     100 / x
+    /// }
+    /// shoal::task!(hundred_over);
+    ///
+    /// let pool = shoal::Pool::new(2)?;
+    /// let good = pool.map_async(hundred_over, [1, 2]);
+    /// let bad = pool.map_async(hundred_over, [1, 0]);
+    /// good.wait();
+    /// bad.wait();
+    /// assert_eq!(good.successful(), Some(true));
+    /// assert_eq!(bad.successful(), Some(false)); // one item panicked
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn successful(&self) -> Option<bool> {
         let st = self.job.lock();
         st.complete().then(|| st.arrived.iter().all(Piece::is_ok))
     }
 
     /// Waits until the result is ready.
+    ///
+    /// # Examples
+    /// ```
+    /// fn inc(x: u32) -> u32 {
+    ///     x + 1
+    /// }
+    /// shoal::task!(inc);
+    ///
+    /// let pool = shoal::Pool::new(2)?;
+    /// let r = pool.map_async(inc, 0..100);
+    /// r.wait();
+    /// assert!(r.ready());
+    /// assert_eq!(r.get()?.len(), 100);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn wait(&self) {
         let shared = &self.shared;
         drop(
@@ -138,6 +186,24 @@ impl<T> AsyncResult<T> {
     }
 
     /// Waits up to `timeout`; returns whether the result is ready.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// fn slow(ms: u64) -> u64 {
+    ///     std::thread::sleep(Duration::from_millis(ms));
+    ///     ms
+    /// }
+    /// shoal::task!(slow);
+    ///
+    /// let pool = shoal::Pool::new(1)?;
+    /// let r = pool.apply_async(slow, 300);
+    /// assert!(!r.wait_timeout(Duration::ZERO)); // not yet
+    /// assert!(r.wait_timeout(Duration::from_secs(60)));
+    /// assert_eq!(r.get()?, 300);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         let shared = &self.shared;
         self.job
@@ -150,6 +216,20 @@ impl<T> AsyncResult<T> {
     /// # Errors
     /// The [`TaskError`] of the task (for `map_async`: of the first item, in input
     /// order, that failed).
+    ///
+    /// # Examples
+    /// ```
+    /// fn hundred_over(x: i32) -> i32 {
+    ///     100 / x
+    /// }
+    /// shoal::task!(hundred_over);
+    ///
+    /// let pool = shoal::Pool::new(2)?;
+    /// assert_eq!(pool.map_async(hundred_over, [4, 5]).get()?, vec![25, 20]);
+    /// let err = pool.map_async(hundred_over, [1, 0, 2]).get().unwrap_err();
+    /// assert_eq!(err.task(), Some(1)); // the first item that failed
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get(mut self) -> Result<T, TaskError> {
         let job = Arc::clone(&self.job);
         let shared = Arc::clone(&self.shared);

@@ -80,6 +80,14 @@ pub enum TaskError {
 
 impl TaskError {
     /// The position of the failed item in its call, when the error concerns one item.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::pool::TaskError;
+    ///
+    /// assert_eq!(TaskError::Terminated { task: 4 }.task(), Some(4));
+    /// assert_eq!(TaskError::Closed.task(), None); // not about one item
+    /// ```
     pub fn task(&self) -> Option<u64> {
         match self {
             TaskError::Panicked { task, .. }
@@ -92,16 +100,66 @@ impl TaskError {
     }
 
     /// Whether the error is [`TaskError::WorkerDied`].
+    ///
+    /// # Examples
+    /// ```
+    /// fn crash(_: ()) {
+    ///     std::process::exit(1); // the worker dies mid-task
+    /// }
+    /// shoal::task!(crash);
+    /// fn one(_: ()) -> u8 {
+    ///     1
+    /// }
+    /// shoal::task!(one);
+    ///
+    /// let pool = shoal::Pool::new(1)?;
+    /// let err = pool.apply(crash, ()).unwrap_err();
+    /// assert!(err.is_worker_died());
+    /// assert_eq!(pool.apply(one, ())?, 1); // a new worker took its place
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_worker_died(&self) -> bool {
         matches!(self, TaskError::WorkerDied { .. })
     }
 
     /// Whether the error is [`TaskError::Timeout`].
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// fn nap(ms: u64) {
+    ///     std::thread::sleep(Duration::from_millis(ms));
+    /// }
+    /// shoal::task!(nap);
+    ///
+    /// let pool = shoal::Pool::builder()
+    ///     .processes(1)
+    ///     .task_timeout(Duration::from_millis(50))
+    ///     .build()?;
+    /// let err = pool.apply(nap, 60_000).unwrap_err();
+    /// assert!(err.is_timeout() && !err.is_worker_died());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self, TaskError::Timeout { .. })
     }
 
     /// Whether the error is [`TaskError::Panicked`].
+    ///
+    /// # Examples
+    /// ```
+    /// fn boom(_: ()) {
+    ///     panic!("boom");
+    /// }
+    /// shoal::task!(boom);
+    ///
+    /// let pool = shoal::Pool::new(1)?;
+    /// let err = pool.apply(boom, ()).unwrap_err();
+    /// assert!(err.is_panic());
+    /// assert!(err.to_string().contains("boom"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_panic(&self) -> bool {
         matches!(self, TaskError::Panicked { .. })
     }
@@ -171,6 +229,17 @@ impl fmt::Display for TaskError {
 impl std::error::Error for TaskError {}
 
 /// A pool could not be started, or a pool operation was refused.
+///
+/// # Examples
+/// ```
+/// use shoal::pool::PoolError;
+///
+/// let pool = shoal::Pool::new(1)?;
+/// let err = pool.join().unwrap_err(); // not closed first
+/// assert!(matches!(err, PoolError::StillRunning));
+/// assert_eq!(err.to_string(), "cannot join a pool that is still running; close it first");
+/// # Ok::<(), PoolError>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum PoolError {

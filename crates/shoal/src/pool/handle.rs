@@ -75,6 +75,19 @@ impl fmt::Debug for Pool {
 
 impl Pool {
     /// Options for a new pool.
+    ///
+    /// # Examples
+    /// ```
+    /// fn double(x: u32) -> u32 {
+    ///     x * 2
+    /// }
+    /// shoal::task!(double);
+    ///
+    /// let pool = shoal::Pool::builder().processes(3).chunksize(8).build()?;
+    /// assert_eq!(pool.processes(), 3);
+    /// assert_eq!(pool.map(double, 0..4)?, vec![0, 2, 4, 6]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder() -> PoolBuilder {
         PoolBuilder::default()
     }
@@ -83,6 +96,18 @@ impl Pool {
     ///
     /// # Errors
     /// As [`PoolBuilder::build`].
+    ///
+    /// # Examples
+    /// ```
+    /// fn shout(s: String) -> String {
+    ///     s.to_uppercase()
+    /// }
+    /// shoal::task!(shout);
+    ///
+    /// let pool = shoal::Pool::new(2)?;
+    /// assert_eq!(pool.apply(shout, "hi".to_owned())?, "HI");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(processes: usize) -> Result<Pool, PoolError> {
         Pool::builder().processes(processes).build()
     }
@@ -105,11 +130,33 @@ impl Pool {
     }
 
     /// The number of workers.
+    ///
+    /// # Examples
+    /// ```
+    /// let pool = shoal::Pool::new(3)?;
+    /// assert_eq!(pool.processes(), 3);
+    /// assert_eq!(pool.worker_pids().len(), 3);
+    /// # Ok::<(), shoal::pool::PoolError>(())
+    /// ```
     pub fn processes(&self) -> usize {
         self.processes
     }
 
     /// The pids of the workers running now (replaced workers have new pids).
+    ///
+    /// # Examples
+    /// ```
+    /// fn my_pid(_: ()) -> u32 {
+    ///     std::process::id()
+    /// }
+    /// shoal::task!(my_pid);
+    ///
+    /// let pool = shoal::Pool::new(2)?;
+    /// let pid = pool.apply(my_pid, ())?;
+    /// assert!(pool.worker_pids().contains(&pid));
+    /// assert!(!pool.worker_pids().contains(&std::process::id()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn worker_pids(&self) -> Vec<u32> {
         self.shared.pids()
     }
@@ -130,6 +177,23 @@ impl Pool {
     ///
     /// # Errors
     /// The task's [`TaskError`].
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::pool::TaskError;
+    ///
+    /// fn parse(s: String) -> i64 {
+    ///     s.parse().expect("a number")
+    /// }
+    /// shoal::task!(parse);
+    ///
+    /// let pool = shoal::Pool::new(1)?;
+    /// assert_eq!(pool.apply(parse, "42".to_owned())?, 42);
+    /// let failed = pool.apply(parse, "forty-two".to_owned());
+    /// assert!(matches!(failed, Err(TaskError::Panicked { .. })));
+    /// assert_eq!(pool.apply(parse, "7".to_owned())?, 7); // the worker lives on
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn apply<F, A, R>(&self, f: F, arg: A) -> Result<R, TaskError>
     where
         F: Fn(A) -> R + Copy + 'static,
@@ -180,6 +244,21 @@ impl Pool {
     /// The error of the first item, in input order, that failed (the items after it
     /// that were not started are dropped). Use [`imap`](Pool::imap) to see every
     /// item's outcome.
+    ///
+    /// # Examples
+    /// ```
+    /// fn hundred_over(x: i32) -> i32 {
+    ///     100 / x
+    /// }
+    /// shoal::task!(hundred_over);
+    ///
+    /// let pool = shoal::Pool::new(2)?;
+    /// assert_eq!(pool.map(hundred_over, [1, 2, 4])?, vec![100, 50, 25]);
+    /// let err = pool.map(hundred_over, [5, 10, 0, 20]).unwrap_err();
+    /// assert!(err.is_panic());
+    /// assert_eq!(err.task(), Some(2)); // the position of the 0
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn map<F, A, R, I>(&self, f: F, items: I) -> Result<Vec<R>, TaskError>
     where
         F: Fn(A) -> R + Copy + 'static,
@@ -213,6 +292,18 @@ impl Pool {
     ///
     /// # Errors
     /// As [`map`](Pool::map).
+    ///
+    /// # Examples
+    /// ```
+    /// fn power((base, exp): (u64, u32)) -> u64 {
+    ///     base.pow(exp)
+    /// }
+    /// shoal::task!(power);
+    ///
+    /// let pool = shoal::Pool::new(2)?;
+    /// assert_eq!(pool.starmap(power, [(2, 10), (3, 2), (10, 0)])?, vec![1024, 9, 1]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn starmap<F, A, R, I>(&self, f: F, items: I) -> Result<Vec<R>, TaskError>
     where
         F: Fn(A) -> R + Copy + 'static,
@@ -261,6 +352,19 @@ impl Pool {
     }
 
     /// [`map_async`](Pool::map_async) over tuples (Python's `starmap_async`).
+    ///
+    /// # Examples
+    /// ```
+    /// fn repeat((s, n): (String, usize)) -> String {
+    ///     s.repeat(n)
+    /// }
+    /// shoal::task!(repeat);
+    ///
+    /// let pool = shoal::Pool::new(2)?;
+    /// let r = pool.starmap_async(repeat, [("ab".to_owned(), 2), ("c".to_owned(), 3)]);
+    /// assert_eq!(r.get()?, vec!["abab", "ccc"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn starmap_async<F, A, R, I>(&self, f: F, items: I) -> AsyncResult<Vec<R>>
     where
         F: Fn(A) -> R + Copy + 'static,
@@ -273,6 +377,21 @@ impl Pool {
 
     /// Runs `f` on every item lazily; yields each item's outcome in input order
     /// (Python's `imap`). See [`IMap`] for the memory bound.
+    ///
+    /// # Examples
+    /// ```
+    /// fn hundred_over(x: i32) -> i32 {
+    ///     100 / x
+    /// }
+    /// shoal::task!(hundred_over);
+    ///
+    /// let pool = shoal::Pool::new(2)?;
+    /// let outcomes: Vec<_> = pool.imap(hundred_over, [50, 0, 25]).collect();
+    /// assert_eq!(outcomes[0], Ok(2));
+    /// assert!(outcomes[1].as_ref().is_err_and(|e| e.is_panic())); // one item failed...
+    /// assert_eq!(outcomes[2], Ok(4)); // ...the others did not
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn imap<F, A, R, I>(&self, f: F, items: I) -> IMap<'_, I::IntoIter, R>
     where
         F: Fn(A) -> R + Copy + 'static,
@@ -336,6 +455,24 @@ impl Pool {
     }
 
     /// Accepts no more work; what was submitted still runs. Then [`join`](Pool::join).
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::pool::TaskError;
+    ///
+    /// fn inc(x: u8) -> u8 {
+    ///     x + 1
+    /// }
+    /// shoal::task!(inc);
+    ///
+    /// let pool = shoal::Pool::new(1)?;
+    /// let pending = pool.apply_async(inc, 1);
+    /// pool.close();
+    /// assert_eq!(pool.apply(inc, 2), Err(TaskError::Closed)); // no new work
+    /// assert_eq!(pending.get()?, 2); // submitted work still runs
+    /// pool.join()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn close(&self) {
         self.shared.lock().closed = true;
         self.shared.wake();
@@ -346,6 +483,25 @@ impl Pool {
     ///
     /// # Errors
     /// [`PoolError::StillRunning`] when the pool was neither closed nor terminated.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::pool::PoolError;
+    ///
+    /// fn inc(x: u8) -> u8 {
+    ///     x + 1
+    /// }
+    /// shoal::task!(inc);
+    ///
+    /// let pool = shoal::Pool::new(2)?;
+    /// let r = pool.map_async(inc, [1, 2, 3]);
+    /// assert!(matches!(pool.join(), Err(PoolError::StillRunning)));
+    /// pool.close();
+    /// pool.join()?; // the submitted work finished first
+    /// assert_eq!(r.get()?, vec![2, 3, 4]);
+    /// assert!(pool.worker_pids().is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn join(&self) -> Result<(), PoolError> {
         {
             let s = self.shared.lock();
@@ -420,6 +576,22 @@ impl Drop for Pool {
 
 /// A [`Pool`] that is closed and joined when dropped (every submitted task finishes
 /// first), made by [`PoolBuilder::build_scoped`].
+///
+/// # Examples
+/// ```
+/// fn inc(x: u32) -> u32 {
+///     x + 1
+/// }
+/// shoal::task!(inc);
+///
+/// let pending = {
+///     let pool = shoal::Pool::builder().processes(2).build_scoped()?;
+///     pool.map_async(inc, 0..10)
+/// }; // the pool is closed here, and waits for the submitted work
+/// assert!(pending.ready());
+/// assert_eq!(pending.get()?, (1..=10).collect::<Vec<u32>>());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct ScopedPool {
     pool: Pool,

@@ -106,11 +106,43 @@ impl<'p, I, R> IMap<'p, I, R> {
 
     /// Items submitted and not yet yielded (running, queued, or finished and waiting
     /// their turn).
+    ///
+    /// # Examples
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// shoal::task!(square);
+    ///
+    /// let pool = shoal::Pool::new(2)?;
+    /// let mut results = pool.imap(square, 0u64..); // endless input
+    /// for expected in (0u64..3000).map(|x| x * x) {
+    ///     assert_eq!(results.next().unwrap()?, expected);
+    ///     assert!(results.in_flight() <= results.max_in_flight());
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn in_flight(&self) -> u64 {
         self.submitted - self.yielded
     }
 
     /// The bound on [`in_flight`](IMap::in_flight).
+    ///
+    /// # Examples
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// shoal::task!(square);
+    ///
+    /// let pool = shoal::Pool::new(2)?;
+    /// let mut results = pool.imap(square, 0u64..10_000_000);
+    /// assert_eq!(results.next().unwrap()?, 0);
+    /// // Ten million items, but only a bounded number were taken from the input.
+    /// assert!(results.in_flight() <= results.max_in_flight());
+    /// assert!(results.max_in_flight() < 10_000_000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn max_in_flight(&self) -> u64 {
         self.max_in_flight
     }

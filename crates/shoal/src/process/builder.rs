@@ -68,6 +68,23 @@ impl ProcessBuilder {
 
     /// Names the child (default `"Process-N"`); the child sees it as
     /// [`current_process().name()`](crate::current_process).
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::{Process, SharedMemory};
+    ///
+    /// fn say_my_name(shm: SharedMemory) {
+    ///     shm.write(0, shoal::current_process().name().as_bytes()).unwrap();
+    /// }
+    /// shoal::entry!(say_my_name);
+    ///
+    /// let shm = SharedMemory::new(16)?;
+    /// Process::new(say_my_name, shm.clone()).name("alice").start()?.join()?;
+    /// let mut seen = [0u8; 5];
+    /// shm.read(0, &mut seen)?;
+    /// assert_eq!(&seen, b"alice");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> ProcessBuilder {
         self.name = Some(name.into());
         self
@@ -82,12 +99,46 @@ impl ProcessBuilder {
     /// that then ends is killed at that moment. Start daemons from a thread that lives
     /// as long as they should (with [`StartMethod::ForkServer`] the forkserver is their
     /// parent, which lives as long as this process).
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::{Event, Process};
+    ///
+    /// fn wait_for(go: Event) {
+    ///     go.wait();
+    /// }
+    /// shoal::entry!(wait_for);
+    ///
+    /// let go = Event::new()?;
+    /// // Should this process die before setting `go`, the child dies with it.
+    /// let child = Process::new(wait_for, go.clone()).daemon(true).start()?;
+    /// assert!(child.daemon());
+    /// go.set();
+    /// assert_eq!(child.join()?, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn daemon(mut self, daemon: bool) -> ProcessBuilder {
         self.daemon = daemon;
         self
     }
 
     /// Chooses how the child starts (default [`StartMethod::ForkServer`]).
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::process::{Process, StartMethod};
+    ///
+    /// fn exit_with(code: i32) -> i32 {
+    ///     code
+    /// }
+    /// shoal::entry!(exit_with);
+    ///
+    /// for (method, code) in [(StartMethod::Spawn, 1), (StartMethod::Fork, 2), (StartMethod::ForkServer, 3)] {
+    ///     let child = Process::new(exit_with, code).start_method(method).start()?;
+    ///     assert_eq!(child.join()?, code);
+    /// }
+    /// # Ok::<(), shoal::process::ProcessError>(())
+    /// ```
     pub fn start_method(mut self, method: StartMethod) -> ProcessBuilder {
         self.method = method;
         self
@@ -100,6 +151,24 @@ impl ProcessBuilder {
     /// that cannot run in a child, [`ProcessError::Arguments`] for arguments that cannot
     /// be encoded, [`ProcessError::Start`] when the system refuses the process,
     /// [`ProcessError::ForkServerDied`] when the forkserver died during the request.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::process::{Process, ProcessError};
+    ///
+    /// fn registered(x: i32) -> i32 {
+    ///     x
+    /// }
+    /// shoal::entry!(registered);
+    /// fn forgotten(x: i32) -> i32 {
+    ///     x
+    /// }
+    ///
+    /// assert_eq!(Process::new(registered, 4).start()?.join()?, 4);
+    /// let err = Process::new(forgotten, 4).start().unwrap_err();
+    /// assert!(matches!(err, ProcessError::NotRegistered { .. }));
+    /// # Ok::<(), ProcessError>(())
+    /// ```
     pub fn start(self) -> Result<Process, ProcessError> {
         let entry = self.entry?;
         let name = self

@@ -72,6 +72,20 @@ impl Process {
     /// ([`SharedMemory`](crate::SharedMemory)…) travel as inherited descriptors.
     /// Problems (an unregistered entry, arguments that cannot be encoded) are reported
     /// by `start`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::Process;
+    ///
+    /// fn check_sum((xs, expected): (Vec<u32>, u32)) -> i32 {
+    ///     if xs.iter().sum::<u32>() == expected { 0 } else { 1 }
+    /// }
+    /// shoal::entry!(check_sum);
+    ///
+    /// let child = Process::new(check_sum, (vec![1, 2, 3], 6)).start()?;
+    /// assert_eq!(child.join()?, 0);
+    /// # Ok::<(), shoal::process::ProcessError>(())
+    /// ```
     #[allow(clippy::new_ret_no_self)] // Python's shape: Process(target, args).start()
     pub fn new<F, A, R>(entry: F, args: A) -> ProcessBuilder
     where
@@ -102,29 +116,120 @@ impl Process {
     }
 
     /// The process name.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::Process;
+    ///
+    /// fn nothing(_: ()) {}
+    /// shoal::entry!(nothing);
+    ///
+    /// let named = Process::new(nothing, ()).name("indexer").start()?;
+    /// assert_eq!(named.name(), "indexer");
+    /// let unnamed = Process::new(nothing, ()).start()?;
+    /// assert!(unnamed.name().starts_with("Process-"));
+    /// named.join()?;
+    /// unnamed.join()?;
+    /// # Ok::<(), shoal::process::ProcessError>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.inner.name
     }
 
     /// The process id.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::atomic::Ordering;
+    /// use shoal::{Process, SharedMemory};
+    ///
+    /// fn report_pid(shm: SharedMemory) {
+    ///     shm.atomic_u32(0).unwrap().store(std::process::id(), Ordering::SeqCst);
+    /// }
+    /// shoal::entry!(report_pid);
+    ///
+    /// let shm = SharedMemory::new(4)?;
+    /// let child = Process::new(report_pid, shm.clone()).start()?;
+    /// child.join()?;
+    /// assert_eq!(shm.atomic_u32(0)?.load(Ordering::SeqCst), child.pid());
+    /// assert_ne!(child.pid(), std::process::id());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn pid(&self) -> u32 {
         self.inner.pid
     }
 
     /// Whether the child is daemonic (dies with this process).
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::Process;
+    ///
+    /// fn nothing(_: ()) {}
+    /// shoal::entry!(nothing);
+    ///
+    /// let child = Process::new(nothing, ()).daemon(true).start()?;
+    /// assert!(child.daemon());
+    /// child.join()?;
+    /// # Ok::<(), shoal::process::ProcessError>(())
+    /// ```
     pub fn daemon(&self) -> bool {
         self.inner.daemon
     }
 
     /// How the child was started.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::process::{Process, StartMethod};
+    ///
+    /// fn nothing(_: ()) {}
+    /// shoal::entry!(nothing);
+    ///
+    /// let child = Process::new(nothing, ()).start_method(StartMethod::Spawn).start()?;
+    /// assert_eq!(child.start_method(), StartMethod::Spawn);
+    /// child.join()?;
+    /// # Ok::<(), shoal::process::ProcessError>(())
+    /// ```
     pub fn start_method(&self) -> StartMethod {
         self.inner.method
     }
 
-    /// A descriptor that becomes readable when the child ends (its pidfd), for
-    /// `poll`/`epoll` over several objects.
+    /// A descriptor that becomes readable when the child has ended and its exit code is
+    /// known, for `poll`/`epoll` over several objects: the child's pidfd, or for a
+    /// forkserver child the socket on which the forkserver relays its exit code (as
+    /// Python's forkserver sentinel).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use shoal::channel::{wait, Waitable};
+    /// use shoal::{Event, Process};
+    ///
+    /// fn wait_for(go: Event) {
+    ///     go.wait();
+    /// }
+    /// shoal::entry!(wait_for);
+    ///
+    /// let go = Event::new()?;
+    /// let child = Process::new(wait_for, go.clone()).daemon(true).start()?;
+    /// // `wait` polls the sentinel, along with queues and connections.
+    /// assert!(wait(&[&child as &dyn Waitable], Some(Duration::ZERO))?.is_empty());
+    /// go.set();
+    /// assert_eq!(wait(&[&child as &dyn Waitable], Some(Duration::from_secs(60)))?, [0]);
+    /// // Once the sentinel is ready, the exit code is known.
+    /// assert!(!child.is_alive());
+    /// assert_eq!(child.exitcode(), Some(0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn sentinel(&self) -> BorrowedFd<'_> {
-        self.inner.pidfd.as_fd()
+        // A forkserver child's exit code comes over the status socket after the child
+        // ended: readiness of that socket, not of the pidfd, is what makes `exitcode`
+        // and `is_alive` agree with the sentinel.
+        match &self.inner.exit {
+            Exit::Reap => self.inner.pidfd.as_fd(),
+            Exit::Relayed { status, .. } => status.as_fd(),
+        }
     }
 
     fn supervise_err(&self, source: io::Error) -> ProcessError {
@@ -184,6 +289,21 @@ impl Process {
     /// # Errors
     /// [`ProcessError::ForkServerDied`] when the forkserver that relays the exit code
     /// died first; [`ProcessError::Supervise`] when the system refuses the wait.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::Process;
+    ///
+    /// fn fail(message: String) -> Result<(), String> {
+    ///     Err(message)
+    /// }
+    /// shoal::entry!(fail);
+    ///
+    /// let child = Process::new(fail, "no input".to_owned()).start()?;
+    /// assert_eq!(child.join()?, 1); // an entry's error exits with code 1
+    /// assert_eq!(child.join()?, 1); // joining again gives the same code
+    /// # Ok::<(), shoal::process::ProcessError>(())
+    /// ```
     pub fn join(&self) -> Result<i32, ProcessError> {
         self.wait(None)
             .map(|c| c.expect("an unbounded wait returns a code"))
@@ -193,16 +313,72 @@ impl Process {
     ///
     /// # Errors
     /// As [`join`](Process::join).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use shoal::{Event, Process};
+    ///
+    /// fn wait_for(go: Event) -> i32 {
+    ///     go.wait();
+    ///     5
+    /// }
+    /// shoal::entry!(wait_for);
+    ///
+    /// let go = Event::new()?;
+    /// let child = Process::new(wait_for, go.clone()).daemon(true).start()?;
+    /// assert_eq!(child.join_timeout(Duration::from_millis(10))?, None); // still waiting
+    /// go.set();
+    /// assert_eq!(child.join_timeout(Duration::from_secs(60))?, Some(5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn join_timeout(&self, timeout: Duration) -> Result<Option<i32>, ProcessError> {
         self.wait(Some(timeout))
     }
 
     /// The exit code if the child has ended (reaping it), `None` while it runs.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::{Event, Process};
+    ///
+    /// fn wait_for(go: Event) -> i32 {
+    ///     go.wait();
+    ///     3
+    /// }
+    /// shoal::entry!(wait_for);
+    ///
+    /// let go = Event::new()?;
+    /// let child = Process::new(wait_for, go.clone()).daemon(true).start()?;
+    /// assert_eq!(child.exitcode(), None); // running
+    /// go.set();
+    /// child.join()?;
+    /// assert_eq!(child.exitcode(), Some(3));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn exitcode(&self) -> Option<i32> {
         self.wait(Some(Duration::ZERO)).ok().flatten()
     }
 
     /// Whether the child is still running.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::{Event, Process};
+    ///
+    /// fn wait_for(go: Event) {
+    ///     go.wait();
+    /// }
+    /// shoal::entry!(wait_for);
+    ///
+    /// let go = Event::new()?;
+    /// let child = Process::new(wait_for, go.clone()).daemon(true).start()?;
+    /// assert!(child.is_alive());
+    /// go.set();
+    /// child.join()?;
+    /// assert!(!child.is_alive());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_alive(&self) -> bool {
         match self.wait(Some(Duration::ZERO)) {
             Ok(code) => code.is_none(),
@@ -226,6 +402,23 @@ impl Process {
     ///
     /// # Errors
     /// [`ProcessError::Supervise`] when the system refuses the signal.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::{Event, Process};
+    ///
+    /// fn wait_forever(never: Event) {
+    ///     never.wait();
+    /// }
+    /// shoal::entry!(wait_forever);
+    ///
+    /// let never = Event::new()?;
+    /// let child = Process::new(wait_forever, never.clone()).daemon(true).start()?;
+    /// child.terminate()?;
+    /// assert_eq!(child.join()?, -15); // died from SIGTERM
+    /// child.terminate()?; // an ended child: nothing to do
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn terminate(&self) -> Result<(), ProcessError> {
         self.signal(sys::SIGTERM)
     }
@@ -234,6 +427,22 @@ impl Process {
     ///
     /// # Errors
     /// [`ProcessError::Supervise`] when the system refuses the signal.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::{Event, Process};
+    ///
+    /// fn wait_forever(never: Event) {
+    ///     never.wait();
+    /// }
+    /// shoal::entry!(wait_forever);
+    ///
+    /// let never = Event::new()?;
+    /// let child = Process::new(wait_forever, never.clone()).daemon(true).start()?;
+    /// child.kill()?;
+    /// assert_eq!(child.join()?, -9); // died from SIGKILL
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn kill(&self) -> Result<(), ProcessError> {
         self.signal(sys::SIGKILL)
     }

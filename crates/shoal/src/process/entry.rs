@@ -90,6 +90,16 @@ macro_rules! entry {
 /// ```
 pub trait EntryReturn {
     /// The exit code of the child process.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::process::EntryReturn;
+    ///
+    /// assert_eq!(().exit_code(), 0);
+    /// assert_eq!(3i32.exit_code(), 3);
+    /// assert_eq!(Ok::<(), String>(()).exit_code(), 0);
+    /// assert_eq!(Err::<(), _>("bad input").exit_code(), 1); // and prints the error
+    /// ```
     fn exit_code(self) -> i32;
 }
 

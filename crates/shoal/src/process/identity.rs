@@ -31,11 +31,22 @@ impl ProcessInfo {
     /// The process name: `"MainProcess"` in a process shoal did not start, otherwise
     /// the name given to [`ProcessBuilder::name`](crate::process::ProcessBuilder::name)
     /// (or the default `"Process-N"`).
+    ///
+    /// # Examples
+    /// ```
+    /// // In a process shoal did not start:
+    /// assert_eq!(shoal::current_process().name(), "MainProcess");
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// The process id.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(shoal::current_process().pid(), std::process::id());
+    /// ```
     pub fn pid(&self) -> u32 {
         self.pid
     }

@@ -77,6 +77,18 @@ impl<T: Pod + fmt::Debug> fmt::Debug for Array<T> {
 }
 
 /// The lock of an [`Array`], held; derefs to the elements.
+///
+/// # Examples
+/// ```
+/// let arr = shoal::Array::new(&[1u32, 2, 3])?;
+/// {
+///     let mut g = arr.lock()?.unwrap();
+///     g[0] = 10;
+///     g.reverse(); // any slice method, under the lock
+/// }
+/// assert_eq!(arr.to_vec(), [3, 2, 10]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct ArrayGuard<'a, T: Pod> {
     _guard: LockGuard<'a>,
     ptr: *mut T,

@@ -4,6 +4,17 @@ use std::io;
 use crate::shm::SegmentKind;
 
 /// Why a segment could not be created, opened or used.
+///
+/// # Examples
+/// ```
+/// use shoal::shm::ShmError;
+///
+/// let shm = shoal::SharedMemory::new(8)?;
+/// let e = shm.write(shm.size(), b"x").unwrap_err();
+/// assert!(matches!(e, ShmError::OutOfBounds { len: 1, .. }));
+/// assert!(matches!(shoal::SharedMemory::open("a/b"), Err(ShmError::InvalidName { .. })));
+/// # Ok::<(), ShmError>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ShmError {

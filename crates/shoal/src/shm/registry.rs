@@ -9,6 +9,20 @@ use crate::sys;
 const SHM_DIR: &str = "/dev/shm";
 
 /// A named shoal segment found under `/dev/shm`.
+///
+/// # Examples
+/// ```
+/// use shoal::shm::{list_named, SegmentKind};
+///
+/// let shm = shoal::SharedMemory::create(100)?;
+/// let all = list_named()?;
+/// let mine = all.iter().find(|s| Some(s.name.as_str()) == shm.name()).unwrap();
+/// assert_eq!(mine.owner_pid, Some(std::process::id()));
+/// assert!(mine.owner_alive);
+/// assert!(mine.file_len >= 100);
+/// assert_eq!(mine.header.as_ref().map(|h| h.kind).ok(), Some(SegmentKind::Raw));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct NamedSegment {
     /// The name (the file name under `/dev/shm`).
@@ -95,6 +109,22 @@ pub fn inspect_named(name: &str) -> Result<SegmentInfo, ShmError> {
 ///
 /// # Errors
 /// When `/dev/shm` cannot be read. A segment that vanished meanwhile is not an error.
+///
+/// # Examples
+/// ```
+/// use std::path::Path;
+///
+/// // A segment left behind by a process that no longer runs (a pid above the
+/// // kernel's limit cannot be alive).
+/// let dead = format!("shoal-{}-doc-{}", 4_194_304 + 7, std::process::id());
+/// std::fs::write(Path::new("/dev/shm").join(&dead), b"")?;
+/// let live = shoal::SharedMemory::create(16)?;
+///
+/// let removed = shoal::shm::collect_dead()?;
+/// assert!(!Path::new("/dev/shm").join(&dead).exists());
+/// assert!(!removed.iter().any(|n| Some(n.as_str()) == live.name()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn collect_dead() -> io::Result<Vec<String>> {
     let mut removed = Vec::new();
     for seg in list_named()? {

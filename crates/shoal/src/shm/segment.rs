@@ -22,6 +22,17 @@ pub(crate) const HEADER_LEN: usize = 64;
 
 /// What a segment holds; stored in its header so that opening a segment as the wrong
 /// kind of object is an error.
+///
+/// # Examples
+/// ```
+/// use shoal::shm::{inspect_named, SegmentKind};
+///
+/// let shm = shoal::SharedMemory::create(10)?;
+/// let kind = inspect_named(shm.name().unwrap())?.kind;
+/// assert_eq!(kind, SegmentKind::Raw);
+/// assert_eq!(kind.to_string(), "raw");
+/// # Ok::<(), shoal::shm::ShmError>(())
+/// ```
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SegmentKind {
@@ -94,6 +105,18 @@ const _: () = {
 };
 
 /// What a segment header says: its kind, size, owner and age.
+///
+/// # Examples
+/// ```
+/// use shoal::shm::inspect_named;
+///
+/// let shm = shoal::SharedMemory::create(1000)?;
+/// let info = inspect_named(shm.name().unwrap())?;
+/// assert_eq!(info.payload_len, shm.size());
+/// assert_eq!(info.owner_pid, std::process::id());
+/// assert!(info.created_unix_ms > 0);
+/// # Ok::<(), shoal::shm::ShmError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SegmentInfo {
     /// What the segment holds.

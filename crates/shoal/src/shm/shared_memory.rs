@@ -55,6 +55,18 @@ impl SharedMemory {
     ///
     /// # Errors
     /// When the kernel refuses the memory ([`ShmError::Io`]).
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::SharedMemory;
+    ///
+    /// let shm = SharedMemory::new(10)?;
+    /// let mut buf = [1u8; 10];
+    /// shm.read(0, &mut buf)?;
+    /// assert_eq!(buf, [0; 10]); // zero-filled
+    /// assert_eq!(shm.name(), None); // anonymous: nothing in /dev/shm that could leak
+    /// # Ok::<(), shoal::shm::ShmError>(())
+    /// ```
     pub fn new(size: usize) -> Result<SharedMemory, ShmError> {
         Ok(SharedMemory {
             seg: Segment::anonymous(SegmentKind::Raw, size)?,
@@ -65,6 +77,19 @@ impl SharedMemory {
     ///
     /// # Errors
     /// When the kernel refuses the memory or the name.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::SharedMemory;
+    ///
+    /// let shm = SharedMemory::create(4096)?;
+    /// let name = shm.name().unwrap().to_owned();
+    /// assert!(name.starts_with(&format!("shoal-{}-", std::process::id())));
+    /// assert!(std::path::Path::new("/dev/shm").join(&name).exists());
+    /// drop(shm); // the creating handle removes the name
+    /// assert!(SharedMemory::open(&name).is_err());
+    /// # Ok::<(), shoal::shm::ShmError>(())
+    /// ```
     pub fn create(size: usize) -> Result<SharedMemory, ShmError> {
         Ok(SharedMemory {
             seg: Segment::create_named(SegmentKind::Raw, None, size)?,
@@ -76,6 +101,21 @@ impl SharedMemory {
     /// # Errors
     /// [`ShmError::Io`] with `AlreadyExists` when the name is taken;
     /// [`ShmError::InvalidName`] for a name that cannot be a file name.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::shm::ShmError;
+    /// use shoal::SharedMemory;
+    ///
+    /// let name = format!("shoal-doc-create-named-{}", std::process::id());
+    /// let shm = SharedMemory::create_named(&name, 64)?;
+    /// assert_eq!(shm.name(), Some(name.as_str()));
+    /// let taken = SharedMemory::create_named(&name, 64).unwrap_err();
+    /// assert!(matches!(taken, ShmError::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists));
+    /// let bad = SharedMemory::create_named("no/slashes", 64).unwrap_err();
+    /// assert!(matches!(bad, ShmError::InvalidName { .. }));
+    /// # Ok::<(), ShmError>(())
+    /// ```
     pub fn create_named(name: &str, size: usize) -> Result<SharedMemory, ShmError> {
         Ok(SharedMemory {
             seg: Segment::create_named(SegmentKind::Raw, Some(name), size)?,
@@ -89,6 +129,23 @@ impl SharedMemory {
     /// [`ShmError::Io`] with `NotFound` when there is no such segment;
     /// [`ShmError::NotShoal`], [`ShmError::Version`] or [`ShmError::WrongKind`] when the
     /// file is not a raw shoal segment of this layout version.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::shm::ShmError;
+    /// use shoal::SharedMemory;
+    ///
+    /// let owner = SharedMemory::create(16)?;
+    /// owner.write(0, b"shared")?;
+    /// let opened = SharedMemory::open(owner.name().unwrap())?; // from any process
+    /// let mut buf = [0u8; 6];
+    /// opened.read(0, &mut buf)?;
+    /// assert_eq!(&buf, b"shared");
+    ///
+    /// let missing = SharedMemory::open("shoal-no-such-segment").unwrap_err();
+    /// assert!(matches!(missing, ShmError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound));
+    /// # Ok::<(), ShmError>(())
+    /// ```
     pub fn open(name: &str) -> Result<SharedMemory, ShmError> {
         Ok(SharedMemory {
             seg: Segment::open_named(name, Some(SegmentKind::Raw))?,
@@ -96,11 +153,32 @@ impl SharedMemory {
     }
 
     /// The segment's name, `None` for anonymous segments.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::SharedMemory;
+    ///
+    /// assert_eq!(SharedMemory::new(8)?.name(), None);
+    /// let named = SharedMemory::create(8)?;
+    /// assert!(named.name().is_some_and(|n| n.starts_with("shoal-")));
+    /// # Ok::<(), shoal::shm::ShmError>(())
+    /// ```
     pub fn name(&self) -> Option<&str> {
         self.seg.name()
     }
 
     /// The usable size in bytes (the request rounded up to fill whole pages).
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::SharedMemory;
+    ///
+    /// let shm = SharedMemory::new(100)?;
+    /// assert!(shm.size() >= 100); // rounded up to whole pages
+    /// shm.write(shm.size() - 1, &[1])?; // the last usable byte
+    /// assert!(shm.write(shm.size(), &[1]).is_err());
+    /// # Ok::<(), shoal::shm::ShmError>(())
+    /// ```
     pub fn size(&self) -> usize {
         self.seg.payload_len()
     }
@@ -108,6 +186,17 @@ impl SharedMemory {
     /// The first usable byte. Other processes may read and write through their own
     /// mappings at any time: accesses through this pointer need their own
     /// synchronisation (atomics, or a [`crate::Lock`]).
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::SharedMemory;
+    ///
+    /// let shm = SharedMemory::new(64)?;
+    /// // The same first byte that `read`, `write` and the atomic views reach.
+    /// let word = shm.atomic_u32(0)?;
+    /// assert_eq!(word.as_ptr().cast::<u8>(), shm.as_ptr());
+    /// # Ok::<(), shoal::shm::ShmError>(())
+    /// ```
     pub fn as_ptr(&self) -> *mut u8 {
         self.seg.payload_ptr()
     }
@@ -127,6 +216,21 @@ impl SharedMemory {
     ///
     /// # Errors
     /// [`ShmError::OutOfBounds`] when the range leaves the segment.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::shm::ShmError;
+    /// use shoal::SharedMemory;
+    ///
+    /// let shm = SharedMemory::new(16)?;
+    /// shm.write(4, b"abcd")?;
+    /// let mut buf = [0u8; 6];
+    /// shm.read(3, &mut buf)?;
+    /// assert_eq!(&buf, b"\0abcd\0");
+    /// let mut too_far = vec![0u8; shm.size() + 1];
+    /// assert!(matches!(shm.read(0, &mut too_far), Err(ShmError::OutOfBounds { .. })));
+    /// # Ok::<(), ShmError>(())
+    /// ```
     pub fn read(&self, offset: usize, buf: &mut [u8]) -> Result<(), ShmError> {
         self.check(offset, buf.len())?;
         crate::shm::raw::copy_out(self.seg.payload_ptr(), offset, buf);
@@ -137,6 +241,24 @@ impl SharedMemory {
     ///
     /// # Errors
     /// [`ShmError::OutOfBounds`] when the range leaves the segment.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::{Process, SharedMemory};
+    ///
+    /// fn fill(shm: SharedMemory) {
+    ///     shm.write(0, b"from the child").unwrap();
+    /// }
+    /// shoal::entry!(fill);
+    ///
+    /// let shm = SharedMemory::new(32)?;
+    /// Process::new(fill, shm.clone()).start()?.join()?;
+    /// let mut buf = [0u8; 14];
+    /// shm.read(0, &mut buf)?;
+    /// assert_eq!(&buf, b"from the child");
+    /// assert!(shm.write(usize::MAX, b"x").is_err()); // out of bounds, no overflow
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn write(&self, offset: usize, data: &[u8]) -> Result<(), ShmError> {
         self.check(offset, data.len())?;
         crate::shm::raw::copy_in(self.seg.payload_ptr(), offset, data);
@@ -186,6 +308,31 @@ impl SharedMemory {
     /// # Errors
     /// [`ShmError::OutOfBounds`] past the end, [`ShmError::Misaligned`] when `offset`
     /// is not a multiple of 4.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::atomic::Ordering;
+    /// use shoal::{Process, SharedMemory};
+    ///
+    /// fn count_up(shm: SharedMemory) {
+    ///     let counter = shm.atomic_u32(4).unwrap();
+    ///     for _ in 0..1000 {
+    ///         counter.fetch_add(1, Ordering::Relaxed);
+    ///     }
+    /// }
+    /// shoal::entry!(count_up);
+    ///
+    /// let shm = SharedMemory::new(8)?;
+    /// let children = (0..2)
+    ///     .map(|_| Process::new(count_up, shm.clone()).start())
+    ///     .collect::<Result<Vec<_>, _>>()?;
+    /// for child in children {
+    ///     child.join()?;
+    /// }
+    /// assert_eq!(shm.atomic_u32(4)?.load(Ordering::Relaxed), 2000);
+    /// assert!(shm.atomic_u32(2).is_err()); // not 4-byte aligned
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn atomic_u32(&self, offset: usize) -> Result<&AtomicU32, ShmError> {
         let ptr = self.check_atomic(offset, 4)?;
         // SAFETY: as in `atomic_u64`, with 4-byte alignment.
@@ -197,6 +344,19 @@ impl SharedMemory {
     ///
     /// # Errors
     /// [`ShmError::Io`] when the name was already removed.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::SharedMemory;
+    ///
+    /// let shm = SharedMemory::create(16)?;
+    /// let name = shm.name().unwrap().to_owned();
+    /// shm.unlink()?;
+    /// assert!(SharedMemory::open(&name).is_err()); // the name is gone...
+    /// shm.write(0, b"still mapped")?; // ...the memory is not
+    /// assert!(shm.unlink().is_err()); // already removed
+    /// # Ok::<(), shoal::shm::ShmError>(())
+    /// ```
     pub fn unlink(&self) -> Result<(), ShmError> {
         self.seg.unlink()
     }

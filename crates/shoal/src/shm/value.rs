@@ -164,6 +164,17 @@ impl<T: Pod + fmt::Debug> fmt::Debug for Value<T> {
 }
 
 /// The lock of a [`Value`], held; derefs to the value.
+///
+/// # Examples
+/// ```
+/// let hits = shoal::Value::new(5u64)?;
+/// {
+///     let mut g = hits.lock()?.unwrap();
+///     *g += 1; // read-modify-write under the lock
+/// }
+/// assert_eq!(hits.load(), 6);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct ValueGuard<'a, T: Pod> {
     _guard: LockGuard<'a>,
     ptr: *mut T,

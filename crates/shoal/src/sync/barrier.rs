@@ -82,6 +82,15 @@ const _: () = {
 };
 
 /// What a successful [`Barrier::wait`] returns.
+///
+/// # Examples
+/// ```
+/// let alone = shoal::Barrier::new(1)?;
+/// let r = alone.wait()?; // the only party completes the round
+/// assert_eq!(r.index(), 0);
+/// assert!(r.is_leader());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BarrierWaitResult {
     index: usize,
@@ -91,12 +100,47 @@ pub struct BarrierWaitResult {
 impl BarrierWaitResult {
     /// The caller's place in the round, `0..parties`, in order of arrival (Python's
     /// return value of `wait`). Each round hands out every index exactly once.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::sync::Barrier;
+    ///
+    /// let barrier = Barrier::new(3)?;
+    /// let others: Vec<_> = (0..2)
+    ///     .map(|_| {
+    ///         let b = barrier.clone();
+    ///         std::thread::spawn(move || b.wait().map(|r| r.index()))
+    ///     })
+    ///     .collect();
+    /// let mut indexes = vec![barrier.wait()?.index()];
+    /// for t in others {
+    ///     indexes.push(t.join().unwrap()?);
+    /// }
+    /// indexes.sort();
+    /// assert_eq!(indexes, [0, 1, 2]); // each index once per round
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn index(&self) -> usize {
         self.index
     }
 
     /// Whether the caller was the last to arrive, the one that completed the round
     /// (index `parties - 1`); exactly one waiter per round is the leader.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::sync::Barrier;
+    ///
+    /// let barrier = Barrier::new(2)?;
+    /// let other = barrier.clone();
+    /// let t = std::thread::spawn(move || other.wait());
+    /// let mine = barrier.wait()?;
+    /// let theirs = t.join().unwrap()?;
+    /// assert!(mine.is_leader() != theirs.is_leader()); // exactly one leader
+    /// let leader = if mine.is_leader() { mine } else { theirs };
+    /// assert_eq!(leader.index(), 1); // the last to arrive
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_leader(&self) -> bool {
         self.leader
     }

@@ -107,6 +107,22 @@ impl fmt::Debug for Condition {
 
 /// Proof that the calling thread holds a [`Condition`]'s lock; releases (one level of)
 /// it when dropped.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+///
+/// let cond = shoal::Condition::new()?;
+/// let guard = cond.acquire().unwrap();
+/// // `wait` takes the guard (releasing the lock while asleep) and gives it back.
+/// let (guard, timed_out) = cond.wait_timeout(guard, Duration::from_millis(1)).unwrap();
+/// assert!(timed_out);
+/// drop(guard); // released
+/// let other = cond.clone();
+/// let free = std::thread::spawn(move || other.acquire_timeout(Duration::ZERO).is_ok());
+/// assert!(free.join().unwrap());
+/// # Ok::<(), shoal::sync::SyncError>(())
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ConditionGuard<'a> {
     cond: &'a Condition,
@@ -131,6 +147,19 @@ impl Drop for ConditionGuard<'_> {
 
 impl ConditionGuard<'_> {
     /// Releases the lock (one level of an RLock) now; the same as dropping the guard.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cond = shoal::Condition::new()?;
+    /// let g = cond.acquire().unwrap();
+    /// g.release();
+    /// let other = cond.clone();
+    /// let free = std::thread::spawn(move || other.acquire_timeout(Duration::ZERO).is_ok());
+    /// assert!(free.join().unwrap()); // another thread could take the lock
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn release(self) {
         drop(self);
     }
@@ -340,6 +369,21 @@ impl Condition {
     ///
     /// # Panics
     /// When `guard` belongs to another condition.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cond = shoal::Condition::new()?;
+    /// let g = cond.acquire().unwrap();
+    /// // Nobody makes the predicate true: the wait ends with the time-out.
+    /// let (g, ok) = cond.wait_for(g, || false, Some(Duration::from_millis(10))).unwrap();
+    /// assert!(!ok);
+    /// // A predicate that already holds returns at once, even without a time-out.
+    /// let (_g, ok) = cond.wait_for(g, || true, None).unwrap();
+    /// assert!(ok);
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn wait_for<'a>(
         &'a self,
         guard: ConditionGuard<'a>,

@@ -10,6 +10,16 @@ use crate::shm::ShmError;
 /// another process could not become one. Every primitive of [`crate::sync`] (and
 /// [`Value`](crate::Value) / [`Array`](crate::Array)) reports creation and import
 /// failures with this one type.
+///
+/// # Examples
+/// ```
+/// use shoal::sync::{Barrier, Semaphore, SyncError};
+///
+/// assert!(matches!(Barrier::new(0), Err(SyncError::InvalidParties { parties: 0 })));
+/// let e = Semaphore::new(u32::MAX).unwrap_err();
+/// assert!(matches!(e, SyncError::ValueTooLarge { value: u32::MAX, .. }));
+/// # Ok::<(), SyncError>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum SyncError {
@@ -113,6 +123,23 @@ impl std::error::Error for SyncError {
 
 /// The result of a blocking acquire: the guard, or the guard wrapped in [`OwnerDied`]
 /// when the previous holder died while holding the lock.
+///
+/// # Examples
+/// ```
+/// use shoal::sync::{LockGuard, LockResult};
+/// use shoal::Lock;
+///
+/// fn take(lock: &Lock) -> LockResult<LockGuard<'_>> {
+///     lock.acquire()
+/// }
+///
+/// let lock = Lock::new()?;
+/// // Nobody died holding it here; where one may have, check the data it guards.
+/// let guard = take(&lock).unwrap_or_else(|died| died.into_inner());
+/// assert!(lock.is_locked());
+/// drop(guard);
+/// # Ok::<(), shoal::sync::SyncError>(())
+/// ```
 pub type LockResult<G> = Result<G, OwnerDied<G>>;
 
 /// The previous holder of a lock died while holding it; the lock is now held by the
@@ -121,6 +148,34 @@ pub type LockResult<G> = Result<G, OwnerDied<G>>;
 /// The data the lock protects may be half-updated: check or repair it, then go on with
 /// [`into_inner`](OwnerDied::into_inner). The lock itself is usable again at once; the
 /// condition is reported only to the first acquirer after the death.
+///
+/// # Examples
+/// ```
+/// use shoal::{Process, Value};
+///
+/// fn crash_mid_update(v: Value<[u32; 2]>) {
+///     let mut g = v.lock().unwrap().unwrap();
+///     g[0] = 1; // half of the update...
+///     std::process::exit(3); // ...and the process is gone, holding the lock
+/// }
+/// shoal::entry!(crash_mid_update);
+///
+/// let pair = Value::new([0u32; 2])?;
+/// Process::new(crash_mid_update, pair.clone()).start()?.join()?;
+/// let mut g = match pair.lock()? {
+///     Ok(g) => g,
+///     Err(died) => {
+///         let mut g = died.into_inner();
+///         *g = [0, 0]; // repair: undo the half-done update
+///         g
+///     }
+/// };
+/// assert_eq!(*g, [0, 0]);
+/// g[1] = 5;
+/// drop(g);
+/// assert!(pair.lock()?.is_ok()); // reported once; the lock works as before
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct OwnerDied<G> {
     guard: G,
     tid: u32,
@@ -133,26 +188,117 @@ impl<G> OwnerDied<G> {
     }
 
     /// The guard: the caller holds the lock.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::Lock;
+    ///
+    /// let lock = Lock::new()?;
+    /// let handle = lock.clone();
+    /// std::thread::spawn(move || std::mem::forget(handle.acquire().unwrap()))
+    ///     .join()
+    ///     .unwrap(); // the thread ended holding the lock
+    /// let guard = lock.acquire().unwrap_or_else(|died| died.into_inner());
+    /// assert!(lock.is_locked()); // held by this thread now
+    /// drop(guard);
+    /// assert!(lock.acquire().is_ok()); // and usable as before
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn into_inner(self) -> G {
         self.guard
     }
 
     /// A reference to the guard.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::Value;
+    ///
+    /// let balance = Value::new(100i64)?;
+    /// let handle = balance.clone();
+    /// std::thread::spawn(move || {
+    ///     let mut g = handle.lock().unwrap().unwrap();
+    ///     *g -= 30;
+    ///     std::mem::forget(g); // the thread ends holding the lock, mid-transfer
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// let died = balance.lock()?.unwrap_err();
+    /// assert_eq!(**died.get_ref(), 70); // the half-done update is visible
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get_ref(&self) -> &G {
         &self.guard
     }
 
     /// A mutable reference to the guard.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::Value;
+    ///
+    /// let balance = Value::new(100i64)?;
+    /// let handle = balance.clone();
+    /// std::thread::spawn(move || {
+    ///     let mut g = handle.lock().unwrap().unwrap();
+    ///     *g -= 30;
+    ///     std::mem::forget(g); // the thread ends holding the lock, mid-transfer
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// let mut died = balance.lock()?.unwrap_err();
+    /// **died.get_mut() = 100; // roll the half-done update back
+    /// drop(died.into_inner());
+    /// assert_eq!(balance.load(), 100);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get_mut(&mut self) -> &mut G {
         &mut self.guard
     }
 
     /// The kernel thread id of the holder that died, when known.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::Lock;
+    ///
+    /// let lock = Lock::new()?;
+    /// let handle = lock.clone();
+    /// let tid = std::thread::spawn(move || {
+    ///     std::mem::forget(handle.acquire().unwrap());
+    ///     // The kernel thread id: /proc/thread-self links to "<pid>/task/<tid>".
+    ///     let me = std::fs::read_link("/proc/thread-self").unwrap();
+    ///     me.file_name().unwrap().to_str().unwrap().parse::<u32>().unwrap()
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// let died = lock.acquire().unwrap_err();
+    /// assert_eq!(died.thread_id(), Some(tid));
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn thread_id(&self) -> Option<u32> {
         (self.tid != 0).then_some(self.tid)
     }
 
     /// The process id of the holder that died, when known.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::{Lock, Process};
+    ///
+    /// fn die_holding(lock: Lock) {
+    ///     std::mem::forget(lock.acquire().unwrap());
+    /// }
+    /// shoal::entry!(die_holding);
+    ///
+    /// let lock = Lock::new()?;
+    /// let child = Process::new(die_holding, lock.clone()).start()?;
+    /// child.join()?;
+    /// let died = lock.acquire().unwrap_err();
+    /// assert_eq!(died.process_id(), Some(child.pid()));
+    /// assert!(died.to_string().contains(&child.pid().to_string()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn process_id(&self) -> Option<u32> {
         (self.pid != 0).then_some(self.pid)
     }
@@ -195,6 +341,23 @@ impl<G> fmt::Display for OwnerDied<G> {
 impl<G> std::error::Error for OwnerDied<G> {}
 
 /// Why a non-blocking or timed acquire did not simply succeed.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use shoal::sync::TryLockError;
+///
+/// let lock = shoal::Lock::new()?;
+/// let _held = lock.acquire().unwrap();
+/// let other = lock.clone();
+/// let outcome = std::thread::spawn(move || {
+///     let busy = matches!(other.try_acquire(), Err(TryLockError::WouldBlock));
+///     let late = matches!(other.acquire_timeout(Duration::from_millis(10)), Err(TryLockError::Timeout));
+///     busy && late
+/// });
+/// assert!(outcome.join().unwrap());
+/// # Ok::<(), shoal::sync::SyncError>(())
+/// ```
 pub enum TryLockError<G> {
     /// The lock is held by someone else (from a `try_` call).
     WouldBlock,
@@ -233,6 +396,14 @@ impl<G> fmt::Display for TryLockError<G> {
 impl<G> std::error::Error for TryLockError<G> {}
 
 /// A release by a thread that does not hold the lock.
+///
+/// # Examples
+/// ```
+/// let lock = shoal::Lock::new()?;
+/// let e = lock.release().unwrap_err();
+/// assert_eq!(e.to_string(), "cannot release a lock that is not locked");
+/// # Ok::<(), shoal::sync::SyncError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotHeld {
     pub(crate) what: &'static str,
@@ -241,6 +412,30 @@ pub struct NotHeld {
 
 impl NotHeld {
     /// The thread id of the current holder, `None` when the lock is free.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::mpsc;
+    /// use shoal::Lock;
+    ///
+    /// let lock = Lock::new()?;
+    /// assert_eq!(lock.release().unwrap_err().holder(), None); // free
+    ///
+    /// let (tx, rx) = mpsc::channel();
+    /// let (done_tx, done_rx) = mpsc::channel::<()>();
+    /// let handle = lock.clone();
+    /// let t = std::thread::spawn(move || {
+    ///     let _g = handle.acquire().unwrap();
+    ///     let me = std::fs::read_link("/proc/thread-self").unwrap(); // "<pid>/task/<tid>"
+    ///     tx.send(me.file_name().unwrap().to_str().unwrap().parse::<u32>().unwrap()).unwrap();
+    ///     done_rx.recv().unwrap();
+    /// });
+    /// let tid = rx.recv().unwrap();
+    /// assert_eq!(lock.release().unwrap_err().holder(), Some(tid)); // not ours to release
+    /// done_tx.send(()).unwrap();
+    /// t.join().unwrap();
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn holder(&self) -> Option<u32> {
         self.holder
     }
@@ -262,6 +457,16 @@ impl fmt::Display for NotHeld {
 impl std::error::Error for NotHeld {}
 
 /// The object has no lock to take (it was made `without_lock`).
+///
+/// # Examples
+/// ```
+/// use shoal::Value;
+///
+/// let raw = Value::without_lock(1u32)?;
+/// let e = raw.lock().unwrap_err();
+/// assert_eq!(e.to_string(), "this shared value was created without a lock");
+/// # Ok::<(), shoal::sync::SyncError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoLock {
     pub(crate) what: &'static str,
@@ -276,6 +481,16 @@ impl fmt::Display for NoLock {
 impl std::error::Error for NoLock {}
 
 /// A semaphore release was refused; the count is unchanged.
+///
+/// # Examples
+/// ```
+/// use shoal::sync::{BoundedSemaphore, ReleaseError};
+///
+/// let sem = BoundedSemaphore::new(1)?;
+/// assert_eq!(sem.release(), Err(ReleaseError::OverReleased { limit: 1 }));
+/// assert_eq!(sem.value(), 1); // unchanged
+/// # Ok::<(), shoal::sync::SyncError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ReleaseError {
@@ -310,6 +525,19 @@ impl fmt::Display for ReleaseError {
 impl std::error::Error for ReleaseError {}
 
 /// Why [`Barrier::wait`](crate::sync::Barrier::wait) did not let the caller through.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use shoal::sync::{Barrier, BarrierError};
+///
+/// let barrier = Barrier::new(2)?; // the other party never comes
+/// assert_eq!(barrier.wait_timeout(Duration::from_millis(10)), Err(BarrierError::Timeout));
+/// assert_eq!(barrier.wait(), Err(BarrierError::Broken)); // broken for everyone now
+/// barrier.reset();
+/// assert!(!barrier.is_broken());
+/// # Ok::<(), shoal::sync::SyncError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BarrierError {

@@ -52,6 +52,17 @@ impl fmt::Debug for Lock {
 }
 
 /// Proof that the calling thread holds a [`Lock`]; releases it when dropped.
+///
+/// # Examples
+/// ```
+/// let lock = shoal::Lock::new()?;
+/// {
+///     let _guard = lock.acquire().unwrap();
+///     assert!(lock.try_acquire().is_err()); // held (and not re-entrant)
+/// } // released here
+/// assert!(lock.try_acquire().is_ok());
+/// # Ok::<(), shoal::sync::SyncError>(())
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard<'a> {
     lock: &'a Lock,

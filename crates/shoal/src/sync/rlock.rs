@@ -48,6 +48,19 @@ impl fmt::Debug for RLock {
 }
 
 /// One level of a held [`RLock`]; releases that level when dropped.
+///
+/// # Examples
+/// ```
+/// let lock = shoal::RLock::new()?;
+/// let first = lock.acquire().unwrap();
+/// let second = lock.acquire().unwrap(); // a second level, same thread
+/// assert_eq!(lock.depth(), 2);
+/// drop(second);
+/// assert_eq!(lock.depth(), 1);
+/// drop(first);
+/// assert!(!lock.is_locked());
+/// # Ok::<(), shoal::sync::SyncError>(())
+/// ```
 #[must_use = "the level is released as soon as the guard is dropped"]
 pub struct RLockGuard<'a> {
     lock: &'a RLock,
@@ -69,6 +82,18 @@ impl Drop for RLockGuard<'_> {
 
 impl RLockGuard<'_> {
     /// Releases this level now; the same as dropping the guard.
+    ///
+    /// # Examples
+    /// ```
+    /// let lock = shoal::RLock::new()?;
+    /// let outer = lock.acquire().unwrap();
+    /// let inner = lock.acquire().unwrap();
+    /// inner.release();
+    /// assert_eq!(lock.depth(), 1); // still held by the outer level
+    /// outer.release();
+    /// assert!(!lock.is_locked());
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn release(self) {
         drop(self);
     }
@@ -79,6 +104,16 @@ impl RLock {
     ///
     /// # Errors
     /// When the segment cannot be created ([`SyncError::Shm`]).
+    ///
+    /// # Examples
+    /// ```
+    /// let lock = shoal::RLock::new()?;
+    /// assert!(!lock.is_locked());
+    /// let same = lock.clone(); // another handle on the same lock
+    /// let _g = lock.acquire().unwrap();
+    /// assert!(same.is_locked());
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
     pub fn new() -> Result<RLock, SyncError> {
         Ok(RLock {
             raw: RawLock::new(Primitive::RLock, 0)?,

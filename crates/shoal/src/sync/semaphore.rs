@@ -187,6 +187,16 @@ impl RawSemaphore {
 ///
 /// [`forget`](SemaphoreGuard::forget) keeps the permit taken instead (to be given back
 /// later with `release`, perhaps by another process).
+///
+/// # Examples
+/// ```
+/// let sem = shoal::Semaphore::new(2)?;
+/// let permit = sem.acquire();
+/// assert_eq!(sem.value(), 1);
+/// drop(permit); // given back
+/// assert_eq!(sem.value(), 2);
+/// # Ok::<(), shoal::sync::SyncError>(())
+/// ```
 #[must_use = "the permit is given back at once if the guard is not kept"]
 pub struct SemaphoreGuard<'a> {
     raw: &'a RawSemaphore,
