@@ -70,10 +70,7 @@ impl Ring {
                 Ordering::SeqCst,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => {
-                    self.note_cpu(&ctrl.head.0);
-                    return Ok((pos, end - pos));
-                }
+                Ok(_) => return Ok((pos, end - pos)),
                 Err(now) => {
                     slot.get_pos
                         .store(crate::channel::ring::layout::IDLE, Ordering::Relaxed);

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::sys::{self, Deadline};
+use crate::sys::Deadline;
 
 use super::claim::{self, Token};
 use super::layout::*;
@@ -87,7 +87,6 @@ impl Ring {
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
-                        self.note_cpu(&ctrl.head.0);
                         return Ok(Message {
                             ring: self,
                             slot,
@@ -127,7 +126,7 @@ impl Ring {
         // Uncount first: a consumer killed between the two steps then leaves the bound
         // one message looser (recovery uncounts again), never one message tighter.
         if messages != 0 && self.max_messages != 0 {
-            ctrl.count.0.fetch_sub(messages as i64, Ordering::Relaxed);
+            ctrl.count.0.n.fetch_sub(messages as i64, Ordering::Relaxed);
         }
         for j in 0..cells {
             self.cell(pos + j)
@@ -138,8 +137,7 @@ impl Ring {
         // Dekker with `wait_space`, as in `after_commit`.
         let w = &ctrl.space.0;
         if w.sleepers.load(Ordering::SeqCst) != 0 {
-            w.epoch.fetch_add(1, Ordering::SeqCst);
-            sys::futex_wake(&w.epoch, u32::MAX);
+            self.wake_space();
         }
     }
 

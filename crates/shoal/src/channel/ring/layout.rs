@@ -70,9 +70,9 @@ pub(crate) struct Control {
     pub(crate) data: Line<Waiters>,
     /// Producers waiting for space.
     pub(crate) space: Line<Waiters>,
-    /// Messages in the ring; maintained only when `max_messages` is set. Single-producer
-    /// rings (pipes, never bounded by count): the receiver's read position, as a `u64`.
-    pub(crate) count: Line<AtomicI64>,
+    /// Queues: messages in the ring, kept only when `max_messages` is set. Pipes: the
+    /// receiver's own line (its read position and its word).
+    pub(crate) count: Line<Count>,
     /// Tokens of the producer and consumer of a message streamed in parts (0: none).
     pub(crate) stream: Line<Stream>,
     /// `JoinableQueue`: unfinished tasks and the waiters of `join`.
@@ -85,14 +85,23 @@ pub(crate) struct End {
     /// Multi-producer rings: the next position claimed. Single-producer rings: the byte
     /// position up to which records are committed (`tail`) or released (`head`).
     pub(crate) pos: AtomicU64,
-    /// Single-producer rings: the token (`pid << 32 | thread`) of the sender (`tail`) or
-    /// receiver (`head`) inside an operation, 0 between operations. Unused (0) in
-    /// multi-producer rings.
+    /// Single-producer rings, `tail` only: the token (`pid << 32 | thread`) of the sender
+    /// inside an operation, 0 between operations (the receiver's is `Count::reader`).
+    /// Unused (0) in multi-producer rings and on the `head` line.
     pub(crate) owner: AtomicU64,
-    /// The CPU (plus one; 0: unknown) on which a producer (`tail`) or consumer (`head`)
-    /// last claimed: a waiter whose peer works on its own CPU sleeps at once, since
-    /// spinning there only keeps the peer from running.
-    pub(crate) cpu: AtomicU32,
+}
+
+/// The `count` line.
+#[repr(C)]
+pub(crate) struct Count {
+    /// Queues: messages in the ring (when `max_messages` is set). Pipes: the receiver's
+    /// read position (as a `u64`), which it publishes to the sender in `head.pos` only
+    /// now and then.
+    pub(crate) n: AtomicI64,
+    /// Pipes: the token of the receiver inside an operation, 0 between. Here, not on
+    /// the `head` line, because the sender polls `head.pos` while it waits for room:
+    /// the receiver's per-message writes stay on a line nobody else reads.
+    pub(crate) reader: AtomicU64,
 }
 
 /// Fixed parameters of a ring.
@@ -115,6 +124,14 @@ pub(crate) struct Geometry {
     pub(crate) tag: u32,
     /// Codec of typed messages: 1 bincode, 2 JSON, 3 MessagePack, 0 raw bytes.
     pub(crate) codec: u32,
+    /// The CPU (plus one; 0: unknown) of the last producer that had to wake a sleeping
+    /// consumer: a consumer about to wait while that is its own CPU sleeps at once, since
+    /// spinning there only keeps the producer from running. Written only when it changes,
+    /// and only by a thread about to make a wake-up system call anyway: this line is
+    /// read by every operation.
+    pub(crate) producer_cpu: AtomicU32,
+    /// The same for the last consumer that had to wake a sleeping producer.
+    pub(crate) consumer_cpu: AtomicU32,
 }
 
 /// A futex epoch and the number of sleepers on it.
@@ -184,7 +201,7 @@ pub(crate) struct CellHeader {
 
 const _: () = {
     use std::mem::{offset_of, size_of};
-    assert!(size_of::<Geometry>() == 48);
+    assert!(size_of::<Geometry>() == 56);
     assert!(offset_of!(Geometry, magic) == 0);
     assert!(offset_of!(Geometry, version) == 8);
     assert!(offset_of!(Geometry, cell_size) == 12);
@@ -194,6 +211,8 @@ const _: () = {
     assert!(offset_of!(Geometry, closed) == 36);
     assert!(offset_of!(Geometry, tag) == 40);
     assert!(offset_of!(Geometry, codec) == 44);
+    assert!(offset_of!(Geometry, producer_cpu) == 48);
+    assert!(offset_of!(Geometry, consumer_cpu) == 52);
     assert!(size_of::<Control>() == 512);
     assert!(offset_of!(Control, geometry) == 0);
     assert!(offset_of!(Control, tail) == 64);
@@ -205,7 +224,8 @@ const _: () = {
     assert!(offset_of!(Control, tasks) == 448);
     assert!(offset_of!(End, pos) == 0);
     assert!(offset_of!(End, owner) == 8);
-    assert!(offset_of!(End, cpu) == 16);
+    assert!(offset_of!(Count, n) == 0);
+    assert!(offset_of!(Count, reader) == 8);
     assert!(offset_of!(Waiters, epoch) == 0);
     assert!(offset_of!(Waiters, sleepers) == 4);
     assert!(offset_of!(Waiters, watchers) == 8);

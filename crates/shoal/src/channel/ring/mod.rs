@@ -419,7 +419,7 @@ impl Ring {
         }
         let ctrl = self.ctrl();
         if self.max_messages != 0 {
-            return ctrl.count.0.load(Ordering::Relaxed).max(0) as usize;
+            return ctrl.count.0.n.load(Ordering::Relaxed).max(0) as usize;
         }
         let mut pos = ctrl.head.0.pos.load(Ordering::SeqCst);
         let tail = self.tail_pos();
@@ -539,16 +539,16 @@ impl Ring {
     pub(crate) fn end_dead(&self, sender: bool) -> bool {
         let ctrl = self.ctrl();
         let st = &ctrl.stream.0;
-        let (last, table, end) = if sender {
-            (&st.sender_pid, &st.senders, &ctrl.tail.0)
+        let (last, table, word) = if sender {
+            (&st.sender_pid, &st.senders, &ctrl.tail.0.owner)
         } else {
-            (&st.receiver_pid, &st.receivers, &ctrl.head.0)
+            (&st.receiver_pid, &st.receivers, &ctrl.count.0.reader)
         };
         let last = last.load(Ordering::Relaxed);
         if last == 0 {
             return false;
         }
-        let holder = end.owner.load(Ordering::Relaxed);
+        let holder = word.load(Ordering::Relaxed);
         if holder != 0 && claim::owner_alive(holder) {
             return false;
         }

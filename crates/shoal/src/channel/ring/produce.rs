@@ -29,7 +29,7 @@ impl Ring {
                 return Err(PutFail::Closed);
             }
             if self.max_messages != 0
-                && ctrl.count.0.load(Ordering::Relaxed) >= self.max_messages as i64
+                && ctrl.count.0.n.load(Ordering::Relaxed) >= self.max_messages as i64
             {
                 let head = ctrl.head.0.pos.load(Ordering::Relaxed);
                 return Err(PutFail::Full {
@@ -73,7 +73,6 @@ impl Ring {
                 Ordering::Relaxed,
             ) {
                 Ok(_) => {
-                    self.note_cpu(&ctrl.tail.0);
                     // The cells a few messages ahead were last written by a consumer one
                     // lap ago: fetch them for writing now, so that the next puts find
                     // them owned instead of paying a shared read and then an upgrade.
@@ -129,13 +128,14 @@ impl Ring {
     pub(super) fn after_commit(&self, messages: u64) {
         let ctrl = self.ctrl();
         if self.max_messages != 0 {
-            ctrl.count.0.fetch_add(messages as i64, Ordering::Relaxed);
+            ctrl.count.0.n.fetch_add(messages as i64, Ordering::Relaxed);
         }
         // Dekker with `wait_data`: our CAS of `tail` (SeqCst) precedes this load; a
         // consumer increments `sleepers` (SeqCst) before it reads `tail`. Either it sees
         // our claim and does not sleep long, or we see it and wake it.
         let w = &ctrl.data.0;
         if w.sleepers.load(Ordering::SeqCst) != 0 {
+            self.note_waker_cpu(true);
             w.epoch.fetch_add(1, Ordering::SeqCst);
             sys::futex_wake(&w.epoch, u32::MAX);
         }
@@ -166,7 +166,7 @@ impl Ring {
         let (slot, token) = self.my_slot().map_err(|_| PutFail::Full { blocked: 0 })?;
         let mut n = msgs.len();
         if self.max_messages != 0 {
-            let count = self.ctrl().count.0.load(Ordering::Relaxed).max(0) as u64;
+            let count = self.ctrl().count.0.n.load(Ordering::Relaxed).max(0) as u64;
             n = n.min(self.max_messages.saturating_sub(count) as usize);
         }
         let mut k: u64 = 0;

@@ -102,7 +102,7 @@ impl Ring {
                     && flags & F_FIRST != 0
                     && flags & (F_PART_MID | F_PART_END) == 0;
                 if counted && self.max_messages != 0 {
-                    self.ctrl().count.0.fetch_sub(1, Ordering::Relaxed);
+                    self.ctrl().count.0.n.fetch_sub(1, Ordering::Relaxed);
                 }
                 self.wake_space();
                 return true;

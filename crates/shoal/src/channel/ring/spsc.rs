@@ -99,12 +99,16 @@ impl Ring {
     /// the receiver catches up: the sender, which reads `head.pos` whenever the ring looks
     /// full, then does not pull the receiver's line over on every message.
     fn read_pos(&self) -> u64 {
-        self.ctrl().count.0.load(Ordering::Relaxed) as u64
+        self.ctrl().count.0.n.load(Ordering::Relaxed) as u64
     }
 
-    /// The read position, ordered after the receiver's reads of the bytes before it.
-    fn read_pos_acquire(&self) -> u64 {
-        self.ctrl().count.0.load(Ordering::Acquire) as u64
+    /// A sender about to sleep for room: takes the bytes the receiver has read but not
+    /// yet handed back (it publishes `head.pos` lazily) into its copy of `head`. Read
+    /// only then: the read position's line is written by the receiver on every message,
+    /// and polling it while spinning would pull it over each time.
+    pub(super) fn adopt_read_pos(&self) {
+        let read = self.ctrl().count.0.n.load(Ordering::Acquire) as u64;
+        self.head_cache.0.fetch_max(read, Ordering::Relaxed);
     }
 
     /// Bytes the receiver reads between two publications of `head.pos`.
@@ -144,7 +148,8 @@ impl Ring {
         unsafe { &*self.rec_ptr(pos).cast::<CellHeader>() }
     }
 
-    /// Takes an end (`tail` for the sender, `head` for the receiver) for this thread.
+    /// Takes an end (the writer word `tail.owner` for the sender, the reader word
+    /// `count.reader` for the receiver) for this thread.
     /// A word held by a dead process is taken over; for the sender's word that also
     /// settles what the dead sender left (see [`resync_tail`](Self::resync_tail)).
     ///
@@ -154,20 +159,16 @@ impl Ring {
     /// after its commit and after freeing the word) sees the sleeper and wakes it, or
     /// the receiver sees the word held and only naps briefly, or it reads the word
     /// freed after the commit and finds the record.
-    fn take_end<'a>(&'a self, end: &'a End) -> Result<Held<'a>, Blocked> {
+    fn take_end<'a>(&'a self, word: &'a AtomicU64) -> Result<Held<'a>, Blocked> {
         let me = claim::my_token();
         let mut holder = 0;
         loop {
-            match end
-                .owner
-                .compare_exchange(holder, me, Ordering::SeqCst, Ordering::Relaxed)
-            {
+            match word.compare_exchange(holder, me, Ordering::SeqCst, Ordering::Relaxed) {
                 Ok(_) => {
-                    if holder != 0 && std::ptr::eq(end, &self.ctrl().tail.0) {
+                    if holder != 0 && std::ptr::eq(word, &self.ctrl().tail.0.owner) {
                         self.resync_tail();
                     }
-                    self.note_cpu(end);
-                    return Ok(Held(&end.owner));
+                    return Ok(Held(word));
                 }
                 Err(0) => holder = 0,
                 Err(now) if now != me && !claim::owner_alive(now) => holder = now,
@@ -213,17 +214,18 @@ impl Ring {
         let end = pos + pad + size;
         // The record and the header after it must lie in bytes the receiver released.
         let need = (end + REC).wrapping_sub(bytes);
-        if signed(self.head_cache.0.load(Ordering::Relaxed), need) < 0 {
-            let mut head = ctrl.head.0.pos.load(Ordering::SeqCst);
-            if signed(head, need) < 0 {
-                // The receiver publishes `head.pos` lazily: before waiting, look at the
-                // bytes it has read but not yet handed back (its own line, read only
-                // here, when the ring looks full).
-                let read = self.read_pos_acquire();
-                if signed(read, head) > 0 {
-                    head = read;
-                }
-            }
+        let cached = self.head_cache.0.load(Ordering::Relaxed);
+        if signed(cached, need) < 0 {
+            // Plain loads and stores, no read-modify-write: a locked instruction here
+            // would wait for this sender's last commit to reach the receiver's CPU. A
+            // copy that goes back a little (another thread's newer one overwritten) is
+            // only staler, never ahead of the receiver.
+            let head = ctrl.head.0.pos.load(Ordering::SeqCst);
+            let head = if signed(head, cached) > 0 {
+                head
+            } else {
+                cached
+            };
             self.head_cache.0.store(head, Ordering::Relaxed);
             if signed(head, need) < 0 {
                 return Err(need.wrapping_sub(1));
@@ -330,7 +332,7 @@ impl Ring {
         let ctrl = self.ctrl();
         // Release: a later reader (another thread or process) starts from here and
         // sees everything before it as read.
-        ctrl.count.0.store(end as i64, Ordering::Release);
+        ctrl.count.0.n.store(end as i64, Ordering::Release);
         if end.wrapping_sub(ctrl.head.0.pos.load(Ordering::Relaxed)) >= self.publish_every() {
             self.publish(end);
         }
@@ -350,10 +352,10 @@ impl Ring {
 
     /// Takes the next committed record, waiting until `deadline`.
     fn next_record(&self, deadline: Deadline) -> Result<(Held<'_>, Record<'_>), WaitFail> {
-        let head = &self.ctrl().head.0;
+        let reader = &self.ctrl().count.0.reader;
         self.wait_loop(deadline, true, || {
             self.spsc_maybe_readable()?;
-            let held = self.take_end(head)?;
+            let held = self.take_end(reader)?;
             match self.peek() {
                 Ok(r) => Ok((held, r)),
                 Err(e) => Err(self.get_blocked_lazy(e)),
@@ -502,12 +504,12 @@ impl Ring {
         if data.len() > self.spsc_max_inline() {
             return self.spsc_put_streamed(data, deadline);
         }
-        let tail = &self.ctrl().tail.0;
+        let writer = &self.ctrl().tail.0.owner;
         self.wait_loop(deadline, false, || {
             if self.is_closed() {
                 return Err(Blocked::Closed);
             }
-            let held = self.take_end(tail)?;
+            let held = self.take_end(writer)?;
             self.push(&[data], F_FIRST).map_err(Blocked::Full)?;
             drop(held);
             Ok(())
@@ -521,12 +523,12 @@ impl Ring {
 
     /// Streams `data` in parts while holding the writer word.
     fn spsc_put_streamed(&self, data: &[u8], deadline: Deadline) -> Result<(), WaitFail> {
-        let tail = &self.ctrl().tail.0;
+        let writer = &self.ctrl().tail.0.owner;
         let _held = self.wait_loop(deadline, false, || {
             if self.is_closed() {
                 return Err(Blocked::Closed);
             }
-            self.take_end(tail)
+            self.take_end(writer)
         })?;
         let part = self.part_len();
         let total = (data.len() as u64).to_le_bytes();
@@ -698,9 +700,9 @@ mod tests {
         r.put(b"kept", now()).unwrap();
         // A receiver that took the reader word and died while reading: the read
         // position never moved.
-        r.ctrl().head.0.owner.store(DEAD, Ordering::SeqCst);
+        r.ctrl().count.0.reader.store(DEAD, Ordering::SeqCst);
         assert_eq!(get(&r, soon()).unwrap(), b"kept");
-        assert_eq!(r.ctrl().head.0.owner.load(Ordering::SeqCst), 0);
+        assert_eq!(r.ctrl().count.0.reader.load(Ordering::SeqCst), 0);
     }
 
     #[test]

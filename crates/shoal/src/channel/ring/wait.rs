@@ -7,7 +7,6 @@ use std::time::Instant;
 use crate::sys::{self, Deadline};
 
 use super::claim;
-use super::layout::End;
 use super::{
     signed, GetFail, PutFail, Ring, WaitFail, CLAIM_NAP, IDLE_NAP, SPIN_MAX, SPIN_MIN, STUCK,
 };
@@ -57,20 +56,35 @@ impl Ring {
     }
 
     /// The spin budget of a wait beginning now: 0 when the peer (the side that would
-    /// end the wait) last worked on this CPU, since spinning there only keeps the peer
-    /// from running: the waiter sleeps at once (a futex round trip).
+    /// end the wait) last had to wake a sleeper from this CPU, since spinning there only
+    /// keeps the peer from running: the waiter sleeps at once (a futex round trip).
     fn spin_budget_here(&self, for_data: bool) -> u32 {
-        let ctrl = self.ctrl();
+        let g = &self.ctrl().geometry.0;
         let peer = if for_data {
-            &ctrl.tail.0.cpu
+            &g.producer_cpu
         } else {
-            &ctrl.head.0.cpu
+            &g.consumer_cpu
         };
         let here = sys::current_cpu().map_or(0, |c| c.wrapping_add(1));
         if here != 0 && peer.load(Ordering::Relaxed) == here {
             0
         } else {
             self.spin_budget(for_data)
+        }
+    }
+
+    /// Records the calling thread's CPU as that of a producer (`true`) or consumer that
+    /// has to wake a sleeper: called just before the wake-up system call.
+    pub(super) fn note_waker_cpu(&self, producer: bool) {
+        let g = &self.ctrl().geometry.0;
+        let word = if producer {
+            &g.producer_cpu
+        } else {
+            &g.consumer_cpu
+        };
+        let here = sys::current_cpu().map_or(0, |c| c.wrapping_add(1));
+        if word.load(Ordering::Relaxed) != here {
+            word.store(here, Ordering::Relaxed);
         }
     }
 
@@ -92,12 +106,12 @@ impl Ring {
         // Found dead before, with the same last peer: only a live holder of that end
         // (a word read without a system call) could have appeared since.
         let known = &self.dead_peer[usize::from(for_data)];
-        let end = if for_data {
-            &self.ctrl().tail.0
+        let word = if for_data {
+            &self.ctrl().tail.0.owner
         } else {
-            &self.ctrl().head.0
+            &self.ctrl().count.0.reader
         };
-        if known.load(Ordering::Relaxed) == last && end.owner.load(Ordering::Relaxed) == 0 {
+        if known.load(Ordering::Relaxed) == last && word.load(Ordering::Relaxed) == 0 {
             return true;
         }
         static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
@@ -112,15 +126,6 @@ impl Ring {
         }
         known.store(last, Ordering::Relaxed);
         true
-    }
-
-    /// Records the calling thread's CPU as that of the last producer (`tail`) or
-    /// consumer (`head`), on a line the caller has just written anyway.
-    pub(super) fn note_cpu(&self, end: &End) {
-        let here = sys::current_cpu().map_or(0, |c| c.wrapping_add(1));
-        if end.cpu.load(Ordering::Relaxed) != here {
-            end.cpu.store(here, Ordering::Relaxed);
-        }
     }
 
     pub(super) fn learn(&self, for_data: bool, met_while_spinning: bool) {
@@ -250,6 +255,9 @@ impl Ring {
             }
             w.sleepers.fetch_add(1, Ordering::SeqCst);
             let epoch = w.epoch.load(Ordering::SeqCst);
+            if self.spsc && !for_data {
+                self.adopt_read_pos();
+            }
             // Pipes: a send in progress commits without a fence; read its writer word
             // before looking for data, and only nap while it is held (see
             // `Ring::take_end`).
