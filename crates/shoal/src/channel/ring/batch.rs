@@ -70,7 +70,10 @@ impl Ring {
                 Ordering::SeqCst,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return Ok((pos, end - pos)),
+                Ok(_) => {
+                    self.note_cpu(false);
+                    return Ok((pos, end - pos));
+                }
                 Err(now) => {
                     slot.get_pos
                         .store(crate::channel::ring::layout::IDLE, Ordering::Relaxed);

@@ -87,6 +87,7 @@ impl Ring {
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
+                        self.note_cpu(false);
                         return Ok(Message {
                             ring: self,
                             slot,

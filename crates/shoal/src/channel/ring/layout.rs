@@ -89,6 +89,9 @@ pub(crate) struct End {
     /// inside an operation, 0 between operations (the receiver's is `Count::reader`).
     /// Unused (0) in multi-producer rings and on the `head` line.
     pub(crate) owner: AtomicU64,
+    /// The CPU (plus one; 0: unknown) on which a producer (`tail`) or a consumer of a
+    /// queue (`head`) last claimed; a pipe's receiver keeps its own in `Count::cpu`.
+    pub(crate) cpu: AtomicU32,
 }
 
 /// The `count` line.
@@ -102,6 +105,8 @@ pub(crate) struct Count {
     /// the `head` line, because the sender polls `head.pos` while it waits for room:
     /// the receiver's per-message writes stay on a line nobody else reads.
     pub(crate) reader: AtomicU64,
+    /// Pipes: the CPU (plus one) on which the receiver last took a record.
+    pub(crate) cpu: AtomicU32,
 }
 
 /// Fixed parameters of a ring.
@@ -124,14 +129,6 @@ pub(crate) struct Geometry {
     pub(crate) tag: u32,
     /// Codec of typed messages: 1 bincode, 2 JSON, 3 MessagePack, 0 raw bytes.
     pub(crate) codec: u32,
-    /// The CPU (plus one; 0: unknown) of the last producer that had to wake a sleeping
-    /// consumer: a consumer about to wait while that is its own CPU sleeps at once, since
-    /// spinning there only keeps the producer from running. Written only when it changes,
-    /// and only by a thread about to make a wake-up system call anyway: this line is
-    /// read by every operation.
-    pub(crate) producer_cpu: AtomicU32,
-    /// The same for the last consumer that had to wake a sleeping producer.
-    pub(crate) consumer_cpu: AtomicU32,
 }
 
 /// A futex epoch and the number of sleepers on it.
@@ -201,7 +198,7 @@ pub(crate) struct CellHeader {
 
 const _: () = {
     use std::mem::{offset_of, size_of};
-    assert!(size_of::<Geometry>() == 56);
+    assert!(size_of::<Geometry>() == 48);
     assert!(offset_of!(Geometry, magic) == 0);
     assert!(offset_of!(Geometry, version) == 8);
     assert!(offset_of!(Geometry, cell_size) == 12);
@@ -211,8 +208,6 @@ const _: () = {
     assert!(offset_of!(Geometry, closed) == 36);
     assert!(offset_of!(Geometry, tag) == 40);
     assert!(offset_of!(Geometry, codec) == 44);
-    assert!(offset_of!(Geometry, producer_cpu) == 48);
-    assert!(offset_of!(Geometry, consumer_cpu) == 52);
     assert!(size_of::<Control>() == 512);
     assert!(offset_of!(Control, geometry) == 0);
     assert!(offset_of!(Control, tail) == 64);
@@ -226,6 +221,8 @@ const _: () = {
     assert!(offset_of!(End, owner) == 8);
     assert!(offset_of!(Count, n) == 0);
     assert!(offset_of!(Count, reader) == 8);
+    assert!(offset_of!(Count, cpu) == 16);
+    assert!(offset_of!(End, cpu) == 16);
     assert!(offset_of!(Waiters, epoch) == 0);
     assert!(offset_of!(Waiters, sleepers) == 4);
     assert!(offset_of!(Waiters, watchers) == 8);

@@ -38,7 +38,7 @@ pub(crate) use reserve::Reservation;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -142,6 +142,9 @@ pub(crate) struct Ring {
     /// kernel was last asked (milliseconds since a process-wide epoch, plus one).
     dead_peer: [AtomicU32; 2],
     peer_checked: AtomicU64,
+    /// Whether the last wait for room (`[0]`) or data (`[1]`) through this handle had to
+    /// yield or sleep (process-local; see `spin_budget_here`).
+    contended: [AtomicBool; 2],
 }
 
 /// Whether rings of channel type `tag` are the single-producer flavour.
@@ -312,6 +315,7 @@ impl Ring {
             head_cache: Line(AtomicU64::new(0)),
             dead_peer: [AtomicU32::new(0), AtomicU32::new(0)],
             peer_checked: AtomicU64::new(0),
+            contended: [AtomicBool::new(false), AtomicBool::new(false)],
         })
     }
 

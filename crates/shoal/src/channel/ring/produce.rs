@@ -73,6 +73,7 @@ impl Ring {
                 Ordering::Relaxed,
             ) {
                 Ok(_) => {
+                    self.note_cpu(true);
                     // The cells a few messages ahead were last written by a consumer one
                     // lap ago: fetch them for writing now, so that the next puts find
                     // them owned instead of paying a shared read and then an upgrade.
@@ -135,7 +136,6 @@ impl Ring {
         // our claim and does not sleep long, or we see it and wake it.
         let w = &ctrl.data.0;
         if w.sleepers.load(Ordering::SeqCst) != 0 {
-            self.note_waker_cpu(true);
             w.epoch.fetch_add(1, Ordering::SeqCst);
             sys::futex_wake(&w.epoch, u32::MAX);
         }

@@ -165,9 +165,11 @@ impl Ring {
         loop {
             match word.compare_exchange(holder, me, Ordering::SeqCst, Ordering::Relaxed) {
                 Ok(_) => {
-                    if holder != 0 && std::ptr::eq(word, &self.ctrl().tail.0.owner) {
+                    let sender = std::ptr::eq(word, &self.ctrl().tail.0.owner);
+                    if holder != 0 && sender {
                         self.resync_tail();
                     }
+                    self.note_cpu(sender);
                     return Ok(Held(word));
                 }
                 Err(0) => holder = 0,

@@ -86,7 +86,6 @@ impl Ring {
     }
 
     pub(super) fn wake_space(&self) {
-        self.note_waker_cpu(false);
         let w = &self.ctrl().space.0;
         w.epoch.fetch_add(1, Ordering::SeqCst);
         sys::futex_wake(&w.epoch, u32::MAX);

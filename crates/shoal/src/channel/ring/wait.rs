@@ -56,35 +56,59 @@ impl Ring {
     }
 
     /// The spin budget of a wait beginning now: 0 when the peer (the side that would
-    /// end the wait) last had to wake a sleeper from this CPU, since spinning there only
-    /// keeps the peer from running: the waiter sleeps at once (a futex round trip).
+    /// end the wait) works on this very CPU, since spinning there only keeps the peer
+    /// from running: the waiter sleeps at once (a futex round trip). The peer's CPU word
+    /// sits on the peer's own busy line, so it is read only when the last wait in this
+    /// direction was not over before its first yield (a peer on another CPU is met
+    /// while spinning, and then nothing is read).
     fn spin_budget_here(&self, for_data: bool) -> u32 {
-        let g = &self.ctrl().geometry.0;
+        let spin = self.spin_budget(for_data);
+        if !self.contended[usize::from(for_data)].load(Ordering::Relaxed) {
+            return spin;
+        }
         let peer = if for_data {
-            &g.producer_cpu
+            &self.ctrl().tail.0.cpu
         } else {
-            &g.consumer_cpu
+            self.consumer_cpu_word()
         };
         let here = sys::current_cpu().map_or(0, |c| c.wrapping_add(1));
         if here != 0 && peer.load(Ordering::Relaxed) == here {
             0
         } else {
-            self.spin_budget(for_data)
+            spin
         }
     }
 
-    /// Records the calling thread's CPU as that of a producer (`true`) or consumer that
-    /// has to wake a sleeper: called just before the wake-up system call.
-    pub(super) fn note_waker_cpu(&self, producer: bool) {
-        let g = &self.ctrl().geometry.0;
-        let word = if producer {
-            &g.producer_cpu
+    /// Where consumers record their CPU: on the line they write at every claim anyway.
+    fn consumer_cpu_word(&self) -> &std::sync::atomic::AtomicU32 {
+        if self.spsc {
+            &self.ctrl().count.0.cpu
         } else {
-            &g.consumer_cpu
+            &self.ctrl().head.0.cpu
+        }
+    }
+
+    /// Records the calling thread's CPU as a producer's (`true`) or consumer's, on the
+    /// line its claim has just written (so the store costs no extra line transfer); only
+    /// when it changed.
+    pub(super) fn note_cpu(&self, producer: bool) {
+        let word = if producer {
+            &self.ctrl().tail.0.cpu
+        } else {
+            self.consumer_cpu_word()
         };
         let here = sys::current_cpu().map_or(0, |c| c.wrapping_add(1));
         if word.load(Ordering::Relaxed) != here {
             word.store(here, Ordering::Relaxed);
+        }
+    }
+
+    /// Remembers whether a wait in this direction went past the fast part of the spin
+    /// phase (`true`: it had to yield or sleep), writing only on a change.
+    fn note_contended(&self, for_data: bool, contended: bool) {
+        let flag = &self.contended[usize::from(for_data)];
+        if flag.load(Ordering::Relaxed) != contended {
+            flag.store(contended, Ordering::Relaxed);
         }
     }
 
@@ -162,6 +186,7 @@ impl Ring {
         // Pauses since the last yield: the yield cadence counts pauses, not polls, so
         // that a consumer's backed-off empty polls yield as often as plain ones.
         let mut paused = 0u32;
+        let mut yielded = false;
         let mut keep_spinning = |spins: &mut u32, pauses: u32| -> bool {
             *spins += 1;
             if *spins >= *budget.get_or_insert_with(|| self.spin_budget_here(for_data)) {
@@ -175,6 +200,7 @@ impl Ring {
                 }
                 // When the peer shares our CPU, a yield hands it the CPU at once; when
                 // it has its own, the yield returns at once.
+                yielded = true;
                 std::thread::yield_now();
                 return true;
             }
@@ -186,6 +212,7 @@ impl Ring {
                 Ok(v) => {
                     if spins > 0 {
                         self.learn(for_data, true);
+                        self.note_contended(for_data, yielded);
                     }
                     return Ok(v);
                 }
@@ -235,6 +262,7 @@ impl Ring {
         if budget != Some(0) {
             self.learn(for_data, false);
         }
+        self.note_contended(for_data, true);
         let ctrl = self.ctrl();
         let w = if for_data {
             &ctrl.data.0
