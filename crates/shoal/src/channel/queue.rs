@@ -189,8 +189,10 @@ impl QueueBuilder {
 /// Messages are typed through a [`Codec`] (bincode by default) or sent as raw bytes
 /// ([`put_bytes`](Queue::put_bytes) copies the slice straight into the ring). A message
 /// becomes visible only when it is written whole, and a process killed in the middle of
-/// a `put` or `get` blocks nobody (see `docs/ring-format.md`). Messages larger than half
-/// the ring are streamed through it in parts and arrive whole.
+/// a `put` or `get` blocks nobody; a message whose consumer was killed inside its `get`
+/// is put again, so every acknowledged put is delivered once (see `docs/ring-format.md`,
+/// section 5, for the exact contract). Messages larger than half the ring are streamed
+/// through it in parts and arrive whole.
 ///
 /// A `Queue` is a cheap handle: clones share the same ring. It reaches a child process
 /// as a `Process` argument (it serializes as descriptors through the process handoff).

@@ -142,6 +142,9 @@ pub(crate) struct Ring {
     /// kernel was last asked (milliseconds since a process-wide epoch, plus one).
     dead_peer: [AtomicU32; 2],
     peer_checked: AtomicU64,
+    /// Queues (process-local): when a waiting consumer last looked for claims left by
+    /// dead consumers (same clock as `peer_checked`).
+    scanned: AtomicU64,
     /// Whether the last wait for room (`[0]`) or data (`[1]`) through this handle had to
     /// yield or sleep (process-local; see `spin_budget_here`).
     contended: [AtomicBool; 2],
@@ -315,6 +318,7 @@ impl Ring {
             head_cache: Line(AtomicU64::new(0)),
             dead_peer: [AtomicU32::new(0), AtomicU32::new(0)],
             peer_checked: AtomicU64::new(0),
+            scanned: AtomicU64::new(0),
             contended: [AtomicBool::new(false), AtomicBool::new(false)],
         })
     }

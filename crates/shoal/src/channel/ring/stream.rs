@@ -75,6 +75,15 @@ impl Ring {
         Ok(())
     }
 
+    /// Puts a message already accepted once (rescued from a dead consumer), waiting for
+    /// room as long as it takes; like [`force_put`](Self::force_put) it ignores `closed`
+    /// and the message bound.
+    pub(super) fn force_put_blocking(&self, data: &[u8]) -> Result<(), WaitFail> {
+        self.wait_loop(Deadline::NEVER, false, || {
+            self.force_put(data, 0).map_err(|f| self.put_blocked(f))
+        })
+    }
+
     /// A put that ignores `closed` (used to finish a streamed message).
     pub(super) fn force_put(&self, data: &[u8], flags: u32) -> Result<(), PutFail> {
         let (slot, token) = self.my_slot().map_err(|_| PutFail::Full { blocked: 0 })?;

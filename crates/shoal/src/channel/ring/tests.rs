@@ -80,20 +80,48 @@ fn dead_producer_claim_becomes_tombstone() {
 }
 
 #[test]
-fn dead_consumer_claim_is_released() {
+fn a_dead_consumers_message_is_put_again_by_a_producer() {
     let r = ring(2);
     r.try_put(b"1", 0).unwrap();
     r.try_put(b"2", 0).unwrap();
-    // A dead consumer claimed the first cell and never released it.
+    // A dead consumer claimed the first message and never released it.
     let s = r.slot_at(SLOTS - 2);
     s.owner.store(0x7fff_fff1u64 << 32 | 1, Ordering::SeqCst);
     s.get_cells.store(1, Ordering::SeqCst);
     s.get_pos.store(0, Ordering::SeqCst);
     r.ctrl().head.0.pos.store(1, Ordering::SeqCst);
+    assert_eq!(get_vec(&r).unwrap(), b"2");
+    // The next put needs the dead consumer's cell: the producer settles the claim by
+    // putting "1" again, then puts its own message.
     r.put(b"3", Deadline::after(Duration::from_secs(30)))
         .unwrap();
-    assert_eq!(get_vec(&r).unwrap(), b"2");
+    assert_eq!(get_vec(&r).unwrap(), b"1");
     assert_eq!(get_vec(&r).unwrap(), b"3");
+}
+
+#[test]
+fn a_dead_consumers_message_is_put_again_by_a_waiting_consumer() {
+    let r = ring(8);
+    let big = vec![9u8; 150]; // four cells
+    r.try_put(&big, 0).unwrap();
+    let cells = r.cells_for(big.len());
+    let s = r.slot_at(SLOTS - 2);
+    s.owner.store(0x7fff_fff1u64 << 32 | 1, Ordering::SeqCst);
+    s.get_cells.store(cells, Ordering::SeqCst);
+    s.get_pos.store(0, Ordering::SeqCst);
+    r.ctrl().head.0.pos.store(cells, Ordering::SeqCst);
+    // Nothing readable: the waiting consumer finds the dead claim and the message
+    // comes again, whole.
+    let got = r
+        .get(Deadline::after(Duration::from_secs(30)), |b| b.to_vec())
+        .unwrap();
+    assert_eq!(got, big);
+    assert_eq!(
+        s.get_pos.load(Ordering::SeqCst),
+        IDLE,
+        "the settled claim is forgotten"
+    );
+    assert!(matches!(get_vec(&r), Err(GetFail::Empty { .. })));
 }
 
 #[test]
@@ -142,7 +170,7 @@ fn threads_exchange_in_order() {
 }
 
 #[test]
-fn dead_consumer_gives_back_its_unit_of_the_message_bound() {
+fn a_dead_consumers_message_keeps_its_unit_of_the_message_bound() {
     let r = Ring::create(RingConfig {
         cell_size: 64,
         cells: 8,
@@ -159,6 +187,10 @@ fn dead_consumer_gives_back_its_unit_of_the_message_bound() {
     s.get_cells.store(1, Ordering::SeqCst);
     s.get_pos.store(0, Ordering::SeqCst);
     r.ctrl().head.0.pos.store(1, Ordering::SeqCst);
+    let got = r
+        .get(Deadline::after(Duration::from_secs(30)), |b| b.to_vec())
+        .unwrap();
+    assert_eq!(got, b"held");
     r.put(b"next", Deadline::after(Duration::from_secs(30)))
         .unwrap();
     assert_eq!(get_vec(&r).unwrap(), b"next");

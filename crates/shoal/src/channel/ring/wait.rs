@@ -1,7 +1,7 @@
 //! Waiting: spin with an adaptive budget, then sleep on a futex, checking claims that
 //! stay stuck for a dead claimant.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::sys::{self, Deadline};
@@ -112,6 +112,19 @@ impl Ring {
         }
     }
 
+    /// Whether at least [`PEER_CHECK`] has passed since `last` (milliseconds since a
+    /// process-wide epoch, plus one; 0: never), recording now when it has.
+    fn due(&self, last: &AtomicU64) -> bool {
+        static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        let now = EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1;
+        let then = last.load(Ordering::Relaxed);
+        if then != 0 && now.saturating_sub(then) < PEER_CHECK.as_millis() as u64 {
+            return false;
+        }
+        last.store(now, Ordering::Relaxed);
+        true
+    }
+
     /// Pipes: whether the peer of a wait (the sender when waiting for data, else the
     /// receiver) is known to be dead. Asks the kernel at most once per [`PEER_CHECK`]
     /// per ring handle (a sleeping waiter naps no longer than that), and remembers a
@@ -138,13 +151,9 @@ impl Ring {
         if known.load(Ordering::Relaxed) == last && word.load(Ordering::Relaxed) == 0 {
             return true;
         }
-        static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-        let now = EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1;
-        let checked = self.peer_checked.load(Ordering::Relaxed);
-        if checked != 0 && now.saturating_sub(checked) < PEER_CHECK.as_millis() as u64 {
+        if !self.due(&self.peer_checked) {
             return false;
         }
-        self.peer_checked.store(now, Ordering::Relaxed);
         if !self.end_dead(for_data) {
             return false;
         }
@@ -319,6 +328,11 @@ impl Ring {
                 }
                 Err(Blocked::Idle | Blocked::Full(_) | Blocked::Empty(_)) => {
                     stuck = None;
+                    // Nothing to read: settle any claim a dead consumer left (its message
+                    // is put again), at most every PEER_CHECK per ring handle.
+                    if for_data && !self.spsc && self.due(&self.scanned) {
+                        self.recover_dead_consumers();
+                    }
                     if sending {
                         CLAIM_NAP
                     } else if self.spsc {
