@@ -106,3 +106,18 @@ fn pipe_messages_are_read_in_place_whole() {
         t.join().unwrap();
     });
 }
+
+#[test]
+fn pipe_capacity_sets_what_travels_in_one_piece() {
+    watchdog(|| {
+        // 8 MiB per direction: a 3 MiB message fits whole, so one thread can send it
+        // and then receive it (with the default 512 KiB ring it would wait for a reader).
+        let (a, b) = Pipe::builder().capacity(8 << 20).duplex().unwrap();
+        let big: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8).collect();
+        a.send_bytes(&big).unwrap();
+        let same = b.recv_in_place(|m| m.as_slice() == Some(&big[..])).unwrap();
+        assert!(same);
+        let err = Pipe::builder().capacity(usize::MAX).simplex().unwrap_err();
+        assert!(err.to_string().contains("too large"), "{err}");
+    });
+}

@@ -347,8 +347,14 @@ fn queue(size: usize) -> anyhow::Result<Queue<()>> {
     q.context("could not create a queue")
 }
 
-fn simplex() -> anyhow::Result<(End, End)> {
-    let (tx, rx) = Pipe::simplex().context("could not create a pipe")?;
+/// A pipe for `size`-byte messages: the default 512 KiB rings, grown like the queue's
+/// (room for four messages) for large ones, so that they travel whole.
+fn pipe(size: usize) -> shoal::channel::PipeBuilder {
+    Pipe::builder().capacity((4 * size).max(512 << 10))
+}
+
+fn simplex(size: usize) -> anyhow::Result<(End, End)> {
+    let (tx, rx) = pipe(size).simplex().context("could not create a pipe")?;
     Ok((End::Pipe(tx), End::Pipe(rx)))
 }
 
@@ -434,7 +440,9 @@ impl Peers {
 fn ping_pong(case: &Case, how: &Conditions) -> anyhow::Result<Measure> {
     let (to, from, peer_in, peer_out) = match case.transport {
         Transport::ShoalPipe => {
-            let (a, b) = Pipe::duplex().context("could not create a pipe")?;
+            let (a, b) = pipe(case.size)
+                .duplex()
+                .context("could not create a pipe")?;
             let (a, b) = (End::Pipe(a), End::Pipe(b));
             (a.clone(), a, b.clone(), b)
         }
@@ -478,7 +486,7 @@ fn ping_pong(case: &Case, how: &Conditions) -> anyhow::Result<Measure> {
 fn one_to_one(case: &Case, how: &Conditions) -> anyhow::Result<Measure> {
     let style = style_of(case.transport);
     let (tx, rx) = match case.transport {
-        Transport::ShoalPipe => simplex()?,
+        Transport::ShoalPipe => simplex(case.size)?,
         _ => {
             let q = End::Queue(queue(case.size)?);
             (q.clone(), q)
@@ -521,7 +529,7 @@ fn two_to_two(case: &Case, how: &Conditions) -> anyhow::Result<Measure> {
     let style = style_of(case.transport);
     // (producer end, consumer end) of each pair; a queue is one channel for all four.
     let pairs = match case.transport {
-        Transport::ShoalPipe => vec![simplex()?, simplex()?],
+        Transport::ShoalPipe => vec![simplex(case.size)?, simplex(case.size)?],
         _ => {
             let q = End::Queue(queue(case.size)?);
             vec![(q.clone(), q.clone()), (q.clone(), q)]

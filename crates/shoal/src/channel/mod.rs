@@ -27,7 +27,7 @@ mod write_slot;
 
 pub use error::{CreateError, GetError, PutError};
 pub use joinable::{JoinableQueue, TaskDoneError};
-pub use pipe::{Connection, Pipe};
+pub use pipe::{Connection, Pipe, PipeBuilder};
 pub use queue::{Queue, QueueBuilder, Readiness};
 pub use read_slot::ReadSlot;
 pub use simple::SimpleQueue;

@@ -14,8 +14,10 @@ use crate::channel::{CreateError, GetError, PutError, ReadSlot, TAG_PIPE};
 use crate::codec::Codec;
 use crate::sys::Deadline;
 
-/// Ring size of each direction of a pipe.
+/// Default ring size of each direction of a pipe.
 const PIPE_CAPACITY: usize = 512 * 1024;
+/// Smallest ring a pipe is given.
+const PIPE_MIN: usize = 4096;
 
 /// Makes connected [`Connection`] pairs (Python's `multiprocessing.Pipe`).
 ///
@@ -50,18 +52,7 @@ impl Pipe {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn duplex() -> Result<(Connection, Connection), CreateError> {
-        let ab = ring()?;
-        let ba = ring()?;
-        Ok((
-            Connection {
-                rx: Some(Arc::clone(&ba)),
-                tx: Some(Arc::clone(&ab)),
-            },
-            Connection {
-                rx: Some(ab),
-                tx: Some(ba),
-            },
-        ))
+        Pipe::builder().duplex()
     }
 
     /// A one-way pair `(sender, receiver)`: the first can only send, the second only
@@ -81,7 +72,99 @@ impl Pipe {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn simplex() -> Result<(Connection, Connection), CreateError> {
-        let r = ring()?;
+        Pipe::builder().simplex()
+    }
+
+    /// Options for a pipe: the ring size of each direction.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::channel::Pipe;
+    ///
+    /// // 8 MiB per direction: messages up to 4 MiB go in one piece, read in place.
+    /// let (tx, rx) = Pipe::builder().capacity(8 << 20).simplex()?;
+    /// tx.send_bytes(&vec![7u8; 3 << 20])?;
+    /// assert_eq!(rx.recv_in_place(|m| m.len())?, 3 << 20);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder() -> PipeBuilder {
+        PipeBuilder {
+            capacity: PIPE_CAPACITY,
+        }
+    }
+}
+
+/// Options for a [`Pipe`] (see [`Pipe::builder`]).
+#[derive(Clone, Debug)]
+pub struct PipeBuilder {
+    capacity: usize,
+}
+
+impl PipeBuilder {
+    /// Bytes of ring for each direction, rounded up to a power of two (at least 4 KiB;
+    /// default 512 KiB). A message up to half of it travels in one piece and is read in
+    /// place; a longer one is streamed through in parts (a quarter of the ring each) and
+    /// arrives whole.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::channel::Pipe;
+    ///
+    /// let (a, b) = Pipe::builder().capacity(64 * 1024).duplex()?;
+    /// // Larger than the ring: streamed, so a receiver must read while it is sent.
+    /// let sender = std::thread::spawn(move || a.send_bytes(&[1u8; 100_000]));
+    /// assert_eq!(b.recv_bytes()?.len(), 100_000);
+    /// sender.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn capacity(mut self, bytes: usize) -> PipeBuilder {
+        self.capacity = bytes;
+        self
+    }
+
+    /// Two connections, each able to send to and receive from the other.
+    ///
+    /// # Errors
+    /// When the capacity is too large, or the kernel refuses the memory or an eventfd.
+    ///
+    /// # Examples
+    /// ```
+    /// let (a, b) = shoal::Pipe::builder().capacity(1 << 20).duplex()?;
+    /// a.send(&1u8)?;
+    /// b.send(&2u8)?;
+    /// assert_eq!((b.recv::<u8>()?, a.recv::<u8>()?), (1, 2));
+    /// assert!(shoal::Pipe::builder().capacity(usize::MAX).duplex().is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn duplex(&self) -> Result<(Connection, Connection), CreateError> {
+        let ab = ring(self.capacity)?;
+        let ba = ring(self.capacity)?;
+        Ok((
+            Connection {
+                rx: Some(Arc::clone(&ba)),
+                tx: Some(Arc::clone(&ab)),
+            },
+            Connection {
+                rx: Some(ab),
+                tx: Some(ba),
+            },
+        ))
+    }
+
+    /// A one-way pair `(sender, receiver)`, as [`Pipe::simplex`].
+    ///
+    /// # Errors
+    /// As [`duplex`](PipeBuilder::duplex).
+    ///
+    /// # Examples
+    /// ```
+    /// let (tx, rx) = shoal::Pipe::builder().capacity(16 * 1024).simplex()?;
+    /// tx.send_bytes(b"small ring")?;
+    /// assert_eq!(rx.recv_bytes()?, b"small ring");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn simplex(&self) -> Result<(Connection, Connection), CreateError> {
+        let r = ring(self.capacity)?;
         Ok((
             Connection {
                 rx: None,
@@ -95,12 +178,20 @@ impl Pipe {
     }
 }
 
-fn ring() -> Result<Arc<Core>, CreateError> {
+fn ring(capacity: usize) -> Result<Arc<Core>, CreateError> {
     let cell = crate::channel::queue::DEFAULT_CELL;
+    let cells = (capacity.max(PIPE_MIN) / cell)
+        .checked_next_power_of_two()
+        .filter(|c| c.checked_mul(cell).is_some_and(|b| b <= 1 << 40))
+        .ok_or_else(|| CreateError {
+            message: format!(
+                "could not create a pipe: {capacity} bytes of ring per direction is too large"
+            ),
+        })?;
     Core::create(
         RingConfig {
             cell_size: cell,
-            cells: PIPE_CAPACITY / cell,
+            cells,
             max_messages: 0,
             tag: TAG_PIPE,
             codec: 0,
