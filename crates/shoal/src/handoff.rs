@@ -1,12 +1,29 @@
 //! Passing shoal objects to another process as descriptors.
 //!
-//! Segments, locks, values and (later) channels implement `Serialize` by handing their
+//! Segments, locks, values and channels implement `Serialize` by handing their
 //! descriptor to the *handoff* in progress on this thread and writing only its index;
 //! `Deserialize` takes the descriptor back by index. The process module runs
 //! [`encode`] when it starts a child and ships the descriptors beside the bytes
 //! (inherited across `exec`, or as `SCM_RIGHTS`); the child runs [`decode`]. Outside a
 //! handoff, serializing such an object is an error: a bare number in a file or on a
 //! socket could never become the object again.
+//!
+//! [`encode`] and [`decode`] are public for programs that carry the descriptors
+//! themselves (the Python package pickles shoal objects this way, with the standard
+//! library's descriptor passing).
+//!
+//! # Examples
+//! ```
+//! use shoal::{handoff, Queue};
+//!
+//! let q: Queue<u32> = Queue::new()?;
+//! let parts = handoff::encode(&q)?;
+//! // `parts.fds` would travel by SCM_RIGHTS or inheritance; here they stay in-process.
+//! let same: Queue<u32> = handoff::decode(&parts.bytes, parts.fds)?;
+//! same.put(7)?;
+//! assert_eq!(q.get()?, 7);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::cell::RefCell;
 use std::os::fd::{BorrowedFd, OwnedFd};
@@ -27,9 +44,11 @@ thread_local! {
 
 /// Bytes plus the descriptors they refer to by index.
 #[derive(Debug)]
-pub(crate) struct Encoded {
-    pub(crate) bytes: Vec<u8>,
-    pub(crate) fds: Vec<OwnedFd>,
+pub struct Encoded {
+    /// The serialized object; shoal objects inside it appear as descriptor indices.
+    pub bytes: Vec<u8>,
+    /// The descriptors, in index order (duplicates owned by this value).
+    pub fds: Vec<OwnedFd>,
 }
 
 /// Restores the previous (empty) handoff even if serde panics.
@@ -40,8 +59,20 @@ impl Drop for Reset {
     }
 }
 
-/// Serializes `value`, collecting the descriptors of the shoal objects inside it.
-pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Encoded, CodecError> {
+/// Serializes `value` (bincode), collecting the descriptors of the shoal objects inside
+/// it.
+///
+/// # Errors
+/// When `value` cannot be encoded, or a descriptor cannot be duplicated.
+///
+/// # Examples
+/// ```
+/// let lock = shoal::Lock::new()?;
+/// let parts = shoal::handoff::encode(&lock)?;
+/// assert_eq!(parts.fds.len(), 1); // the lock's segment
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Encoded, CodecError> {
     CURRENT.with(|c| *c.borrow_mut() = Some(Handoff::Export(Vec::new())));
     let _reset = Reset;
     let bytes = codec::encode(value)?;
@@ -54,10 +85,21 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Encoded, CodecE
 
 /// Deserializes `bytes`, giving the shoal objects inside it the descriptors `fds`.
 /// Descriptors no object claimed are closed.
-pub(crate) fn decode<T: DeserializeOwned>(
-    bytes: &[u8],
-    fds: Vec<OwnedFd>,
-) -> Result<T, CodecError> {
+///
+/// # Errors
+/// When the bytes do not decode as a `T`, a descriptor is missing, or a descriptor is
+/// not the segment the object expects (another kind, another layout version).
+///
+/// # Examples
+/// ```
+/// let ev = shoal::Event::new()?;
+/// let parts = shoal::handoff::encode(&ev)?;
+/// let same: shoal::Event = shoal::handoff::decode(&parts.bytes, parts.fds)?;
+/// same.set();
+/// assert!(ev.is_set());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<T, CodecError> {
     CURRENT.with(|c| *c.borrow_mut() = Some(Handoff::Import(fds.into_iter().map(Some).collect())));
     let _reset = Reset;
     codec::decode(bytes)

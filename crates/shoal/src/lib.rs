@@ -150,12 +150,13 @@
 //! - [`net`]: authenticated [`Listener`](net::Listener)/[`Client`](net::Client)
 //!   connections over TCP and Unix sockets, wire-compatible with Python's
 //!   `multiprocessing.connection`;
-//! - [`codec`]: the serde codecs messages travel with.
+//! - [`codec`]: the serde codecs messages travel with;
+//! - [`handoff`]: shoal objects as bytes plus descriptors, for carriers of one's own.
 #![deny(missing_docs)]
 
 pub mod channel;
 pub mod codec;
-mod handoff;
+pub mod handoff;
 pub mod net;
 pub mod pool;
 pub mod process;

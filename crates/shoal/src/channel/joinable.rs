@@ -153,6 +153,17 @@ impl<T> JoinableQueue<T> {
             .max(0) as u64
     }
 
+    /// The task is counted before the put so that a consumer's `task_done` can never
+    /// run before the count that it cancels.
+    fn counted<E>(&self, put: impl FnOnce() -> Result<(), E>) -> Result<(), E> {
+        self.add_task();
+        let r = put();
+        if r.is_err() {
+            let _ = self.remove_task();
+        }
+        r
+    }
+
     fn add_task(&self) {
         self.core()
             .ring
@@ -318,16 +329,67 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     pub fn try_put(&self, msg: T) -> Result<(), PutError<T>> {
         self.counted(|| self.core().put_value(msg, Wait::No))
     }
+}
 
-    /// The task is counted before the put so that a consumer's `task_done` can never
-    /// run before the count that it cancels.
-    fn counted<E>(&self, put: impl FnOnce() -> Result<(), E>) -> Result<(), E> {
-        self.add_task();
-        let r = put();
-        if r.is_err() {
-            let _ = self.remove_task();
-        }
-        r
+/// Raw-byte puts, counted as tasks like [`put`](JoinableQueue::put) (they shadow the
+/// queue's uncounted ones).
+impl<T> JoinableQueue<T> {
+    /// [`Queue::put_bytes`], counting a new task.
+    ///
+    /// # Errors
+    /// As [`Queue::put_bytes`].
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::JoinableQueue<Vec<u8>> = shoal::JoinableQueue::new()?;
+    /// q.put_bytes(b"raw")?;
+    /// assert_eq!(q.unfinished(), 1);
+    /// assert_eq!(q.get_bytes()?, b"raw");
+    /// q.task_done()?;
+    /// assert_eq!(q.unfinished(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn put_bytes(&self, data: &[u8]) -> Result<(), PutError<()>> {
+        self.counted(|| self.core().put_bytes(data, Wait::forever()))
+    }
+
+    /// [`Queue::put_bytes_timeout`], counting a new task.
+    ///
+    /// # Errors
+    /// As [`Queue::put_bytes_timeout`]; no task is counted then.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use shoal::channel::{JoinableQueue, Queue};
+    ///
+    /// let q: JoinableQueue<u8> = JoinableQueue::with_builder(&Queue::builder().maxsize(1))?;
+    /// q.put_bytes_timeout(b"a", Duration::from_secs(1))?;
+    /// assert!(q.put_bytes_timeout(b"b", Duration::from_millis(1)).is_err());
+    /// assert_eq!(q.unfinished(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn put_bytes_timeout(&self, data: &[u8], timeout: Duration) -> Result<(), PutError<()>> {
+        self.counted(|| self.core().put_bytes(data, Wait::timeout(timeout)))
+    }
+
+    /// [`Queue::try_put_bytes`], counting a new task.
+    ///
+    /// # Errors
+    /// As [`Queue::try_put_bytes`]; no task is counted then.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::channel::{JoinableQueue, Queue};
+    ///
+    /// let q: JoinableQueue<u8> = JoinableQueue::with_builder(&Queue::builder().maxsize(1))?;
+    /// q.try_put_bytes(b"a")?;
+    /// assert!(q.try_put_bytes(b"b").unwrap_err().is_full());
+    /// assert_eq!(q.unfinished(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_put_bytes(&self, data: &[u8]) -> Result<(), PutError<()>> {
+        self.counted(|| self.core().put_bytes(data, Wait::No))
     }
 }
 

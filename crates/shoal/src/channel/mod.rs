@@ -31,7 +31,7 @@ pub use pipe::{Connection, Pipe, PipeBuilder};
 pub use queue::{Queue, QueueBuilder, Readiness};
 pub use read_slot::ReadSlot;
 pub use simple::SimpleQueue;
-pub use waitable::{wait, Waitable};
+pub use waitable::{wait, wait_with_fds, Waitable};
 pub use write_slot::WriteSlot;
 
 /// Segment tag of a [`Queue`] ring ("QU" + 1).

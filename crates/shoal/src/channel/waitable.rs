@@ -139,24 +139,63 @@ impl Drop for Watch<'_> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> io::Result<Vec<usize>> {
+    wait_with_fds(objects, &[], timeout).map(|(ready, _)| ready)
+}
+
+/// [`wait`] over shoal objects and plain descriptors together (sockets, pipes, process
+/// sentinels of other libraries): returns the indices of the ready objects and of the
+/// readable descriptors (both empty after a timeout).
+///
+/// # Errors
+/// When `poll` fails (a closed descriptor among `fds`, say).
+///
+/// # Examples
+/// ```
+/// use std::io::Write;
+/// use std::os::fd::AsFd;
+/// use std::time::Duration;
+/// use shoal::channel::{wait_with_fds, Queue, Waitable};
+///
+/// let q: Queue<u8> = Queue::new()?;
+/// let (a, mut b) = std::os::unix::net::UnixStream::pair()?;
+/// b.write_all(b"x")?;
+/// let (objects, fds) = wait_with_fds(&[&q as &dyn Waitable], &[a.as_fd()], Some(Duration::from_secs(5)))?;
+/// assert_eq!((objects, fds), (vec![], vec![0]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn wait_with_fds(
+    objects: &[&dyn Waitable],
+    fds: &[BorrowedFd<'_>],
+    timeout: Option<Duration>,
+) -> io::Result<(Vec<usize>, Vec<usize>)> {
     let deadline = Deadline::from_timeout(timeout);
     let watched: Vec<bool> = objects.iter().map(|o| o.set_watch(true)).collect();
     let watch = Watch(objects, watched);
+    let mut polled: Vec<BorrowedFd<'_>> = objects.iter().map(|o| o.ready_fd()).collect();
+    polled.extend_from_slice(fds);
+    let mut fds_ready = Vec::new();
     loop {
         let ready: Vec<usize> = (0..objects.len())
             .filter(|&i| objects[i].is_ready())
             .collect();
-        if !ready.is_empty() || deadline.expired() {
-            return Ok(ready);
+        if !ready.is_empty() || !fds_ready.is_empty() || deadline.expired() {
+            return Ok((ready, fds_ready));
         }
+        // Sliced: a channel's eventfd is shared, and another waiter may consume a signal.
         let slice = deadline.remaining().map_or(SLICE, |left| left.min(SLICE));
-        let fds: Vec<BorrowedFd<'_>> = objects.iter().map(|o| o.ready_fd()).collect();
-        let readable = sys::poll_readable(&fds, Some(slice))?;
+        let readable = sys::poll_readable(&polled, Some(slice))?;
         // Reset the channels' descriptors that fired before looking at the rings again,
         // so that the next poll sleeps until something new happens.
         for (i, r) in readable.iter().enumerate() {
-            if *r && watch.1[i] {
-                let _ = sys::eventfd_drain(fds[i]);
+            if !*r {
+                continue;
+            }
+            if i < objects.len() {
+                if watch.1[i] {
+                    let _ = sys::eventfd_drain(polled[i]);
+                }
+            } else {
+                fds_ready.push(i - objects.len());
             }
         }
     }

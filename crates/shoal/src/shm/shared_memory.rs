@@ -362,6 +362,39 @@ impl SharedMemory {
     }
 }
 
+impl SharedMemory {
+    /// Where the payload starts in the segment's file (after the shoal header), for
+    /// programs that map the descriptor themselves ([`AsFd`]).
+    ///
+    /// # Examples
+    /// ```
+    /// let shm = shoal::SharedMemory::new(16)?;
+    /// assert_eq!(shoal::SharedMemory::payload_offset(), 64);
+    /// # Ok::<(), shoal::shm::ShmError>(())
+    /// ```
+    pub fn payload_offset() -> usize {
+        crate::shm::segment::HEADER_LEN
+    }
+}
+
+/// The segment's descriptor (a memfd, or the open `/dev/shm` file of a named segment):
+/// another mapping of it sees the same bytes, at [`SharedMemory::payload_offset`].
+///
+/// # Examples
+/// ```
+/// use std::os::fd::AsFd;
+///
+/// let shm = shoal::SharedMemory::new(16)?;
+/// let meta = std::fs::File::from(shm.as_fd().try_clone_to_owned()?).metadata()?;
+/// assert!(meta.len() as usize >= shoal::SharedMemory::payload_offset() + 16);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl std::os::fd::AsFd for SharedMemory {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.seg.fd()
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Wire {
     fd: u32,

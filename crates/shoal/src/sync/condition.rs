@@ -439,6 +439,46 @@ impl Condition {
         wrap(acquired, (self.guard(), outcome == WaitOutcome::TimedOut))
     }
 
+    /// [`wait_timeout`](Condition::wait_timeout) for a caller that holds the lock
+    /// without a guard (Python style: the guard was given up with [`std::mem::forget`],
+    /// and the lock is released by hand later). Returns whether it was notified before
+    /// the timeout (`None`: no limit).
+    ///
+    /// # Errors
+    /// [`NotHeld`](crate::sync::NotHeld) (carried as `Err(None)`) when the calling
+    /// thread does not hold the lock; `Err(Some(died))` when the lock came back from a
+    /// holder that died while this caller slept (the lock is held again either way).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cond = shoal::Condition::new()?;
+    /// assert!(cond.wait_held(Some(Duration::ZERO)).is_err()); // not held
+    /// std::mem::forget(cond.acquire().unwrap());
+    /// assert_eq!(cond.wait_held(Some(Duration::from_millis(1))).ok(), Some(false));
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
+    pub fn wait_held(
+        &self,
+        timeout: Option<Duration>,
+    ) -> Result<bool, Option<crate::sync::OwnerDied<()>>> {
+        let held = match &self.lock {
+            CondLock::Lock(l) => l.is_held(),
+            CondLock::RLock(r) => r.depth() > 0,
+        };
+        if !held {
+            return Err(None);
+        }
+        match self.wait_until(self.guard(), Deadline::from_timeout(timeout)) {
+            Ok((g, timed_out)) => {
+                std::mem::forget(g);
+                Ok(!timed_out)
+            }
+            Err(died) => Err(Some(died.map(|(g, _)| std::mem::forget(g)))),
+        }
+    }
+
     /// Wakes up to `n` waiters (in any process). Waking nobody is not an error.
     ///
     /// Python requires the lock to be held here; shoal does not, but a notify without the

@@ -247,6 +247,23 @@ impl Lock {
         self.raw.is_locked()
     }
 
+    /// Whether the calling thread holds the lock.
+    ///
+    /// # Examples
+    /// ```
+    /// let lock = shoal::Lock::new()?;
+    /// assert!(!lock.is_held());
+    /// let g = lock.acquire().unwrap();
+    /// assert!(lock.is_held());
+    /// let other = lock.clone();
+    /// assert!(!std::thread::spawn(move || other.is_held()).join().unwrap());
+    /// drop(g);
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
+    pub fn is_held(&self) -> bool {
+        self.raw.held_by(&crate::sys::current_thread())
+    }
+
     pub(crate) fn raw(&self) -> &RawLock {
         &self.raw
     }

@@ -1,0 +1,255 @@
+"""Contexts and processes: the standard library's process machinery (its `Popen`
+classes for fork, spawn and forkserver, `BaseProcess`, the start-up of spawned
+children) with shoal's objects as the context's factories."""
+
+from __future__ import annotations
+
+import multiprocessing as _std
+import sys
+from multiprocessing import context as _std_context
+from multiprocessing import process as _std_process
+from typing import Any, List, Optional
+
+__all__ = ["BaseContext", "DefaultContext", "ForkContext", "ForkServerContext", "SpawnContext"]
+
+
+class ShoalContext(_std_context.BaseContext):
+    """A context whose factories build shoal objects."""
+
+    _name: Optional[str] = None
+    ProcessError = _std.ProcessError
+    BufferTooShort = _std.BufferTooShort
+    TimeoutError = _std.TimeoutError
+    AuthenticationError = _std.AuthenticationError
+
+    def get_context(self, method: Optional[str] = None) -> "ShoalContext":
+        if method is None:
+            return self
+        try:
+            ctx = _concrete_contexts[method]
+        except KeyError:
+            raise ValueError(f"cannot find context for {method!r}") from None
+        return ctx
+
+    def get_start_method(self, allow_none: bool = False) -> Optional[str]:
+        return self._name
+
+    def set_start_method(self, method: Optional[str], force: bool = False) -> None:
+        raise ValueError("cannot set start method of concrete context")
+
+    def get_all_start_methods(self) -> List[str]:
+        return list(_concrete_contexts)
+
+    # -- shoal's objects ---------------------------------------------------------
+    def Queue(self, maxsize: int = 0) -> Any:
+        from .queues import Queue
+
+        return Queue(maxsize, ctx=self)
+
+    def JoinableQueue(self, maxsize: int = 0) -> Any:
+        from .queues import JoinableQueue
+
+        return JoinableQueue(maxsize, ctx=self)
+
+    def SimpleQueue(self) -> Any:
+        from .queues import SimpleQueue
+
+        return SimpleQueue(ctx=self)
+
+    def Pipe(self, duplex: bool = True) -> Any:
+        from .connection import Pipe
+
+        return Pipe(duplex)
+
+    def Lock(self) -> Any:
+        from .synchronize import Lock
+
+        return Lock(ctx=self)
+
+    def RLock(self) -> Any:
+        from .synchronize import RLock
+
+        return RLock(ctx=self)
+
+    def Condition(self, lock: Any = None) -> Any:
+        from .synchronize import Condition
+
+        return Condition(lock, ctx=self)
+
+    def Semaphore(self, value: int = 1) -> Any:
+        from .synchronize import Semaphore
+
+        return Semaphore(value, ctx=self)
+
+    def BoundedSemaphore(self, value: int = 1) -> Any:
+        from .synchronize import BoundedSemaphore
+
+        return BoundedSemaphore(value, ctx=self)
+
+    def Event(self) -> Any:
+        from .synchronize import Event
+
+        return Event(ctx=self)
+
+    def Barrier(self, parties: int, action: Any = None, timeout: Optional[float] = None) -> Any:
+        from .synchronize import Barrier
+
+        return Barrier(parties, action, timeout, ctx=self)
+
+    def RawValue(self, typecode_or_type: Any, *args: Any) -> Any:
+        from .sharedctypes import RawValue
+
+        return RawValue(typecode_or_type, *args)
+
+    def RawArray(self, typecode_or_type: Any, size_or_initializer: Any) -> Any:
+        from .sharedctypes import RawArray
+
+        return RawArray(typecode_or_type, size_or_initializer)
+
+    def Value(self, typecode_or_type: Any, *args: Any, lock: Any = True) -> Any:
+        from .sharedctypes import Value
+
+        return Value(typecode_or_type, *args, lock=lock, ctx=self)
+
+    def Array(self, typecode_or_type: Any, size_or_initializer: Any, *, lock: Any = True) -> Any:
+        from .sharedctypes import Array
+
+        return Array(typecode_or_type, size_or_initializer, lock=lock, ctx=self)
+
+    # -- the standard library's, until shoal's own land ----------------------------
+    def _std(self) -> Any:
+        return _std.get_context(self.get_start_method())
+
+    def Manager(self) -> Any:
+        """The standard library's `SyncManager` for this start method."""
+        return self._std().Manager()
+
+    def Pool(self, processes: Optional[int] = None, initializer: Any = None, initargs: tuple = (),
+             maxtasksperchild: Optional[int] = None) -> Any:
+        """The standard library's `Pool` for this start method."""
+        return self._std().Pool(processes, initializer, initargs, maxtasksperchild)
+
+
+class ForkProcess(_std_process.BaseProcess):
+    _start_method = "fork"
+
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        from multiprocessing.popen_fork import Popen
+
+        return Popen(process_obj)
+
+
+class SpawnProcess(_std_process.BaseProcess):
+    _start_method = "spawn"
+
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        from multiprocessing.popen_spawn_posix import Popen
+
+        return Popen(process_obj)
+
+
+class ForkServerProcess(_std_process.BaseProcess):
+    _start_method = "forkserver"
+
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        from multiprocessing.popen_forkserver import Popen
+
+        return Popen(process_obj)
+
+
+class Process(_std_process.BaseProcess):
+    """A process object (as `multiprocessing.Process`): subclass it and override
+    `run()`, or give a `target`. It starts with the default context's method."""
+
+    _start_method = None
+
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        return _default_context.get_context().Process._Popen(process_obj)
+
+    @staticmethod
+    def _after_fork() -> None:
+        return _default_context.get_context().Process._after_fork()
+
+
+class ForkContext(ShoalContext):
+    _name = "fork"
+    Process = ForkProcess
+
+
+class SpawnContext(ShoalContext):
+    _name = "spawn"
+    Process = SpawnProcess
+
+
+class ForkServerContext(ShoalContext):
+    _name = "forkserver"
+    Process = ForkServerProcess
+
+    def _check_available(self) -> None:
+        from multiprocessing import reduction
+
+        if not reduction.HAVE_SEND_HANDLE:
+            raise ValueError("forkserver start method not available")
+
+
+_concrete_contexts = {
+    "fork": ForkContext(),
+    "spawn": SpawnContext(),
+    "forkserver": ForkServerContext(),
+}
+
+
+class DefaultContext(ShoalContext):
+    """The module-level context: its start method is the standard library's default
+    one (and stays in step with it, so a spawned child agrees with its parent)."""
+
+    Process = Process
+
+    def __init__(self, context: ShoalContext) -> None:
+        self._default_context = context
+        self._actual_context: Optional[ShoalContext] = None
+
+    def get_context(self, method: Optional[str] = None) -> ShoalContext:
+        if method is None:
+            if self._actual_context is None:
+                # A spawned child restores its parent's method into the standard
+                # library's default context before running; follow it.
+                std_method = _std.get_start_method(allow_none=True)
+                self._actual_context = _concrete_contexts.get(std_method or "", self._default_context)
+            return self._actual_context
+        return super().get_context(method)
+
+    def set_start_method(self, method: Optional[str], force: bool = False) -> None:
+        if self._actual_context is not None and not force:
+            raise RuntimeError("context has already been set")
+        if method is None and force:
+            self._actual_context = None
+            return
+        self._actual_context = self.get_context(method)
+        _std.set_start_method(method, force=True)
+
+    def get_start_method(self, allow_none: bool = False) -> Optional[str]:
+        if self._actual_context is None:
+            if allow_none and _std.get_start_method(allow_none=True) is None:
+                return None
+            self._actual_context = self.get_context()
+        return self._actual_context._name
+
+    def get_all_start_methods(self) -> List[str]:
+        if sys.platform == "win32":
+            return ["spawn"]
+        methods = ["spawn", "fork"] if sys.platform == "darwin" else ["fork", "spawn"]
+        from multiprocessing import reduction
+
+        if reduction.HAVE_SEND_HANDLE:
+            methods.append("forkserver")
+        return methods
+
+
+# The standard library's own default method (fork on Linux before 3.14).
+_default_context = DefaultContext(_concrete_contexts[_std_context._default_context._default_context._name])
+BaseContext = _std_context.BaseContext

@@ -1,0 +1,311 @@
+"""`Queue`, `SimpleQueue` and `JoinableQueue` on shoal's shared-memory rings.
+
+Messages are pickled in the calling thread, so a pickling error is raised by `put`
+itself. A `Queue` without `maxsize` never blocks in `put`, as in `multiprocessing`:
+when its ring is full, messages wait in this process and a feeder thread moves them
+in as room appears (`close`, `join_thread` and `cancel_join_thread` are about that
+thread). Every queue can be passed to a child process when it starts (not through
+another queue or pool task: the same rule as `multiprocessing`).
+"""
+
+from __future__ import annotations
+
+import collections
+import queue as _queue
+import threading
+import time
+import weakref
+from multiprocessing import context as _std_context
+from multiprocessing import util
+from typing import Any, Optional
+
+from . import _shoal
+from ._pickle import dumps, loads
+from ._reduce import dup_parts, rebuild_raw
+
+__all__ = ["JoinableQueue", "Queue", "SimpleQueue"]
+
+_RawQueue = _shoal.RawQueue
+
+
+def _rebuild(cls: type, data: bytes, dupfds: list, joinable: bool, maxsize: int) -> Any:
+    raw = rebuild_raw(_RawQueue._from_parts, data, dupfds, joinable)
+    q = cls.__new__(cls)
+    q._attach(raw, maxsize)
+    return q
+
+
+class Queue:
+    """A process-shared FIFO queue, as `multiprocessing.Queue(maxsize=0)`.
+
+    `put` with ``maxsize`` 0 never blocks; `get(block=True, timeout=None)` raises
+    `queue.Empty` after `timeout` seconds; `put` on a full bounded queue raises
+    `queue.Full` after its timeout. ``capacity`` (bytes of ring, shoal's own option)
+    bounds the memory the queue uses; messages larger than half of it are streamed.
+    """
+
+    _joinable = False
+
+    def __init__(self, maxsize: int = 0, *, ctx: Any = None, capacity: Optional[int] = None) -> None:
+        if maxsize < 0:
+            maxsize = 0
+        raw = _RawQueue(maxsize, capacity or (4 << 20), self._joinable)
+        self._attach(raw, maxsize)
+
+    def _attach(self, raw: Any, maxsize: int) -> None:
+        self._raw = raw
+        self._maxsize = maxsize
+        self._reset()
+        util.register_after_fork(self, Queue._after_fork)
+
+    def _reset(self) -> None:
+        self._closed = False
+        self._pending: collections.deque = collections.deque()
+        self._notempty = threading.Condition(threading.Lock())
+        self._thread: Optional[threading.Thread] = None
+        self._jointhread: Optional[util.Finalize] = None
+        self._joincancelled = False
+
+    def _after_fork(self) -> None:
+        # The feeder thread and its buffer belong to the parent.
+        self._reset()
+
+    def __reduce__(self) -> Any:
+        _std_context.assert_spawning(self)
+        data, dupfds = dup_parts(self._raw)
+        return (_rebuild, (type(self), data, dupfds, self._joinable, self._maxsize))
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__module__}.{type(self).__qualname__} maxsize={self._maxsize} size={self.qsize()}>"
+
+    # -- putting -----------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
+
+    def put(self, obj: Any, block: bool = True, timeout: Optional[float] = None) -> None:
+        """Put `obj` on the queue (pickled now: a pickling error is raised here)."""
+        self._check_open()
+        data = dumps(obj)
+        if self._pending:
+            self._buffer(data)
+            return
+        if self._raw.put(data, False):
+            return
+        if self._maxsize == 0:
+            self._buffer(data)
+            return
+        if not block or not self._raw.put(data, True, timeout):
+            raise _queue.Full
+
+    def put_nowait(self, obj: Any) -> None:
+        """`put(obj, False)`."""
+        self.put(obj, False)
+
+    def _buffer(self, data: bytes) -> None:
+        with self._notempty:
+            if self._thread is None:
+                self._start_thread()
+            self._pending.append(data)
+            self._notempty.notify()
+
+    def _start_thread(self) -> None:
+        self._thread = threading.Thread(
+            target=Queue._feed,
+            args=(self._pending, self._notempty, self._raw, weakref.ref(self)),
+            name="QueueFeederThread",
+            daemon=True,
+        )
+        self._thread.start()
+        if not self._joincancelled:
+            self._jointhread = util.Finalize(
+                self._thread, Queue._finalize_join, [weakref.ref(self._thread)], exitpriority=-5
+            )
+        util.Finalize(self, Queue._finalize_close, [self._pending, self._notempty], exitpriority=10)
+
+    @staticmethod
+    def _feed(pending: collections.deque, notempty: threading.Condition, raw: Any, owner: Any) -> None:
+        while True:
+            with notempty:
+                while not pending:
+                    notempty.wait()
+                data = pending[0]
+            if data is None:
+                return
+            raw.put(data, True, None)
+            with notempty:
+                pending.popleft()
+                notempty.notify_all()
+
+    @staticmethod
+    def _finalize_join(twr: Any) -> None:
+        thread = twr()
+        if thread is not None:
+            thread.join()
+
+    @staticmethod
+    def _finalize_close(pending: collections.deque, notempty: threading.Condition) -> None:
+        with notempty:
+            pending.append(None)
+            notempty.notify()
+
+    # -- getting -----------------------------------------------------------------
+    def get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
+        """Remove and return an item; `queue.Empty` when none came in time."""
+        self._check_open()
+        data = self._raw.get(block, timeout)
+        if data is None:
+            raise _queue.Empty
+        return loads(data)
+
+    def get_nowait(self) -> Any:
+        """`get(False)`."""
+        return self.get(False)
+
+    # -- state ---------------------------------------------------------------------
+    def qsize(self) -> int:
+        """Approximate number of items (those in the ring and those this process
+        still holds for the feeder thread)."""
+        return self._raw.qsize() + len(self._pending)
+
+    def empty(self) -> bool:
+        """Whether the queue is empty (a snapshot)."""
+        return not self._pending and self._raw.empty()
+
+    def full(self) -> bool:
+        """Whether a bounded queue is full (a snapshot)."""
+        return self._maxsize > 0 and self._raw.full()
+
+    def close(self) -> None:
+        """No more puts from this process; the feeder thread finishes its buffer."""
+        self._closed = True
+        if self._thread is not None:
+            Queue._finalize_close(self._pending, self._notempty)
+
+    def join_thread(self) -> None:
+        """Wait for the feeder thread (after `close`)."""
+        if not self._closed:
+            raise AssertionError(f"Queue {self!r} not closed")
+        if self._jointhread is not None:
+            self._jointhread()
+
+    def cancel_join_thread(self) -> None:
+        """Do not wait for the feeder thread at process exit (buffered items may be
+        lost)."""
+        self._joincancelled = True
+        if self._jointhread is not None:
+            self._jointhread.cancel()
+
+    # -- asyncio -------------------------------------------------------------------
+    async def get_async(self, timeout: Optional[float] = None) -> Any:
+        """`get` for asyncio: waits without blocking the event loop."""
+        return await _await_ready(self, timeout, lambda: self.get(False))
+
+    async def put_async(self, obj: Any, timeout: Optional[float] = None) -> None:
+        """`put` for asyncio (an unbounded queue never waits)."""
+        data = dumps(obj)
+        self._check_open()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        import asyncio
+
+        delay = 0.0001
+        while not self._raw.put(data, False):
+            if self._maxsize == 0:
+                self._buffer(data)
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                raise _queue.Full
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.01)
+
+
+async def _await_ready(obj: Any, timeout: Optional[float], take: Any) -> Any:
+    import asyncio
+
+    from .connection import wait
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            return take()
+        except _queue.Empty:
+            pass
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise _queue.Empty
+        slice_ = 0.05 if left is None else min(left, 0.05)
+        await loop.run_in_executor(None, wait, [obj], slice_)
+
+
+class JoinableQueue(Queue):
+    """A `Queue` that counts unfinished tasks: `task_done` and `join`."""
+
+    _joinable = True
+
+    def task_done(self) -> None:
+        """Mark one item as processed; `ValueError` when called too many times."""
+        try:
+            self._raw.task_done()
+        except ValueError:
+            raise ValueError("task_done() called too many times") from None
+
+    def join(self) -> None:
+        """Block until every item put has been marked done."""
+        while self._pending:
+            time.sleep(0.001)
+        self._raw.join(None)
+
+
+class SimpleQueue:
+    """`multiprocessing.SimpleQueue`: `put`, `get`, `empty`, `close`."""
+
+    def __init__(self, *, ctx: Any = None, capacity: Optional[int] = None) -> None:
+        self._raw = _RawQueue(0, capacity or (4 << 20), False)
+        self._closed = False
+
+    def __reduce__(self) -> Any:
+        _std_context.assert_spawning(self)
+        data, dupfds = dup_parts(self._raw)
+        return (_rebuild_simple, (data, dupfds))
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__module__}.SimpleQueue size={self._raw.qsize()}>"
+
+    def put(self, obj: Any) -> None:
+        """Put `obj` (blocks while the ring is full)."""
+        if self._closed:
+            raise ValueError("SimpleQueue is closed")
+        self._raw.put(dumps(obj), True, None)
+
+    def get(self) -> Any:
+        """Remove and return an item, waiting for one."""
+        if self._closed:
+            raise ValueError("SimpleQueue is closed")
+        return loads(self._raw.get(True, None))
+
+    def empty(self) -> bool:
+        """Whether the queue is empty (a snapshot)."""
+        return self._raw.empty()
+
+    def close(self) -> None:
+        """No more use from this process."""
+        self._closed = True
+
+    async def get_async(self, timeout: Optional[float] = None) -> Any:
+        """`get` for asyncio."""
+
+        def take() -> Any:
+            data = self._raw.get(False)
+            if data is None:
+                raise _queue.Empty
+            return loads(data)
+
+        return await _await_ready(self, timeout, take)
+
+
+def _rebuild_simple(data: bytes, dupfds: list) -> SimpleQueue:
+    q = SimpleQueue.__new__(SimpleQueue)
+    q._raw = rebuild_raw(_RawQueue._from_parts, data, dupfds, False)
+    q._closed = False
+    return q

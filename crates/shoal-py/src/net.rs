@@ -1,0 +1,216 @@
+//! `RawListener` / `RawNetConnection`: authenticated connections over TCP and Unix
+//! sockets on `shoal::net`, wire-compatible with `multiprocessing.connection`.
+
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use pyo3::exceptions::{PyEOFError, PyOSError, PyTimeoutError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString, PyTuple};
+use shoal::net::{Address, Client, Connection, Listener, NetError};
+
+use crate::blocking::{deadline, wait_for};
+
+/// A Python address: `(host, port)`, a Unix socket path, or `"\0name"` (abstract).
+fn to_address(address: &Bound<'_, PyAny>) -> PyResult<Address> {
+    if let Ok(t) = address.cast::<PyTuple>() {
+        let (host, port): (String, u16) = t.extract()?;
+        return Address::tcp((host.as_str(), port)).map_err(net_error_plain);
+    }
+    if let Ok(s) = address.cast::<PyString>() {
+        let s: String = s.extract()?;
+        if let Some(name) = s.strip_prefix('\0') {
+            return Ok(Address::abstract_name(name));
+        }
+        return Ok(Address::unix(s));
+    }
+    Err(PyValueError::new_err(format!(
+        "address type of {} unrecognized",
+        address.repr()?
+    )))
+}
+
+/// An address as Python writes it.
+fn from_address<'py>(py: Python<'py>, address: &Address) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match address {
+        Address::Tcp(sa) => (sa.ip().to_string(), sa.port())
+            .into_pyobject(py)?
+            .into_any(),
+        Address::Unix(p) => p
+            .to_string_lossy()
+            .into_owned()
+            .into_pyobject(py)?
+            .into_any(),
+        Address::Abstract(name) => {
+            let mut s = String::from("\0");
+            s.push_str(&String::from_utf8_lossy(name));
+            s.into_pyobject(py)?.into_any()
+        }
+    })
+}
+
+fn net_error_plain(e: NetError) -> PyErr {
+    PyOSError::new_err(e.to_string())
+}
+
+/// A `NetError` as the exception `multiprocessing.connection` raises.
+fn net_error(py: Python<'_>, e: NetError) -> PyErr {
+    match e {
+        NetError::Eof => PyEOFError::new_err(""),
+        NetError::Authentication(_) => {
+            match py
+                .import("multiprocessing")
+                .and_then(|m| m.getattr("AuthenticationError"))
+            {
+                Ok(cls) => match cls.call1((e.to_string(),)) {
+                    Ok(v) => PyErr::from_value(v),
+                    Err(err) => err,
+                },
+                Err(err) => err,
+            }
+        }
+        NetError::Timeout { .. } => PyTimeoutError::new_err(e.to_string()),
+        other => PyOSError::new_err(other.to_string()),
+    }
+}
+
+/// A listening socket that hands out authenticated connections.
+#[pyclass(module = "shoal._shoal", frozen)]
+pub(crate) struct RawListener {
+    listener: Listener,
+}
+
+#[pymethods]
+impl RawListener {
+    /// Binds `address` (port 0 picks a free one); `authkey` asks every client to prove
+    /// it knows the key before `accept` returns it.
+    #[new]
+    #[pyo3(signature = (address, authkey = None))]
+    fn new(
+        py: Python<'_>,
+        address: &Bound<'_, PyAny>,
+        authkey: Option<Vec<u8>>,
+    ) -> PyResult<RawListener> {
+        let address = to_address(address)?;
+        let mut b = Listener::builder();
+        if let Some(k) = &authkey {
+            b = b.authkey(k);
+        }
+        let listener = b.bind(address).map_err(|e| net_error(py, e))?;
+        Ok(RawListener { listener })
+    }
+
+    /// The next authenticated connection; None after `timeout` seconds.
+    #[pyo3(signature = (timeout = None))]
+    fn accept(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<RawNetConnection>> {
+        let deadline = deadline(timeout)?;
+        let l = &self.listener;
+        let got = wait_for(py, deadline, |slice| {
+            match l.accept_timeout(slice.max(Duration::from_millis(1))) {
+                Ok(c) => Ok(Some(Ok(c))),
+                Err(NetError::Timeout { op }) if op.contains("accept") => Ok(None),
+                Err(e) => Ok(Some(Err(e))),
+            }
+        })?;
+        match got {
+            None => Ok(None),
+            Some(Ok(conn)) => Ok(Some(RawNetConnection { conn })),
+            Some(Err(e)) => Err(net_error(py, e)),
+        }
+    }
+
+    /// The bound address, as Python writes addresses.
+    #[getter]
+    fn address<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        from_address(py, self.listener.address())
+    }
+
+    fn fileno(&self) -> i32 {
+        self.listener.as_raw_fd()
+    }
+}
+
+/// Connects to `address`, answering (and asking) the HMAC challenge with `authkey`.
+#[pyfunction]
+#[pyo3(signature = (address, authkey = None))]
+pub(crate) fn connect(
+    py: Python<'_>,
+    address: &Bound<'_, PyAny>,
+    authkey: Option<Vec<u8>>,
+) -> PyResult<RawNetConnection> {
+    let address = to_address(address)?;
+    let conn = py
+        .detach(|| {
+            let mut b = Client::builder();
+            if let Some(k) = &authkey {
+                b = b.authkey(k);
+            }
+            b.connect(address)
+        })
+        .map_err(|e| net_error(py, e))?;
+    Ok(RawNetConnection { conn })
+}
+
+/// A connection over a socket.
+#[pyclass(module = "shoal._shoal", frozen)]
+pub(crate) struct RawNetConnection {
+    pub(crate) conn: Connection,
+}
+
+#[pymethods]
+impl RawNetConnection {
+    fn send_bytes(&self, py: Python<'_>, data: &Bound<'_, PyBytes>) -> PyResult<()> {
+        let bytes = data.as_bytes();
+        py.detach(|| self.conn.send_bytes(bytes))
+            .map_err(|e| net_error(py, e))
+    }
+
+    /// The next message; None after `timeout` seconds; `EOFError` at end of stream.
+    #[pyo3(signature = (timeout = None))]
+    fn recv_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        if !self.poll(py, timeout)? {
+            return Ok(None);
+        }
+        let v = py
+            .detach(|| self.conn.recv_bytes())
+            .map_err(|e| net_error(py, e))?;
+        Ok(Some(PyBytes::new(py, &v)))
+    }
+
+    /// Whether a message (or end of stream) is there within `timeout` seconds.
+    #[pyo3(signature = (timeout = 0.0))]
+    fn poll(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        if self
+            .conn
+            .poll(Duration::ZERO)
+            .map_err(|e| net_error(py, e))?
+        {
+            return Ok(true);
+        }
+        let deadline = deadline(timeout)?;
+        let c = &self.conn;
+        let r = wait_for(py, deadline, |slice| match c.poll(slice) {
+            Ok(true) => Ok(Some(())),
+            Ok(false) => Ok(None),
+            Err(e) => Err(PyOSError::new_err(e.to_string())),
+        })?;
+        Ok(r.is_some())
+    }
+
+    fn close(&self) {
+        self.conn.close();
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.conn.is_closed()
+    }
+
+    fn fileno(&self) -> i32 {
+        self.conn.as_raw_fd()
+    }
+}

@@ -1,0 +1,273 @@
+//! `RawQueue`: a shoal `Queue` or `JoinableQueue` of raw byte messages.
+
+use std::time::Duration;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use shoal::channel::{GetError, PutError, QueueBuilder, ReadSlot, Waitable};
+use shoal::{JoinableQueue, Queue};
+
+use crate::blocking::{create_failed, deadline, wait_for};
+use crate::handoff::{rebuild, Exported};
+
+/// Ring bytes of a Python queue unless told otherwise: room for messages of up to half
+/// of it in one piece (larger ones are streamed in parts). Memory is touched only as
+/// messages pass.
+pub(crate) const DEFAULT_CAPACITY: usize = 4 << 20;
+
+enum Flavor {
+    Plain(Queue<()>),
+    Joinable(JoinableQueue<()>),
+}
+
+impl Flavor {
+    fn queue(&self) -> &Queue<()> {
+        match self {
+            Flavor::Plain(q) => q,
+            Flavor::Joinable(j) => j,
+        }
+    }
+}
+
+/// A queue of byte strings in shared memory (the core of `shoal.Queue`,
+/// `shoal.SimpleQueue` and `shoal.JoinableQueue`).
+#[pyclass(module = "shoal._shoal", frozen)]
+pub(crate) struct RawQueue {
+    flavor: Flavor,
+    exported: Exported,
+}
+
+fn closed() -> PyErr {
+    PyValueError::new_err("the queue is closed")
+}
+
+fn put_failed(e: PutError<()>) -> PyResult<bool> {
+    match e {
+        PutError::Full(()) | PutError::Timeout(()) => Ok(false),
+        PutError::Closed(()) => Err(closed()),
+        other => Err(PyValueError::new_err(format!(
+            "could not put the message: {other}"
+        ))),
+    }
+}
+
+fn get_failed<T>(e: GetError) -> PyResult<Option<T>> {
+    match e {
+        GetError::Empty | GetError::Timeout => Ok(None),
+        GetError::Closed => Err(closed()),
+        other => Err(PyValueError::new_err(format!(
+            "could not get a message: {other}"
+        ))),
+    }
+}
+
+/// A message as a new `bytes`, copied once from where it lies in the ring.
+pub(crate) fn slot_to_bytes<'py>(
+    py: Python<'py>,
+    slot: ReadSlot<'_>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    PyBytes::new_with(py, slot.len(), |out| {
+        slot.copy_to_slice(out);
+        Ok(())
+    })
+}
+
+impl RawQueue {
+    pub(crate) fn waitable(&self) -> &(dyn Waitable + Sync) {
+        match &self.flavor {
+            Flavor::Plain(q) => q,
+            Flavor::Joinable(j) => j,
+        }
+    }
+
+    fn put_once(&self, data: &[u8], wait: Option<Duration>) -> Result<(), PutError<()>> {
+        match (&self.flavor, wait) {
+            (Flavor::Plain(q), None) => q.try_put_bytes(data),
+            (Flavor::Plain(q), Some(t)) => q.put_bytes_timeout(data, t),
+            (Flavor::Joinable(j), None) => j.try_put_bytes(data),
+            (Flavor::Joinable(j), Some(t)) => j.put_bytes_timeout(data, t),
+        }
+    }
+
+    fn joinable(&self) -> PyResult<&JoinableQueue<()>> {
+        match &self.flavor {
+            Flavor::Joinable(j) => Ok(j),
+            Flavor::Plain(_) => Err(PyValueError::new_err("not a joinable queue")),
+        }
+    }
+}
+
+#[pymethods]
+impl RawQueue {
+    /// A new queue: at most `maxsize` messages (0: no count limit) in a ring of
+    /// `capacity` bytes; `joinable` counts unfinished tasks.
+    #[new]
+    #[pyo3(signature = (maxsize = 0, capacity = DEFAULT_CAPACITY, joinable = false))]
+    fn new(maxsize: usize, capacity: usize, joinable: bool) -> PyResult<RawQueue> {
+        let mut builder: QueueBuilder = Queue::<()>::builder().capacity_bytes(capacity);
+        if maxsize > 0 {
+            builder = builder.maxsize(maxsize);
+        }
+        let err = |e: shoal::channel::CreateError| create_failed(&e);
+        let flavor = if joinable {
+            Flavor::Joinable(JoinableQueue::with_builder(&builder).map_err(err)?)
+        } else {
+            Flavor::Plain(builder.build().map_err(err)?)
+        };
+        Ok(RawQueue {
+            flavor,
+            exported: Exported::default(),
+        })
+    }
+
+    /// Puts `data`; returns False when the queue stayed full (not blocking: at once;
+    /// else after `timeout` seconds, `None` for no limit).
+    #[pyo3(signature = (data, block = true, timeout = None))]
+    fn put(
+        &self,
+        py: Python<'_>,
+        data: &Bound<'_, PyBytes>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<bool> {
+        let bytes = data.as_bytes();
+        match self.put_once(bytes, None) {
+            Ok(()) => return Ok(true),
+            Err(PutError::Full(())) if block => {}
+            Err(e) => return put_failed(e),
+        }
+        let deadline = deadline(timeout)?;
+        let done = wait_for(py, deadline, |slice| {
+            match self.put_once(bytes, Some(slice)) {
+                Ok(()) => Ok(Some(())),
+                Err(PutError::Timeout(())) | Err(PutError::Full(())) => Ok(None),
+                Err(e) => put_failed(e).map(|_| None),
+            }
+        })?;
+        Ok(done.is_some())
+    }
+
+    /// The next message, or None when the queue stayed empty (not blocking: at once;
+    /// else after `timeout` seconds, `None` for no limit).
+    #[pyo3(signature = (block = true, timeout = None))]
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let q = self.flavor.queue();
+        match q.get_in_place(Some(Duration::ZERO), |slot| slot_to_bytes(py, slot)) {
+            Ok(b) => return b.map(Some),
+            Err(GetError::Empty) | Err(GetError::Timeout) if block => {}
+            Err(e) => return get_failed(e),
+        }
+        let deadline = deadline(timeout)?;
+        let got = wait_for(py, deadline, |slice| match q.get_bytes_timeout(slice) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => get_failed(e),
+        })?;
+        Ok(got.map(|v| PyBytes::new(py, &v)))
+    }
+
+    /// Up to `max` messages already there (none waited for).
+    fn get_many<'py>(&self, py: Python<'py>, max: usize) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let mut out = Vec::new();
+        let mut failed = None;
+        let r = self
+            .flavor
+            .queue()
+            .get_many_in_place(max, Some(Duration::ZERO), |slot| {
+                match slot_to_bytes(py, slot) {
+                    Ok(b) => out.push(b),
+                    Err(e) => failed = Some(e),
+                }
+            });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        match r {
+            Ok(_) => Ok(out),
+            Err(e) => get_failed::<()>(e).map(|_| out),
+        }
+    }
+
+    /// How many messages are in the queue (a snapshot).
+    fn qsize(&self) -> usize {
+        self.flavor.queue().len()
+    }
+
+    /// Whether the queue is empty (a snapshot).
+    fn empty(&self) -> bool {
+        self.flavor.queue().is_empty()
+    }
+
+    /// Whether the queue is full (a snapshot).
+    fn full(&self) -> bool {
+        self.flavor.queue().is_full()
+    }
+
+    /// The message bound given at creation (0: none).
+    #[getter]
+    fn maxsize(&self) -> usize {
+        self.flavor.queue().maxsize()
+    }
+
+    /// The longest message the ring holds in one piece.
+    #[getter]
+    fn max_inline(&self) -> usize {
+        self.flavor.queue().max_reserve()
+    }
+
+    /// Marks one task done (joinable queues).
+    fn task_done(&self) -> PyResult<()> {
+        self.joinable()?
+            .task_done()
+            .map_err(|e| PyValueError::new_err(e.to_string()))
+    }
+
+    /// Waits until every task is done; False after `timeout` seconds.
+    #[pyo3(signature = (timeout = None))]
+    fn join(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let j = self.joinable()?;
+        let deadline = deadline(timeout)?;
+        Ok(wait_for(py, deadline, |slice| {
+            Ok(j.join_timeout(slice).then_some(()))
+        })?
+        .is_some())
+    }
+
+    /// Tasks put and not yet marked done (joinable queues).
+    fn unfinished(&self) -> PyResult<u64> {
+        Ok(self.joinable()?.unfinished())
+    }
+
+    /// Whether the queue counts tasks.
+    #[getter]
+    fn joinable_flag(&self) -> bool {
+        matches!(self.flavor, Flavor::Joinable(_))
+    }
+
+    /// `(bytes, [fd, …])`: the queue as a picklable description and its descriptors.
+    fn _parts<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyBytes>, Vec<i32>)> {
+        match &self.flavor {
+            Flavor::Plain(q) => self.exported.parts(py, q),
+            Flavor::Joinable(j) => self.exported.parts(py, j),
+        }
+    }
+
+    /// The queue again from `_parts()` (taking ownership of `fds`).
+    #[staticmethod]
+    fn _from_parts(data: &[u8], fds: Vec<i32>, joinable: bool) -> PyResult<RawQueue> {
+        let flavor = if joinable {
+            Flavor::Joinable(rebuild(data, fds)?)
+        } else {
+            Flavor::Plain(rebuild(data, fds)?)
+        };
+        Ok(RawQueue {
+            flavor,
+            exported: Exported::default(),
+        })
+    }
+}
