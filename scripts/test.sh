@@ -24,6 +24,14 @@ if cargo +nightly fuzz --version >/dev/null 2>&1; then
 else
   echo "skipped: cargo-fuzz or the nightly toolchain is missing (.ci/run installs cargo-fuzz)"
 fi
+echo "== Python package: build, install into a virtual environment, ruff, pytest"
+venv="${SHOAL_VENV:-$HOME/.cache/shoal-venv}"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+pip_cache="$HOME/.cache/pip"
+"$venv/bin/pip" install -q --cache-dir "$pip_cache" "maturin>=1.16,<2" pytest ruff faster-fifo
+"$venv/bin/pip" install -q --cache-dir "$pip_cache" --no-build-isolation --force-reinstall --no-deps .
+"$venv/bin/ruff" check crates/shoal-py
+"$venv/bin/python" -m pytest -q -p no:cacheprovider crates/shoal-py/tests
 echo "== no shared-memory segment left behind"
 left=$(ls /dev/shm | grep '^shoal-' || true)
 if [ -n "$left" ]; then
