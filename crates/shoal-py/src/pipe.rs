@@ -258,10 +258,11 @@ impl PipeEnd {
 #[pyfunction]
 #[pyo3(signature = (duplex = true))]
 pub(crate) fn pipe(duplex: bool) -> PyResult<(PipeEnd, PipeEnd)> {
+    // Python's order for a one-way pipe is (receiving end, sending end).
     let (a, b) = if duplex {
         Pipe::duplex()
     } else {
-        Pipe::simplex()
+        Pipe::simplex().map(|(tx, rx)| (rx, tx))
     }
     .map_err(|e| create_failed(&e))?;
     let (ta, tb) =

@@ -41,20 +41,23 @@ class ShoalContext(_std_context.BaseContext):
         return list(_concrete_contexts)
 
     # -- shoal's objects ---------------------------------------------------------
-    def Queue(self, maxsize: int = 0) -> Any:
+    def Queue(self, maxsize: int = 0, *, capacity: Optional[int] = None) -> Any:
+        """A `Queue`; ``capacity``: bytes of ring (shoal's own option)."""
         from .queues import Queue
 
-        return Queue(maxsize, ctx=self)
+        return Queue(maxsize, ctx=self, capacity=capacity)
 
-    def JoinableQueue(self, maxsize: int = 0) -> Any:
+    def JoinableQueue(self, maxsize: int = 0, *, capacity: Optional[int] = None) -> Any:
+        """A `JoinableQueue`; ``capacity``: bytes of ring (shoal's own option)."""
         from .queues import JoinableQueue
 
-        return JoinableQueue(maxsize, ctx=self)
+        return JoinableQueue(maxsize, ctx=self, capacity=capacity)
 
-    def SimpleQueue(self) -> Any:
+    def SimpleQueue(self, *, capacity: Optional[int] = None) -> Any:
+        """A `SimpleQueue`; ``capacity``: bytes of ring (shoal's own option)."""
         from .queues import SimpleQueue
 
-        return SimpleQueue(ctx=self)
+        return SimpleQueue(ctx=self, capacity=capacity)
 
     def Pipe(self, duplex: bool = True) -> Any:
         from .connection import Pipe

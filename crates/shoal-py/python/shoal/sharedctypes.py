@@ -36,7 +36,15 @@ def _shared_type(base: Any) -> type:
 
 def _reduce_ctype(obj: Any) -> Any:
     _std_context.assert_spawning(obj)
-    return (_rebuild_ctype, (type(obj).__mro__[1], dup_parts(obj._shoal_segment)))
+    base = type(obj).__mro__[1]
+    if issubclass(base, ctypes.Array):
+        # Array types are made on the fly (`c_int * 3`): send the item type and length.
+        return (_rebuild_array, (base._type_, base._length_, dup_parts(obj._shoal_segment)))
+    return (_rebuild_ctype, (base, dup_parts(obj._shoal_segment)))
+
+
+def _rebuild_array(item: Any, length: int, parts: tuple) -> Any:
+    return _rebuild_ctype(item * length, parts)
 
 
 def _map(seg: Any, base: Any) -> Any:
