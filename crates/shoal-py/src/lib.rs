@@ -24,6 +24,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _shoal(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<queue::RawQueue>()?;
+    m.add_class::<queue::RawReadiness>()?;
     m.add_class::<pipe::PipeEnd>()?;
     m.add_function(wrap_pyfunction!(pipe::pipe, m)?)?;
     m.add_class::<sync::RawLock>()?;

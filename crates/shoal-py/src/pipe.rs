@@ -227,6 +227,20 @@ impl PipeEnd {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
+    /// The receiving ring's readiness descriptor (see `RawReadiness`) and the liveness
+    /// socket's descriptor (readable at end of stream), for event loops.
+    fn readiness(&self) -> PyResult<(crate::queue::RawReadiness, i32)> {
+        let inner = self.inner()?;
+        let ready = inner
+            .conn
+            .readiness()
+            .ok_or_else(|| PyOSError::new_err("connection is write-only"))?;
+        Ok((
+            crate::queue::RawReadiness { inner: ready },
+            inner.token.as_raw_fd(),
+        ))
+    }
+
     /// The liveness socket's descriptor: readable once the peer is closed everywhere.
     fn fileno(&self) -> PyResult<i32> {
         Ok(self.inner()?.token.as_raw_fd())

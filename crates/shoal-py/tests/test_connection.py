@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing.connection as std_connection
+import subprocess
 import threading
 
 import pytest
@@ -74,3 +75,48 @@ def test_end_of_stream_and_wait():
         with pytest.raises(EOFError):
             server.recv_bytes()
         server.close()
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    """A self-signed certificate for localhost, made with the openssl command."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+         "-addext", "basicConstraints=critical,CA:FALSE"],
+        check=True, capture_output=True, timeout=60,
+    )
+    return str(cert), str(key)
+
+
+def test_tls_and_compression(certificate):
+    cert, key = certificate
+    with Listener(("127.0.0.1", 0), authkey=b"k", tls_cert=cert, tls_key=key, compression=3) as listener:
+        errors: list = []
+        t = threading.Thread(target=serve_once, args=(listener, errors))
+        t.start()
+        port = listener.address[1]
+        with Client(("127.0.0.1", port), authkey=b"k", tls_ca=cert, tls_server_name="localhost",
+                    compression=3) as conn:
+            assert conn.encrypted and conn.compressed
+            conn.send("x" * 100_000)
+            assert conn.recv() == "x" * 200_000
+        t.join(30)
+        assert not errors
+
+
+def test_tls_with_an_untrusted_certificate_fails(certificate, tmp_path):
+    cert, key = certificate
+    other = tmp_path / "other"
+    other.mkdir()
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(other / "k.pem"),
+         "-out", str(other / "c.pem"), "-days", "2", "-subj", "/CN=localhost"],
+        check=True, capture_output=True, timeout=60,
+    )
+    with Listener(("127.0.0.1", 0), tls_cert=cert, tls_key=key) as listener:
+        t = threading.Thread(target=serve_once, args=(listener, []), daemon=True)
+        t.start()
+        with pytest.raises(OSError):
+            Client(listener.address, tls_ca=str(other / "c.pem"), tls_server_name="localhost")

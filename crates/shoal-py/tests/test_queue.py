@@ -212,3 +212,31 @@ def test_producer_killed_mid_put_leaves_no_torn_message(ctx):
             assert len(payload) == n == size
     q.put("still usable")
     assert q.get(timeout=10) == "still usable"
+
+
+def put_when_told(q, go):
+    assert go.wait(60)
+    q.put("late")
+
+
+def test_get_async_waits_on_the_descriptor(ctx):
+    import asyncio
+
+    q, go = ctx.Queue(), ctx.Event()
+    p = start(ctx, put_when_told, q, go)
+
+    async def main():
+        async def tell():
+            # Runs only if the pending get leaves the event loop free.
+            await asyncio.sleep(0)
+            go.set()
+
+        t = asyncio.ensure_future(tell())
+        got = await q.get_async(timeout=60)
+        await t
+        return got
+
+    assert asyncio.run(main()) == "late"
+    assert joined(p) == 0
+    with pytest.raises(queue.Empty):
+        asyncio.run(q.get_async(timeout=0.01))

@@ -172,17 +172,19 @@ class Connection(_ConnectionBase):
         return f"<shoal.connection.Connection {state}>"
 
     async def recv_async(self, timeout: Optional[float] = None) -> Any:
-        """`recv` for asyncio: waits without blocking the event loop."""
-        import asyncio
+        """`recv` for asyncio: waits on the pipe's readiness descriptor (and its end of
+        stream) without blocking the event loop; `TimeoutError` after `timeout`."""
+        from .queues import wait_readable
 
+        ready, eof_fd = self._check().readiness()
         deadline = None if timeout is None else time.monotonic() + timeout
-        loop = asyncio.get_running_loop()
-        while not self.poll(0):
+        while True:
+            ready.clear()
+            if self.poll(0):
+                return self.recv()
             left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
+            if (left is not None and left <= 0) or not await wait_readable([ready.fileno(), eof_fd], left):
                 raise TimeoutError("nothing was received before the timeout")
-            await loop.run_in_executor(None, self.poll, 0.05 if left is None else min(left, 0.05))
-        return self.recv()
 
 
 def _rebuild_connection(data: bytes, dupfds: list) -> Connection:
@@ -204,6 +206,16 @@ class SocketConnection(_ConnectionBase):
 
     readable = True
     writable = True
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether the connection runs over TLS."""
+        return self._check().encrypted
+
+    @property
+    def compressed(self) -> bool:
+        """Whether large frames are compressed (both sides asked for it)."""
+        return self._check().compressed
 
     def __repr__(self) -> str:
         return f"<shoal.connection.SocketConnection {'closed' if self._raw is None else 'open'}>"
@@ -228,17 +240,23 @@ def _family_of(address: Any) -> str:
 class Listener:
     """A bound socket that accepts authenticated connections (as
     `multiprocessing.connection.Listener(address=None, family=None, backlog=1,
-    authkey=None)`)."""
+    authkey=None)`).
+
+    Beyond Python's: ``tls_cert`` and ``tls_key`` (PEM files) serve TLS (clients give
+    ``tls_ca``); ``compression`` (a zstd level) compresses large frames for clients
+    that ask for it too. Handshakes run before `accept` returns a connection.
+    """
 
     def __init__(self, address: Any = None, family: Optional[str] = None, backlog: int = 1,
-                 authkey: Optional[bytes] = None) -> None:
+                 authkey: Optional[bytes] = None, *, tls_cert: Optional[str] = None,
+                 tls_key: Optional[str] = None, compression: Optional[int] = None) -> None:
         family = family or (address and _family_of(address)) or "AF_INET"
         address = address or _arbitrary_address(family)
         if authkey is not None and not isinstance(authkey, bytes):
             raise TypeError("authkey should be a byte string")
         if isinstance(address, tuple) and address[0] == "":
             address = ("0.0.0.0", address[1])
-        self._raw = _shoal.RawListener(address, authkey)
+        self._raw = _shoal.RawListener(address, authkey, tls_cert, tls_key, compression)
         self._family = family
         self._last_accepted: Any = None
 
@@ -269,11 +287,18 @@ class Listener:
         self.close()
 
 
-def Client(address: Any, family: Optional[str] = None, authkey: Optional[bytes] = None) -> SocketConnection:
-    """Connect to a `Listener` at `address`, answering its challenge with `authkey`."""
+def Client(address: Any, family: Optional[str] = None, authkey: Optional[bytes] = None, *,
+           tls_ca: Optional[str] = None, tls_server_name: Optional[str] = None,
+           compression: Optional[int] = None) -> SocketConnection:
+    """Connect to a `Listener` at `address`, answering its challenge with `authkey`.
+
+    Beyond Python's: ``tls_ca`` (a PEM file of trusted certificates) connects with TLS,
+    checking the server's certificate for ``tls_server_name`` (default: the host of
+    `address`); ``compression`` (a zstd level) asks for compressed large frames.
+    """
     if authkey is not None and not isinstance(authkey, bytes):
         raise TypeError("authkey should be a byte string")
-    return SocketConnection(_shoal.connect(address, authkey))
+    return SocketConnection(_shoal.connect(address, authkey, tls_ca, tls_server_name, compression))
 
 
 def _raw_of(obj: Any) -> Any:

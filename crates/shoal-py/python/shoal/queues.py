@@ -198,16 +198,19 @@ class Queue:
 
     # -- asyncio -------------------------------------------------------------------
     async def get_async(self, timeout: Optional[float] = None) -> Any:
-        """`get` for asyncio: waits without blocking the event loop."""
-        return await _await_ready(self, timeout, lambda: self.get(False))
+        """`get` for asyncio: waits on the queue's readiness descriptor, without
+        blocking the event loop; `queue.Empty` after `timeout` seconds."""
+        data = await _get_when_ready(self._raw, timeout)
+        return loads(data)
 
     async def put_async(self, obj: Any, timeout: Optional[float] = None) -> None:
-        """`put` for asyncio (an unbounded queue never waits)."""
-        data = dumps(obj)
-        self._check_open()
-        deadline = None if timeout is None else time.monotonic() + timeout
+        """`put` for asyncio (an unbounded queue never waits; a full bounded one is
+        retried as room appears, `queue.Full` after `timeout` seconds)."""
         import asyncio
 
+        self._check_open()
+        data = dumps(obj)
+        deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.0001
         while not self._raw.put(data, False):
             if self._maxsize == 0:
@@ -215,27 +218,47 @@ class Queue:
                 return
             if deadline is not None and time.monotonic() >= deadline:
                 raise _queue.Full
+            # Room is not signalled on a descriptor: poll with a growing delay.
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.01)
 
 
-async def _await_ready(obj: Any, timeout: Optional[float], take: Any) -> Any:
+async def wait_readable(fds: list, timeout: Optional[float]) -> bool:
+    """Wait (in the running event loop) until one of `fds` is readable; False after
+    `timeout` seconds."""
     import asyncio
 
-    from .connection import wait
-
-    deadline = None if timeout is None else time.monotonic() + timeout
     loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+
+    def wake() -> None:
+        if not fut.done():
+            fut.set_result(None)
+
+    for fd in fds:
+        loop.add_reader(fd, wake)
+    try:
+        await asyncio.wait_for(fut, timeout)
+        return True
+    except asyncio.TimeoutError:
+        return False
+    finally:
+        for fd in fds:
+            loop.remove_reader(fd)
+
+
+async def _get_when_ready(raw: Any, timeout: Optional[float]) -> bytes:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    ready = raw.readiness()
     while True:
-        try:
-            return take()
-        except _queue.Empty:
-            pass
+        ready.clear()
+        data = raw.get(False)
+        if data is not None:
+            return data
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
             raise _queue.Empty
-        slice_ = 0.05 if left is None else min(left, 0.05)
-        await loop.run_in_executor(None, wait, [obj], slice_)
+        await wait_readable([ready.fileno()], left)
 
 
 class JoinableQueue(Queue):
@@ -293,15 +316,8 @@ class SimpleQueue:
         self._closed = True
 
     async def get_async(self, timeout: Optional[float] = None) -> Any:
-        """`get` for asyncio."""
-
-        def take() -> Any:
-            data = self._raw.get(False)
-            if data is None:
-                raise _queue.Empty
-            return loads(data)
-
-        return await _await_ready(self, timeout, take)
+        """`get` for asyncio, on the queue's readiness descriptor."""
+        return loads(await _get_when_ready(self._raw, timeout))
 
 
 def _rebuild_simple(data: bytes, dupfds: list) -> SimpleQueue:

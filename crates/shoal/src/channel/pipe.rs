@@ -475,6 +475,31 @@ impl Connection {
     pub fn writable(&self) -> bool {
         self.tx.is_some()
     }
+
+    /// A readiness descriptor for `epoll`/tokio/asyncio on the receiving direction:
+    /// readable after a send, while the returned guard lives (`None` for a send-only
+    /// end). Use it as [`Queue::readiness`](crate::Queue::readiness): clear it, read
+    /// until nothing is left, then wait for readability again. End of stream is not
+    /// signalled on it; check [`poll`](Connection::poll) after each wake.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = shoal::Pipe::simplex()?;
+    /// assert!(tx.readiness().is_none());
+    /// let ready = rx.readiness().unwrap();
+    /// tx.send(&1u8)?;
+    /// assert!(ready.wait(Duration::from_secs(5))?);
+    /// ready.clear();
+    /// assert_eq!(rx.recv::<u8>()?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn readiness(&self) -> Option<crate::channel::Readiness> {
+        self.rx
+            .as_ref()
+            .map(|rx| crate::channel::Readiness::new(Arc::clone(rx)))
+    }
 }
 
 #[derive(Serialize, Deserialize)]
