@@ -36,8 +36,10 @@ trap 'rm -rf "$wheels"' EXIT
 "$venv/bin/pip" wheel -q --cache-dir "$pip_cache" --no-build-isolation --no-deps -w "$wheels" .
 wheel=$(ls "$wheels"/shoal-*.whl)
 "$venv/bin/pip" install -q --force-reinstall --no-deps "$wheel"
-"$venv/bin/ruff" check crates/shoal-py
+"$venv/bin/ruff" check crates/shoal-py examples/python
 "$venv/bin/python" -m pytest -q -p no:cacheprovider crates/shoal-py/tests
+echo "== Python examples, every start method, output checked"
+"$venv/bin/python" examples/python/run_all.py
 
 echo "== the same abi3 wheel on the oldest and newest Python of the machine"
 for version in 3.9 3.13; do
