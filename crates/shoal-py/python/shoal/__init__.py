@@ -6,7 +6,8 @@ survive a holder that dies (`OwnerDiedWarning`), segments that cannot leak, and
 authenticated connections on the same wire protocol.
 
 Processes start with the standard library's own machinery (fork, spawn, forkserver);
-`Pool` and `Manager` are the standard library's for now, given shoal's other objects.
+`Pool` supervises its workers (a worker that dies fails only its task, with
+`WorkerDied`); `Manager` is the standard library's for now.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from ._errors import (
 # start-up of children, pickling helpers, logging): importable under shoal's name too.
 for _name in (
     "process", "util", "reduction", "spawn", "forkserver", "popen_fork", "popen_spawn_posix",
-    "popen_forkserver", "resource_sharer", "resource_tracker", "heap", "managers", "pool",
+    "popen_forkserver", "resource_sharer", "resource_tracker", "heap", "managers",
 ):
     try:
         _mod = __import__(f"multiprocessing.{_name}", fromlist=["_"])
@@ -43,7 +44,8 @@ _default = _context._default_context
 __all__ = [x for x in dir(_default) if not x.startswith("_")]
 globals().update((name, getattr(_default, name)) for name in __all__)
 
-from . import connection, queues, shared_memory, sharedctypes, synchronize  # noqa: E402
+from . import connection, pool, queues, shared_memory, sharedctypes, synchronize  # noqa: E402
+from .pool import WorkerDied  # noqa: E402
 from .shared_memory import collect_dead_segments  # noqa: E402
 
 SUBDEBUG = _std.SUBDEBUG
@@ -52,6 +54,7 @@ SUBWARNING = _std.SUBWARNING
 __all__ += [
     "OwnerDiedError",
     "OwnerDiedWarning",
+    "WorkerDied",
     "set_owner_died_policy",
     "collect_dead_segments",
     "SUBDEBUG",

@@ -119,7 +119,7 @@ class ShoalContext(_std_context.BaseContext):
 
         return Array(typecode_or_type, size_or_initializer, lock=lock, ctx=self)
 
-    # -- the standard library's, until shoal's own land ----------------------------
+    # -- the standard library's, until shoal's own lands --------------------------
     def _std(self) -> Any:
         return _std.get_context(self.get_start_method())
 
@@ -128,9 +128,11 @@ class ShoalContext(_std_context.BaseContext):
         return self._std().Manager()
 
     def Pool(self, processes: Optional[int] = None, initializer: Any = None, initargs: tuple = (),
-             maxtasksperchild: Optional[int] = None) -> Any:
-        """The standard library's `Pool` for this start method."""
-        return self._std().Pool(processes, initializer, initargs, maxtasksperchild)
+             maxtasksperchild: Optional[int] = None, *, retries: int = 0) -> Any:
+        """A supervised `Pool` (see `shoal.pool`): a worker that dies fails only its task."""
+        from .pool import Pool
+
+        return Pool(processes, initializer, initargs, maxtasksperchild, context=self, retries=retries)
 
 
 class ForkProcess(_std_process.BaseProcess):
