@@ -245,11 +245,23 @@ class _Task:
         self.attempts, self.deadline, self.count, self.index = 0, None, count, index
 
 
+# Tasks handed to one worker ahead of its results: it runs them in order and answers
+# each, so the supervisor always knows which one is running (the oldest unanswered).
+PREFETCH = 8
+
+
 class _Worker:
-    __slots__ = ("conn", "done", "process", "task")
+    __slots__ = ("conn", "done", "process", "tasks")
 
     def __init__(self, process: Any, conn: Any) -> None:
-        self.process, self.conn, self.task, self.done = process, conn, None, 0
+        self.process, self.conn, self.done = process, conn, 0
+        self.tasks: collections.deque = collections.deque()
+
+    def start_clock(self) -> None:
+        """The oldest task starts running now (as far as the supervisor can tell)."""
+        if self.tasks:
+            t = self.tasks[0]
+            t.deadline = None if t.timeout is None else time.monotonic() + t.timeout
 
 
 def _describe(func: Callable, args: Any) -> str:
@@ -317,11 +329,11 @@ class Pool:
             with self._lock:
                 if self._state == "TERMINATE":
                     return
-                if self._state == "CLOSE" and not self._pending and all(w.task is None for w in self._workers):
+                if self._state == "CLOSE" and not self._pending and not any(w.tasks for w in self._workers):
                     return
                 self._dispatch()
-                busy = [w for w in self._workers if w.task is not None]
-                deadlines = [w.task.deadline for w in busy if w.task.deadline is not None]
+                busy = [w for w in self._workers if w.tasks]
+                deadlines = [w.tasks[0].deadline for w in busy if w.tasks[0].deadline is not None]
                 conns = {w.conn: w for w in busy}
                 sentinels = {w.process.sentinel: w for w in self._workers}
             timeout = None if not deadlines else max(0.0, min(deadlines) - time.monotonic())
@@ -338,7 +350,7 @@ class Pool:
                         self._reap(w, timed_out=False)
                 now = time.monotonic()
                 for w in list(self._workers):
-                    t = w.task
+                    t = w.tasks[0] if w.tasks else None
                     if t is not None and t.deadline is not None and now >= t.deadline:
                         self._reap(w, timed_out=True)
 
@@ -346,34 +358,44 @@ class Pool:
         for w in self._workers:
             if not self._pending:
                 return
-            # A worker that ran its `maxtasksperchild` is about to exit: no more tasks.
-            spent = self._maxtasks is not None and w.done >= self._maxtasks
-            if w.task is None and not spent and w.process.is_alive():
+            if not w.process.is_alive():
+                continue
+            room = PREFETCH - len(w.tasks)
+            if self._maxtasks is not None:
+                # A worker that ran its `maxtasksperchild` exits: give it no more.
+                room = min(room, self._maxtasks - w.done - len(w.tasks))
+            while room > 0 and self._pending:
                 task = self._pending.popleft()
                 task.attempts += 1
-                task.deadline = None if task.timeout is None else time.monotonic() + task.timeout
-                w.task = task
+                task.deadline = None
+                w.tasks.append(task)
+                if len(w.tasks) == 1:
+                    w.start_clock()
+                room -= 1
                 try:
                     w.conn.send_bytes(task.payload)
                 except OSError:
-                    pass  # the worker died: its sentinel will tell
+                    break  # the worker died: its sentinel will tell
 
     def _receive(self, w: _Worker) -> None:
-        task = w.task
-        try:
-            data = w.conn.recv_bytes()
-        except (EOFError, OSError):
-            return  # the worker died; its sentinel will tell
-        w.task = None
-        w.done += 1
-        try:
-            success, value = pickle.loads(data)
-            if not success:
-                exc, tb = value
-                value = _rebuild_exc(exc, tb) if tb else exc
-        except BaseException as e:  # noqa: BLE001 - an exception that fails to unpickle
-            success, value = False, _TaskError(f"the task's result could not be unpickled: {e!r}")
-        if task is not None:
+        # Take every answer that is there already.
+        while w.tasks:
+            try:
+                if not w.conn.poll(0):
+                    return
+                data = w.conn.recv_bytes()
+            except (EOFError, OSError):
+                return  # the worker died; its sentinel will tell
+            task = w.tasks.popleft()
+            w.done += 1
+            w.start_clock()
+            try:
+                success, value = pickle.loads(data)
+                if not success:
+                    exc, tb = value
+                    value = _rebuild_exc(exc, tb) if tb else exc
+            except BaseException as e:  # noqa: BLE001 - an exception that fails to unpickle
+                success, value = False, _TaskError(f"the task's result could not be unpickled: {e!r}")
             task.sink(success, value)
 
     def _reap(self, w: _Worker, timed_out: bool) -> None:
@@ -381,10 +403,16 @@ class Pool:
         if timed_out:
             p.kill()
         p.join(5)
+        self._receive(w)  # answers sent before it died still count
         self._workers.remove(w)
         w.conn.close()
-        task, w.task = w.task, None
-        if task is not None:
+        tasks, w.tasks = list(w.tasks), collections.deque()
+        if tasks:
+            task, waiting = tasks[0], tasks[1:]
+            # The tasks it had not started go back first, in their order.
+            self._pending.extendleft(reversed(waiting))
+            for t in waiting:
+                t.attempts -= 1
             if timed_out:
                 task.sink(False, TimeoutError(f"task {task.describe} ran past its timeout of {task.timeout} s"))
             elif task.attempts <= self._retries:
@@ -514,7 +542,7 @@ class Pool:
                 w.process.kill()
                 w.process.join(5)
         err = ValueError("the pool was terminated")
-        for t in pending + [w.task for w in workers if w.task is not None]:
+        for t in pending + [t for w in workers for t in w.tasks]:
             t.sink(False, err)
         self._supervisor.join(10)
 
