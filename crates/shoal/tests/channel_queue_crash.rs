@@ -1,0 +1,334 @@
+//! Queues whose producers are killed: messages streamed in parts (larger than half the
+//! ring) whose writer dies mid-stream, and claims a dead producer leaves behind. Nothing
+//! acknowledged may be lost, torn or duplicated, and the queue must move on.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use shoal::channel::{GetError, Queue};
+use shoal::sync::Event;
+use shoal::Process;
+
+mod common;
+use common::{eventually, watchdog_secs, Reap};
+
+// ----- messages ------------------------------------------------------------------------
+
+/// One 64-bit word of the body of message `seq` of producer `id` (splitmix64).
+fn word(id: u32, seq: u32, i: u64) -> u64 {
+    let mut x = (u64::from(id) << 32 | u64::from(seq)) ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// Message `seq` of producer `id`, `len` bytes (at least 16): id, seq and len as u32,
+/// four zero bytes, then words derived from all three.
+fn message(id: u32, seq: u32, len: usize) -> Vec<u8> {
+    let len = len.max(16);
+    let mut v = Vec::with_capacity(len + 8);
+    v.extend_from_slice(&id.to_le_bytes());
+    v.extend_from_slice(&seq.to_le_bytes());
+    v.extend_from_slice(&(len as u32).to_le_bytes());
+    v.extend_from_slice(&[0; 4]);
+    let mut i = 0;
+    while v.len() < len {
+        v.extend_from_slice(&word(id, seq, i).to_le_bytes());
+        i += 1;
+    }
+    v.truncate(len);
+    v
+}
+
+/// The `(id, seq)` of a delivered message, or `None` when it is not exactly one of
+/// [`message`]'s (torn, cut short, or mixed with another).
+fn identify(buf: &[u8]) -> Option<(u32, u32)> {
+    if buf.len() < 16 {
+        return None;
+    }
+    let field = |i: usize| u32::from_le_bytes(buf[4 * i..4 * i + 4].try_into().unwrap());
+    let (id, seq, len) = (field(0), field(1), field(2) as usize);
+    (len == buf.len() && buf == message(id, seq, len).as_slice()).then_some((id, seq))
+}
+
+struct Rng(u64);
+impl Rng {
+    fn seeded() -> Rng {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+            | 1;
+        eprintln!("seed {seed:#x}");
+        Rng(seed)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// What the consumers of one run saw.
+#[derive(Default)]
+struct Seen {
+    delivered: HashMap<(u32, u32), u32>,
+    torn: usize,
+}
+
+impl Seen {
+    fn record(&mut self, buf: &[u8]) {
+        match identify(buf) {
+            Some(key) => *self.delivered.entry(key).or_insert(0) += 1,
+            None => self.torn += 1,
+        }
+    }
+}
+
+// ----- a dead writer mid-stream: the reproduction of issue 9 ---------------------------
+
+/// The id of the messages of a writer that is killed.
+const DEAD: u32 = 0xdead;
+
+/// Streams one message (it blocks once the ring is full, since nobody reads yet).
+fn stream_one((q, len): (Queue<()>, usize)) {
+    let _ = q.put_bytes(&message(DEAD, 0, len));
+    thread::sleep(Duration::from_secs(600));
+}
+shoal::entry!(stream_one);
+
+/// A child streams 1 MiB into a 256 KiB ring nobody reads and is killed once the ring
+/// is full; then live producers put a 200 KB message (streamed) and small ones, and
+/// `consumers` consumers start. Every acknowledged message must come exactly once,
+/// whole; the dead writer's message never (it was never finished).
+fn dead_streamer_trial(rng: &mut Rng, consumers: usize) {
+    let q: Queue<()> = Queue::builder().capacity_bytes(256 * 1024).build().unwrap();
+    let child = Reap(
+        Process::new(stream_one, (q.clone(), 1 << 20))
+            .start()
+            .unwrap(),
+    );
+    eventually("the streaming child fills the ring", || q.is_full());
+    child.0.kill().unwrap();
+    child.0.join().unwrap();
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let producers: Vec<_> = (0..3u32)
+        .map(|id| {
+            let (q, acked) = (q.clone(), Arc::clone(&acked));
+            let small: Vec<usize> = (0..20).map(|_| 16 + rng.below(400) as usize).collect();
+            thread::spawn(move || {
+                let sizes = if id == 0 { vec![200_000] } else { small };
+                for (seq, len) in sizes.into_iter().enumerate() {
+                    q.put_bytes(&message(id, seq as u32, len)).unwrap();
+                    acked.lock().unwrap().push((id, seq as u32));
+                }
+            })
+        })
+        .collect();
+    // Let the producers meet the dead writer's stream first, for a varying while.
+    thread::sleep(Duration::from_micros(rng.below(3000)));
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let readers: Vec<_> = (0..consumers)
+        .map(|_| {
+            let (q, seen) = (q.clone(), Arc::clone(&seen));
+            thread::spawn(move || loop {
+                match q.get_bytes() {
+                    Ok(buf) => seen.lock().unwrap().record(&buf),
+                    Err(GetError::Closed) => return,
+                    Err(e) => panic!("{e}"),
+                }
+            })
+        })
+        .collect();
+    for p in producers {
+        p.join().unwrap();
+    }
+    q.close();
+    for r in readers {
+        r.join().unwrap();
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.torn, 0, "torn messages");
+    let acked = acked.lock().unwrap();
+    let lost: Vec<_> = acked
+        .iter()
+        .filter(|k| !seen.delivered.contains_key(k))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged messages lost: {lost:?}");
+    for (k, n) in &seen.delivered {
+        assert_eq!(*n, 1, "message {k:?} delivered {n} times");
+        assert!(
+            k.0 != DEAD,
+            "the dead writer's unfinished message was delivered"
+        );
+    }
+    assert_eq!(seen.delivered.len(), acked.len());
+}
+
+#[test]
+fn a_writer_killed_mid_stream_loses_nothing_acknowledged_two_consumers() {
+    watchdog_secs(240, || {
+        let mut rng = Rng::seeded();
+        for _ in 0..150 {
+            dead_streamer_trial(&mut rng, 2);
+        }
+    });
+}
+
+#[test]
+fn a_writer_killed_mid_stream_loses_nothing_acknowledged_one_consumer() {
+    watchdog_secs(240, || {
+        let mut rng = Rng::seeded();
+        for _ in 0..150 {
+            dead_streamer_trial(&mut rng, 1);
+        }
+    });
+}
+
+// ----- a dead producer's claim ---------------------------------------------------------
+
+/// Reserves `len` bytes, writes a little, raises `held`, and commits only once `commit`
+/// is raised (never, for a producer that is killed).
+fn reserve_and_hold((q, len, held, commit): (Queue<()>, usize, Event, Event)) {
+    let mut slot = q.reserve(len).unwrap();
+    let _ = slot.write(b"held, never committed");
+    held.set();
+    while !commit.wait_timeout(Duration::from_secs(1)) {}
+    slot.commit();
+    thread::sleep(Duration::from_secs(600));
+}
+shoal::entry!(reserve_and_hold);
+
+/// A child holding a reservation of `len` bytes (started, reservation made).
+fn holder(q: &Queue<()>, len: usize) -> (Reap, Event) {
+    let (held, commit) = (Event::new().unwrap(), Event::new().unwrap());
+    let child = Reap(
+        Process::new(
+            reserve_and_hold,
+            (q.clone(), len, held.clone(), commit.clone()),
+        )
+        .start()
+        .unwrap(),
+    );
+    assert!(
+        held.wait_timeout(Duration::from_secs(30)),
+        "the child did not reserve"
+    );
+    (child, commit)
+}
+
+#[test]
+fn a_producer_killed_holding_the_largest_reservation_does_not_stop_the_queue() {
+    watchdog_secs(120, || {
+        let q: Queue<()> = Queue::new().unwrap();
+        q.put_bytes(b"before").unwrap();
+        let (child, _commit) = holder(&q, q.max_reserve());
+        q.put_bytes(b"after").unwrap();
+        assert_eq!(q.get_bytes().unwrap(), b"before");
+        child.0.kill().unwrap();
+        child.0.join().unwrap();
+        // Progress, not a timing: the next delivery comes (the watchdog is generous).
+        assert_eq!(
+            q.get_bytes_timeout(Duration::from_secs(60)).unwrap(),
+            b"after"
+        );
+        // The cells are reused: the ring goes on for several laps.
+        for i in 0..64u32 {
+            q.put_bytes(&vec![i as u8; q.max_reserve() / 3]).unwrap();
+            assert_eq!(q.get_bytes().unwrap(), vec![i as u8; q.max_reserve() / 3]);
+        }
+        assert!(q.is_empty());
+    });
+}
+
+/// The repair of a dead claim stops where a live one begins: a reservation made right
+/// after the dead one, committed only after the death, is delivered whole.
+#[test]
+fn the_repair_of_a_dead_claim_leaves_the_live_claim_after_it_alone() {
+    watchdog_secs(120, || {
+        let q: Queue<()> = Queue::builder().capacity_bytes(256 * 1024).build().unwrap();
+        for round in 0..4 {
+            let (dead, _) = holder(&q, q.max_reserve() / 2);
+            let (live, commit) = holder(&q, 40_000);
+            q.put_bytes(b"after").unwrap();
+            dead.0.kill().unwrap();
+            dead.0.join().unwrap();
+            // The consumer waits at the live claim (it must not be repaired) ...
+            let q2 = q.clone();
+            let reader = thread::spawn(move || {
+                (
+                    q2.get_bytes_timeout(Duration::from_secs(60)).unwrap(),
+                    q2.get_bytes_timeout(Duration::from_secs(60)).unwrap(),
+                )
+            });
+            thread::sleep(Duration::from_millis(50));
+            // ... until its producer commits it.
+            commit.set();
+            let (first, second) = reader.join().unwrap();
+            assert_eq!(first.len(), 40_000, "round {round}");
+            assert_eq!(&first[..21], b"held, never committed");
+            assert!(first[21..].iter().all(|&b| b == 0));
+            assert_eq!(second, b"after");
+            drop(live);
+        }
+    });
+}
+
+/// How long a consumer waiting at a dead producer's claim of `len` bytes waits after the
+/// kill: the stall figure of BENCHMARKS.md (run with `--ignored --nocapture`).
+fn stall(q: &Queue<()>, len: usize) -> Duration {
+    let (child, _commit) = holder(q, len);
+    q.put_bytes(b"after").unwrap();
+    let q2 = q.clone();
+    let reader = thread::spawn(move || {
+        let got = q2.get_bytes_timeout(Duration::from_secs(120)).unwrap();
+        (got, Instant::now())
+    });
+    thread::sleep(Duration::from_millis(20));
+    let killed = Instant::now();
+    child.0.kill().unwrap();
+    let (got, at) = reader.join().unwrap();
+    assert_eq!(got, b"after");
+    child.0.join().unwrap();
+    at - killed
+}
+
+#[test]
+#[ignore]
+fn measure_the_stall_after_a_dead_claim() {
+    watchdog_secs(600, || {
+        let small = || {
+            Queue::<()>::builder()
+                .capacity_bytes(256 * 1024)
+                .build()
+                .unwrap()
+        };
+        let cases: [(&str, Box<dyn Fn() -> Queue<()>>, Option<usize>); 3] = [
+            ("1 KiB, 256 KiB ring", Box::new(small), Some(1024)),
+            ("112 KiB (largest), 256 KiB ring", Box::new(small), None),
+            (
+                "largest reservation, default 1 MiB ring",
+                Box::new(|| Queue::new().unwrap()),
+                None,
+            ),
+        ];
+        for (name, make, len) in cases {
+            let mut runs: Vec<Duration> = (0..3)
+                .map(|_| {
+                    let q = make();
+                    let len = len.unwrap_or(q.max_reserve());
+                    stall(&q, len)
+                })
+                .collect();
+            runs.sort();
+            eprintln!(
+                "stall after a dead claim, {name}: median {:?} (runs {runs:?})",
+                runs[1]
+            );
+        }
+    });
+}
