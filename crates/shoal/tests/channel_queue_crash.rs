@@ -301,25 +301,19 @@ fn stall(q: &Queue<()>, len: usize) -> Duration {
 #[ignore]
 fn measure_the_stall_after_a_dead_claim() {
     watchdog_secs(600, || {
-        let small = || {
-            Queue::<()>::builder()
-                .capacity_bytes(256 * 1024)
-                .build()
-                .unwrap()
-        };
-        let cases: [(&str, Box<dyn Fn() -> Queue<()>>, Option<usize>); 3] = [
-            ("1 KiB, 256 KiB ring", Box::new(small), Some(1024)),
-            ("112 KiB (largest), 256 KiB ring", Box::new(small), None),
-            (
-                "largest reservation, default 1 MiB ring",
-                Box::new(|| Queue::new().unwrap()),
-                None,
-            ),
+        // (case, ring capacity (None: the default), reservation (None: the largest))
+        let cases = [
+            ("1 KiB, 256 KiB ring", Some(256 * 1024), Some(1024)),
+            ("112 KiB (largest), 256 KiB ring", Some(256 * 1024), None),
+            ("largest reservation, default 1 MiB ring", None, None),
         ];
-        for (name, make, len) in cases {
+        for (name, capacity, len) in cases {
             let mut runs: Vec<Duration> = (0..3)
                 .map(|_| {
-                    let q = make();
+                    let q: Queue<()> = match capacity {
+                        Some(n) => Queue::builder().capacity_bytes(n).build().unwrap(),
+                        None => Queue::new().unwrap(),
+                    };
                     let len = len.unwrap_or(q.max_reserve());
                     stall(&q, len)
                 })
