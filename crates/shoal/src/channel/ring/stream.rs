@@ -169,6 +169,10 @@ impl Ring {
                     if b == Blocked::Idle {
                         let writer = st.writer.load(Ordering::SeqCst);
                         if writer == 0 || !claim::owner_alive(writer) {
+                            // Reopen the ring for the producers waiting for the stream
+                            // to end (and wake them) rather than leave it to their next
+                            // look.
+                            self.recover_dead_writer();
                             // A writer commits its last part before it frees the token:
                             // look once more before giving the stream up.
                             return match self.try_get_raw() {
