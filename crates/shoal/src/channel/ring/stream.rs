@@ -2,10 +2,13 @@
 //!
 //! The producer takes the stream writer token (`Control::stream.writer`, CAS 0 -> its
 //! token), then sets `STREAM_BIT` in `tail`: from then on every other producer's CAS of
-//! `tail` fails and it waits, so the parts are consecutive in the ring. The consumer that claims the first part takes the reader token the same way:
-//! other consumers wait at a part they do not own. A token whose process died is
-//! cleared by whoever finds it; parts left without a live reader are skipped, a stream
-//! left without a live writer is dropped by its reader (it was never acknowledged).
+//! `tail` fails and it waits, so the parts are consecutive in the ring. The consumer
+//! that claims the first part takes the reader token the same way: other consumers wait
+//! at a part they do not own. A dead writer's token is taken over by one producer, which
+//! alone clears the bit; a dead reader's token is cleared by whoever finds it, and the
+//! parts left without a live reader are skipped; a stream left without a live writer is
+//! dropped by its reader (it was never acknowledged), which keeps its token when the
+//! next stream begins right after it.
 
 use std::sync::atomic::Ordering;
 
