@@ -283,9 +283,14 @@ shoal::entry!(storm_consumer);
 
 /// Live producers and `consumers` consumers work while two victim producers, which
 /// mostly stream messages (up to twice the ring), are SIGKILLed at random, `kills`
-/// times. Every acknowledged message must be delivered exactly once, whole.
-fn stream_kill_storm(kills: usize, consumers: u32) {
-    let q: Queue<()> = Queue::builder().capacity_bytes(STORM_RING).build().unwrap();
+/// times. Every acknowledged message must be delivered exactly once, whole. `maxsize`
+/// bounds the queue by messages (0: by bytes only).
+fn stream_kill_storm(kills: usize, consumers: u32, maxsize: usize) {
+    let q: Queue<()> = Queue::builder()
+        .capacity_bytes(STORM_RING)
+        .maxsize(maxsize)
+        .build()
+        .unwrap();
     let stats = SharedMemory::new(STATS_LEN).unwrap();
     let mut rng = Rng::seeded();
     let start = |id: u32| {
@@ -371,7 +376,7 @@ fn stream_kill_storm(kills: usize, consumers: u32) {
     );
     assert!(acked_total > 0);
     eprintln!(
-        "stream kill storm, {consumers} consumer(s): {kills} kills ({mid_stream} inside a \
+        "stream kill storm, {consumers} consumer(s), maxsize {maxsize}: {kills} kills ({mid_stream} inside a \
          streamed put), {acked_total} messages acknowledged ({streamed_acked} streamed), \
          0 lost, 0 torn, 0 duplicated"
     );
@@ -379,12 +384,18 @@ fn stream_kill_storm(kills: usize, consumers: u32) {
 
 #[test]
 fn producers_killed_mid_stream_lose_nothing_acknowledged_one_consumer() {
-    watchdog_secs(240, || stream_kill_storm(1000, 1));
+    watchdog_secs(240, || stream_kill_storm(1000, 1, 0));
 }
 
 #[test]
 fn producers_killed_mid_stream_lose_nothing_acknowledged_two_consumers() {
-    watchdog_secs(240, || stream_kill_storm(1000, 2));
+    watchdog_secs(240, || stream_kill_storm(1000, 2, 0));
+}
+
+/// The same storm on a queue bounded to 16 messages.
+#[test]
+fn producers_killed_mid_stream_lose_nothing_acknowledged_bounded_queue() {
+    watchdog_secs(240, || stream_kill_storm(500, 2, 16));
 }
 
 /// Longer storms (run with `--ignored`).
@@ -394,8 +405,8 @@ fn producers_killed_mid_stream_soak() {
     // Storms of 1000 kills each: the statistics track up to IDS producers per storm.
     watchdog_secs(3600, || {
         for _ in 0..5 {
-            stream_kill_storm(1000, 1);
-            stream_kill_storm(1000, 2);
+            stream_kill_storm(1000, 1, 0);
+            stream_kill_storm(1000, 2, 0);
         }
     });
 }
