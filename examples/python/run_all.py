@@ -11,7 +11,10 @@ import subprocess
 import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
-PRELUDE = "import sys, runpy, shoal; shoal.set_start_method(sys.argv[1], force=True); sys.argv = sys.argv[2:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+PRELUDE = (
+    "import sys, runpy, shoal; shoal.set_start_method(sys.argv[1], force=True); "
+    "sys.argv = sys.argv[2:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+)
 
 
 def expected(path: pathlib.Path) -> str:

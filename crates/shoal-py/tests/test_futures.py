@@ -9,7 +9,6 @@ import signal
 import time
 
 import pytest
-
 import shoal
 from shoal.futures import BrokenProcessPool, ProcessPoolExecutor, WorkerDiedError
 

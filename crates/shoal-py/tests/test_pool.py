@@ -8,7 +8,6 @@ import signal
 import time
 
 import pytest
-
 import shoal
 from shoal import TimeoutError, WorkerDied
 
@@ -165,9 +164,9 @@ def test_map_under_random_kills_never_hangs(rounds):
     killed: set = set()
     with shoal.Pool(2) as pool:
         for _ in range(rounds):
-            done = False
+            stop = threading.Event()
             t = threading.Thread(target=killer, args=(lambda: [w.process.pid for w in pool._workers],
-                                                      lambda: done, killed), daemon=True)
+                                                      stop.is_set, killed), daemon=True)
             t.start()
             results = [pool.apply_async(square, (i,)) for i in range(2000)]
             outcomes = []
@@ -176,7 +175,7 @@ def test_map_under_random_kills_never_hangs(rounds):
                     outcomes.append(r.get(timeout=120) == i * i)
                 except WorkerDied:
                     outcomes.append("died")
-            done = True
+            stop.set()
             t.join(10)
             assert all(o is True or o == "died" for o in outcomes)
         # Once the supervisor has replaced every killed worker, nothing fails any more.

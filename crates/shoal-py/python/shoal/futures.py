@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import concurrent.futures as _cf
 import multiprocessing as _mp
-
 import threading
 import time
 from concurrent.futures.process import BrokenProcessPool

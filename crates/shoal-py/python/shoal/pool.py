@@ -112,7 +112,7 @@ def _worker(conn: Any, initializer: Optional[Callable], initargs: tuple, maxtask
 class AsyncResult:
     """The result of `apply_async` (and, as `MapResult`, of `map_async`)."""
 
-    def __init__(self, pool: "Pool", callback: Optional[Callable], error_callback: Optional[Callable]) -> None:
+    def __init__(self, pool: Pool, callback: Optional[Callable], error_callback: Optional[Callable]) -> None:
         self._pool = pool
         self._event = threading.Event()
         self._callback, self._error_callback = callback, error_callback
@@ -160,7 +160,7 @@ ApplyResult = AsyncResult
 class MapResult(AsyncResult):
     """The result of `map_async`: a list, in order, once every chunk is back."""
 
-    def __init__(self, pool: "Pool", chunks: int, length: int, callback: Optional[Callable],
+    def __init__(self, pool: Pool, chunks: int, length: int, callback: Optional[Callable],
                  error_callback: Optional[Callable]) -> None:
         super().__init__(pool, callback, error_callback)
         self._parts: list = [None] * chunks
@@ -194,7 +194,7 @@ class IMapIterator:
         self._length: Optional[int] = None
         self._yielded = 0
 
-    def __iter__(self) -> "IMapIterator":
+    def __iter__(self) -> IMapIterator:
         return self
 
     def next(self, timeout: Optional[float] = None) -> Any:
@@ -559,7 +559,7 @@ class Pool:
             w.conn.close()
             w.process.join()
 
-    def __enter__(self) -> "Pool":
+    def __enter__(self) -> Pool:
         self._check_running()
         return self
 
