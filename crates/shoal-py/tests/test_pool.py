@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import threading
 import time
 
 import pytest
@@ -157,31 +158,71 @@ def killer(pids, stop, killed):
                 pass
 
 
-@pytest.mark.parametrize("rounds", [10])
-def test_map_under_random_kills_never_hangs(rounds):
-    import threading
-
+def storm(pool_workers, rounds, run_round):
+    """`rounds` rounds of `run_round()` while a thread SIGKILLs random workers; returns
+    the pids killed. Every round runs under the test's watchdog."""
     killed: set = set()
-    with shoal.Pool(2) as pool:
-        for _ in range(rounds):
-            stop = threading.Event()
-            t = threading.Thread(target=killer, args=(lambda: [w.process.pid for w in pool._workers],
-                                                      stop.is_set, killed), daemon=True)
-            t.start()
-            results = [pool.apply_async(square, (i,)) for i in range(2000)]
-            outcomes = []
-            for i, r in enumerate(results):
-                try:
-                    outcomes.append(r.get(timeout=120) == i * i)
-                except WorkerDied:
-                    outcomes.append("died")
+    for _ in range(rounds):
+        stop = threading.Event()
+        t = threading.Thread(target=killer, args=(pool_workers, stop.is_set, killed), daemon=True)
+        t.start()
+        try:
+            run_round()
+        finally:
             stop.set()
             t.join(10)
-            assert all(o is True or o == "died" for o in outcomes)
-        # Once the supervisor has replaced every killed worker, nothing fails any more.
-        deadline = time.monotonic() + 60
-        while any(w.process.pid in killed for w in pool._workers):
-            assert time.monotonic() < deadline, "killed workers were not replaced"
-            time.sleep(0.01)
-        assert pool.map(square, range(50)) == [x * x for x in range(50)]
+    return killed
+
+
+def settle(pool, killed):
+    """Wait until the supervisor has replaced every killed worker."""
+    deadline = time.monotonic() + 60
+    while any(w.process.pid in killed for w in pool._workers):
+        assert time.monotonic() < deadline, "killed workers were not replaced"
+        time.sleep(0.01)
+
+
+def test_map_under_random_kills_never_hangs():
+    # 100 rounds of a 10 000-task map (imap, so that each task reports on its own).
+    with shoal.Pool(2) as pool:
+
+        def one_round():
+            it = pool.imap(square, range(10_000), chunksize=20)
+            for i in range(10_000):
+                try:
+                    assert it.next(timeout=120) == i * i
+                except WorkerDied:
+                    pass
+
+        killed = storm(lambda: [w.process.pid for w in pool._workers], 100, one_round)
         assert killed
+        settle(pool, killed)
+        assert pool.map(square, range(50)) == [x * x for x in range(50)]
+
+
+def test_retries_absorb_random_kills():
+    with shoal.Pool(2, retries=50) as pool:
+
+        def one_round():
+            assert pool.map(square, range(2000), chunksize=20) == [x * x for x in range(2000)]
+
+        assert storm(lambda: [w.process.pid for w in pool._workers], 20, one_round)
+
+
+def test_executor_under_random_kills_goes_on():
+    from shoal.futures import ProcessPoolExecutor, WorkerDiedError
+
+    with ProcessPoolExecutor(2) as ex:
+
+        def one_round():
+            fs = [ex.submit(square, i) for i in range(2000)]
+            for i, f in enumerate(fs):
+                try:
+                    assert f.result(timeout=120) == i * i
+                except WorkerDiedError:
+                    pass
+
+        killed = storm(lambda: [w.process.pid for w in ex._pool._workers], 20, one_round)
+        assert killed
+        settle(ex._pool, killed)
+        assert ex.submit(square, 12).result(timeout=60) == 144
