@@ -13,6 +13,7 @@ mod blocking;
 mod handoff;
 mod net;
 mod pipe;
+mod progress;
 mod queue;
 mod shm;
 mod sync;
@@ -39,6 +40,7 @@ fn _shoal(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<net::RawNetConnection>()?;
     m.add_function(wrap_pyfunction!(net::connect, m)?)?;
     m.add_function(wrap_pyfunction!(wait::wait, m)?)?;
+    m.add_class::<progress::Progress>()?;
     m.add("SLICE_SECONDS", blocking::SLICE.as_secs_f64())?;
     Ok(())
 }

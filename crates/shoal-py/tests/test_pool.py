@@ -226,3 +226,37 @@ def test_executor_under_random_kills_goes_on():
         assert killed
         settle(ex._pool, killed)
         assert ex.submit(square, 12).result(timeout=60) == 144
+
+
+def numbers_then_fail(n):
+    yield from range(n)
+    raise KeyError("the iterable failed")
+
+
+def test_imap_reads_its_iterable_lazily(ctx):
+    import itertools
+
+    with ctx.Pool(2) as pool:
+        endless = pool.imap(square, itertools.count(), chunksize=4)
+        assert [next(endless) for _ in range(100)] == [x * x for x in range(100)]
+        del endless  # the rest of the endless iterable is left unread
+        it = pool.imap(square, numbers_then_fail(10))
+        assert [it.next(timeout=30) for _ in range(10)] == [x * x for x in range(10)]
+        with pytest.raises(KeyError):
+            it.next(timeout=30)
+        with pytest.raises(StopIteration):
+            it.next(timeout=30)
+        later = pool.imap_unordered(square, range(50), chunksize=5)
+        pool.close()  # what was asked before close still runs
+        assert sorted(later) == [x * x for x in range(50)]
+        pool.join()
+
+
+def test_progress_bars():
+    bar = shoal._shoal.Progress(10)
+    bar.inc(3)
+    assert bar.position == 3
+    bar.finish()
+    with shoal.Pool(2) as pool:
+        assert pool.map(square, range(100), progress=True) == [x * x for x in range(100)]
+        assert list(pool.imap(square, range(30), progress=True)) == [x * x for x in range(30)]

@@ -24,6 +24,7 @@ import signal
 import threading
 import time
 import traceback
+import weakref
 from multiprocessing import TimeoutError
 from multiprocessing.pool import ThreadPool
 from typing import Any, Callable, Iterable, Iterator, Optional
@@ -185,6 +186,8 @@ class MapResult(AsyncResult):
 class IMapIterator:
     """The iterator of `imap` (in order) and `imap_unordered`; `next(timeout)`."""
 
+    _on_end: Optional[Callable[[], None]] = None
+
     def __init__(self, ordered: bool) -> None:
         self._ordered = ordered
         self._cond = threading.Condition(threading.Lock())
@@ -203,6 +206,9 @@ class IMapIterator:
             deadline = None if timeout is None else time.monotonic() + timeout
             while not self._items:
                 if self._length is not None and self._yielded >= self._length:
+                    if self._on_end is not None:
+                        self._on_end()
+                        self._on_end = None
                     raise StopIteration
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
@@ -264,6 +270,19 @@ class _Worker:
             t.deadline = None if t.timeout is None else time.monotonic() + t.timeout
 
 
+def _progress_bar(progress: bool, iterable: Any) -> Any:
+    """A progress bar drawn by the Rust side (on a terminal only), or None."""
+    if not progress:
+        return None
+    from . import _shoal
+
+    try:
+        total: Optional[int] = len(iterable)
+    except TypeError:
+        total = None
+    return _shoal.Progress(total)
+
+
 def _describe(func: Callable, args: Any) -> str:
     name = getattr(func, "__qualname__", None) or repr(func)
     text = f"{name}{args!r}" if isinstance(args, tuple) else f"{name}({args!r})"
@@ -297,6 +316,7 @@ class Pool:
         self._maxtasks, self._retries = maxtasksperchild, retries
         self._lock = threading.Lock()
         self._pending: collections.deque = collections.deque()
+        self._feeders = 0
         self._workers: list = []
         self._state = "RUN"
         self._wake_r, self._wake_w = os.pipe()
@@ -329,7 +349,8 @@ class Pool:
             with self._lock:
                 if self._state == "TERMINATE":
                     return
-                if self._state == "CLOSE" and not self._pending and not any(w.tasks for w in self._workers):
+                if (self._state == "CLOSE" and not self._pending and not self._feeders
+                        and not any(w.tasks for w in self._workers)):
                     return
                 self._dispatch()
                 busy = [w for w in self._workers if w.tasks]
@@ -435,6 +456,16 @@ class Pool:
             self._pending.extend(tasks)
         self._wake()
 
+    def _enqueue(self, tasks: list) -> bool:
+        """Queue tasks of a call already accepted (an `imap` read lazily); False once
+        the pool is terminated."""
+        with self._lock:
+            if self._state == "TERMINATE":
+                return False
+            self._pending.extend(tasks)
+        self._wake()
+        return True
+
     def apply(self, func: Callable, args: tuple = (), kwds: Optional[dict] = None) -> Any:
         """`func(*args, **kwds)` in a worker; its result."""
         return self.apply_async(func, args, kwds).get()
@@ -463,23 +494,38 @@ class Pool:
             yield index, payload, len(chunk), _describe(func, tuple(chunk[:3]))
 
     def _map_async(self, func: Callable, iterable: Iterable, chunksize: Optional[int], star: bool,
-                   callback: Optional[Callable], error_callback: Optional[Callable]) -> MapResult:
+                   callback: Optional[Callable], error_callback: Optional[Callable],
+                   progress: bool = False) -> MapResult:
         self._check_running()
         if chunksize is not None and chunksize < 1:
             raise ValueError(f"Chunksize must be 1+, not {chunksize}")
         chunks = list(self._chunks(func, iterable, chunksize, star))
         length = sum(c[2] for c in chunks)
         result = MapResult(self, len(chunks), length, callback, error_callback)
+        bar = _progress_bar(progress, range(length))
+
+        def part_sink(i: int, n: int) -> Callable[[bool, Any], None]:
+            def sink(ok: bool, v: Any) -> None:
+                if bar is not None:
+                    bar.inc(n)
+                    if result._left == 1:
+                        bar.finish()
+                result._set_part(i, ok, v)
+
+            return sink
+
         tasks = [
-            _Task(payload, (lambda i: lambda ok, v: result._set_part(i, ok, v))(index), describe, None, count, index)
+            _Task(payload, part_sink(index, count), describe, None, count, index)
             for index, payload, count, describe in chunks
         ]
         self._submit(tasks)
         return result
 
-    def map(self, func: Callable, iterable: Iterable, chunksize: Optional[int] = None) -> list:
-        """`[func(x) for x in iterable]`, in the workers, in order."""
-        return self._map_async(func, iterable, chunksize, False, None, None).get()
+    def map(self, func: Callable, iterable: Iterable, chunksize: Optional[int] = None, *,
+            progress: bool = False) -> list:
+        """`[func(x) for x in iterable]`, in the workers, in order. ``progress``
+        (shoal's own) draws a progress bar on a terminal."""
+        return self._map_async(func, iterable, chunksize, False, None, None, progress).get()
 
     def map_async(self, func: Callable, iterable: Iterable, chunksize: Optional[int] = None,
                   callback: Optional[Callable] = None, error_callback: Optional[Callable] = None) -> MapResult:
@@ -496,28 +542,80 @@ class Pool:
         """`starmap` as a `MapResult`."""
         return self._map_async(func, iterable, chunksize, True, callback, error_callback)
 
-    def _imap(self, func: Callable, iterable: Iterable, chunksize: int, ordered: bool) -> IMapIterator:
+    def _imap(self, func: Callable, iterable: Iterable, chunksize: int, ordered: bool,
+              progress: bool) -> IMapIterator:
         self._check_running()
         if chunksize < 1:
             raise ValueError(f"Chunksize must be 1+, not {chunksize}")
         it = IMapIterator(ordered)
-        chunks = list(self._chunks(func, iterable, chunksize, False))
-        tasks = [
-            _Task(payload, (lambda i, n: lambda ok, v: it._set_chunk(i, ok, v, n))(index, count), describe, None,
-                  count, index)
-            for index, payload, count, describe in chunks
-        ]
-        it._set_length(sum(t.count for t in tasks))
-        self._submit(tasks)
+        bar = _progress_bar(progress, iterable)
+        # The iterable is read as results come back (it may be long, or endless):
+        # at most this many chunks are out at once.
+        window = threading.Semaphore(self._processes * PREFETCH * 2)
+
+        # The feeder holds the iterator weakly: once the caller drops it, the rest of
+        # the iterable is left unread (an endless one included).
+        target = weakref.ref(it)
+
+        def feed() -> None:
+            count = index = 0
+            source = iter(iterable)
+            try:
+                while target() is not None:
+                    chunk = list(itertools.islice(source, chunksize))
+                    if not chunk:
+                        break
+                    n = len(chunk)
+
+                    def sink(ok: bool, v: Any, i: int = index, n: int = n) -> None:
+                        live = target()
+                        if live is not None:
+                            live._set_chunk(i, ok, v, n)
+                        if bar is not None:
+                            bar.inc(n)
+                        window.release()
+
+                    window.acquire()
+                    try:
+                        payload = pickle.dumps((func, (), {}, False, chunk), 5)
+                    except Exception as e:  # noqa: BLE001 - an item that cannot be pickled fails its chunk
+                        sink(False, e)
+                    else:
+                        task = _Task(payload, sink, _describe(func, tuple(chunk[:3])), None, n, index)
+                        if not self._enqueue([task]):
+                            sink(False, ValueError("the pool was terminated"))
+                    count += n
+                    index += 1
+            except Exception as e:  # noqa: BLE001 - the iterable's own error, raised at its place
+                live = target()
+                if live is not None:
+                    live._set_chunk(index, False, e, 1)
+                count += 1
+            finally:
+                live = target()
+                if live is not None:
+                    live._set_length(count)
+                    if bar is not None:
+                        live._on_end = bar.finish
+                with self._lock:
+                    self._feeders -= 1
+                self._wake()
+
+        with self._lock:
+            self._feeders += 1
+        threading.Thread(target=feed, name="shoal-pool-feeder", daemon=True).start()
         return it
 
-    def imap(self, func: Callable, iterable: Iterable, chunksize: int = 1) -> IMapIterator:
-        """Results of `func` over `iterable`, in order, as they come."""
-        return self._imap(func, iterable, chunksize, True)
+    def imap(self, func: Callable, iterable: Iterable, chunksize: int = 1, *, progress: bool = False) -> IMapIterator:
+        """Results of `func` over `iterable`, in order, as they come (the iterable is
+        read as the work goes). ``progress`` (shoal's own) draws a progress bar on a
+        terminal."""
+        return self._imap(func, iterable, chunksize, True, progress)
 
-    def imap_unordered(self, func: Callable, iterable: Iterable, chunksize: int = 1) -> IMapIterator:
+    def imap_unordered(self, func: Callable, iterable: Iterable, chunksize: int = 1, *,
+                       progress: bool = False) -> IMapIterator:
         """Results of `func` over `iterable`, in completion order."""
-        return self._imap(func, iterable, chunksize, False)
+        return self._imap(func, iterable, chunksize, False, progress)
 
     # -- ending ---------------------------------------------------------------------------
     def close(self) -> None:
