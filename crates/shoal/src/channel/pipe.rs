@@ -271,6 +271,59 @@ impl Connection {
         tx.put_bytes(data, Wait::forever())
     }
 
+    /// [`send_bytes`](Connection::send_bytes) for at most `timeout`: gives up while the
+    /// ring stays too full for the message.
+    ///
+    /// # Errors
+    /// [`PutError::Timeout`] when the time ran out (nothing was sent); `Closed` as for
+    /// `send_bytes`.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = shoal::Pipe::builder().capacity(4096).simplex()?;
+    /// // Nobody reads: the ring fills up, and a timed send gives up.
+    /// let err = loop {
+    ///     if let Err(e) = tx.send_bytes_timeout(&[7; 1000], Duration::from_millis(10)) {
+    ///         break e;
+    ///     }
+    /// };
+    /// assert!(err.is_timeout());
+    /// assert_eq!(rx.recv_bytes()?, [7; 1000]); // what was sent is intact
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_bytes_timeout(&self, data: &[u8], timeout: Duration) -> Result<(), PutError<()>> {
+        let tx = self.tx()?;
+        tx.ring.note_end(true);
+        tx.put_bytes(data, Wait::timeout(timeout))
+    }
+
+    /// [`send`](Connection::send) for at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`send_bytes_timeout`](Connection::send_bytes_timeout), and `Encode`.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = shoal::Pipe::simplex()?;
+    /// tx.send_timeout(&(1u8, 'x'), Duration::from_secs(10))?;
+    /// assert_eq!(rx.recv::<(u8, char)>()?, (1, 'x'));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_timeout<T: Serialize + ?Sized>(
+        &self,
+        msg: &T,
+        timeout: Duration,
+    ) -> Result<(), PutError<()>> {
+        let bytes = Codec::Bincode
+            .encode(msg)
+            .map_err(|e| PutError::Encode((), e))?;
+        self.send_bytes_timeout(&bytes, timeout)
+    }
+
     /// Sends `msg` encoded with bincode.
     ///
     /// # Errors
@@ -320,6 +373,62 @@ impl Connection {
         let mut v = Vec::new();
         self.recv_with(Deadline::NEVER, |c, w| c.get_bytes_into(&mut v, w))?;
         Ok(v)
+    }
+
+    /// [`recv_bytes`](Connection::recv_bytes) for at most `timeout` (Python's
+    /// `poll(timeout)` then `recv_bytes()`, in one call).
+    ///
+    /// # Errors
+    /// [`GetError::Timeout`] when nothing arrived in time (the pipe stays usable);
+    /// `Closed` at end of stream.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = shoal::Pipe::simplex()?;
+    /// assert!(rx.recv_bytes_timeout(Duration::from_millis(10)).unwrap_err().is_timeout());
+    /// tx.send_bytes(b"in time")?;
+    /// assert_eq!(rx.recv_bytes_timeout(Duration::from_secs(10))?, b"in time");
+    /// tx.close();
+    /// assert!(rx.recv_bytes_timeout(Duration::from_secs(10)).unwrap_err().is_closed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, GetError> {
+        let mut v = Vec::new();
+        self.recv_with(Deadline::after(timeout), |c, w| c.get_bytes_into(&mut v, w))?;
+        Ok(v)
+    }
+
+    /// [`recv_bytes_into`](Connection::recv_bytes_into) for at most `timeout`.
+    ///
+    /// # Errors
+    /// [`GetError::Timeout`] when nothing arrived in time; otherwise those of
+    /// `recv_bytes_into`.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = shoal::Pipe::simplex()?;
+    /// let mut buf = [0u8; 16];
+    /// let err = rx.recv_bytes_into_timeout(&mut buf, Duration::from_millis(10)).unwrap_err();
+    /// assert!(err.is_timeout());
+    /// tx.send_bytes(b"into")?;
+    /// let n = rx.recv_bytes_into_timeout(&mut buf, Duration::from_secs(10))?;
+    /// assert_eq!(&buf[..n], b"into");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_bytes_into_timeout(
+        &self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize, GetError> {
+        let deadline = Deadline::after(timeout);
+        match self.recv_with(deadline, |c, w| c.get_bytes_into_slice(buf, w))? {
+            Ok(n) => Ok(n),
+            Err(bytes) => Err(GetError::BufferTooShort(bytes)),
+        }
     }
 
     /// Receives the next message into `buf`; returns its length.

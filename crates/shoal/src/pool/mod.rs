@@ -51,7 +51,7 @@ mod worker;
 
 pub use async_result::AsyncResult;
 pub use builder::PoolBuilder;
-pub use error::{PoolError, TaskError};
+pub use error::{MapError, PoolError, TaskError, TimedOut};
 pub use handle::{Pool, ScopedPool};
 pub use imap::IMap;
 
