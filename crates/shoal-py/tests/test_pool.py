@@ -182,6 +182,7 @@ def settle(pool, killed):
         time.sleep(0.01)
 
 
+@pytest.mark.storm
 def test_map_under_random_kills_never_hangs():
     # 100 rounds of a 10 000-task map (imap, so that each task reports on its own).
     with shoal.Pool(2) as pool:
@@ -200,6 +201,7 @@ def test_map_under_random_kills_never_hangs():
         assert pool.map(square, range(50)) == [x * x for x in range(50)]
 
 
+@pytest.mark.storm
 def test_retries_absorb_random_kills():
     with shoal.Pool(2, retries=50) as pool:
 
@@ -209,6 +211,7 @@ def test_retries_absorb_random_kills():
         assert storm(lambda: [w.process.pid for w in pool._workers], 20, one_round)
 
 
+@pytest.mark.storm
 def test_executor_under_random_kills_goes_on():
     from shoal.futures import ProcessPoolExecutor, WorkerDiedError
 
