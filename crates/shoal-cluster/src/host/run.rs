@@ -208,20 +208,14 @@ async fn read_loop(host: Arc<Host>, mut con: ConnectionManager) {
             }
         }
         if got.is_empty() && failed.is_none() {
-            if permits.len() >= host.streams.len() {
-                // Nothing waits: block on every stream (one entry each at most).
-                match read_group(&mut con, &host, &host.streams, 1, Some(BLOCK)).await {
-                    Ok(v) => got = v,
-                    Err(e) => failed = Some(e),
-                }
-            } else {
-                // Nearly full and nothing waits: look again soon.
-                drop(permits);
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-                    _ = host.stop.notified() => {}
-                }
-                continue;
+            // Nothing waits: block on every stream (one entry each at most) without
+            // holding room, so that the reclaimer is not starved; an entry read this
+            // way waits for room in its task (at most one per stream over the bound).
+            drop(permits);
+            permits = Vec::new();
+            match read_group(&mut con, &host, &host.streams, 1, Some(BLOCK)).await {
+                Ok(v) => got = v,
+                Err(e) => failed = Some(e),
             }
         }
         if let Some(e) = failed {
@@ -238,7 +232,7 @@ async fn read_loop(host: Arc<Host>, mut con: ConnectionManager) {
         for (stream, entry) in got {
             let permit = permits
                 .pop()
-                .expect("no more entries are read than there is room for");
+                .or_else(|| Arc::clone(&host.free).try_acquire_owned().ok());
             tokio::spawn(run_task(Arc::clone(&host), stream, entry, 1, permit));
         }
     }
@@ -293,7 +287,7 @@ async fn run_task(
     stream: String,
     entry: StreamId,
     deliveries: u32,
-    permit: OwnedSemaphorePermit,
+    permit: Option<OwnedSemaphorePermit>,
 ) {
     let m = message_of(&entry);
     // The signature is checked before anything of the message is decoded.
@@ -338,6 +332,14 @@ async fn run_task(
     }
     let slot = (stream.clone(), entry.id.clone());
     host.held().insert(slot.clone(), deliveries);
+    // Held (so its lease is renewed) before it waits for room.
+    let permit = match permit {
+        Some(p) => p,
+        None => Arc::clone(&host.free)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed"),
+    };
     let run = host.local.apply_encoded(&msg.task, &msg.arg);
     let mut permit = Some(permit);
     let outcome = match msg.timeout_ms {
@@ -512,15 +514,18 @@ async fn reclaim_loop(host: Arc<Host>) {
         for s in host.streams.clone() {
             let mut cursor = "0-0".to_owned();
             loop {
+                // Tasks of dead hosts come before new ones: claim a prefetch's worth
+                // even when full (those without room wait for it, first in line),
+                // as long as this host holds less than twice its prefetch.
+                if host.held().len() >= 2 * host.prefetch {
+                    break;
+                }
                 let mut permits = Vec::new();
                 while permits.len() < host.prefetch {
                     match Arc::clone(&host.free).try_acquire_owned() {
                         Ok(p) => permits.push(p),
                         Err(_) => break,
                     }
-                }
-                if permits.is_empty() {
-                    break;
                 }
                 let mut con = host.con.clone();
                 let r: redis::RedisResult<StreamAutoClaimReply> = redis::cmd("XAUTOCLAIM")
@@ -530,7 +535,7 @@ async fn reclaim_loop(host: Arc<Host>) {
                     .arg(lease_ms)
                     .arg(&cursor)
                     .arg("COUNT")
-                    .arg(permits.len())
+                    .arg(host.prefetch)
                     .query_async(&mut con)
                     .await;
                 let Ok(reply) = r else { break };
@@ -553,9 +558,7 @@ async fn reclaim_loop(host: Arc<Host>) {
                         .get(i)
                         .and_then(|v| v.first())
                         .map_or(2, |p| p.3 as u32);
-                    let permit = permits
-                        .pop()
-                        .expect("no more claimed than there is room for");
+                    let permit = permits.pop();
                     tokio::spawn(run_task(
                         Arc::clone(&host),
                         s.clone(),

@@ -1,0 +1,318 @@
+//! The harness of the cluster tests: a real `redis-server` on a free loopback port,
+//! worker hosts as separate processes, and a watchdog.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The environment variable that turns the test binary into a worker host: its value
+/// is the host's command line, one argument per line.
+pub const HOST_ARGS_ENV: &str = "SHOAL_CLUSTER_TEST_HOST_ARGS";
+/// The name a host's tasks report (inherited by its local workers).
+pub const HOST_NAME_ENV: &str = "SHOAL_CLUSTER_TEST_HOST_NAME";
+
+/// The key every test host and submitter shares.
+pub const KEY: &[u8] = b"test cluster key, 32 bytes long!";
+
+/// Processes the harness started, killed by the watchdog when a test hangs.
+static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+fn track(pid: u32) {
+    CHILDREN.lock().unwrap().push(pid);
+}
+
+fn untrack(pid: u32) {
+    CHILDREN.lock().unwrap().retain(|p| *p != pid);
+}
+
+fn kill_pid(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Fails the test (killing what it started) when it runs longer than `limit`.
+pub fn watchdog(name: &'static str, limit: Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        eprintln!("watchdog: {name} still running after {limit:?}; killing its processes");
+        for pid in CHILDREN.lock().unwrap().iter() {
+            kill_pid(*pid, "KILL");
+        }
+        std::process::exit(101);
+    });
+}
+
+/// A unique name for this test's pool.
+pub fn unique(name: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Waits until `ready()` or `limit`; panics with `what` on timeout.
+pub fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
+    let until = Instant::now() + limit;
+    while !ready() {
+        assert!(
+            Instant::now() < until,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A `redis-server` of the test's own, with append-only persistence in a temporary
+/// directory.
+pub struct Redis {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Redis {
+    /// Starts `redis-server` on a free loopback port. Fails (never skips) when
+    /// `redis-server` is not installed.
+    pub fn start() -> Redis {
+        let dir = std::env::temp_dir().join(unique("shoal-cluster-redis"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for _ in 0..10 {
+            // redis takes no `--port 0`: find a free port, release it, and retry
+            // should another process take it first.
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut r = Redis {
+                port,
+                dir: dir.clone(),
+                child: None,
+            };
+            if r.launch() {
+                return r;
+            }
+        }
+        panic!("redis-server did not start on any of 10 free ports");
+    }
+
+    /// Starts the server on `self.port`; false when it exited (the port was taken).
+    fn launch(&mut self) -> bool {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "yes"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--protected-mode", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => panic!(
+                "could not start redis-server ({e}): these tests need it; \
+                 scripts/test.sh installs it (apt-get install -y redis-server)"
+            ),
+        };
+        track(child.id());
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                untrack(child.id());
+                return false;
+            }
+            if self.ping() {
+                self.child = Some(child);
+                return true;
+            }
+            assert!(
+                Instant::now() < until,
+                "redis-server on port {} did not answer",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn ping(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        if s.write_all(b"PING\r\n").is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 64];
+        matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server (SHUTDOWN: the append-only file is flushed) and starts it again
+    /// on the same port and directory.
+    pub fn restart(&mut self) {
+        self.stop();
+        assert!(
+            self.launch(),
+            "redis-server did not restart on port {}",
+            self.port
+        );
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = s.write_all(b"SHUTDOWN\r\n");
+            }
+            let until = Instant::now() + Duration::from_secs(20);
+            while !matches!(c.try_wait(), Ok(Some(_))) {
+                if Instant::now() > until {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            untrack(c.id());
+        }
+    }
+
+    /// A plain connection, for what the tests check in Redis itself.
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+            untrack(c.id());
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A worker host: this test binary again, running only its host entry.
+pub struct Host {
+    pub name: String,
+    child: Option<Child>,
+}
+
+impl Host {
+    /// Starts a host named `name` serving `pool` with `processes` local processes.
+    pub fn start(redis: &Redis, pool: &str, name: &str, processes: usize, extra: &[&str]) -> Host {
+        let mut args = vec![
+            "--redis".to_owned(),
+            redis.url(),
+            "--pool".to_owned(),
+            pool.to_owned(),
+            "--processes".to_owned(),
+            processes.to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "worker_host_entry",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(HOST_ARGS_ENV, args.join("\n"))
+            .env(HOST_NAME_ENV, name)
+            .env(shoal_cluster::KEY_ENV, std::str::from_utf8(KEY).unwrap())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("could not start a worker host");
+        track(child.id());
+        Host {
+            name: name.to_owned(),
+            child: Some(child),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+            untrack(c.id());
+        }
+    }
+
+    /// SIGTERM, then waits up to `limit` for the exit; gives whether it exited with 0.
+    pub fn terminate(&mut self, limit: Duration) -> bool {
+        let Some(mut c) = self.child.take() else {
+            return false;
+        };
+        kill_pid(c.id(), "TERM");
+        let until = Instant::now() + limit;
+        loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                untrack(c.id());
+                return st.success();
+            }
+            if Instant::now() > until {
+                let _ = c.kill();
+                let _ = c.wait();
+                untrack(c.id());
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The body of the worker host entry: serves when the harness started this process as
+/// a host, and exits; returns at once otherwise.
+pub fn host_entry() {
+    let Ok(args) = std::env::var(HOST_ARGS_ENV) else {
+        return;
+    };
+    // A host whose test process died stops too.
+    let parent = std::os::unix::process::parent_id();
+    std::thread::spawn(move || loop {
+        if std::os::unix::process::parent_id() != parent {
+            std::process::exit(3);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    });
+    let opts = shoal_cluster::ServeOptions::from_args(args.lines()).expect("host arguments");
+    match shoal_cluster::serve_with(opts) {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("worker host failed: {e}");
+            std::process::exit(2);
+        }
+    }
+}
