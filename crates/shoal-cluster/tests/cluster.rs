@@ -345,3 +345,43 @@ fn a_worker_host_stopped_with_sigterm_finishes_or_hands_back_its_tasks() {
     assert_eq!(s.hosts.len(), 1, "the stopped host left the pool's hosts");
     assert_eq!((s.pending, s.in_flight, s.dead_lettered), (0, 0, 0));
 }
+
+#[test]
+fn tls_and_a_password_pass_through_the_url() {
+    watchdog(
+        "tls_and_a_password_pass_through_the_url",
+        Duration::from_secs(180),
+    );
+    let (redis, cert) = Redis::start_tls("s3cret-pass");
+    assert_eq!(
+        std::env::var_os("SSL_CERT_FILE"),
+        Some(cert.into_os_string())
+    );
+    assert!(redis.url().starts_with("rediss://:s3cret-pass@"));
+    let name = unique("tls");
+    let _hosts: Vec<Host> = (0..2)
+        .map(|i| Host::start(&redis, &name, &format!("host{i}"), 1, &[]))
+        .collect();
+    hosts_seen(&redis, &name, 2);
+    let pool = pool(&redis, &name);
+    let results = pool
+        .map_timeout(tag, 0..500u32, Duration::from_secs(120))
+        .unwrap();
+    check(&results, 500);
+    // A wrong password, or no TLS, is refused when the pool connects.
+    let wrong = redis.url().replace("s3cret-pass", "wrong");
+    let err = Pool::builder(&wrong, &name)
+        .key(key())
+        .connect()
+        .unwrap_err();
+    assert!(
+        matches!(err, shoal_cluster::ClusterError::Connect(_)),
+        "{err}"
+    );
+    assert!(
+        !err.to_string().contains("wrong"),
+        "the password is not shown: {err}"
+    );
+    let plain = format!("redis://:s3cret-pass@127.0.0.1:{}", redis.port);
+    assert!(Pool::builder(&plain, &name).key(key()).connect().is_err());
+}

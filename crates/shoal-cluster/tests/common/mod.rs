@@ -3,8 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -79,14 +78,60 @@ pub struct Redis {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// More arguments of `redis-server` (TLS, a password).
+    extra: Vec<String>,
+    /// `redis` or `rediss`.
+    scheme: &'static str,
+    /// The userinfo part of the URL (`:password@`), or nothing.
+    auth: String,
 }
 
 impl Redis {
     /// Starts `redis-server` on a free loopback port. Fails (never skips) when
     /// `redis-server` is not installed.
     pub fn start() -> Redis {
+        Redis::start_with(|_| (Vec::new(), "redis", String::new()))
+    }
+
+    /// Starts a `redis-server` that takes TLS only, with a certificate for 127.0.0.1
+    /// (its PEM file is given back, and named by `SSL_CERT_FILE` for this process and
+    /// its children) and the password `password`.
+    pub fn start_tls(password: &str) -> (Redis, PathBuf) {
+        let mut cert_file = PathBuf::new();
+        let r = Redis::start_with(|dir| {
+            let certified =
+                rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+            cert_file = dir.join("server.crt");
+            let key_file = dir.join("server.key");
+            std::fs::write(&cert_file, certified.cert.pem()).unwrap();
+            std::fs::write(&key_file, certified.key_pair.serialize_pem()).unwrap();
+            // The client trusts the certificate through SSL_CERT_FILE, in this process
+            // and in the hosts, which inherit its environment. Set before the first
+            // connection; each test runs in a process of its own.
+            std::env::set_var("SSL_CERT_FILE", &cert_file);
+            let extra = vec![
+                "--tls-cert-file".to_owned(),
+                cert_file.display().to_string(),
+                "--tls-key-file".to_owned(),
+                key_file.display().to_string(),
+                "--tls-ca-cert-file".to_owned(),
+                cert_file.display().to_string(),
+                "--tls-auth-clients".to_owned(),
+                "no".to_owned(),
+                "--requirepass".to_owned(),
+                password.to_owned(),
+            ];
+            (extra, "rediss", format!(":{password}@"))
+        });
+        (r, cert_file)
+    }
+
+    fn start_with(
+        setup: impl FnOnce(&std::path::Path) -> (Vec<String>, &'static str, String),
+    ) -> Redis {
         let dir = std::env::temp_dir().join(unique("shoal-cluster-redis"));
         std::fs::create_dir_all(&dir).unwrap();
+        let (extra, scheme, auth) = setup(&dir);
         for _ in 0..10 {
             // redis takes no `--port 0`: find a free port, release it, and retry
             // should another process take it first.
@@ -99,6 +144,9 @@ impl Redis {
                 port,
                 dir: dir.clone(),
                 child: None,
+                extra: extra.clone(),
+                scheme,
+                auth: auth.clone(),
             };
             if r.launch() {
                 return r;
@@ -109,8 +157,15 @@ impl Redis {
 
     /// Starts the server on `self.port`; false when it exited (the port was taken).
     fn launch(&mut self) -> bool {
+        let port = self.port.to_string();
+        let ports: [&str; 4] = if self.scheme == "rediss" {
+            ["--port", "0", "--tls-port", &port]
+        } else {
+            ["--port", &port, "--tls-port", "0"]
+        };
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
+            .args(ports)
+            .args(&self.extra)
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "yes"])
@@ -148,19 +203,16 @@ impl Redis {
     }
 
     fn ping(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-        if s.write_all(b"PING\r\n").is_err() {
-            return false;
-        }
-        let mut buf = [0u8; 64];
-        matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+        // Through the client, so that TLS and the password are part of the check;
+        // a server still loading its append-only file answers with an error.
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+            .is_ok_and(|r| r == "PONG")
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        format!("{}://{}127.0.0.1:{}", self.scheme, self.auth, self.port)
     }
 
     /// Stops the server (SHUTDOWN: the append-only file is flushed) and starts it again
@@ -176,8 +228,10 @@ impl Redis {
 
     fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
-                let _ = s.write_all(b"SHUTDOWN\r\n");
+            if let Ok(mut con) = redis::Client::open(self.url()).and_then(|c| c.get_connection()) {
+                // SHUTDOWN flushes the append-only file; the server closes the
+                // connection instead of answering.
+                let _ = redis::cmd("SHUTDOWN").query::<()>(&mut con);
             }
             let until = Instant::now() + Duration::from_secs(20);
             while !matches!(c.try_wait(), Ok(Some(_))) {
