@@ -385,3 +385,52 @@ fn tls_and_a_password_pass_through_the_url() {
     let plain = format!("redis://:s3cret-pass@127.0.0.1:{}", redis.port);
     assert!(Pool::builder(&plain, &name).key(key()).connect().is_err());
 }
+
+#[test]
+fn the_map_crosses_a_network_between_namespaces() {
+    watchdog(
+        "the_map_crosses_a_network_between_namespaces",
+        Duration::from_secs(300),
+    );
+    // Redis in one namespace, each worker host in another, this submitter in the
+    // test's own: every task crosses veth pairs and a bridge.
+    let nets = match common::Netns::create(4) {
+        Ok(n) => n,
+        Err(e) => {
+            println!("skipped: network namespaces cannot be made here ({e})");
+            return;
+        }
+    };
+    let redis = Redis::start_in(&nets.names[0], &nets.addr(0));
+    let name = unique("netns");
+    let _hosts: Vec<Host> = (1..4)
+        .map(|i| {
+            Host::start_in(
+                Some(&nets.names[i]),
+                &redis,
+                &name,
+                &format!("host{i}"),
+                2,
+                &[],
+            )
+        })
+        .collect();
+    hosts_seen(&redis, &name, 3);
+    let pool = pool(&redis, &name);
+    let results = pool
+        .map_timeout(tag, 0..10_000u32, Duration::from_secs(240))
+        .unwrap();
+    let per_host = check(&results, 10_000);
+    eprintln!("tasks per host: {per_host:?}");
+    assert_eq!(per_host.len(), 3);
+    // Redis saw the hosts come from their namespaces' addresses.
+    let mut con = redis.connection();
+    let clients: String = redis::cmd("CLIENT").arg("LIST").query(&mut con).unwrap();
+    for i in 1..4 {
+        assert!(
+            clients.contains(&format!("addr={}:", nets.addr(i))),
+            "no client from {}: {clients}",
+            nets.addr(i)
+        );
+    }
+}

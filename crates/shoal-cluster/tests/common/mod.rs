@@ -84,6 +84,10 @@ pub struct Redis {
     scheme: &'static str,
     /// The userinfo part of the URL (`:password@`), or nothing.
     auth: String,
+    /// The network namespace it runs in, if not this one.
+    netns: Option<String>,
+    /// The address it listens on.
+    addr: String,
 }
 
 impl Redis {
@@ -126,6 +130,28 @@ impl Redis {
         (r, cert_file)
     }
 
+    /// Starts a `redis-server` inside the network namespace `netns`, listening on
+    /// `addr:6379` (the port is free in a namespace of its own).
+    pub fn start_in(netns: &str, addr: &str) -> Redis {
+        let dir = std::env::temp_dir().join(unique("shoal-cluster-redis"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut r = Redis {
+            port: 6379,
+            dir,
+            child: None,
+            extra: Vec::new(),
+            scheme: "redis",
+            auth: String::new(),
+            netns: Some(netns.to_owned()),
+            addr: addr.to_owned(),
+        };
+        assert!(
+            r.launch(),
+            "redis-server did not start in namespace {netns}"
+        );
+        r
+    }
+
     fn start_with(
         setup: impl FnOnce(&std::path::Path) -> (Vec<String>, &'static str, String),
     ) -> Redis {
@@ -147,6 +173,8 @@ impl Redis {
                 extra: extra.clone(),
                 scheme,
                 auth: auth.clone(),
+                netns: None,
+                addr: "127.0.0.1".to_owned(),
             };
             if r.launch() {
                 return r;
@@ -163,10 +191,18 @@ impl Redis {
         } else {
             ["--port", &port, "--tls-port", "0"]
         };
-        let child = Command::new("redis-server")
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "redis-server"]);
+                c
+            }
+            None => Command::new("redis-server"),
+        };
+        let child = cmd
             .args(ports)
             .args(&self.extra)
-            .args(["--bind", "127.0.0.1"])
+            .args(["--bind", &self.addr])
             .args(["--save", ""])
             .args(["--appendonly", "yes"])
             .arg("--dir")
@@ -212,7 +248,7 @@ impl Redis {
     }
 
     pub fn url(&self) -> String {
-        format!("{}://{}127.0.0.1:{}", self.scheme, self.auth, self.port)
+        format!("{}://{}{}:{}", self.scheme, self.auth, self.addr, self.port)
     }
 
     /// Stops the server (SHUTDOWN: the append-only file is flushed) and starts it again
@@ -275,6 +311,18 @@ pub struct Host {
 impl Host {
     /// Starts a host named `name` serving `pool` with `processes` local processes.
     pub fn start(redis: &Redis, pool: &str, name: &str, processes: usize, extra: &[&str]) -> Host {
+        Host::start_in(None, redis, pool, name, processes, extra)
+    }
+
+    /// As [`Host::start`], inside the network namespace `netns` when given.
+    pub fn start_in(
+        netns: Option<&str>,
+        redis: &Redis,
+        pool: &str,
+        name: &str,
+        processes: usize,
+        extra: &[&str],
+    ) -> Host {
         let mut args = vec![
             "--redis".to_owned(),
             redis.url(),
@@ -284,7 +332,17 @@ impl Host {
             processes.to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let child = Command::new(std::env::current_exe().unwrap())
+        let exe = std::env::current_exe().unwrap();
+        let mut cmd = match netns {
+            // `ip netns exec` execs the program: the host is still our child.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let child = cmd
             .args([
                 "worker_host_entry",
                 "--exact",
@@ -368,5 +426,82 @@ pub fn host_entry() {
             eprintln!("worker host failed: {e}");
             std::process::exit(2);
         }
+    }
+}
+
+/// Network namespaces joined by veth pairs to a bridge in this namespace, removed
+/// when dropped.
+pub struct Netns {
+    pub names: Vec<String>,
+    bridge: String,
+    /// The subnet's first three octets.
+    pub net: String,
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("could not run ip: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl Netns {
+    /// `n` namespaces; namespace `i` has address `<net>.{10 + i}/24`, this namespace
+    /// `<net>.1` on the bridge. Err when namespaces cannot be made here.
+    pub fn create(n: usize) -> Result<Netns, String> {
+        let id = std::process::id() % 100_000;
+        // A subnet of test addresses inside namespaces this test made.
+        let net = format!("10.213.{}", 20 + id % 200);
+        let mut me = Netns {
+            names: Vec::new(),
+            bridge: format!("shbr{id}"),
+            net,
+        };
+        ip(&["link", "add", &me.bridge, "type", "bridge"])?;
+        let cidr = format!("{}.1/24", me.net);
+        ip(&["addr", "add", &cidr, "dev", &me.bridge])?;
+        ip(&["link", "set", &me.bridge, "up"])?;
+        for i in 0..n {
+            let ns = format!("shoal-{id}-{i}");
+            ip(&["netns", "add", &ns])?;
+            me.names.push(ns.clone());
+            let outer = format!("sho{id}x{i}");
+            let inner = format!("shi{id}x{i}");
+            ip(&[
+                "link", "add", &outer, "type", "veth", "peer", "name", &inner,
+            ])?;
+            ip(&["link", "set", &outer, "master", &me.bridge])?;
+            ip(&["link", "set", &outer, "up"])?;
+            ip(&["link", "set", &inner, "netns", &ns])?;
+            let addr = format!("{}/24", me.addr(i));
+            ip(&["-n", &ns, "addr", "add", &addr, "dev", &inner])?;
+            ip(&["-n", &ns, "link", "set", &inner, "up"])?;
+            ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        }
+        Ok(me)
+    }
+
+    /// The address of namespace `i`.
+    pub fn addr(&self, i: usize) -> String {
+        format!("{}.{}", self.net, 10 + i)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for ns in &self.names {
+            // The veth pair goes with its inner end.
+            let _ = ip(&["netns", "del", ns]);
+        }
+        let _ = ip(&["link", "del", &self.bridge]);
     }
 }
