@@ -434,3 +434,33 @@ fn the_map_crosses_a_network_between_namespaces() {
         );
     }
 }
+
+#[test]
+fn a_cancelled_task_that_no_host_took_never_runs() {
+    watchdog(
+        "a_cancelled_task_that_no_host_took_never_runs",
+        Duration::from_secs(180),
+    );
+    let redis = Redis::start();
+    let name = unique("cancel");
+    let dir = std::env::temp_dir().join(unique("shoal-cluster-cancel"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pool = pool(&redis, &name);
+    // No host yet: the task waits in the stream, and is withdrawn from it.
+    let cancelled = dir.join("cancelled");
+    pool.apply_async(touch, cancelled.to_string_lossy().into_owned())
+        .cancel();
+    assert_eq!(pool.in_flight(), 0);
+    let s = shoal_cluster::status(&redis.url(), &name).unwrap();
+    assert_eq!(s.pending, 0);
+    // A host that comes later runs the next task, and not the withdrawn one before it.
+    let _host = Host::start(&redis, &name, "host0", 1, &[]);
+    let after = dir.join("after");
+    assert!(pool
+        .apply_async(touch, after.to_string_lossy().into_owned())
+        .get_timeout(Duration::from_secs(60))
+        .unwrap());
+    assert!(after.exists());
+    assert!(!cancelled.exists(), "a cancelled task ran");
+    let _ = std::fs::remove_dir_all(&dir);
+}
