@@ -58,7 +58,7 @@ const MIN_IN_FLIGHT: u64 = 1024;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Pool {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
     processes: usize,
     chunksize: Option<usize>,
