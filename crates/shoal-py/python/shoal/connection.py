@@ -193,6 +193,9 @@ def Pipe(duplex: bool = True) -> tuple:
     """Two connected `Connection`s; with ``duplex=False`` the first only receives and
     the second only sends."""
     a, b = _shoal.pipe(duplex)
+    if not duplex:
+        # The core gives (sender, receiver); Python's order is (receiver, sender).
+        a, b = b, a
     return Connection(a), Connection(b)
 
 
