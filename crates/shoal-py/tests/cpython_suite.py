@@ -43,9 +43,41 @@ IMPLS = ("stdlib", "shoal")
 BASE_MODULE = {"stdlib": "test._test_multiprocessing", "shoal": "shoal_test_multiprocessing"}
 OUTCOMES = ("passed", "failed", "errors", "skipped")
 
-# Tests whose result differs between the standard library and shoal by design, with
-# the reason; shown beside the counts (they still run and count as they come out).
-KNOWN_DIFFERENCES: dict[str, str] = {}
+# Tests that fail with shoal by design, with the reason: they still run and count as
+# they come out; the printout names them with their reason, and a class that must match
+# may pass fewer tests than with the standard library by these only.
+KNOWN_DIFFERENCES: dict[str, str] = {
+    "TestQueue.test_queue_feeder_donot_stop_onexc":
+        "shoal pickles in `put`, so an object that cannot be pickled raises there (not later "
+        "in the feeder thread, which the test expects to report it and go on)",
+    "TestSharedMemory.test_shared_memory_cleaned_after_process_termination":
+        "expects the resource tracker to unlink the segment of a terminated creator and warn "
+        "about it; shoal segments have no tracker: a dead owner's segment goes with `shoal gc`",
+    "TestSimpleQueue.test_closed":
+        "reads `_reader` and `_writer`, the pipes inside the standard library's SimpleQueue; "
+        "shoal's is one ring",
+    "TestResourceTracker.test_resource_tracker":
+        "expects the resource tracker's warning about leaked semaphores and segments; shoal's "
+        "are memfds and named segments that do not use the tracker",
+    "TestResourceTracker.test_resource_tracker_sigkill":
+        "expects the resource tracker's warning when its process was killed; shoal's "
+        "semaphores do not use the tracker",
+    "TestStartMethod.test_mixed_startmethod":
+        "expects a Queue made in a fork context to be refused by spawn and forkserver "
+        "children; shoal's queues travel to children of every start method",
+}
+
+
+def _base(cls: str) -> str:
+    """A test class's name without the prefix `install_tests_in_module_dict` gives it."""
+    for prefix in ("WithProcesses", "WithThreads", "WithManager"):
+        if cls.startswith(prefix):
+            return cls[len(prefix):]
+    return cls
+
+
+def known_difference(cls: str, test: str) -> str:
+    return KNOWN_DIFFERENCES.get(f"{_base(cls)}.{test}", "")
 
 
 # -- the temporary copy ------------------------------------------------------------
@@ -220,6 +252,14 @@ def _prepare_dir(directory: str, impl: str, source: str, shoal_dir: str | None) 
     if impl == "shoal":
         with open(os.path.join(directory, BASE_MODULE["shoal"] + ".py"), "w", encoding="utf-8") as f:
             f.write(rewrite_for_shoal(source))
+        # The scripts some tests run, found beside the test module.
+        test_dir = os.path.dirname(cpython_test_file())
+        for name in sorted(os.listdir(test_dir)):
+            if name.startswith("mp_") and name.endswith(".py"):
+                with open(os.path.join(test_dir, name), encoding="utf-8") as f:
+                    script = rewrite_for_shoal(f.read())
+                with open(os.path.join(directory, name), "w", encoding="utf-8") as f:
+                    f.write(script)
         # `TestFlags` starts `python -E -S -c ...`, which finds the test module and shoal
         # in the current directory only.
         assert shoal_dir is not None
@@ -476,7 +516,12 @@ def report(outcomes: dict[tuple[str, str], Outcome], methods: list[str], impls: 
                 row.append(cell(per[impl]))
             if len(per) == 2 and must_match(cls):
                 std, sh = per["stdlib"] or counts({}), per["shoal"] or counts({})
-                if sh["passed"] < std["passed"]:
+                std_tests = outcomes[("stdlib", m)].results.get(cls, {})
+                sh_tests = outcomes[("shoal", m)].results.get(cls, {})
+                explained = sum(1 for t, (o, _) in std_tests.items()
+                                if o == "passed" and known_difference(cls, t)
+                                and sh_tests.get(t, ("absent", ""))[0] != "passed")
+                if sh["passed"] + explained < std["passed"]:
                     shortfalls.append((cls, m, std["passed"], sh["passed"]))
         rows.append(row)
     totals = ["total", ""]
@@ -514,8 +559,7 @@ def report(outcomes: dict[tuple[str, str], Outcome], methods: list[str], impls: 
                     line = f"  [{m}] {key}: {a[0]} -> {b[0]}"
                     if b[0] == "skipped":
                         line += f" ({b[1]})"
-                    why = KNOWN_DIFFERENCES.get(f"{cls[len(cls) - len(cls.lstrip('With')):]}.{test}") or \
-                        KNOWN_DIFFERENCES.get(test)
+                    why = known_difference(cls, test)
                     if why:
                         line += f": {why}"
                     print(line)

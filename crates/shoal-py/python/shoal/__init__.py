@@ -30,7 +30,7 @@ from ._errors import (
 # start-up of children, pickling helpers, logging): importable under shoal's name too.
 for _name in (
     "process", "util", "reduction", "spawn", "forkserver", "popen_fork", "popen_spawn_posix",
-    "popen_forkserver", "resource_sharer", "resource_tracker", "heap", "managers", "pool",
+    "popen_forkserver", "resource_sharer", "resource_tracker", "heap", "pool",
 ):
     try:
         _mod = __import__(f"multiprocessing.{_name}", fromlist=["_"])
@@ -43,7 +43,7 @@ _default = _context._default_context
 __all__ = [x for x in dir(_default) if not x.startswith("_")]
 globals().update((name, getattr(_default, name)) for name in __all__)
 
-from . import connection, queues, shared_memory, sharedctypes, synchronize  # noqa: E402
+from . import connection, managers, queues, shared_memory, sharedctypes, synchronize  # noqa: E402
 from .shared_memory import collect_dead_segments  # noqa: E402
 
 SUBDEBUG = _std.SUBDEBUG

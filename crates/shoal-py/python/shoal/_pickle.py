@@ -7,6 +7,8 @@ import pickle
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
+__all__ = ["PROTOCOL", "dumps", "loads"]
+
 PROTOCOL = 5
 loads = pickle.loads
 _plain_dumps = pickle.dumps

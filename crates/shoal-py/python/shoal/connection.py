@@ -16,7 +16,13 @@ import os
 
 import time
 from multiprocessing import AuthenticationError, BufferTooShort
+from multiprocessing import connection as _std_connection
 from multiprocessing import util
+from multiprocessing.connection import BUFSIZE as BUFSIZE
+from multiprocessing.connection import CHALLENGE as CHALLENGE
+from multiprocessing.connection import CONNECTION_TIMEOUT as CONNECTION_TIMEOUT
+from multiprocessing.connection import FAILURE as FAILURE
+from multiprocessing.connection import WELCOME as WELCOME
 from multiprocessing.connection import answer_challenge, deliver_challenge
 from typing import Any, Iterable, List, Optional
 
@@ -36,6 +42,11 @@ __all__ = [
 
 AuthenticationError = AuthenticationError
 _names = itertools.count()
+
+# The address families `Listener` and `Client` speak (the wire protocol's constants
+# above are the standard library's: a plain Python peer talks to shoal's).
+families = ["AF_INET", "AF_UNIX"]
+default_family = "AF_UNIX"
 
 
 def _as_bytes(buf: Any, offset: int, size: Optional[int]) -> bytes:
@@ -140,9 +151,18 @@ class _ConnectionBase:
 
 
 class Connection(_ConnectionBase):
-    """One end of a `Pipe` (on shoal's rings)."""
+    """One end of a `Pipe` (on shoal's rings).
 
-    def __init__(self, raw: Any) -> None:
+    ``Connection(fd, readable=True, writable=True)`` over a descriptor, as in
+    `multiprocessing.connection`, gives the standard library's descriptor connection:
+    a shoal ring has no descriptor to wrap, both its ends come from `Pipe`."""
+
+    def __new__(cls, raw: Any, readable: bool = True, writable: bool = True) -> Any:
+        if isinstance(raw, int):
+            return _std_connection.Connection(raw, readable, writable)
+        return super().__new__(cls)
+
+    def __init__(self, raw: Any, readable: bool = True, writable: bool = True) -> None:
         self._raw = raw
         self._readable = raw.readable
         self._writable = raw.writable
@@ -223,9 +243,16 @@ def _arbitrary_address(family: str) -> Any:
 def _family_of(address: Any) -> str:
     if isinstance(address, tuple):
         return "AF_INET"
-    if isinstance(address, str):
+    if isinstance(address, str) and address.startswith("\\\\"):
+        return "AF_PIPE"
+    if isinstance(address, (str, bytes)):
         return "AF_UNIX"
     raise ValueError(f"address type of {address!r} unrecognized")
+
+
+def _check_family(family: str) -> None:
+    if family not in families:
+        raise ValueError(f"Family {family} is not recognized.")
 
 
 class Listener:
@@ -236,6 +263,7 @@ class Listener:
     def __init__(self, address: Any = None, family: Optional[str] = None, backlog: int = 1,
                  authkey: Optional[bytes] = None) -> None:
         family = family or (address and _family_of(address)) or "AF_INET"
+        _check_family(family)
         address = address or _arbitrary_address(family)
         if authkey is not None and not isinstance(authkey, bytes):
             raise TypeError("authkey should be a byte string")
@@ -276,6 +304,7 @@ def Client(address: Any, family: Optional[str] = None, authkey: Optional[bytes] 
     """Connect to a `Listener` at `address`, answering its challenge with `authkey`."""
     if authkey is not None and not isinstance(authkey, bytes):
         raise TypeError("authkey should be a byte string")
+    _check_family(family or _family_of(address))
     return SocketConnection(_shoal.connect(address, authkey))
 
 

@@ -204,50 +204,35 @@ _concrete_contexts = {
 
 
 class DefaultContext(ShoalContext):
-    """The module-level context: its start method is the standard library's default
-    one (and stays in step with it, so a spawned child agrees with its parent)."""
+    """The module-level context. Its start method *is* the standard library's default
+    one: the standard library's process start-up sets it in every child (a spawned
+    child restores its parent's; `BaseProcess._bootstrap` forces the child's own), so
+    shoal's answer agrees with it everywhere."""
 
     Process = Process
 
     def __init__(self, context: ShoalContext) -> None:
         self._default_context = context
-        self._actual_context: Optional[ShoalContext] = None
+
+    @staticmethod
+    def _std_default() -> Any:
+        return _std_context._default_context
 
     def get_context(self, method: Optional[str] = None) -> ShoalContext:
         if method is None:
-            if self._actual_context is None:
-                # A spawned child restores its parent's method into the standard
-                # library's default context before running; follow it.
-                std_method = _std.get_start_method(allow_none=True)
-                self._actual_context = _concrete_contexts.get(std_method or "", self._default_context)
-            return self._actual_context
+            return _concrete_contexts[self._std_default().get_context()._name]
         return super().get_context(method)
 
     def set_start_method(self, method: Optional[str], force: bool = False) -> None:
-        if self._actual_context is not None and not force:
-            raise RuntimeError("context has already been set")
-        if method is None and force:
-            self._actual_context = None
-            return
-        self._actual_context = self.get_context(method)
-        _std.set_start_method(method, force=True)
+        if method is not None and method not in _concrete_contexts:
+            raise ValueError(f"cannot find context for {method!r}")
+        self._std_default().set_start_method(method, force=force)
 
     def get_start_method(self, allow_none: bool = False) -> Optional[str]:
-        if self._actual_context is None:
-            if allow_none and _std.get_start_method(allow_none=True) is None:
-                return None
-            self._actual_context = self.get_context()
-        return self._actual_context._name
+        return self._std_default().get_start_method(allow_none)
 
     def get_all_start_methods(self) -> List[str]:
-        if sys.platform == "win32":
-            return ["spawn"]
-        methods = ["spawn", "fork"] if sys.platform == "darwin" else ["fork", "spawn"]
-        from multiprocessing import reduction
-
-        if reduction.HAVE_SEND_HANDLE:
-            methods.append("forkserver")
-        return methods
+        return self._std_default().get_all_start_methods()
 
 
 # The standard library's own default method (fork on Linux before 3.14).

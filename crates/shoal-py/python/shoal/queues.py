@@ -86,7 +86,13 @@ class Queue:
     def put(self, obj: Any, block: bool = True, timeout: Optional[float] = None) -> None:
         """Put `obj` on the queue (pickled now: a pickling error is raised here)."""
         self._check_open()
-        data = dumps(obj)
+        try:
+            data = dumps(obj)
+        except Exception as e:
+            if type(self)._on_queue_feeder_error is Queue._on_queue_feeder_error:
+                raise
+            self._on_queue_feeder_error(e, obj)
+            return
         if self._pending:
             self._buffer(data)
             return
@@ -101,6 +107,12 @@ class Queue:
     def put_nowait(self, obj: Any) -> None:
         """`put(obj, False)`."""
         self.put(obj, False)
+
+    @staticmethod
+    def _on_queue_feeder_error(e: BaseException, obj: Any) -> None:
+        """A subclass that overrides this (as subclasses of `multiprocessing.queues.Queue`
+        do) is handed each message that cannot be pickled, and `put` returns; without
+        an override, `put` raises the pickling error."""
 
     def _buffer(self, data: bytes) -> None:
         with self._notempty:

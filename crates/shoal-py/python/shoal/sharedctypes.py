@@ -34,9 +34,23 @@ def _shared_type(base: Any) -> type:
     return t
 
 
+def _describe(t: Any) -> Any:
+    """`t`, or for an array type (made on the fly, so not picklable by name) its
+    element type and length."""
+    if isinstance(t, type) and issubclass(t, ctypes.Array):
+        return ("array", _describe(t._type_), t._length_)
+    return t
+
+
+def _undescribe(d: Any) -> Any:
+    if isinstance(d, tuple) and d[:1] == ("array",):
+        return _undescribe(d[1]) * d[2]
+    return d
+
+
 def _reduce_ctype(obj: Any) -> Any:
     _std_context.assert_spawning(obj)
-    return (_rebuild_ctype, (type(obj).__mro__[1], dup_parts(obj._shoal_segment)))
+    return (_rebuild_ctype, (_describe(type(obj).__mro__[1]), dup_parts(obj._shoal_segment)))
 
 
 def _map(seg: Any, base: Any) -> Any:
@@ -49,7 +63,7 @@ def _map(seg: Any, base: Any) -> Any:
 
 
 def _rebuild_ctype(base: Any, parts: tuple) -> Any:
-    return _map(rebuild_raw(_shoal.Segment._from_parts, *parts), base)
+    return _map(rebuild_raw(_shoal.Segment._from_parts, *parts), _undescribe(base))
 
 
 def _new_value(base: Any) -> Any:
@@ -116,5 +130,5 @@ def Array(typecode_or_type: Any, size_or_initializer: Any, *, lock: Any = True, 
 def copy(obj: Any) -> Any:
     """A new shared copy of the ctypes object `obj`."""
     new_obj = _new_value(type(obj).__mro__[1] if type(obj) in _shared_types.values() else type(obj))
-    ctypes.pointer(new_obj)[0] = obj
+    ctypes.memmove(ctypes.addressof(new_obj), ctypes.addressof(obj), ctypes.sizeof(obj))
     return new_obj

@@ -12,6 +12,7 @@ holder). Every object can be passed to a child process when it starts.
 from __future__ import annotations
 
 import threading
+import time
 from multiprocessing import context as _std_context
 from typing import Any, Callable, Optional
 
@@ -179,12 +180,32 @@ class Event(_Shared):
         """Wait for the flag; returns whether it is set."""
         return self._raw.wait(timeout)
 
+    def __repr__(self) -> str:
+        state = "set" if self.is_set() else "unset"
+        return f"<{type(self).__qualname__} at {id(self):#x} {state}>"
+
+
+class _Unreported:
+    """Where `multiprocessing.Condition` has a semaphore counting sleepers, wakeups or
+    pending notifications: shoal's condition is one futex word and keeps no such count,
+    so, as `SemLock.get_value` where the platform cannot tell, `get_value` raises
+    `NotImplementedError`."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def get_value(self) -> int:
+        raise NotImplementedError(f"a shoal Condition does not count its {self._what}")
+
 
 class Condition(_Shared):
     """A condition variable over a shoal `Lock` or `RLock` (a new `RLock` when none
     is given)."""
 
     _factory = _shoal.RawCondition._from_parts
+    _sleeping_count = _Unreported("sleepers")
+    _woken_count = _Unreported("wakeups")
+    _wait_semaphore = _Unreported("pending notifications")
 
     def __init__(self, lock: Optional[Any] = None, *, ctx: Any = None) -> None:
         if lock is None:
@@ -263,44 +284,63 @@ def _rebuild_condition(lock: Any, parts: tuple) -> Condition:
 
 
 class Barrier(_Shared):
-    """A barrier for `parties` threads or processes (as `threading.Barrier`)."""
+    """A barrier for `parties` threads or processes (as `threading.Barrier`).
+
+    With an `action`, a round has two rendezvous: the last party to arrive runs the
+    action while the others wait at the second, so that no party leaves before the
+    action has run (an action that raises breaks the barrier for everyone)."""
 
     _factory = _shoal.RawBarrier._from_parts
 
     def __init__(self, parties: int, action: Optional[Callable[[], Any]] = None,
                  timeout: Optional[float] = None, *, ctx: Any = None) -> None:
         self._raw = _shoal.RawBarrier(parties)
+        self._after = _shoal.RawBarrier(parties) if action is not None else None
         self._action = action
         self._timeout = timeout
 
     def __reduce__(self) -> Any:
         _std_context.assert_spawning(self)
-        return (_rebuild_barrier, (dup_parts(self._raw), self._action, self._timeout))
+        after = None if self._after is None else dup_parts(self._after)
+        return (_rebuild_barrier, (dup_parts(self._raw), after, self._action, self._timeout))
 
     def wait(self, timeout: Optional[float] = None) -> int:
         """Wait for every party; returns this caller's place (0 … parties-1). The
-        action, if any, runs in one caller once all have arrived."""
+        action, if any, runs in one caller once all have arrived, before any leaves."""
         if timeout is None:
             timeout = self._timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             index, leader = self._raw.wait(timeout)
         except RuntimeError:
             raise threading.BrokenBarrierError from None
-        if leader and self._action is not None:
+        if self._after is None:
+            return index
+        if leader:
             try:
-                self._action()
+                self._action()  # type: ignore[misc]
             except BaseException:
-                self._raw.abort()
+                self.abort()
                 raise
+        left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        try:
+            self._after.wait(left)
+        except RuntimeError:
+            self._raw.abort()
+            raise threading.BrokenBarrierError from None
         return index
 
     def reset(self) -> None:
         """Back to the initial state; current waiters get `BrokenBarrierError`."""
         self._raw.reset()
+        if self._after is not None:
+            self._after.reset()
 
     def abort(self) -> None:
         """Break the barrier: current and later waiters get `BrokenBarrierError`."""
         self._raw.abort()
+        if self._after is not None:
+            self._after.abort()
 
     @property
     def parties(self) -> int:
@@ -308,16 +348,23 @@ class Barrier(_Shared):
 
     @property
     def n_waiting(self) -> int:
-        return self._raw.n_waiting
+        return self._raw.n_waiting + (0 if self._after is None else self._after.n_waiting)
 
     @property
     def broken(self) -> bool:
-        return self._raw.broken
+        return self._raw.broken or (self._after is not None and self._after.broken)
+
+    def __repr__(self) -> str:
+        if self.broken:
+            return f"<{type(self).__qualname__} at {id(self):#x}: broken>"
+        return (f"<{type(self).__qualname__} at {id(self):#x}: waiters={self.n_waiting}/"
+                f"{self.parties}>")
 
 
-def _rebuild_barrier(parts: tuple, action: Any, timeout: Any) -> Barrier:
+def _rebuild_barrier(parts: tuple, after: Any, action: Any, timeout: Any) -> Barrier:
     b = Barrier.__new__(Barrier)
     b._raw = rebuild_raw(_shoal.RawBarrier._from_parts, *parts)
+    b._after = None if after is None else rebuild_raw(_shoal.RawBarrier._from_parts, *after)
     b._action = action
     b._timeout = timeout
     return b
