@@ -32,6 +32,8 @@ pip_cache="$HOME/.cache/pip"
 "$venv/bin/pip" install -q --cache-dir "$pip_cache" --no-build-isolation --force-reinstall --no-deps .
 "$venv/bin/ruff" check crates/shoal-py
 "$venv/bin/python" -m pytest -q -p no:cacheprovider crates/shoal-py/tests
+echo "== CPython's multiprocessing tests against shoal and the standard library, every start method"
+"$venv/bin/python" crates/shoal-py/tests/cpython_suite.py
 echo "== no shared-memory segment left behind"
 left=$(ls /dev/shm | grep '^shoal-' || true)
 if [ -n "$left" ]; then

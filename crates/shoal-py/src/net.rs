@@ -213,4 +213,12 @@ impl RawNetConnection {
     fn fileno(&self) -> i32 {
         self.conn.as_raw_fd()
     }
+
+    /// Whether the socket carries plain frames (no TLS, no compression) and nothing of
+    /// the stream waits in this process's buffers: then another process can take the
+    /// socket over as it is.
+    #[getter]
+    fn transferable(&self) -> bool {
+        !self.conn.is_encrypted() && !self.conn.is_compressed() && !self.conn.has_pending_input()
+    }
 }

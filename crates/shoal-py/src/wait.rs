@@ -1,8 +1,8 @@
 //! `wait`: `multiprocessing.connection.wait` over shoal queues and pipe ends together
 //! with any descriptor (sockets, process sentinels).
 
-use std::os::fd::{AsFd, BorrowedFd};
-use std::time::Duration;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
@@ -72,10 +72,8 @@ pub(crate) fn wait(
         let (objs, mut ready_fds) = wait_with_fds(&objects, &borrowed, Some(slice))
             .map_err(|e| PyOSError::new_err(e.to_string()))?;
         if !objs.is_empty() && ready_fds.is_empty() {
-            // Every ready descriptor is reported, not only the first ready object.
-            ready_fds = wait_with_fds(&[], &borrowed, Some(Duration::ZERO))
-                .map_err(|e| PyOSError::new_err(e.to_string()))?
-                .1;
+            // Every ready descriptor is reported, not only the ready objects.
+            ready_fds = readable_now(&borrowed).map_err(|e| PyOSError::new_err(e.to_string()))?;
         }
         let mut out: Vec<usize> = Vec::new();
         for &k in &objs {
@@ -99,4 +97,34 @@ pub(crate) fn wait(
         Ok(Some(out))
     })?;
     Ok(got.unwrap_or_default())
+}
+
+/// The indices of the descriptors of `fds` that are readable (or closed) now.
+fn readable_now(fds: &[BorrowedFd<'_>]) -> io::Result<Vec<usize>> {
+    let mut polled: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        // SAFETY: `polled` is a valid array of `polled.len()` pollfd records, and the
+        // descriptors are open (borrowed for this call); a zero timeout never blocks.
+        let n = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, 0) };
+        if n >= 0 {
+            break;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(polled
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.revents != 0)
+        .map(|(i, _)| i)
+        .collect())
 }

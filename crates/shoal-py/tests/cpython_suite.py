@@ -334,6 +334,7 @@ class Run:
         self.current = None
         self.complete = False
         self.done_at_start = len(self.done)
+        self.last_event = time.monotonic()
 
     def _events(self) -> list[dict]:
         try:
@@ -356,6 +357,7 @@ class Run:
         self.done.add(f"__main__.{cls}.{test}")
 
     def _handle(self, ev: dict) -> None:
+        self.last_event = time.monotonic()
         if ev["event"] == "start":
             self.current = (ev["cls"], ev["test"], time.monotonic())
         elif ev["event"] == "end":
@@ -388,7 +390,9 @@ class Run:
             self._handle(ev)
         code = self._wait()
         now = time.monotonic()
-        hung = self.current is not None and now - self.current[2] > self.test_timeout
+        # A test, or a fixture between tests (class and module set-up and tear-down,
+        # the interpreter's exit), that reports nothing for that long is hung.
+        hung = now - self.last_event > self.test_timeout
         if code is None and not hung and now < self.deadline:
             return True
         if code is None:
@@ -405,8 +409,11 @@ class Run:
         if not self.complete and now < self.deadline and len(self.done) > self.done_at_start:
             self.start()  # the tests not run yet, in a new process
             return True
-        if not self.complete:
+        if not self.complete and not (code is None and hung and len(self.done) == len(self.ids)):
             self.problem = f"the tests stopped before their end (status {code}):\n{self.log_tail()}"
+        elif not self.complete:
+            self.problem = ("every test ran, then the process hung on its way out (killed): "
+                            f"\n{self.log_tail()}")
         self.finished = True
         self.elapsed = now - self.started
         return False
@@ -671,6 +678,14 @@ def main() -> int:
             with open(args.json, "w") as f:
                 json.dump({f"{impl} {m}": o.to_json() for (impl, m), o in outcomes.items()}, f, indent=1)
         status = report(outcomes, methods, impls, args.markdown, args.verbose)
+        if shoal_dir is not None:
+            # A test kills the creator of a segment on purpose: what a dead owner leaves
+            # is collected as `shoal gc` does.
+            left = subprocess.check_output(
+                [args.python, "-c", "import shoal; print(' '.join(shoal.collect_dead_segments()))"],
+                text=True, env=_env()).split()
+            if left:
+                print(f"segments of dead owners collected: {', '.join(left)}")
         print(f"total: {time.monotonic() - began:.0f} s")
         return status
     finally:

@@ -18,7 +18,7 @@ def dumps(obj: Any) -> bytes:
     """`obj` pickled (protocol 5); raises the pickling error at once."""
     try:
         return _plain_dumps(obj, PROTOCOL)
-    except Exception:
+    except (pickle.PicklingError, TypeError, AttributeError):
         # The standard library's reducers cover what plain pickling refuses; if they do
         # not help either, their error is the one to report.
         return bytes(ForkingPickler.dumps(obj, PROTOCOL))

@@ -13,22 +13,19 @@ from __future__ import annotations
 
 import itertools
 import os
-
 import time
-from multiprocessing import AuthenticationError, BufferTooShort
+from collections.abc import Iterable
+from multiprocessing import BufferTooShort, reduction, util
 from multiprocessing import connection as _std_connection
-from multiprocessing import util
-from multiprocessing.connection import BUFSIZE as BUFSIZE
-from multiprocessing.connection import CHALLENGE as CHALLENGE
-from multiprocessing.connection import CONNECTION_TIMEOUT as CONNECTION_TIMEOUT
-from multiprocessing.connection import FAILURE as FAILURE
-from multiprocessing.connection import WELCOME as WELCOME
 from multiprocessing.connection import answer_challenge, deliver_challenge
-from typing import Any, Iterable, List, Optional
+from typing import TYPE_CHECKING, Any
 
 from . import _shoal
 from ._pickle import dumps, loads
 from ._reduce import dup_parts, rebuild_raw
+
+if TYPE_CHECKING:  # annotations only: never imported at run time
+    from typing_extensions import Self
 
 __all__ = [
     "Client",
@@ -40,16 +37,22 @@ __all__ = [
     "wait",
 ]
 
-AuthenticationError = AuthenticationError
 _names = itertools.count()
 
 # The address families `Listener` and `Client` speak (the wire protocol's constants
 # above are the standard library's: a plain Python peer talks to shoal's).
 families = ["AF_INET", "AF_UNIX"]
 default_family = "AF_UNIX"
+# What a failed challenge raises (the standard library's class, as everywhere in shoal).
+AuthenticationError = _std_connection.AuthenticationError
+BUFSIZE = _std_connection.BUFSIZE
+CHALLENGE = _std_connection.CHALLENGE
+CONNECTION_TIMEOUT = _std_connection.CONNECTION_TIMEOUT
+FAILURE = _std_connection.FAILURE
+WELCOME = _std_connection.WELCOME
 
 
-def _as_bytes(buf: Any, offset: int, size: Optional[int]) -> bytes:
+def _as_bytes(buf: Any, offset: int, size: int | None) -> bytes:
     m = memoryview(buf)
     if m.itemsize > 1:
         m = m.cast("B")
@@ -93,11 +96,11 @@ class _ConnectionBase:
         """Receive an object; `EOFError` at end of stream."""
         return loads(self.recv_bytes())
 
-    def send_bytes(self, buf: Any, offset: int = 0, size: Optional[int] = None) -> None:
+    def send_bytes(self, buf: Any, offset: int = 0, size: int | None = None) -> None:
         """Send `size` bytes of the bytes-like `buf` from `offset` as one message."""
         self._check().send_bytes(_as_bytes(buf, offset, size))
 
-    def recv_bytes(self, maxlength: Optional[int] = None) -> bytes:
+    def recv_bytes(self, maxlength: int | None = None) -> bytes:
         """Receive one message as bytes; `OSError` when longer than `maxlength`."""
         if maxlength is not None and maxlength < 0:
             raise ValueError("negative maxlength")
@@ -122,7 +125,7 @@ class _ConnectionBase:
         m[offset : offset + n] = data
         return n
 
-    def poll(self, timeout: Optional[float] = 0.0) -> bool:
+    def poll(self, timeout: float | None = 0.0) -> bool:
         """Whether there is something to read (a message, or end of stream), waiting
         up to `timeout` seconds (`None`: no limit)."""
         return self._check().poll(timeout)
@@ -138,10 +141,10 @@ class _ConnectionBase:
             self._raw = None
             raw.close()
 
-    def __enter__(self) -> "_ConnectionBase":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __del__(self) -> None:
@@ -177,7 +180,7 @@ class Connection(_ConnectionBase):
         """True if this end sends."""
         return self._writable
 
-    def send_bytes(self, buf: Any, offset: int = 0, size: Optional[int] = None) -> None:
+    def send_bytes(self, buf: Any, offset: int = 0, size: int | None = None) -> None:
         raw = self._check()
         if not self._writable:
             raise OSError("connection is read-only")
@@ -191,7 +194,7 @@ class Connection(_ConnectionBase):
         state = "closed" if self._raw is None else ("r" if self._readable else "") + ("w" if self._writable else "")
         return f"<shoal.connection.Connection {state}>"
 
-    async def recv_async(self, timeout: Optional[float] = None) -> Any:
+    async def recv_async(self, timeout: float | None = None) -> Any:
         """`recv` for asyncio: waits without blocking the event loop."""
         import asyncio
 
@@ -231,6 +234,15 @@ class SocketConnection(_ConnectionBase):
     def __repr__(self) -> str:
         return f"<shoal.connection.SocketConnection {'closed' if self._raw is None else 'open'}>"
 
+    def __reduce__(self) -> Any:
+        # Sent to another process (a pool task, a pipe), the socket arrives as the
+        # standard library's descriptor connection: the frames on it are the same.
+        raw = self._check()
+        if not raw.transferable:
+            raise TypeError("a socket connection with TLS, compression or input already "
+                            "read cannot be sent to another process")
+        return (_std_connection.rebuild_connection, (reduction.DupFd(raw.fileno()), True, True))
+
 
 def _arbitrary_address(family: str) -> Any:
     if family == "AF_INET":
@@ -260,8 +272,8 @@ class Listener:
     `multiprocessing.connection.Listener(address=None, family=None, backlog=1,
     authkey=None)`)."""
 
-    def __init__(self, address: Any = None, family: Optional[str] = None, backlog: int = 1,
-                 authkey: Optional[bytes] = None) -> None:
+    def __init__(self, address: Any = None, family: str | None = None, backlog: int = 1,
+                 authkey: bytes | None = None) -> None:
         family = family or (address and _family_of(address)) or "AF_INET"
         _check_family(family)
         address = address or _arbitrary_address(family)
@@ -293,14 +305,14 @@ class Listener:
     def last_accepted(self) -> Any:
         return self._last_accepted
 
-    def __enter__(self) -> "Listener":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def Client(address: Any, family: Optional[str] = None, authkey: Optional[bytes] = None) -> SocketConnection:
+def Client(address: Any, family: str | None = None, authkey: bytes | None = None) -> SocketConnection:
     """Connect to a `Listener` at `address`, answering its challenge with `authkey`."""
     if authkey is not None and not isinstance(authkey, bytes):
         raise TypeError("authkey should be a byte string")
@@ -319,12 +331,12 @@ def _raw_of(obj: Any) -> Any:
     return obj.fileno()
 
 
-def wait(object_list: Iterable[Any], timeout: Optional[float] = None) -> List[Any]:
+def wait(object_list: Iterable[Any], timeout: float | None = None) -> list[Any]:
     """The objects of `object_list` that are ready: shoal connections and queues with
     something to read (or at end of stream), sockets and descriptors that are
     readable, process sentinels of ended processes. Empty after `timeout` seconds."""
     objects = list(object_list)
-    ready: List[Any] = []
+    ready: list[Any] = []
     # Socket connections may hold a whole message already read from the socket.
     for o in objects:
         raw = getattr(o, "_raw", None)

@@ -17,7 +17,7 @@ import time
 import weakref
 from multiprocessing import context as _std_context
 from multiprocessing import util
-from typing import Any, Optional
+from typing import Any
 
 from . import _shoal
 from ._pickle import dumps, loads
@@ -46,9 +46,8 @@ class Queue:
 
     _joinable = False
 
-    def __init__(self, maxsize: int = 0, *, ctx: Any = None, capacity: Optional[int] = None) -> None:
-        if maxsize < 0:
-            maxsize = 0
+    def __init__(self, maxsize: int = 0, *, ctx: Any = None, capacity: int | None = None) -> None:
+        maxsize = max(maxsize, 0)
         raw = _RawQueue(maxsize, capacity or (4 << 20), self._joinable)
         self._attach(raw, maxsize)
 
@@ -62,8 +61,8 @@ class Queue:
         self._closed = False
         self._pending: collections.deque = collections.deque()
         self._notempty = threading.Condition(threading.Lock())
-        self._thread: Optional[threading.Thread] = None
-        self._jointhread: Optional[util.Finalize] = None
+        self._thread: threading.Thread | None = None
+        self._jointhread: util.Finalize | None = None
         self._joincancelled = False
 
     def _after_fork(self) -> None:
@@ -83,7 +82,7 @@ class Queue:
         if self._closed:
             raise ValueError(f"Queue {self!r} is closed")
 
-    def put(self, obj: Any, block: bool = True, timeout: Optional[float] = None) -> None:
+    def put(self, obj: Any, block: bool = True, timeout: float | None = None) -> None:
         """Put `obj` on the queue (pickled now: a pickling error is raised here)."""
         self._check_open()
         try:
@@ -162,7 +161,7 @@ class Queue:
             notempty.notify()
 
     # -- getting -----------------------------------------------------------------
-    def get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """Remove and return an item; `queue.Empty` when none came in time."""
         self._check_open()
         data = self._raw.get(block, timeout)
@@ -209,11 +208,11 @@ class Queue:
             self._jointhread.cancel()
 
     # -- asyncio -------------------------------------------------------------------
-    async def get_async(self, timeout: Optional[float] = None) -> Any:
+    async def get_async(self, timeout: float | None = None) -> Any:
         """`get` for asyncio: waits without blocking the event loop."""
         return await _await_ready(self, timeout, lambda: self.get(False))
 
-    async def put_async(self, obj: Any, timeout: Optional[float] = None) -> None:
+    async def put_async(self, obj: Any, timeout: float | None = None) -> None:
         """`put` for asyncio (an unbounded queue never waits)."""
         data = dumps(obj)
         self._check_open()
@@ -231,7 +230,7 @@ class Queue:
             delay = min(delay * 2, 0.01)
 
 
-async def _await_ready(obj: Any, timeout: Optional[float], take: Any) -> Any:
+async def _await_ready(obj: Any, timeout: float | None, take: Any) -> Any:
     import asyncio
 
     from .connection import wait
@@ -272,7 +271,7 @@ class JoinableQueue(Queue):
 class SimpleQueue:
     """`multiprocessing.SimpleQueue`: `put`, `get`, `empty`, `close`."""
 
-    def __init__(self, *, ctx: Any = None, capacity: Optional[int] = None) -> None:
+    def __init__(self, *, ctx: Any = None, capacity: int | None = None) -> None:
         self._raw = _RawQueue(0, capacity or (4 << 20), False)
         self._closed = False
 
@@ -304,7 +303,7 @@ class SimpleQueue:
         """No more use from this process."""
         self._closed = True
 
-    async def get_async(self, timeout: Optional[float] = None) -> Any:
+    async def get_async(self, timeout: float | None = None) -> Any:
         """`get` for asyncio."""
 
         def take() -> Any:

@@ -20,7 +20,7 @@ import os
 import secrets
 import threading
 from multiprocessing.shared_memory import ShareableList as _StdShareableList
-from typing import Any, Dict, Optional
+from typing import Any
 
 from . import _shoal
 
@@ -37,7 +37,7 @@ def _make_filename() -> str:
     return f"{_SHM_NAME_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
 
 
-_owned: Dict[str, Any] = {}
+_owned: dict[str, Any] = {}
 _owned_lock = threading.Lock()
 
 
@@ -73,7 +73,7 @@ class SharedMemory:
     # subclass with ``os.O_CREAT`` among them creates the segment when it is missing.
     _flags = os.O_RDWR
 
-    def __init__(self, name: Optional[str] = None, create: bool = False, size: int = 0, *,
+    def __init__(self, name: str | None = None, create: bool = False, size: int = 0, *,
                  track: bool = True) -> None:
         if size < 0:
             raise ValueError("'size' must be a positive integer")
@@ -102,14 +102,14 @@ class SharedMemory:
             if track:
                 with _owned_lock:
                     _owned[seg.name] = (seg, os.getpid())
-            self._size = size
-        else:
-            self._size = seg.size
+        # At least the size asked for (a segment takes whole pages), the same for the
+        # creator and every process that opens it.
+        self._size = seg.size
         self._seg = seg
         self._name = "/" + seg.name
         offset = _shoal.Segment.payload_offset()
         self._mmap = mmap.mmap(seg.fileno(), offset + seg.size)
-        self._buf: Optional[memoryview] = memoryview(self._mmap)[offset : offset + self._size]
+        self._buf: memoryview | None = memoryview(self._mmap)[offset : offset + self._size]
 
     @property
     def buf(self) -> memoryview:
@@ -150,16 +150,19 @@ class SharedMemory:
         return f"{self.__class__.__name__}({self.name!r}, size={self.size})"
 
     def __del__(self) -> None:
+        if getattr(self, "_mmap", None) is None:
+            return  # closed, or never opened
         try:
             self.close()
-        except Exception:
-            pass
+        except BufferError:
+            # Views of `buf` are still alive: the mapping goes with the last of them.
+            return
 
 
 class ShareableList(_StdShareableList):
     """`multiprocessing.shared_memory.ShareableList` stored in a shoal `SharedMemory`."""
 
-    def __init__(self, sequence: Any = None, *, name: Optional[str] = None) -> None:
+    def __init__(self, sequence: Any = None, *, name: str | None = None) -> None:
         import multiprocessing.shared_memory as std
 
         # The standard class builds its storage with the module's SharedMemory; give it

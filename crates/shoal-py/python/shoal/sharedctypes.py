@@ -15,14 +15,14 @@ import mmap
 from multiprocessing import context as _std_context
 from multiprocessing.sharedctypes import synchronized as _std_synchronized
 from multiprocessing.sharedctypes import typecode_to_type
-from typing import Any, Dict, Optional
+from typing import Any
 
 from . import _shoal
 from ._reduce import dup_parts, rebuild_raw
 
 __all__ = ["Array", "RawArray", "RawValue", "Value", "copy", "synchronized"]
 
-_shared_types: Dict[Any, type] = {}
+_shared_types: dict[Any, type] = {}
 
 
 def _shared_type(base: Any) -> type:
@@ -96,7 +96,7 @@ def RawArray(typecode_or_type: Any, size_or_initializer: Any) -> Any:
     return obj
 
 
-def synchronized(obj: Any, lock: Optional[Any] = None, ctx: Any = None) -> Any:
+def synchronized(obj: Any, lock: Any | None = None, ctx: Any = None) -> Any:
     """`obj` behind a lock (a new shoal `RLock` when none is given)."""
     if lock is None:
         from .synchronize import RLock

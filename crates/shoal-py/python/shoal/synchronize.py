@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from multiprocessing import context as _std_context
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from . import _shoal
 from ._errors import owner_died
@@ -50,7 +50,7 @@ class _Shared:
 class _LockBase(_Shared):
     _what = "lock"
 
-    def acquire(self, block: bool = True, timeout: Optional[float] = None) -> bool:
+    def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
         """Take the lock; False when not taken (not blocking, or after `timeout`)."""
         r = self._raw.acquire(block, timeout)
         if r == _ACQUIRED_FROM_DEAD:
@@ -64,7 +64,7 @@ class _LockBase(_Shared):
     def __enter__(self) -> bool:
         return self.acquire()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
 
@@ -128,7 +128,7 @@ class Semaphore(_Shared):
             raise ValueError("semaphore initial value must be >= 0")
         self._raw = _shoal.RawSemaphore(value, self._bounded)
 
-    def acquire(self, block: bool = True, timeout: Optional[float] = None) -> bool:
+    def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
         """Take one unit; False when none came (not blocking, or after `timeout`)."""
         return self._raw.acquire(block, timeout)
 
@@ -143,7 +143,7 @@ class Semaphore(_Shared):
     def __enter__(self) -> bool:
         return self.acquire()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
     def __repr__(self) -> str:
@@ -176,7 +176,7 @@ class Event(_Shared):
         """Reset the flag."""
         self._raw.clear()
 
-    def wait(self, timeout: Optional[float] = None) -> bool:
+    def wait(self, timeout: float | None = None) -> bool:
         """Wait for the flag; returns whether it is set."""
         return self._raw.wait(timeout)
 
@@ -207,7 +207,7 @@ class Condition(_Shared):
     _woken_count = _Unreported("wakeups")
     _wait_semaphore = _Unreported("pending notifications")
 
-    def __init__(self, lock: Optional[Any] = None, *, ctx: Any = None) -> None:
+    def __init__(self, lock: Any | None = None, *, ctx: Any = None) -> None:
         if lock is None:
             lock = RLock()
         if not isinstance(lock, (Lock, RLock)):
@@ -219,7 +219,7 @@ class Condition(_Shared):
         _std_context.assert_spawning(self)
         return (_rebuild_condition, (self._lock, dup_parts(self._raw)))
 
-    def acquire(self, block: bool = True, timeout: Optional[float] = None) -> bool:
+    def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
         """Take the condition's lock."""
         return self._lock.acquire(block, timeout)
 
@@ -230,10 +230,10 @@ class Condition(_Shared):
     def __enter__(self) -> bool:
         return self._lock.acquire()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._lock.release()
 
-    def wait(self, timeout: Optional[float] = None) -> bool:
+    def wait(self, timeout: float | None = None) -> bool:
         """Release the lock, wait for a notification (or `timeout`), take the lock
         back; returns False on timeout."""
         notified, how = self._raw.wait(timeout)
@@ -241,7 +241,7 @@ class Condition(_Shared):
             owner_died("condition's lock")
         return notified
 
-    def wait_for(self, predicate: Callable[[], Any], timeout: Optional[float] = None) -> Any:
+    def wait_for(self, predicate: Callable[[], Any], timeout: float | None = None) -> Any:
         """Wait until `predicate()` is true (or `timeout`); returns its last value."""
         import time
 
@@ -292,8 +292,8 @@ class Barrier(_Shared):
 
     _factory = _shoal.RawBarrier._from_parts
 
-    def __init__(self, parties: int, action: Optional[Callable[[], Any]] = None,
-                 timeout: Optional[float] = None, *, ctx: Any = None) -> None:
+    def __init__(self, parties: int, action: Callable[[], Any] | None = None,
+                 timeout: float | None = None, *, ctx: Any = None) -> None:
         self._raw = _shoal.RawBarrier(parties)
         self._after = _shoal.RawBarrier(parties) if action is not None else None
         self._action = action
@@ -304,7 +304,7 @@ class Barrier(_Shared):
         after = None if self._after is None else dup_parts(self._after)
         return (_rebuild_barrier, (dup_parts(self._raw), after, self._action, self._timeout))
 
-    def wait(self, timeout: Optional[float] = None) -> int:
+    def wait(self, timeout: float | None = None) -> int:
         """Wait for every party; returns this caller's place (0 … parties-1). The
         action, if any, runs in one caller once all have arrived, before any leaves."""
         if timeout is None:

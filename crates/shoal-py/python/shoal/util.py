@@ -2,7 +2,6 @@
 (shoal starts and tracks processes with the standard library's machinery)."""
 
 import sys
-
 from multiprocessing import util as _reused
 
 sys.modules[__name__] = _reused

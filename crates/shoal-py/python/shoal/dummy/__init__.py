@@ -6,10 +6,9 @@ this *is* the standard library's `multiprocessing.dummy` (and its `connection`),
 shoal's name, with every attribute it has (`Value`, `Array`, `Namespace`, `Pool`, ...).
 """
 
-import sys
-
 import multiprocessing.dummy as _dummy
 import multiprocessing.dummy.connection  # noqa: F401
+import sys
 
 sys.modules[__name__ + ".connection"] = _dummy.connection
 sys.modules[__name__] = _dummy
