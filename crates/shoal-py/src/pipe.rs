@@ -114,6 +114,11 @@ impl Inner {
         }
     }
 
+    /// Whether a message read ahead waits here.
+    pub(crate) fn has_ahead(&self) -> bool {
+        self.has_ahead.load(Ordering::Acquire)
+    }
+
     /// Whether the core calls this end ready although `look` found nothing: its own
     /// end-of-stream rule, which the liveness socket does not confirm.
     pub(crate) fn stale(&self) -> bool {

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::time::Duration;
 
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
@@ -64,14 +65,19 @@ pub(crate) fn wait(
                 pipe_of.push(Some(k));
             }
         }
-        let slice = if stale.iter().any(|s| *s) {
+        // A pipe end holding a message read ahead is ready now: the others are only
+        // looked at, not waited for.
+        let ahead = pipes.iter().any(|(_, p)| p.has_ahead());
+        let slice = if ahead {
+            Duration::ZERO
+        } else if stale.iter().any(|s| *s) {
             slice.min(STALE_SLICE)
         } else {
             slice
         };
         let (objs, mut ready_fds) = wait_with_fds(&objects, &borrowed, Some(slice))
             .map_err(|e| PyOSError::new_err(e.to_string()))?;
-        if !objs.is_empty() && ready_fds.is_empty() {
+        if (ahead || !objs.is_empty()) && ready_fds.is_empty() {
             // Every ready descriptor is reported, not only the ready objects.
             ready_fds = readable_now(&borrowed).map_err(|e| PyOSError::new_err(e.to_string()))?;
         }
@@ -83,7 +89,7 @@ pub(crate) fn wait(
             }
         }
         for (k, (i, p)) in pipes.iter().enumerate() {
-            if stale[k] && p.look() {
+            if p.has_ahead() || (stale[k] && p.look()) {
                 stale[k] = false;
                 out.push(*i);
             }

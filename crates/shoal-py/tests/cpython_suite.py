@@ -550,6 +550,26 @@ def report(outcomes: dict[tuple[str, str], Outcome], methods: list[str], impls: 
         widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
         for row in [header] + rows:
             print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
+    # Why tests are skipped: the suite's own reasons, grouped.
+    skips: dict[tuple[str, str, str], set] = collections.defaultdict(set)
+    for (impl, m), o in outcomes.items():
+        for cls, tests in o.results.items():
+            for test, (outcome, detail) in tests.items():
+                if outcome == "skipped":
+                    skips[(cls, detail.strip().splitlines()[0][:120] if detail else "", impl)].add((test, m))
+    print("\nskipped tests, by class and reason (`[methods]`, per implementation when they differ):")
+    for cls, reason in sorted({(c, r) for c, r, _ in skips}):
+        per = {impl: skips.get((cls, reason, impl), set()) for impl in impls}
+        same = len({frozenset(v) for v in per.values()}) == 1
+        for impl in (impls[:1] if same else impls):
+            got = per[impl]
+            if not got:
+                continue
+            names = sorted({t for t, _ in got})
+            ms = [m for m in methods if any(mm == m for _, mm in got)]
+            who = "" if same else f" ({impl} only)"
+            prefix = "- " if markdown else "  "
+            print(f"{prefix}{cls}: {len(names)} test{'s' * (len(names) != 1)} [{','.join(ms)}]{who}: {reason}")
     if len(impls) == 2:
         print("\ntests whose outcome differs (stdlib -> shoal):")
         for m in methods:
@@ -611,11 +631,19 @@ def main() -> int:
     parser.add_argument("--python", default=sys.executable, help="the interpreter (with shoal installed)")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--json", help="write every test's outcome to this file")
+    parser.add_argument("--report", metavar="JSON", help="print the report of a run saved with --json")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print shoal's failures")
     args = parser.parse_args()
     methods = [m for m in args.methods.split(",") if m]
     impls = [i for i in IMPLS if i in args.impls.split(",")]
+    if args.report:
+        with open(args.report) as f:
+            saved = {tuple(k.split(" ")): Outcome.from_json(v) for k, v in json.load(f).items()}
+        for o in saved.values():
+            o.cached = ""
+        methods = [m for m in methods if all((i, m) in saved for i in impls)]
+        return report(saved, methods, impls, args.markdown, args.verbose)
 
     root = tempfile.mkdtemp(prefix="shoal-cpython-suite-")
     began = time.monotonic()

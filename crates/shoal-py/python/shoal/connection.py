@@ -241,7 +241,11 @@ class SocketConnection(_ConnectionBase):
         if not raw.transferable:
             raise TypeError("a socket connection with TLS, compression or input already "
                             "read cannot be sent to another process")
-        return (_std_connection.rebuild_connection, (reduction.DupFd(raw.fileno()), True, True))
+        dup = reduction.DupFd(raw.fileno())
+        # Closing this handle now closes the descriptor here and leaves the stream to
+        # the other copies (a shut-down socket would end it for them too).
+        raw._hand_over()
+        return (_std_connection.rebuild_connection, (dup, True, True))
 
 
 def _arbitrary_address(family: str) -> Any:
