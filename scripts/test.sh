@@ -52,6 +52,9 @@ wheel=$(ls "$wheels"/shoal-*.whl)
 echo "== Python examples, every start method, output checked"
 "$venv/bin/python" examples/python/run_all.py
 
+echo "== CPython's multiprocessing tests against shoal and the standard library, every start method"
+"$venv/bin/python" crates/shoal-py/tests/cpython_suite.py
+
 echo "== the same abi3 wheel on the oldest and newest Python of the machine"
 for version in 3.9 3.13; do
   python=$(command -v "python$version" || ls -d "$HOME"/.pyenv/versions/"$version".*/bin/python 2>/dev/null | tail -1 || true)

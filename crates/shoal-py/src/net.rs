@@ -1,7 +1,9 @@
 //! `RawListener` / `RawNetConnection`: authenticated connections over TCP and Unix
 //! sockets on `shoal::net`, wire-compatible with `multiprocessing.connection`.
 
+use std::mem::ManuallyDrop;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -171,7 +173,7 @@ impl RawListener {
         })?;
         match got {
             None => Ok(None),
-            Some(Ok(conn)) => Ok(Some(RawNetConnection { conn })),
+            Some(Ok(conn)) => Ok(Some(RawNetConnection::new(conn))),
             Some(Err(e)) => Err(net_error(py, e)),
         }
     }
@@ -225,13 +227,41 @@ pub(crate) fn connect(
     let conn = py
         .detach(|| b.connect(address))
         .map_err(|e| net_error(py, e))?;
-    Ok(RawNetConnection { conn })
+    Ok(RawNetConnection::new(conn))
 }
 
 /// A connection over a socket.
 #[pyclass(module = "shoal._shoal", frozen)]
 pub(crate) struct RawNetConnection {
-    pub(crate) conn: Connection,
+    pub(crate) conn: ManuallyDrop<Connection>,
+    /// The socket was handed to another process (`_hand_over`): dropping this handle
+    /// closes its descriptor only. (Closing the connection shuts the socket down, which
+    /// would end the stream for the process that has it now.)
+    handed_over: AtomicBool,
+}
+
+impl RawNetConnection {
+    fn new(conn: Connection) -> RawNetConnection {
+        RawNetConnection {
+            conn: ManuallyDrop::new(conn),
+            handed_over: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Drop for RawNetConnection {
+    fn drop(&mut self) {
+        if self.handed_over.load(Ordering::Acquire) {
+            // The connection's state is left behind (a few buffers): its drop would
+            // shut the socket down. Only this process's descriptor goes.
+            // SAFETY: the descriptor is the connection's own, open until now, and
+            // nothing uses or closes it after this: the connection is never dropped.
+            unsafe { libc::close(self.conn.as_raw_fd()) };
+        } else {
+            // SAFETY: `conn` is dropped exactly once, here, and not used afterwards.
+            unsafe { ManuallyDrop::drop(&mut self.conn) };
+        }
+    }
 }
 
 #[pymethods]
@@ -279,7 +309,9 @@ impl RawNetConnection {
     }
 
     fn close(&self) {
-        self.conn.close();
+        if !self.handed_over.load(Ordering::Acquire) {
+            self.conn.close();
+        }
     }
 
     #[getter]
@@ -301,5 +333,19 @@ impl RawNetConnection {
     #[getter]
     fn compressed(&self) -> bool {
         self.conn.is_compressed()
+    }
+
+    /// Whether the socket carries plain frames (no TLS, no compression) and nothing of
+    /// the stream waits in this process's buffers: then another process can take the
+    /// socket over as it is.
+    #[getter]
+    fn transferable(&self) -> bool {
+        !self.conn.is_encrypted() && !self.conn.is_compressed() && !self.conn.has_pending_input()
+    }
+
+    /// Marks the socket as handed to another process: from now on dropping this handle
+    /// (or `close`) closes the descriptor here without ending the stream.
+    fn _hand_over(&self) {
+        self.handed_over.store(true, Ordering::Release);
     }
 }

@@ -7,34 +7,122 @@
 //! descriptor of Python's own pipes: when the kernel has closed every copy of one
 //! socket, the other becomes readable with end of file, which is the peer's end of
 //! stream (or broken pipe for its sends) — process deaths included.
+//!
+//! The core has an end-of-stream rule of its own: once every process that *sent* on a
+//! ring is dead, the ring reports end of stream. A Python program often keeps the
+//! sending end in a parent that never sends while children that did send come and go,
+//! so here the socket's rule is the only one: a report of the core's rule while the
+//! peer's socket is open means "nothing yet". The core then calls the ring ready until
+//! the next sender sends, so waits look at the ring every `STALE_SLICE` meanwhile.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyBrokenPipeError, PyEOFError, PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use shoal::channel::{wait_with_fds, GetError, PutError, Waitable};
+use shoal::channel::{wait_with_fds, GetError, PutError, ReadSlot, Waitable};
 use shoal::{Connection, Pipe};
 
 use crate::blocking::{create_failed, deadline, wait_for};
 use crate::handoff::{rebuild, Exported};
 use crate::queue::slot_to_bytes;
 
+/// How long a wait sleeps at most while the core reports an end of stream that the
+/// liveness socket does not confirm (see the module docs).
+pub(crate) const STALE_SLICE: Duration = Duration::from_millis(2);
+
 pub(crate) struct Inner {
     pub(crate) conn: Connection,
     /// This end's half of the liveness socketpair.
     pub(crate) token: UnixStream,
     exported: Exported,
+    /// A message read by `poll` or `wait` to learn whether one was there (the core's
+    /// readiness cannot tell a message from its own end-of-stream report); the next
+    /// receive returns it first.
+    ahead: Mutex<Option<Vec<u8>>>,
+    has_ahead: AtomicBool,
 }
 
 impl Inner {
     /// Whether every copy of the peer's end is closed (its socket reached end of file).
     fn peer_gone(&self) -> bool {
         peer_gone(self.token.as_fd())
+    }
+
+    /// The next message if one is there, without waiting, as `f` makes it from the
+    /// record: `None` when there is none yet, `GetError::Closed` at end of stream by
+    /// Python's rule (the peer's socket is closed everywhere and what it sent was read).
+    fn take_with<R>(&self, f: impl Fn(ReadSlot<'_>) -> R) -> Result<Option<R>, GetError> {
+        let read = || {
+            if !self.conn.poll(Duration::ZERO) {
+                return Ok(None);
+            }
+            match self.conn.recv_in_place(&f) {
+                Ok(r) => Ok(Some(r)),
+                // The core's own rule; the socket decides below.
+                Err(GetError::Closed) => Ok(None),
+                Err(e) => Err(e),
+            }
+        };
+        if let Some(r) = read()? {
+            return Ok(Some(r));
+        }
+        if self.peer_gone() {
+            // Sent before the peer closed: still delivered.
+            return read()?.map(Some).ok_or(GetError::Closed);
+        }
+        Ok(None)
+    }
+
+    /// The message read ahead, if any.
+    fn take_ahead(&self) -> Option<Vec<u8>> {
+        if !self.has_ahead.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut slot = self.ahead.lock().unwrap_or_else(|e| e.into_inner());
+        self.has_ahead.store(false, Ordering::Release);
+        slot.take()
+    }
+
+    /// Whether a receive would not block (a message, end of stream or an error to
+    /// report); a message found is kept for that receive. Needs no GIL.
+    pub(crate) fn look(&self) -> bool {
+        if self.has_ahead.load(Ordering::Acquire) {
+            return true;
+        }
+        let mut slot = self.ahead.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_some() {
+            return true;
+        }
+        match self.take_with(|m| {
+            let mut v = vec![0; m.len()];
+            m.copy_to_slice(&mut v);
+            v
+        }) {
+            Ok(Some(v)) => {
+                *slot = Some(v);
+                self.has_ahead.store(true, Ordering::Release);
+                true
+            }
+            Ok(None) => false,
+            Err(_) => true,
+        }
+    }
+
+    /// Whether a message read ahead waits here.
+    pub(crate) fn has_ahead(&self) -> bool {
+        self.has_ahead.load(Ordering::Acquire)
+    }
+
+    /// Whether the core calls this end ready although `look` found nothing: its own
+    /// end-of-stream rule, which the liveness socket does not confirm.
+    pub(crate) fn stale(&self) -> bool {
+        Waitable::is_ready(&self.conn)
     }
 }
 
@@ -76,6 +164,8 @@ impl PipeEnd {
                 conn,
                 token,
                 exported: Exported::default(),
+                ahead: Mutex::new(None),
+                has_ahead: AtomicBool::new(false),
             }))),
         }
     }
@@ -89,31 +179,26 @@ impl PipeEnd {
     }
 }
 
-/// Whether `inner` can be read without blocking: a message, or end of stream.
-fn ready(inner: &Inner) -> bool {
-    inner.conn.is_ready() || inner.peer_gone()
-}
-
 fn recv_now<'py>(py: Python<'py>, inner: &Inner) -> PyResult<Option<Bound<'py, PyBytes>>> {
-    if inner.conn.poll(Duration::ZERO) {
-        match inner.conn.recv_in_place(|slot| slot_to_bytes(py, slot)) {
-            Ok(b) => return b.map(Some),
-            Err(GetError::Closed) => return Err(PyEOFError::new_err("")),
-            Err(e) => return Err(PyOSError::new_err(format!("could not receive: {e}"))),
-        }
+    if let Some(v) = inner.take_ahead() {
+        return Ok(Some(PyBytes::new(py, &v)));
     }
-    if inner.peer_gone() {
-        // Sent before the peer closed: still delivered.
-        if inner.conn.poll(Duration::ZERO) {
-            return recv_now(py, inner);
-        }
-        return Err(PyEOFError::new_err(""));
+    match inner.take_with(|slot| slot_to_bytes(py, slot)) {
+        Ok(Some(b)) => b.map(Some),
+        Ok(None) => Ok(None),
+        Err(GetError::Closed) => Err(PyEOFError::new_err("")),
+        Err(e) => Err(PyOSError::new_err(format!("could not receive: {e}"))),
     }
-    Ok(None)
 }
 
-/// Waits up to `slice` for `inner` to be ready, without the GIL.
-fn wait_ready(inner: &Inner, slice: Duration) -> io::Result<bool> {
+/// Waits up to `slice` for `inner` to be worth looking at, without the GIL; `stale`:
+/// the core calls it ready while nothing is there (see the module docs), so only the
+/// liveness socket is waited on, for a short slice.
+fn wait_ready(inner: &Inner, slice: Duration, stale: bool) -> io::Result<bool> {
+    if stale {
+        wait_with_fds(&[], &[inner.token.as_fd()], Some(slice.min(STALE_SLICE)))?;
+        return Ok(true);
+    }
     let (objects, fds) = wait_with_fds(
         &[&inner.conn as &dyn Waitable],
         &[inner.token.as_fd()],
@@ -162,11 +247,28 @@ impl PipeEnd {
         } else {
             py.detach(|| inner.conn.send_bytes(bytes))
         };
+        let broken = || PyBrokenPipeError::new_err("the other end of the pipe is closed");
         match r {
             Ok(()) => Ok(()),
-            Err(PutError::Closed(())) => Err(PyBrokenPipeError::new_err(
-                "the other end of the pipe is closed",
-            )),
+            // The core's own rule (every process that received is dead, and the ring is
+            // full): Python's is the socket's, so while some process holds the peer's
+            // end, wait for room.
+            Err(PutError::Closed(())) if !inner.peer_gone() => {
+                let sent = wait_for(py, None, |slice| {
+                    wait_with_fds(&[], &[inner.token.as_fd()], Some(slice.min(STALE_SLICE)))
+                        .map_err(|e| PyOSError::new_err(e.to_string()))?;
+                    if inner.peer_gone() {
+                        return Err(broken());
+                    }
+                    match inner.conn.send_bytes(bytes) {
+                        Ok(()) => Ok(Some(())),
+                        Err(PutError::Closed(())) => Ok(None),
+                        Err(e) => Err(PyOSError::new_err(format!("could not send: {e}"))),
+                    }
+                })?;
+                sent.ok_or_else(broken)
+            }
+            Err(PutError::Closed(())) => Err(broken()),
             Err(e) => Err(PyOSError::new_err(format!("could not send: {e}"))),
         }
     }
@@ -188,8 +290,9 @@ impl PipeEnd {
         }
         let deadline = deadline(timeout)?;
         loop {
+            let stale = inner.stale();
             let woke = wait_for(py, deadline, |slice| {
-                wait_ready(&inner, slice)
+                wait_ready(&inner, slice, stale)
                     .map(|r| r.then_some(()))
                     .map_err(|e| PyOSError::new_err(e.to_string()))
             })?;
@@ -210,13 +313,13 @@ impl PipeEnd {
         if !self.readable {
             return Err(PyOSError::new_err("connection is write-only"));
         }
-        if ready(&inner) {
+        if inner.look() {
             return Ok(true);
         }
         let deadline = deadline(timeout)?;
         let woke = wait_for(py, deadline, |slice| {
-            wait_ready(&inner, slice)
-                .map(|_| ready(&inner).then_some(()))
+            wait_ready(&inner, slice, inner.stale())
+                .map(|_| inner.look().then_some(()))
                 .map_err(|e| PyOSError::new_err(e.to_string()))
         })?;
         Ok(woke.is_some())

@@ -17,7 +17,7 @@ import time
 import weakref
 from multiprocessing import context as _std_context
 from multiprocessing import util
-from typing import Any, Optional
+from typing import Any
 
 from . import _shoal
 from ._pickle import dumps, loads
@@ -46,9 +46,8 @@ class Queue:
 
     _joinable = False
 
-    def __init__(self, maxsize: int = 0, *, ctx: Any = None, capacity: Optional[int] = None) -> None:
-        if maxsize < 0:
-            maxsize = 0
+    def __init__(self, maxsize: int = 0, *, ctx: Any = None, capacity: int | None = None) -> None:
+        maxsize = max(maxsize, 0)
         raw = _RawQueue(maxsize, capacity or (4 << 20), self._joinable)
         self._attach(raw, maxsize)
 
@@ -62,8 +61,8 @@ class Queue:
         self._closed = False
         self._pending: collections.deque = collections.deque()
         self._notempty = threading.Condition(threading.Lock())
-        self._thread: Optional[threading.Thread] = None
-        self._jointhread: Optional[util.Finalize] = None
+        self._thread: threading.Thread | None = None
+        self._jointhread: util.Finalize | None = None
         self._joincancelled = False
 
     def _after_fork(self) -> None:
@@ -83,10 +82,16 @@ class Queue:
         if self._closed:
             raise ValueError(f"Queue {self!r} is closed")
 
-    def put(self, obj: Any, block: bool = True, timeout: Optional[float] = None) -> None:
+    def put(self, obj: Any, block: bool = True, timeout: float | None = None) -> None:
         """Put `obj` on the queue (pickled now: a pickling error is raised here)."""
         self._check_open()
-        data = dumps(obj)
+        try:
+            data = dumps(obj)
+        except Exception as e:
+            if type(self)._on_queue_feeder_error is Queue._on_queue_feeder_error:
+                raise
+            self._on_queue_feeder_error(e, obj)
+            return
         if self._pending:
             self._buffer(data)
             return
@@ -101,6 +106,12 @@ class Queue:
     def put_nowait(self, obj: Any) -> None:
         """`put(obj, False)`."""
         self.put(obj, False)
+
+    @staticmethod
+    def _on_queue_feeder_error(e: BaseException, obj: Any) -> None:
+        """A subclass that overrides this (as subclasses of `multiprocessing.queues.Queue`
+        do) is handed each message that cannot be pickled, and `put` returns; without
+        an override, `put` raises the pickling error."""
 
     def _buffer(self, data: bytes) -> None:
         with self._notempty:
@@ -150,7 +161,7 @@ class Queue:
             notempty.notify()
 
     # -- getting -----------------------------------------------------------------
-    def get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """Remove and return an item; `queue.Empty` when none came in time."""
         self._check_open()
         data = self._raw.get(block, timeout)
@@ -283,7 +294,7 @@ class JoinableQueue(Queue):
 class SimpleQueue:
     """`multiprocessing.SimpleQueue`: `put`, `get`, `empty`, `close`."""
 
-    def __init__(self, *, ctx: Any = None, capacity: Optional[int] = None) -> None:
+    def __init__(self, *, ctx: Any = None, capacity: int | None = None) -> None:
         self._raw = _RawQueue(0, capacity or (4 << 20), False)
         self._closed = False
 
