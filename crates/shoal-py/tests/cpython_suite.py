@@ -557,8 +557,8 @@ def report(outcomes: dict[tuple[str, str], Outcome], methods: list[str], impls: 
         for row in rows:
             print("| " + " | ".join(f"`{x}`" if i == 0 and x != "total" else x for i, x in enumerate(row)) + " |")
     else:
-        widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
-        for row in [header] + rows:
+        widths = [max(len(str(r[i])) for r in [*rows, header]) for i in range(len(header))]
+        for row in [header, *rows]:
             print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
     # Why tests are skipped: the suite's own reasons, grouped.
     skips: dict[tuple[str, str, str], set] = collections.defaultdict(set)

@@ -68,7 +68,7 @@ def write_segment(name):
 def test_shared_memory_by_name(ctx):
     shm = shared_memory.SharedMemory(create=True, size=4096)
     try:
-        assert shm.size == 4096 and len(shm.buf) == 4096
+        assert shm.size >= 4096 and len(shm.buf) == shm.size  # whole pages, as on macOS
         p = start(ctx, write_segment, shm.name)
         assert joined(p) == 0
         assert bytes(shm.buf[:5]) == b"child"

@@ -50,11 +50,11 @@ SUBDEBUG = _std.SUBDEBUG
 SUBWARNING = _std.SUBWARNING
 
 __all__ += [
-    "WorkerDied",
     "SUBDEBUG",
     "SUBWARNING",
     "OwnerDiedError",
     "OwnerDiedWarning",
+    "WorkerDied",
     "collect_dead_segments",
     "set_owner_died_policy",
 ]

@@ -217,10 +217,7 @@ def _rebuild_connection(data: bytes, dupfds: list) -> Connection:
 def Pipe(duplex: bool = True) -> tuple:
     """Two connected `Connection`s; with ``duplex=False`` the first only receives and
     the second only sends."""
-    a, b = _shoal.pipe(duplex)
-    if not duplex:
-        # The core gives (sender, receiver); Python's order is (receiver, sender).
-        a, b = b, a
+    a, b = _shoal.pipe(duplex)  # already in Python's order: (receiver, sender)
     return Connection(a), Connection(b)
 
 

@@ -40,19 +40,19 @@ class ShoalContext(_std_context.BaseContext):
         return list(_concrete_contexts)
 
     # -- shoal's objects ---------------------------------------------------------
-    def Queue(self, maxsize: int = 0, *, capacity: Optional[int] = None) -> Any:
+    def Queue(self, maxsize: int = 0, *, capacity: int | None = None) -> Any:
         """A `Queue`; ``capacity``: bytes of ring (shoal's own option)."""
         from .queues import Queue
 
         return Queue(maxsize, ctx=self, capacity=capacity)
 
-    def JoinableQueue(self, maxsize: int = 0, *, capacity: Optional[int] = None) -> Any:
+    def JoinableQueue(self, maxsize: int = 0, *, capacity: int | None = None) -> Any:
         """A `JoinableQueue`; ``capacity``: bytes of ring (shoal's own option)."""
         from .queues import JoinableQueue
 
         return JoinableQueue(maxsize, ctx=self, capacity=capacity)
 
-    def SimpleQueue(self, *, capacity: Optional[int] = None) -> Any:
+    def SimpleQueue(self, *, capacity: int | None = None) -> Any:
         """A `SimpleQueue`; ``capacity``: bytes of ring (shoal's own option)."""
         from .queues import SimpleQueue
 

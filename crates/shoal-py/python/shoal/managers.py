@@ -7,7 +7,7 @@ Anything else of `multiprocessing.managers` is reached through this module too."
 from __future__ import annotations
 
 from multiprocessing import managers as _std
-from multiprocessing.managers import *
+from multiprocessing.managers import *  # noqa: F403 - the module is reused whole
 from typing import Any
 
 from . import shared_memory

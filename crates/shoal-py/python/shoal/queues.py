@@ -208,13 +208,13 @@ class Queue:
             self._jointhread.cancel()
 
     # -- asyncio -------------------------------------------------------------------
-    async def get_async(self, timeout: Optional[float] = None) -> Any:
+    async def get_async(self, timeout: float | None = None) -> Any:
         """`get` for asyncio: waits on the queue's readiness descriptor, without
         blocking the event loop; `queue.Empty` after `timeout` seconds."""
         data = await _get_when_ready(self._raw, timeout)
         return loads(data)
 
-    async def put_async(self, obj: Any, timeout: Optional[float] = None) -> None:
+    async def put_async(self, obj: Any, timeout: float | None = None) -> None:
         """`put` for asyncio (an unbounded queue never waits; a full bounded one is
         retried as room appears, `queue.Full` after `timeout` seconds)."""
         import asyncio
@@ -234,7 +234,7 @@ class Queue:
             delay = min(delay * 2, 0.01)
 
 
-async def wait_readable(fds: list, timeout: Optional[float]) -> bool:
+async def wait_readable(fds: list, timeout: float | None) -> bool:
     """Wait (in the running event loop) until one of `fds` is readable; False after
     `timeout` seconds."""
     import asyncio
@@ -258,7 +258,7 @@ async def wait_readable(fds: list, timeout: Optional[float]) -> bool:
             loop.remove_reader(fd)
 
 
-async def _get_when_ready(raw: Any, timeout: Optional[float]) -> bytes:
+async def _get_when_ready(raw: Any, timeout: float | None) -> bytes:
     deadline = None if timeout is None else time.monotonic() + timeout
     ready = raw.readiness()
     while True:
@@ -326,7 +326,7 @@ class SimpleQueue:
         """No more use from this process."""
         self._closed = True
 
-    async def get_async(self, timeout: Optional[float] = None) -> Any:
+    async def get_async(self, timeout: float | None = None) -> Any:
         """`get` for asyncio, on the queue's readiness descriptor."""
         return loads(await _get_when_ready(self._raw, timeout))
 

@@ -44,7 +44,7 @@ _owned_lock = threading.Lock()
 def _unlink_owned_at_exit() -> None:
     pid = os.getpid()
     with _owned_lock:
-        for name, (seg, owner) in list(_owned.items()):
+        for _name, (seg, owner) in list(_owned.items()):
             if owner == pid:
                 try:
                     seg.unlink()

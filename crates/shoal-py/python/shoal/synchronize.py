@@ -81,7 +81,8 @@ class Lock(_LockBase):
 
     def __repr__(self) -> str:
         if self._raw.is_mine():
-            owner = "MainThread" if threading.current_thread() is threading.main_thread() else threading.current_thread().name
+            me = threading.current_thread()
+            owner = "MainThread" if me is threading.main_thread() else me.name
             state = f"owner={owner}"
         elif self._raw.is_locked():
             state = "owner=SomeOtherThread"
