@@ -406,20 +406,20 @@ impl RawCondition {
     /// meanwhile is reported as 2 in the second item.
     #[pyo3(signature = (timeout = None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<(bool, u8)> {
-        let c = &self.cond;
-        let deadline = deadline(timeout)?;
-        // Sliced for signal checks; no notification is lost between slices, since a
-        // notifier holds the lock, which this caller holds between slices.
-        let woke = wait_for(py, deadline, |slice| match c.wait_held(Some(slice)) {
-            Ok(true) => Ok(Some(ACQUIRED)),
-            Ok(false) => Ok(None),
-            Err(Some(_died)) => Ok(Some(OWNER_DIED)),
+        // One wait for the whole timeout: waiting in slices would lose a notification
+        // that lands between a slice's end and its taking the lock back.
+        let t = match timeout {
+            None => None,
+            Some(t) => Some(
+                Duration::try_from_secs_f64(t.max(0.0))
+                    .map_err(|e| PyValueError::new_err(e.to_string()))?,
+            ),
+        };
+        match py.detach(|| self.cond.wait_held(t)) {
+            Ok(notified) => Ok((notified, ACQUIRED)),
+            Err(Some(_died)) => Ok((true, OWNER_DIED)),
             Err(None) => Err(PyRuntimeError::new_err("cannot wait on un-acquired lock")),
-        })?;
-        Ok(match woke {
-            Some(how) => (true, how),
-            None => (false, ACQUIRED),
-        })
+        }
     }
 
     /// Wakes up to `n` waiters.
