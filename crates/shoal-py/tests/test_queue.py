@@ -240,3 +240,15 @@ def test_get_async_waits_on_the_descriptor(ctx):
     assert joined(p) == 0
     with pytest.raises(queue.Empty):
         asyncio.run(q.get_async(timeout=0.01))
+
+
+def test_joinable_join_waits_for_items_still_buffered(ctx):
+    # 300 KB into a 64 KiB ring with no consumer yet: most wait in the feeder's buffer,
+    # and join must count them too.
+    q = ctx.JoinableQueue(capacity=64 << 10)
+    for i in range(300):
+        q.put(b"x" * 1000 + bytes([i % 256]))
+    q.put(None)
+    p = start(ctx, task_worker, q)
+    q.join()
+    assert joined(p) == 0

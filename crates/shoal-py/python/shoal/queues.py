@@ -286,8 +286,11 @@ class JoinableQueue(Queue):
 
     def join(self) -> None:
         """Block until every item put has been marked done."""
-        while self._pending:
-            time.sleep(0.001)
+        # Items still buffered here are not counted yet: wait for the feeder, which
+        # notifies after each one it moves into the ring.
+        with self._notempty:
+            while self._pending:
+                self._notempty.wait()
         self._raw.join(None)
 
 
