@@ -79,9 +79,15 @@ fn spawned(value: OsString) -> Result<i32, String> {
         .map(|&n| sys::take_inherited_fd(n))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("an inherited descriptor is unusable: {e}"))?;
-    if boot.daemon && sys::parent_pid() != boot.parent_pid {
-        // The parent died before the death signal was armed: a daemon goes with it.
-        return Ok(1);
+    if boot.daemon {
+        // A daemon dies with its parent. The spawning side runs nothing between fork and
+        // exec (`sys::spawn_keeping`), so the death signal is armed here; a parent that
+        // died before that has left this process to another parent: it goes too.
+        sys::set_parent_death_kill()
+            .map_err(|e| format!("its parent-death signal could not be set: {e}"))?;
+        if sys::parent_pid() != boot.parent_pid {
+            return Ok(1);
+        }
     }
     Ok(match boot.task {
         Task::ForkServer => {

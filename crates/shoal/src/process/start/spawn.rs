@@ -2,8 +2,6 @@
 
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::Command;
 
 use crate::codec;
 use crate::process::bootstrap::{Bootstrap, ENV};
@@ -20,15 +18,15 @@ pub(crate) fn start(mut boot: Bootstrap, fds: Vec<OwnedFd>) -> io::Result<Launch
     let mut file = std::fs::File::from(memfd);
     file.write_all(&bytes)?;
 
-    let mut cmd = Command::new("/proc/self/exe");
-    if let Some(arg0) = std::env::args_os().next() {
-        cmd.arg0(arg0);
-    }
-    cmd.env(ENV, file.as_raw_fd().to_string());
+    let arg0 = std::env::args_os()
+        .next()
+        .unwrap_or_else(|| "/proc/self/exe".into());
     let mut keep = vec![file.as_raw_fd()];
     keep.extend(&boot.fds);
-    let child = sys::spawn_keeping(&mut cmd, keep, boot.daemon)?;
-    let pid = child.id();
+    let env = [(ENV, file.as_raw_fd().to_string().into())];
+    // A daemon's parent-death signal is armed by the child itself, before `main`
+    // (`bootstrap::before_main`), so that nothing has to run between fork and exec.
+    let pid = sys::spawn_keeping("/proc/self/exe".as_ref(), &[arg0], &env, &keep)?;
     // Not reaped yet, so the pid cannot have been reused.
     let pidfd = sys::pidfd_open(pid)?;
     Ok(Launched {

@@ -5,11 +5,10 @@
 //! through it can never reach another process that reused the pid, and it becomes
 //! readable when the process ends (that is the `sentinel` the layers above wait on).
 
-use std::ffi::OsString;
+use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command};
+use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
 use crate::sys::{cvt, retry};
@@ -140,15 +139,6 @@ pub(crate) fn pidfd_wait(pidfd: BorrowedFd<'_>, block: bool) -> io::Result<Optio
     Ok(Some(exit_code_of(&info)))
 }
 
-/// Clears close-on-exec on each of `fds`, so that they survive `exec`.
-fn clear_cloexec(fds: &[RawFd]) -> io::Result<()> {
-    for &fd in fds {
-        // SAFETY: fcntl(F_SETFD) takes an integer argument; an invalid fd gives EBADF.
-        cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) })?;
-    }
-    Ok(())
-}
-
 /// Asks the kernel to SIGKILL the calling process when the thread that created it ends.
 pub(crate) fn set_parent_death_kill() -> io::Result<()> {
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number; no memory is passed.
@@ -162,31 +152,160 @@ pub(crate) fn parent_pid() -> u32 {
     unsafe { libc::getppid() as u32 }
 }
 
-/// Spawns `cmd` so that the descriptors `keep` (close-on-exec in the caller) are
-/// inherited by the new program under the same numbers.
+/// Starts the program `path` with the arguments `args` (the first is the program's
+/// `argv[0]`) and the environment of the calling process plus `env` (which replaces a
+/// variable of the same name), so that the descriptors `keep` (close-on-exec in the
+/// caller) are inherited by the new program under the same numbers. Returns the child's
+/// pid; the caller reaps it.
+///
+/// Goes through `posix_spawn`, which glibc runs as `clone(CLONE_VM | CLONE_VFORK)` and
+/// `exec`: the caller's memory is never copied (a `fork`, which `Command::pre_exec`
+/// forces, copies the page tables of the whole process, the larger the slower), and a
+/// failed `exec` is reported here as an error. The child starts with an empty signal mask
+/// and `SIGPIPE` at its default, as `std::process::Command` leaves it. Anything more a
+/// child needs before its entry (the parent-death signal) it sets up itself, before
+/// `main` (see `process::bootstrap`).
 ///
 /// Keeping the numbers (instead of `dup2`-ing to fixed targets) means no target can
-/// collide with a descriptor `Command` itself uses in the child, such as its exec-error
-/// pipe. `parent_death_kill` makes the child die with the spawning thread; the child
-/// must check afterwards that its parent is still the expected one.
+/// collide with another descriptor of the child. `dup2(fd, fd)` in the file actions
+/// clears close-on-exec on `fd` in the child only (POSIX 2024; glibc since 2.29), so no
+/// other child started meanwhile by another thread inherits it.
 pub(crate) fn spawn_keeping(
-    cmd: &mut Command,
-    keep: Vec<RawFd>,
-    parent_death_kill: bool,
-) -> io::Result<Child> {
-    let hook = move || -> io::Result<()> {
-        // Only async-signal-safe calls here: this runs between fork and exec.
-        clear_cloexec(&keep)?;
-        if parent_death_kill {
-            set_parent_death_kill()?;
+    path: &OsStr,
+    args: &[OsString],
+    env: &[(&str, OsString)],
+    keep: &[RawFd],
+) -> io::Result<u32> {
+    let path = c_string(path.as_bytes())?;
+    let args = args
+        .iter()
+        .map(|a| c_string(a.as_bytes()))
+        .collect::<io::Result<Vec<_>>>()?;
+    let mut vars = Vec::new();
+    for (key, value) in std::env::vars_os() {
+        if env.iter().all(|(k, _)| OsStr::new(k) != key) {
+            vars.push(c_string(
+                &[key.as_bytes(), b"=", value.as_bytes()].concat(),
+            )?);
         }
-        Ok(())
-    };
-    // SAFETY: the hook runs in the forked child before exec and makes only
-    // async-signal-safe calls (fcntl, prctl); it allocates nothing (`keep` was built in
-    // the parent) and takes no lock.
-    unsafe { cmd.pre_exec(hook) };
-    cmd.spawn()
+    }
+    for (key, value) in env {
+        vars.push(c_string(
+            &[key.as_bytes(), b"=", value.as_bytes()].concat(),
+        )?);
+    }
+    let argv = null_terminated(&args);
+    let envp = null_terminated(&vars);
+
+    let mut actions = FileActions::new()?;
+    for &fd in keep {
+        // SAFETY: `actions` is initialised; adddup2 copies the two integers into it.
+        errno_result(unsafe { libc::posix_spawn_file_actions_adddup2(&mut actions.0, fd, fd) })?;
+    }
+    let mut attr = SpawnAttr::new()?;
+    // SAFETY: sigset_t is plain old data, filled in by sigemptyset before any use.
+    let mut empty: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut pipe_only: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: each call writes only into the sigset or attribute object it is given, all
+    // of them initialised and exclusively borrowed here.
+    unsafe {
+        libc::sigemptyset(&mut empty);
+        libc::sigemptyset(&mut pipe_only);
+        libc::sigaddset(&mut pipe_only, libc::SIGPIPE);
+        errno_result(libc::posix_spawnattr_setsigmask(&mut attr.0, &empty))?;
+        errno_result(libc::posix_spawnattr_setsigdefault(&mut attr.0, &pipe_only))?;
+        errno_result(libc::posix_spawnattr_setflags(
+            &mut attr.0,
+            (libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF) as libc::c_short,
+        ))?;
+    }
+    let mut pid: libc::pid_t = 0;
+    // SAFETY: `path` is a NUL-terminated string; `argv` and `envp` are null-terminated
+    // arrays of pointers to NUL-terminated strings (`args` and `vars`, alive until the
+    // call returns); `actions` and `attr` are initialised; `pid` is writable. The child
+    // shares our memory only until it has called `exec` (glibc runs it on its own stack
+    // and touches none of ours).
+    errno_result(unsafe {
+        libc::posix_spawn(
+            &mut pid,
+            path.as_ptr(),
+            &actions.0,
+            &attr.0,
+            argv.as_ptr(),
+            envp.as_ptr(),
+        )
+    })?;
+    Ok(pid as u32)
+}
+
+fn c_string(bytes: &[u8]) -> io::Result<CString> {
+    CString::new(bytes).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{:?} contains a NUL byte and cannot be passed to a program",
+                String::from_utf8_lossy(bytes)
+            ),
+        )
+    })
+}
+
+/// The pointers of `strings` followed by a null pointer, as `exec` takes them.
+fn null_terminated(strings: &[CString]) -> Vec<*mut libc::c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr().cast_mut())
+        .chain(std::iter::once(std::ptr::null_mut()))
+        .collect()
+}
+
+/// The posix_spawn functions return the error number instead of setting `errno`.
+fn errno_result(code: libc::c_int) -> io::Result<()> {
+    match code {
+        0 => Ok(()),
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
+/// A `posix_spawn_file_actions_t`, destroyed when dropped.
+struct FileActions(libc::posix_spawn_file_actions_t);
+
+impl FileActions {
+    fn new() -> io::Result<Self> {
+        // SAFETY: the structure is plain old data until init fills it in.
+        let mut raw: libc::posix_spawn_file_actions_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `raw` is writable; init makes it a valid, empty list of actions.
+        errno_result(unsafe { libc::posix_spawn_file_actions_init(&mut raw) })?;
+        Ok(Self(raw))
+    }
+}
+
+impl Drop for FileActions {
+    fn drop(&mut self) {
+        // SAFETY: initialised in `new`, destroyed once here.
+        unsafe { libc::posix_spawn_file_actions_destroy(&mut self.0) };
+    }
+}
+
+/// A `posix_spawnattr_t`, destroyed when dropped.
+struct SpawnAttr(libc::posix_spawnattr_t);
+
+impl SpawnAttr {
+    fn new() -> io::Result<Self> {
+        // SAFETY: the structure is plain old data until init fills it in.
+        let mut raw: libc::posix_spawnattr_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `raw` is writable; init gives it the default attributes.
+        errno_result(unsafe { libc::posix_spawnattr_init(&mut raw) })?;
+        Ok(Self(raw))
+    }
+}
+
+impl Drop for SpawnAttr {
+    fn drop(&mut self) {
+        // SAFETY: initialised in `new`, destroyed once here.
+        unsafe { libc::posix_spawnattr_destroy(&mut self.0) };
+    }
 }
 
 /// Forks the calling process. In the child, `child` runs, then the child ends with
@@ -304,6 +423,52 @@ mod tests {
         assert_eq!(poll_readable(&[fd.as_fd()], None).unwrap(), vec![true]);
         assert_eq!(pidfd_wait(fd.as_fd(), true).unwrap(), Some(-9));
         assert!(!pidfd_signal(fd.as_fd(), SIGKILL).unwrap());
+    }
+
+    /// A close-on-exec pipe, as (read end, write end).
+    fn pipe() -> (std::fs::File, OwnedFd) {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+        cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }).unwrap();
+        // SAFETY: pipe2 just returned these descriptors and nothing else owns them.
+        unsafe {
+            (
+                std::fs::File::from_raw_fd(fds[0]),
+                OwnedFd::from_raw_fd(fds[1]),
+            )
+        }
+    }
+
+    fn sh(script: &str, keep: &[RawFd]) -> io::Result<OwnedFd> {
+        let args = ["sh".into(), "-c".into(), script.into()];
+        let env = [("SHOAL_SPAWN_TEST", "from the parent".into())];
+        let pid = spawn_keeping("/bin/sh".as_ref(), &args, &env, keep)?;
+        pidfd_open(pid)
+    }
+
+    #[test]
+    fn spawn_keeping_hands_over_only_the_kept_descriptors() {
+        use std::io::Read;
+        let (mut r, w) = pipe();
+        let fd = w.as_raw_fd();
+        let script = format!("echo \"$SHOAL_SPAWN_TEST\" >&{fd}");
+        let kid = sh(&script, &[fd]).unwrap();
+        assert_eq!(pidfd_wait(kid.as_fd(), true).unwrap(), Some(0));
+        // Not kept: still close-on-exec, so the shell cannot write to it.
+        let kid = sh(&format!("exec 2>/dev/null; echo leaked >&{fd}"), &[]).unwrap();
+        assert_ne!(pidfd_wait(kid.as_fd(), true).unwrap(), Some(0));
+        drop(w);
+        let mut got = String::new();
+        r.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "from the parent\n");
+    }
+
+    #[test]
+    fn spawn_keeping_reports_a_failed_exec() {
+        let err = spawn_keeping("/no/such/program".as_ref(), &["x".into()], &[], &[]).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
+        let err = spawn_keeping("/bin/sh".as_ref(), &["a\0b".into()], &[], &[]).unwrap_err();
+        assert!(err.to_string().contains("NUL byte"), "{err}");
     }
 
     #[test]
