@@ -2,27 +2,37 @@
 """Python's side of `shoal bench --python`: measures one case and prints it as JSON.
 
     bench_peer.py check
-        {"python": "3.11.7", "faster_fifo": true}
+        {"python": "3.11.7", "faster_fifo": true, "shoal": true, "shoal_error": null}
     bench_peer.py run --impl mp-queue --pattern throughput --size 64 --time-ms 400 --cpus 0,1
         {"messages": 81234, "seconds": 0.41}
     bench_peer.py run --impl mp-pipe --pattern ping-pong --size 8 --time-ms 400
         {"p50_ns": 61000.0, "p99_ns": 118000.0, "round_trips": 6500}
 
+    bench_peer.py run --impl shoal-queue --pattern throughput-object --size 0 --time-ms 400
+        {"messages": 912345, "seconds": 0.40}
     bench_peer.py run --impl mp-pool --pattern pool-task --size 0 --time-ms 400
         {"messages": 20000, "seconds": 0.45}
 
 Implementations: mp-queue (multiprocessing.Queue), mp-simplequeue
 (multiprocessing.SimpleQueue), mp-pipe (multiprocessing.Pipe with send_bytes /
-recv_bytes), faster-fifo (faster_fifo.Queue of raw bytes, put_many / get_many); for the pool-task
-pattern, mp-pool (multiprocessing.Pool(2).map(f, range(n), chunksize=1)) and
+recv_bytes), faster-fifo (faster_fifo.Queue of raw bytes, put_many / get_many), and the
+package `shoal`'s own: shoal-queue (shoal.Queue), shoal-simplequeue (shoal.SimpleQueue),
+shoal-pipe (shoal.Pipe with send_bytes / recv_bytes). Queues are given `bytes` objects
+with `put` and `get` (multiprocessing's queues pickle them). For the pool-task pattern,
+mp-pool (multiprocessing.Pool(2).map(f, range(n), chunksize=1)) and
 process-pool-executor (concurrent.futures.ProcessPoolExecutor(2), submit then result).
+
+The -object patterns send a small Python object (a dict of five fields, OBJECT) instead
+of bytes, one at a time with the ordinary calls: `put` / `get` for every queue
+(faster-fifo included, pickling with its default), `send` / `recv` for pipes; `--size`
+is 0 there.
 
 Pool-task: a pool of two workers runs a trivial task (returns its argument) on batches
 of items for the time given, after one untimed batch; "messages" counts the tasks.
 Throughput: a producer process sends messages of SIZE bytes for the time given, then an
 end marker; this process consumes them and reports how many it read and the time from
 the start signal to the end marker. Ping-pong: this process sends a message, a child
-process sends the same bytes back; the round trips are timed one by one.
+process sends the same message back; the round trips are timed one by one.
 
 With --cpus A,B this process pins itself to CPU A and the child to CPU B, as shoal's
 own cases do. Errors print {"error": "..."} and exit with status 1.
@@ -40,8 +50,12 @@ CHUNK = 16
 BATCH_BYTES = 256 * 1024
 BATCH_MAX = 64
 WARM_UP = 50
-# Bytes of messages an mp.Queue may hold.
+# Bytes of messages a queue may hold (the queues of multiprocessing and shoal alike).
 QUEUE_BYTES = 32 * 1024 * 1024
+# The message of the -object patterns: small, of the kinds of fields tasks carry.
+OBJECT = {"id": 12345, "name": "task-17", "score": 0.5, "done": False, "tags": ("a", "b")}
+# Messages a queue of objects may hold.
+QUEUE_OBJECTS = 1 << 16
 
 
 def batch_len(size):
@@ -72,74 +86,105 @@ def faster_fifo_queue(size):
     )
 
 
-def make_channel(impl, size, ctx):
+def faster_fifo_objects():
+    import faster_fifo
+
+    # Pickled by faster-fifo's default.
+    return faster_fifo.Queue(max_size_bytes=1 << 20)
+
+
+def is_pipe(impl):
+    return impl in ("mp-pipe", "shoal-pipe")
+
+
+def context(impl):
+    """The module whose Queue, Pipe, Event and Process a case uses, with `fork`."""
+    if impl.startswith("shoal-"):
+        import shoal
+
+        return shoal.get_context("fork")
+    return mp.get_context("fork")
+
+
+def make_channel(impl, size, ctx, objects):
     """(sending end, receiving end) of one direction."""
-    if impl == "mp-queue":
+    if impl in ("mp-queue", "shoal-queue"):
         # Bounded, so that a fast producer of large messages cannot pile gigabytes into
-        # the feeder thread's buffer (every put takes the semaphore, bounded or not).
-        q = ctx.Queue(maxsize=max(4, QUEUE_BYTES // size))
+        # the feeder thread's buffer (mp.Queue's puts take its semaphore, bounded or not;
+        # an unbounded shoal.Queue buffers in the producer once its ring is full).
+        q = ctx.Queue(maxsize=QUEUE_OBJECTS if objects else max(4, QUEUE_BYTES // size))
         return q, q
-    if impl == "mp-simplequeue":
+    if impl in ("mp-simplequeue", "shoal-simplequeue"):
         q = ctx.SimpleQueue()
         return q, q
-    if impl == "mp-pipe":
+    if is_pipe(impl):
         rx, tx = ctx.Pipe(duplex=False)
         return tx, rx
     if impl == "faster-fifo":
-        q = faster_fifo_queue(size)
+        q = faster_fifo_objects() if objects else faster_fifo_queue(size)
         return q, q
     raise ValueError(f"unknown implementation {impl!r}")
 
 
-def sender(impl, end):
-    if impl == "mp-pipe":
-        return end.send_bytes
+def sender(impl, end, objects):
+    if is_pipe(impl):
+        return end.send if objects else end.send_bytes
     return end.put
 
 
-def receiver(impl, end):
-    if impl == "mp-pipe":
-        return end.recv_bytes
+def receiver(impl, end, objects):
+    if is_pipe(impl):
+        return end.recv if objects else end.recv_bytes
     return end.get
 
 
-END = b""
+def message(size, objects):
+    return OBJECT if objects else b"\xa5" * size
 
 
-def producer(impl, tx, size, seconds, go, cpu):
+def end_marker(objects):
+    return None if objects else b""
+
+
+def is_end(m, objects):
+    return m is None if objects else len(m) == 0
+
+
+def producer(impl, tx, size, objects, seconds, go, cpu):
     detach_stdout()
     pin(cpu)
-    msg = b"\xa5" * size
+    msg = message(size, objects)
     go.wait()
     deadline = time.perf_counter() + seconds
-    if impl == "faster-fifo":
+    batched = impl == "faster-fifo" and not objects
+    if batched:
         batch = [msg] * batch_len(size)
         while time.perf_counter() < deadline:
             tx.put_many(batch, block=True, timeout=60)
     else:
-        put = sender(impl, tx)
+        put = sender(impl, tx, objects)
         while True:
             for _ in range(CHUNK):
                 put(msg)
             if time.perf_counter() >= deadline:
                 break
     if impl == "faster-fifo":
-        tx.put(END, block=True, timeout=60)
+        tx.put(end_marker(objects), block=True, timeout=60)
     else:
-        sender(impl, tx)(END)
+        sender(impl, tx, objects)(end_marker(objects))
 
 
-def throughput(impl, size, seconds, cpus, ctx):
-    tx, rx = make_channel(impl, size, ctx)
+def throughput(impl, size, objects, seconds, cpus, ctx):
+    tx, rx = make_channel(impl, size, ctx, objects)
     go = ctx.Event()
     child = ctx.Process(
-        target=producer, args=(impl, tx, size, seconds, go, cpus[1]), daemon=True
+        target=producer, args=(impl, tx, size, objects, seconds, go, cpus[1]), daemon=True
     )
     child.start()
     count = 0
     go.set()
     start = time.perf_counter()
-    if impl == "faster-fifo":
+    if impl == "faster-fifo" and not objects:
         done = False
         while not done:
             for m in rx.get_many(block=True, timeout=60, max_messages_to_get=1 << 16):
@@ -148,10 +193,10 @@ def throughput(impl, size, seconds, cpus, ctx):
                     break
                 count += 1
     else:
-        get = receiver(impl, rx)
+        get = receiver(impl, rx, objects)
         while True:
             m = get()
-            if len(m) == 0:
+            if is_end(m, objects):
                 break
             count += 1
     seconds = time.perf_counter() - start
@@ -159,14 +204,14 @@ def throughput(impl, size, seconds, cpus, ctx):
     return {"messages": count, "seconds": seconds}
 
 
-def echo(impl, rx, tx, cpu):
+def echo(impl, rx, tx, objects, cpu):
     detach_stdout()
     pin(cpu)
-    get, put = receiver(impl, rx), sender(impl, tx)
+    get, put = receiver(impl, rx, objects), sender(impl, tx, objects)
     while True:
         m = get()
         put(m)
-        if len(m) == 0:
+        if is_end(m, objects):
             return
 
 
@@ -175,15 +220,15 @@ def percentile(sorted_samples, q):
     return float(sorted_samples[rank - 1])
 
 
-def ping_pong(impl, size, seconds, cpus, ctx):
-    there_tx, there_rx = make_channel(impl, size, ctx)
-    back_tx, back_rx = make_channel(impl, size, ctx)
+def ping_pong(impl, size, objects, seconds, cpus, ctx):
+    there_tx, there_rx = make_channel(impl, size, ctx, objects)
+    back_tx, back_rx = make_channel(impl, size, ctx, objects)
     child = ctx.Process(
-        target=echo, args=(impl, there_rx, back_tx, cpus[1]), daemon=True
+        target=echo, args=(impl, there_rx, back_tx, objects, cpus[1]), daemon=True
     )
     child.start()
-    put, get = sender(impl, there_tx), receiver(impl, back_rx)
-    msg = b"\xa5" * size
+    put, get = sender(impl, there_tx, objects), receiver(impl, back_rx, objects)
+    msg = message(size, objects)
     for _ in range(WARM_UP):
         put(msg)
         get()
@@ -197,11 +242,11 @@ def ping_pong(impl, size, seconds, cpus, ctx):
         t1 = clock()
         samples.append(t1 - t0)
         t0 = t1
-    put(END)
+    put(end_marker(objects))
     get()
     child.join(30)
-    if bytes(back) != msg:
-        raise RuntimeError("the echo process sent back other bytes")
+    if (back if objects else bytes(back)) != msg:
+        raise RuntimeError("the echo process sent back another message")
     samples.sort()
     return {
         "p50_ns": percentile(samples, 0.50),
@@ -259,7 +304,21 @@ def check():
         ff = True
     except ImportError:
         ff = False
-    return {"python": sys.version.split()[0], "faster_fifo": ff}
+    try:
+        import shoal
+
+        # The package's objects, not merely a directory of that name.
+        shoal.Queue, shoal.SimpleQueue, shoal.Pipe
+        shoal_error = None
+    except Exception as e:
+        shoal_error = f"{type(e).__name__}: {e}"
+    return {
+        "python": sys.version.split()[0],
+        "executable": sys.executable,
+        "faster_fifo": ff,
+        "shoal": shoal_error is None,
+        "shoal_error": shoal_error,
+    }
 
 
 def main():
@@ -275,12 +334,17 @@ def main():
             "mp-simplequeue",
             "mp-pipe",
             "faster-fifo",
+            "shoal-queue",
+            "shoal-simplequeue",
+            "shoal-pipe",
             "mp-pool",
             "process-pool-executor",
         ],
     )
     run.add_argument(
-        "--pattern", required=True, choices=["throughput", "ping-pong", "pool-task"]
+        "--pattern",
+        required=True,
+        choices=["throughput", "ping-pong", "throughput-object", "ping-pong-object", "pool-task"],
     )
     run.add_argument("--size", type=int, required=True)
     run.add_argument("--time-ms", type=int, default=400)
@@ -290,20 +354,21 @@ def main():
         if args.command == "check":
             out = check()
         else:
-            if args.size < 1 and args.pattern != "pool-task":
+            objects = args.pattern.endswith("-object")
+            if args.size < 1 and args.pattern != "pool-task" and not objects:
                 raise ValueError("messages need at least one byte")
             cpus = [None, None]
             if args.cpus:
                 cpus = [int(c) for c in args.cpus.split(",")][:2]
             pin(cpus[0])
-            ctx = mp.get_context("fork")
+            ctx = context(args.impl)
             seconds = args.time_ms / 1000.0
             if args.pattern == "pool-task":
                 out = pool_task(args.impl, seconds, ctx)
-            elif args.pattern == "throughput":
-                out = throughput(args.impl, args.size, seconds, cpus, ctx)
+            elif args.pattern.startswith("throughput"):
+                out = throughput(args.impl, args.size, objects, seconds, cpus, ctx)
             else:
-                out = ping_pong(args.impl, args.size, seconds, cpus, ctx)
+                out = ping_pong(args.impl, args.size, objects, seconds, cpus, ctx)
     except Exception as e:  # reported to the caller as JSON
         print(json.dumps({"error": f"{type(e).__name__}: {e}"}))
         sys.exit(1)

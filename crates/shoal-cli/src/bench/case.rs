@@ -25,6 +25,11 @@ pub(crate) enum Pattern {
     #[value(name = "throughput-2x2")]
     #[serde(rename = "throughput-2x2")]
     Throughput2x2,
+    /// Ping-pong of a small Python object (a dict of five fields, pickled by each
+    /// transport as its users' calls do), from Python (`--python`).
+    PingPongObject,
+    /// Throughput of small Python objects, one per call, from Python (`--python`).
+    ThroughputObject,
     /// Acquire + release of a lock nobody else wants, in one process: time per pair.
     LockUncontended,
     /// A process holding a lock is `SIGKILL`ed: time until another process learns of it.
@@ -45,6 +50,8 @@ impl Pattern {
         Pattern::PingPong,
         Pattern::Throughput,
         Pattern::Throughput2x2,
+        Pattern::PingPongObject,
+        Pattern::ThroughputObject,
         Pattern::LockUncontended,
         Pattern::HolderDeath,
         Pattern::ProcessStart,
@@ -58,6 +65,8 @@ impl Pattern {
             Pattern::PingPong => "ping-pong",
             Pattern::Throughput => "throughput",
             Pattern::Throughput2x2 => "throughput-2x2",
+            Pattern::PingPongObject => "ping-pong-object",
+            Pattern::ThroughputObject => "throughput-object",
             Pattern::LockUncontended => "lock-uncontended",
             Pattern::HolderDeath => "holder-death",
             Pattern::ProcessStart => "process-start",
@@ -75,6 +84,8 @@ impl Pattern {
             | Pattern::Throughput2x2
             | Pattern::PoolTask
             | Pattern::PoolMap => Transport::OsPipe,
+            // Objects travel only between Python processes: against what Python has.
+            Pattern::PingPongObject | Pattern::ThroughputObject => Transport::PyMpQueue,
             Pattern::LockUncontended => Transport::StdMutex,
             Pattern::HolderDeath => Transport::PidfdExit,
             Pattern::ProcessStart => Transport::CommandTrue,
@@ -82,11 +93,14 @@ impl Pattern {
     }
 
     /// The message sizes this pattern is measured with (`[0]` for a pattern without
-    /// messages, whose case names then leave the size out).
+    /// messages, or whose messages are objects, not bytes: case names then leave the
+    /// size out).
     pub(crate) fn sizes(self) -> &'static [usize] {
         match self {
             Pattern::PingPong | Pattern::Throughput | Pattern::Throughput2x2 => MESSAGE_SIZES,
-            Pattern::LockUncontended
+            Pattern::PingPongObject
+            | Pattern::ThroughputObject
+            | Pattern::LockUncontended
             | Pattern::HolderDeath
             | Pattern::ProcessStart
             | Pattern::PoolTask
@@ -221,6 +235,14 @@ mod tests {
             "throughput-2x2/64KiB/unix-socket",
             "throughput/64B/py-mp-queue",
             "ping-pong/1MiB/py-faster-fifo",
+            "throughput/8B/py-shoal-queue",
+            "throughput/1MiB/py-shoal-simplequeue",
+            "ping-pong/64B/py-shoal-pipe",
+            "throughput-object/py-mp-queue",
+            "throughput-object/py-shoal-queue",
+            "throughput-object/py-faster-fifo",
+            "ping-pong-object/py-shoal-pipe",
+            "ping-pong-object/py-mp-pipe",
             "pool-task/os-pipe",
             "pool-task/shoal-pool",
             "pool-task/py-mp-pool",

@@ -47,10 +47,18 @@ pub(crate) struct BenchArgs {
     #[arg(long)]
     quick: bool,
     /// Also measure Python's multiprocessing Queue, SimpleQueue, Pipe and Pool,
-    /// concurrent.futures' ProcessPoolExecutor, and faster-fifo when it is installed
-    /// (needs python3; reported, not an error, when missing).
+    /// concurrent.futures' ProcessPoolExecutor, faster-fifo when it is installed, and
+    /// the package shoal's own Queue, SimpleQueue and Pipe when the interpreter can
+    /// import it (bytes and small objects; needs Python; what is missing is reported,
+    /// not an error).
     #[arg(long)]
     python: bool,
+    /// The Python interpreter of the --python cases (implies --python). Without it:
+    /// $SHOAL_PYTHON, else the active virtual environment's ($VIRTUAL_ENV/bin/python),
+    /// else python3 on the PATH. shoal's own cases need an interpreter where `import
+    /// shoal` works (the environment the package was installed into).
+    #[arg(long, value_name = "PATH")]
+    python_exe: Option<PathBuf>,
     /// Also draw throughput and latency per transport and size in an SVG chart.
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
@@ -139,14 +147,30 @@ pub(crate) struct Outcome {
 /// The Python transports shoal's queues are compared with directly.
 const VERSUS: &[Transport] = &[Transport::PyMpQueue, Transport::PyFasterFifo];
 
+/// What the package `shoal`'s objects are compared with, from Python.
+pub(crate) const VERSUS_PYTHON: &[Transport] = &[
+    Transport::PyMpQueue,
+    Transport::PyMpSimpleQueue,
+    Transport::PyMpPipe,
+    Transport::PyFasterFifo,
+];
+
 /// `shoal bench`.
 pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let mut notes = Vec::new();
-    let script = if args.python && !args.list {
-        match python::Script::prepare() {
+    let python = args.python || args.python_exe.is_some();
+    let script = if python && !args.list {
+        match python::Script::prepare(args.python_exe.as_deref()) {
             Ok(s) => {
                 if !s.faster_fifo {
                     notes.push(format!("faster-fifo is not installed for Python {} (pip install faster-fifo): its cases are skipped", s.version));
+                }
+                if let Some(why) = &s.shoal_missing {
+                    notes.push(format!(
+                        "{} (Python {}) cannot import shoal ({why}): the py-shoal-* cases are skipped; install the package there (pip install . at the repository root) or name an interpreter that has it with --python-exe or SHOAL_PYTHON",
+                        s.python_name(),
+                        s.version
+                    ));
                 }
                 Some(s)
             }
@@ -163,8 +187,11 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         if !t.is_python() {
             return true;
         }
-        let runs = |s: &python::Script| t != Transport::PyFasterFifo || s.faster_fifo;
-        args.python && (args.list || script.as_ref().is_some_and(runs))
+        let runs = |s: &python::Script| {
+            (t != Transport::PyFasterFifo || s.faster_fifo)
+                && (!t.is_python_package() || s.shoal_missing.is_none())
+        };
+        python && (args.list || script.as_ref().is_some_and(runs))
     };
     let keep = |c: &Case| (!args.quick || c.in_quick_run()) && measurable(c.transport);
     let cases = Case::selected(args.filter.as_deref(), keep);
@@ -232,22 +259,29 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 .iter()
                 .position(|c| *c == case.baseline())
                 .map(|j| medians[j].score());
-            let versus = match case.transport {
-                Transport::ShoalQueue
-                | Transport::ShoalQueueBatch
-                | Transport::ShoalQueueZeroCopy => VERSUS
+            // `score / score` of the same pattern and size over each of `others`.
+            let against = |others: &[Transport]| -> Vec<(Transport, f64)> {
+                others
                     .iter()
-                    .filter_map(|&py| {
+                    .filter_map(|&other| {
                         let j = cases.iter().position(|c| {
                             *c == Case {
-                                transport: py,
+                                transport: other,
                                 ..*case
                             }
                         })?;
-                        Some((py, measure.score() / medians[j].score()))
+                        Some((other, measure.score() / medians[j].score()))
                     })
                     .filter(|(_, r)| r.is_finite())
-                    .collect(),
+                    .collect()
+            };
+            let versus = match case.transport {
+                Transport::ShoalQueue
+                | Transport::ShoalQueueBatch
+                | Transport::ShoalQueueZeroCopy => against(VERSUS),
+                Transport::PyShoalQueue
+                | Transport::PyShoalSimpleQueue
+                | Transport::PyShoalPipe => against(VERSUS_PYTHON),
                 // shoal::net against the raw socket of the same kind.
                 Transport::ShoalNetUnix | Transport::ShoalNetTcp => case
                     .raw_socket()
@@ -259,19 +293,9 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
                     .into_iter()
                     .collect(),
                 // The pool against Python's pools.
-                Transport::ShoalPool => [Transport::PyMpPool, Transport::PyProcessPoolExecutor]
-                    .iter()
-                    .filter_map(|&py| {
-                        let j = cases.iter().position(|c| {
-                            *c == Case {
-                                transport: py,
-                                ..*case
-                            }
-                        })?;
-                        Some((py, measure.score() / medians[j].score()))
-                    })
-                    .filter(|(_, r)| r.is_finite())
-                    .collect(),
+                Transport::ShoalPool => {
+                    against(&[Transport::PyMpPool, Transport::PyProcessPoolExecutor])
+                }
                 _ => Vec::new(),
             };
             Outcome {

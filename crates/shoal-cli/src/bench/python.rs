@@ -4,9 +4,15 @@
 //!
 //! Each case runs the script once: `bench_peer.py run --impl … --pattern … --size …
 //! --time-ms … --cpus A,B`, which prints one JSON object with the same figures as the
-//! Rust cases. A missing `python3` or faster-fifo is reported in the run's notes and
-//! its cases are left out; it is not an error.
+//! Rust cases. A missing `python3`, faster-fifo or package `shoal` is reported in the
+//! run's notes and its cases are left out; it is not an error.
+//!
+//! The interpreter is, first found: `--python-exe`, `SHOAL_PYTHON`, the active virtual
+//! environment's (`$VIRTUAL_ENV/bin/python`), `python3` on the `PATH`. The package's own
+//! cases (`py-shoal-*`) need one where `import shoal` works: the environment it was
+//! installed into (`pip install .` at the repository root).
 
+use std::ffi::OsString;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -24,19 +30,36 @@ use crate::bench::Conditions;
 /// The script, as shipped in the repository.
 const SCRIPT: &str = include_str!("../../python/bench_peer.py");
 
-/// The interpreter: `SHOAL_PYTHON`, or `python3` on the `PATH`.
-fn interpreter() -> String {
-    std::env::var("SHOAL_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+/// The interpreter: `exe` (`--python-exe`), else `SHOAL_PYTHON`, else the active
+/// virtual environment's `python`, else `python3` on the `PATH`.
+fn interpreter(exe: Option<&Path>) -> OsString {
+    if let Some(exe) = exe {
+        return exe.into();
+    }
+    if let Some(python) = std::env::var_os("SHOAL_PYTHON").filter(|p| !p.is_empty()) {
+        return python;
+    }
+    if let Some(venv) = std::env::var_os("VIRTUAL_ENV").filter(|p| !p.is_empty()) {
+        let python = Path::new(&venv).join("bin").join("python");
+        if python.is_file() {
+            return python.into();
+        }
+    }
+    "python3".into()
 }
 
 /// The script written out for one run; removed on drop.
 #[derive(Debug)]
 pub(crate) struct Script {
     path: PathBuf,
+    /// The interpreter that runs it.
+    python: OsString,
     /// What `check` said: the Python version.
     pub(crate) version: String,
     /// Whether faster-fifo can be imported.
     pub(crate) faster_fifo: bool,
+    /// Why the package `shoal` cannot be imported (`None`: it can).
+    pub(crate) shoal_missing: Option<String>,
 }
 
 impl Drop for Script {
@@ -49,6 +72,10 @@ impl Drop for Script {
 struct Check {
     python: String,
     faster_fifo: bool,
+    #[serde(default)]
+    shoal: bool,
+    #[serde(default)]
+    shoal_error: Option<String>,
 }
 
 /// What the script prints for one case.
@@ -63,9 +90,10 @@ struct Figures {
 }
 
 impl Script {
-    /// Writes the script and asks the interpreter what it has; `Err` with a sentence
-    /// for the report when Python cannot run it.
-    pub(crate) fn prepare() -> Result<Script, String> {
+    /// Writes the script and asks the interpreter (see [`interpreter`]; `exe` from
+    /// `--python-exe`) what it has; `Err` with a sentence for the report when Python
+    /// cannot run it.
+    pub(crate) fn prepare(exe: Option<&Path>) -> Result<Script, String> {
         let path = std::env::temp_dir().join(format!(
             "shoal-bench-peer-{}-{}.py",
             std::process::id(),
@@ -77,11 +105,13 @@ impl Script {
             .map_err(|e| format!("could not write the Python script to {path:?}: {e}"))?;
         let mut script = Script {
             path,
+            python: interpreter(exe),
             version: String::new(),
             faster_fifo: false,
+            shoal_missing: None,
         };
-        let python = interpreter();
-        let out = Command::new(&python)
+        let python = script.python_name();
+        let out = Command::new(&script.python)
             .arg(&script.path)
             .arg("check")
             .stderr(Stdio::null())
@@ -98,11 +128,23 @@ impl Script {
             })?;
         script.version = check.python;
         script.faster_fifo = check.faster_fifo;
+        if !check.shoal {
+            script.shoal_missing = Some(
+                check
+                    .shoal_error
+                    .unwrap_or_else(|| "the script cannot tell".to_owned()),
+            );
+        }
         Ok(script)
     }
 
     fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The interpreter as the report names it.
+    pub(crate) fn python_name(&self) -> String {
+        self.python.to_string_lossy().into_owned()
     }
 }
 
@@ -113,6 +155,9 @@ fn implementation(transport: Transport) -> anyhow::Result<&'static str> {
         Transport::PyMpSimpleQueue => "mp-simplequeue",
         Transport::PyMpPipe => "mp-pipe",
         Transport::PyFasterFifo => "faster-fifo",
+        Transport::PyShoalQueue => "shoal-queue",
+        Transport::PyShoalSimpleQueue => "shoal-simplequeue",
+        Transport::PyShoalPipe => "shoal-pipe",
         Transport::PyMpPool => "mp-pool",
         Transport::PyProcessPoolExecutor => "process-pool-executor",
         other => bail!("{} is not measured by the Python script", other.name()),
@@ -125,10 +170,12 @@ pub(crate) fn measure(case: &Case, how: &Conditions) -> anyhow::Result<Measure> 
     let pattern = match case.pattern {
         Pattern::PingPong => "ping-pong",
         Pattern::Throughput => "throughput",
+        Pattern::PingPongObject => "ping-pong-object",
+        Pattern::ThroughputObject => "throughput-object",
         Pattern::PoolTask => "pool-task",
         other => bail!("the Python script does not run {}", other.name()),
     };
-    let mut cmd = Command::new(interpreter());
+    let mut cmd = Command::new(&script.python);
     cmd.arg(script.path())
         .args(["run", "--impl", implementation(case.transport)?])
         .args(["--pattern", pattern])

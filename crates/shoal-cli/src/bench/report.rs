@@ -112,7 +112,7 @@ pub(crate) fn table(
 /// Python's, its connections against the raw socket of the same kind, its pool against
 /// Python's pools.
 fn versus_table(out: &mut impl Write, outcomes: &[Outcome], markdown: bool) -> io::Result<()> {
-    let groups: [(&str, &[Transport], &[Transport]); 3] = [
+    let groups: [(&str, &[Transport], &[Transport]); 4] = [
         (
             "shoal's queues against Python's, same run (rates, or medians of round trips; above 1: shoal is faster)",
             &[
@@ -121,6 +121,15 @@ fn versus_table(out: &mut impl Write, outcomes: &[Outcome], markdown: bool) -> i
                 Transport::ShoalQueueZeroCopy,
             ],
             &[Transport::PyMpQueue, Transport::PyFasterFifo],
+        ),
+        (
+            "the package shoal from Python against Python's queues and pipes, same run (rates, or medians of round trips; above 1: shoal is faster; targets: shoal.Queue of objects 5× py-mp-queue and 2× py-faster-fifo, of bytes 10× py-mp-queue, 1 MiB 5× py-mp-queue; shoal.Pipe 3× py-mp-pipe)",
+            &[
+                Transport::PyShoalQueue,
+                Transport::PyShoalSimpleQueue,
+                Transport::PyShoalPipe,
+            ],
+            crate::bench::VERSUS_PYTHON,
         ),
         (
             "shoal::net connections against the raw socket of the same kind, same run (rates, or medians of round trips; target at 64 KiB throughput: 0.8 or more)",
@@ -204,12 +213,20 @@ fn heading(pattern: Pattern) -> (&'static str, [&'static str; 3]) {
             ["P50", "P99", "ROUND TRIPS"],
         ),
         Pattern::Throughput => (
-            "throughput from one producer process to one consumer process, one write per message (-batch: put_bytes_many / get_bytes_with; -zero-copy: reserve, write in place, commit / get_many_in_place, read in place); the ratio compares rates",
+            "throughput from one producer process to one consumer process, one write per message (-batch: put_bytes_many / get_bytes_with; -zero-copy: reserve, write in place, commit / get_many_in_place, read in place; py-*: bytes objects from Python, put / get or send_bytes / recv_bytes, py-faster-fifo put_many / get_many); the ratio compares rates",
             ["MSG/S", "MB/S", "MESSAGES"],
         ),
         Pattern::Throughput2x2 => (
             "throughput from two producer processes to two consumer processes around one queue (byte streams and shoal-pipe: two independent pairs; a byte stream's producers are two threads of the parent); the ratio compares rates",
             ["MSG/S", "MB/S", "MESSAGES"],
+        ),
+        Pattern::PingPongObject => (
+            "ping-pong of a small Python object (a dict of five fields) between two Python processes, put / get or send / recv; the ratio compares medians",
+            ["P50", "P99", "ROUND TRIPS"],
+        ),
+        Pattern::ThroughputObject => (
+            "throughput of small Python objects (a dict of five fields) from one Python process to another, one put / get or send / recv per object (faster-fifo too); the ratio compares rates",
+            ["MSG/S", "µS/MSG", "MESSAGES"],
         ),
         Pattern::LockUncontended => (
             "uncontended acquire + release in one process, time per pair (batches of 1000); the ratio compares medians",

@@ -58,8 +58,18 @@ pub(crate) enum Transport {
     /// Python's `multiprocessing.Pipe` with `send_bytes` / `recv_bytes` (`--python`).
     PyMpPipe,
     /// faster-fifo's `Queue` of raw bytes, `put_many` / `get_many` (`--python`, when
-    /// installed).
+    /// installed); of objects, `put` / `get`.
     PyFasterFifo,
+    /// The package `shoal`'s `Queue` from Python, `put` / `get` (`--python`, when the
+    /// interpreter can import it).
+    PyShoalQueue,
+    /// The package `shoal`'s `SimpleQueue` from Python (`--python`).
+    #[value(name = "py-shoal-simplequeue")]
+    #[serde(rename = "py-shoal-simplequeue")]
+    PyShoalSimpleQueue,
+    /// The package `shoal`'s `Pipe` from Python, `send_bytes` / `recv_bytes` (objects:
+    /// `send` / `recv`) (`--python`).
+    PyShoalPipe,
     /// `std::sync::Mutex`, in one process: the baseline of uncontended locking.
     StdMutex,
     /// The kernel's notice that a `SIGKILL`ed process ended (its pidfd turns
@@ -109,6 +119,9 @@ impl Transport {
         Transport::PyMpSimpleQueue,
         Transport::PyMpPipe,
         Transport::PyFasterFifo,
+        Transport::PyShoalQueue,
+        Transport::PyShoalSimpleQueue,
+        Transport::PyShoalPipe,
         Transport::StdMutex,
         Transport::PidfdExit,
         Transport::CommandTrue,
@@ -139,6 +152,9 @@ impl Transport {
             Transport::PyMpSimpleQueue => "py-mp-simplequeue",
             Transport::PyMpPipe => "py-mp-pipe",
             Transport::PyFasterFifo => "py-faster-fifo",
+            Transport::PyShoalQueue => "py-shoal-queue",
+            Transport::PyShoalSimpleQueue => "py-shoal-simplequeue",
+            Transport::PyShoalPipe => "py-shoal-pipe",
             Transport::StdMutex => "std-mutex",
             Transport::PidfdExit => "pidfd-exit",
             Transport::CommandTrue => "command-bin-true",
@@ -177,9 +193,16 @@ impl Transport {
             Transport::PyMpQueue
             | Transport::PyMpSimpleQueue
             | Transport::PyMpPipe
-            | Transport::PyFasterFifo => {
-                matches!(pattern, Pattern::PingPong | Pattern::Throughput)
-            }
+            | Transport::PyFasterFifo
+            | Transport::PyShoalQueue
+            | Transport::PyShoalSimpleQueue
+            | Transport::PyShoalPipe => matches!(
+                pattern,
+                Pattern::PingPong
+                    | Pattern::Throughput
+                    | Pattern::PingPongObject
+                    | Pattern::ThroughputObject
+            ),
             // One 8-byte word each way: compared with the 8-byte stream round trips.
             Transport::ShoalEvent => pattern == Pattern::PingPong && size == 8,
             Transport::StdMutex => pattern == Pattern::LockUncontended,
@@ -218,6 +241,14 @@ impl Transport {
                 | Transport::PyFasterFifo
                 | Transport::PyMpPool
                 | Transport::PyProcessPoolExecutor
+        ) || self.is_python_package()
+    }
+
+    /// Whether this is one of the package `shoal`'s objects, measured from Python.
+    pub(crate) fn is_python_package(self) -> bool {
+        matches!(
+            self,
+            Transport::PyShoalQueue | Transport::PyShoalSimpleQueue | Transport::PyShoalPipe
         )
     }
 
@@ -244,7 +275,10 @@ impl Transport {
             Transport::PyMpQueue
             | Transport::PyMpSimpleQueue
             | Transport::PyMpPipe
-            | Transport::PyFasterFifo => python::measure(case, how),
+            | Transport::PyFasterFifo
+            | Transport::PyShoalQueue
+            | Transport::PyShoalSimpleQueue
+            | Transport::PyShoalPipe => python::measure(case, how),
             Transport::ShmSpin => match case.pattern {
                 Pattern::Throughput => spin::throughput(case.size, how),
                 _ => spin::measure(case.size, how),
