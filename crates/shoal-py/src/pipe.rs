@@ -7,34 +7,216 @@
 //! descriptor of Python's own pipes: when the kernel has closed every copy of one
 //! socket, the other becomes readable with end of file, which is the peer's end of
 //! stream (or broken pipe for its sends) — process deaths included.
+//!
+//! Looking at that socket is a system call, which would cost more than the rest of a
+//! small send: a send looks when a handle of this process was closed since its last
+//! look, when the ring is full, and otherwise at most once a millisecond. A send to a
+//! peer closed in another process may therefore succeed (the message is dropped, as
+//! one written to an OS pipe just before its reader closed) for up to a millisecond
+//! before `BrokenPipeError`.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyBrokenPipeError, PyEOFError, PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use shoal::channel::{wait_with_fds, GetError, PutError, Waitable};
+use shoal::channel::{wait_with_fds, GetError, PutError, ReadSlot, Waitable};
 use shoal::{Connection, Pipe};
 
 use crate::blocking::{create_failed, deadline, wait_for};
 use crate::handoff::{rebuild, Exported};
-use crate::queue::slot_to_bytes;
+use crate::pickle::{Message, Received};
+use crate::queue::{slot_to_bytes, LARGE};
+
+/// How long a send may go without looking whether the peer is gone.
+const LOOK_EVERY: Duration = Duration::from_millis(1);
+
+/// How long a blocked receive waits on the ring alone before it also watches the
+/// liveness socket (each watch is a few system calls; a busy sender answers sooner).
+const RING_WAIT: Duration = Duration::from_millis(2);
+
+/// Handles closed in this process so far: a send looks at the peer after any close.
+static CLOSES: AtomicU64 = AtomicU64::new(0);
+
+/// Nanoseconds since the first use (a clock that fits an atomic word).
+fn now_ns() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
 
 pub(crate) struct Inner {
     pub(crate) conn: Connection,
     /// This end's half of the liveness socketpair.
     pub(crate) token: UnixStream,
     exported: Exported,
+    /// When a send last found the peer there ([`now_ns`]; 0: never).
+    looked_ns: AtomicU64,
+    /// [`CLOSES`] at that look.
+    looked_closes: AtomicU64,
 }
 
 impl Inner {
     /// Whether every copy of the peer's end is closed (its socket reached end of file).
     fn peer_gone(&self) -> bool {
         peer_gone(self.token.as_fd())
+    }
+
+    /// [`peer_gone`](Inner::peer_gone) for a send that found room: looked up only when
+    /// a handle of this process was closed since the last look, or a millisecond
+    /// passed.
+    fn peer_gone_lately(&self) -> bool {
+        let closes = CLOSES.load(Ordering::Relaxed);
+        let now = now_ns();
+        let last = self.looked_ns.load(Ordering::Relaxed);
+        if last != 0
+            && closes == self.looked_closes.load(Ordering::Relaxed)
+            && now.saturating_sub(last) < LOOK_EVERY.as_nanos() as u64
+        {
+            return false;
+        }
+        if self.peer_gone() {
+            return true;
+        }
+        self.looked_closes.store(closes, Ordering::Relaxed);
+        self.looked_ns.store(now.max(1), Ordering::Relaxed);
+        false
+    }
+
+    /// Sends one message given in pieces: in one piece when it is, else gathered.
+    fn send_parts(&self, parts: [&[u8]; 3], wait: Option<Duration>) -> Result<(), PutError<()>> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if total == parts[0].len() {
+            return self.send_once(parts[0], wait);
+        }
+        if total <= 1024 {
+            let mut buf = [0u8; 1024];
+            crate::pickle::gather(&parts, &mut buf[..total]);
+            return self.send_once(&buf[..total], wait);
+        }
+        let mut buf = vec![0u8; total];
+        crate::pickle::gather(&parts, &mut buf);
+        self.send_once(&buf, wait)
+    }
+
+    fn send_once(&self, data: &[u8], wait: Option<Duration>) -> Result<(), PutError<()>> {
+        match wait {
+            None => self.conn.try_send_bytes(data),
+            Some(t) => self.conn.send_bytes_timeout(data, t),
+        }
+    }
+}
+
+fn broken_pipe() -> PyErr {
+    PyBrokenPipeError::new_err("the other end of the pipe is closed")
+}
+
+/// Sends `parts` on `inner`: at once when the ring has room (without the GIL for a
+/// large message), else waiting without the GIL in slices, as long as the peer lives.
+fn send(py: Python<'_>, inner: &Inner, parts: [&[u8]; 3]) -> PyResult<()> {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    if inner.peer_gone_lately() {
+        return Err(broken_pipe());
+    }
+    let first = if total >= LARGE {
+        py.detach(|| inner.send_parts(parts, None))
+    } else {
+        inner.send_parts(parts, None)
+    };
+    match first {
+        Ok(()) => return Ok(()),
+        Err(PutError::Full(())) => {}
+        Err(e) => return Err(send_failed(e)),
+    }
+    let done = wait_for(py, None, |slice| {
+        if inner.peer_gone() {
+            return Err(broken_pipe());
+        }
+        match inner.send_parts(parts, Some(slice)) {
+            Ok(()) => Ok(Some(())),
+            Err(PutError::Timeout(())) | Err(PutError::Full(())) => Ok(None),
+            Err(e) => Err(send_failed(e)),
+        }
+    })?;
+    done.ok_or_else(broken_pipe)
+}
+
+fn send_failed(e: PutError<()>) -> PyErr {
+    match e {
+        PutError::Closed(()) => broken_pipe(),
+        e => PyOSError::new_err(format!("could not send: {e}")),
+    }
+}
+
+/// Receives one message as `read` makes it: what is there now, else waits (without
+/// the GIL, taking it back only to read the message where it lies) up to `timeout`
+/// seconds (`None`: no limit); `Ok(None)` after the timeout; `EOFError` at end of
+/// stream.
+fn receive<T: Send>(
+    py: Python<'_>,
+    inner: &Inner,
+    timeout: Option<f64>,
+    read: impl Fn(Python<'_>, ReadSlot<'_>) -> PyResult<T> + Sync,
+) -> PyResult<Option<T>> {
+    let now = |py: Python<'_>| match inner
+        .conn
+        .recv_in_place_timeout(Duration::ZERO, |slot| read(py, slot))
+    {
+        Ok(v) => v.map(Some),
+        Err(GetError::Timeout) | Err(GetError::Empty) => Ok(None),
+        Err(GetError::Closed) => Err(PyEOFError::new_err("")),
+        Err(e) => Err(PyOSError::new_err(format!("could not receive: {e}"))),
+    };
+    if let Some(v) = now(py)? {
+        return Ok(Some(v));
+    }
+    if inner.peer_gone() {
+        // Sent before the peer closed: still delivered.
+        return now(py)?.map(Some).ok_or_else(|| PyEOFError::new_err(""));
+    }
+    let deadline = deadline(timeout)?;
+    // First on the ring alone: a busy sender's next message comes soon.
+    let ring_wait = match deadline {
+        Some(d) => d.saturating_duration_since(Instant::now()).min(RING_WAIT),
+        None => RING_WAIT,
+    };
+    let got = py.detach(|| {
+        match inner
+            .conn
+            .recv_in_place_timeout(ring_wait, |slot| Python::attach(|py| read(py, slot)))
+        {
+            Ok(v) => v.map(Some),
+            Err(GetError::Timeout) | Err(GetError::Empty) => Ok(None),
+            Err(GetError::Closed) => Err(PyEOFError::new_err("")),
+            Err(e) => Err(PyOSError::new_err(format!("could not receive: {e}"))),
+        }
+    })?;
+    if got.is_some() {
+        return Ok(got);
+    }
+    loop {
+        if let Some(v) = now(py)? {
+            return Ok(Some(v));
+        }
+        if inner.peer_gone() {
+            return now(py)?.map(Some).ok_or_else(|| PyEOFError::new_err(""));
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(None);
+        }
+        let woke = wait_for(py, deadline, |slice| {
+            wait_ready(inner, slice)
+                .map(|r| r.then_some(()))
+                .map_err(|e| PyOSError::new_err(e.to_string()))
+        })?;
+        if woke.is_none() {
+            return Ok(None);
+        }
     }
 }
 
@@ -76,6 +258,8 @@ impl PipeEnd {
                 conn,
                 token,
                 exported: Exported::default(),
+                looked_ns: AtomicU64::new(0),
+                looked_closes: AtomicU64::new(0),
             }))),
         }
     }
@@ -92,24 +276,6 @@ impl PipeEnd {
 /// Whether `inner` can be read without blocking: a message, or end of stream.
 fn ready(inner: &Inner) -> bool {
     inner.conn.is_ready() || inner.peer_gone()
-}
-
-fn recv_now<'py>(py: Python<'py>, inner: &Inner) -> PyResult<Option<Bound<'py, PyBytes>>> {
-    if inner.conn.poll(Duration::ZERO) {
-        match inner.conn.recv_in_place(|slot| slot_to_bytes(py, slot)) {
-            Ok(b) => return b.map(Some),
-            Err(GetError::Closed) => return Err(PyEOFError::new_err("")),
-            Err(e) => return Err(PyOSError::new_err(format!("could not receive: {e}"))),
-        }
-    }
-    if inner.peer_gone() {
-        // Sent before the peer closed: still delivered.
-        if inner.conn.poll(Duration::ZERO) {
-            return recv_now(py, inner);
-        }
-        return Err(PyEOFError::new_err(""));
-    }
-    Ok(None)
 }
 
 /// Waits up to `slice` for `inner` to be ready, without the GIL.
@@ -151,24 +317,18 @@ impl PipeEnd {
         if !self.writable {
             return Err(PyOSError::new_err("connection is read-only"));
         }
-        if inner.peer_gone() {
-            return Err(PyBrokenPipeError::new_err(
-                "the other end of the pipe is closed",
-            ));
+        send(py, &inner, [data.as_bytes(), &[], &[]])
+    }
+
+    /// Pickles `obj` and sends it as one message (a pickling error is raised here);
+    /// blocks while the pipe is full.
+    fn send_obj(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
+        let inner = self.inner()?;
+        if !self.writable {
+            return Err(PyOSError::new_err("connection is read-only"));
         }
-        let bytes = data.as_bytes();
-        let r = if bytes.len() <= 4096 {
-            inner.conn.send_bytes(bytes)
-        } else {
-            py.detach(|| inner.conn.send_bytes(bytes))
-        };
-        match r {
-            Ok(()) => Ok(()),
-            Err(PutError::Closed(())) => Err(PyBrokenPipeError::new_err(
-                "the other end of the pipe is closed",
-            )),
-            Err(e) => Err(PyOSError::new_err(format!("could not send: {e}"))),
-        }
+        let msg = Message::encode(obj)?;
+        send(py, &inner, msg.parts())
     }
 
     /// The next message; None after `timeout` seconds (`None`: no limit); `EOFError`
@@ -183,23 +343,20 @@ impl PipeEnd {
         if !self.readable {
             return Err(PyOSError::new_err("connection is write-only"));
         }
-        if let Some(b) = recv_now(py, &inner)? {
-            return Ok(Some(b));
+        let got = receive(py, &inner, timeout, |py, slot| {
+            slot_to_bytes(py, slot).map(Bound::unbind)
+        })?;
+        Ok(got.map(|b| b.into_bound(py)))
+    }
+
+    /// The next object (unpickled), waiting for it; `EOFError` at end of stream.
+    fn recv_obj<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner()?;
+        if !self.readable {
+            return Err(PyOSError::new_err("connection is write-only"));
         }
-        let deadline = deadline(timeout)?;
-        loop {
-            let woke = wait_for(py, deadline, |slice| {
-                wait_ready(&inner, slice)
-                    .map(|r| r.then_some(()))
-                    .map_err(|e| PyOSError::new_err(e.to_string()))
-            })?;
-            if woke.is_none() {
-                return Ok(None);
-            }
-            if let Some(b) = recv_now(py, &inner)? {
-                return Ok(Some(b));
-            }
-        }
+        let got = receive(py, &inner, None, |py, slot| Received::read(py, &slot))?;
+        got.ok_or_else(|| PyEOFError::new_err(""))?.load(py)
     }
 
     /// Whether a message (or end of stream) is there, waiting up to `timeout` seconds
@@ -224,7 +381,15 @@ impl PipeEnd {
 
     /// Closes this handle only (other copies, in this or other processes, stay open).
     fn close(&self) {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if self
+            .inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .is_some()
+        {
+            CLOSES.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The liveness socket's descriptor: readable once the peer is closed everywhere.
@@ -258,10 +423,11 @@ impl PipeEnd {
 #[pyfunction]
 #[pyo3(signature = (duplex = true))]
 pub(crate) fn pipe(duplex: bool) -> PyResult<(PipeEnd, PipeEnd)> {
+    // As `multiprocessing.Pipe(duplex=False)`: the receiving end first.
     let (a, b) = if duplex {
         Pipe::duplex()
     } else {
-        Pipe::simplex()
+        Pipe::simplex().map(|(tx, rx)| (rx, tx))
     }
     .map_err(|e| create_failed(&e))?;
     let (ta, tb) =

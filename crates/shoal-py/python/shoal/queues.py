@@ -85,18 +85,21 @@ class Queue:
 
     def put(self, obj: Any, block: bool = True, timeout: Optional[float] = None) -> None:
         """Put `obj` on the queue (pickled now: a pickling error is raised here)."""
-        self._check_open()
-        data = dumps(obj)
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
         if self._pending:
-            self._buffer(data)
+            # Behind what the feeder thread still holds.
+            self._buffer(dumps(obj))
             return
-        if self._raw.put(data, False):
+        # Pickled and put in one call; what did not fit comes back as bytes.
+        unbounded = self._maxsize == 0
+        left = self._raw.put_obj(obj, block and not unbounded, timeout)
+        if left is None:
             return
-        if self._maxsize == 0:
-            self._buffer(data)
+        if unbounded:
+            self._buffer(left)
             return
-        if not block or not self._raw.put(data, True, timeout):
-            raise _queue.Full
+        raise _queue.Full
 
     def put_nowait(self, obj: Any) -> None:
         """`put(obj, False)`."""
@@ -152,11 +155,10 @@ class Queue:
     # -- getting -----------------------------------------------------------------
     def get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
         """Remove and return an item; `queue.Empty` when none came in time."""
-        self._check_open()
-        data = self._raw.get(block, timeout)
-        if data is None:
-            raise _queue.Empty
-        return loads(data)
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
+        # Taken and unpickled in one call, which raises queue.Empty.
+        return self._raw.get_obj(block, timeout)
 
     def get_nowait(self) -> Any:
         """`get(False)`."""
@@ -276,13 +278,13 @@ class SimpleQueue:
         """Put `obj` (blocks while the ring is full)."""
         if self._closed:
             raise ValueError("SimpleQueue is closed")
-        self._raw.put(dumps(obj), True, None)
+        self._raw.put_obj(obj)
 
     def get(self) -> Any:
         """Remove and return an item, waiting for one."""
         if self._closed:
             raise ValueError("SimpleQueue is closed")
-        return loads(self._raw.get(True, None))
+        return self._raw.get_obj()
 
     def empty(self) -> bool:
         """Whether the queue is empty (a snapshot)."""

@@ -271,6 +271,49 @@ impl Connection {
         tx.put_bytes(data, Wait::forever())
     }
 
+    /// [`send_bytes`](Connection::send_bytes) without waiting: `Full` when the ring has
+    /// no room for `data` now.
+    ///
+    /// # Errors
+    /// `Full`; `Closed` as for [`send_bytes`](Connection::send_bytes).
+    ///
+    /// # Examples
+    /// ```
+    /// let (tx, rx) = shoal::Pipe::builder().capacity(64 * 1024).simplex()?;
+    /// tx.try_send_bytes(b"room")?;
+    /// while tx.try_send_bytes(&[0u8; 1024]).is_ok() {}
+    /// assert!(tx.try_send_bytes(&[0u8; 1024]).unwrap_err().is_full());
+    /// assert_eq!(rx.recv_bytes()?, b"room");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_send_bytes(&self, data: &[u8]) -> Result<(), PutError<()>> {
+        let tx = self.tx()?;
+        tx.ring.note_end(true);
+        tx.put_bytes(data, Wait::No)
+    }
+
+    /// [`send_bytes`](Connection::send_bytes), failing with [`PutError::Timeout`] when
+    /// the ring stayed full for `timeout`.
+    ///
+    /// # Errors
+    /// `Timeout`; `Closed` as for [`send_bytes`](Connection::send_bytes).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (tx, _rx) = shoal::Pipe::builder().capacity(64 * 1024).simplex()?;
+    /// while tx.try_send_bytes(&[0u8; 1024]).is_ok() {}
+    /// let full = tx.send_bytes_timeout(&[0u8; 1024], Duration::from_millis(10));
+    /// assert_eq!(full, Err(shoal::channel::PutError::Timeout(())));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_bytes_timeout(&self, data: &[u8], timeout: Duration) -> Result<(), PutError<()>> {
+        let tx = self.tx()?;
+        tx.ring.note_end(true);
+        tx.put_bytes(data, Wait::timeout(timeout))
+    }
+
     /// Sends `msg` encoded with bincode.
     ///
     /// # Errors
@@ -368,6 +411,31 @@ impl Connection {
     /// ```
     pub fn recv_in_place<R>(&self, f: impl FnOnce(ReadSlot<'_>) -> R) -> Result<R, GetError> {
         self.recv_with(Deadline::NEVER, |c, w| c.get_in_place(w, f))
+    }
+
+    /// [`recv_in_place`](Connection::recv_in_place) waiting at most `timeout` (zero:
+    /// only what is there now).
+    ///
+    /// # Errors
+    /// `Timeout`; `Closed` at end of stream.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = shoal::Pipe::simplex()?;
+    /// let none = rx.recv_in_place_timeout(Duration::ZERO, |m| m.len());
+    /// assert!(none.is_err()); // nothing there yet
+    /// tx.send_bytes(b"now")?;
+    /// assert_eq!(rx.recv_in_place_timeout(Duration::from_millis(10), |m| m.len())?, 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_in_place_timeout<R>(
+        &self,
+        timeout: Duration,
+        f: impl FnOnce(ReadSlot<'_>) -> R,
+    ) -> Result<R, GetError> {
+        self.recv_with(Deadline::after(timeout), |c, w| c.get_in_place(w, f))
     }
 
     /// Receives and decodes the next message (bincode); blocks until one comes.
