@@ -9,7 +9,11 @@
 //! pickler adds) becomes a `bytes` copied once from the ring, without `pickle.loads`.
 //! Every message is a valid pickle either way, so Python code may `pickle.loads` any.
 //!
-//! Other objects go through `pickle.dumps(obj, 5)`; when it refuses one, the standard
+//! Plain data (`None`, `bool`, `int`, `float`, `str`, `bytes`, and tuples, lists and
+//! dicts of them) is pickled and unpickled here too ([`encode`], [`decode`]): the same
+//! opcodes as the standard pickler's, without its per-call set-up. Other objects go
+//! through `pickle.dumps(obj, 5)`, and messages with other opcodes through
+//! `pickle.loads`; when `pickle.dumps` refuses an object, the standard
 //! library's `ForkingPickler` (its extra reducers: sockets, connections, methods) has a
 //! go, and its error is the one raised. The pickling error is raised by the `put` or
 //! `send` call itself.
@@ -19,16 +23,49 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyType};
 use shoal::channel::ReadSlot;
 
+mod decode;
+mod encode;
+
+use op::{BINBYTES, BINBYTES8, FRAME, MEMOIZE, PROTO, SHORT_BINBYTES, STOP};
+
 /// The pickle protocol of every message.
 const PROTOCOL: u8 = 5;
 
-const PROTO: u8 = 0x80;
-const FRAME: u8 = 0x95;
-const SHORT_BINBYTES: u8 = b'C';
-const BINBYTES: u8 = b'B';
-const BINBYTES8: u8 = 0x8e;
-const MEMOIZE: u8 = 0x94;
-const STOP: u8 = b'.';
+/// The pickle opcodes read and written here (CPython's `Lib/pickle.py` names).
+mod op {
+    pub(super) const MARK: u8 = b'(';
+    pub(super) const STOP: u8 = b'.';
+    pub(super) const BININT: u8 = b'J';
+    pub(super) const BININT1: u8 = b'K';
+    pub(super) const BININT2: u8 = b'M';
+    pub(super) const NONE: u8 = b'N';
+    pub(super) const BINUNICODE: u8 = b'X';
+    pub(super) const APPEND: u8 = b'a';
+    pub(super) const EMPTY_DICT: u8 = b'}';
+    pub(super) const APPENDS: u8 = b'e';
+    pub(super) const BINGET: u8 = b'h';
+    pub(super) const LONG_BINGET: u8 = b'j';
+    pub(super) const EMPTY_LIST: u8 = b']';
+    pub(super) const SETITEM: u8 = b's';
+    pub(super) const TUPLE: u8 = b't';
+    pub(super) const EMPTY_TUPLE: u8 = b')';
+    pub(super) const SETITEMS: u8 = b'u';
+    pub(super) const BINFLOAT: u8 = b'G';
+    pub(super) const PROTO: u8 = 0x80;
+    pub(super) const TUPLE1: u8 = 0x85;
+    pub(super) const TUPLE2: u8 = 0x86;
+    pub(super) const TUPLE3: u8 = 0x87;
+    pub(super) const NEWTRUE: u8 = 0x88;
+    pub(super) const NEWFALSE: u8 = 0x89;
+    pub(super) const LONG1: u8 = 0x8a;
+    pub(super) const BINBYTES: u8 = b'B';
+    pub(super) const SHORT_BINBYTES: u8 = b'C';
+    pub(super) const SHORT_BINUNICODE: u8 = 0x8c;
+    pub(super) const BINUNICODE8: u8 = 0x8d;
+    pub(super) const BINBYTES8: u8 = 0x8e;
+    pub(super) const MEMOIZE: u8 = 0x94;
+    pub(super) const FRAME: u8 = 0x95;
+}
 
 /// The longest header of a `bytes` message: `PROTO 5`, a `FRAME` and its length,
 /// `BINBYTES8` and its length.
@@ -56,6 +93,8 @@ pub(crate) enum Message<'py> {
         header_len: usize,
         data: Bound<'py, PyBytes>,
     },
+    /// Plain data pickled here ([`encode`]).
+    Encoded(Vec<u8>),
     /// What `pickle.dumps` made.
     Pickled(Bound<'py, PyBytes>),
 }
@@ -87,6 +126,10 @@ impl<'py> Message<'py> {
                 header_len,
                 data: data.clone(),
             });
+        }
+        let mut out = Vec::with_capacity(128);
+        if encode::encode(obj, &mut out) {
+            return Ok(Message::Encoded(out));
         }
         let dumps = DUMPS.import(py, "pickle", "dumps")?;
         match dumps.call1((obj, PROTOCOL)) {
@@ -120,6 +163,7 @@ impl<'py> Message<'py> {
                 header_len,
                 data,
             } => [&header[..*header_len], data.as_bytes(), &[STOP]],
+            Message::Encoded(v) => [v, &[], &[]],
             Message::Pickled(b) => [b.as_bytes(), &[], &[]],
         }
     }
@@ -280,10 +324,13 @@ impl Received {
     /// The object: loaded from its pickle now, if it was one.
     pub(crate) fn load(self, py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
         let obj = self.obj.into_bound(py);
-        if self.pickled {
-            LOADS.import(py, "pickle", "loads")?.call1((obj,))
-        } else {
-            Ok(obj)
+        if !self.pickled {
+            return Ok(obj);
         }
+        let data = obj.cast::<PyBytes>()?;
+        if let Some(v) = decode::decode(py, data.as_bytes()) {
+            return Ok(v);
+        }
+        LOADS.import(py, "pickle", "loads")?.call1((obj,))
     }
 }
