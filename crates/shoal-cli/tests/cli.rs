@@ -576,7 +576,53 @@ fn bench_measures_python_or_says_why_not() {
         .iter()
         .any(|r| r["name"] == "throughput/64B/shoal-queue"));
 
+    // The package's own cases, or a note saying why not.
+    let run = shoal(&[
+        "bench",
+        "--json",
+        "--python",
+        "--time-ms",
+        "50",
+        "throughput-object/",
+    ]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let results = report["results"].as_array().unwrap();
+    let notes = report["settings"]["notes"].as_array().unwrap();
+    let said = |what: &str| notes.iter().any(|n| n.as_str().unwrap().contains(what));
+    if !said("Python cases skipped") {
+        let mp = results
+            .iter()
+            .find(|r| r["name"] == "throughput-object/py-mp-queue")
+            .unwrap_or_else(|| panic!("mp.Queue of objects missing: {report}"));
+        assert!(mp["messages"].as_u64().unwrap() > 0, "{mp}");
+        let ours = results
+            .iter()
+            .find(|r| r["name"] == "throughput-object/py-shoal-queue");
+        match ours {
+            Some(r) => {
+                assert!(r["messages"].as_u64().unwrap() > 0, "{r}");
+                assert!(r["versus"]["py-mp-queue"].as_f64().unwrap() > 0.0, "{r}");
+            }
+            None => assert!(said("cannot import shoal"), "{report}"),
+        }
+    }
+
     // A missing interpreter is a note, not an error.
+    let run = shoal(&[
+        "bench",
+        "--python-exe",
+        "/nonexistent/python3",
+        "--time-ms",
+        "10",
+        "ping-pong/8B/shm",
+    ]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("note: /nonexistent/python3 could not be run"),
+        "{run:?}"
+    );
     let run = shoal_with(
         &["bench", "--python", "--time-ms", "10", "ping-pong/8B/shm"],
         &[("SHOAL_PYTHON", "/nonexistent/python3")],
