@@ -75,10 +75,7 @@ pub(crate) fn slot_to_bytes<'py>(
     py: Python<'py>,
     slot: ReadSlot<'_>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    PyBytes::new_with(py, slot.len(), |out| {
-        slot.copy_to_slice(out);
-        Ok(())
-    })
+    crate::pickle::slot_bytes(py, &slot, 0, slot.len())
 }
 
 impl RawQueue {

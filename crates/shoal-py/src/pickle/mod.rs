@@ -18,6 +18,7 @@
 //! go, and its error is the one raised. The pickling error is raised by the `put` or
 //! `send` call itself.
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyType};
@@ -236,12 +237,39 @@ pub(crate) fn payload_in(msg: &[u8]) -> Option<(usize, usize)> {
     bytes_payload(&msg[..msg.len().min(MAX_HEADER)], tail, msg.len())
 }
 
-/// Copies the bytes of `slot` from offset `start` into `out` (as long as it is).
-fn copy_range(slot: &ReadSlot<'_>, start: usize, out: &mut [u8]) {
+/// A new `bytes` holding `len` bytes of `slot` from offset `start`, copied once from
+/// the ring (a large one is not zeroed first, as `PyBytes::new_with` would).
+pub(crate) fn slot_bytes<'py>(
+    py: Python<'py>,
+    slot: &ReadSlot<'_>,
+    start: usize,
+    len: usize,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let end = start
+        .checked_add(len)
+        .filter(|&e| e <= slot.len())
+        .ok_or_else(|| PyValueError::new_err("a message is shorter than its header says"))?;
+    if let Some(all) = slot.as_slice() {
+        return Ok(PyBytes::new(py, &all[start..end]));
+    }
+    let size = pyo3::ffi::Py_ssize_t::try_from(len)
+        .map_err(|_| PyValueError::new_err("a message too long for a bytes object"))?;
+    // SAFETY: `PyBytes_FromStringAndSize(NULL, n)` returns a new, uninitialized `bytes`
+    // of `n` bytes (or NULL with an exception set, turned into `Err`), which nobody
+    // else sees before it is filled below.
+    let b = unsafe {
+        Bound::from_owned_ptr_or_err(
+            py,
+            pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), size),
+        )?
+    }
+    .cast_into::<PyBytes>()?;
+    // SAFETY: the buffer of a `bytes` of `len` bytes, just made and not yet shared.
+    let dst = unsafe { pyo3::ffi::PyBytes_AsString(b.as_ptr()) }.cast::<u8>();
     let mut skip = start;
     let mut at = 0;
     for c in slot.chunks() {
-        if at == out.len() {
+        if at == len {
             break;
         }
         if skip >= c.len() {
@@ -250,10 +278,19 @@ fn copy_range(slot: &ReadSlot<'_>, start: usize, out: &mut [u8]) {
         }
         let c = &c[skip..];
         skip = 0;
-        let take = c.len().min(out.len() - at);
-        out[at..at + take].copy_from_slice(&c[..take]);
+        let take = c.len().min(len - at);
+        // SAFETY: `at + take <= len`: within the buffer; the ring's bytes and a new
+        // object's buffer cannot overlap.
+        unsafe { std::ptr::copy_nonoverlapping(c.as_ptr(), dst.add(at), take) };
         at += take;
     }
+    // `end <= slot.len()`, so the chunks filled it; should they not, no byte is left
+    // uninitialized.
+    if at < len {
+        // SAFETY: `at..len` is within the buffer.
+        unsafe { std::ptr::write_bytes(dst.add(at), 0, len - at) };
+    }
+    Ok(b)
 }
 
 /// What a received message holds, decided while it lies in the ring (and movable out
@@ -293,18 +330,10 @@ impl Received {
         let total = slot.len();
         if total >= 2 {
             if let Some((start, n)) = bytes_payload(&head[..got], tail, total) {
-                let b = PyBytes::new_with(py, n, |out| {
-                    copy_range(slot, start, out);
-                    Ok(())
-                })?;
-                return Ok(Received::object(b));
+                return Ok(Received::object(slot_bytes(py, slot, start, n)?));
             }
         }
-        let whole = PyBytes::new_with(py, total, |out| {
-            slot.copy_to_slice(out);
-            Ok(())
-        })?;
-        Ok(Received::pickle(whole))
+        Ok(Received::pickle(slot_bytes(py, slot, 0, total)?))
     }
 
     fn object(b: Bound<'_, PyBytes>) -> Received {
