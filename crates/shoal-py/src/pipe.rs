@@ -31,7 +31,7 @@ use shoal::{Connection, Pipe};
 use crate::blocking::{create_failed, deadline, wait_for};
 use crate::handoff::{rebuild, Exported};
 use crate::pickle::{Message, Received};
-use crate::queue::{slot_to_bytes, LARGE};
+use crate::queue::{slot_to_bytes, DEFAULT_CAPACITY, LARGE};
 
 /// How long a send may go without looking whether the peer is gone.
 const LOOK_EVERY: Duration = Duration::from_millis(1);
@@ -424,10 +424,14 @@ impl PipeEnd {
 #[pyo3(signature = (duplex = true))]
 pub(crate) fn pipe(duplex: bool) -> PyResult<(PipeEnd, PipeEnd)> {
     // As `multiprocessing.Pipe(duplex=False)`: the receiving end first.
+    // Rings as large as a queue's, so that a message of up to half of one goes in one
+    // piece (larger ones are streamed in parts); memory is touched only as messages
+    // pass.
+    let builder = Pipe::builder().capacity(DEFAULT_CAPACITY);
     let (a, b) = if duplex {
-        Pipe::duplex()
+        builder.duplex()
     } else {
-        Pipe::simplex().map(|(tx, rx)| (rx, tx))
+        builder.simplex().map(|(tx, rx)| (rx, tx))
     }
     .map_err(|e| create_failed(&e))?;
     let (ta, tb) =

@@ -245,11 +245,26 @@ pub(crate) fn slot_bytes<'py>(
     start: usize,
     len: usize,
 ) -> PyResult<Bound<'py, PyBytes>> {
+    slot_bytes_then(py, slot, start, len, &mut [])
+}
+
+/// [`slot_bytes`], also copying the bytes that follow into `after` (as many as there
+/// are, up to its length).
+fn slot_bytes_then<'py>(
+    py: Python<'py>,
+    slot: &ReadSlot<'_>,
+    start: usize,
+    len: usize,
+    after: &mut [u8],
+) -> PyResult<Bound<'py, PyBytes>> {
     let end = start
         .checked_add(len)
         .filter(|&e| e <= slot.len())
         .ok_or_else(|| PyValueError::new_err("a message is shorter than its header says"))?;
     if let Some(all) = slot.as_slice() {
+        let rest = &all[end..];
+        let k = rest.len().min(after.len());
+        after[..k].copy_from_slice(&rest[..k]);
         return Ok(PyBytes::new(py, &all[start..end]));
     }
     let size = pyo3::ffi::Py_ssize_t::try_from(len)
@@ -268,21 +283,28 @@ pub(crate) fn slot_bytes<'py>(
     let dst = unsafe { pyo3::ffi::PyBytes_AsString(b.as_ptr()) }.cast::<u8>();
     let mut skip = start;
     let mut at = 0;
+    let mut tail = 0;
     for c in slot.chunks() {
-        if at == len {
-            break;
-        }
         if skip >= c.len() {
             skip -= c.len();
             continue;
         }
-        let c = &c[skip..];
+        let mut c = &c[skip..];
         skip = 0;
-        let take = c.len().min(len - at);
-        // SAFETY: `at + take <= len`: within the buffer; the ring's bytes and a new
-        // object's buffer cannot overlap.
-        unsafe { std::ptr::copy_nonoverlapping(c.as_ptr(), dst.add(at), take) };
-        at += take;
+        if at < len {
+            let take = c.len().min(len - at);
+            // SAFETY: `at + take <= len`: within the buffer; the ring's bytes and a new
+            // object's buffer cannot overlap.
+            unsafe { std::ptr::copy_nonoverlapping(c.as_ptr(), dst.add(at), take) };
+            at += take;
+            c = &c[take..];
+        }
+        let k = c.len().min(after.len() - tail);
+        after[tail..tail + k].copy_from_slice(&c[..k]);
+        tail += k;
+        if at == len && tail == after.len() {
+            break;
+        }
     }
     // `end <= slot.len()`, so the chunks filled it; should they not, no byte is left
     // uninitialized.
@@ -313,24 +335,25 @@ impl Received {
                 None => Received::pickle(PyBytes::new(py, all)),
             });
         }
-        // In pieces: the first bytes and the last two tell what it is.
+        // In pieces: the header tells where the bytes would be; the one or two bytes
+        // after them, read in the same pass as the copy, confirm it.
         let mut head = [0u8; MAX_HEADER];
         let mut got = 0;
-        let mut tail = [0u8; 2];
         for c in slot.chunks() {
             let take = c.len().min(head.len() - got);
             head[got..got + take].copy_from_slice(&c[..take]);
             got += take;
-            match c {
-                [.., a, b] => tail = [*a, *b],
-                [b] => tail = [tail[1], *b],
-                [] => {}
+            if got == head.len() {
+                break;
             }
         }
         let total = slot.len();
-        if total >= 2 {
-            if let Some((start, n)) = bytes_payload(&head[..got], tail, total) {
-                return Ok(Received::object(slot_bytes(py, slot, start, n)?));
+        if let Some((start, n)) = bytes_payload(&head[..got], [MEMOIZE, STOP], total) {
+            let rest = total - start - n;
+            let mut after = [0u8; 2];
+            let b = slot_bytes_then(py, slot, start, n, &mut after[..rest])?;
+            if after[..rest] == [STOP] || after[..rest] == [MEMOIZE, STOP] {
+                return Ok(Received::object(b));
             }
         }
         Ok(Received::pickle(slot_bytes(py, slot, 0, total)?))
