@@ -92,14 +92,15 @@ class Queue:
             self._buffer(dumps(obj))
             return
         # Pickled and put in one call; what did not fit comes back as bytes.
-        unbounded = self._maxsize == 0
-        left = self._raw.put_obj(obj, block and not unbounded, timeout)
-        if left is None:
-            return
-        if unbounded:
-            self._buffer(left)
-            return
-        raise _queue.Full
+        if self._maxsize == 0:
+            # Unbounded: never waits; the feeder thread takes what the ring refused.
+            left = self._raw.put_obj(obj, False)
+            if left is not None:
+                self._buffer(left)
+        elif block and timeout is None:
+            self._raw.put_obj(obj)
+        elif self._raw.put_obj(obj, block, timeout) is not None:
+            raise _queue.Full
 
     def put_nowait(self, obj: Any) -> None:
         """`put(obj, False)`."""
@@ -158,6 +159,8 @@ class Queue:
         if self._closed:
             raise ValueError(f"Queue {self!r} is closed")
         # Taken and unpickled in one call, which raises queue.Empty.
+        if block and timeout is None:
+            return self._raw.get_obj()
         return self._raw.get_obj(block, timeout)
 
     def get_nowait(self) -> Any:
