@@ -5,10 +5,68 @@
 //! `pickle.loads` reads the whole message (and raises its own error for a bad one).
 //! Nothing here runs Python code but the allocation of the objects.
 
+use std::cell::RefCell;
+
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyList, PyNone, PyString, PyTuple};
 
 use super::op;
+
+/// Strings up to this long are looked up in [`STRINGS`] first.
+const SHORT_STR: usize = 32;
+/// Entries of [`STRINGS`] (a power of two).
+const STRING_SLOTS: usize = 64;
+
+/// One remembered string: its UTF-8 bytes and the object.
+struct Remembered {
+    len: u8,
+    bytes: [u8; SHORT_STR],
+    obj: Py<PyString>,
+}
+
+thread_local! {
+    /// Short strings decoded lately, by a hash of their bytes: the keys of dicts come
+    /// back message after message, and a string taken from here costs no allocation,
+    /// no decoding, and has its hash for the dict computed already. (Strings are
+    /// immutable: sharing one between messages changes nothing a program can rely on.)
+    static STRINGS: RefCell<Vec<Option<Remembered>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The `str` of the UTF-8 bytes `b`, from [`STRINGS`] when it was seen lately.
+fn string<'py>(py: Python<'py>, b: &[u8]) -> Option<Bound<'py, PyAny>> {
+    if b.len() > SHORT_STR {
+        return Some(PyString::new(py, std::str::from_utf8(b).ok()?).into_any());
+    }
+    // FNV-1a.
+    let mut h: u32 = 0x811c_9dc5;
+    for &x in b {
+        h = (h ^ u32::from(x)).wrapping_mul(0x0100_0193);
+    }
+    let i = h as usize & (STRING_SLOTS - 1);
+    STRINGS
+        .try_with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if cache.is_empty() {
+                cache.resize_with(STRING_SLOTS, || None);
+            }
+            if let Some(r) = &cache[i] {
+                if &r.bytes[..usize::from(r.len)] == b {
+                    return Some(r.obj.bind(py).clone().into_any());
+                }
+            }
+            let s = PyString::new(py, std::str::from_utf8(b).ok()?);
+            let mut bytes = [0u8; SHORT_STR];
+            bytes[..b.len()].copy_from_slice(b);
+            cache[i] = Some(Remembered {
+                len: b.len() as u8,
+                bytes,
+                obj: s.clone().unbind(),
+            });
+            Some(s.into_any())
+        })
+        .ok()
+        .flatten()
+}
 
 /// Reads `n` bytes at `*at`.
 fn take<'a>(data: &'a [u8], at: &mut usize, n: usize) -> Option<&'a [u8]> {
@@ -75,8 +133,7 @@ pub(crate) fn decode<'py>(py: Python<'py>, data: &[u8]) -> Option<Bound<'py, PyA
                     _ => 8,
                 };
                 let n = le(data, &mut at, width)?;
-                let s = std::str::from_utf8(take(data, &mut at, n)?).ok()?;
-                stack.push(PyString::new(py, s).into_any());
+                stack.push(string(py, take(data, &mut at, n)?)?);
             }
             op::SHORT_BINBYTES | op::BINBYTES | op::BINBYTES8 => {
                 let width = match code {
