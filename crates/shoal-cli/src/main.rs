@@ -6,11 +6,13 @@
 //! shoal ls [FILTER] [--json]                named segments in /dev/shm
 //! shoal gc [FILTER]                         remove the segments of dead owners
 //! shoal inspect NAME                        one segment's header
+//! shoal cluster status --redis URL --pool P  a cluster pool's hosts and tasks
 //! ```
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 mod bench;
+mod cluster;
 mod output;
 mod segments;
 
@@ -36,6 +38,8 @@ enum Command {
     Gc(segments::GcArgs),
     /// Open one named segment and print its header.
     Inspect(segments::InspectArgs),
+    /// Cluster pools on Redis: `shoal cluster status --redis URL --pool NAME`.
+    Cluster(cluster::ClusterArgs),
     /// The other side of a two-process benchmark (started by `shoal bench`).
     #[command(name = "__bench-peer", hide = true)]
     BenchPeer(bench::PeerArgs),
@@ -47,6 +51,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ls(args) => segments::ls(&args),
         Command::Gc(args) => segments::gc(&args),
         Command::Inspect(args) => segments::inspect(&args),
+        Command::Cluster(args) => cluster::run(&args),
         Command::BenchPeer(args) => bench::peer(&args),
     }
 }

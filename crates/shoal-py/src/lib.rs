@@ -14,6 +14,7 @@ mod handoff;
 mod net;
 mod pickle;
 mod pipe;
+mod progress;
 mod queue;
 mod shm;
 mod sync;
@@ -25,6 +26,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _shoal(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<queue::RawQueue>()?;
+    m.add_class::<queue::RawReadiness>()?;
     m.add_class::<pipe::PipeEnd>()?;
     m.add_function(wrap_pyfunction!(pipe::pipe, m)?)?;
     m.add_class::<sync::RawLock>()?;
@@ -39,6 +41,7 @@ fn _shoal(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<net::RawNetConnection>()?;
     m.add_function(wrap_pyfunction!(net::connect, m)?)?;
     m.add_function(wrap_pyfunction!(wait::wait, m)?)?;
+    m.add_class::<progress::Progress>()?;
     m.add("SLICE_SECONDS", blocking::SLICE.as_secs_f64())?;
     Ok(())
 }

@@ -1,12 +1,18 @@
 //! `RawListener` / `RawNetConnection`: authenticated connections over TCP and Unix
 //! sockets on `shoal::net`, wire-compatible with `multiprocessing.connection`.
 
+use std::mem::ManuallyDrop;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::exceptions::{PyEOFError, PyOSError, PyTimeoutError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
+use shoal::net::rustls::pki_types::pem::PemObject;
+use shoal::net::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use shoal::net::rustls::{self, RootCertStore};
 use shoal::net::{Address, Client, Connection, Listener, NetError};
 
 use crate::blocking::{deadline, wait_for};
@@ -74,6 +80,46 @@ fn net_error(py: Python<'_>, e: NetError) -> PyErr {
     }
 }
 
+fn tls_error(what: &str, path: &str, e: impl std::fmt::Display) -> PyErr {
+    PyValueError::new_err(format!("could not use {what} {path:?} for TLS: {e}"))
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A server configuration from a PEM certificate chain and its PEM private key.
+fn server_tls(cert: &str, key: &str) -> PyResult<Arc<rustls::ServerConfig>> {
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| tls_error("certificate file", cert, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls_error("certificate file", cert, e))?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| tls_error("key file", key, e))?;
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_error("certificate file", cert, e))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key_der)
+        .map_err(|e| tls_error("certificate file", cert, e))?;
+    Ok(Arc::new(config))
+}
+
+/// A client configuration trusting the PEM certificates of `ca`.
+fn client_tls(ca: &str) -> PyResult<Arc<rustls::ClientConfig>> {
+    let mut roots = RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).map_err(|e| tls_error("CA file", ca, e))? {
+        roots
+            .add(c.map_err(|e| tls_error("CA file", ca, e))?)
+            .map_err(|e| tls_error("CA file", ca, e))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_error("CA file", ca, e))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 /// A listening socket that hands out authenticated connections.
 #[pyclass(module = "shoal._shoal", frozen)]
 pub(crate) struct RawListener {
@@ -83,18 +129,31 @@ pub(crate) struct RawListener {
 #[pymethods]
 impl RawListener {
     /// Binds `address` (port 0 picks a free one); `authkey` asks every client to prove
-    /// it knows the key before `accept` returns it.
+    /// it knows the key before `accept` returns it. `tls_cert`/`tls_key` (PEM files)
+    /// serve TLS; `compression` (a zstd level) offers compression of large frames to
+    /// clients that ask for it.
     #[new]
-    #[pyo3(signature = (address, authkey = None))]
+    #[pyo3(signature = (address, authkey = None, tls_cert = None, tls_key = None, compression = None))]
     fn new(
         py: Python<'_>,
         address: &Bound<'_, PyAny>,
         authkey: Option<Vec<u8>>,
+        tls_cert: Option<&str>,
+        tls_key: Option<&str>,
+        compression: Option<i32>,
     ) -> PyResult<RawListener> {
         let address = to_address(address)?;
         let mut b = Listener::builder();
         if let Some(k) = &authkey {
             b = b.authkey(k);
+        }
+        match (tls_cert, tls_key) {
+            (Some(cert), Some(key)) => b = b.tls(server_tls(cert, key)?),
+            (None, None) => {}
+            _ => return Err(PyValueError::new_err("TLS needs both tls_cert and tls_key")),
+        }
+        if let Some(level) = compression {
+            b = b.compression(level);
         }
         let listener = b.bind(address).map_err(|e| net_error(py, e))?;
         Ok(RawListener { listener })
@@ -114,7 +173,7 @@ impl RawListener {
         })?;
         match got {
             None => Ok(None),
-            Some(Ok(conn)) => Ok(Some(RawNetConnection { conn })),
+            Some(Ok(conn)) => Ok(Some(RawNetConnection::new(conn))),
             Some(Err(e)) => Err(net_error(py, e)),
         }
     }
@@ -131,30 +190,78 @@ impl RawListener {
 }
 
 /// Connects to `address`, answering (and asking) the HMAC challenge with `authkey`.
+/// `tls_ca` (a PEM file of trusted certificates) connects with TLS, checking the
+/// server's certificate against `tls_server_name` (the address's host by default);
+/// `compression` (a zstd level) asks for compression of large frames.
 #[pyfunction]
-#[pyo3(signature = (address, authkey = None))]
+#[pyo3(signature = (address, authkey = None, tls_ca = None, tls_server_name = None, compression = None))]
 pub(crate) fn connect(
     py: Python<'_>,
     address: &Bound<'_, PyAny>,
     authkey: Option<Vec<u8>>,
+    tls_ca: Option<&str>,
+    tls_server_name: Option<String>,
+    compression: Option<i32>,
 ) -> PyResult<RawNetConnection> {
+    let host = address
+        .cast::<PyTuple>()
+        .ok()
+        .and_then(|t| t.get_item(0).ok())
+        .and_then(|h| h.extract::<String>().ok());
     let address = to_address(address)?;
+    let mut b = Client::builder();
+    if let Some(k) = &authkey {
+        b = b.authkey(k);
+    }
+    if let Some(ca) = tls_ca {
+        let name = tls_server_name
+            .or(host)
+            .ok_or_else(|| PyValueError::new_err("TLS over a Unix socket needs tls_server_name"))?;
+        b = b
+            .tls(client_tls(ca)?, &name)
+            .map_err(|e| net_error(py, e))?;
+    }
+    if let Some(level) = compression {
+        b = b.compression(level);
+    }
     let conn = py
-        .detach(|| {
-            let mut b = Client::builder();
-            if let Some(k) = &authkey {
-                b = b.authkey(k);
-            }
-            b.connect(address)
-        })
+        .detach(|| b.connect(address))
         .map_err(|e| net_error(py, e))?;
-    Ok(RawNetConnection { conn })
+    Ok(RawNetConnection::new(conn))
 }
 
 /// A connection over a socket.
 #[pyclass(module = "shoal._shoal", frozen)]
 pub(crate) struct RawNetConnection {
-    pub(crate) conn: Connection,
+    pub(crate) conn: ManuallyDrop<Connection>,
+    /// The socket was handed to another process (`_hand_over`): dropping this handle
+    /// closes its descriptor only. (Closing the connection shuts the socket down, which
+    /// would end the stream for the process that has it now.)
+    handed_over: AtomicBool,
+}
+
+impl RawNetConnection {
+    fn new(conn: Connection) -> RawNetConnection {
+        RawNetConnection {
+            conn: ManuallyDrop::new(conn),
+            handed_over: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Drop for RawNetConnection {
+    fn drop(&mut self) {
+        if self.handed_over.load(Ordering::Acquire) {
+            // The connection's state is left behind (a few buffers): its drop would
+            // shut the socket down. Only this process's descriptor goes.
+            // SAFETY: the descriptor is the connection's own, open until now, and
+            // nothing uses or closes it after this: the connection is never dropped.
+            unsafe { libc::close(self.conn.as_raw_fd()) };
+        } else {
+            // SAFETY: `conn` is dropped exactly once, here, and not used afterwards.
+            unsafe { ManuallyDrop::drop(&mut self.conn) };
+        }
+    }
 }
 
 #[pymethods]
@@ -202,7 +309,9 @@ impl RawNetConnection {
     }
 
     fn close(&self) {
-        self.conn.close();
+        if !self.handed_over.load(Ordering::Acquire) {
+            self.conn.close();
+        }
     }
 
     #[getter]
@@ -212,5 +321,31 @@ impl RawNetConnection {
 
     fn fileno(&self) -> i32 {
         self.conn.as_raw_fd()
+    }
+
+    /// Whether the connection is encrypted (TLS).
+    #[getter]
+    fn encrypted(&self) -> bool {
+        self.conn.is_encrypted()
+    }
+
+    /// Whether large frames are compressed (both sides asked for it).
+    #[getter]
+    fn compressed(&self) -> bool {
+        self.conn.is_compressed()
+    }
+
+    /// Whether the socket carries plain frames (no TLS, no compression) and nothing of
+    /// the stream waits in this process's buffers: then another process can take the
+    /// socket over as it is.
+    #[getter]
+    fn transferable(&self) -> bool {
+        !self.conn.is_encrypted() && !self.conn.is_compressed() && !self.conn.has_pending_input()
+    }
+
+    /// Marks the socket as handed to another process: from now on dropping this handle
+    /// (or `close`) closes the descriptor here without ending the stream.
+    fn _hand_over(&self) {
+        self.handed_over.store(true, Ordering::Release);
     }
 }

@@ -6,7 +6,10 @@
 //! carries one socket of a `socketpair`, inherited and passed with the end like a
 //! descriptor of Python's own pipes: when the kernel has closed every copy of one
 //! socket, the other becomes readable with end of file, which is the peer's end of
-//! stream (or broken pipe for its sends) — process deaths included.
+//! stream (or broken pipe for its sends) — process deaths included. The core's own
+//! rule (the stream ends once every process that sent on it died) is turned off: a
+//! Python program often keeps the sending end in a parent that never sends while
+//! children that did send come and go.
 //!
 //! Looking at that socket is a system call, which would cost more than the rest of a
 //! small send: a send looks when a handle of this process was closed since its last
@@ -251,6 +254,7 @@ fn closed_handle() -> PyErr {
 
 impl PipeEnd {
     fn new(conn: Connection, token: UnixStream) -> PipeEnd {
+        conn.set_peer_death_ends_stream(false);
         PipeEnd {
             readable: conn.readable(),
             writable: conn.writable(),
@@ -390,6 +394,20 @@ impl PipeEnd {
         {
             CLOSES.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// The receiving ring's readiness descriptor (see `RawReadiness`) and the liveness
+    /// socket's descriptor (readable at end of stream), for event loops.
+    fn readiness(&self) -> PyResult<(crate::queue::RawReadiness, i32)> {
+        let inner = self.inner()?;
+        let ready = inner
+            .conn
+            .readiness()
+            .ok_or_else(|| PyOSError::new_err("connection is write-only"))?;
+        Ok((
+            crate::queue::RawReadiness { inner: ready },
+            inner.token.as_raw_fd(),
+        ))
     }
 
     /// The liveness socket's descriptor: readable once the peer is closed everywhere.

@@ -6,7 +6,9 @@ use std::time::Duration;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use shoal::channel::{GetError, PutError, QueueBuilder, ReadSlot, Waitable};
+use std::os::fd::AsRawFd;
+
+use shoal::channel::{GetError, PutError, QueueBuilder, ReadSlot, Readiness, Waitable};
 use shoal::{JoinableQueue, Queue};
 
 use crate::blocking::{create_failed, deadline, wait_for};
@@ -363,6 +365,13 @@ impl RawQueue {
         matches!(self.flavor, Flavor::Joinable(_))
     }
 
+    /// A readiness descriptor, readable after a put while the returned object lives.
+    fn readiness(&self) -> RawReadiness {
+        RawReadiness {
+            inner: self.flavor.queue().readiness(),
+        }
+    }
+
     /// `(bytes, [fd, …])`: the queue as a picklable description and its descriptors.
     fn _parts<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyBytes>, Vec<i32>)> {
         match &self.flavor {
@@ -383,5 +392,25 @@ impl RawQueue {
             flavor,
             exported: Exported::default(),
         })
+    }
+}
+
+/// A channel's readiness descriptor (an eventfd) for event loops: readable after a
+/// message arrives while this object lives. Clear it, read until nothing is left, then
+/// wait for readability again.
+#[pyclass(module = "shoal._shoal", frozen)]
+pub(crate) struct RawReadiness {
+    pub(crate) inner: Readiness,
+}
+
+#[pymethods]
+impl RawReadiness {
+    fn fileno(&self) -> i32 {
+        self.inner.as_raw_fd()
+    }
+
+    /// Resets the descriptor to not readable.
+    fn clear(&self) {
+        self.inner.clear();
     }
 }

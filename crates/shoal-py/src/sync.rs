@@ -406,6 +406,8 @@ impl RawCondition {
     /// meanwhile is reported as 2 in the second item.
     #[pyo3(signature = (timeout = None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<(bool, u8)> {
+        // One wait for the whole timeout: waiting in slices would lose a notification
+        // that lands between a slice's end and its taking the lock back.
         let t = match timeout {
             None => None,
             Some(t) => Some(

@@ -1,7 +1,8 @@
 //! `wait`: `multiprocessing.connection.wait` over shoal queues and pipe ends together
 //! with any descriptor (sockets, process sentinels).
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
@@ -33,13 +34,6 @@ pub(crate) fn wait(
         }
     }
     let queue_refs: Vec<&RawQueue> = queues.iter().map(|(_, q)| q.get()).collect();
-    let mut waitables: Vec<&(dyn Waitable + Sync)> =
-        queue_refs.iter().map(|q| q.waitable()).collect();
-    let mut index: Vec<usize> = queues.iter().map(|(i, _)| *i).collect();
-    for (i, p) in &pipes {
-        waitables.push(&p.conn);
-        index.push(*i);
-    }
     // SAFETY: the descriptors are the caller's, open for the duration of this call
     // (Python keeps the objects they came from alive in `objects`).
     let mut borrowed: Vec<BorrowedFd<'_>> = fds
@@ -52,13 +46,24 @@ pub(crate) fn wait(
         borrowed.push(p.token.as_fd());
         fd_index.push(*i);
     }
+    let mut waitables: Vec<&(dyn Waitable + Sync)> =
+        queue_refs.iter().map(|q| q.waitable()).collect();
+    let mut index: Vec<usize> = queues.iter().map(|(i, _)| *i).collect();
+    for (i, p) in &pipes {
+        waitables.push(&p.conn);
+        index.push(*i);
+    }
     let deadline = deadline(timeout)?;
     let got = wait_for(py, deadline, |slice| {
         let objects: Vec<&dyn Waitable> = waitables.iter().map(|w| *w as &dyn Waitable).collect();
-        let (objs, ready_fds) = wait_with_fds(&objects, &borrowed, Some(slice))
+        let (objs, mut ready_fds) = wait_with_fds(&objects, &borrowed, Some(slice))
             .map_err(|e| PyOSError::new_err(e.to_string()))?;
         if objs.is_empty() && ready_fds.is_empty() {
             return Ok(None);
+        }
+        if ready_fds.is_empty() {
+            // Every ready descriptor is reported, not only the ready objects.
+            ready_fds = readable_now(&borrowed).map_err(|e| PyOSError::new_err(e.to_string()))?;
         }
         let mut out: Vec<usize> = objs.iter().map(|&k| index[k]).collect();
         out.extend(ready_fds.iter().map(|&k| fd_index[k]));
@@ -67,4 +72,34 @@ pub(crate) fn wait(
         Ok(Some(out))
     })?;
     Ok(got.unwrap_or_default())
+}
+
+/// The indices of the descriptors of `fds` that are readable (or closed) now.
+fn readable_now(fds: &[BorrowedFd<'_>]) -> io::Result<Vec<usize>> {
+    let mut polled: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        // SAFETY: `polled` is a valid array of `polled.len()` pollfd records, and the
+        // descriptors are open (borrowed for this call); a zero timeout never blocks.
+        let n = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, 0) };
+        if n >= 0 {
+            break;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(polled
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.revents != 0)
+        .map(|(i, _)| i)
+        .collect())
 }

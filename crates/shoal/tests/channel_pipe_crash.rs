@@ -689,9 +689,9 @@ fn streamed_message_survives_a_killed_waiting_sender() {
                 .unwrap(),
         );
         eventually("A starts", || word(&stats, a, STARTED).load(SeqCst) == 1);
-        // A fills the ring and waits for room (a lower bound: it only has to be true
-        // for the receive below to wait for A mid-message).
-        thread::sleep(Duration::from_millis(200));
+        // Once A's first part is in the ring, A holds the writer word until its message
+        // (six rings long) is read: B can only wait, and A is mid-message from here on.
+        eventually("A's first part is in the ring", || rx.poll(Duration::ZERO));
         let sender_b = Reap(
             Process::new(send_these, (tx.clone(), stats.clone(), b, vec![0]))
                 .start()

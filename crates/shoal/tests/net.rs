@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::watchdog;
+use common::{watchdog, watchdog_secs};
 use net_support::{socket_path, unique, STEP};
 use shoal::net::{Address, AuthFailure, Client, Digest, Listener, NetError};
 
@@ -526,5 +526,210 @@ fn wait_covers_network_connections_beside_queues() {
         queue.put(7).unwrap();
         let both = shoal::channel::wait(&[&queue, &server], Some(Duration::from_secs(20))).unwrap();
         assert_eq!(both, [0, 1], "a message waits on each");
+    });
+}
+
+/// Whether the server has closed a raw client's socket (or reset it): reads to the end.
+fn closed_by_server(s: &mut TcpStream) -> bool {
+    s.set_read_timeout(Some(STEP)).unwrap();
+    let mut sink = Vec::new();
+    match s.read_to_end(&mut sink) {
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    }
+}
+
+#[test]
+fn silent_and_garbage_clients_delay_nobody() {
+    // The handshake limit (60 s) is twice the watchdog's: had any proper client waited
+    // for a silent one's limit, the watchdog would fail the test.
+    watchdog_secs(30, || {
+        let listener = Listener::builder()
+            .authkey(b"key")
+            .handshake_timeout(Some(Duration::from_secs(60)))
+            .bind("127.0.0.1:0")
+            .unwrap();
+        // Silent clients read the challenge (so their handshake is under way) and say
+        // nothing more.
+        let mut silent: Vec<TcpStream> = (0..20)
+            .map(|_| {
+                let mut s = raw_tcp(&listener);
+                read_frame(&mut s);
+                s
+            })
+            .collect();
+        // Garbage clients answer the challenge with junk of every shape, and stay
+        // connected.
+        let mut garbage: Vec<TcpStream> = (0..20)
+            .map(|i| {
+                let mut s = raw_tcp(&listener);
+                read_frame(&mut s);
+                let junk = match i % 4 {
+                    0 => b"GET / HTTP/1.1\r\n\r\n".to_vec(),    // a huge length
+                    1 => frame(&[0xA5; 37]),                    // a wrong digest
+                    2 => (-5i32).to_be_bytes().to_vec(),        // a malformed length
+                    _ => frame(b"{sha256}not a digest at all"), // a wrong tagged digest
+                };
+                s.write_all(&junk).unwrap();
+                s
+            })
+            .collect();
+        // Then 100 proper clients, ten at a time.
+        let address = listener.address().clone();
+        let clients: Vec<_> = (0..10u8)
+            .map(|t| {
+                let address = address.clone();
+                thread::spawn(move || {
+                    for i in 0..10u8 {
+                        let c = Client::connect(&address, Some(b"key")).unwrap();
+                        c.set_read_timeout(Some(STEP)).unwrap();
+                        c.send_bytes(&[t, i]).unwrap();
+                        assert_eq!(c.recv_bytes().unwrap(), [i, t]);
+                    }
+                })
+            })
+            .collect();
+        let (mut served, mut refused) = (0, Vec::new());
+        while served < 100 || refused.len() < 20 {
+            match listener.accept_timeout(STEP) {
+                Ok(conn) => {
+                    conn.set_read_timeout(Some(STEP)).unwrap();
+                    let got = conn.recv_bytes().unwrap();
+                    conn.send_bytes(&[got[1], got[0]]).unwrap();
+                    served += 1;
+                }
+                Err(e) => {
+                    assert!(!matches!(e, NetError::Timeout { .. }), "{e}");
+                    refused.push(e);
+                }
+            }
+        }
+        for c in clients {
+            c.join().unwrap();
+        }
+        assert!(
+            refused
+                .iter()
+                .any(|e| matches!(e, NetError::FrameTooLarge { .. }))
+                && refused
+                    .iter()
+                    .any(|e| matches!(e, NetError::MalformedFrame { .. }))
+                && refused
+                    .iter()
+                    .any(|e| matches!(e, NetError::Authentication(_))),
+            "{refused:?}"
+        );
+        for g in &mut garbage {
+            assert!(closed_by_server(g));
+        }
+        // All 100 were served while every silent handshake was still in flight.
+        for s in &silent {
+            s.set_nonblocking(true).unwrap();
+            let err = (&*s).read(&mut [0u8; 1]).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+            s.set_nonblocking(false).unwrap();
+        }
+        // Dropping the listener ends them at once (long before their 60 s).
+        drop(listener);
+        for s in &mut silent {
+            assert!(closed_by_server(s));
+        }
+    });
+}
+
+#[test]
+fn the_bound_on_pending_handshakes_holds() {
+    watchdog(|| {
+        let listener = Listener::builder()
+            .authkey(b"key")
+            .max_pending_handshakes(2)
+            .handshake_timeout(Some(Duration::from_secs(60)))
+            .bind("127.0.0.1:0")
+            .unwrap();
+        let mut silent: Vec<TcpStream> = (0..2)
+            .map(|_| {
+                let mut s = raw_tcp(&listener);
+                read_frame(&mut s);
+                s
+            })
+            .collect();
+        // Both slots are taken: the third client waits in the backlog, unchallenged.
+        let mut third = raw_tcp(&listener);
+        third
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let err = third.read(&mut [0u8; 4]).unwrap_err();
+        assert!(
+            matches!(
+                err.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "{err}"
+        );
+        assert!(matches!(
+            listener.accept_timeout(Duration::from_millis(50)),
+            Err(NetError::Timeout { .. })
+        ));
+        // One silent client leaves: its handshake fails, and once `accept` has taken
+        // that result the third client is challenged.
+        silent.pop();
+        let err = listener.accept_timeout(STEP).unwrap_err();
+        assert!(matches!(err, NetError::Eof | NetError::Io { .. }), "{err}");
+        third.set_read_timeout(Some(STEP)).unwrap();
+        read_frame(&mut third);
+        drop(third);
+        assert!(listener.accept_timeout(STEP).is_err());
+        still_serves_after_a_slot_frees(&listener, &mut silent);
+    });
+}
+
+/// The last silent client leaves too; a proper client is then served.
+fn still_serves_after_a_slot_frees(listener: &Listener, silent: &mut Vec<TcpStream>) {
+    silent.clear();
+    assert!(listener.accept_timeout(STEP).is_err());
+    still_serves(listener, Some(b"key"));
+}
+
+#[test]
+fn handshakes_finish_in_any_order_across_accepting_threads() {
+    watchdog(|| {
+        let listener = Arc::new(
+            Listener::builder()
+                .authkey(b"key")
+                .bind(socket_path("many-acceptors").as_path())
+                .unwrap(),
+        );
+        // A silent Unix client first: four accepting threads are served around it.
+        let Address::Unix(path) = listener.address().clone() else {
+            unreachable!()
+        };
+        let _silent = UnixStream::connect(&path).unwrap();
+        let acceptors: Vec<_> = (0..4)
+            .map(|_| {
+                let listener = listener.clone();
+                thread::spawn(move || {
+                    (0..5)
+                        .map(|_| {
+                            let conn = listener.accept_timeout(STEP).unwrap();
+                            conn.set_read_timeout(Some(STEP)).unwrap();
+                            conn.recv_bytes().unwrap()[0]
+                        })
+                        .collect::<Vec<u8>>()
+                })
+            })
+            .collect();
+        let address = listener.address().clone();
+        for i in 0..20u8 {
+            Client::connect(&address, Some(b"key"))
+                .unwrap()
+                .send_bytes(&[i])
+                .unwrap();
+        }
+        let mut got: Vec<u8> = acceptors
+            .into_iter()
+            .flat_map(|a| a.join().unwrap())
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, (0..20).collect::<Vec<u8>>());
     });
 }

@@ -52,3 +52,32 @@ fn async_accept_serves_clients_and_survives_bad_ones() {
         }
     });
 }
+
+#[test]
+fn async_accept_is_not_held_up_by_a_silent_client() {
+    // The handshake limit is longer than the watchdog: waiting for it would fail.
+    common::watchdog_secs(30, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        let listener = Listener::builder()
+            .authkey(b"k")
+            .handshake_timeout(Some(Duration::from_secs(60)))
+            .bind("127.0.0.1:0")
+            .unwrap();
+        let shoal::net::Address::Tcp(addr) = listener.address().clone() else {
+            unreachable!()
+        };
+        let _silent = std::net::TcpStream::connect(addr).unwrap();
+        let target = listener.address().clone();
+        let client = thread::spawn(move || {
+            let c = Client::connect(&target, Some(b"k")).unwrap();
+            c.send_bytes(b"not delayed").unwrap();
+        });
+        let conn = rt.block_on(listener.accept_async()).unwrap();
+        conn.set_read_timeout(Some(STEP)).unwrap();
+        assert_eq!(conn.recv_bytes().unwrap(), b"not delayed");
+        client.join().unwrap();
+    });
+}

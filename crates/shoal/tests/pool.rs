@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use shoal::pool::TaskError;
+use shoal::pool::{MapError, TaskError};
 use shoal::process::StartMethod;
 use shoal::{Pool, SharedMemory};
 
@@ -229,10 +229,24 @@ fn a_panicking_task_fails_alone() {
                 assert_eq!(o.as_ref().unwrap(), &(i as u64));
             }
         }
-        // map reports the first failure in input order.
+        // map reports every failure, in input order.
         let err = pool.map(panic_on_tens, 5..100u64).unwrap_err();
-        assert_eq!(err.task(), Some(5)); // item 5 of the call is 10
-                                         // The workers lived on.
+        let want: Vec<u64> = (5..100u64).filter(|x| x % 10 == 0).map(|x| x - 5).collect();
+        assert_eq!(err.failed_tasks(), want); // item 5 of the call is 10, and so on
+        assert!(matches!(err, MapError::Failed { total: 95, .. }), "{err}");
+        for (e, x) in err.failures().iter().zip((10..100u64).step_by(10)) {
+            assert!(
+                matches!(e, TaskError::Panicked { message, .. } if message.contains(&format!("boom {x}"))),
+                "{e}"
+            );
+        }
+        let shown = err.to_string();
+        assert!(
+            shown.starts_with("9 of 95 tasks failed: task 5 panicked"),
+            "{shown}"
+        );
+        assert!(shown.ends_with("and 6 more"), "{shown}");
+        // The workers lived on.
         let after: HashSet<u32> = pool.worker_pids().into_iter().collect();
         assert_eq!(before, after);
     });
@@ -398,7 +412,10 @@ fn unregistered_tasks_are_refused() {
         let e = pool.apply(not_registered, 1).unwrap_err();
         assert!(matches!(e, TaskError::NotRegistered { .. }), "{e}");
         let e = pool.map(not_registered, [1, 2]).unwrap_err();
-        assert!(matches!(e, TaskError::NotRegistered { .. }), "{e}");
+        assert!(
+            matches!(e, MapError::Call(TaskError::NotRegistered { .. })),
+            "{e}"
+        );
     });
 }
 
@@ -525,7 +542,7 @@ fn a_failing_initializer_breaks_the_pool_instead_of_looping() {
         assert!(matches!(e, TaskError::Broken { .. }), "{e}");
         assert!(e.to_string().contains("failed with exit code 1"), "{e}");
         let e = pool.map(square, 0..10u64).unwrap_err();
-        assert!(matches!(e, TaskError::Broken { .. }), "{e}");
+        assert!(matches!(e, MapError::Call(TaskError::Broken { .. })), "{e}");
         pool.close();
         pool.join().unwrap();
     });
@@ -610,5 +627,68 @@ fn a_retry_runs_the_crashed_item_again_and_the_rest_of_its_chunk_goes_on() {
                 expected_runs
             );
         }
+    });
+}
+
+#[test]
+fn map_timeout_gives_up_and_the_pool_goes_on() {
+    watchdog(|| {
+        let pool = Pool::new(2).unwrap();
+        // Within the limit: the results.
+        let got = pool
+            .map_timeout(square, 0..100u64, Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(got, (0..100u64).map(square).collect::<Vec<_>>());
+        // One item runs for a minute: the call gives up at its limit, far earlier.
+        let err = pool
+            .map_timeout(sleep_us, [10, 60_000_000, 20], Duration::from_millis(200))
+            .unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        let MapError::Timeout {
+            finished, failures, ..
+        } = &err
+        else {
+            unreachable!()
+        };
+        assert!(*finished < 3 && failures.is_empty(), "{err}");
+        assert!(err
+            .to_string()
+            .starts_with("the map did not finish within 200ms"));
+        // Failures seen before the limit are in the error.
+        let err = pool
+            .map_timeout(panic_on_tens, [10], Duration::from_secs(60))
+            .unwrap_err();
+        assert_eq!(err.failed_tasks(), [0]);
+        assert!(!err.is_timeout());
+        // The other worker still serves.
+        assert_eq!(pool.map(square, [3u64]).unwrap(), [9]);
+        pool.terminate();
+    });
+}
+
+#[test]
+fn imap_next_timeout_waits_at_most_its_limit_and_leaves_the_iterator_intact() {
+    watchdog(|| {
+        let pool = Pool::new(1).unwrap();
+        // The first item sleeps 2 s: a wait of 1 ms cannot see it finish.
+        let mut it = pool.imap(sleep_us, [2_000_000u64, 10]);
+        let err = it.next_timeout(Duration::from_millis(1)).unwrap_err();
+        assert_eq!(err.timeout, Duration::from_millis(1));
+        assert_eq!(err.to_string(), "no outcome arrived within 1ms");
+        // The item ran on; the same iterator yields it, then the rest, then the end.
+        assert_eq!(
+            it.next_timeout(Duration::from_secs(30)).unwrap(),
+            Some(Ok(2_000_000))
+        );
+        assert_eq!(
+            it.next_timeout(Duration::from_secs(30)).unwrap(),
+            Some(Ok(10))
+        );
+        assert_eq!(it.next_timeout(Duration::from_secs(30)).unwrap(), None);
+        // Failures come through as outcomes, not as time-outs.
+        let mut it = pool.imap_unordered(panic_on_tens, [20u64]);
+        let outcome = it.next_timeout(Duration::from_secs(30)).unwrap();
+        assert!(outcome.unwrap().unwrap_err().is_panic());
+        assert!(it.next().is_none());
     });
 }

@@ -7,6 +7,8 @@ import pickle
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
+__all__ = ["PROTOCOL", "dumps", "loads"]
+
 PROTOCOL = 5
 loads = pickle.loads
 _plain_dumps = pickle.dumps
@@ -16,7 +18,7 @@ def dumps(obj: Any) -> bytes:
     """`obj` pickled (protocol 5); raises the pickling error at once."""
     try:
         return _plain_dumps(obj, PROTOCOL)
-    except Exception:
+    except (pickle.PicklingError, TypeError, AttributeError):
         # The standard library's reducers cover what plain pickling refuses; if they do
         # not help either, their error is the one to report.
         return bytes(ForkingPickler.dumps(obj, PROTOCOL))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from multiprocessing import reduction
 from typing import Any, Callable
 
+__all__ = ["dup_parts", "rebuild_raw"]
+
 
 def dup_parts(raw: Any) -> tuple[bytes, list[Any]]:
     """The raw object's description and a `DupFd` for each of its descriptors."""

@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import itertools
 import os
-
 import time
-from multiprocessing import AuthenticationError, BufferTooShort
-from multiprocessing import util
+from collections.abc import Iterable
+from multiprocessing import BufferTooShort, reduction, util
+from multiprocessing import connection as _std_connection
 from multiprocessing.connection import answer_challenge, deliver_challenge
-from typing import Any, Iterable, List, Optional
+from typing import TYPE_CHECKING, Any
 
 from . import _shoal
 from ._pickle import dumps, loads
 from ._reduce import dup_parts, rebuild_raw
+
+if TYPE_CHECKING:  # annotations only: never imported at run time
+    from typing_extensions import Self
 
 __all__ = [
     "Client",
@@ -34,11 +37,22 @@ __all__ = [
     "wait",
 ]
 
-AuthenticationError = AuthenticationError
 _names = itertools.count()
 
+# The address families `Listener` and `Client` speak (the wire protocol's constants
+# above are the standard library's: a plain Python peer talks to shoal's).
+families = ["AF_INET", "AF_UNIX"]
+default_family = "AF_UNIX"
+# What a failed challenge raises (the standard library's class, as everywhere in shoal).
+AuthenticationError = _std_connection.AuthenticationError
+BUFSIZE = _std_connection.BUFSIZE
+CHALLENGE = _std_connection.CHALLENGE
+CONNECTION_TIMEOUT = _std_connection.CONNECTION_TIMEOUT
+FAILURE = _std_connection.FAILURE
+WELCOME = _std_connection.WELCOME
 
-def _as_bytes(buf: Any, offset: int, size: Optional[int]) -> bytes:
+
+def _as_bytes(buf: Any, offset: int, size: int | None) -> bytes:
     m = memoryview(buf)
     if m.itemsize > 1:
         m = m.cast("B")
@@ -82,11 +96,11 @@ class _ConnectionBase:
         """Receive an object; `EOFError` at end of stream."""
         return loads(self.recv_bytes())
 
-    def send_bytes(self, buf: Any, offset: int = 0, size: Optional[int] = None) -> None:
+    def send_bytes(self, buf: Any, offset: int = 0, size: int | None = None) -> None:
         """Send `size` bytes of the bytes-like `buf` from `offset` as one message."""
         self._check().send_bytes(_as_bytes(buf, offset, size))
 
-    def recv_bytes(self, maxlength: Optional[int] = None) -> bytes:
+    def recv_bytes(self, maxlength: int | None = None) -> bytes:
         """Receive one message as bytes; `OSError` when longer than `maxlength`."""
         if maxlength is not None and maxlength < 0:
             raise ValueError("negative maxlength")
@@ -111,7 +125,7 @@ class _ConnectionBase:
         m[offset : offset + n] = data
         return n
 
-    def poll(self, timeout: Optional[float] = 0.0) -> bool:
+    def poll(self, timeout: float | None = 0.0) -> bool:
         """Whether there is something to read (a message, or end of stream), waiting
         up to `timeout` seconds (`None`: no limit)."""
         return self._check().poll(timeout)
@@ -127,10 +141,10 @@ class _ConnectionBase:
             self._raw = None
             raw.close()
 
-    def __enter__(self) -> "_ConnectionBase":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __del__(self) -> None:
@@ -140,9 +154,18 @@ class _ConnectionBase:
 
 
 class Connection(_ConnectionBase):
-    """One end of a `Pipe` (on shoal's rings)."""
+    """One end of a `Pipe` (on shoal's rings).
 
-    def __init__(self, raw: Any) -> None:
+    ``Connection(fd, readable=True, writable=True)`` over a descriptor, as in
+    `multiprocessing.connection`, gives the standard library's descriptor connection:
+    a shoal ring has no descriptor to wrap, both its ends come from `Pipe`."""
+
+    def __new__(cls, raw: Any, readable: bool = True, writable: bool = True) -> Any:
+        if isinstance(raw, int):
+            return _std_connection.Connection(raw, readable, writable)
+        return super().__new__(cls)
+
+    def __init__(self, raw: Any, readable: bool = True, writable: bool = True) -> None:
         self._raw = raw
         self._readable = raw.readable
         self._writable = raw.writable
@@ -162,6 +185,8 @@ class Connection(_ConnectionBase):
         raw = self._raw
         if raw is None:
             raise OSError("handle is closed")
+        if not self._writable:
+            raise OSError("connection is read-only")
         # Pickled and sent in one call.
         raw.send_obj(obj)
 
@@ -172,17 +197,19 @@ class Connection(_ConnectionBase):
             raise OSError("handle is closed")
         return raw.recv_obj()
 
-    def send_bytes(self, buf: Any, offset: int = 0, size: Optional[int] = None) -> None:
+    def send_bytes(self, buf: Any, offset: int = 0, size: int | None = None) -> None:
         """Send `size` bytes of the bytes-like `buf` from `offset` as one message."""
         raw = self._raw
         if raw is None:
             raise OSError("handle is closed")
+        if not self._writable:
+            raise OSError("connection is read-only")
         if type(buf) is bytes and offset == 0 and size is None:
             raw.send_bytes(buf)
         else:
             raw.send_bytes(_as_bytes(buf, offset, size))
 
-    def recv_bytes(self, maxlength: Optional[int] = None) -> bytes:
+    def recv_bytes(self, maxlength: int | None = None) -> bytes:
         """Receive one message as bytes; `OSError` when longer than `maxlength`."""
         raw = self._raw
         if raw is None:
@@ -203,18 +230,20 @@ class Connection(_ConnectionBase):
         state = "closed" if self._raw is None else ("r" if self._readable else "") + ("w" if self._writable else "")
         return f"<shoal.connection.Connection {state}>"
 
-    async def recv_async(self, timeout: Optional[float] = None) -> Any:
-        """`recv` for asyncio: waits without blocking the event loop."""
-        import asyncio
+    async def recv_async(self, timeout: float | None = None) -> Any:
+        """`recv` for asyncio: waits on the pipe's readiness descriptor (and its end of
+        stream) without blocking the event loop; `TimeoutError` after `timeout`."""
+        from .queues import wait_readable
 
+        ready, eof_fd = self._check().readiness()
         deadline = None if timeout is None else time.monotonic() + timeout
-        loop = asyncio.get_running_loop()
-        while not self.poll(0):
+        while True:
+            ready.clear()
+            if self.poll(0):
+                return self.recv()
             left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
+            if (left is not None and left <= 0) or not await wait_readable([ready.fileno(), eof_fd], left):
                 raise TimeoutError("nothing was received before the timeout")
-            await loop.run_in_executor(None, self.poll, 0.05 if left is None else min(left, 0.05))
-        return self.recv()
 
 
 def _rebuild_connection(data: bytes, dupfds: list) -> Connection:
@@ -224,7 +253,7 @@ def _rebuild_connection(data: bytes, dupfds: list) -> Connection:
 def Pipe(duplex: bool = True) -> tuple:
     """Two connected `Connection`s; with ``duplex=False`` the first only receives and
     the second only sends."""
-    a, b = _shoal.pipe(duplex)
+    a, b = _shoal.pipe(duplex)  # already in Python's order: (receiver, sender)
     return Connection(a), Connection(b)
 
 
@@ -237,8 +266,31 @@ class SocketConnection(_ConnectionBase):
     readable = True
     writable = True
 
+    @property
+    def encrypted(self) -> bool:
+        """Whether the connection runs over TLS."""
+        return self._check().encrypted
+
+    @property
+    def compressed(self) -> bool:
+        """Whether large frames are compressed (both sides asked for it)."""
+        return self._check().compressed
+
     def __repr__(self) -> str:
         return f"<shoal.connection.SocketConnection {'closed' if self._raw is None else 'open'}>"
+
+    def __reduce__(self) -> Any:
+        # Sent to another process (a pool task, a pipe), the socket arrives as the
+        # standard library's descriptor connection: the frames on it are the same.
+        raw = self._check()
+        if not raw.transferable:
+            raise TypeError("a socket connection with TLS, compression or input already "
+                            "read cannot be sent to another process")
+        dup = reduction.DupFd(raw.fileno())
+        # Closing this handle now closes the descriptor here and leaves the stream to
+        # the other copies (a shut-down socket would end it for them too).
+        raw._hand_over()
+        return (_std_connection.rebuild_connection, (dup, True, True))
 
 
 def _arbitrary_address(family: str) -> Any:
@@ -252,25 +304,39 @@ def _arbitrary_address(family: str) -> Any:
 def _family_of(address: Any) -> str:
     if isinstance(address, tuple):
         return "AF_INET"
-    if isinstance(address, str):
+    if isinstance(address, str) and address.startswith("\\\\"):
+        return "AF_PIPE"
+    if isinstance(address, (str, bytes)):
         return "AF_UNIX"
     raise ValueError(f"address type of {address!r} unrecognized")
+
+
+def _check_family(family: str) -> None:
+    if family not in families:
+        raise ValueError(f"Family {family} is not recognized.")
 
 
 class Listener:
     """A bound socket that accepts authenticated connections (as
     `multiprocessing.connection.Listener(address=None, family=None, backlog=1,
-    authkey=None)`)."""
+    authkey=None)`).
 
-    def __init__(self, address: Any = None, family: Optional[str] = None, backlog: int = 1,
-                 authkey: Optional[bytes] = None) -> None:
+    Beyond Python's: ``tls_cert`` and ``tls_key`` (PEM files) serve TLS (clients give
+    ``tls_ca``); ``compression`` (a zstd level) compresses large frames for clients
+    that ask for it too. Handshakes run before `accept` returns a connection.
+    """
+
+    def __init__(self, address: Any = None, family: str | None = None, backlog: int = 1,
+                 authkey: bytes | None = None, *, tls_cert: str | None = None,
+                 tls_key: str | None = None, compression: int | None = None) -> None:
         family = family or (address and _family_of(address)) or "AF_INET"
+        _check_family(family)
         address = address or _arbitrary_address(family)
         if authkey is not None and not isinstance(authkey, bytes):
             raise TypeError("authkey should be a byte string")
         if isinstance(address, tuple) and address[0] == "":
             address = ("0.0.0.0", address[1])
-        self._raw = _shoal.RawListener(address, authkey)
+        self._raw = _shoal.RawListener(address, authkey, tls_cert, tls_key, compression)
         self._family = family
         self._last_accepted: Any = None
 
@@ -294,18 +360,26 @@ class Listener:
     def last_accepted(self) -> Any:
         return self._last_accepted
 
-    def __enter__(self) -> "Listener":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def Client(address: Any, family: Optional[str] = None, authkey: Optional[bytes] = None) -> SocketConnection:
-    """Connect to a `Listener` at `address`, answering its challenge with `authkey`."""
+def Client(address: Any, family: str | None = None, authkey: bytes | None = None, *,
+           tls_ca: str | None = None, tls_server_name: str | None = None,
+           compression: int | None = None) -> SocketConnection:
+    """Connect to a `Listener` at `address`, answering its challenge with `authkey`.
+
+    Beyond Python's: ``tls_ca`` (a PEM file of trusted certificates) connects with TLS,
+    checking the server's certificate for ``tls_server_name`` (default: the host of
+    `address`); ``compression`` (a zstd level) asks for compressed large frames.
+    """
     if authkey is not None and not isinstance(authkey, bytes):
         raise TypeError("authkey should be a byte string")
-    return SocketConnection(_shoal.connect(address, authkey))
+    _check_family(family or _family_of(address))
+    return SocketConnection(_shoal.connect(address, authkey, tls_ca, tls_server_name, compression))
 
 
 def _raw_of(obj: Any) -> Any:
@@ -319,12 +393,12 @@ def _raw_of(obj: Any) -> Any:
     return obj.fileno()
 
 
-def wait(object_list: Iterable[Any], timeout: Optional[float] = None) -> List[Any]:
+def wait(object_list: Iterable[Any], timeout: float | None = None) -> list[Any]:
     """The objects of `object_list` that are ready: shoal connections and queues with
     something to read (or at end of stream), sockets and descriptors that are
     readable, process sentinels of ended processes. Empty after `timeout` seconds."""
     objects = list(object_list)
-    ready: List[Any] = []
+    ready: list[Any] = []
     # Socket connections may hold a whole message already read from the socket.
     for o in objects:
         raw = getattr(o, "_raw", None)

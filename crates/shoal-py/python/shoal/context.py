@@ -5,10 +5,9 @@ children) with shoal's objects as the context's factories."""
 from __future__ import annotations
 
 import multiprocessing as _std
-import sys
 from multiprocessing import context as _std_context
 from multiprocessing import process as _std_process
-from typing import Any, List, Optional
+from typing import Any
 
 __all__ = ["BaseContext", "DefaultContext", "ForkContext", "ForkServerContext", "SpawnContext"]
 
@@ -16,13 +15,13 @@ __all__ = ["BaseContext", "DefaultContext", "ForkContext", "ForkServerContext", 
 class ShoalContext(_std_context.BaseContext):
     """A context whose factories build shoal objects."""
 
-    _name: Optional[str] = None
+    _name: str | None = None
     ProcessError = _std.ProcessError
     BufferTooShort = _std.BufferTooShort
     TimeoutError = _std.TimeoutError
     AuthenticationError = _std.AuthenticationError
 
-    def get_context(self, method: Optional[str] = None) -> "ShoalContext":
+    def get_context(self, method: str | None = None) -> ShoalContext:
         if method is None:
             return self
         try:
@@ -31,30 +30,33 @@ class ShoalContext(_std_context.BaseContext):
             raise ValueError(f"cannot find context for {method!r}") from None
         return ctx
 
-    def get_start_method(self, allow_none: bool = False) -> Optional[str]:
+    def get_start_method(self, allow_none: bool = False) -> str | None:
         return self._name
 
-    def set_start_method(self, method: Optional[str], force: bool = False) -> None:
+    def set_start_method(self, method: str | None, force: bool = False) -> None:
         raise ValueError("cannot set start method of concrete context")
 
-    def get_all_start_methods(self) -> List[str]:
+    def get_all_start_methods(self) -> list[str]:
         return list(_concrete_contexts)
 
     # -- shoal's objects ---------------------------------------------------------
-    def Queue(self, maxsize: int = 0) -> Any:
+    def Queue(self, maxsize: int = 0, *, capacity: int | None = None) -> Any:
+        """A `Queue`; ``capacity``: bytes of ring (shoal's own option)."""
         from .queues import Queue
 
-        return Queue(maxsize, ctx=self)
+        return Queue(maxsize, ctx=self, capacity=capacity)
 
-    def JoinableQueue(self, maxsize: int = 0) -> Any:
+    def JoinableQueue(self, maxsize: int = 0, *, capacity: int | None = None) -> Any:
+        """A `JoinableQueue`; ``capacity``: bytes of ring (shoal's own option)."""
         from .queues import JoinableQueue
 
-        return JoinableQueue(maxsize, ctx=self)
+        return JoinableQueue(maxsize, ctx=self, capacity=capacity)
 
-    def SimpleQueue(self) -> Any:
+    def SimpleQueue(self, *, capacity: int | None = None) -> Any:
+        """A `SimpleQueue`; ``capacity``: bytes of ring (shoal's own option)."""
         from .queues import SimpleQueue
 
-        return SimpleQueue(ctx=self)
+        return SimpleQueue(ctx=self, capacity=capacity)
 
     def Pipe(self, duplex: bool = True) -> Any:
         from .connection import Pipe
@@ -91,7 +93,7 @@ class ShoalContext(_std_context.BaseContext):
 
         return Event(ctx=self)
 
-    def Barrier(self, parties: int, action: Any = None, timeout: Optional[float] = None) -> Any:
+    def Barrier(self, parties: int, action: Any = None, timeout: float | None = None) -> Any:
         from .synchronize import Barrier
 
         return Barrier(parties, action, timeout, ctx=self)
@@ -116,7 +118,7 @@ class ShoalContext(_std_context.BaseContext):
 
         return Array(typecode_or_type, size_or_initializer, lock=lock, ctx=self)
 
-    # -- the standard library's, until shoal's own land ----------------------------
+    # -- the standard library's, until shoal's own lands --------------------------
     def _std(self) -> Any:
         return _std.get_context(self.get_start_method())
 
@@ -124,10 +126,12 @@ class ShoalContext(_std_context.BaseContext):
         """The standard library's `SyncManager` for this start method."""
         return self._std().Manager()
 
-    def Pool(self, processes: Optional[int] = None, initializer: Any = None, initargs: tuple = (),
-             maxtasksperchild: Optional[int] = None) -> Any:
-        """The standard library's `Pool` for this start method."""
-        return self._std().Pool(processes, initializer, initargs, maxtasksperchild)
+    def Pool(self, processes: int | None = None, initializer: Any = None, initargs: tuple = (),
+             maxtasksperchild: int | None = None, *, retries: int = 0) -> Any:
+        """A supervised `Pool` (see `shoal.pool`): a worker that dies fails only its task."""
+        from .pool import Pool
+
+        return Pool(processes, initializer, initargs, maxtasksperchild, context=self, retries=retries)
 
 
 class ForkProcess(_std_process.BaseProcess):
@@ -204,50 +208,35 @@ _concrete_contexts = {
 
 
 class DefaultContext(ShoalContext):
-    """The module-level context: its start method is the standard library's default
-    one (and stays in step with it, so a spawned child agrees with its parent)."""
+    """The module-level context. Its start method *is* the standard library's default
+    one: the standard library's process start-up sets it in every child (a spawned
+    child restores its parent's; `BaseProcess._bootstrap` forces the child's own), so
+    shoal's answer agrees with it everywhere."""
 
     Process = Process
 
     def __init__(self, context: ShoalContext) -> None:
         self._default_context = context
-        self._actual_context: Optional[ShoalContext] = None
 
-    def get_context(self, method: Optional[str] = None) -> ShoalContext:
+    @staticmethod
+    def _std_default() -> Any:
+        return _std_context._default_context
+
+    def get_context(self, method: str | None = None) -> ShoalContext:
         if method is None:
-            if self._actual_context is None:
-                # A spawned child restores its parent's method into the standard
-                # library's default context before running; follow it.
-                std_method = _std.get_start_method(allow_none=True)
-                self._actual_context = _concrete_contexts.get(std_method or "", self._default_context)
-            return self._actual_context
+            return _concrete_contexts[self._std_default().get_context()._name]
         return super().get_context(method)
 
-    def set_start_method(self, method: Optional[str], force: bool = False) -> None:
-        if self._actual_context is not None and not force:
-            raise RuntimeError("context has already been set")
-        if method is None and force:
-            self._actual_context = None
-            return
-        self._actual_context = self.get_context(method)
-        _std.set_start_method(method, force=True)
+    def set_start_method(self, method: str | None, force: bool = False) -> None:
+        if method is not None and method not in _concrete_contexts:
+            raise ValueError(f"cannot find context for {method!r}")
+        self._std_default().set_start_method(method, force=force)
 
-    def get_start_method(self, allow_none: bool = False) -> Optional[str]:
-        if self._actual_context is None:
-            if allow_none and _std.get_start_method(allow_none=True) is None:
-                return None
-            self._actual_context = self.get_context()
-        return self._actual_context._name
+    def get_start_method(self, allow_none: bool = False) -> str | None:
+        return self._std_default().get_start_method(allow_none)
 
-    def get_all_start_methods(self) -> List[str]:
-        if sys.platform == "win32":
-            return ["spawn"]
-        methods = ["spawn", "fork"] if sys.platform == "darwin" else ["fork", "spawn"]
-        from multiprocessing import reduction
-
-        if reduction.HAVE_SEND_HANDLE:
-            methods.append("forkserver")
-        return methods
+    def get_all_start_methods(self) -> list[str]:
+        return self._std_default().get_all_start_methods()
 
 
 # The standard library's own default method (fork on Linux before 3.14).

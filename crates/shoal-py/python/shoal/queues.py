@@ -17,7 +17,7 @@ import time
 import weakref
 from multiprocessing import context as _std_context
 from multiprocessing import util
-from typing import Any, Optional
+from typing import Any
 
 from . import _shoal
 from ._pickle import dumps, loads
@@ -46,9 +46,8 @@ class Queue:
 
     _joinable = False
 
-    def __init__(self, maxsize: int = 0, *, ctx: Any = None, capacity: Optional[int] = None) -> None:
-        if maxsize < 0:
-            maxsize = 0
+    def __init__(self, maxsize: int = 0, *, ctx: Any = None, capacity: int | None = None) -> None:
+        maxsize = max(maxsize, 0)
         raw = _RawQueue(maxsize, capacity or (4 << 20), self._joinable)
         self._attach(raw, maxsize)
 
@@ -62,8 +61,8 @@ class Queue:
         self._closed = False
         self._pending: collections.deque = collections.deque()
         self._notempty = threading.Condition(threading.Lock())
-        self._thread: Optional[threading.Thread] = None
-        self._jointhread: Optional[util.Finalize] = None
+        self._thread: threading.Thread | None = None
+        self._jointhread: util.Finalize | None = None
         self._joincancelled = False
 
     def _after_fork(self) -> None:
@@ -83,10 +82,17 @@ class Queue:
         if self._closed:
             raise ValueError(f"Queue {self!r} is closed")
 
-    def put(self, obj: Any, block: bool = True, timeout: Optional[float] = None) -> None:
+    def put(self, obj: Any, block: bool = True, timeout: float | None = None) -> None:
         """Put `obj` on the queue (pickled now: a pickling error is raised here)."""
         if self._closed:
             raise ValueError(f"Queue {self!r} is closed")
+        if type(self)._on_queue_feeder_error is not Queue._on_queue_feeder_error:
+            # The subclass takes unpicklable messages itself: try the pickling here.
+            try:
+                dumps(obj)
+            except Exception as e:  # noqa: BLE001 - any pickling error goes to the hook
+                self._on_queue_feeder_error(e, obj)
+                return
         if self._pending:
             # Behind what the feeder thread still holds.
             self._buffer(dumps(obj))
@@ -105,6 +111,12 @@ class Queue:
     def put_nowait(self, obj: Any) -> None:
         """`put(obj, False)`."""
         self.put(obj, False)
+
+    @staticmethod
+    def _on_queue_feeder_error(e: BaseException, obj: Any) -> None:
+        """A subclass that overrides this (as subclasses of `multiprocessing.queues.Queue`
+        do) is handed each message that cannot be pickled, and `put` returns; without
+        an override, `put` raises the pickling error."""
 
     def _buffer(self, data: bytes) -> None:
         with self._notempty:
@@ -154,7 +166,7 @@ class Queue:
             notempty.notify()
 
     # -- getting -----------------------------------------------------------------
-    def get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """Remove and return an item; `queue.Empty` when none came in time."""
         if self._closed:
             raise ValueError(f"Queue {self!r} is closed")
@@ -202,17 +214,20 @@ class Queue:
             self._jointhread.cancel()
 
     # -- asyncio -------------------------------------------------------------------
-    async def get_async(self, timeout: Optional[float] = None) -> Any:
-        """`get` for asyncio: waits without blocking the event loop."""
-        return await _await_ready(self, timeout, lambda: self.get(False))
+    async def get_async(self, timeout: float | None = None) -> Any:
+        """`get` for asyncio: waits on the queue's readiness descriptor, without
+        blocking the event loop; `queue.Empty` after `timeout` seconds."""
+        data = await _get_when_ready(self._raw, timeout)
+        return loads(data)
 
-    async def put_async(self, obj: Any, timeout: Optional[float] = None) -> None:
-        """`put` for asyncio (an unbounded queue never waits)."""
-        data = dumps(obj)
-        self._check_open()
-        deadline = None if timeout is None else time.monotonic() + timeout
+    async def put_async(self, obj: Any, timeout: float | None = None) -> None:
+        """`put` for asyncio (an unbounded queue never waits; a full bounded one is
+        retried as room appears, `queue.Full` after `timeout` seconds)."""
         import asyncio
 
+        self._check_open()
+        data = dumps(obj)
+        deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.0001
         while not self._raw.put(data, False):
             if self._maxsize == 0:
@@ -220,27 +235,47 @@ class Queue:
                 return
             if deadline is not None and time.monotonic() >= deadline:
                 raise _queue.Full
+            # Room is not signalled on a descriptor: poll with a growing delay.
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.01)
 
 
-async def _await_ready(obj: Any, timeout: Optional[float], take: Any) -> Any:
+async def wait_readable(fds: list, timeout: float | None) -> bool:
+    """Wait (in the running event loop) until one of `fds` is readable; False after
+    `timeout` seconds."""
     import asyncio
 
-    from .connection import wait
-
-    deadline = None if timeout is None else time.monotonic() + timeout
     loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+
+    def wake() -> None:
+        if not fut.done():
+            fut.set_result(None)
+
+    for fd in fds:
+        loop.add_reader(fd, wake)
+    try:
+        await asyncio.wait_for(fut, timeout)
+        return True
+    except asyncio.TimeoutError:
+        return False
+    finally:
+        for fd in fds:
+            loop.remove_reader(fd)
+
+
+async def _get_when_ready(raw: Any, timeout: float | None) -> bytes:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    ready = raw.readiness()
     while True:
-        try:
-            return take()
-        except _queue.Empty:
-            pass
+        ready.clear()
+        data = raw.get(False)
+        if data is not None:
+            return data
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
             raise _queue.Empty
-        slice_ = 0.05 if left is None else min(left, 0.05)
-        await loop.run_in_executor(None, wait, [obj], slice_)
+        await wait_readable([ready.fileno()], left)
 
 
 class JoinableQueue(Queue):
@@ -257,15 +292,18 @@ class JoinableQueue(Queue):
 
     def join(self) -> None:
         """Block until every item put has been marked done."""
-        while self._pending:
-            time.sleep(0.001)
+        # Items still buffered here are not counted yet: wait for the feeder, which
+        # notifies after each one it moves into the ring.
+        with self._notempty:
+            while self._pending:
+                self._notempty.wait()
         self._raw.join(None)
 
 
 class SimpleQueue:
     """`multiprocessing.SimpleQueue`: `put`, `get`, `empty`, `close`."""
 
-    def __init__(self, *, ctx: Any = None, capacity: Optional[int] = None) -> None:
+    def __init__(self, *, ctx: Any = None, capacity: int | None = None) -> None:
         self._raw = _RawQueue(0, capacity or (4 << 20), False)
         self._closed = False
 
@@ -297,16 +335,9 @@ class SimpleQueue:
         """No more use from this process."""
         self._closed = True
 
-    async def get_async(self, timeout: Optional[float] = None) -> Any:
-        """`get` for asyncio."""
-
-        def take() -> Any:
-            data = self._raw.get(False)
-            if data is None:
-                raise _queue.Empty
-            return loads(data)
-
-        return await _await_ready(self, timeout, take)
+    async def get_async(self, timeout: float | None = None) -> Any:
+        """`get` for asyncio, on the queue's readiness descriptor."""
+        return loads(await _get_when_ready(self._raw, timeout))
 
 
 def _rebuild_simple(data: bytes, dupfds: list) -> SimpleQueue:

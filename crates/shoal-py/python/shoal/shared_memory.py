@@ -20,20 +20,31 @@ import os
 import secrets
 import threading
 from multiprocessing.shared_memory import ShareableList as _StdShareableList
-from typing import Any, Dict, Optional
+from typing import Any
 
 from . import _shoal
 
 __all__ = ["ShareableList", "SharedMemory"]
 
-_owned: Dict[str, Any] = {}
+# Names as `multiprocessing.shared_memory` makes them: a leading slash (kept in `_name`,
+# not in `name`), a prefix, and a random part; creation retries on a name in use.
+_USE_POSIX = True
+_SHM_NAME_PREFIX = "/shoal-psm-"
+
+
+def _make_filename() -> str:
+    """A fresh random segment name (the owner's pid is in it, for ``shoal gc``)."""
+    return f"{_SHM_NAME_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+
+
+_owned: dict[str, Any] = {}
 _owned_lock = threading.Lock()
 
 
 def _unlink_owned_at_exit() -> None:
     pid = os.getpid()
     with _owned_lock:
-        for name, (seg, owner) in list(_owned.items()):
+        for _name, (seg, owner) in list(_owned.items()):
             if owner == pid:
                 try:
                     seg.unlink()
@@ -58,37 +69,47 @@ class SharedMemory:
     """A named block of shared memory (as `multiprocessing.shared_memory.SharedMemory
     (name=None, create=False, size=0)`)."""
 
-    def __init__(self, name: Optional[str] = None, create: bool = False, size: int = 0, *,
+    # As in `multiprocessing.shared_memory`: the flags of an open without `create`; a
+    # subclass with ``os.O_CREAT`` among them creates the segment when it is missing.
+    _flags = os.O_RDWR
+
+    def __init__(self, name: str | None = None, create: bool = False, size: int = 0, *,
                  track: bool = True) -> None:
         if size < 0:
             raise ValueError("'size' must be a positive integer")
-        if create:
-            if size == 0:
-                raise ValueError("'size' must be a positive number different from zero")
+        if create and size == 0:
+            raise ValueError("'size' must be a positive number different from zero")
+        if name is None and not create:
+            raise ValueError("'name' can only be None if create=True")
+        seg = None
+        if not create:
+            try:
+                seg = _shoal.Segment.open(name.lstrip("/"))
+            except FileNotFoundError:
+                if not (self._flags & os.O_CREAT and size):
+                    raise
+        if seg is None:
             if name is None:
                 while True:
-                    candidate = f"shoal-psm-{os.getpid()}-{secrets.token_hex(4)}"
+                    candidate = _make_filename()
                     try:
-                        seg = _shoal.Segment(size, candidate)
+                        seg = _shoal.Segment(size, candidate.lstrip("/"))
                         break
                     except FileExistsError:
                         continue
-                name = candidate
             else:
                 seg = _shoal.Segment(size, name.lstrip("/"))
             if track:
                 with _owned_lock:
                     _owned[seg.name] = (seg, os.getpid())
-        else:
-            if name is None:
-                raise ValueError("'name' can only be None if create=True")
-            seg = _shoal.Segment.open(name.lstrip("/"))
+        # At least the size asked for (a segment takes whole pages), the same for the
+        # creator and every process that opens it.
+        self._size = seg.size
         self._seg = seg
-        self._name = seg.name
+        self._name = "/" + seg.name
         offset = _shoal.Segment.payload_offset()
-        self._size = size if create else seg.size
         self._mmap = mmap.mmap(seg.fileno(), offset + seg.size)
-        self._buf: Optional[memoryview] = memoryview(self._mmap)[offset : offset + self._size]
+        self._buf: memoryview | None = memoryview(self._mmap)[offset : offset + self._size]
 
     @property
     def buf(self) -> memoryview:
@@ -100,7 +121,7 @@ class SharedMemory:
     @property
     def name(self) -> str:
         """The segment's name (pass it to another process to open it)."""
-        return self._name
+        return self._name[1:]
 
     @property
     def size(self) -> int:
@@ -119,7 +140,7 @@ class SharedMemory:
     def unlink(self) -> None:
         """Remove the segment's name; the memory goes once every handle is closed."""
         with _owned_lock:
-            _owned.pop(self._name, None)
+            _owned.pop(self.name, None)
         self._seg.unlink()
 
     def __reduce__(self) -> Any:
@@ -129,16 +150,19 @@ class SharedMemory:
         return f"{self.__class__.__name__}({self.name!r}, size={self.size})"
 
     def __del__(self) -> None:
+        if getattr(self, "_mmap", None) is None:
+            return  # closed, or never opened
         try:
             self.close()
-        except Exception:
-            pass
+        except BufferError:
+            # Views of `buf` are still alive: the mapping goes with the last of them.
+            return
 
 
 class ShareableList(_StdShareableList):
     """`multiprocessing.shared_memory.ShareableList` stored in a shoal `SharedMemory`."""
 
-    def __init__(self, sequence: Any = None, *, name: Optional[str] = None) -> None:
+    def __init__(self, sequence: Any = None, *, name: str | None = None) -> None:
         import multiprocessing.shared_memory as std
 
         # The standard class builds its storage with the module's SharedMemory; give it

@@ -15,14 +15,14 @@ import mmap
 from multiprocessing import context as _std_context
 from multiprocessing.sharedctypes import synchronized as _std_synchronized
 from multiprocessing.sharedctypes import typecode_to_type
-from typing import Any, Dict, Optional
+from typing import Any
 
 from . import _shoal
 from ._reduce import dup_parts, rebuild_raw
 
 __all__ = ["Array", "RawArray", "RawValue", "Value", "copy", "synchronized"]
 
-_shared_types: Dict[Any, type] = {}
+_shared_types: dict[Any, type] = {}
 
 
 def _shared_type(base: Any) -> type:
@@ -34,9 +34,23 @@ def _shared_type(base: Any) -> type:
     return t
 
 
+def _describe(t: Any) -> Any:
+    """`t`, or for an array type (made on the fly, so not picklable by name) its
+    element type and length."""
+    if isinstance(t, type) and issubclass(t, ctypes.Array):
+        return ("array", _describe(t._type_), t._length_)
+    return t
+
+
+def _undescribe(d: Any) -> Any:
+    if isinstance(d, tuple) and d[:1] == ("array",):
+        return _undescribe(d[1]) * d[2]
+    return d
+
+
 def _reduce_ctype(obj: Any) -> Any:
     _std_context.assert_spawning(obj)
-    return (_rebuild_ctype, (type(obj).__mro__[1], dup_parts(obj._shoal_segment)))
+    return (_rebuild_ctype, (_describe(type(obj).__mro__[1]), dup_parts(obj._shoal_segment)))
 
 
 def _map(seg: Any, base: Any) -> Any:
@@ -49,7 +63,7 @@ def _map(seg: Any, base: Any) -> Any:
 
 
 def _rebuild_ctype(base: Any, parts: tuple) -> Any:
-    return _map(rebuild_raw(_shoal.Segment._from_parts, *parts), base)
+    return _map(rebuild_raw(_shoal.Segment._from_parts, *parts), _undescribe(base))
 
 
 def _new_value(base: Any) -> Any:
@@ -82,7 +96,7 @@ def RawArray(typecode_or_type: Any, size_or_initializer: Any) -> Any:
     return obj
 
 
-def synchronized(obj: Any, lock: Optional[Any] = None, ctx: Any = None) -> Any:
+def synchronized(obj: Any, lock: Any | None = None, ctx: Any = None) -> Any:
     """`obj` behind a lock (a new shoal `RLock` when none is given)."""
     if lock is None:
         from .synchronize import RLock
@@ -116,5 +130,5 @@ def Array(typecode_or_type: Any, size_or_initializer: Any, *, lock: Any = True, 
 def copy(obj: Any) -> Any:
     """A new shared copy of the ctypes object `obj`."""
     new_obj = _new_value(type(obj).__mro__[1] if type(obj) in _shared_types.values() else type(obj))
-    ctypes.pointer(new_obj)[0] = obj
+    ctypes.memmove(ctypes.addressof(new_obj), ctypes.addressof(obj), ctypes.sizeof(obj))
     return new_obj

@@ -12,8 +12,9 @@ holder). Every object can be passed to a child process when it starts.
 from __future__ import annotations
 
 import threading
+import time
 from multiprocessing import context as _std_context
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from . import _shoal
 from ._errors import owner_died
@@ -49,7 +50,7 @@ class _Shared:
 class _LockBase(_Shared):
     _what = "lock"
 
-    def acquire(self, block: bool = True, timeout: Optional[float] = None) -> bool:
+    def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
         """Take the lock; False when not taken (not blocking, or after `timeout`)."""
         r = self._raw.acquire(block, timeout)
         if r == _ACQUIRED_FROM_DEAD:
@@ -63,7 +64,7 @@ class _LockBase(_Shared):
     def __enter__(self) -> bool:
         return self.acquire()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
 
@@ -80,7 +81,8 @@ class Lock(_LockBase):
 
     def __repr__(self) -> str:
         if self._raw.is_mine():
-            owner = "MainThread" if threading.current_thread() is threading.main_thread() else threading.current_thread().name
+            me = threading.current_thread()
+            owner = "MainThread" if me is threading.main_thread() else me.name
             state = f"owner={owner}"
         elif self._raw.is_locked():
             state = "owner=SomeOtherThread"
@@ -127,7 +129,7 @@ class Semaphore(_Shared):
             raise ValueError("semaphore initial value must be >= 0")
         self._raw = _shoal.RawSemaphore(value, self._bounded)
 
-    def acquire(self, block: bool = True, timeout: Optional[float] = None) -> bool:
+    def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
         """Take one unit; False when none came (not blocking, or after `timeout`)."""
         return self._raw.acquire(block, timeout)
 
@@ -142,7 +144,7 @@ class Semaphore(_Shared):
     def __enter__(self) -> bool:
         return self.acquire()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
     def __repr__(self) -> str:
@@ -175,9 +177,26 @@ class Event(_Shared):
         """Reset the flag."""
         self._raw.clear()
 
-    def wait(self, timeout: Optional[float] = None) -> bool:
+    def wait(self, timeout: float | None = None) -> bool:
         """Wait for the flag; returns whether it is set."""
         return self._raw.wait(timeout)
+
+    def __repr__(self) -> str:
+        state = "set" if self.is_set() else "unset"
+        return f"<{type(self).__qualname__} at {id(self):#x} {state}>"
+
+
+class _Unreported:
+    """Where `multiprocessing.Condition` has a semaphore counting sleepers, wakeups or
+    pending notifications: shoal's condition is one futex word and keeps no such count,
+    so, as `SemLock.get_value` where the platform cannot tell, `get_value` raises
+    `NotImplementedError`."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def get_value(self) -> int:
+        raise NotImplementedError(f"a shoal Condition does not count its {self._what}")
 
 
 class Condition(_Shared):
@@ -185,8 +204,11 @@ class Condition(_Shared):
     is given)."""
 
     _factory = _shoal.RawCondition._from_parts
+    _sleeping_count = _Unreported("sleepers")
+    _woken_count = _Unreported("wakeups")
+    _wait_semaphore = _Unreported("pending notifications")
 
-    def __init__(self, lock: Optional[Any] = None, *, ctx: Any = None) -> None:
+    def __init__(self, lock: Any | None = None, *, ctx: Any = None) -> None:
         if lock is None:
             lock = RLock()
         if not isinstance(lock, (Lock, RLock)):
@@ -198,7 +220,7 @@ class Condition(_Shared):
         _std_context.assert_spawning(self)
         return (_rebuild_condition, (self._lock, dup_parts(self._raw)))
 
-    def acquire(self, block: bool = True, timeout: Optional[float] = None) -> bool:
+    def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
         """Take the condition's lock."""
         return self._lock.acquire(block, timeout)
 
@@ -209,10 +231,10 @@ class Condition(_Shared):
     def __enter__(self) -> bool:
         return self._lock.acquire()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._lock.release()
 
-    def wait(self, timeout: Optional[float] = None) -> bool:
+    def wait(self, timeout: float | None = None) -> bool:
         """Release the lock, wait for a notification (or `timeout`), take the lock
         back; returns False on timeout."""
         notified, how = self._raw.wait(timeout)
@@ -220,7 +242,7 @@ class Condition(_Shared):
             owner_died("condition's lock")
         return notified
 
-    def wait_for(self, predicate: Callable[[], Any], timeout: Optional[float] = None) -> Any:
+    def wait_for(self, predicate: Callable[[], Any], timeout: float | None = None) -> Any:
         """Wait until `predicate()` is true (or `timeout`); returns its last value."""
         import time
 
@@ -263,44 +285,63 @@ def _rebuild_condition(lock: Any, parts: tuple) -> Condition:
 
 
 class Barrier(_Shared):
-    """A barrier for `parties` threads or processes (as `threading.Barrier`)."""
+    """A barrier for `parties` threads or processes (as `threading.Barrier`).
+
+    With an `action`, a round has two rendezvous: the last party to arrive runs the
+    action while the others wait at the second, so that no party leaves before the
+    action has run (an action that raises breaks the barrier for everyone)."""
 
     _factory = _shoal.RawBarrier._from_parts
 
-    def __init__(self, parties: int, action: Optional[Callable[[], Any]] = None,
-                 timeout: Optional[float] = None, *, ctx: Any = None) -> None:
+    def __init__(self, parties: int, action: Callable[[], Any] | None = None,
+                 timeout: float | None = None, *, ctx: Any = None) -> None:
         self._raw = _shoal.RawBarrier(parties)
+        self._after = _shoal.RawBarrier(parties) if action is not None else None
         self._action = action
         self._timeout = timeout
 
     def __reduce__(self) -> Any:
         _std_context.assert_spawning(self)
-        return (_rebuild_barrier, (dup_parts(self._raw), self._action, self._timeout))
+        after = None if self._after is None else dup_parts(self._after)
+        return (_rebuild_barrier, (dup_parts(self._raw), after, self._action, self._timeout))
 
-    def wait(self, timeout: Optional[float] = None) -> int:
+    def wait(self, timeout: float | None = None) -> int:
         """Wait for every party; returns this caller's place (0 … parties-1). The
-        action, if any, runs in one caller once all have arrived."""
+        action, if any, runs in one caller once all have arrived, before any leaves."""
         if timeout is None:
             timeout = self._timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             index, leader = self._raw.wait(timeout)
         except RuntimeError:
             raise threading.BrokenBarrierError from None
-        if leader and self._action is not None:
+        if self._after is None:
+            return index
+        if leader:
             try:
-                self._action()
+                self._action()  # type: ignore[misc]
             except BaseException:
-                self._raw.abort()
+                self.abort()
                 raise
+        left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        try:
+            self._after.wait(left)
+        except RuntimeError:
+            self._raw.abort()
+            raise threading.BrokenBarrierError from None
         return index
 
     def reset(self) -> None:
         """Back to the initial state; current waiters get `BrokenBarrierError`."""
         self._raw.reset()
+        if self._after is not None:
+            self._after.reset()
 
     def abort(self) -> None:
         """Break the barrier: current and later waiters get `BrokenBarrierError`."""
         self._raw.abort()
+        if self._after is not None:
+            self._after.abort()
 
     @property
     def parties(self) -> int:
@@ -308,16 +349,23 @@ class Barrier(_Shared):
 
     @property
     def n_waiting(self) -> int:
-        return self._raw.n_waiting
+        return self._raw.n_waiting + (0 if self._after is None else self._after.n_waiting)
 
     @property
     def broken(self) -> bool:
-        return self._raw.broken
+        return self._raw.broken or (self._after is not None and self._after.broken)
+
+    def __repr__(self) -> str:
+        if self.broken:
+            return f"<{type(self).__qualname__} at {id(self):#x}: broken>"
+        return (f"<{type(self).__qualname__} at {id(self):#x}: waiters={self.n_waiting}/"
+                f"{self.parties}>")
 
 
-def _rebuild_barrier(parts: tuple, action: Any, timeout: Any) -> Barrier:
+def _rebuild_barrier(parts: tuple, after: Any, action: Any, timeout: Any) -> Barrier:
     b = Barrier.__new__(Barrier)
     b._raw = rebuild_raw(_shoal.RawBarrier._from_parts, *parts)
+    b._after = None if after is None else rebuild_raw(_shoal.RawBarrier._from_parts, *after)
     b._action = action
     b._timeout = timeout
     return b

@@ -72,6 +72,23 @@ impl<T> PutError<T> {
     pub fn is_closed(&self) -> bool {
         matches!(self, PutError::Closed(_))
     }
+
+    /// Whether the error is [`PutError::Timeout`].
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let q: shoal::Queue<u8> = shoal::Queue::with_maxsize(1)?;
+    /// q.put(1)?;
+    /// let err = q.put_timeout(2, Duration::from_millis(10)).unwrap_err();
+    /// assert!(err.is_timeout());
+    /// assert_eq!(err.into_inner(), 2); // the message comes back
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, PutError::Timeout(_))
+    }
 }
 
 impl<T> fmt::Debug for PutError<T> {

@@ -292,26 +292,57 @@ impl Connection {
         tx.put_bytes(data, Wait::No)
     }
 
-    /// [`send_bytes`](Connection::send_bytes), failing with [`PutError::Timeout`] when
-    /// the ring stayed full for `timeout`.
+    /// [`send_bytes`](Connection::send_bytes) for at most `timeout`: gives up while the
+    /// ring stays too full for the message.
     ///
     /// # Errors
-    /// `Timeout`; `Closed` as for [`send_bytes`](Connection::send_bytes).
+    /// [`PutError::Timeout`] when the time ran out (nothing was sent); `Closed` as for
+    /// `send_bytes`.
     ///
     /// # Examples
     /// ```
     /// use std::time::Duration;
     ///
-    /// let (tx, _rx) = shoal::Pipe::builder().capacity(64 * 1024).simplex()?;
-    /// while tx.try_send_bytes(&[0u8; 1024]).is_ok() {}
-    /// let full = tx.send_bytes_timeout(&[0u8; 1024], Duration::from_millis(10));
-    /// assert_eq!(full, Err(shoal::channel::PutError::Timeout(())));
+    /// let (tx, rx) = shoal::Pipe::builder().capacity(4096).simplex()?;
+    /// // Nobody reads: the ring fills up, and a timed send gives up.
+    /// let err = loop {
+    ///     if let Err(e) = tx.send_bytes_timeout(&[7; 1000], Duration::from_millis(10)) {
+    ///         break e;
+    ///     }
+    /// };
+    /// assert!(err.is_timeout());
+    /// assert_eq!(rx.recv_bytes()?, [7; 1000]); // what was sent is intact
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send_bytes_timeout(&self, data: &[u8], timeout: Duration) -> Result<(), PutError<()>> {
         let tx = self.tx()?;
         tx.ring.note_end(true);
         tx.put_bytes(data, Wait::timeout(timeout))
+    }
+
+    /// [`send`](Connection::send) for at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`send_bytes_timeout`](Connection::send_bytes_timeout), and `Encode`.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = shoal::Pipe::simplex()?;
+    /// tx.send_timeout(&(1u8, 'x'), Duration::from_secs(10))?;
+    /// assert_eq!(rx.recv::<(u8, char)>()?, (1, 'x'));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_timeout<T: Serialize + ?Sized>(
+        &self,
+        msg: &T,
+        timeout: Duration,
+    ) -> Result<(), PutError<()>> {
+        let bytes = Codec::Bincode
+            .encode(msg)
+            .map_err(|e| PutError::Encode((), e))?;
+        self.send_bytes_timeout(&bytes, timeout)
     }
 
     /// Sends `msg` encoded with bincode.
@@ -363,6 +394,62 @@ impl Connection {
         let mut v = Vec::new();
         self.recv_with(Deadline::NEVER, |c, w| c.get_bytes_into(&mut v, w))?;
         Ok(v)
+    }
+
+    /// [`recv_bytes`](Connection::recv_bytes) for at most `timeout` (Python's
+    /// `poll(timeout)` then `recv_bytes()`, in one call).
+    ///
+    /// # Errors
+    /// [`GetError::Timeout`] when nothing arrived in time (the pipe stays usable);
+    /// `Closed` at end of stream.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = shoal::Pipe::simplex()?;
+    /// assert!(rx.recv_bytes_timeout(Duration::from_millis(10)).unwrap_err().is_timeout());
+    /// tx.send_bytes(b"in time")?;
+    /// assert_eq!(rx.recv_bytes_timeout(Duration::from_secs(10))?, b"in time");
+    /// tx.close();
+    /// assert!(rx.recv_bytes_timeout(Duration::from_secs(10)).unwrap_err().is_closed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, GetError> {
+        let mut v = Vec::new();
+        self.recv_with(Deadline::after(timeout), |c, w| c.get_bytes_into(&mut v, w))?;
+        Ok(v)
+    }
+
+    /// [`recv_bytes_into`](Connection::recv_bytes_into) for at most `timeout`.
+    ///
+    /// # Errors
+    /// [`GetError::Timeout`] when nothing arrived in time; otherwise those of
+    /// `recv_bytes_into`.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = shoal::Pipe::simplex()?;
+    /// let mut buf = [0u8; 16];
+    /// let err = rx.recv_bytes_into_timeout(&mut buf, Duration::from_millis(10)).unwrap_err();
+    /// assert!(err.is_timeout());
+    /// tx.send_bytes(b"into")?;
+    /// let n = rx.recv_bytes_into_timeout(&mut buf, Duration::from_secs(10))?;
+    /// assert_eq!(&buf[..n], b"into");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_bytes_into_timeout(
+        &self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize, GetError> {
+        let deadline = Deadline::after(timeout);
+        match self.recv_with(deadline, |c, w| c.get_bytes_into_slice(buf, w))? {
+            Ok(n) => Ok(n),
+            Err(bytes) => Err(GetError::BufferTooShort(bytes)),
+        }
     }
 
     /// Receives the next message into `buf`; returns its length.
@@ -497,6 +584,32 @@ impl Connection {
         rx.ring.wait_readable(deadline, || rx.ring.end_dead(true)) || rx.ring.end_dead(true)
     }
 
+    /// Whether the death of every process that sent on this connection (for receives)
+    /// or received from it (for sends) counts as end of stream, as it does by default.
+    ///
+    /// Turn it off where end of stream is decided otherwise, e.g. by a socket whose
+    /// copies travel with the ends (shoal's Python package does so, because a Python
+    /// pipe ends only when every copy of the other end is closed, however many of its
+    /// senders died). Then only [`close`](Connection::close) ends the stream. It
+    /// applies to this handle and its clones, in this process.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = shoal::Pipe::simplex()?;
+    /// rx.set_peer_death_ends_stream(false);
+    /// tx.send_bytes(b"one")?;
+    /// assert_eq!(rx.recv_bytes()?, b"one");
+    /// assert!(!rx.poll(Duration::ZERO));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_peer_death_ends_stream(&self, on: bool) {
+        for core in [&self.rx, &self.tx].into_iter().flatten() {
+            core.ring.set_death_ends(on);
+        }
+    }
+
     /// Closes this end for both processes: the peer's `recv` reports end of stream
     /// after draining, and its `send` fails.
     ///
@@ -542,6 +655,31 @@ impl Connection {
     /// ```
     pub fn writable(&self) -> bool {
         self.tx.is_some()
+    }
+
+    /// A readiness descriptor for `epoll`/tokio/asyncio on the receiving direction:
+    /// readable after a send, while the returned guard lives (`None` for a send-only
+    /// end). Use it as [`Queue::readiness`](crate::Queue::readiness): clear it, read
+    /// until nothing is left, then wait for readability again. End of stream is not
+    /// signalled on it; check [`poll`](Connection::poll) after each wake.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = shoal::Pipe::simplex()?;
+    /// assert!(tx.readiness().is_none());
+    /// let ready = rx.readiness().unwrap();
+    /// tx.send(&1u8)?;
+    /// assert!(ready.wait(Duration::from_secs(5))?);
+    /// ready.clear();
+    /// assert_eq!(rx.recv::<u8>()?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn readiness(&self) -> Option<crate::channel::Readiness> {
+        self.rx
+            .as_ref()
+            .map(|rx| crate::channel::Readiness::new(Arc::clone(rx)))
     }
 }
 

@@ -178,6 +178,12 @@ pub fn wait_with_fds(
         let ready: Vec<usize> = (0..objects.len())
             .filter(|&i| objects[i].is_ready())
             .collect();
+        if !ready.is_empty() && fds_ready.is_empty() && !fds.is_empty() {
+            // Report the descriptors that are ready too: a channel that stays ready
+            // must not hide them from a caller that waits again and again.
+            let now = sys::poll_readable(fds, Some(Duration::ZERO))?;
+            fds_ready = (0..fds.len()).filter(|&i| now[i]).collect();
+        }
         if !ready.is_empty() || !fds_ready.is_empty() || deadline.expired() {
             return Ok((ready, fds_ready));
         }
@@ -214,5 +220,29 @@ impl Waitable for crate::net::Connection {
     }
     fn ready_fd(&self) -> BorrowedFd<'_> {
         std::os::fd::AsFd::as_fd(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_ready_channel_does_not_hide_ready_descriptors() {
+        let q: Queue<u8> = Queue::new().unwrap();
+        q.put(1).unwrap();
+        let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        b.write_all(b"x").unwrap();
+        let (objects, fds) = wait_with_fds(
+            &[&q as &dyn Waitable],
+            &[a.as_fd()],
+            Some(Duration::from_secs(5)),
+        )
+        .unwrap();
+        assert_eq!((objects, fds), (vec![0], vec![0]));
     }
 }

@@ -157,11 +157,11 @@ impl FrameIo for Handshake<'_> {
 impl Connection {
     /// Runs the TLS and HMAC handshakes over a fresh socket.
     pub(crate) fn establish(
-        socket: Socket,
+        socket: impl Into<Arc<Socket>>,
         role: Role,
         opts: &Options,
     ) -> Result<Connection, NetError> {
-        let socket = Arc::new(socket);
+        let socket = socket.into();
         let deadline = opts
             .handshake_timeout
             .and_then(|t| Instant::now().checked_add(t));

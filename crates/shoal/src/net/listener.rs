@@ -1,7 +1,7 @@
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::net::connection::Role;
+use crate::net::acceptor::{Acceptor, DEFAULT_MAX_PENDING};
 use crate::net::options::Options;
 use crate::net::socket::ListenSocket;
 use crate::net::{Address, Connection, Digest, NetError, ToAddress};
@@ -9,13 +9,25 @@ use crate::net::{Address, Connection, Digest, NetError, ToAddress};
 /// A bound socket that accepts authenticated connections (Python's
 /// `multiprocessing.connection.Listener`).
 ///
-/// [`accept`](Listener::accept) takes the next client and, with an auth key, runs the
-/// handshake (challenge first, then answer, as Python does) within the handshake time
-/// limit. A client that fails it — wrong key, malformed or oversized frames, a stalled
-/// handshake — gets its connection closed and `accept` returns the error; the listener
-/// goes on serving the others (see [`incoming`](Listener::incoming)).
+/// Handshakes run in the background, concurrently: an acceptor thread takes each client
+/// off the socket and runs its TLS and HMAC handshake (challenge first, then answer, as
+/// Python does) on a handshake thread of its own, within the handshake time limit.
+/// [`accept`](Listener::accept) returns the next handshake to *finish*, so a client that
+/// connects and says nothing holds one handshake slot and delays nobody else. A client
+/// that fails its handshake — wrong key, malformed or oversized frames, silence past the
+/// limit — gets its connection closed and `accept` returns that client's error; the
+/// listener goes on serving the others (see [`incoming`](Listener::incoming)).
+///
+/// At most [`max_pending_handshakes`](ListenerBuilder::max_pending_handshakes) clients
+/// (64 by default) are in their handshake or finished and waiting for `accept`; beyond
+/// that, new clients wait in the kernel's backlog until a slot frees. Dropping the
+/// listener ends the handshakes in flight and closes the connections nobody accepted.
 ///
 /// A Unix socket path is removed when the listener is dropped, as Python does.
+///
+/// # Platform notes
+/// The acceptor thread belongs to the process that bound the listener: a child made by
+/// the `fork` start method cannot accept on its parent's listener.
 ///
 /// # Examples
 /// ```
@@ -39,9 +51,8 @@ use crate::net::{Address, Connection, Digest, NetError, ToAddress};
 /// ```
 #[derive(Debug)]
 pub struct Listener {
-    socket: ListenSocket,
+    acceptor: Acceptor,
     address: Address,
-    opts: Options,
 }
 
 impl Listener {
@@ -88,6 +99,7 @@ impl Listener {
     pub fn builder() -> ListenerBuilder {
         ListenerBuilder {
             opts: Options::default(),
+            max_pending: DEFAULT_MAX_PENDING,
         }
     }
 
@@ -109,11 +121,15 @@ impl Listener {
         &self.address
     }
 
-    /// Accepts the next client and authenticates it.
+    /// Returns the next client whose handshake finished, waiting for one.
+    ///
+    /// Clients are authenticated in the background, several at once; this returns them
+    /// in the order their handshakes end, so a slow or silent client never holds up the
+    /// ones behind it.
     ///
     /// # Errors
     /// [`NetError::Io`] with op `"accept a connection"` when the listening socket
-    /// fails. Any other error concerns this client only, whose connection is closed:
+    /// fails. Any other error concerns one client only, whose connection is closed:
     /// [`NetError::Authentication`] (wrong key), [`NetError::Timeout`] (stalled
     /// handshake), [`NetError::FrameTooLarge`], [`NetError::MalformedFrame`],
     /// [`NetError::Truncated`] or [`NetError::Eof`] (early close).
@@ -130,13 +146,15 @@ impl Listener {
     /// # Ok::<(), shoal::net::NetError>(())
     /// ```
     pub fn accept(&self) -> Result<Connection, NetError> {
-        let socket = self.socket.accept(None)?;
-        Connection::establish(socket, Role::Server, &self.opts)
+        match self.acceptor.take(None) {
+            Some(result) => result,
+            None => unreachable!("a wait without a deadline ends only with a result"),
+        }
     }
 
     /// Like [`accept`](Listener::accept), but gives up with [`NetError::Timeout`] when no
-    /// client arrives within `timeout` (the handshake has its own time limit). Several
-    /// threads may accept on one listener at once.
+    /// handshake finishes within `timeout`. Several threads may accept on one listener at
+    /// once.
     ///
     /// # Errors
     /// Those of [`accept`](Listener::accept), and [`NetError::Timeout`].
@@ -155,14 +173,19 @@ impl Listener {
     /// # Ok::<(), shoal::net::NetError>(())
     /// ```
     pub fn accept_timeout(&self, timeout: Duration) -> Result<Connection, NetError> {
-        let socket = self.socket.accept(Some(timeout))?;
-        Connection::establish(socket, Role::Server, &self.opts)
+        // A timeout too long to add to now waits forever.
+        let deadline = Instant::now().checked_add(timeout);
+        self.acceptor
+            .take(deadline)
+            .unwrap_or(Err(NetError::Timeout {
+                op: "accept a connection",
+            }))
     }
 
-    /// Accepts the next client without blocking the async runtime: waits for it on
-    /// tokio's reactor, then runs the handshake on tokio's blocking pool. The
-    /// [`Connection`] it returns is a blocking one (use it from `spawn_blocking`, or hand
-    /// it to a thread).
+    /// Accepts the next client without blocking the async runtime: waits on tokio's
+    /// reactor for a handshake to finish (handshakes run on the listener's own handshake
+    /// threads, as for [`accept`](Listener::accept)). The [`Connection`] it returns is a
+    /// blocking one (use it from `spawn_blocking`, or hand it to a thread).
     ///
     /// Must be called from within a tokio runtime with I/O enabled.
     ///
@@ -184,14 +207,24 @@ impl Listener {
     /// ```
     #[cfg(feature = "tokio")]
     pub async fn accept_async(&self) -> Result<Connection, NetError> {
-        let socket = self.socket.accept_async().await?;
-        let opts = self.opts.clone();
-        tokio::task::spawn_blocking(move || Connection::establish(socket, Role::Server, &opts))
-            .await
-            .map_err(|e| NetError::Io {
-                op: "run a handshake on tokio's blocking pool".to_owned(),
-                source: std::io::Error::other(e.to_string()),
-            })?
+        if let Some(result) = self.acceptor.try_take() {
+            return result;
+        }
+        // A duplicate, registered for the time of the call, so that several tasks may
+        // accept on one listener at once.
+        let ready = crate::sys::eventfd_async(self.acceptor.ready_fd_dup()?)
+            .map_err(|e| NetError::io("register the listener with tokio", e))?;
+        loop {
+            let mut guard = ready
+                .readable()
+                .await
+                .map_err(|e| NetError::io("wait for a connection", e))?;
+            if let Some(result) = self.acceptor.try_take() {
+                return result;
+            }
+            // Another caller took it: wait for the next one.
+            guard.clear_ready();
+        }
     }
 
     /// An endless iterator of [`accept`](Listener::accept) results: a serving loop
@@ -219,16 +252,18 @@ impl Listener {
 }
 
 impl AsFd for Listener {
-    /// The listening socket: readable when a client waits to be accepted.
+    /// Readable while a finished handshake (a connection, or a failed client's error)
+    /// waits, so that [`accept`](Listener::accept) returns at once. It is not the
+    /// listening socket: a client still in its handshake does not make it readable.
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.socket.as_fd()
+        self.acceptor.ready_fd()
     }
 }
 
 /// For event loops that take raw descriptors (tokio's `AsyncFd`, mio's `SourceFd`).
 impl AsRawFd for Listener {
     fn as_raw_fd(&self) -> RawFd {
-        self.socket.as_fd().as_raw_fd()
+        self.acceptor.ready_fd().as_raw_fd()
     }
 }
 
@@ -297,6 +332,7 @@ impl Iterator for Incoming<'_> {
 #[must_use]
 pub struct ListenerBuilder {
     opts: Options,
+    max_pending: usize,
 }
 
 impl ListenerBuilder {
@@ -384,7 +420,9 @@ impl ListenerBuilder {
     }
 
     /// The time limit of a client's whole TLS and HMAC handshake (default 10 s; `None`:
-    /// none, so a stalled client blocks `accept`).
+    /// none, so a stalled client holds its handshake slot until it closes or the listener
+    /// is dropped). A client past the limit is closed and `accept` returns
+    /// [`NetError::Timeout`] for it; other clients never wait for it.
     ///
     /// # Examples
     /// ```
@@ -403,6 +441,42 @@ impl ListenerBuilder {
     /// ```
     pub fn handshake_timeout(mut self, timeout: Option<Duration>) -> ListenerBuilder {
         self.opts.handshake_timeout = timeout;
+        self
+    }
+
+    /// How many clients may be in their handshake, or finished and not yet taken by
+    /// [`accept`](Listener::accept), at once (default 64; 0 counts as 1). Each handshake
+    /// in flight has a thread; beyond the bound, new clients wait in the kernel's backlog
+    /// until a handshake ends and its result is accepted. Silent clients can hold every
+    /// slot for the [handshake time limit](ListenerBuilder::handshake_timeout), so the
+    /// bound should exceed the number of stalled clients a listener must shrug off.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use shoal::net::{Address, Client, Listener, NetError};
+    ///
+    /// let listener = Listener::builder()
+    ///     .authkey(b"key")
+    ///     .max_pending_handshakes(1)
+    ///     .bind("127.0.0.1:0")?;
+    /// let Address::Tcp(addr) = listener.address().clone() else { unreachable!() };
+    /// // A client that connects and never answers holds the only slot...
+    /// let silent = std::net::TcpStream::connect(addr)?;
+    /// let address = listener.address().clone();
+    /// let client = std::thread::spawn(move || Client::connect(&address, Some(b"key")));
+    /// let waiting = listener.accept_timeout(Duration::from_millis(100));
+    /// assert!(matches!(waiting, Err(NetError::Timeout { .. })));
+    /// // ...until it leaves (its handshake fails); then the next client gets its turn.
+    /// drop(silent);
+    /// assert!(listener.accept().is_err());
+    /// let server = listener.accept()?;
+    /// client.join().unwrap()?.send_bytes(b"served")?;
+    /// assert_eq!(server.recv_bytes()?, b"served");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn max_pending_handshakes(mut self, handshakes: usize) -> ListenerBuilder {
+        self.max_pending = handshakes;
         self
     }
 
@@ -498,10 +572,7 @@ impl ListenerBuilder {
     /// ```
     pub fn bind(&self, address: impl ToAddress) -> Result<Listener, NetError> {
         let (socket, address) = ListenSocket::bind(&address.to_address()?)?;
-        Ok(Listener {
-            socket,
-            address,
-            opts: self.opts.clone(),
-        })
+        let acceptor = Acceptor::start(socket, self.opts.clone(), self.max_pending)?;
+        Ok(Listener { acceptor, address })
     }
 }

@@ -10,9 +10,11 @@
 //! in both directions.
 //!
 //! Hardening beyond Python: a maximum frame size checked before anything is allocated
-//! ([`DEFAULT_MAX_FRAME_SIZE`], 64 MiB), a time limit on the whole handshake (10 s), and
-//! a listener that closes a misbehaving client's connection — wrong key, malformed or
-//! oversized frame, stalled handshake — with a specific [`NetError`] and goes on serving.
+//! ([`DEFAULT_MAX_FRAME_SIZE`], 64 MiB), a time limit on the whole handshake (10 s),
+//! handshakes that run concurrently in the background (a bounded number per listener),
+//! so that a silent client delays nobody, and a listener that closes a misbehaving
+//! client's connection — wrong key, malformed or oversized frame, stalled handshake —
+//! with a specific [`NetError`] and goes on serving.
 //!
 //! A listener serves many clients: loop over [`Listener::incoming`] and hand each
 //! [`Connection`] to a thread (one connection may also be shared by a sending and a
@@ -24,7 +26,7 @@
 //! |---|---|
 //! | `tls` | `ListenerBuilder::tls` / `ClientBuilder::tls`: rustls under the framing and the handshake (shoal to shoal) |
 //! | `compression` | `ClientBuilder::compression` / `ListenerBuilder::compression`: zstd for large frames, used when both shoal peers offer it inside the authenticated handshake |
-//! | `tokio` | `Listener::accept_async`: waits on tokio's reactor, runs the handshake on its blocking pool |
+//! | `tokio` | `Listener::accept_async`: waits on tokio's reactor for the next finished handshake |
 //!
 //! A [`Connection`] is a descriptor ([`AsFd`](std::os::fd::AsFd)) for `epoll`, tokio or
 //! a `wait` over several objects; such a wait looks at
@@ -49,6 +51,7 @@
 //! ```
 #![deny(unsafe_code)]
 
+mod acceptor;
 mod address;
 mod auth;
 mod client;

@@ -38,6 +38,16 @@ impl Default for Options {
 }
 
 impl Options {
+    /// Whether a connection with these settings exchanges anything before it is ready
+    /// (TLS or the HMAC challenges).
+    pub(crate) fn has_handshake(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return true;
+        }
+        self.authkey.is_some()
+    }
+
     /// The handshake settings, when there is an auth key.
     pub(crate) fn auth(&self) -> Option<AuthConfig> {
         let key = self.authkey.clone()?;

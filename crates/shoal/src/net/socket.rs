@@ -10,7 +10,6 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::net::{Address, NetError};
-use crate::sys;
 
 /// A connected stream socket, with an optional deadline for every read and write (set
 /// during the handshakes, so that a peer that trickles bytes cannot stretch them).
@@ -211,7 +210,7 @@ impl ListenSocket {
                 (ListenSocket::Unix(l, None), address.clone())
             }
         };
-        // Non-blocking, so that an async accept can try it; the blocking accept polls.
+        // Non-blocking: the acceptor thread polls it beside its wake eventfd.
         socket.0.set_nonblocking().map_err(fail)?;
         Ok(socket)
     }
@@ -255,51 +254,6 @@ impl ListenSocket {
                     })
                 }
             }
-        }
-    }
-
-    /// Accepts one connection, waiting for it on tokio's reactor (through a duplicate of
-    /// the listening descriptor, registered for the time of the call).
-    #[cfg(feature = "tokio")]
-    pub(crate) async fn accept_async(&self) -> Result<Socket, NetError> {
-        let fail = |e| NetError::io("accept a connection", e);
-        let kind = match self {
-            ListenSocket::Tcp(l) => {
-                let t = tokio::net::TcpListener::from_std(l.try_clone().map_err(fail)?)
-                    .map_err(fail)?;
-                let (s, _) = t.accept().await.map_err(fail)?;
-                let s = s.into_std().map_err(fail)?;
-                s.set_nonblocking(false).map_err(fail)?;
-                s.set_nodelay(true).map_err(fail)?;
-                Kind::Tcp(s)
-            }
-            ListenSocket::Unix(l, _) => {
-                let t = tokio::net::UnixListener::from_std(l.try_clone().map_err(fail)?)
-                    .map_err(fail)?;
-                let (s, _) = t.accept().await.map_err(fail)?;
-                let s = s.into_std().map_err(fail)?;
-                s.set_nonblocking(false).map_err(fail)?;
-                Kind::Unix(s)
-            }
-        };
-        Ok(Socket::new(kind))
-    }
-
-    /// Accepts one connection, waiting up to `timeout` (`None`: forever) for it.
-    pub(crate) fn accept(&self, timeout: Option<Duration>) -> Result<Socket, NetError> {
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        loop {
-            if let Some(s) = self.try_accept()? {
-                return Ok(s);
-            }
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if left.is_some_and(|l| l.is_zero()) {
-                return Err(NetError::Timeout {
-                    op: "accept a connection",
-                });
-            }
-            sys::poll_readable(&[self.as_fd()], left)
-                .map_err(|e| NetError::io("wait for a connection", e))?;
         }
     }
 }
@@ -364,10 +318,7 @@ mod tests {
                 .starts_with(&format!("could not bind {a}: ")),
             "{err}"
         );
-        assert!(matches!(
-            l.accept(Some(Duration::ZERO)),
-            Err(NetError::Timeout { .. })
-        ));
+        assert!(l.try_accept().unwrap().is_none());
         let err = Socket::connect(&Address::unix("/nonexistent/shoal.sock"), None).unwrap_err();
         assert!(
             err.to_string()

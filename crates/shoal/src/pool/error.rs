@@ -228,6 +228,201 @@ impl fmt::Display for TaskError {
 
 impl std::error::Error for TaskError {}
 
+/// How many failures a [`MapError`]'s message lists before it counts the rest.
+const LISTED: usize = 3;
+
+/// Why [`Pool::map`](crate::Pool::map) (or [`starmap`](crate::Pool::starmap),
+/// [`map_timeout`](crate::Pool::map_timeout)) returned no results: every item that
+/// failed, with its error, or the error that kept the whole call from running.
+///
+/// # Examples
+/// ```
+/// use shoal::pool::MapError;
+///
+/// fn hundred_over(x: i32) -> i32 {
+///     100 / x
+/// }
+/// shoal::task!(hundred_over);
+///
+/// let pool = shoal::Pool::new(2)?;
+/// let err = pool.map(hundred_over, [5, 0, 20, 0]).unwrap_err();
+/// assert!(matches!(err, MapError::Failed { total: 4, .. }));
+/// assert_eq!(err.failed_tasks(), [1, 3]); // every failed position, in input order
+/// assert!(err.failures().iter().all(|e| e.is_panic()));
+/// assert!(err.to_string().starts_with("2 of 4 tasks failed: task 1 panicked"), "{err}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MapError {
+    /// Some items failed; every other item ran (their results are dropped).
+    Failed {
+        /// The error of every failed item, in input order.
+        failures: Vec<TaskError>,
+        /// How many items the call had.
+        total: u64,
+    },
+    /// The call could not run at all: the function is not registered, or the pool is
+    /// closed or broken.
+    Call(TaskError),
+    /// [`map_timeout`](crate::Pool::map_timeout)'s time ran out before every item
+    /// finished. Items not yet started are dropped; running ones finish in their
+    /// workers, and their results are dropped.
+    Timeout {
+        /// The time limit of the call.
+        timeout: Duration,
+        /// How many items had finished (well or not).
+        finished: u64,
+        /// The errors of the finished items that failed, in input order.
+        failures: Vec<TaskError>,
+    },
+}
+
+impl MapError {
+    /// Builds the error of a call whose items ended with `failures` (unsorted).
+    pub(crate) fn from_failures(mut failures: Vec<TaskError>, total: u64) -> MapError {
+        if let Some(i) = failures.iter().position(|e| e.task().is_none()) {
+            return MapError::Call(failures.swap_remove(i));
+        }
+        failures.sort_by_key(TaskError::task);
+        MapError::Failed { failures, total }
+    }
+
+    /// The errors of the failed items, in input order (the call's error for
+    /// [`MapError::Call`]).
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::pool::{MapError, TaskError};
+    ///
+    /// let err = MapError::Failed {
+    ///     failures: vec![TaskError::Terminated { task: 2 }],
+    ///     total: 5,
+    /// };
+    /// assert_eq!(err.failures(), [TaskError::Terminated { task: 2 }]);
+    /// assert_eq!(MapError::Call(TaskError::Closed).failures(), [TaskError::Closed]);
+    /// ```
+    pub fn failures(&self) -> &[TaskError] {
+        match self {
+            MapError::Failed { failures, .. } | MapError::Timeout { failures, .. } => failures,
+            MapError::Call(e) => std::slice::from_ref(e),
+        }
+    }
+
+    /// The positions of the failed items in the input, in order.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::pool::{MapError, TaskError};
+    ///
+    /// let err = MapError::Failed {
+    ///     failures: vec![
+    ///         TaskError::Terminated { task: 1 },
+    ///         TaskError::Terminated { task: 4 },
+    ///     ],
+    ///     total: 5,
+    /// };
+    /// assert_eq!(err.failed_tasks(), [1, 4]);
+    /// assert!(MapError::Call(TaskError::Closed).failed_tasks().is_empty());
+    /// ```
+    pub fn failed_tasks(&self) -> Vec<u64> {
+        self.failures().iter().filter_map(TaskError::task).collect()
+    }
+
+    /// Whether the error is [`MapError::Timeout`].
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use shoal::pool::MapError;
+    ///
+    /// let err = MapError::Timeout { timeout: Duration::from_secs(1), finished: 3, failures: vec![] };
+    /// assert!(err.is_timeout());
+    /// assert_eq!(err.to_string(), "the map did not finish within 1s: 3 tasks finished, 0 failed");
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, MapError::Timeout { .. })
+    }
+}
+
+/// Writes the first few failures and counts the rest.
+fn list_failures(f: &mut fmt::Formatter<'_>, failures: &[TaskError]) -> fmt::Result {
+    for (i, e) in failures.iter().take(LISTED).enumerate() {
+        let sep = if i == 0 { "" } else { "; " };
+        write!(f, "{sep}{e}")?;
+    }
+    if failures.len() > LISTED {
+        write!(f, "; and {} more", failures.len() - LISTED)?;
+    }
+    Ok(())
+}
+
+impl fmt::Display for MapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MapError::Failed { failures, total } => {
+                let n = failures.len();
+                let tasks = if *total == 1 { "task" } else { "tasks" };
+                write!(f, "{n} of {total} {tasks} failed: ")?;
+                list_failures(f, failures)
+            }
+            MapError::Call(e) => write!(f, "{e}"),
+            MapError::Timeout {
+                timeout,
+                finished,
+                failures,
+            } => {
+                write!(
+                    f,
+                    "the map did not finish within {timeout:?}: {finished} tasks finished, {} failed",
+                    failures.len()
+                )?;
+                if !failures.is_empty() {
+                    f.write_str(" (")?;
+                    list_failures(f, failures)?;
+                    f.write_str(")")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for MapError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            MapError::Call(e) => Some(e),
+            MapError::Failed { failures, .. } => failures.first().map(|e| e as _),
+            MapError::Timeout { .. } => None,
+        }
+    }
+}
+
+/// A timed wait of a pool call ([`IMap::next_timeout`](crate::pool::IMap::next_timeout))
+/// ended before an outcome arrived; the work goes on.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use shoal::pool::TimedOut;
+///
+/// let e = TimedOut { timeout: Duration::from_millis(250) };
+/// assert_eq!(e.to_string(), "no outcome arrived within 250ms");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimedOut {
+    /// How long the call waited.
+    pub timeout: Duration,
+}
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "no outcome arrived within {:?}", self.timeout)
+    }
+}
+
+impl std::error::Error for TimedOut {}
+
 /// A pool could not be started, or a pool operation was refused.
 ///
 /// # Examples
@@ -292,5 +487,29 @@ mod tests {
             task: "app::jobs::square".into(),
         };
         assert!(e.to_string().contains("add `shoal::task!(square);`"));
+    }
+
+    #[test]
+    fn map_errors_count_and_list_their_failures() {
+        let failures: Vec<_> = [9, 2, 5, 7, 1]
+            .map(|task| TaskError::Terminated { task })
+            .into();
+        let e = MapError::from_failures(failures, 10);
+        assert_eq!(e.failed_tasks(), [1, 2, 5, 7, 9]);
+        assert_eq!(
+            e.to_string(),
+            "5 of 10 tasks failed: the pool was terminated before task 1 finished; \
+             the pool was terminated before task 2 finished; \
+             the pool was terminated before task 5 finished; and 2 more"
+        );
+        // An error of the whole call wins over the items'.
+        let e = MapError::from_failures(
+            vec![TaskError::Terminated { task: 0 }, TaskError::Closed],
+            2,
+        );
+        assert_eq!(e, MapError::Call(TaskError::Closed));
+        assert_eq!(e.to_string(), TaskError::Closed.to_string());
+        let one = MapError::from_failures(vec![TaskError::Terminated { task: 0 }], 1);
+        assert!(one.to_string().starts_with("1 of 1 task failed"), "{one}");
     }
 }

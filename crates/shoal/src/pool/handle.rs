@@ -4,6 +4,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -16,7 +17,7 @@ use crate::pool::job::{Job, Piece};
 use crate::pool::progress::Progress;
 use crate::pool::shared::{Config, Shared};
 use crate::pool::supervisor::Supervisor;
-use crate::pool::{task, PoolError, TaskError};
+use crate::pool::{task, MapError, PoolError, TaskError};
 
 /// Largest automatic chunk.
 const AUTO_CHUNK_MAX: usize = 4096;
@@ -57,7 +58,7 @@ const MIN_IN_FLIGHT: u64 = 1024;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Pool {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
     processes: usize,
     chunksize: Option<usize>,
@@ -240,10 +241,13 @@ impl Pool {
     /// The input is consumed as the work goes, with a bounded number of items in
     /// flight.
     ///
+    /// Every item runs, whether others failed or not (as in Python).
+    ///
     /// # Errors
-    /// The error of the first item, in input order, that failed (the items after it
-    /// that were not started are dropped). Use [`imap`](Pool::imap) to see every
-    /// item's outcome.
+    /// [`MapError::Failed`] listing every item that failed, with its position and
+    /// error, in input order; [`MapError::Call`] when the call cannot run at all (the
+    /// function is not registered, the pool is closed or broken). Use
+    /// [`imap`](Pool::imap) for the results of the items that succeeded too.
     ///
     /// # Examples
     /// ```
@@ -254,12 +258,74 @@ impl Pool {
     ///
     /// let pool = shoal::Pool::new(2)?;
     /// assert_eq!(pool.map(hundred_over, [1, 2, 4])?, vec![100, 50, 25]);
-    /// let err = pool.map(hundred_over, [5, 10, 0, 20]).unwrap_err();
-    /// assert!(err.is_panic());
-    /// assert_eq!(err.task(), Some(2)); // the position of the 0
+    /// let err = pool.map(hundred_over, [5, 0, 10, 0, 20]).unwrap_err();
+    /// assert_eq!(err.failed_tasks(), [1, 3]); // the positions of the zeros
+    /// assert!(err.failures().iter().all(|e| e.is_panic()));
+    /// assert!(err.to_string().starts_with("2 of 5 tasks failed"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn map<F, A, R, I>(&self, f: F, items: I) -> Result<Vec<R>, TaskError>
+    pub fn map<F, A, R, I>(&self, f: F, items: I) -> Result<Vec<R>, MapError>
+    where
+        F: Fn(A) -> R + Copy + 'static,
+        A: Serialize,
+        R: DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        self.map_until(f, items, None)
+    }
+
+    /// [`map`](Pool::map) with a time limit on the whole call: the results in input
+    /// order, or [`MapError::Timeout`] once `timeout` has passed with items still
+    /// unfinished. Then the items not yet started are dropped, and those running finish
+    /// in their workers with their results dropped (the pool goes on serving).
+    ///
+    /// # Errors
+    /// [`MapError::Timeout`] (with the failures seen so far), and those of
+    /// [`map`](Pool::map).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use shoal::pool::MapError;
+    ///
+    /// fn nap(ms: u64) -> u64 {
+    ///     std::thread::sleep(Duration::from_millis(ms));
+    ///     ms
+    /// }
+    /// shoal::task!(nap);
+    ///
+    /// let pool = shoal::Pool::new(2)?;
+    /// assert_eq!(pool.map_timeout(nap, [1, 2], Duration::from_secs(30))?, vec![1, 2]);
+    /// let err = pool.map_timeout(nap, [1, 60_000], Duration::from_millis(100)).unwrap_err();
+    /// assert!(matches!(err, MapError::Timeout { .. }), "{err}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn map_timeout<F, A, R, I>(
+        &self,
+        f: F,
+        items: I,
+        timeout: Duration,
+    ) -> Result<Vec<R>, MapError>
+    where
+        F: Fn(A) -> R + Copy + 'static,
+        A: Serialize,
+        R: DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        // A timeout too long to add to now waits forever.
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.map_until(f, items, Some((deadline, timeout))),
+            None => self.map_until(f, items, None),
+        }
+    }
+
+    /// The body of [`map`](Pool::map) and [`map_timeout`](Pool::map_timeout).
+    fn map_until<F, A, R, I>(
+        &self,
+        f: F,
+        items: I,
+        deadline: Option<(Instant, Duration)>,
+    ) -> Result<Vec<R>, MapError>
     where
         F: Fn(A) -> R + Copy + 'static,
         A: Serialize,
@@ -281,10 +347,23 @@ impl Pool {
             Progress::new(self.progress, len.map(|n| n as u64)),
         );
         let _ = f;
-        while let Some(r) = it.next_run(&mut out) {
-            r?;
+        it.set_deadline(deadline.map(|(d, _)| d));
+        let mut failures = Vec::new();
+        let finished = it.collect_outcomes(&mut out, &mut failures);
+        if !finished {
+            let (_, timeout) = deadline.expect("only a deadline stops the collection early");
+            failures.sort_by_key(TaskError::task);
+            return Err(MapError::Timeout {
+                timeout,
+                finished: it.yielded(),
+                failures,
+            });
         }
-        Ok(out)
+        if failures.is_empty() {
+            Ok(out)
+        } else {
+            Err(MapError::from_failures(failures, it.yielded()))
+        }
     }
 
     /// [`map`](Pool::map) for functions of several arguments, given as tuples (Python's
@@ -304,7 +383,7 @@ impl Pool {
     /// assert_eq!(pool.starmap(power, [(2, 10), (3, 2), (10, 0)])?, vec![1024, 9, 1]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn starmap<F, A, R, I>(&self, f: F, items: I) -> Result<Vec<R>, TaskError>
+    pub fn starmap<F, A, R, I>(&self, f: F, items: I) -> Result<Vec<R>, MapError>
     where
         F: Fn(A) -> R + Copy + 'static,
         A: Serialize,

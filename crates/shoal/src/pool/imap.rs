@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -13,7 +14,17 @@ use crate::pool::feed::feed;
 use crate::pool::job::{Job, Piece};
 use crate::pool::progress::Progress;
 use crate::pool::shared::Shared;
-use crate::pool::TaskError;
+use crate::pool::{TaskError, TimedOut};
+
+/// What [`IMap::fill`] found.
+enum Fill {
+    /// `current` holds an item not yet yielded.
+    Ready,
+    /// Every item was yielded.
+    End,
+    /// The deadline passed first.
+    TimedOut,
+}
 
 /// The results of [`Pool::imap`](crate::Pool::imap) (in input order) or
 /// [`Pool::imap_unordered`](crate::Pool::imap_unordered) (in completion order), one
@@ -57,6 +68,8 @@ pub struct IMap<'p, I, R> {
     current: Option<(Piece, usize)>,
     error: Option<TaskError>,
     progress: Progress,
+    /// When waiting for outcomes gives up (timed forms only).
+    deadline: Option<Instant>,
     _result: PhantomData<fn() -> R>,
 }
 
@@ -100,6 +113,7 @@ impl<'p, I, R> IMap<'p, I, R> {
             current: None,
             error,
             progress,
+            deadline: None,
             _result: PhantomData,
         }
     }
@@ -155,12 +169,12 @@ where
     R: DeserializeOwned,
 {
     /// Makes `current` hold at least one item not yet yielded (feeding the input and
-    /// waiting as needed); `false` at the end.
-    fn fill(&mut self) -> bool {
+    /// waiting, until the deadline when there is one, as needed).
+    fn fill(&mut self) -> Fill {
         loop {
             if let Some((p, k)) = &self.current {
                 if (*k as u64) < p.len() {
-                    return true;
+                    return Fill::Ready;
                 }
                 self.current = None;
             }
@@ -196,13 +210,20 @@ where
             }
             if self.input.is_none() && self.yielded == self.submitted {
                 self.progress.finish();
-                return false;
+                return Fill::End;
             }
             // Wait for outcomes.
             let shared = self.shared;
+            let left = self
+                .deadline
+                .map(|d| d.saturating_duration_since(Instant::now()));
             let (mut st, _) =
                 self.job
-                    .wait_until(None, |st| !st.arrived.is_empty(), || shared.stopped());
+                    .wait_until(left, |st| !st.arrived.is_empty(), || shared.stopped());
+            if st.arrived.is_empty() && !shared.stopped() {
+                // Only a deadline ends a wait with nothing, while the pool runs.
+                return Fill::TimedOut;
+            }
             if st.arrived.is_empty() {
                 // The pool stopped and nothing will come: fail what is missing.
                 drop(st);
@@ -241,38 +262,120 @@ where
         }
     }
 
-    /// Decodes every remaining item of the current piece into `out` (the fast path of
-    /// `map`): `None` at the end, `Some(Err)` for the first failed item.
-    pub(crate) fn next_run(&mut self, out: &mut Vec<R>) -> Option<Result<(), TaskError>> {
+    /// Decodes every outcome into `out` (the fast path of `map`), recording every failed
+    /// item in `failures` (then `out` is left incomplete: the caller reports the
+    /// failures, so results are no longer kept). `false` when the deadline passed first.
+    pub(crate) fn collect_outcomes(
+        &mut self,
+        out: &mut Vec<R>,
+        failures: &mut Vec<TaskError>,
+    ) -> bool {
         if let Some(e) = self.error.take() {
             self.input = None;
-            return Some(Err(e));
+            failures.push(e);
+            return true;
         }
-        if !self.fill() {
-            return None;
-        }
-        let (p, k) = self.current.as_mut().expect("filled");
-        if let Some(e) = &p.error {
-            *k += 1;
-            self.yielded += 1;
-            self.progress.advance();
-            return Some(Err(e.clone()));
-        }
-        let mut start = if *k == 0 { 0 } else { p.ends[*k - 1] as usize };
-        for (j, &end) in p.ends.iter().enumerate().skip(*k) {
-            let end = end as usize;
-            let i = p.first + j as u64;
-            let r = decode(i, &p.data[start..end]);
-            start = end;
-            *k = j + 1;
-            self.yielded += 1;
-            self.progress.advance();
-            match r {
-                Ok(v) => out.push(v),
-                Err(e) => return Some(Err(e)),
+        loop {
+            match self.fill() {
+                Fill::Ready => {}
+                Fill::End => return true,
+                Fill::TimedOut => return false,
+            }
+            let (p, k) = self.current.as_mut().expect("filled");
+            if let Some(e) = &p.error {
+                *k += 1;
+                self.yielded += 1;
+                self.progress.advance();
+                failures.push(e.clone());
+                out.clear();
+                continue;
+            }
+            let mut start = if *k == 0 { 0 } else { p.ends[*k - 1] as usize };
+            for (j, &end) in p.ends.iter().enumerate().skip(*k) {
+                let end = end as usize;
+                let i = p.first + j as u64;
+                let r = decode(i, &p.data[start..end]);
+                start = end;
+                *k = j + 1;
+                self.yielded += 1;
+                self.progress.advance();
+                match r {
+                    Ok(v) if failures.is_empty() => out.push(v),
+                    Ok(_) => {}
+                    Err(e) => {
+                        failures.push(e);
+                        out.clear();
+                    }
+                }
             }
         }
-        Some(Ok(()))
+    }
+
+    /// Items yielded (or collected) so far.
+    pub(crate) fn yielded(&self) -> u64 {
+        self.yielded
+    }
+
+    /// Sets the deadline of the waits that follow (`None`: wait as long as needed).
+    pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
+    }
+
+    fn next_outcome(&mut self) -> Result<Option<Result<R, TaskError>>, ()> {
+        if let Some(e) = self.error.take() {
+            // The function cannot run at all: one error, then the end.
+            self.input = None;
+            return Ok(Some(Err(e)));
+        }
+        match self.fill() {
+            Fill::Ready => {}
+            Fill::End => return Ok(None),
+            Fill::TimedOut => return Err(()),
+        }
+        let (p, k) = self.current.as_mut().expect("filled");
+        let i = p.first + *k as u64;
+        let o = p.outcome(*k);
+        *k += 1;
+        self.yielded += 1;
+        self.progress.advance();
+        Ok(Some(o.and_then(|b| decode(i, b))))
+    }
+
+    /// The next outcome, like [`Iterator::next`], waiting at most `timeout` for it
+    /// (Python's `IMapIterator.next(timeout)`). After a time-out the iterator is intact:
+    /// the item is still running, and a later call yields it.
+    ///
+    /// # Errors
+    /// [`TimedOut`] when no outcome arrived within `timeout`.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// fn nap(ms: u64) -> u64 {
+    ///     std::thread::sleep(Duration::from_millis(ms));
+    ///     ms
+    /// }
+    /// shoal::task!(nap);
+    ///
+    /// let pool = shoal::Pool::new(1)?;
+    /// let mut it = pool.imap(nap, [300, 1]);
+    /// // The first item takes 300 ms: a 1 ms wait gives up, the item runs on.
+    /// assert!(it.next_timeout(Duration::from_millis(1)).is_err());
+    /// assert_eq!(it.next_timeout(Duration::from_secs(30))?, Some(Ok(300)));
+    /// assert_eq!(it.next_timeout(Duration::from_secs(30))?, Some(Ok(1)));
+    /// assert_eq!(it.next_timeout(Duration::from_secs(30))?, None); // the end
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn next_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<Result<R, TaskError>>, TimedOut> {
+        // A timeout too long to add to now waits forever.
+        self.deadline = Instant::now().checked_add(timeout);
+        let r = self.next_outcome();
+        self.deadline = None;
+        r.map_err(|()| TimedOut { timeout })
     }
 }
 
@@ -285,21 +388,8 @@ where
     type Item = Result<R, TaskError>;
 
     fn next(&mut self) -> Option<Result<R, TaskError>> {
-        if let Some(e) = self.error.take() {
-            // The function cannot run at all: one error, then the end.
-            self.input = None;
-            return Some(Err(e));
-        }
-        if !self.fill() {
-            return None;
-        }
-        let (p, k) = self.current.as_mut().expect("filled");
-        let i = p.first + *k as u64;
-        let o = p.outcome(*k);
-        *k += 1;
-        self.yielded += 1;
-        self.progress.advance();
-        Some(o.and_then(|b| decode(i, b)))
+        // Without a deadline the wait ends only with an outcome or the end.
+        self.next_outcome().unwrap_or(None)
     }
 }
 

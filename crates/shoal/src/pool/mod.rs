@@ -36,6 +36,7 @@
 mod async_result;
 mod builder;
 mod chunk;
+mod encoded;
 mod error;
 mod feed;
 mod handle;
@@ -51,7 +52,8 @@ mod worker;
 
 pub use async_result::AsyncResult;
 pub use builder::PoolBuilder;
-pub use error::{PoolError, TaskError};
+pub use encoded::{is_registered, task_name, TASK_CODEC};
+pub use error::{MapError, PoolError, TaskError, TimedOut};
 pub use handle::{Pool, ScopedPool};
 pub use imap::IMap;
 

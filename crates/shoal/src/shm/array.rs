@@ -12,7 +12,7 @@ use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::shm::typed_wire::{self, layout_error};
-use crate::shm::value::{load_elem, store_elem, PAYLOAD_ALIGN};
+use crate::shm::value::{check_align, load_elem, store_elem, truncated, PAYLOAD_ALIGN};
 use crate::shm::{Segment, SegmentKind, ShmError};
 use crate::sync::{Lock, LockGuard, LockResult, NoLock, SyncError};
 
@@ -36,6 +36,13 @@ const _: () = {
 /// never tear an element of 1, 2, 4 or 8 bytes (one atomic access, no lock); larger
 /// elements are copied under the lock when there is one. [`lock`](Array::lock) gives the
 /// whole slice under the lock.
+///
+/// [`create_named`](Array::create_named) puts the array in the named segment
+/// `/dev/shm/<name>` (its lock in `/dev/shm/<name>.lock`) for unrelated processes to
+/// [`open`](Array::open). As for a named [`crate::Value`], every access to a named
+/// array first checks that no other process truncated its files: [`set`](Array::set)
+/// and [`try_get`](Array::try_get) return [`ShmError::Truncated`], the other accessors
+/// panic with it, none raises `SIGBUS`.
 ///
 /// # Examples
 /// ```
@@ -112,33 +119,34 @@ impl<T: Pod> DerefMut for ArrayGuard<'_, T> {
 }
 
 impl<T: Pod> Array<T> {
-    fn create(
-        len: usize,
-        mut init: impl FnMut(usize) -> T,
-        lock: Option<Lock>,
-    ) -> Result<Array<T>, SyncError> {
-        let what = "create a shared array";
-        if std::mem::align_of::<T>() > PAYLOAD_ALIGN {
-            return Err(SyncError::shm(
-                what,
-                layout_error(format!(
-                    "elements aligned to more than {PAYLOAD_ALIGN} bytes are not supported"
-                )),
-            ));
-        }
-        let bytes = len
-            .checked_mul(std::mem::size_of::<T>())
+    /// The payload bytes of `len` elements: the array header, then the elements.
+    fn payload_len(what: &'static str, len: usize) -> Result<usize, SyncError> {
+        len.checked_mul(std::mem::size_of::<T>())
             .and_then(|n| n.checked_add(PAYLOAD_ALIGN))
             .ok_or(SyncError::shm(
                 what,
                 ShmError::TooLarge {
                     requested: usize::MAX,
                 },
-            ))?;
+            ))
+    }
+
+    fn create(
+        len: usize,
+        mut init: impl FnMut(usize) -> T,
+        lock: Option<Lock>,
+    ) -> Result<Array<T>, SyncError> {
+        let what = "create a shared array";
+        check_align::<T>(what, None)?;
+        let bytes = Array::<T>::payload_len(what, len)?;
         let seg =
             Segment::anonymous(SegmentKind::Array, bytes).map_err(|e| SyncError::shm(what, e))?;
         seg.tag()
             .store(std::mem::size_of::<T>() as u32, Ordering::Release);
+        seg.flags().store(
+            typed_wire::flags_for::<T>(lock.is_some()),
+            Ordering::Release,
+        );
         let array: Array<T> = Array {
             seg,
             lock,
@@ -199,6 +207,178 @@ impl<T: Pod> Array<T> {
         Array::create(values.len(), |i| values[i], None)
     }
 
+    fn create_in(name: &str, values: &[T], with_lock: bool) -> Result<Array<T>, SyncError> {
+        let what = "create a named shared array";
+        check_align::<T>(what, Some(name))?;
+        let bytes = Array::<T>::payload_len(what, values.len())?;
+        let (seg, lock) = typed_wire::create_named::<T>(
+            what,
+            SegmentKind::Array,
+            name,
+            bytes,
+            with_lock,
+            |seg| {
+                let base = seg.payload_ptr();
+                // SAFETY: the payload (64-byte aligned, `bytes` long) starts with an
+                // ArrayHeader and then has room for `values.len()` elements of `T`
+                // (alignment checked above); the segment is not published yet, so
+                // nothing else touches it.
+                unsafe {
+                    (*base.cast::<ArrayHeader>())
+                        .len
+                        .store(values.len() as u64, Ordering::Relaxed);
+                    let elems = base.add(PAYLOAD_ALIGN).cast::<T>();
+                    std::ptr::copy_nonoverlapping(values.as_ptr(), elems, values.len());
+                }
+            },
+        )?;
+        Ok(Array {
+            seg,
+            lock,
+            len: values.len(),
+            _t: PhantomData,
+        })
+    }
+
+    /// Creates a shared array holding a copy of `values`, with a lock, in the named
+    /// segment `/dev/shm/<name>` (its lock in `/dev/shm/<name>.lock`), so that
+    /// unrelated processes can [`open`](Array::open) it. This handle removes both names
+    /// when dropped.
+    ///
+    /// # Errors
+    /// [`SyncError::Shm`] with [`ShmError::Io`] (`AlreadyExists`) when the name is
+    /// taken, [`ShmError::InvalidName`] for a name that cannot be a file name (at most
+    /// 195 characters, to leave room for `.lock`), or the errors of [`new`](Array::new).
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::Array;
+    ///
+    /// let name = format!("shoal-doc-array-create-{}", std::process::id());
+    /// let a = Array::create_named(&name, &[1u32, 2, 3])?;
+    /// assert_eq!(a.name(), Some(name.as_str()));
+    /// assert!(Array::create_named(&name, &[0u32]).is_err()); // the name is taken
+    /// drop(a); // the creator removes the names
+    /// assert!(Array::<u32>::open(&name).is_err());
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
+    pub fn create_named(name: &str, values: &[T]) -> Result<Array<T>, SyncError> {
+        Array::create_in(name, values, true)
+    }
+
+    /// Creates a shared array holding a copy of `values`, without a lock, in the named
+    /// segment `/dev/shm/<name>`.
+    ///
+    /// # Errors
+    /// As for [`create_named`](Array::create_named).
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::Array;
+    ///
+    /// let name = format!("shoal-doc-array-no-lock-{}", std::process::id());
+    /// let a = Array::create_named_without_lock(&name, &[0u8; 4])?;
+    /// let other = Array::<u8>::open(&name)?;
+    /// assert!(other.get_lock().is_none());
+    /// other.set(3, 9)?;
+    /// assert_eq!(a.to_vec(), [0, 0, 0, 9]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create_named_without_lock(name: &str, values: &[T]) -> Result<Array<T>, SyncError> {
+        Array::create_in(name, values, false)
+    }
+
+    /// Opens the named array `name`, made by [`create_named`](Array::create_named) in
+    /// any process, with its lock when it has one. Its length is the creator's.
+    ///
+    /// The element size and alignment recorded in the segment must be `T`'s (types of
+    /// the same size and alignment are not told apart).
+    ///
+    /// # Errors
+    /// [`SyncError::Shm`] with [`ShmError::Io`] (`NotFound`) when there is no such
+    /// segment; [`ShmError::WrongKind`] when it is not an array; [`ShmError::Layout`]
+    /// when its elements have another size or alignment than `T`'s, its header claims
+    /// more elements than the segment holds, or its lock segment is missing;
+    /// [`ShmError::NotShoal`], [`ShmError::Version`] or [`ShmError::SizeMismatch`] for a
+    /// file that is not such a segment.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::shm::{ShmError, SegmentKind};
+    /// use shoal::sync::SyncError;
+    /// use shoal::{Array, Value};
+    ///
+    /// let name = format!("shoal-doc-array-open-{}", std::process::id());
+    /// let owner = Array::create_named(&name, &[10u16, 20, 30])?;
+    /// let attached = Array::<u16>::open(&name)?; // from any process
+    /// assert_eq!(attached.len(), 3);
+    /// attached.lock()?.unwrap()[0] += 1; // the same lock as the owner's
+    /// assert_eq!(owner.to_vec(), [11, 20, 30]);
+    ///
+    /// let wrong_size = Array::<u64>::open(&name).unwrap_err();
+    /// assert!(matches!(wrong_size, SyncError::Shm { source: ShmError::Layout { .. }, .. }));
+    /// let not_a_value = Value::<u16>::open(&name).unwrap_err();
+    /// assert!(matches!(
+    ///     not_a_value,
+    ///     SyncError::Shm { source: ShmError::WrongKind { found: SegmentKind::Array, .. }, .. }
+    /// ));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(name: &str) -> Result<Array<T>, SyncError> {
+        let what = "open a named shared array";
+        check_align::<T>(what, Some(name))?;
+        let (seg, lock) = typed_wire::open_named::<T>(what, SegmentKind::Array, name)?;
+        Array::with_checked_len(seg, lock).map_err(|reason| {
+            SyncError::shm(
+                what,
+                ShmError::Layout {
+                    name: name.to_owned(),
+                    reason,
+                },
+            )
+        })
+    }
+
+    /// An array over a received or opened segment, its length read from the array
+    /// header and checked against the segment's size.
+    fn with_checked_len(seg: Arc<Segment>, lock: Option<Lock>) -> Result<Array<T>, String> {
+        let size = std::mem::size_of::<T>();
+        let mut array = Array {
+            seg,
+            lock,
+            len: 0,
+            _t: PhantomData,
+        };
+        let len = array.header().len.load(Ordering::Acquire);
+        let fits = usize::try_from(len)
+            .ok()
+            .and_then(|n| n.checked_mul(size))
+            .and_then(|n| n.checked_add(PAYLOAD_ALIGN))
+            .is_some_and(|n| n <= array.seg.payload_len());
+        if !fits {
+            return Err(format!(
+                "its header claims {len} elements, more than the segment holds"
+            ));
+        }
+        array.len = len as usize;
+        Ok(array)
+    }
+
+    /// The segment's name, `None` for anonymous arrays.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::Array;
+    ///
+    /// assert_eq!(Array::new(&[0u8])?.name(), None);
+    /// let name = format!("shoal-doc-array-name-{}", std::process::id());
+    /// assert_eq!(Array::create_named(&name, &[0u8])?.name(), Some(name.as_str()));
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.seg.name()
+    }
+
     fn header(&self) -> &ArrayHeader {
         // SAFETY: the payload starts with an ArrayHeader (64-byte aligned, at least 64
         // bytes long), whose only read field is atomic.
@@ -247,17 +427,38 @@ impl<T: Pod> Array<T> {
     /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
     pub fn get(&self, i: usize) -> Option<T> {
+        self.try_get(i).unwrap_or_else(|e| truncated(e))
+    }
+
+    /// Element `i` like [`get`](Array::get), but reports a named array truncated by
+    /// another process as an error instead of panicking.
+    ///
+    /// # Errors
+    /// [`ShmError::Truncated`] when the array's file (or its lock's) was truncated.
+    ///
+    /// # Examples
+    /// ```
+    /// let name = format!("shoal-doc-array-try-get-{}", std::process::id());
+    /// let a = shoal::Array::create_named(&name, &[4u8, 5])?;
+    /// assert_eq!(a.try_get(1)?, Some(5));
+    /// assert_eq!(a.try_get(2)?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_get(&self, i: usize) -> Result<Option<T>, ShmError> {
         if i >= self.len {
-            return None;
+            return Ok(None);
         }
-        // SAFETY: `i < len`; the element is mapped while `self` lives.
-        Some(unsafe { load_elem(self.elem(i), self.lock.as_ref()) })
+        typed_wire::check_intact(&self.seg, self.lock.as_ref())?;
+        // SAFETY: `i < len`; the element is mapped while `self` lives and its file still
+        // covers it (checked above).
+        Ok(Some(unsafe { load_elem(self.elem(i), self.lock.as_ref()) }))
     }
 
     /// Sets element `i`.
     ///
     /// # Errors
-    /// [`ShmError::OutOfBounds`] when `i` is past the end.
+    /// [`ShmError::OutOfBounds`] when `i` is past the end; [`ShmError::Truncated`] when
+    /// another process truncated a named array's file (or its lock's).
     ///
     /// # Examples
     /// ```
@@ -275,13 +476,19 @@ impl<T: Pod> Array<T> {
                 size: self.len * size,
             });
         }
-        // SAFETY: `i < len`; the element is mapped while `self` lives.
+        typed_wire::check_intact(&self.seg, self.lock.as_ref())?;
+        // SAFETY: `i < len`; the element is mapped while `self` lives and its file still
+        // covers it (checked above).
         unsafe { store_elem(self.elem(i), v, self.lock.as_ref()) };
         Ok(())
     }
 
     /// A copy of every element, read one at a time with [`get`](Array::get) (take the
     /// lock for a consistent snapshot).
+    ///
+    /// # Panics
+    /// When another process truncated a named array's file (see
+    /// [`try_get`](Array::try_get)).
     ///
     /// # Examples
     /// ```
@@ -299,6 +506,9 @@ impl<T: Pod> Array<T> {
     /// [`NoLock`] when the array was made without a lock. Inside `Ok`,
     /// [`crate::sync::OwnerDied`] (with the guard) when a holder of the lock died.
     ///
+    /// # Panics
+    /// When another process truncated a named array's file or its lock's.
+    ///
     /// # Examples
     /// ```
     /// let a = shoal::Array::new(&[1u32, 2])?;
@@ -310,6 +520,7 @@ impl<T: Pod> Array<T> {
     /// ```
     pub fn lock(&self) -> Result<LockResult<ArrayGuard<'_, T>>, NoLock> {
         let lock = self.lock.as_ref().ok_or(NoLock { what: "array" })?;
+        typed_wire::check_intact(&self.seg, Some(lock)).unwrap_or_else(|e| truncated(e));
         // SAFETY: the address one past the elements' start is in bounds for len == 0 too.
         let ptr = unsafe { self.elem(0) };
         let len = self.len;
@@ -349,26 +560,8 @@ impl<T: Pod> Serialize for Array<T> {
 impl<'de, T: Pod> Deserialize<'de> for Array<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Array<T>, D::Error> {
         let (seg, lock) = typed_wire::deserialize::<D, T>(d, SegmentKind::Array)?;
-        let size = std::mem::size_of::<T>();
-        let mut array = Array {
-            seg,
-            lock,
-            len: 0,
-            _t: PhantomData,
-        };
-        let len = array.header().len.load(Ordering::Acquire);
-        let fits = usize::try_from(len)
-            .ok()
-            .and_then(|n| n.checked_mul(size))
-            .and_then(|n| n.checked_add(PAYLOAD_ALIGN))
-            .is_some_and(|n| n <= array.seg.payload_len());
-        if !fits {
-            return Err(serde::de::Error::custom(layout_error(format!(
-                "its header claims {len} elements, more than the segment holds"
-            ))));
-        }
-        array.len = len as usize;
-        Ok(array)
+        Array::with_checked_len(seg, lock)
+            .map_err(|reason| serde::de::Error::custom(layout_error(reason)))
     }
 }
 

@@ -43,6 +43,27 @@ pub enum ShmError {
         /// The layout version this build reads.
         expected: u32,
     },
+    /// The segment's header claims more payload bytes than its file holds (a forged or
+    /// damaged header, possibly claiming close to 2^64 bytes).
+    SizeMismatch {
+        /// The segment's name.
+        name: String,
+        /// The payload size in the header.
+        claimed: u64,
+        /// The size of the file, header included.
+        file_len: u64,
+    },
+    /// Another process truncated the named segment's file after it was mapped here; its
+    /// pages past the new end can no longer be touched (the kernel would raise `SIGBUS`),
+    /// so shoal refuses the access.
+    Truncated {
+        /// The segment's name.
+        name: String,
+        /// The file's size now.
+        file_len: u64,
+        /// The size this process mapped.
+        mapped: u64,
+    },
     /// The segment holds another kind of object than the one asked for.
     WrongKind {
         /// The segment's name.
@@ -112,6 +133,14 @@ impl fmt::Display for ShmError {
             ShmError::Version { name, found, expected } => write!(
                 f,
                 "segment {name:?} has layout version {found}, but this build of shoal reads version {expected}"
+            ),
+            ShmError::SizeMismatch { name, claimed, file_len } => write!(
+                f,
+                "segment {name:?} is damaged: its header claims {claimed} payload bytes, but its file holds only {file_len} bytes"
+            ),
+            ShmError::Truncated { name, file_len, mapped } => write!(
+                f,
+                "segment {name:?} was truncated by another process to {file_len} bytes, below the {mapped} bytes mapped here"
             ),
             ShmError::WrongKind { name, found, expected } => write!(
                 f,

@@ -6,6 +6,24 @@
 //! Segments are anonymous (`memfd`) by default and reach other processes as inherited
 //! descriptors; named segments under `/dev/shm/shoal-<pid>-<id>` exist for unrelated
 //! processes and are listed and collected by `shoal ls` / `shoal gc`.
+//!
+//! [`SharedMemory`], [`Value`] and [`Array`] can all be created under a name and opened
+//! by name from an unrelated process (a value's or array's lock lives beside it, in
+//! `/dev/shm/<name>.lock`); opening checks the kind, the element size and alignment,
+//! and that the header's sizes fit the file ([`ShmError::SizeMismatch`] otherwise).
+//!
+//! # Truncated named segments
+//!
+//! Anonymous segments are sealed against shrinking. A named segment is a file any
+//! process of the same user may truncate, and touching a mapped page past the new end
+//! raises `SIGBUS`. So every access shoal makes to a named segment first checks the
+//! file's size (one `fstat`): [`SharedMemory`]'s accessors, [`Array::set`],
+//! [`Array::try_get`], [`Value::try_load`] and [`Value::try_store`] return
+//! [`ShmError::Truncated`]; the accessors that cannot return an error ([`Value::load`],
+//! [`Array::get`], the `lock` methods) panic with it. The kernel offers no way to stop
+//! the truncation itself, so two cases stay uncovered: a truncation racing an access
+//! already past its check, and accesses through raw pointers or references taken
+//! before the truncation ([`SharedMemory::as_ptr`], the atomic views, a held guard).
 
 mod array;
 mod error;

@@ -90,7 +90,10 @@ pub(crate) struct Header {
     created_unix_ms: u64,
     /// Free for the object that lives in the segment (for example an element size).
     pub(crate) tag: AtomicU32,
-    _pad: [u8; 20],
+    /// Free flags for the object that lives in the segment (a typed value records its
+    /// alignment and whether it has a lock). Zero in segments that do not use it.
+    pub(crate) flags: AtomicU32,
+    _pad: [u8; 16],
 }
 
 const _: () = {
@@ -102,6 +105,7 @@ const _: () = {
     assert!(std::mem::offset_of!(Header, owner_pid) == 24);
     assert!(std::mem::offset_of!(Header, created_unix_ms) == 32);
     assert!(std::mem::offset_of!(Header, tag) == 40);
+    assert!(std::mem::offset_of!(Header, flags) == 44);
 };
 
 /// What a segment header says: its kind, size, owner and age.
@@ -204,6 +208,19 @@ impl Segment {
         name: Option<&str>,
         payload_len: usize,
     ) -> Result<Arc<Segment>, ShmError> {
+        Segment::create_named_init(kind, name, payload_len, |_| {})
+    }
+
+    /// [`create_named`](Segment::create_named), running `init` on the segment before
+    /// its magic number is published: a process that opens the name while it is being
+    /// created waits for the magic (see [`Header`]), so it sees the tag, the flags and
+    /// the payload `init` wrote, never a half-made object.
+    pub(crate) fn create_named_init(
+        kind: SegmentKind,
+        name: Option<&str>,
+        payload_len: usize,
+        init: impl FnOnce(&Segment),
+    ) -> Result<Arc<Segment>, ShmError> {
         let len = total_len(payload_len)?;
         let name = match name {
             Some(n) => validate_name(n)?.to_owned(),
@@ -223,7 +240,9 @@ impl Segment {
             name: Some(name),
             unlink_on_drop: true,
         };
-        seg.write_header(kind);
+        seg.write_header_fields(kind);
+        init(&seg);
+        seg.publish();
         Ok(Arc::new(seg))
     }
 
@@ -271,13 +290,16 @@ impl Segment {
                 });
             }
         }
-        if HEADER_LEN + info.payload_len > len {
-            return Err(ShmError::NotShoal {
+        // Checked: a forged header may claim up to 2^64 - 1 bytes, and a wrapping sum
+        // would let it through.
+        let fits = HEADER_LEN
+            .checked_add(info.payload_len)
+            .is_some_and(|total| total <= len);
+        if !fits {
+            return Err(ShmError::SizeMismatch {
                 name: label,
-                reason: format!(
-                    "its header claims {} payload bytes but the file has {len} bytes",
-                    info.payload_len
-                ),
+                claimed: info.payload_len as u64,
+                file_len: len as u64,
             });
         }
         Ok(Arc::new(seg))
@@ -291,6 +313,17 @@ impl Segment {
     }
 
     fn write_header(&self, kind: SegmentKind) {
+        self.write_header_fields(kind);
+        self.publish();
+    }
+
+    /// Stores the magic number (release): the header and whatever was written before are
+    /// now visible to processes that read the magic (acquire).
+    fn publish(&self) {
+        self.header().magic.store(MAGIC, Ordering::Release);
+    }
+
+    fn write_header_fields(&self, kind: SegmentKind) {
         let ptr = self.map.as_ptr().cast::<Header>();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -305,7 +338,6 @@ impl Segment {
             (*ptr).owner_pid = std::process::id();
             (*ptr).created_unix_ms = now;
         }
-        self.header().magic.store(MAGIC, Ordering::Release);
     }
 
     /// Reads and validates the header.
@@ -356,6 +388,32 @@ impl Segment {
     /// The header's free word, for the object living in the segment.
     pub(crate) fn tag(&self) -> &AtomicU32 {
         &self.header().tag
+    }
+
+    /// The header's free flags, for the object living in the segment.
+    pub(crate) fn flags(&self) -> &AtomicU32 {
+        &self.header().flags
+    }
+
+    /// Checks that the file behind a named segment still covers the whole mapping.
+    ///
+    /// Any process of the same user may truncate a file in `/dev/shm`, and touching a
+    /// mapped page past the new end raises `SIGBUS`; shoal's accessors of named segments
+    /// call this first, so a truncation becomes [`ShmError::Truncated`]. Anonymous
+    /// segments are sealed against shrinking and need no check (nor a system call).
+    pub(crate) fn check_size(&self) -> Result<(), ShmError> {
+        let Some(name) = &self.name else {
+            return Ok(());
+        };
+        let len = sys::fd_len(&self.fd).map_err(|e| ShmError::io("inspect", Some(name), e))?;
+        if len < self.map.len() {
+            return Err(ShmError::Truncated {
+                name: name.clone(),
+                file_len: len as u64,
+                mapped: self.map.len() as u64,
+            });
+        }
+        Ok(())
     }
 
     /// The first payload byte (64-byte aligned).

@@ -19,6 +19,15 @@ use crate::shm::{Segment, SegmentKind, ShmError};
 /// Sizes are rounded up so that the whole mapping is a number of pages, as Python does;
 /// [`size`](SharedMemory::size) reports the usable size.
 ///
+/// A named segment is a file in `/dev/shm` that any process of the same user may
+/// truncate; touching a mapped page past the new end would raise `SIGBUS`. So every
+/// access through this type to a named segment ([`read`](SharedMemory::read),
+/// [`write`](SharedMemory::write), the atomic views) first checks the file's size (one
+/// `fstat`) and fails with [`ShmError::Truncated`] once it shrank. Anonymous segments
+/// are sealed against shrinking and skip the check. Not covered: a truncation racing an
+/// access already past its check, and accesses through [`as_ptr`](SharedMemory::as_ptr)
+/// or through atomic references taken before the truncation.
+///
 /// Other processes may write the bytes at any moment, so the contents are reached through
 /// copies ([`read`](SharedMemory::read), [`write`](SharedMemory::write)) or through raw
 /// pointers whose users provide their own synchronisation.
@@ -128,7 +137,8 @@ impl SharedMemory {
     /// # Errors
     /// [`ShmError::Io`] with `NotFound` when there is no such segment;
     /// [`ShmError::NotShoal`], [`ShmError::Version`] or [`ShmError::WrongKind`] when the
-    /// file is not a raw shoal segment of this layout version.
+    /// file is not a raw shoal segment of this layout version;
+    /// [`ShmError::SizeMismatch`] when its header claims more bytes than the file holds.
     ///
     /// # Examples
     /// ```
@@ -203,7 +213,7 @@ impl SharedMemory {
 
     fn check(&self, offset: usize, len: usize) -> Result<(), ShmError> {
         match offset.checked_add(len) {
-            Some(end) if end <= self.size() => Ok(()),
+            Some(end) if end <= self.size() => self.seg.check_size(),
             _ => Err(ShmError::OutOfBounds {
                 offset,
                 len,
@@ -215,7 +225,8 @@ impl SharedMemory {
     /// Copies `buf.len()` bytes starting at `offset` into `buf`.
     ///
     /// # Errors
-    /// [`ShmError::OutOfBounds`] when the range leaves the segment.
+    /// [`ShmError::OutOfBounds`] when the range leaves the segment;
+    /// [`ShmError::Truncated`] when another process truncated a named segment's file.
     ///
     /// # Examples
     /// ```
@@ -240,7 +251,8 @@ impl SharedMemory {
     /// Copies `data` into the segment starting at `offset`.
     ///
     /// # Errors
-    /// [`ShmError::OutOfBounds`] when the range leaves the segment.
+    /// [`ShmError::OutOfBounds`] when the range leaves the segment;
+    /// [`ShmError::Truncated`] when another process truncated a named segment's file.
     ///
     /// # Examples
     /// ```
@@ -283,7 +295,8 @@ impl SharedMemory {
     ///
     /// # Errors
     /// [`ShmError::OutOfBounds`] past the end, [`ShmError::Misaligned`] when `offset`
-    /// is not a multiple of 8.
+    /// is not a multiple of 8, [`ShmError::Truncated`] when another process truncated a
+    /// named segment's file.
     ///
     /// # Examples
     /// ```
@@ -307,7 +320,8 @@ impl SharedMemory {
     ///
     /// # Errors
     /// [`ShmError::OutOfBounds`] past the end, [`ShmError::Misaligned`] when `offset`
-    /// is not a multiple of 4.
+    /// is not a multiple of 4, [`ShmError::Truncated`] when another process truncated a
+    /// named segment's file.
     ///
     /// # Examples
     /// ```

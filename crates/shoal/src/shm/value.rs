@@ -130,6 +130,16 @@ pub(crate) const PAYLOAD_ALIGN: usize = 64;
 /// Clones are handles to the same value; passed as a [`crate::process`] argument, it
 /// reaches the child with its lock.
 ///
+/// A value made with [`create_named`](Value::create_named) lives in the named segment
+/// `/dev/shm/<name>` (its lock in `/dev/shm/<name>.lock`), so that an unrelated process
+/// can attach with [`open`](Value::open); the creating handle removes both names when
+/// dropped. Since any process of the same user may truncate those files, every access
+/// to a named value first checks their size (one `fstat` each): a truncated value gives
+/// [`ShmError::Truncated`] from [`try_load`](Value::try_load) and
+/// [`try_store`](Value::try_store) and a panic naming it from the other accessors, never
+/// a `SIGBUS` (except for a truncation racing an access already past its check).
+/// Anonymous values are sealed against shrinking and pay nothing.
+///
 /// # Examples
 /// ```
 /// let counter = shoal::Value::new(0u64)?;
@@ -156,8 +166,12 @@ impl<T: Pod> Clone for Value<T> {
 
 impl<T: Pod + fmt::Debug> fmt::Debug for Value<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Value")
-            .field("value", &self.load())
+        let mut d = f.debug_struct("Value");
+        match self.try_load() {
+            Ok(v) => d.field("value", &v),
+            Err(e) => d.field("value", &format_args!("<{e}>")),
+        };
+        d.field("name", &self.name())
             .field("lock", &self.lock)
             .finish()
     }
@@ -204,23 +218,39 @@ impl<T: Pod + fmt::Debug> fmt::Debug for ValueGuard<'_, T> {
     }
 }
 
+/// Refuses element types the 64-byte aligned payload cannot hold aligned.
+pub(crate) fn check_align<T>(what: &'static str, name: Option<&str>) -> Result<(), SyncError> {
+    if std::mem::align_of::<T>() > PAYLOAD_ALIGN {
+        return Err(SyncError::shm(
+            what,
+            ShmError::Layout {
+                name: name.unwrap_or("<anonymous>").to_owned(),
+                reason: format!(
+                    "types aligned to more than {PAYLOAD_ALIGN} bytes are not supported"
+                ),
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// Panics with the error of an access to a truncated named segment: the accessors that
+/// cannot return it stop here, where the kernel would raise `SIGBUS`.
+pub(crate) fn truncated(e: ShmError) -> ! {
+    panic!("{e}")
+}
+
 impl<T: Pod> Value<T> {
     fn create(v: T, lock: Option<Lock>) -> Result<Value<T>, SyncError> {
-        if std::mem::align_of::<T>() > PAYLOAD_ALIGN {
-            return Err(SyncError::shm(
-                "create a shared value",
-                ShmError::Layout {
-                    name: "<anonymous>".to_owned(),
-                    reason: format!(
-                        "values aligned to more than {PAYLOAD_ALIGN} bytes are not supported"
-                    ),
-                },
-            ));
-        }
+        check_align::<T>("create a shared value", None)?;
         let size = std::mem::size_of::<T>();
         let seg = Segment::anonymous(SegmentKind::Value, size)
             .map_err(|e| SyncError::shm("create a shared value", e))?;
         seg.tag().store(size as u32, Ordering::Release);
+        seg.flags().store(
+            typed_wire::flags_for::<T>(lock.is_some()),
+            Ordering::Release,
+        );
         let value = Value {
             seg,
             lock,
@@ -263,11 +293,184 @@ impl<T: Pod> Value<T> {
         Value::create(v, None)
     }
 
+    fn create_in(name: &str, v: T, with_lock: bool) -> Result<Value<T>, SyncError> {
+        let what = "create a named shared value";
+        check_align::<T>(what, Some(name))?;
+        let size = std::mem::size_of::<T>();
+        let (seg, lock) = typed_wire::create_named::<T>(
+            what,
+            SegmentKind::Value,
+            name,
+            size,
+            with_lock,
+            |seg| {
+                // SAFETY: the payload is 64-byte aligned (alignment of `T` checked above)
+                // and holds `size` bytes; the segment is not published yet, so nothing
+                // else reads or writes it.
+                unsafe { seg.payload_ptr().cast::<T>().write(v) }
+            },
+        )?;
+        Ok(Value {
+            seg,
+            lock,
+            _t: PhantomData,
+        })
+    }
+
+    /// Creates a shared value with a lock in the named segment `/dev/shm/<name>` (its
+    /// lock in `/dev/shm/<name>.lock`), so that unrelated processes can
+    /// [`open`](Value::open) it. This handle removes both names when dropped.
+    ///
+    /// # Errors
+    /// [`SyncError::Shm`] with [`ShmError::Io`] (`AlreadyExists`) when the name is
+    /// taken, [`ShmError::InvalidName`] for a name that cannot be a file name (at most
+    /// 195 characters, to leave room for `.lock`), or the errors of [`new`](Value::new).
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::Value;
+    ///
+    /// let name = format!("shoal-doc-value-create-{}", std::process::id());
+    /// let counter = Value::create_named(&name, 10u64)?;
+    /// assert_eq!(counter.name(), Some(name.as_str()));
+    /// assert!(Value::create_named(&name, 0u64).is_err()); // the name is taken
+    /// drop(counter); // the creator removes the names
+    /// assert!(Value::<u64>::open(&name).is_err());
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
+    pub fn create_named(name: &str, v: T) -> Result<Value<T>, SyncError> {
+        Value::create_in(name, v, true)
+    }
+
+    /// Creates a shared value without a lock in the named segment `/dev/shm/<name>`.
+    ///
+    /// # Errors
+    /// As for [`create_named`](Value::create_named).
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::Value;
+    ///
+    /// let name = format!("shoal-doc-value-no-lock-{}", std::process::id());
+    /// let flag = Value::create_named_without_lock(&name, 0u8)?;
+    /// let other = Value::<u8>::open(&name)?;
+    /// assert!(other.get_lock().is_none());
+    /// other.store(1);
+    /// assert_eq!(flag.load(), 1);
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
+    pub fn create_named_without_lock(name: &str, v: T) -> Result<Value<T>, SyncError> {
+        Value::create_in(name, v, false)
+    }
+
+    /// Opens the named value `name`, made by [`create_named`](Value::create_named) in
+    /// any process, with its lock when it has one.
+    ///
+    /// The element size and alignment recorded in the segment must be `T`'s; types of
+    /// the same size and alignment (`u32` and `f32`) are not told apart, as with
+    /// Python's shared ctypes opened by name.
+    ///
+    /// # Errors
+    /// [`SyncError::Shm`] with [`ShmError::Io`] (`NotFound`) when there is no such
+    /// segment; [`ShmError::WrongKind`] when it is not a value (an array, raw bytes);
+    /// [`ShmError::Layout`] when it holds another size or alignment than `T`'s, or its
+    /// lock segment is missing; [`ShmError::NotShoal`], [`ShmError::Version`] or
+    /// [`ShmError::SizeMismatch`] for a file that is not such a segment.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::shm::ShmError;
+    /// use shoal::sync::SyncError;
+    /// use shoal::Value;
+    ///
+    /// let name = format!("shoal-doc-value-open-{}", std::process::id());
+    /// let owner = Value::create_named(&name, 1.5f64)?;
+    /// let attached = Value::<f64>::open(&name)?; // from any process
+    /// *attached.lock()?.unwrap() += 1.0; // the same lock as the owner's
+    /// assert_eq!(owner.load(), 2.5);
+    ///
+    /// let wrong = Value::<u32>::open(&name).unwrap_err();
+    /// assert!(matches!(wrong, SyncError::Shm { source: ShmError::Layout { .. }, .. }));
+    /// assert!(wrong.to_string().contains("8 bytes"), "{wrong}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(name: &str) -> Result<Value<T>, SyncError> {
+        let what = "open a named shared value";
+        check_align::<T>(what, Some(name))?;
+        let (seg, lock) = typed_wire::open_named::<T>(what, SegmentKind::Value, name)?;
+        Ok(Value {
+            seg,
+            lock,
+            _t: PhantomData,
+        })
+    }
+
+    /// The segment's name, `None` for anonymous values.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::Value;
+    ///
+    /// assert_eq!(Value::new(0u8)?.name(), None);
+    /// let name = format!("shoal-doc-value-name-{}", std::process::id());
+    /// assert_eq!(Value::create_named(&name, 0u8)?.name(), Some(name.as_str()));
+    /// # Ok::<(), shoal::sync::SyncError>(())
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.seg.name()
+    }
+
+    /// Reads the value like [`load`](Value::load), but reports a named value truncated
+    /// by another process as an error instead of panicking.
+    ///
+    /// # Errors
+    /// [`ShmError::Truncated`] when the value's file (or its lock's) was truncated.
+    ///
+    /// # Examples
+    /// ```
+    /// let name = format!("shoal-doc-value-try-load-{}", std::process::id());
+    /// let v = shoal::Value::create_named(&name, 7u32)?;
+    /// assert_eq!(v.try_load()?, 7);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_load(&self) -> Result<T, ShmError> {
+        typed_wire::check_intact(&self.seg, self.lock.as_ref())?;
+        // SAFETY: the payload holds a `T` (size checked at creation and import), aligned
+        // (64-byte payload, alignment checked), mapped while `self` lives, and the file
+        // still covers it (checked above).
+        Ok(unsafe { load_elem(self.ptr(), self.lock.as_ref()) })
+    }
+
+    /// Writes the value like [`store`](Value::store), but reports a named value
+    /// truncated by another process as an error instead of panicking.
+    ///
+    /// # Errors
+    /// [`ShmError::Truncated`] when the value's file (or its lock's) was truncated.
+    ///
+    /// # Examples
+    /// ```
+    /// let name = format!("shoal-doc-value-try-store-{}", std::process::id());
+    /// let v = shoal::Value::create_named(&name, 0i16)?;
+    /// v.try_store(-2)?;
+    /// assert_eq!(v.load(), -2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_store(&self, v: T) -> Result<(), ShmError> {
+        typed_wire::check_intact(&self.seg, self.lock.as_ref())?;
+        // SAFETY: as in `try_load`.
+        unsafe { store_elem(self.ptr(), v, self.lock.as_ref()) };
+        Ok(())
+    }
+
     fn ptr(&self) -> *mut T {
         self.seg.payload_ptr().cast()
     }
 
     /// Reads the value (see the type docs for when it can tear).
+    ///
+    /// # Panics
+    /// When another process truncated a named value's file (see
+    /// [`try_load`](Value::try_load)).
     ///
     /// # Examples
     /// ```
@@ -276,12 +479,14 @@ impl<T: Pod> Value<T> {
     /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
     pub fn load(&self) -> T {
-        // SAFETY: the payload holds a `T` (size checked at creation and import), aligned
-        // (64-byte payload, alignment checked), mapped while `self` lives.
-        unsafe { load_elem(self.ptr(), self.lock.as_ref()) }
+        self.try_load().unwrap_or_else(|e| truncated(e))
     }
 
     /// Writes the value (see the type docs for when it can tear).
+    ///
+    /// # Panics
+    /// When another process truncated a named value's file (see
+    /// [`try_store`](Value::try_store)).
     ///
     /// # Examples
     /// ```
@@ -291,8 +496,7 @@ impl<T: Pod> Value<T> {
     /// # Ok::<(), shoal::sync::SyncError>(())
     /// ```
     pub fn store(&self, v: T) {
-        // SAFETY: as in `load`.
-        unsafe { store_elem(self.ptr(), v, self.lock.as_ref()) }
+        self.try_store(v).unwrap_or_else(|e| truncated(e))
     }
 
     /// Takes the lock; the guard derefs to the value.
@@ -301,6 +505,9 @@ impl<T: Pod> Value<T> {
     /// [`NoLock`] when the value was made [`without_lock`](Value::without_lock). Inside
     /// `Ok`, [`crate::sync::OwnerDied`] (with the guard) when a holder of the lock died
     /// holding it: the value may be half-written.
+    ///
+    /// # Panics
+    /// When another process truncated a named value's file or its lock's.
     ///
     /// # Examples
     /// ```
@@ -311,6 +518,7 @@ impl<T: Pod> Value<T> {
     /// ```
     pub fn lock(&self) -> Result<LockResult<ValueGuard<'_, T>>, NoLock> {
         let lock = self.lock.as_ref().ok_or(NoLock { what: "value" })?;
+        typed_wire::check_intact(&self.seg, Some(lock)).unwrap_or_else(|e| truncated(e));
         let ptr = self.ptr();
         Ok(match lock.acquire() {
             Ok(g) => Ok(ValueGuard { _guard: g, ptr }),

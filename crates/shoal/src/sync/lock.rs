@@ -138,6 +138,21 @@ impl Lock {
         })
     }
 
+    /// Creates an unlocked lock in the new named segment `name`, for an object that
+    /// unrelated processes open by name (the lock of a named [`crate::Value`]).
+    pub(crate) fn create_named(name: &str) -> Result<Lock, SyncError> {
+        Ok(Lock {
+            raw: RawLock::create_named(Primitive::Lock, name, 0)?,
+        })
+    }
+
+    /// Opens the lock in the named segment `name`.
+    pub(crate) fn open_named(name: &str) -> Result<Lock, SyncError> {
+        Ok(Lock {
+            raw: RawLock::open_named(Primitive::Lock, name, 0)?,
+        })
+    }
+
     fn guard(&self) -> LockGuard<'_> {
         LockGuard {
             lock: self,

@@ -130,11 +130,34 @@ impl Primitive {
         Ok(seg)
     }
 
+    /// Creates a zero-filled named segment `name` for this primitive, for an object that
+    /// unrelated processes open by name (the lock of a named [`crate::Value`]). The
+    /// handle unlinks the name when dropped.
+    pub(crate) fn create_named(self, name: &str, len: usize) -> Result<Arc<Segment>, SyncError> {
+        let seg = Segment::create_named_init(SegmentKind::Sync, Some(name), len, |seg| {
+            seg.tag().store(self.tag(), Ordering::Relaxed);
+        })
+        .map_err(|e| SyncError::shm(self.creating(), e))?;
+        Ok(seg)
+    }
+
+    /// Opens the named segment `name` and checks it as [`import`](Primitive::import)
+    /// does.
+    pub(crate) fn open_named(self, name: &str, len: usize) -> Result<Arc<Segment>, SyncError> {
+        let seg = Segment::open_named(name, Some(SegmentKind::Sync))
+            .map_err(|e| SyncError::shm(self.receiving(), e))?;
+        self.check(seg, len)
+    }
+
     /// Maps a received descriptor and checks that it holds this primitive with at least
     /// `len` payload bytes.
     pub(crate) fn import(self, fd: OwnedFd, len: usize) -> Result<Arc<Segment>, SyncError> {
         let seg = Segment::import(fd, None, SegmentKind::Sync)
             .map_err(|e| SyncError::shm(self.receiving(), e))?;
+        self.check(seg, len)
+    }
+
+    fn check(self, seg: Arc<Segment>, len: usize) -> Result<Arc<Segment>, SyncError> {
         let tag = seg.tag().load(Ordering::Acquire);
         if tag != self.tag() {
             return Err(SyncError::WrongPrimitive {

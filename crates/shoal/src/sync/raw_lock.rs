@@ -117,7 +117,13 @@ struct Mapped {
 
 impl Drop for Mapped {
     fn drop(&mut self) {
-        // SAFETY: `state` points into `seg`, which is still mapped here.
+        if self.seg.check_size().is_err() {
+            // A named lock's file was truncated by another process: its state can no
+            // longer be read (it would raise SIGBUS), and nobody can hold it any more.
+            return;
+        }
+        // SAFETY: `state` points into `seg`, which is still mapped here and whose file
+        // still covers it (checked above).
         let state = unsafe { self.state.as_ref() };
         let owner = state.owner.load(Ordering::Relaxed);
         let word = state.word.load(Ordering::Relaxed);
@@ -171,6 +177,26 @@ impl RawLock {
     pub(crate) fn new(primitive: Primitive, len: usize) -> Result<RawLock, SyncError> {
         let seg = primitive.create(len.max(RAW_LOCK_LEN))?;
         // A fresh segment is zero-filled: word 0 (unlocked), count 0, null list pointers.
+        Ok(RawLock::from_segment(seg))
+    }
+
+    /// Creates an unlocked lock in the new named segment `name` (see [`RawLock::new`]).
+    pub(crate) fn create_named(
+        primitive: Primitive,
+        name: &str,
+        len: usize,
+    ) -> Result<RawLock, SyncError> {
+        let seg = primitive.create_named(name, len.max(RAW_LOCK_LEN))?;
+        Ok(RawLock::from_segment(seg))
+    }
+
+    /// Opens the lock in the named segment `name`, checked like a received one.
+    pub(crate) fn open_named(
+        primitive: Primitive,
+        name: &str,
+        len: usize,
+    ) -> Result<RawLock, SyncError> {
+        let seg = primitive.open_named(name, len.max(RAW_LOCK_LEN))?;
         Ok(RawLock::from_segment(seg))
     }
 

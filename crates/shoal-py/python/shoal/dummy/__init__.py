@@ -1,5 +1,14 @@
 """`shoal.dummy`: the thread-backed twin of `shoal`, as `multiprocessing.dummy`
-(threads in place of processes; the same names)."""
+(threads in place of processes; the same names).
 
-from multiprocessing.dummy import *  # noqa: F401,F403
-from multiprocessing.dummy import __all__  # noqa: F401
+Threads share memory, so there is nothing for shoal's shared-memory objects to add:
+this *is* the standard library's `multiprocessing.dummy` (and its `connection`), under
+shoal's name, with every attribute it has (`Value`, `Array`, `Namespace`, `Pool`, ...).
+"""
+
+import multiprocessing.dummy as _dummy
+import multiprocessing.dummy.connection  # noqa: F401
+import sys
+
+sys.modules[__name__ + ".connection"] = _dummy.connection
+sys.modules[__name__] = _dummy

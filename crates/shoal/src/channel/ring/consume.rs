@@ -40,6 +40,15 @@ impl Ring {
                 let mut cells = 1;
                 if flags & F_FIRST != 0 {
                     cells = self.cells_for(len);
+                } else if raw & TOMB_BIT != 0 {
+                    // A run of tombstones (a dead producer's claim, repaired at once) is
+                    // skipped with one claim.
+                    while cells < self.cells / 2
+                        && self.cell(pos + cells).seq.load(Ordering::Acquire)
+                            == (pos + cells + 1) | TOMB_BIT
+                    {
+                        cells += 1;
+                    }
                 }
                 // A header that cannot be right (a stale read the CAS below would reject
                 // anyway, or a corrupt writer) is consumed as a single skipped cell.

@@ -80,7 +80,14 @@ impl Ring {
                     prefetch_write(self.cell_ptr(pos + k + PREFETCH_AHEAD));
                     return Ok(pos);
                 }
-                Err(now) => raw = now,
+                Err(now) => {
+                    // No claim: a record left behind would cover cells another producer
+                    // claims, and keep a dead one's claim there from being repaired for
+                    // as long as this thread waits (it rewrites the record only when it
+                    // next finds room).
+                    slot.put_pos.store(IDLE, Ordering::Relaxed);
+                    raw = now;
+                }
             }
         }
     }

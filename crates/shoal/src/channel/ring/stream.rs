@@ -2,10 +2,13 @@
 //!
 //! The producer takes the stream writer token (`Control::stream.writer`, CAS 0 -> its
 //! token), then sets `STREAM_BIT` in `tail`: from then on every other producer's CAS of
-//! `tail` fails and it waits, so the parts are consecutive in the ring. The consumer that claims the first part takes the reader token the same way:
-//! other consumers wait at a part they do not own. A token whose process died is
-//! cleared by whoever finds it; parts left without a live reader are skipped, a stream
-//! left without a live writer is dropped by its reader (it was never acknowledged).
+//! `tail` fails and it waits, so the parts are consecutive in the ring. The consumer
+//! that claims the first part takes the reader token the same way: other consumers wait
+//! at a part they do not own. A dead writer's token is taken over by one producer, which
+//! alone clears the bit; a dead reader's token is cleared by whoever finds it, and the
+//! parts left without a live reader are skipped; a stream left without a live writer is
+//! dropped by its reader (it was never acknowledged), which keeps its token when the
+//! next stream begins right after it.
 
 use std::sync::atomic::Ordering;
 
@@ -75,6 +78,39 @@ impl Ring {
         Ok(())
     }
 
+    /// Reopens the ring when the stream writer died mid-stream.
+    ///
+    /// The recoverer first takes the dead writer's token (a CAS from the dead token to
+    /// its own), then clears `STREAM_BIT`, then frees the token. Only the holder of the
+    /// token touches the bit: of several producers finding the same dead writer, one
+    /// wins the CAS and clears the bit while no new writer can hold the token, so a new
+    /// writer's bit is never cleared (which would let other messages in between its
+    /// parts, and make its reader drop the acknowledged message as abandoned). A
+    /// recoverer killed in between leaves its own dead token, repaired the same way.
+    pub(super) fn recover_dead_writer(&self) {
+        let ctrl = self.ctrl();
+        let st = &ctrl.stream.0;
+        let writer = st.writer.load(Ordering::SeqCst);
+        if writer == 0 || claim::owner_alive(writer) {
+            return;
+        }
+        let me = claim::my_token();
+        if st
+            .writer
+            .compare_exchange(writer, me, Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        ctrl.tail
+            .0
+            .pos
+            .fetch_and(!super::STREAM_BIT, Ordering::SeqCst);
+        st.writer.store(0, Ordering::SeqCst);
+        // Producers waiting for the stream to end sleep on the space futex.
+        self.wake_space();
+    }
+
     /// Puts a message already accepted once (rescued from a dead consumer), waiting for
     /// room as long as it takes; like [`force_put`](Self::force_put) it ignores `closed`
     /// and the message bound.
@@ -105,7 +141,9 @@ impl Ring {
     ///
     /// When the writer died before the last part, the partial message is dropped (it was
     /// never acknowledged) and the error carries the next message if one was already
-    /// claimed in its place (`None`: the caller waits for the next one).
+    /// claimed in its place (`None`: the caller waits for the next one). When that next
+    /// message is the first part of another stream, this thread is still the reader
+    /// (the caller reads that stream next); otherwise the reader token is freed.
     pub(super) fn read_streamed<'a>(
         &'a self,
         first: Message<'a>,
@@ -134,6 +172,10 @@ impl Ring {
                     if b == Blocked::Idle {
                         let writer = st.writer.load(Ordering::SeqCst);
                         if writer == 0 || !claim::owner_alive(writer) {
+                            // Reopen the ring for the producers waiting for the stream
+                            // to end (and wake them) rather than leave it to their next
+                            // look.
+                            self.recover_dead_writer();
                             // A writer commits its last part before it frees the token:
                             // look once more before giving the stream up.
                             return match self.try_get_raw() {
@@ -158,6 +200,14 @@ impl Ring {
                             Err(None)
                         };
                     }
+                }
+                Ok(Some(m)) if m.flags & F_PART_BEGIN != 0 => {
+                    // The first part of the next stream where a part of this one should
+                    // be: the writer died and another one began. Drop the partial
+                    // message and read the new one, keeping the reader token: freed
+                    // here, another consumer would take the new stream's later parts
+                    // for orphans and drop them, losing an acknowledged message.
+                    return Err(Some(m));
                 }
                 Ok(Some(m)) => {
                     // A whole message where a part should be: the writer died and the

@@ -195,3 +195,80 @@ fn a_dead_consumers_message_keeps_its_unit_of_the_message_bound() {
         .unwrap();
     assert_eq!(get_vec(&r).unwrap(), b"next");
 }
+
+/// Forges a put claim of `cells` cells at the tail by the process `pid` (a thread that
+/// CASed `tail` and then stopped), in slot `slot`; returns its first position.
+fn forge_put_claim(r: &Ring, slot: usize, pid: u32, cells: u64) -> u64 {
+    let tail = r.ctrl().tail.0.pos.load(Ordering::SeqCst);
+    let s = r.slot_at(slot);
+    s.owner.store(u64::from(pid) << 32 | 1, Ordering::SeqCst);
+    s.put_cells.store(cells, Ordering::SeqCst);
+    s.put_pos.store(tail, Ordering::SeqCst);
+    r.ctrl().tail.0.pos.store(tail + cells, Ordering::SeqCst);
+    tail
+}
+
+#[test]
+fn a_dead_producers_whole_claim_is_repaired_at_once() {
+    let r = ring(64);
+    let at = forge_put_claim(&r, SLOTS - 1, 0x7fff_fff0, 32);
+    r.try_put(b"after", 0).unwrap();
+    assert!(matches!(get_vec(&r), Err(GetFail::Empty { pos }) if pos == at));
+    // One repair covers every cell of the claim: the next message is readable at once.
+    assert!(r.recover_put_claim(at));
+    assert_eq!(get_vec(&r).unwrap(), b"after");
+    assert_eq!(r.used_cells(), 0);
+}
+
+#[test]
+fn the_repair_of_a_dead_claim_stops_at_a_live_claim() {
+    let r = ring(64);
+    let dead = forge_put_claim(&r, SLOTS - 1, 0x7fff_fff0, 10);
+    // A claim of this (live) process right after it, not committed yet.
+    let live = forge_put_claim(&r, SLOTS - 2, claim::my_pid(), 5);
+    r.try_put(b"after", 0).unwrap();
+    assert!(r.recover_put_claim(dead));
+    assert!(!r.recover_put_claim(live), "a live claim is never repaired");
+    assert!(matches!(get_vec(&r), Err(GetFail::Empty { pos }) if pos == live));
+    let body = vec![5u8; 5 * 48];
+    r.write_commit(live, &body, 0);
+    r.slot_at(SLOTS - 2).put_pos.store(IDLE, Ordering::SeqCst);
+    assert_eq!(get_vec(&r).unwrap(), body);
+    assert_eq!(get_vec(&r).unwrap(), b"after");
+}
+
+#[test]
+fn a_dead_consumers_record_without_its_claim_leaves_the_message_alone() {
+    let r = ring(8);
+    r.try_put(b"one", 0).unwrap();
+    // A consumer killed between writing its record and its CAS of `head`: the message
+    // was never claimed, and must neither be put again nor freed under `head`.
+    let head = r.ctrl().head.0.pos.load(Ordering::SeqCst);
+    let s = r.slot_at(SLOTS - 2);
+    s.owner.store(0x7fff_fff1u64 << 32 | 1, Ordering::SeqCst);
+    s.get_cells.store(1, Ordering::SeqCst);
+    s.get_pos.store(head, Ordering::SeqCst);
+    r.recover_dead_consumers();
+    assert!(!r.recover_get_claim(head));
+    assert_eq!(get_vec(&r).unwrap(), b"one");
+    assert!(matches!(get_vec(&r), Err(GetFail::Empty { .. })));
+}
+
+#[test]
+fn a_dead_stream_writer_is_cleared_by_the_taker_of_its_token() {
+    let r = ring(16);
+    let st = &r.ctrl().stream.0;
+    st.writer.store(0x7fff_fff3u64 << 32 | 1, Ordering::SeqCst);
+    r.ctrl().tail.0.pos.fetch_or(STREAM_BIT, Ordering::SeqCst);
+    assert_eq!(r.try_put(b"x", 0), Err(PutFail::Streaming));
+    r.recover_dead_writer();
+    assert_eq!(st.writer.load(Ordering::SeqCst), 0);
+    assert_eq!(r.ctrl().tail.0.pos.load(Ordering::SeqCst) & STREAM_BIT, 0);
+    // A live writer's token and bit are never touched.
+    st.writer.store(claim::my_token(), Ordering::SeqCst);
+    r.ctrl().tail.0.pos.fetch_or(STREAM_BIT, Ordering::SeqCst);
+    r.recover_dead_writer();
+    assert_eq!(st.writer.load(Ordering::SeqCst), claim::my_token());
+    assert_ne!(r.ctrl().tail.0.pos.load(Ordering::SeqCst) & STREAM_BIT, 0);
+    r.try_put(b"y", 0).unwrap();
+}

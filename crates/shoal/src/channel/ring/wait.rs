@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use crate::sys::{self, Deadline};
 
-use super::claim;
 use super::{
     signed, GetFail, PutFail, Ring, WaitFail, CLAIM_NAP, IDLE_NAP, SPIN_MAX, SPIN_MIN, STUCK,
 };
@@ -130,6 +129,9 @@ impl Ring {
     /// per ring handle (a sleeping waiter naps no longer than that), and remembers a
     /// dead pid, so that a receiver draining a dead sender's pipe learns it at once.
     fn peer_gone(&self, for_data: bool) -> bool {
+        if !self.death_ends() {
+            return false;
+        }
         let st = &self.ctrl().stream.0;
         let last = if for_data {
             &st.sender_pid
@@ -385,23 +387,7 @@ impl Ring {
         match fail {
             PutFail::Closed => Blocked::Closed,
             PutFail::Streaming => {
-                let writer = self.ctrl().stream.0.writer.load(Ordering::SeqCst);
-                if writer != 0 && !claim::owner_alive(writer) {
-                    // The writer died mid-stream: reopen the ring to everyone, then free
-                    // the token (in this order, so that a new writer's bit is never
-                    // cleared by us).
-                    self.ctrl()
-                        .tail
-                        .0
-                        .pos
-                        .fetch_and(!super::STREAM_BIT, Ordering::SeqCst);
-                    let _ = self.ctrl().stream.0.writer.compare_exchange(
-                        writer,
-                        0,
-                        Ordering::SeqCst,
-                        Ordering::Relaxed,
-                    );
-                }
+                self.recover_dead_writer();
                 Blocked::Idle
             }
             PutFail::Full { blocked } => {

@@ -1,0 +1,7 @@
+"""`shoal.forkserver` *is* the standard library's `multiprocessing.forkserver`, reused as it is
+(shoal starts and tracks processes with the standard library's machinery)."""
+
+import sys
+from multiprocessing import forkserver as _reused
+
+sys.modules[__name__] = _reused

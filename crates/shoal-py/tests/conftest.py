@@ -1,0 +1,49 @@
+"""Shared fixtures: a watchdog for every test, one context per start method, and a
+reaper that kills whatever child a failed test left behind."""
+
+from __future__ import annotations
+
+import faulthandler
+import sys
+
+import pytest
+import shoal
+
+# Longest any single test may run before the whole run is stopped with tracebacks
+# (a hang fails CI instead of stalling it).
+WATCHDOG_SECONDS = 180
+
+METHODS = ["fork", "spawn", "forkserver"]
+
+
+@pytest.fixture(autouse=True)
+def watchdog():
+    faulthandler.dump_traceback_later(WATCHDOG_SECONDS, exit=True, file=sys.stderr)
+    yield
+    faulthandler.cancel_dump_traceback_later()
+    for child in shoal.active_children():
+        child.kill()
+        child.join(10)
+
+
+@pytest.fixture(params=METHODS)
+def ctx(request):
+    """A shoal context for each start method."""
+    return shoal.get_context(request.param)
+
+
+def start(ctx, target, *args, daemon=True):
+    """Start `target(*args)` in a child of `ctx`."""
+    p = ctx.Process(target=target, args=args, daemon=daemon)
+    p.start()
+    return p
+
+
+def joined(p, timeout=60):
+    """Join `p` (failing the test if it does not end) and return its exit code."""
+    p.join(timeout)
+    if p.is_alive():
+        p.kill()
+        p.join(10)
+        pytest.fail(f"child {p.pid} did not end within {timeout} s")
+    return p.exitcode
