@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::io::unix::AsyncFd;
 
-use super::core::{Core, Wait};
+use super::endpoint::{Endpoint, Wait};
 use super::{Connection, GetError, PutError, Queue, Readiness};
 use crate::codec::Codec;
 use crate::sys;
@@ -41,7 +41,7 @@ struct Watch {
 }
 
 impl Watch {
-    fn new(core: &Arc<Core>) -> Option<Watch> {
+    fn new(core: &Arc<Endpoint>) -> Option<Watch> {
         let readiness = Readiness::new(Arc::clone(core));
         let dup = readiness.as_fd().try_clone_to_owned().ok()?;
         let fd = sys::eventfd_async(dup).ok()?;
@@ -53,8 +53,8 @@ impl Watch {
 /// the ring's readiness in between. `dead` says whether the only sender died (pipes):
 /// then what is left is drained and the end of stream reported.
 async fn get_with<R>(
-    core: &Arc<Core>,
-    mut op: impl FnMut(&Core) -> Result<R, GetError>,
+    core: &Arc<Endpoint>,
+    mut op: impl FnMut(&Endpoint) -> Result<R, GetError>,
     dead: impl Fn() -> bool,
 ) -> Result<R, GetError> {
     match op(core) {

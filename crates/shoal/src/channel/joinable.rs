@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::channel::core::{deserialize_core, serialize_core, Core, Wait};
+use crate::channel::endpoint::{deserialize_endpoint, serialize_endpoint, Endpoint, Wait};
 use crate::channel::{CreateError, PutError, Queue, QueueBuilder, TAG_JOINABLE};
 use crate::sys::{self, Deadline, WaitOutcome};
 
@@ -120,13 +120,13 @@ impl<T> JoinableQueue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn with_builder(builder: &QueueBuilder) -> Result<JoinableQueue<T>, CreateError> {
-        let core = Core::create(builder.ring_config(TAG_JOINABLE)?, builder.chosen_codec())?;
+        let core = Endpoint::create(builder.ring_config(TAG_JOINABLE)?, builder.chosen_codec())?;
         Ok(JoinableQueue {
             queue: Queue::from_core(core),
         })
     }
 
-    fn core(&self) -> &Arc<Core> {
+    fn core(&self) -> &Arc<Endpoint> {
         self.queue.core()
     }
 
@@ -395,14 +395,14 @@ impl<T> JoinableQueue<T> {
 
 impl<T> Serialize for JoinableQueue<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        serialize_core(self.core(), TAG_JOINABLE, "JoinableQueue", s)
+        serialize_endpoint(self.core(), TAG_JOINABLE, "JoinableQueue", s)
     }
 }
 
 impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<JoinableQueue<T>, D::Error> {
         Ok(JoinableQueue {
-            queue: Queue::from_core(deserialize_core(d, TAG_JOINABLE)?),
+            queue: Queue::from_core(deserialize_endpoint(d, TAG_JOINABLE)?),
         })
     }
 }

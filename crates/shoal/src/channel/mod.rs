@@ -14,7 +14,7 @@
 
 #[cfg(feature = "tokio")]
 mod asynchronous;
-mod core;
+mod endpoint;
 mod error;
 mod joinable;
 mod pipe;

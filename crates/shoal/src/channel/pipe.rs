@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::channel::core::{deserialize_core, serialize_core, Core, Wait};
+use crate::channel::endpoint::{deserialize_endpoint, serialize_endpoint, Endpoint, Wait};
 use crate::channel::ring::RingConfig;
 use crate::channel::{CreateError, GetError, PutError, ReadSlot, TAG_PIPE};
 use crate::codec::Codec;
@@ -178,7 +178,7 @@ impl PipeBuilder {
     }
 }
 
-fn ring(capacity: usize) -> Result<Arc<Core>, CreateError> {
+fn ring(capacity: usize) -> Result<Arc<Endpoint>, CreateError> {
     let cell = crate::channel::queue::DEFAULT_CELL;
     let cells = (capacity.max(PIPE_MIN) / cell)
         .checked_next_power_of_two()
@@ -188,7 +188,7 @@ fn ring(capacity: usize) -> Result<Arc<Core>, CreateError> {
                 "could not create a pipe: {capacity} bytes of ring per direction is too large"
             ),
         })?;
-    Core::create(
+    Endpoint::create(
         RingConfig {
             cell_size: cell,
             cells,
@@ -209,8 +209,8 @@ fn ring(capacity: usize) -> Result<Arc<Core>, CreateError> {
 /// not close the connection (a copy may live on in a child process): call
 /// [`close`](Connection::close).
 pub struct Connection {
-    rx: Option<Arc<Core>>,
-    tx: Option<Arc<Core>>,
+    rx: Option<Arc<Endpoint>>,
+    tx: Option<Arc<Endpoint>>,
 }
 
 impl fmt::Debug for Connection {
@@ -232,19 +232,19 @@ impl Clone for Connection {
 }
 
 impl Connection {
-    pub(crate) fn rx_core(&self) -> Option<&Arc<Core>> {
+    pub(crate) fn rx_core(&self) -> Option<&Arc<Endpoint>> {
         self.rx.as_ref()
     }
 
-    pub(crate) fn tx_core(&self) -> Option<&Arc<Core>> {
+    pub(crate) fn tx_core(&self) -> Option<&Arc<Endpoint>> {
         self.tx.as_ref()
     }
 
-    fn tx(&self) -> Result<&Arc<Core>, PutError<()>> {
+    fn tx(&self) -> Result<&Arc<Endpoint>, PutError<()>> {
         self.tx.as_ref().ok_or(PutError::Closed(()))
     }
 
-    fn rx(&self) -> Result<&Arc<Core>, GetError> {
+    fn rx(&self) -> Result<&Arc<Endpoint>, GetError> {
         self.rx.as_ref().ok_or(GetError::Closed)
     }
 
@@ -367,7 +367,7 @@ impl Connection {
     fn recv_with<R>(
         &self,
         deadline: Deadline,
-        op: impl FnOnce(&Core, Wait) -> Result<R, GetError>,
+        op: impl FnOnce(&Endpoint, Wait) -> Result<R, GetError>,
     ) -> Result<R, GetError> {
         let rx = self.rx()?;
         rx.ring.note_end(false);
@@ -692,10 +692,10 @@ struct WireEnds {
 impl Serialize for Connection {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeTuple;
-        struct Ring<'a>(&'a Core);
+        struct Ring<'a>(&'a Endpoint);
         impl Serialize for Ring<'_> {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                serialize_core(self.0, TAG_PIPE, "Connection", s)
+                serialize_endpoint(self.0, TAG_PIPE, "Connection", s)
             }
         }
         let mut t = s.serialize_tuple(3)?;
@@ -711,10 +711,10 @@ impl Serialize for Connection {
 
 impl<'de> Deserialize<'de> for Connection {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Connection, D::Error> {
-        struct Ring(Arc<Core>);
+        struct Ring(Arc<Endpoint>);
         impl<'de> Deserialize<'de> for Ring {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Ring, D::Error> {
-                deserialize_core(d, TAG_PIPE).map(Ring)
+                deserialize_endpoint(d, TAG_PIPE).map(Ring)
             }
         }
         let (_ends, rx, tx): (WireEnds, Option<Ring>, Option<Ring>) = Deserialize::deserialize(d)?;

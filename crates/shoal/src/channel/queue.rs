@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::channel::core::{deserialize_core, serialize_core, Core, Wait};
+use crate::channel::endpoint::{deserialize_endpoint, serialize_endpoint, Endpoint, Wait};
 use crate::channel::ring::RingConfig;
 use crate::channel::{CreateError, GetError, PutError, ReadSlot, WriteSlot, TAG_QUEUE};
 use crate::codec::Codec;
@@ -176,7 +176,7 @@ impl QueueBuilder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn build<T>(&self) -> Result<Queue<T>, CreateError> {
-        Ok(Queue::from_core(Core::create(
+        Ok(Queue::from_core(Endpoint::create(
             self.ring_config(TAG_QUEUE)?,
             self.codec,
         )?))
@@ -208,7 +208,7 @@ impl QueueBuilder {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Queue<T> {
-    core: Arc<Core>,
+    core: Arc<Endpoint>,
     _marker: PhantomData<fn(T) -> T>,
 }
 
@@ -286,14 +286,14 @@ impl<T> Queue<T> {
         QueueBuilder::default().maxsize(maxsize).build()
     }
 
-    pub(crate) fn from_core(core: Arc<Core>) -> Queue<T> {
+    pub(crate) fn from_core(core: Arc<Endpoint>) -> Queue<T> {
         Queue {
             core,
             _marker: PhantomData,
         }
     }
 
-    pub(crate) fn core(&self) -> &Arc<Core> {
+    pub(crate) fn core(&self) -> &Arc<Endpoint> {
         &self.core
     }
 
@@ -961,13 +961,13 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
 impl<T> Serialize for Queue<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        serialize_core(&self.core, TAG_QUEUE, "Queue", s)
+        serialize_endpoint(&self.core, TAG_QUEUE, "Queue", s)
     }
 }
 
 impl<'de, T> Deserialize<'de> for Queue<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Queue<T>, D::Error> {
-        Ok(Queue::from_core(deserialize_core(d, TAG_QUEUE)?))
+        Ok(Queue::from_core(deserialize_endpoint(d, TAG_QUEUE)?))
     }
 }
 
@@ -978,7 +978,7 @@ impl<'de, T> Deserialize<'de> for Queue<T> {
 /// [`clear`](Readiness::clear) (and the guard's `clear_ready`), then `try_get` until
 /// `Empty`.
 pub struct Readiness {
-    core: Arc<Core>,
+    core: Arc<Endpoint>,
 }
 
 impl fmt::Debug for Readiness {
@@ -988,7 +988,7 @@ impl fmt::Debug for Readiness {
 }
 
 impl Readiness {
-    pub(crate) fn new(core: Arc<Core>) -> Readiness {
+    pub(crate) fn new(core: Arc<Endpoint>) -> Readiness {
         core.ring.watch(true);
         Readiness { core }
     }

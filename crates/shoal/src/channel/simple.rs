@@ -5,7 +5,7 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::channel::core::{deserialize_core, serialize_core, Core, Wait};
+use crate::channel::endpoint::{deserialize_endpoint, serialize_endpoint, Endpoint, Wait};
 use crate::channel::{CreateError, GetError, PutError, QueueBuilder, TAG_SIMPLE};
 
 /// An unbounded-by-count queue with only `put`, `get`, `empty` and `close` (Python's
@@ -20,7 +20,7 @@ use crate::channel::{CreateError, GetError, PutError, QueueBuilder, TAG_SIMPLE};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct SimpleQueue<T> {
-    core: std::sync::Arc<Core>,
+    core: std::sync::Arc<Endpoint>,
     _marker: std::marker::PhantomData<fn(T) -> T>,
 }
 
@@ -42,7 +42,7 @@ impl<T> fmt::Debug for SimpleQueue<T> {
 }
 
 impl<T> SimpleQueue<T> {
-    pub(crate) fn core(&self) -> &std::sync::Arc<Core> {
+    pub(crate) fn core(&self) -> &std::sync::Arc<Endpoint> {
         &self.core
     }
 
@@ -62,7 +62,7 @@ impl<T> SimpleQueue<T> {
     pub fn new() -> Result<SimpleQueue<T>, CreateError> {
         let b = QueueBuilder::default();
         Ok(SimpleQueue {
-            core: Core::create(b.ring_config(TAG_SIMPLE)?, b.chosen_codec())?,
+            core: Endpoint::create(b.ring_config(TAG_SIMPLE)?, b.chosen_codec())?,
             _marker: std::marker::PhantomData,
         })
     }
@@ -139,14 +139,14 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
 
 impl<T> Serialize for SimpleQueue<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        serialize_core(&self.core, TAG_SIMPLE, "SimpleQueue", s)
+        serialize_endpoint(&self.core, TAG_SIMPLE, "SimpleQueue", s)
     }
 }
 
 impl<'de, T> Deserialize<'de> for SimpleQueue<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<SimpleQueue<T>, D::Error> {
         Ok(SimpleQueue {
-            core: deserialize_core(d, TAG_SIMPLE)?,
+            core: deserialize_endpoint(d, TAG_SIMPLE)?,
             _marker: std::marker::PhantomData,
         })
     }

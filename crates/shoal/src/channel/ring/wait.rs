@@ -176,14 +176,39 @@ impl Ring {
         }
     }
 
-    /// Runs `attempt` until it succeeds: spinning first, then sleeping on the futex of
-    /// `which` (data or space), checking stuck claims for dead claimants.
+    /// Runs `attempt` until it succeeds: spinning first ([`spin_phase`]), then sleeping
+    /// on the futex of the data (`for_data`) or space word and checking stuck claims for
+    /// dead claimants ([`sleep_phase`]).
+    ///
+    /// [`spin_phase`]: Ring::spin_phase
+    /// [`sleep_phase`]: Ring::sleep_phase
+    #[inline]
     pub(super) fn wait_loop<T, F>(
         &self,
         deadline: Deadline,
         for_data: bool,
         mut attempt: F,
     ) -> Result<T, WaitFail>
+    where
+        F: FnMut() -> Result<T, Blocked>,
+    {
+        match self.spin_phase(deadline, for_data, &mut attempt) {
+            Some(done) => done,
+            None => self.sleep_phase(deadline, for_data, attempt),
+        }
+    }
+
+    /// The spin phase: `attempt` again and again within the adaptive spin budget (and
+    /// [`SPIN_TIME`]), yielding now and then. `Some` when the operation ended here
+    /// (done, closed, or timed out), `None` when the budget is spent and the waiter must
+    /// sleep; the budget learns from both.
+    #[inline]
+    fn spin_phase<T, F>(
+        &self,
+        deadline: Deadline,
+        for_data: bool,
+        attempt: &mut F,
+    ) -> Option<Result<T, WaitFail>>
     where
         F: FnMut() -> Result<T, Blocked>,
     {
@@ -225,12 +250,12 @@ impl Ring {
                         self.learn(for_data, true);
                         self.note_contended(for_data, yielded);
                     }
-                    return Ok(v);
+                    return Some(Ok(v));
                 }
-                Err(Blocked::Closed) => return Err(WaitFail::Closed),
+                Err(Blocked::Closed) => return Some(Err(WaitFail::Closed)),
                 // A zero timeout (the `try_` forms of streamed messages) tries once.
                 Err(_) if spins.is_multiple_of(256) && deadline.expired() => {
-                    return Err(WaitFail::Timeout)
+                    return Some(Err(WaitFail::Timeout))
                 }
                 Err(Blocked::Full(blocked)) => {
                     // Hysteresis: polling the cell the consumer is reading right now
@@ -274,6 +299,23 @@ impl Ring {
             self.learn(for_data, false);
         }
         self.note_contended(for_data, true);
+        None
+    }
+
+    /// The sleep phase: sleeps on the futex of the data (`for_data`) or space word between
+    /// attempts, for at most a nap that depends on why the attempt failed; settles claims
+    /// that stay stuck (their claimant died) and, for pipes, ends the wait when the peer
+    /// is gone.
+    #[cold]
+    fn sleep_phase<T, F>(
+        &self,
+        deadline: Deadline,
+        for_data: bool,
+        mut attempt: F,
+    ) -> Result<T, WaitFail>
+    where
+        F: FnMut() -> Result<T, Blocked>,
+    {
         let ctrl = self.ctrl();
         let w = if for_data {
             &ctrl.data.0

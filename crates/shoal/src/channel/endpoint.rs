@@ -67,18 +67,18 @@ const SCRATCH_KEEP: usize = 1 << 20;
 
 /// A ring and the codec of its typed messages.
 #[derive(Debug)]
-pub(crate) struct Core {
+pub(crate) struct Endpoint {
     pub(crate) ring: Ring,
     pub(crate) codec: Codec,
 }
 
-impl Core {
-    pub(crate) fn create(cfg: RingConfig, codec: Codec) -> Result<Arc<Core>, CreateError> {
+impl Endpoint {
+    pub(crate) fn create(cfg: RingConfig, codec: Codec) -> Result<Arc<Endpoint>, CreateError> {
         let ring = Ring::create(RingConfig {
             codec: codec.id(),
             ..cfg
         })?;
-        Ok(Arc::new(Core { ring, codec }))
+        Ok(Arc::new(Endpoint { ring, codec }))
     }
 
     /// Encodes and puts `msg`.
@@ -345,8 +345,8 @@ struct Wire {
 }
 
 /// Serializes `core` for a handoff (`what` names the type in the error outside one).
-pub(crate) fn serialize_core<S: Serializer>(
-    core: &Core,
+pub(crate) fn serialize_endpoint<S: Serializer>(
+    core: &Endpoint,
     tag: u32,
     what: &str,
     s: S,
@@ -364,11 +364,11 @@ pub(crate) fn serialize_core<S: Serializer>(
     .serialize(s)
 }
 
-/// Rebuilds a handle serialized by [`serialize_core`], checking that it holds `tag`.
-pub(crate) fn deserialize_core<'de, D: Deserializer<'de>>(
+/// Rebuilds a handle serialized by [`serialize_endpoint`], checking that it holds `tag`.
+pub(crate) fn deserialize_endpoint<'de, D: Deserializer<'de>>(
     d: D,
     tag: u32,
-) -> Result<Arc<Core>, D::Error> {
+) -> Result<Arc<Endpoint>, D::Error> {
     use serde::de::Error;
     let wire = Wire::deserialize(d)?;
     if wire.tag != tag {
@@ -383,5 +383,5 @@ pub(crate) fn deserialize_core<'de, D: Deserializer<'de>>(
     let event = handoff::import_fd(wire.event).map_err(D::Error::custom)?;
     let seg = Segment::import(seg_fd, None, SegmentKind::Channel).map_err(D::Error::custom)?;
     let ring = Ring::from_parts(seg, event, tag).map_err(D::Error::custom)?;
-    Ok(Arc::new(Core { ring, codec }))
+    Ok(Arc::new(Endpoint { ring, codec }))
 }
