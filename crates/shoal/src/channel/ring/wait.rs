@@ -182,7 +182,6 @@ impl Ring {
     ///
     /// [`spin_phase`]: Ring::spin_phase
     /// [`sleep_phase`]: Ring::sleep_phase
-    #[inline]
     pub(super) fn wait_loop<T, F>(
         &self,
         deadline: Deadline,
@@ -192,17 +191,24 @@ impl Ring {
     where
         F: FnMut() -> Result<T, Blocked>,
     {
+        // The fast path, outside the phases: most operations succeed at once.
+        match attempt() {
+            Ok(v) => return Ok(v),
+            Err(Blocked::Closed) => return Err(WaitFail::Closed),
+            // A zero timeout (the `try_` forms of streamed messages) tries once.
+            Err(_) if deadline.expired() => return Err(WaitFail::Timeout),
+            Err(_) => {}
+        }
         match self.spin_phase(deadline, for_data, &mut attempt) {
             Some(done) => done,
             None => self.sleep_phase(deadline, for_data, attempt),
         }
     }
 
-    /// The spin phase: `attempt` again and again within the adaptive spin budget (and
+    /// The spin phase, entered after a failed attempt: `attempt` again and again within the adaptive spin budget (and
     /// [`SPIN_TIME`]), yielding now and then. `Some` when the operation ended here
     /// (done, closed, or timed out), `None` when the budget is spent and the waiter must
     /// sleep; the budget learns from both.
-    #[inline]
     fn spin_phase<T, F>(
         &self,
         deadline: Deadline,
@@ -246,10 +252,10 @@ impl Ring {
         loop {
             match attempt() {
                 Ok(v) => {
-                    if spins > 0 {
-                        self.learn(for_data, true);
-                        self.note_contended(for_data, yielded);
-                    }
+                    // Entered after a failed attempt: whatever ends the wait here was met
+                    // while spinning.
+                    self.learn(for_data, true);
+                    self.note_contended(for_data, yielded);
                     return Some(Ok(v));
                 }
                 Err(Blocked::Closed) => return Some(Err(WaitFail::Closed)),
@@ -306,7 +312,6 @@ impl Ring {
     /// attempts, for at most a nap that depends on why the attempt failed; settles claims
     /// that stay stuck (their claimant died) and, for pipes, ends the wait when the peer
     /// is gone.
-    #[cold]
     fn sleep_phase<T, F>(
         &self,
         deadline: Deadline,
