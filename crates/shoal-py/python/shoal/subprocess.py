@@ -57,9 +57,10 @@ def _describe(name: str, obj: Any) -> tuple[dict, list[int]]:
     else:
         kind = next((k for k, cls in _SYNC_KINDS.items() if type(obj) is cls), None)
         if kind is None:
+            sync = ", ".join(c.__name__ for c in _SYNC_KINDS.values())
             raise TypeError(
                 f"cannot pass {name!r} ({type(obj).__name__}): Popen passes shoal queues "
-                f"(Queue, JoinableQueue, SimpleQueue), pipe ends and {', '.join(c.__name__ for c in _SYNC_KINDS.values())}"
+                f"(Queue, JoinableQueue, SimpleQueue), pipe ends and {sync}"
             )
         data, fds = obj._raw._parts()
         entry = {"kind": kind}
