@@ -143,3 +143,12 @@ def test_python_is_told_a_rust_queue_carries_messagepack(tmp_path, interop_bin):
     assert "put_bytes()/get_bytes()" in lines[0]
     assert lines[1] == repr(b"\xa5hello")
     assert lines[2] == "rust offer: python exited with exit status: 0"
+
+
+def test_a_rust_program_hands_a_pipe_end_to_a_rust_program_and_names_a_wrong_kind(interop_bin):
+    out = subprocess.run([interop_bin, "selftest"], capture_output=True, text=True, timeout=WAIT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "rust selftest: rust child: answered 1000 messages",
+        'rust wrong-kind: the inherited object "pipe" is a pipe, not a queue',
+    ]

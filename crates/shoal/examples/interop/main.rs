@@ -12,6 +12,8 @@
 //!   typed `get`, printing the error.
 //! - `interop offer PYTHON SCRIPT`: passes a MessagePack queue holding one message to
 //!   `PYTHON SCRIPT`, which tries `get()` on it.
+//! - `interop selftest`: a Rust parent and a Rust program on a passed pipe, then the
+//!   same pipe end asked for as a queue.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -100,6 +102,40 @@ fn offer(python: &str, script: &str) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+fn selftest() -> Result<(), Box<dyn std::error::Error>> {
+    let exe = std::env::current_exe()?;
+    let (ours, theirs) = shoal::Pipe::duplex()?;
+    let mut cmd = Command::new(&exe);
+    cmd.arg("child").stdout(std::process::Stdio::piped());
+    cmd.pass("pipe", &theirs)?;
+    let child = cmd.spawn()?;
+    for i in 0..1000u32 {
+        let message = format!("message {i}").into_bytes();
+        ours.send_bytes(&message)?;
+        let mut back = ours.recv_bytes_timeout(WAIT)?;
+        back.reverse();
+        if back != message {
+            return Err(format!("message {i} came back as {back:?}").into());
+        }
+    }
+    ours.send_bytes(b"")?;
+    let out = child.wait_with_output()?;
+    print!("rust selftest: {}", String::from_utf8_lossy(&out.stdout));
+    let mut cmd = Command::new(&exe);
+    cmd.arg("wrong-kind");
+    cmd.pass("pipe", &theirs)?;
+    cmd.status()?;
+    Ok(())
+}
+
+fn wrong_kind() -> Result<(), Box<dyn std::error::Error>> {
+    match shoal::inherited::<Queue<u8>>("pipe") {
+        Ok(_) => println!("rust wrong-kind: attached a pipe end as a queue"),
+        Err(e) => println!("rust wrong-kind: {e}"),
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -110,9 +146,11 @@ fn main() -> ExitCode {
         },
         ["child"] => child(),
         ["typed"] => typed(),
+        ["selftest"] => selftest(),
+        ["wrong-kind"] => wrong_kind(),
         ["offer", python, script] => offer(python, script),
         _ => Err(
-            "usage: interop parent PYTHON SCRIPT N | child | typed | offer PYTHON SCRIPT".into(),
+            "usage: interop parent PYTHON SCRIPT N | child | typed | offer PYTHON SCRIPT | selftest".into(),
         ),
     };
     match result {
