@@ -33,6 +33,9 @@ use serde::Serialize;
 
 use crate::codec::{self, CodecError};
 
+mod fd;
+pub use fd::Fd;
+
 enum Handoff {
     Export(Vec<OwnedFd>),
     Import(Vec<Option<OwnedFd>>),
