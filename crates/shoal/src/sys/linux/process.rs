@@ -9,6 +9,8 @@ use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use crate::sys::{cvt, retry};
@@ -237,6 +239,31 @@ pub(crate) fn spawn_keeping(
         )
     })?;
     Ok(pid as u32)
+}
+
+/// Spawns the program of `cmd` (a `std::process::Command`, for its stdio plumbing) so
+/// that the descriptors `keep` (close-on-exec in the caller) are inherited by the new
+/// program under the same numbers.
+///
+/// A `pre_exec` hook clears close-on-exec on them between fork and exec, which makes
+/// std fork the whole caller instead of using `posix_spawn`: this is for starting other
+/// programs with their own stdio set up by `Command`; shoal's own children go through
+/// [`spawn_keeping`].
+pub(crate) fn spawn_command_keeping(cmd: &mut Command, keep: Vec<RawFd>) -> io::Result<Child> {
+    let hook = move || -> io::Result<()> {
+        // Only async-signal-safe calls here: this runs between fork and exec.
+        for &fd in &keep {
+            // SAFETY: fcntl(F_SETFD) takes an integer argument; an invalid fd gives
+            // EBADF.
+            cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) })?;
+        }
+        Ok(())
+    };
+    // SAFETY: the hook runs in the forked child before exec and makes only
+    // async-signal-safe calls (fcntl); it allocates nothing (`keep` was built in the
+    // parent) and takes no lock.
+    unsafe { cmd.pre_exec(hook) };
+    cmd.spawn()
 }
 
 fn c_string(bytes: &[u8]) -> io::Result<CString> {
