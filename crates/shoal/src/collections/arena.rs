@@ -85,6 +85,8 @@ pub(crate) struct Arena {
     /// removes the names.
     owner: bool,
     current: Mutex<Generation>,
+    /// How often this handle took the lock from a holder that died.
+    recoveries: AtomicU64,
 }
 
 impl std::fmt::Debug for Arena {
@@ -250,6 +252,7 @@ impl Arena {
             creator_pid: pid,
             owner: true,
             current: Mutex::new(first),
+            recoveries: AtomicU64::new(0),
         })
     }
 
@@ -310,6 +313,7 @@ impl Arena {
             creator_pid,
             owner: false,
             current: Mutex::new(current),
+            recoveries: AtomicU64::new(0),
         })
     }
 
@@ -319,6 +323,10 @@ impl Arena {
 
     pub(crate) fn format(&self) -> Format {
         self.format
+    }
+
+    pub(crate) fn recoveries(&self) -> u64 {
+        self.recoveries.load(Ordering::Relaxed)
     }
 
     fn shm_error(&self, op: &str, e: ShmError) -> CollectionError {
@@ -360,6 +368,7 @@ impl Arena {
             .check_size()
             .map_err(|e| self.shm_error("use", e))?;
         if died {
+            self.recoveries.fetch_add(1, Ordering::Relaxed);
             // A holder that died while growing may have published the new generation
             // without removing the old one's name.
             if let Some(prev) = txn.current.gen.checked_sub(1) {

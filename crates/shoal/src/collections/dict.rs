@@ -36,6 +36,12 @@ fn heap_start(slots: u64) -> u64 {
     DataHeader::SIZE as u64 + slots * 8
 }
 
+/// A key and its value, as stored (see [`RawDict::entries`]).
+pub type RawEntry = (Vec<u8>, Vec<u8>);
+
+/// `Send` and `Sync` whatever `K` and `V` are: a dict holds no `K` or `V`, only bytes.
+type Invariant<K, V> = fn(K, V) -> (K, V);
+
 /// One entry, as read from a generation.
 struct Entry {
     hash: u64,
@@ -398,6 +404,12 @@ impl RawDict {
         self.arena.format()
     }
 
+    /// How many times this handle (or a clone) took the lock from a holder that died
+    /// holding it, and repaired what it left: a count for monitoring.
+    pub fn recoveries(&self) -> u64 {
+        self.arena.recoveries()
+    }
+
     fn locked<R>(
         &self,
         f: impl FnOnce(&mut Txn<'_>) -> Result<R, CollectionError>,
@@ -515,7 +527,7 @@ impl RawDict {
     ///
     /// # Errors
     /// As [`get`](RawDict::get).
-    pub fn entries(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, CollectionError> {
+    pub fn entries(&self) -> Result<Vec<RawEntry>, CollectionError> {
         self.locked(|txn| {
             let g = txn.gen();
             let mut out = Vec::new();
@@ -638,7 +650,7 @@ impl RawDict {
 pub struct SharedDict<K, V> {
     raw: RawDict,
     codec: Codec,
-    _t: PhantomData<fn(K, V) -> (K, V)>,
+    _t: PhantomData<Invariant<K, V>>,
 }
 
 impl<K, V> Clone for SharedDict<K, V> {

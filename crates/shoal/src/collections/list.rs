@@ -283,6 +283,12 @@ impl RawList {
         self.arena.format()
     }
 
+    /// How many times this handle (or a clone) took the lock from a holder that died
+    /// holding it, and repaired what it left: a count for monitoring.
+    pub fn recoveries(&self) -> u64 {
+        self.arena.recoveries()
+    }
+
     fn locked<R>(
         &self,
         f: impl FnOnce(&mut Txn<'_>) -> Result<R, CollectionError>,

@@ -47,7 +47,7 @@ mod error;
 mod layout;
 mod list;
 
-pub use dict::{RawDict, SharedDict};
+pub use dict::{RawDict, RawEntry, SharedDict};
 pub use error::CollectionError;
 pub use list::{RawList, SharedList};
 
