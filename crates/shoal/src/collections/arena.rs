@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::collections::layout::{
     self, DataHeader, Generation, COLLECTION_LAYOUT_VERSION, DATA_MAGIC, ROOT_LEN, ROOT_MAGIC,
@@ -84,7 +85,7 @@ pub(crate) struct Arena {
     /// Whether this handle made the container: its last drop in the creating process
     /// removes the names.
     owner: bool,
-    current: Mutex<Generation>,
+    current: Mutex<Current>,
     /// How often this handle took the lock from a holder that died.
     recoveries: AtomicU64,
 }
@@ -99,16 +100,26 @@ impl std::fmt::Debug for Arena {
     }
 }
 
+/// How long a handle trusts the sizes of the files it mapped before checking them again
+/// (one `fstat` each, a microsecond here: more than a whole operation).
+const SIZE_CHECK_PERIOD: Duration = Duration::from_millis(10);
+
+/// The generation this process maps, and when the sizes of its files were last checked.
+pub(crate) struct Current {
+    gen: Generation,
+    checked: Instant,
+}
+
 /// The state an operation works on: the current generation, under the lock.
 pub(crate) struct Txn<'a> {
     arena: &'a Arena,
-    current: MutexGuard<'a, Generation>,
+    current: MutexGuard<'a, Current>,
 }
 
 impl Txn<'_> {
     /// The generation holding the entries now.
     pub(crate) fn gen(&self) -> &Generation {
-        &self.current
+        &self.current.gen
     }
 
     /// Makes a new generation of at least `payload` bytes, its header written (heap
@@ -122,7 +133,7 @@ impl Txn<'_> {
         fill: impl FnOnce(&Generation) -> Result<(), CollectionError>,
     ) -> Result<Generation, CollectionError> {
         let arena = self.arena;
-        let gen = self.current.gen + 1;
+        let gen = self.current.gen.gen + 1;
         let name = gen_name(&arena.name, gen);
         let create = || {
             Segment::create_named_detached(
@@ -165,9 +176,9 @@ impl Txn<'_> {
     pub(crate) fn publish(&mut self, next: Generation) -> Result<(), CollectionError> {
         let root = layout::root(&self.arena.root)?;
         root.gen.store(next.gen, Ordering::Release);
-        let old = gen_name(&self.arena.name, self.current.gen);
+        let old = gen_name(&self.arena.name, self.current.gen.gen);
         let _ = crate::sys::shm_unlink(&old);
-        *self.current = next;
+        self.current.gen = next;
         Ok(())
     }
 }
@@ -251,7 +262,10 @@ impl Arena {
             lock,
             creator_pid: pid,
             owner: true,
-            current: Mutex::new(first),
+            current: Mutex::new(Current {
+                gen: first,
+                checked: Instant::now(),
+            }),
             recoveries: AtomicU64::new(0),
         })
     }
@@ -312,7 +326,10 @@ impl Arena {
             lock,
             creator_pid,
             owner: false,
-            current: Mutex::new(current),
+            current: Mutex::new(Current {
+                gen: current,
+                checked: Instant::now(),
+            }),
             recoveries: AtomicU64::new(0),
         })
     }
@@ -350,28 +367,36 @@ impl Arena {
             Ok(g) => (g, false),
             Err(died) => (died.into_inner(), true),
         };
-        // Truncation by another process would turn the next access into SIGBUS.
-        self.root
-            .check_size()
-            .map_err(|e| self.shm_error("use", e))?;
         let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         let mut txn = Txn {
             arena: self,
             current,
         };
-        let gen = layout::root(&self.root)?.gen.load(Ordering::Acquire);
-        if txn.current.gen != gen {
-            *txn.current = map_current(&self.name, self.shape, &self.root)?;
+        // Another process may truncate a file, and an access past its new end raises
+        // SIGBUS: the sizes are checked when a generation is mapped and then every
+        // SIZE_CHECK_PERIOD (see the module docs).
+        let now = Instant::now();
+        if now.duration_since(txn.current.checked) >= SIZE_CHECK_PERIOD {
+            self.root
+                .check_size()
+                .map_err(|e| self.shm_error("use", e))?;
+            txn.current
+                .gen
+                .segment()
+                .check_size()
+                .map_err(|e| self.shm_error("use", e))?;
+            txn.current.checked = now;
         }
-        txn.current
-            .segment()
-            .check_size()
-            .map_err(|e| self.shm_error("use", e))?;
+        let gen = layout::root(&self.root)?.gen.load(Ordering::Acquire);
+        if txn.current.gen.gen != gen {
+            txn.current.gen = map_current(&self.name, self.shape, &self.root)?;
+            txn.current.checked = now;
+        }
         if died {
             self.recoveries.fetch_add(1, Ordering::Relaxed);
             // A holder that died while growing may have published the new generation
             // without removing the old one's name.
-            if let Some(prev) = txn.current.gen.checked_sub(1) {
+            if let Some(prev) = txn.current.gen.gen.checked_sub(1) {
                 let _ = sys::shm_unlink(&gen_name(&self.name, prev));
             }
             repair(&mut txn)?;

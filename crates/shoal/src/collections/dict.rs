@@ -22,7 +22,7 @@ const ENTRY_HEAD: usize = 16;
 /// Slots of a new dict.
 const FIRST_SLOTS: u64 = 64;
 /// Heap bytes of a new dict.
-const FIRST_HEAP: usize = 16 * 1024;
+const FIRST_HEAP: usize = 64 * 1024;
 
 fn hash(key: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(key)

@@ -22,7 +22,7 @@ use crate::collections::{CollectionError, Format};
 /// Index capacity of a new list.
 const FIRST_CAP: u64 = 64;
 /// Heap bytes of a new list.
-const FIRST_HEAP: usize = 16 * 1024;
+const FIRST_HEAP: usize = 64 * 1024;
 const HEAP_START: u64 = DataHeader::SIZE as u64;
 
 fn item_len(len: usize) -> usize {

@@ -1,0 +1,617 @@
+//! `SharedDict` and `SharedList`: the Rust core's shared containers as Python's
+//! `MutableMapping` and `MutableSequence` (the Python layer adds the mixins and
+//! pickling).
+//!
+//! Keys are `str`, `bytes` or `int` (a `bool` counts as its `int`, as in a dict), stored
+//! as their MessagePack encoding, which is what a Rust `SharedDict<String, _>` or
+//! `SharedDict<i64, _>` stores too. Values follow the container's codec: `"pickle"`
+//! (the callables given at creation), `"msgpack"` (None, bool, int, float, str, bytes,
+//! list, tuple and dict, converted here) or `"raw"` (bytes-like in, `bytes` out).
+
+use pyo3::exceptions::{
+    PyFileExistsError, PyFileNotFoundError, PyIndexError, PyKeyError, PyOSError, PyTypeError,
+    PyValueError,
+};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PySlice, PyString, PyTuple};
+use rmpv::Value;
+use shoal::collections::{CollectionError, Format, RawDict, RawList};
+use shoal::shm::ShmError;
+
+fn format_of(codec: &str) -> PyResult<Format> {
+    Ok(match codec {
+        "pickle" => Format::Pickle,
+        "msgpack" => Format::MessagePack,
+        "raw" => Format::Raw,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown codec {other:?}: shared containers store values as \"pickle\", \"msgpack\" or \"raw\""
+            )))
+        }
+    })
+}
+
+fn codec_name(format: Format) -> &'static str {
+    match format {
+        Format::Pickle => "pickle",
+        Format::MessagePack => "msgpack",
+        Format::Raw => "raw",
+        Format::Json => "json",
+        _ => "bincode",
+    }
+}
+
+fn error(e: CollectionError) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        CollectionError::Shm {
+            source: ShmError::Io { source, .. },
+            ..
+        } if source.kind() == std::io::ErrorKind::NotFound => {
+            PyFileNotFoundError::new_err((2, msg))
+        }
+        CollectionError::Shm {
+            source: ShmError::Io { source, .. },
+            ..
+        } if source.kind() == std::io::ErrorKind::AlreadyExists => {
+            PyFileExistsError::new_err((17, msg))
+        }
+        CollectionError::Shm {
+            source: ShmError::InvalidName { .. },
+            ..
+        } => PyValueError::new_err(msg),
+        CollectionError::IndexOutOfRange { .. } => PyIndexError::new_err(msg),
+        CollectionError::WrongFormat { .. }
+        | CollectionError::Codec { .. }
+        | CollectionError::TooLarge { .. } => PyValueError::new_err(msg),
+        _ => PyOSError::new_err(msg),
+    }
+}
+
+/// The stored form of a key: its MessagePack encoding.
+fn encode_key(key: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    let value = if let Ok(s) = key.cast::<PyString>() {
+        Value::String(s.to_cow()?.into_owned().into())
+    } else if let Ok(b) = key.cast::<PyBytes>() {
+        Value::Binary(b.as_bytes().to_vec())
+    } else if key.is_instance_of::<PyInt>() {
+        int_value(key)?
+    } else {
+        return Err(PyTypeError::new_err(format!(
+            "shared dict keys must be str, bytes or int, not {}",
+            key.get_type().name()?
+        )));
+    };
+    let mut out = Vec::with_capacity(16);
+    rmpv::encode::write_value(&mut out, &value).expect("writing to a Vec cannot fail");
+    Ok(out)
+}
+
+fn int_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
+    if let Ok(i) = obj.extract::<i64>() {
+        Ok(Value::from(i))
+    } else if let Ok(u) = obj.extract::<u64>() {
+        Ok(Value::from(u))
+    } else {
+        Err(PyValueError::new_err(
+            "integers in shared containers must fit in 64 bits (-2**63 to 2**64 - 1)",
+        ))
+    }
+}
+
+fn decode_key(py: Python<'_>, bytes: &[u8]) -> PyResult<Py<PyAny>> {
+    let value = read_value(bytes)?;
+    match value {
+        Value::String(_) | Value::Binary(_) | Value::Integer(_) => to_python(py, &value),
+        other => Err(PyValueError::new_err(format!(
+            "a stored key is not a str, bytes or int but {other}"
+        ))),
+    }
+}
+
+fn read_value(bytes: &[u8]) -> PyResult<Value> {
+    let mut rest = bytes;
+    let value = rmpv::decode::read_value(&mut rest).map_err(|e| {
+        PyValueError::new_err(format!(
+            "could not decode a {}-byte MessagePack value: {e}",
+            bytes.len()
+        ))
+    })?;
+    if !rest.is_empty() {
+        return Err(PyValueError::new_err(format!(
+            "{} bytes were left over after a {}-byte MessagePack value",
+            rest.len(),
+            bytes.len()
+        )));
+    }
+    Ok(value)
+}
+
+fn to_msgpack(obj: &Bound<'_, PyAny>, depth: u32) -> PyResult<Value> {
+    if depth > 512 {
+        return Err(PyValueError::new_err(
+            "a value nested deeper than 512 levels cannot be stored as MessagePack",
+        ));
+    }
+    Ok(if obj.is_none() {
+        Value::Nil
+    } else if let Ok(b) = obj.cast::<PyBool>() {
+        Value::Boolean(b.is_true())
+    } else if obj.is_instance_of::<PyInt>() {
+        int_value(obj)?
+    } else if let Ok(f) = obj.cast::<PyFloat>() {
+        Value::F64(f.value())
+    } else if let Ok(s) = obj.cast::<PyString>() {
+        Value::String(s.to_cow()?.into_owned().into())
+    } else if let Ok(b) = obj.cast::<PyBytes>() {
+        Value::Binary(b.as_bytes().to_vec())
+    } else if let Ok(l) = obj.cast::<PyList>() {
+        Value::Array(
+            l.iter()
+                .map(|x| to_msgpack(&x, depth + 1))
+                .collect::<PyResult<_>>()?,
+        )
+    } else if let Ok(t) = obj.cast::<PyTuple>() {
+        Value::Array(
+            t.iter()
+                .map(|x| to_msgpack(&x, depth + 1))
+                .collect::<PyResult<_>>()?,
+        )
+    } else if let Ok(d) = obj.cast::<PyDict>() {
+        Value::Map(
+            d.iter()
+                .map(|(k, v)| Ok((to_msgpack(&k, depth + 1)?, to_msgpack(&v, depth + 1)?)))
+                .collect::<PyResult<_>>()?,
+        )
+    } else {
+        return Err(PyTypeError::new_err(format!(
+            "a {} cannot be stored as MessagePack (None, bool, int, float, str, bytes, list, tuple and dict can)",
+            obj.get_type().name()?
+        )));
+    })
+}
+
+fn to_python(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
+    Ok(match v {
+        Value::Nil => py.None(),
+        Value::Boolean(b) => PyBool::new(py, *b).to_owned().into_any().unbind(),
+        Value::Integer(i) => match (i.as_i64(), i.as_u64()) {
+            (Some(n), _) => n.into_pyobject(py)?.into_any().unbind(),
+            (None, Some(n)) => n.into_pyobject(py)?.into_any().unbind(),
+            _ => unreachable!("a MessagePack integer fits i64 or u64"),
+        },
+        Value::F32(f) => f64::from(*f).into_pyobject(py)?.into_any().unbind(),
+        Value::F64(f) => f.into_pyobject(py)?.into_any().unbind(),
+        Value::String(s) => match s.as_str() {
+            Some(s) => PyString::new(py, s).into_any().unbind(),
+            None => {
+                return Err(PyValueError::new_err(
+                    "a stored MessagePack string is not valid UTF-8",
+                ))
+            }
+        },
+        Value::Binary(b) => PyBytes::new(py, b).into_any().unbind(),
+        Value::Array(items) => {
+            let out = PyList::empty(py);
+            for x in items {
+                out.append(to_python(py, x)?)?;
+            }
+            out.into_any().unbind()
+        }
+        Value::Map(pairs) => {
+            let out = PyDict::new(py);
+            for (k, x) in pairs {
+                out.set_item(to_python(py, k)?, to_python(py, x)?)?;
+            }
+            out.into_any().unbind()
+        }
+        Value::Ext(tag, _) => {
+            return Err(PyValueError::new_err(format!(
+                "a stored MessagePack extension (type {tag}) has no Python equivalent"
+            )))
+        }
+    })
+}
+
+/// How values become bytes and back.
+struct Values {
+    format: Format,
+    dumps: Option<Py<PyAny>>,
+    loads: Option<Py<PyAny>>,
+}
+
+impl Values {
+    fn new(format: Format, dumps: Option<Py<PyAny>>, loads: Option<Py<PyAny>>) -> PyResult<Values> {
+        if format == Format::Pickle && (dumps.is_none() || loads.is_none()) {
+            return Err(PyValueError::new_err(
+                "a pickled shared container needs dumps and loads",
+            ));
+        }
+        match format {
+            Format::Pickle | Format::MessagePack | Format::Raw => {}
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "this shared container stores {} values, which Python cannot read (pickle, msgpack and raw can be)",
+                    other.name()
+                )))
+            }
+        }
+        Ok(Values {
+            format,
+            dumps,
+            loads,
+        })
+    }
+
+    fn encode(&self, v: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+        match self.format {
+            Format::Pickle => {
+                let dumps = self.dumps.as_ref().expect("checked at creation");
+                let b = dumps.bind(v.py()).call1((v,))?;
+                Ok(b.cast::<PyBytes>()?.as_bytes().to_vec())
+            }
+            Format::MessagePack => {
+                let mut out = Vec::new();
+                rmpv::encode::write_value(&mut out, &to_msgpack(v, 0)?)
+                    .expect("writing to a Vec cannot fail");
+                Ok(out)
+            }
+            _ => {
+                if let Ok(b) = v.cast::<PyBytes>() {
+                    return Ok(b.as_bytes().to_vec());
+                }
+                v.extract::<Vec<u8>>().map_err(|_| {
+                    PyTypeError::new_err(format!(
+                        "a raw shared container stores bytes, not {}",
+                        v.get_type()
+                            .name()
+                            .map_or_else(|_| "?".to_owned(), |n| n.to_string())
+                    ))
+                })
+            }
+        }
+    }
+
+    fn decode(&self, py: Python<'_>, b: &[u8]) -> PyResult<Py<PyAny>> {
+        match self.format {
+            Format::Pickle => {
+                let loads = self.loads.as_ref().expect("checked at creation");
+                Ok(loads.bind(py).call1((PyBytes::new(py, b),))?.unbind())
+            }
+            Format::MessagePack => to_python(py, &read_value(b)?),
+            _ => Ok(PyBytes::new(py, b).into_any().unbind()),
+        }
+    }
+}
+
+/// A dict in shared memory (see the module docs for keys and values).
+#[pyclass(module = "shoal._shoal", subclass, frozen)]
+pub(crate) struct SharedDict {
+    dict: RawDict,
+    values: Values,
+}
+
+#[pymethods]
+impl SharedDict {
+    /// Creates the dict `name` (a generated name when `None`), or opens it when
+    /// `create` is false (`codec=None`: whatever it holds).
+    #[new]
+    #[pyo3(signature = (name = None, codec = Some("pickle"), create = true, dumps = None, loads = None))]
+    fn new(
+        name: Option<&str>,
+        codec: Option<&str>,
+        create: bool,
+        dumps: Option<Py<PyAny>>,
+        loads: Option<Py<PyAny>>,
+    ) -> PyResult<SharedDict> {
+        let want = codec.map(format_of).transpose()?;
+        let dict = if create {
+            RawDict::create(name, want.unwrap_or(Format::Pickle))
+        } else {
+            let name =
+                name.ok_or_else(|| PyValueError::new_err("opening a dict needs its name"))?;
+            RawDict::open(name, want)
+        }
+        .map_err(error)?;
+        let values = Values::new(dict.format(), dumps, loads)?;
+        Ok(SharedDict { dict, values })
+    }
+
+    /// The dict's name, for `SharedDict.open` in any process.
+    #[getter]
+    fn name(&self) -> &str {
+        self.dict.name()
+    }
+
+    /// How values are stored: "pickle", "msgpack" or "raw".
+    #[getter]
+    fn codec(&self) -> &'static str {
+        codec_name(self.dict.format())
+    }
+
+    fn __getitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let k = encode_key(key)?;
+        match self.dict.get(&k).map_err(error)? {
+            Some(v) => self.values.decode(py, &v),
+            None => Err(PyKeyError::new_err(key.clone().unbind())),
+        }
+    }
+
+    /// The value of `key`, or `default`.
+    #[pyo3(signature = (key, default = None))]
+    fn get(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        default: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let k = encode_key(key)?;
+        match self.dict.get(&k).map_err(error)? {
+            Some(v) => self.values.decode(py, &v),
+            None => Ok(default.unwrap_or_else(|| py.None())),
+        }
+    }
+
+    fn __setitem__(&self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let (k, v) = (encode_key(key)?, self.values.encode(value)?);
+        self.dict.set(&k, &v).map_err(error)
+    }
+
+    fn __delitem__(&self, key: &Bound<'_, PyAny>) -> PyResult<()> {
+        let k = encode_key(key)?;
+        match self.dict.remove(&k).map_err(error)? {
+            Some(_) => Ok(()),
+            None => Err(PyKeyError::new_err(key.clone().unbind())),
+        }
+    }
+
+    /// Removes `key` and returns its value in one step; `default` (when given) for a
+    /// missing key, else KeyError.
+    #[pyo3(signature = (key, *default))]
+    fn pop(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        default: &Bound<'_, PyTuple>,
+    ) -> PyResult<Py<PyAny>> {
+        if default.len() > 1 {
+            return Err(PyTypeError::new_err(format!(
+                "pop expected at most 2 arguments, got {}",
+                default.len() + 1
+            )));
+        }
+        let k = encode_key(key)?;
+        match self.dict.remove(&k).map_err(error)? {
+            Some(v) => self.values.decode(py, &v),
+            None if default.len() == 1 => Ok(default.get_item(0)?.unbind()),
+            None => Err(PyKeyError::new_err(key.clone().unbind())),
+        }
+    }
+
+    /// Stores `value` under `key` unless it has one, in one step; returns the value.
+    #[pyo3(signature = (key, default = None))]
+    fn setdefault(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        default: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let k = encode_key(key)?;
+        let default = default.unwrap_or_else(|| py.None().into_bound(py));
+        let fresh = self.values.encode(&default)?;
+        let mut existed = None;
+        self.dict
+            .update(&k, |cur| {
+                existed = cur.clone();
+                Some(cur.unwrap_or(fresh))
+            })
+            .map_err(error)?;
+        match existed {
+            Some(v) => self.values.decode(py, &v),
+            None => Ok(default.unbind()),
+        }
+    }
+
+    fn __contains__(&self, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        match encode_key(key) {
+            Ok(k) => self.dict.contains_key(&k).map_err(error),
+            // A key of another type is in no shared dict, as a list is in no dict.
+            Err(e) if e.is_instance_of::<PyTypeError>(key.py()) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn __len__(&self) -> PyResult<usize> {
+        self.dict.len().map_err(error)
+    }
+
+    /// Removes every entry at once.
+    fn clear(&self) -> PyResult<()> {
+        self.dict.clear().map_err(error)
+    }
+
+    /// A snapshot of the keys, taken under the lock.
+    fn _keys(&self, py: Python<'_>) -> PyResult<Vec<Py<PyAny>>> {
+        let keys = self.dict.keys().map_err(error)?;
+        keys.iter().map(|k| decode_key(py, k)).collect()
+    }
+
+    /// A snapshot of the `(key, value)` pairs, taken under the lock.
+    fn _items(&self, py: Python<'_>) -> PyResult<Vec<(Py<PyAny>, Py<PyAny>)>> {
+        let entries = self.dict.entries().map_err(error)?;
+        entries
+            .iter()
+            .map(|(k, v)| Ok((decode_key(py, k)?, self.values.decode(py, v)?)))
+            .collect()
+    }
+
+    /// Stores every `(key, value)` pair under one hold of the lock.
+    fn _set_many(&self, pairs: Vec<(Bound<'_, PyAny>, Bound<'_, PyAny>)>) -> PyResult<()> {
+        let encoded = pairs
+            .iter()
+            .map(|(k, v)| Ok((encode_key(k)?, self.values.encode(v)?)))
+            .collect::<PyResult<Vec<_>>>()?;
+        self.dict
+            .extend(encoded.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
+            .map_err(error)
+    }
+}
+
+/// A list in shared memory (values as in [`SharedDict`]).
+#[pyclass(module = "shoal._shoal", subclass, frozen)]
+pub(crate) struct SharedList {
+    list: RawList,
+    values: Values,
+}
+
+impl SharedList {
+    /// `index` as a position, counting from the end when negative.
+    fn position(&self, index: isize) -> PyResult<usize> {
+        if index >= 0 {
+            return Ok(index as usize);
+        }
+        let len = self.list.len().map_err(error)?;
+        let at = len as isize + index;
+        if at < 0 {
+            return Err(PyIndexError::new_err(format!(
+                "index {index} is out of range for a shared list of {len} items"
+            )));
+        }
+        Ok(at as usize)
+    }
+}
+
+#[pymethods]
+impl SharedList {
+    /// Creates the list `name` (a generated name when `None`), or opens it when
+    /// `create` is false.
+    #[new]
+    #[pyo3(signature = (name = None, codec = Some("pickle"), create = true, dumps = None, loads = None))]
+    fn new(
+        name: Option<&str>,
+        codec: Option<&str>,
+        create: bool,
+        dumps: Option<Py<PyAny>>,
+        loads: Option<Py<PyAny>>,
+    ) -> PyResult<SharedList> {
+        let want = codec.map(format_of).transpose()?;
+        let list = if create {
+            RawList::create(name, want.unwrap_or(Format::Pickle))
+        } else {
+            let name =
+                name.ok_or_else(|| PyValueError::new_err("opening a list needs its name"))?;
+            RawList::open(name, want)
+        }
+        .map_err(error)?;
+        let values = Values::new(list.format(), dumps, loads)?;
+        Ok(SharedList { list, values })
+    }
+
+    /// The list's name, for `SharedList.open` in any process.
+    #[getter]
+    fn name(&self) -> &str {
+        self.list.name()
+    }
+
+    /// How items are stored: "pickle", "msgpack" or "raw".
+    #[getter]
+    fn codec(&self) -> &'static str {
+        codec_name(self.list.format())
+    }
+
+    fn __len__(&self) -> PyResult<usize> {
+        self.list.len().map_err(error)
+    }
+
+    fn __getitem__(&self, py: Python<'_>, index: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        if let Ok(slice) = index.cast::<PySlice>() {
+            let len = self.list.len().map_err(error)?;
+            let ind = slice.indices(len as isize)?;
+            let out = PyList::empty(py);
+            if ind.step == 1 {
+                let end = ind.stop.max(ind.start) as usize;
+                for b in self.list.slice(ind.start as usize, end).map_err(error)? {
+                    out.append(self.values.decode(py, &b)?)?;
+                }
+            } else {
+                let all = self.list.to_vec().map_err(error)?;
+                let mut i = ind.start;
+                for _ in 0..ind.slicelength {
+                    if let Some(b) = all.get(i as usize) {
+                        out.append(self.values.decode(py, b)?)?;
+                    }
+                    i += ind.step;
+                }
+            }
+            return Ok(out.into_any().unbind());
+        }
+        let i = self.position(index.extract::<isize>()?)?;
+        let b = self.list.get(i).map_err(error)?;
+        self.values.decode(py, &b)
+    }
+
+    fn __setitem__(&self, index: isize, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let i = self.position(index)?;
+        let v = self.values.encode(value)?;
+        self.list.set(i, &v).map(drop).map_err(error)
+    }
+
+    fn __delitem__(&self, index: isize) -> PyResult<()> {
+        let i = self.position(index)?;
+        self.list.remove(i).map(drop).map_err(error)
+    }
+
+    /// Inserts `value` before `index` (clamped to the list, as `list.insert`).
+    fn insert(&self, index: isize, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = self.values.encode(value)?;
+        let len = self.list.len().map_err(error)? as isize;
+        let at = if index < 0 {
+            (len + index).max(0)
+        } else {
+            index.min(len)
+        };
+        self.list.insert(at as usize, &v).map_err(error)
+    }
+
+    /// Appends `value`.
+    fn append(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = self.values.encode(value)?;
+        self.list.push(&v).map_err(error)
+    }
+
+    /// Appends every item of `values` under one hold of the lock.
+    fn extend(&self, values: &Bound<'_, PyAny>) -> PyResult<()> {
+        let encoded = values
+            .try_iter()?
+            .map(|v| self.values.encode(&v?))
+            .collect::<PyResult<Vec<_>>>()?;
+        self.list
+            .extend(encoded.iter().map(Vec::as_slice))
+            .map_err(error)
+    }
+
+    /// Removes and returns the item at `index` (the last by default) in one step.
+    #[pyo3(signature = (index = -1))]
+    fn pop(&self, py: Python<'_>, index: isize) -> PyResult<Py<PyAny>> {
+        let b = if index == -1 {
+            self.list
+                .pop()
+                .map_err(error)?
+                .ok_or_else(|| PyIndexError::new_err("pop from an empty shared list"))?
+        } else {
+            self.list.remove(self.position(index)?).map_err(error)?
+        };
+        self.values.decode(py, &b)
+    }
+
+    /// Removes every item at once.
+    fn clear(&self) -> PyResult<()> {
+        self.list.clear().map_err(error)
+    }
+
+    /// A snapshot of the items, in order, taken under the lock.
+    fn _items(&self, py: Python<'_>) -> PyResult<Vec<Py<PyAny>>> {
+        let items = self.list.to_vec().map_err(error)?;
+        items.iter().map(|b| self.values.decode(py, b)).collect()
+    }
+}
