@@ -41,21 +41,26 @@ fn codec_name(format: Format) -> &'static str {
     }
 }
 
+/// The kind of the operating-system error at the root of `e`, if any.
+fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        cur = err.source();
+    }
+    None
+}
+
 fn error(e: CollectionError) -> PyErr {
     let msg = e.to_string();
+    match io_kind(&e) {
+        Some(std::io::ErrorKind::NotFound) => return PyFileNotFoundError::new_err((2, msg)),
+        Some(std::io::ErrorKind::AlreadyExists) => return PyFileExistsError::new_err((17, msg)),
+        _ => {}
+    }
     match e {
-        CollectionError::Shm {
-            source: ShmError::Io { source, .. },
-            ..
-        } if source.kind() == std::io::ErrorKind::NotFound => {
-            PyFileNotFoundError::new_err((2, msg))
-        }
-        CollectionError::Shm {
-            source: ShmError::Io { source, .. },
-            ..
-        } if source.kind() == std::io::ErrorKind::AlreadyExists => {
-            PyFileExistsError::new_err((17, msg))
-        }
         CollectionError::Shm {
             source: ShmError::InvalidName { .. },
             ..
