@@ -13,6 +13,7 @@ mod blocking;
 mod collections;
 mod handoff;
 mod net;
+mod pickle;
 mod pipe;
 mod progress;
 mod queue;
