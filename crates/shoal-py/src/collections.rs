@@ -7,6 +7,13 @@
 //! `SharedDict<i64, _>` stores too. Values follow the container's codec: `"pickle"`
 //! (the callables given at creation), `"msgpack"` (None, bool, int, float, str, bytes,
 //! list, tuple and dict, converted here) or `"raw"` (bytes-like in, `bytes` out).
+//!
+//! Two shortcuts keep small values fast. Scalars (None, bool, int, float, str, bytes)
+//! are pickled and unpickled here, as the shortest valid pickle, without calling
+//! `pickle`. And a dict keeps the immutable values it decoded in a per-handle cache,
+//! valid while the container's update counter (bumped by every update of any process)
+//! has not moved: reading an unchanged entry again costs one atomic load and a Python
+//! dict lookup. Mutable values are decoded afresh on every read, as from a manager.
 
 use pyo3::exceptions::{
     PyFileExistsError, PyFileNotFoundError, PyIndexError, PyKeyError, PyOSError, PyTypeError,
@@ -218,6 +225,134 @@ fn to_python(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
     })
 }
 
+/// The pickle of a scalar written here without calling `pickle`: protocol 5's header,
+/// one opcode with its argument, STOP. `pickle.loads` reads it like any other pickle
+/// (framing and memo opcodes are optional); `None` for other objects.
+fn quick_pickle(v: &Bound<'_, PyAny>) -> PyResult<Option<Vec<u8>>> {
+    let mut out = vec![0x80, 5];
+    if v.is_none() {
+        out.push(b'N');
+    } else if let Ok(b) = v.cast_exact::<PyBool>() {
+        out.push(if b.is_true() { 0x88 } else { 0x89 });
+    } else if v.is_exact_instance_of::<PyInt>() {
+        match v.extract::<i64>() {
+            Ok(n @ 0..=0xff) => out.extend_from_slice(&[b'K', n as u8]),
+            Ok(n @ 0..=0xffff) => {
+                out.push(b'M');
+                out.extend_from_slice(&(n as u16).to_le_bytes());
+            }
+            Ok(n) if i32::try_from(n).is_ok() => {
+                out.push(b'J');
+                out.extend_from_slice(&(n as i32).to_le_bytes());
+            }
+            _ => return Ok(None),
+        }
+    } else if let Ok(f) = v.cast_exact::<PyFloat>() {
+        out.push(b'G');
+        out.extend_from_slice(&f.value().to_be_bytes());
+    } else if let Ok(s) = v.cast_exact::<PyString>() {
+        let text = s.to_cow()?;
+        match u8::try_from(text.len()) {
+            Ok(n) => out.extend_from_slice(&[0x8c, n]),
+            Err(_) => {
+                out.push(b'X');
+                out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+            }
+        }
+        out.extend_from_slice(text.as_bytes());
+    } else if let Ok(b) = v.cast_exact::<PyBytes>() {
+        let data = b.as_bytes();
+        match u8::try_from(data.len()) {
+            Ok(n) => out.extend_from_slice(&[b'C', n]),
+            Err(_) => {
+                out.push(b'B');
+                out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            }
+        }
+        out.extend_from_slice(data);
+    } else {
+        return Ok(None);
+    }
+    out.push(b'.');
+    Ok(Some(out))
+}
+
+/// Reads back a pickle of [`quick_pickle`]'s form; `None` for any other pickle.
+fn quick_unpickle(py: Python<'_>, b: &[u8]) -> Option<Py<PyAny>> {
+    let body = b.strip_prefix(&[0x80, 5])?.strip_suffix(b".")?;
+    let (&op, arg) = body.split_first()?;
+    let sized = |len_bytes: usize| -> Option<&[u8]> {
+        let (len, rest) = arg.split_at_checked(len_bytes)?;
+        let mut n = [0u8; 8];
+        n[..len_bytes].copy_from_slice(len);
+        (rest.len() as u64 == u64::from_le_bytes(n)).then_some(rest)
+    };
+    Some(match op {
+        b'N' if arg.is_empty() => py.None(),
+        0x88 if arg.is_empty() => PyBool::new(py, true).to_owned().into_any().unbind(),
+        0x89 if arg.is_empty() => PyBool::new(py, false).to_owned().into_any().unbind(),
+        b'K' if arg.len() == 1 => i64::from(arg[0])
+            .into_pyobject(py)
+            .ok()?
+            .into_any()
+            .unbind(),
+        b'M' if arg.len() == 2 => i64::from(u16::from_le_bytes(arg.try_into().ok()?))
+            .into_pyobject(py)
+            .ok()?
+            .into_any()
+            .unbind(),
+        b'J' if arg.len() == 4 => i64::from(i32::from_le_bytes(arg.try_into().ok()?))
+            .into_pyobject(py)
+            .ok()?
+            .into_any()
+            .unbind(),
+        b'G' if arg.len() == 8 => f64::from_be_bytes(arg.try_into().ok()?)
+            .into_pyobject(py)
+            .ok()?
+            .into_any()
+            .unbind(),
+        0x8c => PyString::new(py, std::str::from_utf8(sized(1)?).ok()?)
+            .into_any()
+            .unbind(),
+        b'X' => PyString::new(py, std::str::from_utf8(sized(4)?).ok()?)
+            .into_any()
+            .unbind(),
+        b'C' => PyBytes::new(py, sized(1)?).into_any().unbind(),
+        b'B' => PyBytes::new(py, sized(4)?).into_any().unbind(),
+        _ => return None,
+    })
+}
+
+/// Whether a value is immutable all the way down, so that the same object can be
+/// handed out again (a cached read) without another reader seeing a change.
+fn immutable(v: &Bound<'_, PyAny>) -> bool {
+    v.is_none()
+        || v.is_exact_instance_of::<PyBool>()
+        || v.is_exact_instance_of::<PyInt>()
+        || v.is_exact_instance_of::<PyFloat>()
+        || v.is_exact_instance_of::<PyString>()
+        || v.is_exact_instance_of::<PyBytes>()
+}
+
+/// Keys a cache may hold: those whose hashing and equality Python defines exactly as
+/// their encoding compares (`True == 1`, `"a" != b"a"`).
+fn cacheable_key(k: &Bound<'_, PyAny>) -> bool {
+    k.is_exact_instance_of::<PyString>()
+        || k.is_exact_instance_of::<PyBytes>()
+        || k.is_exact_instance_of::<PyInt>()
+        || k.is_exact_instance_of::<PyBool>()
+}
+
+/// Values this process decoded, valid while the dict's update counter stays at
+/// `version` (even): any update by any process empties it.
+struct ReadCache {
+    version: u64,
+    map: Option<Py<PyDict>>,
+}
+
+/// Entries a read cache holds at most.
+const CACHE_LIMIT: usize = 4096;
+
 /// How values become bytes and back.
 struct Values {
     format: Format,
@@ -251,6 +386,9 @@ impl Values {
     fn encode(&self, v: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
         match self.format {
             Format::Pickle => {
+                if let Some(b) = quick_pickle(v)? {
+                    return Ok(b);
+                }
                 let dumps = self.dumps.as_ref().expect("checked at creation");
                 let b = dumps.bind(v.py()).call1((v,))?;
                 Ok(b.cast::<PyBytes>()?.as_bytes().to_vec())
@@ -280,6 +418,9 @@ impl Values {
     fn decode(&self, py: Python<'_>, b: &[u8]) -> PyResult<Py<PyAny>> {
         match self.format {
             Format::Pickle => {
+                if let Some(v) = quick_unpickle(py, b) {
+                    return Ok(v);
+                }
                 let loads = self.loads.as_ref().expect("checked at creation");
                 Ok(loads.bind(py).call1((PyBytes::new(py, b),))?.unbind())
             }
@@ -294,6 +435,49 @@ impl Values {
 pub(crate) struct SharedDict {
     dict: RawDict,
     values: Values,
+    cache: std::sync::Mutex<ReadCache>,
+}
+
+impl SharedDict {
+    /// The value of `key` from this process's read cache, when nothing changed since
+    /// it was decoded.
+    fn cached(&self, py: Python<'_>, key: &Bound<'_, PyAny>, version: u64) -> Option<Py<PyAny>> {
+        if version % 2 == 1 || !cacheable_key(key) {
+            return None;
+        }
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.version != version {
+            return None;
+        }
+        let map = cache.map.as_ref()?.bind(py);
+        map.get_item(key).ok().flatten().map(Bound::unbind)
+    }
+
+    /// Reads `key`, through the cache when it can.
+    fn lookup(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+        // Read before the lookup: a value cached under this count is at least as new.
+        let version = self.dict.version();
+        if let Some(v) = self.cached(py, key, version) {
+            return Ok(Some(v));
+        }
+        let k = encode_key(key)?;
+        let Some(bytes) = self.dict.get(&k).map_err(error)? else {
+            return Ok(None);
+        };
+        let value = self.values.decode(py, &bytes)?;
+        if version % 2 == 0 && cacheable_key(key) && immutable(value.bind(py)) {
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.version != version || cache.map.is_none() {
+                cache.version = version;
+                cache.map = Some(PyDict::new(py).unbind());
+            }
+            let map = cache.map.as_ref().expect("set above").bind(py);
+            if map.len() < CACHE_LIMIT {
+                map.set_item(key, &value)?;
+            }
+        }
+        Ok(Some(value))
+    }
 }
 
 #[pymethods]
@@ -319,7 +503,14 @@ impl SharedDict {
         }
         .map_err(error)?;
         let values = Values::new(dict.format(), dumps, loads)?;
-        Ok(SharedDict { dict, values })
+        Ok(SharedDict {
+            dict,
+            values,
+            cache: std::sync::Mutex::new(ReadCache {
+                version: 1,
+                map: None,
+            }),
+        })
     }
 
     /// The dict's name, for `SharedDict.open` in any process.
@@ -335,11 +526,8 @@ impl SharedDict {
     }
 
     fn __getitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let k = encode_key(key)?;
-        match self.dict.get(&k).map_err(error)? {
-            Some(v) => self.values.decode(py, &v),
-            None => Err(PyKeyError::new_err(key.clone().unbind())),
-        }
+        self.lookup(py, key)?
+            .ok_or_else(|| PyKeyError::new_err(key.clone().unbind()))
     }
 
     /// The value of `key`, or `default`.
@@ -350,11 +538,9 @@ impl SharedDict {
         key: &Bound<'_, PyAny>,
         default: Option<Py<PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        let k = encode_key(key)?;
-        match self.dict.get(&k).map_err(error)? {
-            Some(v) => self.values.decode(py, &v),
-            None => Ok(default.unwrap_or_else(|| py.None())),
-        }
+        Ok(self
+            .lookup(py, key)?
+            .unwrap_or_else(|| default.unwrap_or_else(|| py.None())))
     }
 
     fn __setitem__(&self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {

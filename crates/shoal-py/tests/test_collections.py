@@ -236,3 +236,35 @@ def test_a_writer_killed_mid_update_leaves_the_dict_whole():
         d[-1] = "usable"
         assert d.pop(-1) == "usable"
         del d["started"]
+
+
+def test_scalars_round_trip_with_their_types():
+    d = shoal.SharedDict()
+    values = [None, True, False, 0, 255, 256, 65535, 65536, -1, 2**31 - 1, -(2**31), 2**31, 2**70]
+    values += [1.5, float("inf"), -0.0, "", "a" * 255, "é" * 200, b"", b"x" * 300, (1, "t"), [1], {"d": 1}]
+    for i, v in enumerate(values):
+        d[i] = v
+    again = shoal.SharedDict.open(d.name)
+    for i, v in enumerate(values):
+        for handle in (d, again, d):
+            got = handle[i]
+            assert got == v and type(got) is type(v), (v, got)
+    # A mutable value is decoded afresh on every read: changing one copy changes nothing.
+    d["list"] = [1]
+    d["list"].append(2)
+    assert d["list"] == [1]
+
+
+def overwrite(d, key, value):
+    d[key] = value
+
+
+def test_a_cached_read_sees_another_processs_update(ctx):
+    d = shoal.SharedDict({"k": "old", 5: 1.5})
+    assert d["k"] == "old" and d["k"] == "old" and d.get(5) == 1.5  # cached now
+    p = start(ctx, overwrite, d, "k", "new")
+    assert joined(p) == 0
+    assert d["k"] == "new" and d[5] == 1.5
+    p = start(ctx, overwrite, d, 5, None)
+    assert joined(p) == 0
+    assert d.get(5, "absent") is None

@@ -358,9 +358,12 @@ impl Arena {
     /// When the previous holder died holding the lock, `repair` runs first: every
     /// published entry is whole (see [`layout`]), but counters updated after the
     /// publishing store may be stale.
+    ///
+    /// A `write` brackets `f` with the root's update counter (odd during `f`).
     pub(crate) fn locked<R>(
         &self,
         repair: impl FnOnce(&mut Txn<'_>) -> Result<(), CollectionError>,
+        write: bool,
         f: impl FnOnce(&mut Txn<'_>) -> Result<R, CollectionError>,
     ) -> Result<R, CollectionError> {
         let (_guard, died) = match self.lock.acquire() {
@@ -400,8 +403,26 @@ impl Arena {
                 let _ = sys::shm_unlink(&gen_name(&self.name, prev));
             }
             repair(&mut txn)?;
+            let version = &layout::root(&self.root)?.updates;
+            if version.load(Ordering::Relaxed) % 2 == 1 {
+                // The dead holder was mid-update: what it published is whole, so the
+                // update is over either way.
+                version.fetch_add(1, Ordering::Release);
+            }
         }
-        f(&mut txn)
+        if !write {
+            return f(&mut txn);
+        }
+        let version = &layout::root(&self.root)?.updates;
+        version.fetch_add(1, Ordering::AcqRel);
+        let out = f(&mut txn);
+        version.fetch_add(1, Ordering::Release);
+        out
+    }
+
+    /// The root's update counter (see [`layout::RootState::updates`]).
+    pub(crate) fn version(&self) -> u64 {
+        layout::root(&self.root).map_or(1, |r| r.updates.load(Ordering::Acquire))
     }
 }
 

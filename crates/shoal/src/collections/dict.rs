@@ -174,7 +174,7 @@ fn grow(txn: &mut Txn<'_>, extra: usize) -> Result<(), CollectionError> {
         Ok(())
     })?;
     let slots = ((live + 1) * 2).next_power_of_two().max(FIRST_SLOTS);
-    let heap = (live_bytes * 2 + extra * 2).max(FIRST_HEAP);
+    let heap = (live_bytes * 4 + extra * 2).max(FIRST_HEAP);
     let start = heap_start(slots);
     let payload = start as usize + heap;
     let next = txn.build(payload, slots, start, |next| {
@@ -414,7 +414,22 @@ impl RawDict {
         &self,
         f: impl FnOnce(&mut Txn<'_>) -> Result<R, CollectionError>,
     ) -> Result<R, CollectionError> {
-        self.arena.locked(repair, f)
+        self.arena.locked(repair, false, f)
+    }
+
+    pub(crate) fn writing<R>(
+        &self,
+        f: impl FnOnce(&mut Txn<'_>) -> Result<R, CollectionError>,
+    ) -> Result<R, CollectionError> {
+        self.arena.locked(repair, true, f)
+    }
+
+    /// A counter that changes with every update of the container by any process: even
+    /// between updates, odd during one (or after its writer died mid-update, until the
+    /// next operation). The same even value read twice means nothing changed in
+    /// between, which lets a reader keep what it decoded.
+    pub fn version(&self) -> u64 {
+        self.arena.version()
     }
 
     /// The value stored under `key`.
@@ -442,7 +457,7 @@ impl RawDict {
     /// [`get`](RawDict::get), and [`CollectionError::Shm`] when the dict must grow and
     /// no memory is left.
     pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, CollectionError> {
-        self.locked(|txn| put(txn, key, value, true))
+        self.writing(|txn| put(txn, key, value, true))
     }
 
     /// [`insert`](RawDict::insert) without reading the previous value back.
@@ -450,7 +465,7 @@ impl RawDict {
     /// # Errors
     /// As [`insert`](RawDict::insert).
     pub fn set(&self, key: &[u8], value: &[u8]) -> Result<(), CollectionError> {
-        self.locked(|txn| put(txn, key, value, false).map(drop))
+        self.writing(|txn| put(txn, key, value, false).map(drop))
     }
 
     /// Removes `key`, returning its value.
@@ -458,7 +473,7 @@ impl RawDict {
     /// # Errors
     /// As [`get`](RawDict::get).
     pub fn remove(&self, key: &[u8]) -> Result<Option<Vec<u8>>, CollectionError> {
-        self.locked(|txn| take(txn, key))
+        self.writing(|txn| take(txn, key))
     }
 
     /// Replaces the value of `key` by `f(current)` under the dict's lock, in one step no
@@ -472,7 +487,7 @@ impl RawDict {
         key: &[u8],
         f: impl FnOnce(Option<Vec<u8>>) -> Option<Vec<u8>>,
     ) -> Result<Option<Vec<u8>>, CollectionError> {
-        self.locked(|txn| {
+        self.writing(|txn| {
             let new = f(lookup(txn, key)?);
             match &new {
                 Some(v) => put(txn, key, v, false).map(drop)?,
@@ -491,7 +506,7 @@ impl RawDict {
         &self,
         pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
     ) -> Result<(), CollectionError> {
-        self.locked(|txn| {
+        self.writing(|txn| {
             for (k, v) in pairs {
                 put(txn, k, v, false)?;
             }
@@ -520,7 +535,7 @@ impl RawDict {
     /// # Errors
     /// As [`insert`](RawDict::insert).
     pub fn clear(&self) -> Result<(), CollectionError> {
-        self.locked(empty)
+        self.writing(empty)
     }
 
     /// A snapshot of every `(key, value)`, taken under the lock, in slot order.
@@ -872,7 +887,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
         f: impl FnOnce(Option<V>) -> Option<V>,
     ) -> Result<Option<V>, CollectionError> {
         let k = self.key(key)?;
-        self.raw.locked(|txn| {
+        self.raw.writing(|txn| {
             let new = f(self.decode(lookup(txn, &k)?)?);
             match &new {
                 Some(v) => put(txn, &k, &self.value(v)?, false).map(drop)?,

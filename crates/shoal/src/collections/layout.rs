@@ -49,7 +49,11 @@ pub(crate) struct RootState {
     /// The creating process: later generations are recorded as its segments.
     pub(crate) creator_pid: u32,
     pub(crate) _reserved: u32,
-    pub(crate) _pad: [u64; 4],
+    /// Bumped to odd before every update and to even after it (a seqlock's counter):
+    /// a reader that saw the same even value twice saw no update in between. A holder
+    /// killed mid-update leaves it odd until the next locker repairs it.
+    pub(crate) updates: AtomicU64,
+    pub(crate) _pad: [u64; 3],
 }
 
 pub(crate) const ROOT_LEN: usize = std::mem::size_of::<RootState>();
@@ -60,6 +64,7 @@ const _: () = {
     assert!(offset_of!(RootState, format) == 12);
     assert!(offset_of!(RootState, gen) == 16);
     assert!(offset_of!(RootState, creator_pid) == 24);
+    assert!(offset_of!(RootState, updates) == 32);
     assert!(ROOT_LEN == 64);
 };
 
@@ -227,6 +232,7 @@ pub(crate) fn init_root(seg: &Segment, format: u32, creator_pid: u32) {
         (*ptr).version = COLLECTION_LAYOUT_VERSION;
         (*ptr).format = format;
         (*ptr).gen.store(0, Ordering::Relaxed);
+        (*ptr).updates.store(0, Ordering::Relaxed);
         (*ptr).creator_pid = creator_pid;
         (*ptr).magic.store(ROOT_MAGIC, Ordering::Release);
     }

@@ -119,7 +119,7 @@ fn grow(txn: &mut Txn<'_>, extra: usize, cap: u64) -> Result<(), CollectionError
         live += item_len(g.load(o)? as usize);
     }
     let cap = cap.max(b.len * 2).max(FIRST_CAP);
-    let heap = (live * 2 + extra * 2 + block_len(cap) * 2).max(FIRST_HEAP);
+    let heap = (live * 4 + extra * 2 + block_len(cap) * 2).max(FIRST_HEAP);
     let next = txn.build(HEAP_START as usize + heap, 0, HEAP_START, |next| {
         let mut at = HEAP_START + block_len(cap) as u64;
         let mut moved = Vec::with_capacity(offs.len());
@@ -293,7 +293,22 @@ impl RawList {
         &self,
         f: impl FnOnce(&mut Txn<'_>) -> Result<R, CollectionError>,
     ) -> Result<R, CollectionError> {
-        self.arena.locked(no_repair, f)
+        self.arena.locked(no_repair, false, f)
+    }
+
+    fn writing<R>(
+        &self,
+        f: impl FnOnce(&mut Txn<'_>) -> Result<R, CollectionError>,
+    ) -> Result<R, CollectionError> {
+        self.arena.locked(no_repair, true, f)
+    }
+
+    /// A counter that changes with every update of the container by any process: even
+    /// between updates, odd during one (or after its writer died mid-update, until the
+    /// next operation). The same even value read twice means nothing changed in
+    /// between, which lets a reader keep what it decoded.
+    pub fn version(&self) -> u64 {
+        self.arena.version()
     }
 
     /// The number of items.
@@ -332,7 +347,7 @@ impl RawList {
     /// Those of [`len`](RawList::len), and [`CollectionError::Shm`] when the list must
     /// grow and no memory is left.
     pub fn push(&self, value: &[u8]) -> Result<(), CollectionError> {
-        self.locked(|txn| push(txn, value))
+        self.writing(|txn| push(txn, value))
     }
 
     /// Appends every item under one hold of the lock.
@@ -343,7 +358,7 @@ impl RawList {
         &self,
         values: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<(), CollectionError> {
-        self.locked(|txn| {
+        self.writing(|txn| {
             for v in values {
                 push(txn, v)?;
             }
@@ -356,7 +371,7 @@ impl RawList {
     /// # Errors
     /// As [`get`](RawList::get) and [`push`](RawList::push).
     pub fn set(&self, index: usize, value: &[u8]) -> Result<Vec<u8>, CollectionError> {
-        self.locked(|txn| {
+        self.writing(|txn| {
             let old = {
                 let g = txn.gen();
                 let b = block(g)?;
@@ -381,7 +396,7 @@ impl RawList {
         index: usize,
         f: impl FnOnce(Vec<u8>) -> Vec<u8>,
     ) -> Result<Vec<u8>, CollectionError> {
-        self.locked(|txn| {
+        self.writing(|txn| {
             let cur = {
                 let g = txn.gen();
                 let b = block(g)?;
@@ -403,7 +418,7 @@ impl RawList {
     /// [`CollectionError::IndexOutOfRange`] past `len`; those of
     /// [`push`](RawList::push).
     pub fn insert(&self, index: usize, value: &[u8]) -> Result<(), CollectionError> {
-        self.locked(|txn| {
+        self.writing(|txn| {
             let len = block(txn.gen())?.len;
             if index as u64 > len {
                 return Err(CollectionError::IndexOutOfRange {
@@ -427,7 +442,7 @@ impl RawList {
     /// # Errors
     /// As [`get`](RawList::get).
     pub fn remove(&self, index: usize) -> Result<Vec<u8>, CollectionError> {
-        self.locked(|txn| {
+        self.writing(|txn| {
             let len = block(txn.gen())?.len;
             check_index(index, len)?;
             reserve_block(txn, len.max(1))?;
@@ -444,7 +459,7 @@ impl RawList {
     /// # Errors
     /// As [`len`](RawList::len).
     pub fn pop(&self) -> Result<Option<Vec<u8>>, CollectionError> {
-        self.locked(|txn| {
+        self.writing(|txn| {
             let g = txn.gen();
             let b = block(g)?;
             if b.len == 0 {
@@ -462,7 +477,7 @@ impl RawList {
     /// # Errors
     /// As [`push`](RawList::push).
     pub fn clear(&self) -> Result<(), CollectionError> {
-        self.locked(|txn| {
+        self.writing(|txn| {
             let next = txn.build(HEAP_START as usize + FIRST_HEAP, 0, HEAP_START, |next| {
                 init_index(next, HEAP_START)
             })?;
