@@ -465,7 +465,7 @@ impl SharedDict {
             return Ok(None);
         };
         let value = self.values.decode(py, &bytes)?;
-        if version % 2 == 0 && cacheable_key(key) && immutable(value.bind(py)) {
+        if version.is_multiple_of(2) && cacheable_key(key) && immutable(value.bind(py)) {
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             if cache.version != version || cache.map.is_none() {
                 cache.version = version;

@@ -229,6 +229,9 @@ fn a_holder_killed_mid_update_leaves_the_dict_consistent_200_times() {
             );
             drop(child);
             check_consistent(&dict);
+            // A writer killed mid-update left the update counter odd; the next
+            // operation closed it.
+            assert_eq!(dict.raw().version() % 2, 0);
             // Still usable: a write, a read, a removal.
             dict.insert(&(1_000_000 + round), &vec![3; 3]).unwrap();
             assert_eq!(dict.get(&(1_000_000 + round)).unwrap(), Some(vec![3; 3]));
@@ -498,3 +501,47 @@ fn add_one(dict: SharedDict<String, u64>) {
         .unwrap();
 }
 shoal::entry!(add_one);
+
+#[test]
+fn keys_are_stored_as_the_python_package_encodes_them() {
+    // The MessagePack bytes Python's `shoal.SharedDict` stores for "a", b"a", 5, 200,
+    // -1, -200 and 2**63: the most compact form of each, as rmp-serde writes them.
+    let dict: SharedDict<String, u8> = SharedDict::new().unwrap();
+    let keys: [(&[u8], Vec<u8>); 7] = [
+        (b"\xa1a", Codec::MessagePack.encode("a").unwrap()),
+        (
+            b"\xc4\x01a",
+            Codec::MessagePack.encode(&serde_bytes_like(b"a")).unwrap(),
+        ),
+        (b"\x05", Codec::MessagePack.encode(&5i64).unwrap()),
+        (b"\xcc\xc8", Codec::MessagePack.encode(&200i64).unwrap()),
+        (b"\xff", Codec::MessagePack.encode(&-1i64).unwrap()),
+        (
+            b"\xd1\xff\x38",
+            Codec::MessagePack.encode(&-200i64).unwrap(),
+        ),
+        (
+            b"\xcf\x80\x00\x00\x00\x00\x00\x00\x00",
+            Codec::MessagePack.encode(&(1u64 << 63)).unwrap(),
+        ),
+    ];
+    for (python, rust) in &keys {
+        assert_eq!(*python, rust.as_slice());
+    }
+    // A value stored under Python's bytes for "a" is found by the Rust key "a".
+    dict.raw()
+        .set(b"\xa1a", &Codec::Bincode.encode(&7u8).unwrap())
+        .unwrap();
+    assert_eq!(dict.get("a").unwrap(), Some(7));
+}
+
+/// Bytes that serde encodes as bytes (MessagePack `bin`), as Python's `bytes` keys are.
+fn serde_bytes_like(b: &[u8]) -> impl serde::Serialize + '_ {
+    struct Bytes<'a>(&'a [u8]);
+    impl serde::Serialize for Bytes<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(self.0)
+        }
+    }
+    Bytes(b)
+}

@@ -40,6 +40,24 @@
 //! and `shoal.SharedList` (which a Rust program reads as bytes with [`RawDict`] and
 //! [`RawList`]). Opening a container in a format it does not hold is
 //! [`CollectionError::WrongFormat`].
+//!
+//! # Truncated files
+//!
+//! Another process of the same user may truncate a container's files, and touching a
+//! mapped page past the new end raises `SIGBUS`. A handle checks the sizes of the files
+//! it maps (one `fstat` each) when it maps a generation and then at most every 10 ms,
+//! not on every operation: an `fstat` costs about a microsecond, more than a whole
+//! lookup. A truncation between two checks is not caught, the case
+//! [`shm`](crate::shm) leaves open for any access racing a truncation.
+//!
+//! # Versions
+//!
+//! The root records the containers' own layout version (besides the segment header's):
+//! a container laid out by another version of shoal is refused with
+//! [`CollectionError::Version`]. It also holds an update counter
+//! ([`RawDict::version`]) that every update moves, which lets a reader keep what it
+//! decoded while the counter stands (Python's `shoal.SharedDict` does so for immutable
+//! values).
 
 mod arena;
 mod dict;
