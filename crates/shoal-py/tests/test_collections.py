@@ -268,3 +268,22 @@ def test_a_cached_read_sees_another_processs_update(ctx):
     p = start(ctx, overwrite, d, 5, None)
     assert joined(p) == 0
     assert d.get(5, "absent") is None
+
+
+_HELD = []
+
+
+def drop_inherited():
+    _HELD.clear()  # the last reference in this process: the handle is dropped here
+    gc.collect()
+
+
+def test_a_forked_child_dropping_its_copy_removes_no_name():
+    _HELD.append(shoal.SharedDict({"k": 1}))
+    name = _HELD[0].name
+    before = sorted(names_of(_HELD[0]))
+    p = start(shoal.get_context("fork"), drop_inherited)
+    assert joined(p) == 0
+    assert sorted(n for n in os.listdir(SHM) if n == name or n.startswith(name + ".")) == before
+    assert shoal.SharedDict.open(name)["k"] == 1
+    _HELD.clear()

@@ -210,10 +210,11 @@ impl Arena {
         let pid = std::process::id();
         // The lock first and the root last: a process that finds the root finds the
         // rest.
-        let lock = Lock::create_named(&lock_name(&name)).map_err(|e| CollectionError::Sync {
-            context: context(),
-            source: e,
-        })?;
+        let lock =
+            Lock::create_named_detached(&lock_name(&name)).map_err(|e| CollectionError::Sync {
+                context: context(),
+                source: e,
+            })?;
         let (payload, slots, heap_start) = first;
         let data_name = gen_name(&name, 0);
         let data = Segment::create_named_detached(
@@ -223,9 +224,12 @@ impl Arena {
             pid,
             |_| {},
         )
-        .map_err(|e| CollectionError::Shm {
-            context: context(),
-            source: e,
+        .map_err(|e| {
+            let _ = sys::shm_unlink(&lock_name(&name));
+            CollectionError::Shm {
+                context: context(),
+                source: e,
+            }
         })?;
         let first = Generation::new(data, 0);
         let init = (|| {
@@ -251,6 +255,7 @@ impl Arena {
             Ok(root) => root,
             Err(e) => {
                 let _ = sys::shm_unlink(&data_name);
+                let _ = sys::shm_unlink(&lock_name(&name));
                 return Err(e);
             }
         };
@@ -473,6 +478,6 @@ impl Drop for Arena {
             let _ = sys::shm_unlink(&gen_name(&self.name, prev));
         }
         let _ = sys::shm_unlink(&self.name);
-        // The lock's own handle removes `<name>.lock`.
+        let _ = sys::shm_unlink(&lock_name(&self.name));
     }
 }
