@@ -24,6 +24,7 @@ import signal
 import threading
 import time
 import traceback
+import types
 import weakref
 from multiprocessing import TimeoutError
 from multiprocessing.pool import ThreadPool
@@ -86,6 +87,12 @@ class _TaskError(Exception):
 
 MAP, STAR, CHUNK, STARCHUNK, APPLY = range(5)
 
+# A plain function travels once to each worker, as ``(number, function)``, and then as
+# its number alone: a message of plain data is pickled and unpickled in Rust, and the
+# worker does not look the function up by name again. (Other callables carry state
+# that may change between calls: they travel whole every time.)
+_BY_NAME = (types.FunctionType, types.BuiltinFunctionType)
+
 
 def _run(kind: int, func: Callable, unit: Any) -> Any:
     if kind == MAP:
@@ -93,7 +100,7 @@ def _run(kind: int, func: Callable, unit: Any) -> Any:
     if kind == STAR:
         return func(*unit)
     if kind == CHUNK:
-        return [func(x) for x in unit]
+        return list(map(func, unit))
     if kind == STARCHUNK:
         return [func(*x) for x in unit]
     args, kwds = unit
@@ -115,6 +122,7 @@ def _worker(conn: Any, mark: Any, initializer: Optional[Callable], initargs: tup
     if initializer is not None:
         initializer(*initargs)
     recv, send = conn.recv, conn.send
+    funcs: dict = {}
     done = seq = 0
     while maxtasks is None or done < maxtasks:
         try:
@@ -128,7 +136,13 @@ def _worker(conn: Any, mark: Any, initializer: Optional[Callable], initargs: tup
         values: list = []
         failures: dict = {}
         pos = 0
-        for kind, func, units in spans:
+        for kind, ref, units in spans:
+            if type(ref) is int:
+                func = funcs[ref]
+            elif type(ref) is tuple:
+                funcs[ref[0]] = func = ref[1]
+            else:
+                func = ref
             out: list = []
             for unit in units:
                 mark.value = base | pos
@@ -168,9 +182,13 @@ class AsyncResult:
         self._callback, self._error_callback = callback, error_callback
         self._success: Optional[bool] = None
         self._value: Any = None
+        # The worker its task was last sent to (a waiting thread takes the answer there).
+        self._worker: Optional[_Worker] = None
 
     def ready(self) -> bool:
         """Whether the call has completed."""
+        if not self._event.is_set() and self._worker is not None:
+            self._pool._help(self, 0.0)
         return self._event.is_set()
 
     def successful(self) -> bool:
@@ -181,7 +199,8 @@ class AsyncResult:
 
     def wait(self, timeout: Optional[float] = None) -> None:
         """Wait until the result is available or `timeout` seconds pass."""
-        self._event.wait(timeout)
+        if not self._event.is_set():
+            self._event.wait(self._pool._help(self, timeout))
 
     def get(self, timeout: Optional[float] = None) -> Any:
         """The result; raises the task's exception (or `WorkerDied`), or
@@ -331,9 +350,6 @@ class _Span:
     def cut(self, lo: int, hi: int) -> _Span:
         return _Span(self.kind, self.func, self.units, lo, hi, self.call, self.timeout, self.attempts)
 
-    def wire(self) -> tuple:
-        return (self.kind, self.func, self.units[self.lo : self.hi])
-
     def fail(self, exc: BaseException) -> None:
         self.call._fail(self.lo, self.hi - self.lo, exc)
 
@@ -342,7 +358,7 @@ class _Span:
         if self.kind == MAP:
             return _describe(self.func, (unit,))
         if self.kind == STAR:
-            return _describe(self.func, tuple(unit))
+            return _describe(self.func, tuple(unit) if isinstance(unit, (tuple, list)) else (unit,))
         if self.kind in (CHUNK, STARCHUNK):
             return _describe(self.func, tuple(unit[:3]))
         return _describe(self.func, tuple(unit[0]))
@@ -376,14 +392,27 @@ class _ChunkSink:
 INFLIGHT = 2
 # Tasks in one message, at most (fewer when there is less to share among the workers).
 MAX_BATCH = 512
+# A call sent straight to an idle worker does not wake the supervisor (the thread that
+# waits for it takes the answer): while such calls come, the supervisor looks every
+# TICK seconds for answers nobody waits for (a `ready()` poll, a future's waiters), and
+# goes back to sleeping until woken once none came for IDLE seconds.
+TICK = 0.002
+IDLE = 1.0
+# Functions numbered for the workers, at most (others travel whole every time).
+MAX_FUNCS = 1024
 
 
 class _Worker:
-    __slots__ = ("answered", "conn", "mark", "msgs", "process", "sent")
+    __slots__ = ("answered", "conn", "known", "mark", "msgs", "process", "reader", "sent")
 
     def __init__(self, process: Any, conn: Any, mark: Any) -> None:
         self.process, self.conn, self.mark = process, conn, mark
         self.answered = self.sent = 0
+        # Whether a thread waiting for a result reads this worker's answers now (the
+        # supervisor leaves them to it).
+        self.reader = False
+        # The numbers of the functions it has been sent.
+        self.known: set = set()
         self.msgs: collections.deque = collections.deque()
 
     def start_clock(self) -> None:
@@ -452,6 +481,9 @@ class Pool:
         self._feeders = 0
         self._workers: list = []
         self._state = "RUN"
+        self._funcs: dict = {}
+        self._last_direct = -IDLE
+        self._ticking = False
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         for _ in range(processes):
@@ -487,17 +519,21 @@ class Pool:
                         and not any(w.msgs for w in self._workers)):
                     return
                 self._dispatch()
-                busy = [w for w in self._workers if w.msgs]
+                busy = [w for w in self._workers if w.msgs and not w.reader]
                 deadlines = [w.msgs[0][0].deadline for w in busy if w.msgs[0][0].deadline is not None]
                 conns = {w.conn: w for w in busy}
                 sentinels = {w.process.sentinel: w for w in self._workers}
-            timeout = None if not deadlines else max(0.0, min(deadlines) - time.monotonic())
+                now = time.monotonic()
+                timeout = None if not deadlines else max(0.0, min(deadlines) - now)
+                self._ticking = now - self._last_direct < IDLE
+                if self._ticking:
+                    timeout = TICK if timeout is None else min(timeout, TICK)
             ready = wait([*conns, *sentinels, self._wake_r], timeout)
             with self._lock:
                 if self._wake_r in ready:
                     os.read(self._wake_r, 4096)
                 for obj in ready:
-                    if obj in conns:
+                    if obj in conns and not conns[obj].reader:
                         self._receive(conns[obj])
                 for obj in ready:
                     w = sentinels.get(obj)
@@ -548,8 +584,13 @@ class Pool:
         w.sent += n
         if len(w.msgs) == 1:
             w.start_clock()
+        for s in spans:
+            if s.kind == APPLY:
+                s.call._worker = w
+        new: list = []
         try:
-            w.conn.send([s.wire() for s in spans])
+            w.conn.send([self._wire(w, s, new) for s in spans])
+            w.known.update(new)
             return True
         except OSError:
             return False  # the worker died: its sentinel will tell, and its tasks go back
@@ -558,8 +599,9 @@ class Pool:
             w.sent -= n
         # One span at a time: only those that cannot be pickled fail.
         for s in spans:
+            new = []
             try:
-                wire = [s.wire()]
+                wire = [self._wire(w, s, new)]
                 pickle.dumps(wire, 5)
             except Exception as e:  # noqa: BLE001 - that span's own error
                 s.fail(e)
@@ -572,7 +614,26 @@ class Pool:
                 w.conn.send(wire)
             except OSError:
                 return False
+            w.known.update(new)
         return True
+
+    def _wire(self, w: _Worker, s: _Span, new: list) -> tuple:
+        """What travels of span `s` to `w` (the numbers of functions `w` learns
+        from it go to `new`)."""
+        func: Any = s.func
+        if type(func) in _BY_NAME:
+            entry = self._funcs.get(id(func))
+            if entry is None and len(self._funcs) < MAX_FUNCS:
+                # Held here, so that its id is not reused by another function.
+                entry = self._funcs[id(func)] = (func, len(self._funcs))
+            if entry is not None:
+                number = entry[1]
+                if number in w.known:
+                    func = number
+                else:
+                    func = (number, func)
+                    new.append(number)
+        return (s.kind, func, s.units[s.lo : s.hi])
 
     def _receive(self, w: _Worker) -> None:
         # Take every answer that is there already.
@@ -584,36 +645,83 @@ class Pool:
             except (EOFError, OSError):
                 return  # the worker died; its sentinel will tell
             except BaseException as e:  # noqa: BLE001 - a result that fails to unpickle
-                spans = w.msgs.popleft()
-                w.answered += 1
-                w.start_clock()
-                for s in spans:
-                    s.fail(_TaskError(f"the task's result could not be unpickled: {e!r}"))
+                self._unreadable(w, e)
                 continue
-            spans = w.msgs.popleft()
-            w.answered += 1
-            w.start_clock()
-            values, failures = answer
-            pos = 0
-            for s, out in zip(spans, values):
-                n = s.hi - s.lo
-                if failures and any(pos <= k < pos + n for k in failures):
-                    for j in range(n):
-                        raw = failures.get(pos + j)
-                        if raw is None:
-                            s.call._deliver(s.lo + j, out[j : j + 1])
-                        else:
-                            s.call._fail(s.lo + j, 1, _load_failure(raw))
-                else:
-                    s.call._deliver(s.lo, out)
-                pos += n
+            self._take(w, answer)
+
+    def _unreadable(self, w: _Worker, e: BaseException) -> None:
+        """The oldest message's answer could not be unpickled: its tasks fail."""
+        spans = w.msgs.popleft()
+        w.answered += 1
+        w.start_clock()
+        for s in spans:
+            s.fail(_TaskError(f"the task's result could not be unpickled: {e!r}"))
+
+    def _take(self, w: _Worker, answer: tuple) -> None:
+        """Hands the answer to `w`'s oldest message to the calls it came from."""
+        spans = w.msgs.popleft()
+        w.answered += 1
+        w.start_clock()
+        values, failures = answer
+        pos = 0
+        for s, out in zip(spans, values):
+            n = s.hi - s.lo
+            if failures and any(pos <= k < pos + n for k in failures):
+                for j in range(n):
+                    raw = failures.get(pos + j)
+                    if raw is None:
+                        s.call._deliver(s.lo + j, out[j : j + 1])
+                    else:
+                        s.call._fail(s.lo + j, 1, _load_failure(raw))
+            else:
+                s.call._deliver(s.lo, out)
+            pos += n
+
+    def _help(self, result: AsyncResult, timeout: Optional[float]) -> Optional[float]:
+        """Takes the answer for `result` from its worker in this thread, while that
+        worker has no other reader: no hand-over by the supervisor. Returns what is
+        left of `timeout` for waiting on the result as usual."""
+        from . import _shoal
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not result._event.is_set():
+            with self._lock:
+                w = result._worker
+                if w is None or w.reader or not w.msgs or w not in self._workers:
+                    break
+                w.reader = True
+            left = 0.05 if deadline is None else min(0.05, deadline - time.monotonic())
+            answer: Any = None
+            error: Optional[BaseException] = None
+            gone = False
+            try:
+                answer = _shoal.recv_answer(w.conn._raw, max(left, 0.0))
+            except (EOFError, OSError):
+                gone = True  # the worker died: the supervisor reaps it and says so
+            except Exception as e:  # noqa: BLE001 - an answer that fails to unpickle
+                error = e
+            finally:
+                with self._lock:
+                    w.reader = False
+                    if w in self._workers and w.msgs:
+                        if answer is not None:
+                            self._take(w, answer)
+                        elif error is not None:
+                            self._unreadable(w, error)
+                    if w.msgs:
+                        # Its other answers are the supervisor's again.
+                        self._wake()
+            if gone or left <= 0:
+                break
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
 
     def _reap(self, w: _Worker, timed_out: bool) -> None:
         p = w.process
         if timed_out:
             p.kill()
         p.join(5)
-        self._receive(w)  # answers sent before it died still count
+        if not w.reader:
+            self._receive(w)  # answers sent before it died still count
         self._workers.remove(w)
         w.conn.close()
         msgs, w.msgs = list(w.msgs), collections.deque()
@@ -688,9 +796,34 @@ class Pool:
                     *, timeout: Optional[float] = None) -> AsyncResult:
         """`func(*args, **kwds)` in a worker, as an `AsyncResult`. ``timeout``
         (shoal's own): seconds after which the worker is killed and the task fails."""
+        return self._apply(func, args, kwds, callback, error_callback, timeout,
+                           callback is not None or error_callback is not None)
+
+    def _apply(self, func: Callable, args: tuple, kwds: Optional[dict], callback: Optional[Callable],
+               error_callback: Optional[Callable], timeout: Optional[float], wake: bool) -> AsyncResult:
+        """`apply_async`; ``wake``: the supervisor must take the answer at once (a
+        callback waits for it) even when the call goes straight to an idle worker."""
         self._check_running()
         result = AsyncResult(self, callback, error_callback)
-        self._submit([_Span(APPLY, func, [(tuple(args), dict(kwds or {}))], 0, 1, result, timeout)])
+        span = _Span(APPLY, func, [(tuple(args), dict(kwds or {}))], 0, 1, result, timeout)
+        with self._lock:
+            self._check_running()
+            idle = None
+            if timeout is None and not self._pending:
+                # Straight to an idle worker from this thread: no hand-over.
+                idle = next((w for w in self._workers if not w.msgs and not w.reader
+                             and (self._maxtasks is None or w.sent < self._maxtasks)), None)
+            if idle is not None:
+                self._send(idle, [span], 1)
+                self._last_direct = time.monotonic()
+                # A ticking supervisor finds the answer if no waiting thread takes it.
+                wake = wake or not self._ticking
+            else:
+                self._pending.append(span)
+                self._pending_units += 1
+                wake = True
+        if wake:
+            self._wake()
         return result
 
     def _map_async(self, func: Callable, iterable: Iterable, chunksize: Optional[int], star: bool,
@@ -699,16 +832,19 @@ class Pool:
         self._check_running()
         if chunksize is not None and chunksize < 1:
             raise ValueError(f"Chunksize must be 1+, not {chunksize}")
-        items = iterable if isinstance(iterable, (list, tuple)) else list(iterable)
+        # A range stays one: its slices are ranges, a few bytes to send.
+        items = iterable if isinstance(iterable, (list, tuple, range)) else list(iterable)
         if chunksize is None:
             chunksize, extra = divmod(len(items), self._processes * 4)
             chunksize += bool(extra)
         chunksize = max(1, chunksize)
         if chunksize == 1:
-            units = list(items)
+            units = items if isinstance(items, range) else list(items)
             kind = STAR if star else MAP
         else:
-            units = [list(items[i : i + chunksize]) for i in range(0, len(items), chunksize)]
+            units = [items[i : i + chunksize] for i in range(0, len(items), chunksize)]
+            if not isinstance(items, range):
+                units = [list(u) for u in units]
             kind = STARCHUNK if star else CHUNK
         bar = _progress_bar(progress, items)
         result = MapResult(self, len(units), chunksize != 1, callback, error_callback, bar)
