@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing.pool
 import os
+import pickle
 import random
 import signal
 import threading
@@ -10,6 +12,7 @@ import time
 
 import pytest
 import shoal
+import shoal.pool
 from shoal import TimeoutError, WorkerDied
 
 
@@ -89,7 +92,7 @@ def test_errors_are_per_task(ctx):
             pool.apply(exit_task, (0,))  # a BaseException is that task's error
         with pytest.raises(Exception, match="could not be unpickled"):  # gh-79492
             pool.apply(raise_unpicklable, (0,))
-        with pytest.raises(Exception, match="could not be pickled"):
+        with pytest.raises(multiprocessing.pool.MaybeEncodingError, match="could not be pickled"):
             pool.apply(return_lambda, (0,))
         assert pool.apply(square, (3,)) == 9  # still usable
 
@@ -329,7 +332,7 @@ def test_an_unpicklable_call_fails_alone(ctx):
     with ctx.Pool(1) as pool:
         bad = pool.apply_async(lambda x: x, (1,))
         good = [pool.apply_async(square, (i,)) for i in range(10)]
-        with pytest.raises(Exception):
+        with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
             bad.get(timeout=60)
         assert [r.get(timeout=60) for r in good] == [i * i for i in range(10)]
 
@@ -347,3 +350,22 @@ def test_results_nobody_waits_for_still_arrive(ctx):
             time.sleep(0.005)
         assert r.get(timeout=1) == 9
         assert done.wait(60) and got == [16] and r2.get(timeout=1) == 16
+
+
+def test_a_pool_that_fails_to_start_leaves_no_worker(ctx):
+    started = []
+
+    class FailsOnThird:
+        def Process(self, **kwargs):
+            if len(started) == 2:
+                raise OSError("no more processes")
+            p = ctx.Process(**kwargs)
+            started.append(p)
+            return p
+
+    with pytest.raises(OSError, match="no more processes"):
+        shoal.pool.Pool(4, context=FailsOnThird())
+    assert len(started) == 2
+    for p in started:
+        p.join(30)
+        assert not p.is_alive()

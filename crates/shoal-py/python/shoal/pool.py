@@ -25,14 +25,20 @@ import threading
 import time
 import traceback
 import types
+import warnings
 import weakref
 from multiprocessing import TimeoutError
+from multiprocessing import context as _std_context
+from multiprocessing.pool import MaybeEncodingError as _StdMaybeEncodingError
 from multiprocessing.pool import ThreadPool
 from typing import Any, Callable, Iterable, Optional
 
 from ._errors import ProcessError
 
-__all__ = ["AsyncResult", "IMapIterator", "MapResult", "Pool", "ThreadPool", "WorkerDied"]
+__all__ = ["AsyncResult", "IMapIterator", "MapResult", "MaybeEncodingError", "Pool", "ThreadPool", "WorkerDied"]
+
+# A pool's states, as the standard library names them.
+RUN, CLOSE, TERMINATE = "RUN", "CLOSE", "TERMINATE"
 
 
 class WorkerDied(ProcessError):
@@ -69,6 +75,24 @@ def _rebuild_exc(exc: BaseException, tb: str) -> BaseException:
 
 class _TaskError(Exception):
     """An exception that could not travel as itself."""
+
+
+class MaybeEncodingError(_StdMaybeEncodingError):
+    """A task's result could not be pickled to travel back (``exc``: why, ``value``:
+    the result, both as `repr` strings); the standard library's class, so its
+    ``except`` clauses catch it."""
+
+    def __str__(self) -> str:
+        return f"the task's result could not be pickled: {self.exc}; {self.value:.200}"
+
+    def __reduce__(self) -> Any:
+        return (_rebuild_encoding_error, (self.exc, self.value))
+
+
+def _rebuild_encoding_error(exc: str, value: str) -> MaybeEncodingError:
+    err = MaybeEncodingError.__new__(MaybeEncodingError)
+    err.exc, err.value, err.args = exc, value, (exc, value)
+    return err
 
 
 # -- the worker side ------------------------------------------------------------------
@@ -164,7 +188,7 @@ def _worker(conn: Any, mark: Any, initializer: Optional[Callable], initargs: tup
                         try:
                             pickle.dumps(v, 5)
                         except BaseException as e:  # noqa: BLE001
-                            err = _TaskError(f"the task's result could not be pickled: {e!r}; {v!r:.200}")
+                            err = MaybeEncodingError(e, v)
                             failures[pos] = _failure(err, "")
                             out[k] = None
                     pos += 1
@@ -471,7 +495,18 @@ class Pool:
             raise ValueError("maxtasksperchild must be a positive int or None")
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
-        self._ctx = context if isinstance(context, _context.ShoalContext) else _context._default_context
+        self._ctx = _context._default_context
+        self._Process = self._ctx.Process
+        if isinstance(context, _context.ShoalContext):
+            self._ctx = context
+            self._Process = context.Process
+        elif isinstance(context, _std_context.BaseContext):
+            # The standard library's: shoal's context of the same start method.
+            self._ctx = _context._default_context.get_context(context.get_start_method())
+            self._Process = self._ctx.Process
+        elif context is not None:
+            # Another object with a `Process` factory: its processes, shoal's pipes.
+            self._Process = context.Process
         self._processes = processes
         self._initializer, self._initargs = initializer, tuple(initargs)
         self._maxtasks, self._retries = maxtasksperchild, retries
@@ -480,14 +515,26 @@ class Pool:
         self._pending_units = 0
         self._feeders = 0
         self._workers: list = []
-        self._state = "RUN"
+        self._state = RUN
         self._funcs: dict = {}
         self._last_direct = -IDLE
         self._ticking = False
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
-        for _ in range(processes):
-            self._workers.append(self._start_worker())
+        try:
+            for _ in range(processes):
+                self._workers.append(self._start_worker())
+        except BaseException:
+            # None of the workers started so far outlives the failed pool.
+            for w in self._workers:
+                getattr(w.process, "kill", w.process.terminate)()
+            for w in self._workers:
+                w.process.join()
+                w.conn.close()
+            self._state = TERMINATE
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            raise
         self._supervisor = threading.Thread(target=self._supervise, name="shoal-pool-supervisor", daemon=True)
         self._supervisor.start()
 
@@ -495,12 +542,29 @@ class Pool:
     def _start_worker(self) -> _Worker:
         ours, theirs = self._ctx.Pipe()
         mark = self._ctx.RawValue("q", 0)
-        p = self._ctx.Process(target=_worker, args=(theirs, mark, self._initializer, self._initargs, self._maxtasks),
+        p = self._Process(target=_worker, args=(theirs, mark, self._initializer, self._initargs, self._maxtasks),
                               daemon=True)
         p.name = p.name.replace("Process", "PoolWorker")
-        p.start()
-        theirs.close()
+        try:
+            p.start()
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
         return _Worker(p, ours, mark)
+
+    @property
+    def _pool(self) -> list:
+        """The worker processes (as the standard library's `Pool._pool`)."""
+        return [w.process for w in self._workers]
+
+    def _repopulate_pool(self) -> None:
+        """Starts workers until there are `processes` of them (the supervisor also
+        replaces each worker that ends)."""
+        with self._lock:
+            while self._state == RUN and len(self._workers) < self._processes:
+                self._workers.append(self._start_worker())
 
     def _wake(self) -> None:
         try:
@@ -513,9 +577,9 @@ class Pool:
 
         while True:
             with self._lock:
-                if self._state == "TERMINATE":
+                if self._state == TERMINATE:
                     return
-                if (self._state == "CLOSE" and not self._pending and not self._feeders
+                if (self._state == CLOSE and not self._pending and not self._feeders
                         and not any(w.msgs for w in self._workers)):
                     return
                 self._dispatch()
@@ -761,12 +825,12 @@ class Pool:
         # The tasks it had not answered go back first, in their order.
         self._pending.extendleft(reversed(back))
         self._pending_units += sum(s.hi - s.lo for s in back)
-        if self._state == "RUN" or (self._state == "CLOSE" and self._pending):
+        if self._state == RUN or (self._state == CLOSE and self._pending):
             self._workers.append(self._start_worker())
 
     # -- submitting ---------------------------------------------------------------------
     def _check_running(self) -> None:
-        if self._state != "RUN":
+        if self._state != RUN:
             raise ValueError("Pool not running")
 
     def _submit(self, spans: list) -> None:
@@ -780,7 +844,7 @@ class Pool:
         """Queue tasks of a call already accepted (an `imap` read lazily); False once
         the pool is terminated."""
         with self._lock:
-            if self._state == "TERMINATE":
+            if self._state == TERMINATE:
                 return False
             self._pending.extend(spans)
             self._pending_units += sum(s.hi - s.lo for s in spans)
@@ -938,14 +1002,14 @@ class Pool:
     def close(self) -> None:
         """No more tasks; the workers exit once the submitted ones are done."""
         with self._lock:
-            if self._state == "RUN":
-                self._state = "CLOSE"
+            if self._state == RUN:
+                self._state = CLOSE
         self._wake()
 
     def terminate(self) -> None:
         """Stop the workers now; unfinished tasks fail."""
         with self._lock:
-            self._state = "TERMINATE"
+            self._state = TERMINATE
             pending, self._pending = list(self._pending), collections.deque()
             workers = list(self._workers)
         self._wake()
@@ -963,7 +1027,7 @@ class Pool:
 
     def join(self) -> None:
         """Wait for the workers to exit (after `close` or `terminate`)."""
-        if self._state == "RUN":
+        if self._state == RUN:
             raise ValueError("Pool is still running")
         self._supervisor.join()
         for w in list(self._workers):
@@ -983,6 +1047,10 @@ class Pool:
 
     def __reduce__(self) -> Any:
         raise TypeError("pool objects cannot be passed between processes or pickled")
+
+    def __del__(self, _warn: Callable = warnings.warn) -> None:
+        if getattr(self, "_state", None) == RUN:
+            _warn(f"unclosed running multiprocessing pool {self!r}", ResourceWarning, source=self)
 
     def __repr__(self) -> str:
         return f"<{type(self).__module__}.{type(self).__qualname__} state={self._state} pool_size={self._processes}>"
