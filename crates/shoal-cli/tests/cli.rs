@@ -469,14 +469,20 @@ fn bench_measures_the_python_packages_pools_against_pythons() {
         assert!(task["versus"][py].as_f64().unwrap() > 0.0, "{report}");
     }
     let map = find("pool-map/py-shoal-pool").expect("the package's pool maps");
-    assert!(map["versus"]["py-mp-pool"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(
+        map["versus"]["py-mp-pool"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
     assert!(find("pool-map/py-mp-pool").is_some(), "{report}");
     // One call's round trip, against the standard library's executor.
     let submit = find("pool-submit/py-shoal-executor").expect("the executor measured");
     assert!(submit["round_trips"].as_u64().unwrap() > 0, "{submit}");
     assert!(submit["p50_ns"].as_f64().unwrap() > 0.0, "{submit}");
     assert!(submit["ratio"].as_f64().unwrap() > 0.0, "{submit}");
-    assert!(find("pool-submit/py-process-pool-executor").is_some(), "{report}");
+    assert!(
+        find("pool-submit/py-process-pool-executor").is_some(),
+        "{report}"
+    );
 }
 
 #[test]
