@@ -413,7 +413,7 @@ class _ChunkSink:
 
 # Messages handed to one worker ahead of its answers: it runs them in order, so the
 # oldest unanswered one is the one running.
-INFLIGHT = 2
+INFLIGHT = 4
 # Tasks in one message, at most (fewer when there is less to share among the workers).
 MAX_BATCH = 512
 # A call sent straight to an idle worker does not wake the supervisor (the thread that
@@ -618,8 +618,10 @@ class Pool:
                     room = min(room, self._maxtasks - w.sent)
                     if room <= 0:
                         break
-                # Shared out among the workers, two messages each.
-                room = max(1, min(room, self._pending_units // (2 * len(self._workers))))
+                # Shared out among the workers, INFLIGHT messages each: a worker has
+                # the next one while the supervisor is busy (or not yet scheduled).
+                share = -(-self._pending_units // (INFLIGHT * len(self._workers)))
+                room = max(1, min(room, share))
                 spans: list = []
                 n = 0
                 while self._pending and n < room:
