@@ -369,3 +369,16 @@ def test_a_pool_that_fails_to_start_leaves_no_worker(ctx):
     for p in started:
         p.join(30)
         assert not p.is_alive()
+
+
+def test_a_callback_may_submit_more(ctx):
+    with ctx.Pool(2) as pool:
+        second = []
+        done = threading.Event()
+
+        def then(v):
+            second.append(pool.apply_async(square, (v,), callback=lambda _: done.set()))
+
+        first = pool.apply_async(square, (3,), callback=then)
+        assert first.get(timeout=60) == 9
+        assert done.wait(60) and second[0].get(timeout=60) == 81

@@ -510,7 +510,8 @@ class Pool:
         self._processes = processes
         self._initializer, self._initargs = initializer, tuple(initargs)
         self._maxtasks, self._retries = maxtasksperchild, retries
-        self._lock = threading.Lock()
+        # Reentrant: callbacks run under it (in the supervisor) and may submit more.
+        self._lock = threading.RLock()
         self._pending: collections.deque = collections.deque()
         self._pending_units = 0
         self._feeders = 0
@@ -601,7 +602,9 @@ class Pool:
                         self._receive(conns[obj])
                 for obj in ready:
                     w = sentinels.get(obj)
-                    if w is not None and w in self._workers:
+                    # A worker whose answer a waiting thread is reading is reaped once
+                    # that thread has taken it (its sentinel stays ready).
+                    if w is not None and w in self._workers and not w.reader:
                         self._reap(w, timed_out=False)
                 now = time.monotonic()
                 for w in list(self._workers):
