@@ -444,7 +444,17 @@ fn bench_measures_python_pools_or_says_why_not() {
 
 #[test]
 fn bench_measures_the_python_packages_pools_against_pythons() {
-    let run = shoal(&["bench", "--json", "--python", "--time-ms", "50", "pool"]);
+    let run = shoal(&[
+        "bench",
+        "--json",
+        "--python",
+        "--quick",
+        "--runs",
+        "1",
+        "--time-ms",
+        "50",
+        "pool",
+    ]);
     assert_eq!(run.code, Some(0), "{run:?}");
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let results = report["results"].as_array().unwrap();
