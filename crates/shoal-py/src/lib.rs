@@ -15,6 +15,7 @@ mod handoff;
 mod net;
 mod pickle;
 mod pipe;
+mod pool;
 mod progress;
 mod queue;
 mod shm;
@@ -32,6 +33,7 @@ fn _shoal(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<queue::RawReadiness>()?;
     m.add_class::<pipe::PipeEnd>()?;
     m.add_function(wrap_pyfunction!(pipe::pipe, m)?)?;
+    m.add_function(wrap_pyfunction!(pool::recv_answer, m)?)?;
     m.add_class::<sync::RawLock>()?;
     m.add_class::<sync::RawRLock>()?;
     m.add_class::<sync::RawSemaphore>()?;

@@ -56,6 +56,9 @@ class PipeEnd:
     def _from_parts(data: bytes, fds: list[int]) -> PipeEnd: ...
 
 def pipe(duplex: bool = True) -> tuple[PipeEnd, PipeEnd]: ...
+def recv_answer(end: PipeEnd, timeout: float) -> Any:
+    """The next object on `end` within `timeout` seconds (None after it); `EOFError`
+    at end of stream."""
 
 class _Shared:
     def _parts(self) -> tuple[bytes, list[int]]: ...
