@@ -16,9 +16,9 @@
 //!
 //! fn count_to(total: Value<u64>) {
 //!     for _ in 0..1000 {
-//!         // `lock()` gives the value's lock (it has one); the inner `unwrap` would
-//!         // report a holder that died while holding it.
-//!         *total.lock().unwrap().unwrap() += 1;
+//!         // `lock()` takes the value's lock; `unwrap` would report a holder that died
+//!         // while holding it (`GuardError::OwnerDied`).
+//!         *total.lock().unwrap() += 1;
 //!     }
 //! }
 //! shoal::entry!(count_to);
@@ -164,7 +164,7 @@ pub mod shm;
 pub mod sync;
 mod sys;
 
-pub use channel::{Connection, JoinableQueue, Pipe, Queue, SimpleQueue};
+pub use channel::{Connection, JoinableQueue, Pipe, PipeEnd, Queue, SimpleQueue};
 pub use pool::{AsyncResult, Pool};
 pub use process::{active_children, current_process, parent_process, Process};
 pub use shm::{Array, SharedMemory, Value};

@@ -56,7 +56,9 @@ impl Pipe {
     }
 
     /// A one-way pair `(sender, receiver)`: the first can only send, the second only
-    /// receive. (Python's `Pipe(duplex=False)` returns them in the other order.)
+    /// receive. Python's `Pipe(duplex=False)` returns them in the other order,
+    /// `(receiver, sender)`: write `let (tx, rx) = Pipe::simplex()?` where Python has
+    /// `r, w = Pipe(duplex=False)`.
     ///
     /// # Errors
     /// When the kernel refuses the memory or an eventfd.

@@ -76,6 +76,16 @@ pub enum TaskError {
         /// The closure's type name.
         task: String,
     },
+    /// A timed wait ([`AsyncResult::get_timeout`](crate::AsyncResult::get_timeout))
+    /// ended before the result was there; the work goes on and the handle can wait
+    /// again.
+    WaitTimeout {
+        /// How long the call waited.
+        waited: Duration,
+    },
+    /// The result was already taken from this handle (by `get`, `get_timeout` or
+    /// `.await`).
+    Taken,
 }
 
 impl TaskError {
@@ -222,6 +232,12 @@ impl fmt::Display for TaskError {
                 "`{task}` captures variables; a pool task must be a plain function \
                  registered with `shoal::task!`"
             ),
+            TaskError::WaitTimeout { waited } => write!(
+                f,
+                "the result was not ready within {waited:?}; the work goes on and can be \
+                 waited for again"
+            ),
+            TaskError::Taken => f.write_str("the result was already taken from this handle"),
         }
     }
 }

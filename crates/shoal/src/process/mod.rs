@@ -41,7 +41,7 @@ pub use affinity::{available_cpus, set_cpu_affinity};
 pub use builder::ProcessBuilder;
 pub use child::Process;
 pub use children::active_children;
-pub use entry::EntryReturn;
+pub use entry::{EntryFn, EntryReturn};
 pub use error::ProcessError;
 pub use identity::{current_process, parent_process, ProcessInfo};
 pub use start::StartMethod;
