@@ -1,6 +1,8 @@
 //! shoal as a dependency of a crate outside this workspace, as a new user adds it: a
 //! crate generated in a temporary directory depends on `crates/shoal` by path, and its
-//! binary runs a `Process`, a `Queue` and a `Pool`, with its output checked.
+//! binary runs a `Process`, a `Queue` and a `Pool`, with its output checked. A second
+//! binary of the crate is the README's Rust example, word for word; its output is
+//! checked against the `// ...` comments of its `println!` lines.
 //!
 //! The generated crate uses the workspace's `Cargo.lock` (so it builds offline with the
 //! versions the workspace tests) and its own target directory under `~/.cache`, one per
@@ -65,6 +67,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 "#;
 
 const EXPECTED: &str = "hello, outside\nchild exit code 0\nsquares [1, 4, 9, 16, 25]\n";
+
+/// The first ```rust block of the README, and the output its `println!` lines announce
+/// in their trailing `// ...` comments.
+fn readme_example(readme: &str) -> (String, String) {
+    let start = readme
+        .find("\n```rust\n")
+        .expect("the README has a ```rust block")
+        + "\n```rust\n".len();
+    let len = readme[start..]
+        .find("\n```")
+        .expect("the README's ```rust block ends");
+    let code = &readme[start..start + len + 1];
+    let expected: String = code
+        .lines()
+        .filter(|l| l.contains("println!"))
+        .map(|l| {
+            let (_, comment) = l
+                .rsplit_once("// ")
+                .unwrap_or_else(|| panic!("README line without its output comment: {l}"));
+            format!("{comment}\n")
+        })
+        .collect();
+    assert!(
+        !expected.is_empty(),
+        "the README's example prints nothing to check"
+    );
+    (code.to_owned(), expected)
+}
 
 /// A directory removed when the test ends, however it ends.
 struct TempDir(PathBuf);
@@ -141,12 +171,16 @@ fn a_crate_outside_the_workspace_runs_a_process_a_queue_and_a_pool() {
     )
     .unwrap();
     fs::write(dir.0.join("src/main.rs"), MAIN).unwrap();
+    let readme = fs::read_to_string(workspace.join("README.md")).expect("the README");
+    let (readme_code, readme_expected) = readme_example(&readme);
+    fs::create_dir_all(dir.0.join("src/bin")).unwrap();
+    fs::write(dir.0.join("src/bin/readme.rs"), readme_code).unwrap();
     fs::copy(workspace.join("Cargo.lock"), dir.0.join("Cargo.lock")).unwrap();
 
     let target = target_dir(shoal);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let build = Command::new(&cargo)
-        .args(["build", "--offline", "--quiet"])
+        .args(["build", "--offline", "--quiet", "--bins"])
         .current_dir(&dir.0)
         .env("CARGO_TARGET_DIR", &target)
         .stdout(Stdio::piped())
@@ -159,13 +193,18 @@ fn a_crate_outside_the_workspace_runs_a_process_a_queue_and_a_pool() {
         "the outside crate did not build against shoal:\n{errors}"
     );
 
-    let program = target.join("debug/shoal-outside-user");
-    let run = Command::new(&program)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{} does not start: {e}", program.display()));
-    let (ran, output, errors) = wait_with_limit(run, RUN_LIMIT, "the outside program");
-    assert!(ran, "the outside program failed:\n{errors}");
-    assert_eq!(output, EXPECTED, "standard error:\n{errors}");
+    for (binary, expected) in [
+        ("shoal-outside-user", EXPECTED),
+        ("readme", readme_expected.as_str()),
+    ] {
+        let program = target.join("debug").join(binary);
+        let run = Command::new(&program)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} does not start: {e}", program.display()));
+        let (ran, output, errors) = wait_with_limit(run, RUN_LIMIT, binary);
+        assert!(ran, "{binary} failed:\n{errors}");
+        assert_eq!(output, expected, "{binary}'s standard error:\n{errors}");
+    }
 }
