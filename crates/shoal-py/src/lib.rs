@@ -12,6 +12,7 @@
 mod blocking;
 mod handoff;
 mod net;
+mod pickle;
 mod pipe;
 mod progress;
 mod queue;
