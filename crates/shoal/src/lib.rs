@@ -153,6 +153,9 @@
 //! - [`codec`]: the serde codecs messages travel with;
 //! - [`handoff`]: shoal objects as bytes plus descriptors, for carriers of one's own.
 #![deny(missing_docs)]
+// Unsafe code is fenced: `sys` (FFI), the shared-memory layout code and the ring and
+// raw-lock protocols allow it, file by file; everything else is safe Rust.
+#![deny(unsafe_code)]
 
 pub mod channel;
 pub mod codec;

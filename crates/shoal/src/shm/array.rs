@@ -1,5 +1,7 @@
 //! [`Array`]: a fixed-length array of plain-old-data elements in shared memory, with an
 //! optional lock.
+// Shared-memory layout or FFI code: typed views of the mapped elements (the crate denies unsafe code elsewhere).
+#![allow(unsafe_code)]
 
 use std::fmt;
 use std::marker::PhantomData;

@@ -37,7 +37,7 @@ mod value;
 pub use array::{Array, ArrayGuard};
 pub use error::ShmError;
 pub use registry::{collect_dead, inspect_named, list_named, NamedSegment};
-pub(crate) use segment::Segment;
+pub(crate) use segment::{PayloadState, Segment};
 pub use segment::{SegmentInfo, SegmentKind};
 pub use shared_memory::SharedMemory;
 pub use value::{Value, ValueGuard};

@@ -1,4 +1,6 @@
 //! Copies between private buffers and memory other processes may write concurrently.
+// Shared-memory layout or FFI code: raw copies in and out of the mapping (the crate denies unsafe code elsewhere).
+#![allow(unsafe_code)]
 
 /// Copies `out.len()` bytes from `base + offset` into `out`.
 ///

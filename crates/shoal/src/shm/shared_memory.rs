@@ -1,3 +1,5 @@
+// Shared-memory layout or FFI code: raw copies in and out of the mapping (the crate denies unsafe code elsewhere).
+#![allow(unsafe_code)]
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::sync::Arc;

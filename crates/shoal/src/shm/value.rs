@@ -3,6 +3,8 @@
 //! Also the element access shared with [`crate::Array`]: a value of 1, 2, 4 or 8 bytes at
 //! an address aligned to its size goes through the atomic of that size, so that a reader
 //! never sees half of a write by another process.
+// Shared-memory layout or FFI code: atomic and volatile accesses to the mapped value (the crate denies unsafe code elsewhere).
+#![allow(unsafe_code)]
 
 use std::fmt;
 use std::marker::PhantomData;
