@@ -138,20 +138,25 @@
 //!
 //! # Modules
 //!
-//! Bottom-up:
+//! Bottom-up (each uses only those above it in this list, but for the `shm` ↔ `sync`
+//! pair: a [`Value`] carries a [`Lock`], whose raw form lives in a segment):
+//! - [`codec`]: the serde codecs messages travel with;
+//! - [`handoff`]: shoal objects as bytes plus descriptors, for carriers of one's own;
 //! - [`shm`]: shared-memory segments, [`Value`] and [`Array`];
 //! - [`sync`]: [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Event`],
 //!   [`Condition`], [`Barrier`], with one error type for creating or receiving them
 //!   ([`SyncError`](sync::SyncError));
 //! - [`process`]: [`Process`], its start methods and the entry registry;
-//! - [`channel`]: [`Queue`], [`JoinableQueue`], [`SimpleQueue`], [`Pipe`] and
-//!   [`wait`](channel::wait) over several of them (and over processes);
-//! - [`pool`]: [`Pool`], [`AsyncResult`], worker supervision;
 //! - [`net`]: authenticated [`Listener`](net::Listener)/[`Client`](net::Client)
 //!   connections over TCP and Unix sockets, wire-compatible with Python's
 //!   `multiprocessing.connection`;
-//! - [`codec`]: the serde codecs messages travel with;
-//! - [`handoff`]: shoal objects as bytes plus descriptors, for carriers of one's own.
+//! - [`channel`]: [`Queue`], [`JoinableQueue`], [`SimpleQueue`], [`Pipe`] and
+//!   [`wait`](channel::wait) over several of them (and over processes and network
+//!   connections);
+//! - [`pool`]: [`Pool`], [`AsyncResult`], worker supervision.
+//!
+//! `docs/design.md` in the repository gives the architecture and the contract of each
+//! piece.
 #![deny(missing_docs)]
 // Unsafe code is fenced: `sys` (FFI), the shared-memory layout code and the ring and
 // raw-lock protocols allow it, file by file; everything else is safe Rust.
