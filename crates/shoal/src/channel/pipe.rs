@@ -185,10 +185,10 @@ fn ring(capacity: usize) -> Result<Arc<Core>, CreateError> {
     let cells = (capacity.max(PIPE_MIN) / cell)
         .checked_next_power_of_two()
         .filter(|c| c.checked_mul(cell).is_some_and(|b| b <= 1 << 40))
-        .ok_or_else(|| CreateError {
-            message: format!(
+        .ok_or_else(|| {
+            CreateError::invalid(format!(
                 "could not create a pipe: {capacity} bytes of ring per direction is too large"
-            ),
+            ))
         })?;
     Core::create(
         RingConfig {

@@ -131,7 +131,7 @@ impl QueueBuilder {
     }
 
     pub(crate) fn ring_config(&self, tag: u32) -> Result<RingConfig, CreateError> {
-        let bad = |m: String| CreateError { message: m };
+        let bad = CreateError::invalid;
         if !self.cell_size.is_power_of_two() || !(64..=65536).contains(&self.cell_size) {
             return Err(bad(format!(
                 "could not create a channel: a cell size of {} bytes is not a power of two between 64 and 65536",

@@ -24,6 +24,13 @@ pub struct CodecError {
     message: String,
 }
 
+impl CodecError {
+    /// An error in these words (one reported by another process, with its context).
+    pub(crate) fn new(message: String) -> CodecError {
+        CodecError { message }
+    }
+}
+
 impl fmt::Display for CodecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.message)

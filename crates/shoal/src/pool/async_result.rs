@@ -94,7 +94,7 @@ pub(crate) fn finish_all<R: DeserializeOwned>(
 pub(crate) fn decode<R: DeserializeOwned>(i: u64, bytes: &[u8]) -> Result<R, TaskError> {
     task::CODEC.decode(bytes).map_err(|e| TaskError::Codec {
         task: i,
-        message: format!("could not decode the result: {e}"),
+        error: crate::codec::CodecError::new(format!("could not decode the result: {e}")),
     })
 }
 

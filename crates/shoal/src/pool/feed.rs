@@ -57,7 +57,9 @@ pub(crate) fn feed<A: Serialize>(
                     index,
                     TaskError::Codec {
                         task: index,
-                        message: format!("could not encode the argument: {e}"),
+                        error: crate::codec::CodecError::new(format!(
+                            "could not encode the argument: {e}"
+                        )),
                     },
                 ));
                 first = index + 1;

@@ -124,7 +124,10 @@ impl Pool {
         progress: bool,
     ) -> Result<Pool, PoolError> {
         let processes = cfg.processes;
-        let shared = Arc::new(Shared::new().map_err(PoolError::Create)?);
+        let shared = Arc::new(Shared::new().map_err(|e| PoolError::Create {
+            what: "the results queue",
+            source: Some(Box::new(e)),
+        })?);
         let thread = Supervisor::start(Arc::clone(&shared), cfg)?;
         Ok(Pool {
             shared,

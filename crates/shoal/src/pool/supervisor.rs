@@ -153,8 +153,10 @@ impl Supervisor {
         shared: Arc<Shared>,
         cfg: Config,
     ) -> Result<thread::JoinHandle<()>, crate::pool::PoolError> {
-        let slots =
-            Slots::new(cfg.processes).map_err(|e| crate::pool::PoolError::Create(e.to_string()))?;
+        let slots = Slots::new(cfg.processes).map_err(|e| crate::pool::PoolError::Create {
+            what: "the workers' slots",
+            source: Some(Box::new(e)),
+        })?;
         let (tx, rx) = std::sync::mpsc::channel();
         let handle = thread::Builder::new()
             .name("shoal-pool".into())
@@ -185,7 +187,10 @@ impl Supervisor {
                 sup.run();
                 drop(guard);
             })
-            .map_err(|e| crate::pool::PoolError::Create(format!("no supervisor thread: {e}")))?;
+            .map_err(|e| crate::pool::PoolError::Create {
+                what: "the supervisor thread",
+                source: Some(Box::new(e)),
+            })?;
         match rx.recv() {
             Ok(Ok(())) => Ok(handle),
             Ok(Err(e)) => {
@@ -194,9 +199,10 @@ impl Supervisor {
             }
             Err(_) => {
                 let _ = handle.join();
-                Err(crate::pool::PoolError::Create(
-                    "the supervisor thread ended while starting workers".into(),
-                ))
+                Err(crate::pool::PoolError::Create {
+                    what: "the workers (the supervisor thread ended while starting them)",
+                    source: None,
+                })
             }
         }
     }
@@ -575,7 +581,7 @@ impl Supervisor {
                     } else {
                         TaskError::Codec {
                             task: index,
-                            message,
+                            error: crate::codec::CodecError::new(message),
                         }
                     },
                 ));
