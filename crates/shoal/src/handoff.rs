@@ -33,6 +33,9 @@ use serde::Serialize;
 
 use crate::codec::{self, CodecError};
 
+mod fd;
+pub use fd::Fd;
+
 enum Handoff {
     Export(Vec<OwnedFd>),
     Import(Vec<Option<OwnedFd>>),
@@ -47,8 +50,9 @@ thread_local! {
 
 /// What shoal objects travel through, for the error outside a handoff.
 const WHERE_OBJECTS_TRAVEL: &str = "it travels to another process only inside the \
-    arguments of a `Process` or of a pool's initializer (or through `shoal::handoff` with \
-    descriptors the program passes itself); messages of a `Queue`, `SimpleQueue`, \
+    arguments of a `Process` or of a pool's initializer, to a program started with \
+    `shoal::process::Command::pass`, or through `shoal::handoff` with descriptors the \
+    program passes itself; messages of a `Queue`, `SimpleQueue`, \
     `JoinableQueue`, pipe `Connection` or `net::Connection`, and pool task arguments, \
     carry bytes only";
 

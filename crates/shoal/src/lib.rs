@@ -174,7 +174,7 @@ mod sys;
 
 pub use channel::{Connection, JoinableQueue, Pipe, PipeEnd, Queue, SimpleQueue};
 pub use pool::{AsyncResult, Pool};
-pub use process::{active_children, current_process, parent_process, Process};
+pub use process::{active_children, current_process, inherited, parent_process, Process};
 pub use shm::{Array, SharedMemory, Value};
 pub use sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
 

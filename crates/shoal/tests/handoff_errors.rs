@@ -34,8 +34,8 @@ fn a_lock_through_a_queue_is_refused_with_what_works() {
         err.to_string(),
         "could not put a message: a shoal Lock cannot be sent as a message: it travels to \
          another process only inside the arguments of a `Process` or of a pool's \
-         initializer (or through `shoal::handoff` with descriptors the program passes \
-         itself); messages of a `Queue`, `SimpleQueue`, `JoinableQueue`, pipe `Connection` \
+         initializer, to a program started with `shoal::process::Command::pass`, or \
+         through `shoal::handoff` with descriptors the program passes itself; messages of a `Queue`, `SimpleQueue`, `JoinableQueue`, pipe `Connection` \
          or `net::Connection`, and pool task arguments, carry bytes only"
     );
     // The message comes back with the error, and the queue is as before.

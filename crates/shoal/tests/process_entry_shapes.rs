@@ -103,3 +103,51 @@ fn a_pool_initializer_may_take_no_argument() {
         assert!(pool.apply(was_initialized, ()).unwrap());
     });
 }
+
+static INIT_FILE: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
+
+fn keep_file(file: shoal::handoff::Fd<std::fs::File>) {
+    INIT_FILE
+        .set(file.into_inner())
+        .expect("set once per worker");
+}
+shoal::entry!(keep_file);
+
+fn append_line(n: u32) -> bool {
+    use std::io::Write;
+    let mut file = INIT_FILE.get().expect("the initializer ran");
+    writeln!(file, "task {n}").is_ok()
+}
+shoal::task!(append_line);
+
+#[test]
+fn a_file_in_the_initializer_reaches_forkserver_workers_inside_fd() {
+    watchdog(|| {
+        use std::io::{Read, Seek};
+        let path = std::env::temp_dir().join(format!(
+            "shoal-init-fd-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        std::fs::remove_file(&path).unwrap(); // the open descriptor is all that is left
+        let pool = Pool::builder()
+            .processes(1)
+            .start_method(shoal::process::StartMethod::ForkServer)
+            .initializer(keep_file, shoal::handoff::Fd(file.try_clone().unwrap()))
+            .build()
+            .unwrap();
+        assert!(pool.apply(append_line, 7).unwrap());
+        let mut text = String::new();
+        let mut file = file;
+        file.rewind().unwrap();
+        file.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "task 7\n");
+    });
+}

@@ -40,11 +40,14 @@ __all__ = [x for x in dir(_default) if not x.startswith("_")]
 globals().update((name, getattr(_default, name)) for name in __all__)
 
 # shoal's own submodules, attributes of the package as the standard library's are.
-for _name in ("connection", "managers", "pool", "queues", "shared_memory", "sharedctypes", "synchronize"):
+for _name in (
+    "connection", "managers", "pool", "queues", "shared_memory", "sharedctypes", "subprocess", "synchronize",
+):
     _importlib.import_module(f".{_name}", __name__)
 
 collect_dead_segments = _sys.modules[f"{__name__}.shared_memory"].collect_dead_segments
 WorkerDied = _sys.modules[f"{__name__}.pool"].WorkerDied
+inherited = _sys.modules[f"{__name__}.subprocess"].inherited
 
 SUBDEBUG = _std.SUBDEBUG
 SUBWARNING = _std.SUBWARNING
@@ -56,6 +59,7 @@ __all__ += [
     "OwnerDiedWarning",
     "WorkerDied",
     "collect_dead_segments",
+    "inherited",
     "set_owner_died_policy",
 ]
 del _name, _mod

@@ -78,8 +78,9 @@ impl PoolBuilder {
     /// `entry` may take no argument (`args` is then `()`). Shoal objects in `args` reach
     /// every worker, under every [`StartMethod`]; other descriptors the parent has open
     /// (files, sockets) exist in the workers only under [`StartMethod::Fork`] (see the
-    /// table on [`StartMethod`]): with the default forkserver, open them in the
-    /// initializer from a path or an address instead.
+    /// table on [`StartMethod`]): with the default forkserver, pass them inside
+    /// [`handoff::Fd`](crate::handoff::Fd) in `args`, which reaches the workers under
+    /// every method.
     ///
     /// # Examples
     /// ```

@@ -23,9 +23,9 @@ pub(crate) mod spawn;
 /// | `Fork` | the parent's, at `start` | every one open at `start` (no `exec`: close-on-exec changes nothing) |
 ///
 /// So code that works on a descriptor number under `Fork` finds it missing (or worse,
-/// another file under that number) under the default `ForkServer`. Pass a socket or a
-/// file to a child as data it can reopen (a path, an address), or start it with
-/// `StartMethod::Fork`.
+/// another file under that number) under the default `ForkServer`. Wrap a socket, a
+/// listener or a file in [`handoff::Fd`](crate::handoff::Fd) inside the arguments: it
+/// then travels as shoal objects do, under every method.
 ///
 /// # Examples
 /// ```
