@@ -665,10 +665,10 @@ impl Supervisor {
             s.terminate || s.broken.is_some()
         };
         if !retiring && !stopping {
-            if let Err(e) = self.start_worker(slot) {
+            if self.start_worker(slot).is_err() {
+                // Retried by `restart_empty_slots`, which reports repeated failures.
                 self.start_failures += 1;
                 self.last_start_try = Some(Instant::now());
-                let _ = e; // retried by `restart_empty_slots`
             } else {
                 self.start_failures = 0;
             }

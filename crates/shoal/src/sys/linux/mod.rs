@@ -35,6 +35,6 @@ pub(crate) use robust::{
     thread_alive, RobustLink, FUTEX_OWNER_DIED, FUTEX_TID_MASK, FUTEX_WAITERS, ROBUST_FUTEX_OFFSET,
 };
 pub(crate) use signal::{pid_alive, pid_running};
+pub(crate) use thread::{current_thread, ThreadCtx};
 #[cfg(test)]
 pub(crate) use thread::{current_tid, force_robust_fallback};
-pub(crate) use thread::{current_thread, ThreadCtx};
