@@ -250,7 +250,7 @@ impl std::error::Error for GetError {
 /// ```
 /// use std::error::Error;
 ///
-/// let err = shoal::Queue::<u8>::builder().cell_size(100).build::<u8>().unwrap_err();
+/// let err = shoal::Queue::builder().cell_size(100).build::<u8>().unwrap_err();
 /// assert!(err.to_string().contains("cell"), "{err}");
 /// assert!(err.source().is_none()); // a setting, not the kernel
 /// ```
