@@ -152,3 +152,25 @@ def test_a_rust_program_hands_a_pipe_end_to_a_rust_program_and_names_a_wrong_kin
         "rust selftest: rust child: answered 1000 messages",
         'rust wrong-kind: the inherited object "pipe" is a pipe, not a queue',
     ]
+
+
+def _serve(conn):
+    conn.settimeout(60)
+    conn.sendall(conn.recv(100).upper())
+    conn.close()
+
+
+def test_a_socket_accepted_in_the_parent_is_served_by_a_child(ctx):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        client = socket.create_connection(server.getsockname(), timeout=WAIT)
+        conn, _ = server.accept()
+        p = ctx.Process(target=_serve, args=(conn,))
+        p.start()
+        conn.close()
+        client.sendall(b"hello")
+        assert client.recv(100) == b"HELLO"
+        p.join(WAIT)
+        assert p.exitcode == 0
+        client.close()

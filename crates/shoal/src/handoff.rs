@@ -50,11 +50,10 @@ thread_local! {
 
 /// What shoal objects travel through, for the error outside a handoff.
 const WHERE_OBJECTS_TRAVEL: &str = "it travels to another process only inside the \
-    arguments of a `Process` or of a pool's initializer, to a program started with \
-    `shoal::process::Command::pass`, or through `shoal::handoff` with descriptors the \
-    program passes itself; messages of a `Queue`, `SimpleQueue`, \
-    `JoinableQueue`, pipe `Connection` or `net::Connection`, and pool task arguments, \
-    carry bytes only";
+    arguments of a `Process`, of a pool task or of a pool's initializer, to a program \
+    started with `shoal::process::Command::pass`, or through `shoal::handoff` with \
+    descriptors the program passes itself; messages of a `Queue`, `SimpleQueue`, \
+    `JoinableQueue`, pipe `Connection` or `net::Connection` carry bytes only";
 
 /// The refusal [`export_fd`] recorded on this thread since the last call, if any.
 pub(crate) fn take_refusal() -> Option<String> {
@@ -122,6 +121,27 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<T,
     CURRENT.with(|c| *c.borrow_mut() = Some(Handoff::Import(fds.into_iter().map(Some).collect())));
     let _reset = Reset;
     codec::decode(bytes)
+}
+
+/// Runs `f` (which serializes) as a handoff: the descriptors of the shoal objects and
+/// [`Fd`]s it meets are collected and returned beside its result.
+pub(crate) fn capture<R>(f: impl FnOnce() -> R) -> (R, Vec<OwnedFd>) {
+    CURRENT.with(|c| *c.borrow_mut() = Some(Handoff::Export(Vec::new())));
+    let _reset = Reset;
+    let r = f();
+    let fds = match CURRENT.with(|c| c.borrow_mut().take()) {
+        Some(Handoff::Export(fds)) => fds,
+        _ => Vec::new(),
+    };
+    (r, fds)
+}
+
+/// Runs `f` (which deserializes) with `fds` as the descriptors its shoal objects and
+/// [`Fd`]s refer to by index.
+pub(crate) fn importing<R>(fds: Vec<OwnedFd>, f: impl FnOnce() -> R) -> R {
+    CURRENT.with(|c| *c.borrow_mut() = Some(Handoff::Import(fds.into_iter().map(Some).collect())));
+    let _reset = Reset;
+    f()
 }
 
 /// Called by `Serialize` impls: registers a duplicate of `fd` and returns its index.

@@ -146,6 +146,7 @@
 //! - [`sync`]: [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Event`],
 //!   [`Condition`], [`Barrier`], with one error type for creating or receiving them
 //!   ([`SyncError`](sync::SyncError));
+//! - [`collections`]: [`SharedDict`] and [`SharedList`] in shared memory, by name;
 //! - [`process`]: [`Process`], its start methods and the entry registry;
 //! - [`net`]: authenticated [`Listener`](net::Listener)/[`Client`](net::Client)
 //!   connections over TCP and Unix sockets, wire-compatible with Python's
@@ -164,6 +165,7 @@
 
 pub mod channel;
 pub mod codec;
+pub mod collections;
 pub mod handoff;
 pub mod net;
 pub mod pool;
@@ -173,6 +175,7 @@ pub mod sync;
 mod sys;
 
 pub use channel::{Connection, JoinableQueue, Pipe, PipeEnd, Queue, SimpleQueue};
+pub use collections::{SharedDict, SharedList};
 pub use pool::{AsyncResult, Pool};
 pub use process::{active_children, current_process, inherited, parent_process, Process};
 pub use shm::{Array, SharedMemory, Value};

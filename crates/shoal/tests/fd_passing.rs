@@ -179,3 +179,78 @@ fn pipe() -> (File, OwnedFd) {
     let (r, w) = std::io::pipe().unwrap();
     (File::from(OwnedFd::from(r)), OwnedFd::from(w))
 }
+
+/// A pool task serving one connection: answers each line in capitals, returns how many.
+fn serve_in_pool(conn: Fd<TcpStream>) -> u32 {
+    let conn = conn.into_inner();
+    conn.set_read_timeout(Some(LONG)).unwrap();
+    let mut out = conn.try_clone().unwrap();
+    let mut n = 0;
+    for line in BufReader::new(conn).lines() {
+        writeln!(out, "{}", line.unwrap().to_uppercase()).unwrap();
+        n += 1;
+    }
+    n
+}
+shoal::task!(serve_in_pool);
+
+/// A pool task given a shoal queue inside its argument.
+fn put_square((q, x): (shoal::Queue<u64>, u64)) -> u64 {
+    q.put(x * x).unwrap();
+    x
+}
+shoal::task!(put_square);
+
+#[test]
+fn connections_accepted_in_the_parent_are_served_by_pool_tasks() {
+    watchdog(|| {
+        for method in METHODS {
+            let pool = shoal::Pool::builder()
+                .processes(2)
+                .start_method(method)
+                .build()
+                .unwrap();
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let clients: Vec<_> = (0..4)
+                .map(|c| {
+                    std::thread::spawn(move || {
+                        let mut conn = TcpStream::connect(addr).unwrap();
+                        conn.set_read_timeout(Some(LONG)).unwrap();
+                        let mut reader = BufReader::new(conn.try_clone().unwrap());
+                        for i in 0..3 {
+                            writeln!(conn, "client {c} line {i}").unwrap();
+                            let mut line = String::new();
+                            reader.read_line(&mut line).unwrap();
+                            assert_eq!(line, format!("CLIENT {c} LINE {i}\n"));
+                        }
+                        conn.shutdown(std::net::Shutdown::Write).unwrap();
+                    })
+                })
+                .collect();
+            let served: Vec<_> = (0..4)
+                .map(|_| {
+                    let (conn, _) = listener.accept().unwrap();
+                    pool.apply_async(serve_in_pool, Fd(conn))
+                })
+                .collect();
+            for c in clients {
+                c.join().unwrap();
+            }
+            for r in served {
+                assert_eq!(r.get().unwrap(), 3, "{method:?}");
+            }
+            // Shoal objects travel inside task arguments too, among plain items.
+            let q: shoal::Queue<u64> = shoal::Queue::new().unwrap();
+            let xs = pool
+                .map(put_square, (1..=5u64).map(|x| (q.clone(), x)))
+                .unwrap();
+            assert_eq!(xs, vec![1, 2, 3, 4, 5], "{method:?}");
+            let mut squares: Vec<u64> = (0..5).map(|_| q.get_timeout(LONG).unwrap()).collect();
+            squares.sort_unstable();
+            assert_eq!(squares, vec![1, 4, 9, 16, 25], "{method:?}");
+            pool.close();
+            pool.join().unwrap();
+        }
+    });
+}

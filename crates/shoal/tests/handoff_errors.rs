@@ -1,7 +1,7 @@
 //! Sending a shoal object where only bytes travel (a queue, a pipe, a network
-//! connection, a pool task) fails with a message that names what does work, in shoal's
+//! connection) fails with a message that names what does work, in shoal's
 //! own words (no encoder's enum wrapping); and a shoal object passed where it does work
-//! (a `Process` argument) arrives as the same object.
+//! (a `Process` argument, a pool task argument) arrives as the same object.
 
 use std::time::Duration;
 
@@ -18,7 +18,9 @@ fn assert_names_what_works(message: &str, what: &str) {
         "{message}"
     );
     assert!(
-        message.contains("inside the arguments of a `Process` or of a pool's initializer"),
+        message.contains(
+            "inside the arguments of a `Process`, of a pool task or of a pool's initializer"
+        ),
         "{message}"
     );
     assert!(!message.contains("OtherString"), "{message}");
@@ -33,10 +35,11 @@ fn a_lock_through_a_queue_is_refused_with_what_works() {
     assert_eq!(
         err.to_string(),
         "could not put a message: a shoal Lock cannot be sent as a message: it travels to \
-         another process only inside the arguments of a `Process` or of a pool's \
-         initializer, to a program started with `shoal::process::Command::pass`, or \
-         through `shoal::handoff` with descriptors the program passes itself; messages of a `Queue`, `SimpleQueue`, `JoinableQueue`, pipe `Connection` \
-         or `net::Connection`, and pool task arguments, carry bytes only"
+         another process only inside the arguments of a `Process`, of a pool task or of a \
+         pool's initializer, to a program started with `shoal::process::Command::pass`, or \
+         through `shoal::handoff` with descriptors the program passes itself; messages of \
+         a `Queue`, `SimpleQueue`, `JoinableQueue`, pipe `Connection` or `net::Connection` \
+         carry bytes only"
     );
     // The message comes back with the error, and the queue is as before.
     assert!(queue.is_empty());
@@ -80,11 +83,19 @@ fn takes_a_lock(lock: Lock) -> bool {
 shoal::task!(takes_a_lock);
 
 #[test]
-fn a_lock_as_a_pool_task_argument_is_refused_with_what_works() {
+fn a_lock_as_a_pool_task_argument_travels_as_the_message_says() {
     watchdog(|| {
         let pool = Pool::new(1).unwrap();
-        let err = pool.apply(takes_a_lock, Lock::new().unwrap()).unwrap_err();
-        assert_names_what_works(&err.to_string(), "Lock");
+        let lock = Lock::new().unwrap();
+        assert!(
+            pool.apply(takes_a_lock, lock.clone()).unwrap(),
+            "free: the worker takes it"
+        );
+        let _held = lock.acquire().unwrap();
+        assert!(
+            !pool.apply(takes_a_lock, lock.clone()).unwrap(),
+            "the same lock, held here"
+        );
         assert_eq!(pool.apply(count, 1).unwrap(), 2, "the pool goes on");
     });
 }

@@ -13,8 +13,9 @@ use super::{export_fd, import_fd};
 
 /// A socket, listener, file or any other owner of a descriptor (`TcpStream`,
 /// `TcpListener`, `UnixStream`, `UnixListener`, `File`, `OwnedFd`…) that travels to
-/// another process as its descriptor: as a [`Process`](crate::Process) argument, or
-/// inside one, under every start method, like shoal's own objects.
+/// another process as its descriptor: as (or inside) a [`Process`](crate::Process)
+/// argument or a pool task's argument, under every start method, like shoal's own
+/// objects.
 ///
 /// The receiving process gets a duplicate of the descriptor (the same open socket or
 /// file, sharing its offset); the sender keeps its own.
