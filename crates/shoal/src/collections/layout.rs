@@ -164,14 +164,19 @@ impl Generation {
     /// Copies `out.len()` bytes at `offset` out of the payload.
     pub(crate) fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), CollectionError> {
         let at = self.check(offset, out.len())?;
-        crate::shm::copy_out(self.seg.payload_ptr(), at, out);
+        // SAFETY: `check` put `at .. at + out.len()` inside the payload, which the mapping
+        // of `self.seg` holds while `self` lives; `out` is the caller's own memory.
+        unsafe { crate::shm::copy_out(self.seg.payload_ptr(), at, out) };
         Ok(())
     }
 
     /// Copies `data` into the payload at `offset`.
     pub(crate) fn write(&self, offset: u64, data: &[u8]) -> Result<(), CollectionError> {
         let at = self.check(offset, data.len())?;
-        crate::shm::copy_in(self.seg.payload_ptr(), at, data);
+        // SAFETY: `check` put `at .. at + data.len()` inside the payload of the
+        // read-write mapping of `self.seg`, alive while `self` lives; `data` is the
+        // caller's own memory.
+        unsafe { crate::shm::copy_in(self.seg.payload_ptr(), at, data) };
         Ok(())
     }
 

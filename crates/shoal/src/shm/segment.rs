@@ -1,4 +1,6 @@
 //! A mapped segment with shoal's header: the unit every shared object lives in.
+// Shared-memory layout or FFI code: the mapping and its header (the crate denies unsafe code elsewhere).
+#![allow(unsafe_code)]
 
 use std::fmt;
 use std::io;
@@ -19,6 +21,15 @@ pub(crate) const LAYOUT_VERSION: u32 = 1;
 
 /// Bytes reserved for the header; payloads start here, 64-byte aligned.
 pub(crate) const HEADER_LEN: usize = 64;
+
+/// A state kept at the start of a segment's payload and read through
+/// [`Segment::state`].
+///
+/// # Safety
+/// The type is `#[repr(C)]` and holds only atomics (and padding never read), so that
+/// every bit pattern, including the zeroes of a new segment, is a valid value and other
+/// processes may share it through `&`; its alignment is at most 64.
+pub(crate) unsafe trait PayloadState: Sized {}
 
 /// What a segment holds; stored in its header so that opening a segment as the wrong
 /// kind of object is an error.
@@ -474,6 +485,28 @@ impl Segment {
     /// Usable payload bytes.
     pub(crate) fn payload_len(&self) -> usize {
         self.map.len() - HEADER_LEN
+    }
+
+    /// The state of type `T` at the start of the payload: the one typed accessor for the
+    /// atomics a primitive keeps in its segment.
+    ///
+    /// # Panics
+    /// When the payload is smaller than `T` (creation and import check the size first,
+    /// so this is a bug).
+    pub(crate) fn state<T: PayloadState>(&self) -> &T {
+        assert!(
+            std::mem::size_of::<T>() <= self.payload_len(),
+            "a segment of {} payload bytes cannot hold a {}",
+            self.payload_len(),
+            std::any::type_name::<T>()
+        );
+        const { assert!(std::mem::align_of::<T>() <= HEADER_LEN) };
+        // SAFETY: the payload starts HEADER_LEN (64) bytes into a page-aligned mapping,
+        // so it is aligned for `T` (checked above at compile time) and at least
+        // size_of::<T>() bytes long (checked above); `PayloadState` promises that every
+        // bit pattern is a valid `T` and that it is shared only through atomics; the
+        // mapping lives as long as `self`, which the result borrows.
+        unsafe { &*self.payload_ptr().cast::<T>() }
     }
 
     /// The name under `/dev/shm`, for named segments.
