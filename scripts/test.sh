@@ -51,6 +51,8 @@ wheel=$(ls "$wheels"/shoal-*.whl)
 "$venv/bin/python" -m pytest -q -p no:cacheprovider crates/shoal-py/tests
 echo "== Python examples, every start method, output checked"
 "$venv/bin/python" examples/python/run_all.py
+echo "== the README's first screen: its commands exist and run, its Python example runs"
+bash scripts/check-readme.sh "$venv/bin/python"
 
 echo "== CPython's multiprocessing tests against shoal and the standard library, every start method"
 "$venv/bin/python" crates/shoal-py/tests/cpython_suite.py

@@ -19,8 +19,12 @@ recv_bytes), faster-fifo (faster_fifo.Queue of raw bytes, put_many / get_many), 
 package `shoal`'s own: shoal-queue (shoal.Queue), shoal-simplequeue (shoal.SimpleQueue),
 shoal-pipe (shoal.Pipe with send_bytes / recv_bytes). Queues are given `bytes` objects
 with `put` and `get` (multiprocessing's queues pickle them). For the pool-task pattern,
-mp-pool (multiprocessing.Pool(2).map(f, range(n), chunksize=1)) and
-process-pool-executor (concurrent.futures.ProcessPoolExecutor(2), submit then result).
+mp-pool (multiprocessing.Pool(2).map(f, range(n), chunksize=1)),
+process-pool-executor (concurrent.futures.ProcessPoolExecutor(2), submit then result)
+and shoal-pool (shoal.Pool(2).map, chunksize=1). For pool-map, mp-pool and shoal-pool
+map batches of items chunked by the pool. For pool-submit, process-pool-executor and
+shoal-executor (shoal.futures.ProcessPoolExecutor(2)) run submit(f, x).result() one
+call at a time, timed one by one.
 
 The -object patterns send a small Python object (a dict of five fields, OBJECT) instead
 of bytes, one at a time with the ordinary calls: `put` / `get` for every queue
@@ -263,43 +267,99 @@ def ping_pong(impl, size, objects, seconds, cpus, ctx):
 
 # Items per batch of the pool-task pattern.
 POOL_BATCH = 2000
+# Items per batch of the pool-map pattern (chunked by the pool).
+MAP_BATCH = 200_000
+# Calls of the pool-submit pattern before the timed ones.
+SUBMIT_WARM_UP = 200
 
 
 def identity(x):
     return x
 
 
+def make_pool(impl, ctx):
+    """A pool of two workers of `multiprocessing` or of the package `shoal` (the
+    context's)."""
+    if impl in ("mp-pool", "shoal-pool"):
+        return ctx.Pool(2)
+    raise ValueError(f"{impl!r} is not a pool")
+
+
+def make_executor(impl, ctx):
+    """An executor of two workers: the standard library's or the package `shoal`'s."""
+    if impl == "process-pool-executor":
+        import concurrent.futures
+
+        return concurrent.futures.ProcessPoolExecutor(2, mp_context=ctx)
+    if impl == "shoal-executor":
+        import shoal.futures
+
+        return shoal.futures.ProcessPoolExecutor(2, mp_context=ctx)
+    raise ValueError(f"{impl!r} is not an executor")
+
+
 def pool_task(impl, seconds, ctx):
-    if impl == "mp-pool":
-        with ctx.Pool(2) as pool:
+    if impl in ("mp-pool", "shoal-pool"):
+        with make_pool(impl, ctx) as pool:
 
             def batch(first):
                 items = range(first, first + POOL_BATCH)
                 if pool.map(identity, items, chunksize=1) != list(items):
                     raise RuntimeError("the pool returned other results")
 
-            return timed_batches(batch, seconds)
-    if impl == "process-pool-executor":
-        import concurrent.futures
+            return timed_batches(batch, seconds, POOL_BATCH)
+    with make_executor(impl, ctx) as ex:
 
-        with concurrent.futures.ProcessPoolExecutor(2, mp_context=ctx) as ex:
+        def batch(first):
+            futures = [ex.submit(identity, i) for i in range(first, first + POOL_BATCH)]
+            if [f.result() for f in futures] != list(range(first, first + POOL_BATCH)):
+                raise RuntimeError("the executor returned other results")
 
-            def batch(first):
-                futures = [ex.submit(identity, i) for i in range(first, first + POOL_BATCH)]
-                if [f.result() for f in futures] != list(range(first, first + POOL_BATCH)):
-                    raise RuntimeError("the executor returned other results")
-
-            return timed_batches(batch, seconds)
-    raise ValueError(f"{impl!r} is not a pool")
+        return timed_batches(batch, seconds, POOL_BATCH)
 
 
-def timed_batches(batch, seconds):
+def pool_map(impl, seconds, ctx):
+    with make_pool(impl, ctx) as pool:
+
+        def batch(first):
+            items = range(first, first + MAP_BATCH)
+            if pool.map(identity, items) != list(items):
+                raise RuntimeError("the pool returned other results")
+
+        return timed_batches(batch, seconds, MAP_BATCH)
+
+
+def pool_submit(impl, seconds, ctx):
+    with make_executor(impl, ctx) as ex:
+        for i in range(SUBMIT_WARM_UP):
+            ex.submit(identity, i).result(timeout=60)
+        samples = []
+        clock = time.perf_counter_ns
+        end = clock() + int(seconds * 1e9)
+        t0 = clock()
+        i = 0
+        while t0 < end:
+            if ex.submit(identity, i).result(timeout=60) != i:
+                raise RuntimeError("the executor returned another result")
+            t1 = clock()
+            samples.append(t1 - t0)
+            t0 = t1
+            i += 1
+    samples.sort()
+    return {
+        "p50_ns": percentile(samples, 0.50),
+        "p99_ns": percentile(samples, 0.99),
+        "round_trips": len(samples),
+    }
+
+
+def timed_batches(batch, seconds, size):
     batch(0)
     tasks = 0
     start = time.perf_counter()
     while tasks == 0 or time.perf_counter() - start < seconds:
         batch(tasks)
-        tasks += POOL_BATCH
+        tasks += size
     return {"messages": tasks, "seconds": time.perf_counter() - start}
 
 
@@ -314,7 +374,7 @@ def check():
         import shoal
 
         # The package's objects, not merely a directory of that name.
-        shoal.Queue, shoal.SimpleQueue, shoal.Pipe
+        shoal.Queue, shoal.SimpleQueue, shoal.Pipe, shoal.Pool
         shoal_error = None
     except Exception as e:
         shoal_error = f"{type(e).__name__}: {e}"
@@ -345,12 +405,22 @@ def main():
             "shoal-pipe",
             "mp-pool",
             "process-pool-executor",
+            "shoal-pool",
+            "shoal-executor",
         ],
     )
     run.add_argument(
         "--pattern",
         required=True,
-        choices=["throughput", "ping-pong", "throughput-object", "ping-pong-object", "pool-task"],
+        choices=[
+            "throughput",
+            "ping-pong",
+            "throughput-object",
+            "ping-pong-object",
+            "pool-task",
+            "pool-map",
+            "pool-submit",
+        ],
     )
     run.add_argument("--size", type=int, required=True)
     run.add_argument("--time-ms", type=int, default=400)
@@ -361,7 +431,8 @@ def main():
             out = check()
         else:
             objects = args.pattern.endswith("-object")
-            if args.size < 1 and args.pattern != "pool-task" and not objects:
+            pools = ("pool-task", "pool-map", "pool-submit")
+            if args.size < 1 and args.pattern not in pools and not objects:
                 raise ValueError("messages need at least one byte")
             cpus = [None, None]
             if args.cpus:
@@ -371,6 +442,10 @@ def main():
             seconds = args.time_ms / 1000.0
             if args.pattern == "pool-task":
                 out = pool_task(args.impl, seconds, ctx)
+            elif args.pattern == "pool-map":
+                out = pool_map(args.impl, seconds, ctx)
+            elif args.pattern == "pool-submit":
+                out = pool_submit(args.impl, seconds, ctx)
             elif args.pattern.startswith("throughput"):
                 out = throughput(args.impl, args.size, objects, seconds, cpus, ctx)
             else:

@@ -443,6 +443,59 @@ fn bench_measures_python_pools_or_says_why_not() {
 }
 
 #[test]
+fn bench_measures_the_python_packages_pools_against_pythons() {
+    let run = shoal(&[
+        "bench",
+        "--json",
+        "--python",
+        "--quick",
+        "--runs",
+        "1",
+        "--time-ms",
+        "50",
+        "pool",
+    ]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let results = report["results"].as_array().unwrap();
+    let find = |name: &str| results.iter().find(|r| r["name"] == name);
+    if find("pool-task/py-shoal-pool").is_none() {
+        // No interpreter with the package: said so.
+        let notes = report["settings"]["notes"].as_array().unwrap();
+        assert!(
+            notes.iter().any(|n| {
+                let n = n.as_str().unwrap();
+                n.contains("Python cases skipped") || n.contains("py-shoal-* cases are skipped")
+            }),
+            "{report}"
+        );
+        return;
+    }
+    // chunksize 1 against both of Python's pools, automatic chunking against
+    // multiprocessing.Pool's.
+    let task = find("pool-task/py-shoal-pool").unwrap();
+    assert!(task["messages"].as_u64().unwrap() > 0, "{task}");
+    for py in ["py-mp-pool", "py-process-pool-executor"] {
+        assert!(task["versus"][py].as_f64().unwrap() > 0.0, "{report}");
+    }
+    let map = find("pool-map/py-shoal-pool").expect("the package's pool maps");
+    assert!(
+        map["versus"]["py-mp-pool"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+    assert!(find("pool-map/py-mp-pool").is_some(), "{report}");
+    // One call's round trip, against the standard library's executor.
+    let submit = find("pool-submit/py-shoal-executor").expect("the executor measured");
+    assert!(submit["round_trips"].as_u64().unwrap() > 0, "{submit}");
+    assert!(submit["p50_ns"].as_f64().unwrap() > 0.0, "{submit}");
+    assert!(submit["ratio"].as_f64().unwrap() > 0.0, "{submit}");
+    assert!(
+        find("pool-submit/py-process-pool-executor").is_some(),
+        "{report}"
+    );
+}
+
+#[test]
 fn bench_measures_net_connections_against_raw_sockets() {
     let run = shoal(&["bench", "--json", "--quick", "--time-ms", "20", "net"]);
     assert_eq!(run.code, Some(0), "{run:?}");
@@ -807,5 +860,51 @@ fn bench_places_the_processes_as_asked() {
             "{placement}: {described}"
         );
         assert_eq!(report["results"].as_array().unwrap().len(), 1);
+    }
+}
+
+/// Makes the dict `name`, then waits to be killed.
+fn make_dict_and_wait(name: String) {
+    let dict: shoal::SharedDict<String, u32> = shoal::SharedDict::create_named(&name).unwrap();
+    dict.insert("k", &1).unwrap();
+    thread::sleep(TIMEOUT);
+}
+shoal::entry!(make_dict_and_wait);
+
+#[test]
+fn ls_shows_a_shared_dicts_segments_and_gc_removes_them_once_its_creator_died() {
+    let name = format!("shoal-{}-{}", std::process::id(), unique("dict"));
+    let child = shoal::Process::new(make_dict_and_wait, name.clone())
+        .start_method(shoal::process::StartMethod::Fork)
+        .start()
+        .unwrap();
+    let start = Instant::now();
+    while shoal::SharedDict::<String, u32>::open(&name).is_err() {
+        assert!(start.elapsed() < TIMEOUT, "the child never made its dict");
+        thread::sleep(Duration::from_millis(5));
+    }
+    let ls = shoal(&["ls", &name]);
+    assert_eq!(ls.code, Some(0), "{ls:?}");
+    let kind_of = |suffix: &str| {
+        let full = format!("{name}{suffix} ");
+        let line = ls.stdout.lines().find(|l| l.starts_with(&full));
+        let line = line.unwrap_or_else(|| panic!("no {full} in {ls:?}"));
+        assert!(
+            line.contains(&child.pid().to_string()) && line.contains("yes"),
+            "{line}"
+        );
+        line.trim_end().to_owned()
+    };
+    assert!(kind_of("").ends_with("dict"));
+    assert!(kind_of(".g0").ends_with("collection data"));
+    assert!(kind_of(".lock").ends_with("sync"));
+
+    child.kill().unwrap();
+    assert!(child.join_timeout(TIMEOUT).unwrap().is_some());
+    let gc = shoal(&["gc", &name]);
+    assert_eq!(gc.code, Some(0), "{gc:?}");
+    for suffix in ["", ".g0", ".lock"] {
+        let path = ShmFile::path_of(&format!("{name}{suffix}"));
+        assert!(!path.exists(), "{} left: {gc:?}", path.display());
     }
 }

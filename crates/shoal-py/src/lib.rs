@@ -10,10 +10,12 @@
 //! raises them.
 
 mod blocking;
+mod collections;
 mod handoff;
 mod net;
 mod pickle;
 mod pipe;
+mod pool;
 mod progress;
 mod queue;
 mod shm;
@@ -26,9 +28,12 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _shoal(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<queue::RawQueue>()?;
+    m.add_class::<collections::SharedDict>()?;
+    m.add_class::<collections::SharedList>()?;
     m.add_class::<queue::RawReadiness>()?;
     m.add_class::<pipe::PipeEnd>()?;
     m.add_function(wrap_pyfunction!(pipe::pipe, m)?)?;
+    m.add_function(wrap_pyfunction!(pool::recv_answer, m)?)?;
     m.add_class::<sync::RawLock>()?;
     m.add_class::<sync::RawRLock>()?;
     m.add_class::<sync::RawSemaphore>()?;

@@ -160,7 +160,7 @@ fn send_failed(e: PutError<()>) -> PyErr {
 /// the GIL, taking it back only to read the message where it lies) up to `timeout`
 /// seconds (`None`: no limit); `Ok(None)` after the timeout; `EOFError` at end of
 /// stream.
-fn receive<T: Send>(
+pub(crate) fn receive<T: Send>(
     py: Python<'_>,
     inner: &Inner,
     timeout: Option<f64>,

@@ -174,3 +174,17 @@ def test_a_socket_accepted_in_the_parent_is_served_by_a_child(ctx):
         p.join(WAIT)
         assert p.exitcode == 0
         client.close()
+
+
+def test_a_socket_accepted_in_the_parent_is_served_by_a_pool_task(ctx):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as server, ctx.Pool(2) as pool:
+        client = socket.create_connection(server.getsockname(), timeout=WAIT)
+        conn, _ = server.accept()
+        served = pool.apply_async(_serve, (conn,))
+        conn.close()
+        client.sendall(b"pool")
+        assert client.recv(100) == b"POOL"
+        assert served.get(WAIT) is None
+        client.close()

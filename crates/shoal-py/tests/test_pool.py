@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing.pool
 import os
+import pickle
 import random
 import signal
 import threading
@@ -10,6 +12,7 @@ import time
 
 import pytest
 import shoal
+import shoal.pool
 from shoal import TimeoutError, WorkerDied
 
 
@@ -89,7 +92,7 @@ def test_errors_are_per_task(ctx):
             pool.apply(exit_task, (0,))  # a BaseException is that task's error
         with pytest.raises(Exception, match="could not be unpickled"):  # gh-79492
             pool.apply(raise_unpicklable, (0,))
-        with pytest.raises(Exception, match="could not be pickled"):
+        with pytest.raises(multiprocessing.pool.MaybeEncodingError, match="could not be pickled"):
             pool.apply(return_lambda, (0,))
         assert pool.apply(square, (3,)) == 9  # still usable
 
@@ -263,3 +266,119 @@ def test_progress_bars():
     with shoal.Pool(2) as pool:
         assert pool.map(square, range(100), progress=True) == [x * x for x in range(100)]
         assert list(pool.imap(square, range(30), progress=True)) == [x * x for x in range(30)]
+
+
+# -- many tasks per message ------------------------------------------------------------
+
+def die_at_13_once(x, marker):
+    if x == 13 and not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x * x
+
+
+def die_at_13(x):
+    if x == 13:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
+class Adder:
+    def __init__(self, n):
+        self.n = n
+
+    def __call__(self, x):
+        return x + self.n
+
+
+def test_a_death_inside_a_batch_fails_only_the_task_that_ran(ctx):
+    # chunksize 1: the 13th item dies among others sent in the same message.
+    with ctx.Pool(2) as pool:
+        results = [pool.apply_async(die_at_13, (i,)) for i in range(40)]
+        for i, r in enumerate(results):
+            if i == 13:
+                with pytest.raises(WorkerDied) as died:
+                    r.get(timeout=60)
+                assert "die_at_13(13" in died.value.task
+            else:
+                assert r.get(timeout=60) == i
+        with pytest.raises(WorkerDied) as died:
+            pool.map(die_at_13, range(200), chunksize=1)
+        assert "die_at_13(13" in died.value.task
+        assert pool.map(square, range(200), chunksize=1) == [x * x for x in range(200)]
+
+
+def test_retries_rerun_a_batch_after_a_death(ctx, tmp_path):
+    marker = str(tmp_path / "died")
+    with ctx.Pool(2, retries=1) as pool:
+        got = pool.starmap(die_at_13_once, [(i, marker) for i in range(300)], chunksize=1)
+    assert os.path.exists(marker) and got == [x * x for x in range(300)]
+
+
+def test_functions_and_callables_reach_the_workers(ctx):
+    with ctx.Pool(2) as pool:
+        add = Adder(1)
+        assert pool.apply(add, (1,)) == 2
+        add.n = 5  # a callable object travels whole: its state as it is now
+        assert pool.apply(add, (1,)) == 6
+        assert pool.map(add, range(50)) == [x + 5 for x in range(50)]
+        # A range travels as ranges; its items come back in order.
+        assert pool.map(square, range(10, 500, 3)) == [x * x for x in range(10, 500, 3)]
+        assert pool.map(square, range(10, 500, 3), chunksize=7) == [x * x for x in range(10, 500, 3)]
+        assert pool.map(len, ["a", "bb", ""]) == [1, 2, 0]  # a builtin, numbered too
+
+
+def test_an_unpicklable_call_fails_alone(ctx):
+    with ctx.Pool(1) as pool:
+        bad = pool.apply_async(lambda x: x, (1,))
+        good = [pool.apply_async(square, (i,)) for i in range(10)]
+        with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
+            bad.get(timeout=60)
+        assert [r.get(timeout=60) for r in good] == [i * i for i in range(10)]
+
+
+def test_results_nobody_waits_for_still_arrive(ctx):
+    with ctx.Pool(2) as pool:
+        pool.apply(square, (1,))  # the pool has just sent a call straight to a worker
+        got = []
+        done = threading.Event()
+        r = pool.apply_async(square, (3,))
+        r2 = pool.apply_async(square, (4,), callback=lambda v: (got.append(v), done.set()))
+        deadline = time.monotonic() + 60
+        while not r.ready():
+            assert time.monotonic() < deadline, "ready() never turned true"
+            time.sleep(0.005)
+        assert r.get(timeout=1) == 9
+        assert done.wait(60) and got == [16] and r2.get(timeout=1) == 16
+
+
+def test_a_pool_that_fails_to_start_leaves_no_worker(ctx):
+    started = []
+
+    class FailsOnThird:
+        def Process(self, **kwargs):
+            if len(started) == 2:
+                raise OSError("no more processes")
+            p = ctx.Process(**kwargs)
+            started.append(p)
+            return p
+
+    with pytest.raises(OSError, match="no more processes"):
+        shoal.pool.Pool(4, context=FailsOnThird())
+    assert len(started) == 2
+    for p in started:
+        p.join(30)
+        assert not p.is_alive()
+
+
+def test_a_callback_may_submit_more(ctx):
+    with ctx.Pool(2) as pool:
+        second = []
+        done = threading.Event()
+
+        def then(v):
+            second.append(pool.apply_async(square, (v,), callback=lambda _: done.set()))
+
+        first = pool.apply_async(square, (3,), callback=then)
+        assert first.get(timeout=60) == 9
+        assert done.wait(60) and second[0].get(timeout=60) == 81

@@ -7,7 +7,7 @@
 use shoal::{Array, Process};
 
 fn shout(text: Array<u8>) {
-    let mut guard = text.lock().expect("has a lock").expect("holder alive");
+    let mut guard = text.lock().expect("a lock, no holder died");
     guard.make_ascii_uppercase();
 }
 shoal::entry!(shout);

@@ -8,7 +8,7 @@ use shoal::{Process, Value};
 
 fn deposit(balance: Value<i64>) {
     for _ in 0..1000 {
-        let mut v = balance.lock().expect("has a lock").expect("holder alive");
+        let mut v = balance.lock().expect("a lock, no holder died");
         *v += 2;
     }
 }
@@ -16,7 +16,7 @@ shoal::entry!(deposit);
 
 fn withdraw(balance: Value<i64>) {
     for _ in 0..1500 {
-        let mut v = balance.lock().expect("has a lock").expect("holder alive");
+        let mut v = balance.lock().expect("a lock, no holder died");
         *v -= 1;
     }
 }

@@ -14,14 +14,14 @@ fn work((i, sem, go, running, peak, results): Args) {
     go.wait();
     let _slot = sem.acquire();
     {
-        let mut r = running.lock().expect("has a lock").expect("holder alive");
+        let mut r = running.lock().expect("a lock, no holder died");
         *r += 1;
-        let mut p = peak.lock().expect("has a lock").expect("holder alive");
+        let mut p = peak.lock().expect("a lock, no holder died");
         *p = (*p).max(*r);
     }
     std::thread::sleep(Duration::from_millis(20));
     results.set(i, (i * i) as u64).expect("in range");
-    *running.lock().expect("has a lock").expect("holder alive") -= 1;
+    *running.lock().expect("a lock, no holder died") -= 1;
 }
 shoal::entry!(work);
 

@@ -43,6 +43,21 @@ enum Handoff {
 
 thread_local! {
     static CURRENT: RefCell<Option<Handoff>> = const { RefCell::new(None) };
+    /// The last refusal of [`export_fd`] on this thread, for the codec to report as it
+    /// is (a serde encoder would wrap it in its own words).
+    static REFUSED: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// What shoal objects travel through, for the error outside a handoff.
+const WHERE_OBJECTS_TRAVEL: &str = "it travels to another process only inside the \
+    arguments of a `Process`, of a pool task or of a pool's initializer, to a program \
+    started with `shoal::process::Command::pass`, or through `shoal::handoff` with \
+    descriptors the program passes itself; messages of a `Queue`, `SimpleQueue`, \
+    `JoinableQueue`, pipe `Connection` or `net::Connection` carry bytes only";
+
+/// The refusal [`export_fd`] recorded on this thread since the last call, if any.
+pub(crate) fn take_refusal() -> Option<String> {
+    REFUSED.with(|r| r.borrow_mut().take())
 }
 
 /// Bytes plus the descriptors they refer to by index.
@@ -140,10 +155,12 @@ pub(crate) fn export_fd(fd: BorrowedFd<'_>, what: &str) -> Result<u32, String> {
             fds.push(dup);
             Ok((fds.len() - 1) as u32)
         }
-        _ => Err(format!(
-            "a shoal {what} can only be sent to another process as a Process argument or \
-             through a shoal channel, not serialized on its own"
-        )),
+        _ => {
+            let refusal =
+                format!("a shoal {what} cannot be sent as a message: {WHERE_OBJECTS_TRAVEL}");
+            REFUSED.with(|r| *r.borrow_mut() = Some(refusal.clone()));
+            Err(refusal)
+        }
     })
 }
 
@@ -156,10 +173,9 @@ pub(crate) fn import_fd(index: u32) -> Result<OwnedFd, String> {
             .ok_or_else(|| {
                 format!("descriptor #{index} was not sent with the message, or was used twice")
             }),
-        _ => Err(
-            "shoal objects can only be received as Process arguments or through a shoal channel"
-                .to_owned(),
-        ),
+        _ => Err(format!(
+            "a shoal object cannot be received from a message: {WHERE_OBJECTS_TRAVEL}"
+        )),
     })
 }
 

@@ -16,9 +16,9 @@
 //!
 //! fn count_to(total: Value<u64>) {
 //!     for _ in 0..1000 {
-//!         // `lock()` gives the value's lock (it has one); the inner `unwrap` would
-//!         // report a holder that died while holding it.
-//!         *total.lock().unwrap().unwrap() += 1;
+//!         // `lock()` takes the value's lock; `unwrap` would report a holder that died
+//!         // while holding it (`GuardError::OwnerDied`).
+//!         *total.lock().unwrap() += 1;
 //!     }
 //! }
 //! shoal::entry!(count_to);
@@ -138,24 +138,34 @@
 //!
 //! # Modules
 //!
-//! Bottom-up:
+//! Bottom-up (each uses only those above it in this list, but for the `shm` ↔ `sync`
+//! pair: a [`Value`] carries a [`Lock`], whose raw form lives in a segment):
+//! - [`codec`]: the serde codecs messages travel with;
+//! - [`handoff`]: shoal objects as bytes plus descriptors, for carriers of one's own;
 //! - [`shm`]: shared-memory segments, [`Value`] and [`Array`];
 //! - [`sync`]: [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Event`],
 //!   [`Condition`], [`Barrier`], with one error type for creating or receiving them
 //!   ([`SyncError`](sync::SyncError));
+//! - [`collections`]: [`SharedDict`] and [`SharedList`] in shared memory, by name;
 //! - [`process`]: [`Process`], its start methods and the entry registry;
-//! - [`channel`]: [`Queue`], [`JoinableQueue`], [`SimpleQueue`], [`Pipe`] and
-//!   [`wait`](channel::wait) over several of them (and over processes);
-//! - [`pool`]: [`Pool`], [`AsyncResult`], worker supervision;
 //! - [`net`]: authenticated [`Listener`](net::Listener)/[`Client`](net::Client)
 //!   connections over TCP and Unix sockets, wire-compatible with Python's
 //!   `multiprocessing.connection`;
-//! - [`codec`]: the serde codecs messages travel with;
-//! - [`handoff`]: shoal objects as bytes plus descriptors, for carriers of one's own.
+//! - [`channel`]: [`Queue`], [`JoinableQueue`], [`SimpleQueue`], [`Pipe`] and
+//!   [`wait`](channel::wait) over several of them (and over processes and network
+//!   connections);
+//! - [`pool`]: [`Pool`], [`AsyncResult`], worker supervision.
+//!
+//! `docs/design.md` in the repository gives the architecture and the contract of each
+//! piece.
 #![deny(missing_docs)]
+// Unsafe code is fenced: `sys` (FFI), the shared-memory layout code and the ring and
+// raw-lock protocols allow it, file by file; everything else is safe Rust.
+#![deny(unsafe_code)]
 
 pub mod channel;
 pub mod codec;
+pub mod collections;
 pub mod handoff;
 pub mod net;
 pub mod pool;
@@ -164,7 +174,8 @@ pub mod shm;
 pub mod sync;
 mod sys;
 
-pub use channel::{Connection, JoinableQueue, Pipe, Queue, SimpleQueue};
+pub use channel::{Connection, JoinableQueue, Pipe, PipeEnd, Queue, SimpleQueue};
+pub use collections::{SharedDict, SharedList};
 pub use pool::{AsyncResult, Pool};
 pub use process::{active_children, current_process, inherited, parent_process, Process};
 pub use shm::{Array, SharedMemory, Value};

@@ -205,9 +205,9 @@ fn joinable_queue_join_waits_for_task_done() {
 fn simple_queue() {
     watchdog(|| {
         let q: SimpleQueue<Vec<String>> = SimpleQueue::new().unwrap();
-        assert!(q.empty());
+        assert!(q.is_empty());
         q.put(vec!["x".into()]).unwrap();
-        assert!(!q.empty());
+        assert!(!q.is_empty());
         assert_eq!(q.get().unwrap(), vec!["x".to_owned()]);
         q.close();
         assert!(q.get().unwrap_err().is_closed());

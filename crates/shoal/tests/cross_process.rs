@@ -35,10 +35,7 @@ fn join(child: &Reap) -> i32 {
 
 fn increment((value, n): (Value<u64>, u32)) {
     for _ in 0..n {
-        let mut guard = value
-            .lock()
-            .expect("the value has a lock")
-            .expect("no holder died");
+        let mut guard = value.lock().expect("a lock, no holder died");
         *guard += 1;
     }
 }
@@ -164,13 +161,13 @@ fn crowd((sem, inside, most, rounds): (Semaphore, Value<u32>, Value<u32>, u32)) 
     for _ in 0..rounds {
         let permit = sem.acquire();
         {
-            let mut n = inside.lock().unwrap().unwrap();
+            let mut n = inside.lock().unwrap();
             *n += 1;
-            let mut m = most.lock().unwrap().unwrap();
+            let mut m = most.lock().unwrap();
             *m = (*m).max(*n);
         }
         std::hint::black_box((0..200).sum::<u32>());
-        *inside.lock().unwrap().unwrap() -= 1;
+        *inside.lock().unwrap() -= 1;
         drop(permit);
     }
 }

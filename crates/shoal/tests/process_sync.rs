@@ -10,7 +10,7 @@ use common::{watchdog, Reap, METHODS};
 
 fn increment((counter, times): (Value<u64>, u32)) {
     for _ in 0..times {
-        *counter.lock().unwrap().unwrap() += 1;
+        *counter.lock().unwrap() += 1;
     }
 }
 shoal::entry!(increment);

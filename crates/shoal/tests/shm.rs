@@ -55,8 +55,8 @@ fn attach_by_name((value_name, array_name, n): (String, String, u32)) {
     let value = Value::<u64>::open(&value_name).expect("open the value by name");
     let array = Array::<u32>::open(&array_name).expect("open the array by name");
     for _ in 0..n {
-        *value.lock().expect("a lock").expect("no holder died") += 1;
-        let mut g = array.lock().expect("a lock").expect("no holder died");
+        *value.lock().expect("a lock, no holder died") += 1;
+        let mut g = array.lock().expect("a lock, no holder died");
         for x in g.iter_mut() {
             *x += 1;
         }
@@ -82,8 +82,8 @@ fn a_child_attaches_to_a_value_and_an_array_by_name() {
             .collect();
         // The creator increments beside them, under the same locks.
         for _ in 0..2_000 {
-            *value.lock().unwrap().unwrap() += 1;
-            array.lock().unwrap().unwrap()[0] += 1;
+            *value.lock().unwrap() += 1;
+            array.lock().unwrap()[0] += 1;
         }
         for c in &children {
             assert_eq!(join(c), 0);

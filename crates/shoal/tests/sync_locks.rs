@@ -23,7 +23,7 @@ fn value_lock_gives_mutual_exclusion() {
                 let v = v.clone();
                 thread::spawn(move || {
                     for _ in 0..100_000 {
-                        *v.lock().unwrap().unwrap() += 1;
+                        *v.lock().unwrap() += 1;
                     }
                 })
             })
@@ -242,7 +242,7 @@ fn arrays_and_values() {
                 let a = a.clone();
                 thread::spawn(move || {
                     for _ in 0..1000 {
-                        for x in a.lock().unwrap().unwrap().iter_mut() {
+                        for x in a.lock().unwrap().iter_mut() {
                             *x += 1;
                         }
                     }

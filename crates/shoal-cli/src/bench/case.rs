@@ -42,6 +42,9 @@ pub(crate) enum Pattern {
     /// A pool of two workers maps a trivial task over 10 M items (1 M with `--quick`),
     /// chunked automatically: items per second.
     PoolMap,
+    /// One call through an executor of two workers, `submit(f, x).result()`, one at a
+    /// time (`--python`): the round trip of one task.
+    PoolSubmit,
 }
 
 impl Pattern {
@@ -57,6 +60,7 @@ impl Pattern {
         Pattern::ProcessStart,
         Pattern::PoolTask,
         Pattern::PoolMap,
+        Pattern::PoolSubmit,
     ];
 
     /// The name in case names, tables and JSON.
@@ -72,6 +76,7 @@ impl Pattern {
             Pattern::ProcessStart => "process-start",
             Pattern::PoolTask => "pool-task",
             Pattern::PoolMap => "pool-map",
+            Pattern::PoolSubmit => "pool-submit",
         }
     }
 
@@ -89,6 +94,8 @@ impl Pattern {
             Pattern::LockUncontended => Transport::StdMutex,
             Pattern::HolderDeath => Transport::PidfdExit,
             Pattern::ProcessStart => Transport::CommandTrue,
+            // Only Python has executors: against the standard library's.
+            Pattern::PoolSubmit => Transport::PyProcessPoolExecutor,
         }
     }
 
@@ -104,7 +111,8 @@ impl Pattern {
             | Pattern::HolderDeath
             | Pattern::ProcessStart
             | Pattern::PoolTask
-            | Pattern::PoolMap => &[0],
+            | Pattern::PoolMap
+            | Pattern::PoolSubmit => &[0],
         }
     }
 }

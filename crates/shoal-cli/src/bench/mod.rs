@@ -293,7 +293,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
                     .into_iter()
                     .collect(),
                 // The pool against Python's pools.
-                Transport::ShoalPool => {
+                Transport::ShoalPool | Transport::PyShoalPool => {
                     against(&[Transport::PyMpPool, Transport::PyProcessPoolExecutor])
                 }
                 _ => Vec::new(),

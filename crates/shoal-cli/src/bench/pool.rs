@@ -7,12 +7,18 @@
 //!   The baseline (`os-pipe`) is the hand-rolled form: one worker process answering one
 //!   8-byte request per task over a pipe, round trip after round trip. With `--python`
 //!   the same run measures `multiprocessing.Pool(2).map(f, range(n), chunksize=1)` and
-//!   `concurrent.futures.ProcessPoolExecutor(2)` `submit` + `result`.
+//!   `concurrent.futures.ProcessPoolExecutor(2)` `submit` + `result`, and the package
+//!   `shoal`'s `Pool(2).map(f, range(n), chunksize=1)`.
 //! * Automatic chunking (`pool-map`): one `map` of the trivial task over 10 M items
 //!   (1 M with `--quick`), the chunk size left to the pool: items per second. The
 //!   baseline (`os-pipe`) moves the items and their results through a pipe to a worker
 //!   process and back in 64 KiB round trips (8192 items each): the cost of moving the
-//!   bytes, with no task and no scheduling.
+//!   bytes, with no task and no scheduling. With `--python`, `multiprocessing.Pool(2)`
+//!   and the package `shoal`'s `Pool(2)` each `map` batches of items from Python,
+//!   chunked by the pool.
+//! * One call's round trip (`pool-submit`, `--python` only): `submit(f, x).result()`,
+//!   one at a time, through the package `shoal`'s `futures.ProcessPoolExecutor(2)` and
+//!   through the standard library's (the baseline).
 //!
 //! The pool's workers and Python's are not pinned: the parent widens its CPUs to all
 //! it may use for these cases, and each shoal worker does the same in its initializer
@@ -73,7 +79,10 @@ pub(crate) fn measure(case: &Case, how: &Conditions) -> anyhow::Result<Measure> 
                 other => bail!("the pool does not run {}", other.name()),
             }
         }
-        Transport::PyMpPool | Transport::PyProcessPoolExecutor => {
+        Transport::PyMpPool
+        | Transport::PyProcessPoolExecutor
+        | Transport::PyShoalPool
+        | Transport::PyShoalExecutor => {
             let _wide = how.pinned.widen();
             python::measure(case, how)
         }

@@ -160,6 +160,8 @@ fn implementation(transport: Transport) -> anyhow::Result<&'static str> {
         Transport::PyShoalPipe => "shoal-pipe",
         Transport::PyMpPool => "mp-pool",
         Transport::PyProcessPoolExecutor => "process-pool-executor",
+        Transport::PyShoalPool => "shoal-pool",
+        Transport::PyShoalExecutor => "shoal-executor",
         other => bail!("{} is not measured by the Python script", other.name()),
     })
 }
@@ -173,6 +175,8 @@ pub(crate) fn measure(case: &Case, how: &Conditions) -> anyhow::Result<Measure> 
         Pattern::PingPongObject => "ping-pong-object",
         Pattern::ThroughputObject => "throughput-object",
         Pattern::PoolTask => "pool-task",
+        Pattern::PoolMap => "pool-map",
+        Pattern::PoolSubmit => "pool-submit",
         other => bail!("the Python script does not run {}", other.name()),
     };
     let mut cmd = Command::new(&script.python);
@@ -188,7 +192,10 @@ pub(crate) fn measure(case: &Case, how: &Conditions) -> anyhow::Result<Measure> 
     if let (Some(a), Some(b), false) = (
         how.pinned.parent_cpu,
         how.pinned.peer_cpu,
-        case.pattern == Pattern::PoolTask,
+        matches!(
+            case.pattern,
+            Pattern::PoolTask | Pattern::PoolMap | Pattern::PoolSubmit
+        ),
     ) {
         cmd.args(["--cpus", &format!("{a},{b}")]);
     }

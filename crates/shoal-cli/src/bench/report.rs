@@ -137,8 +137,8 @@ fn versus_table(out: &mut impl Write, outcomes: &[Outcome], markdown: bool) -> i
             &[Transport::UnixSocket, Transport::TcpLoopback],
         ),
         (
-            "shoal's pool against Python's, same run (tasks per second; above 1: shoal is faster)",
-            &[Transport::ShoalPool],
+            "shoal's pools (Rust, and the package from Python) against Python's, same run (tasks per second; above 1: shoal is faster; targets for py-shoal-pool: chunksize 1 20× py-mp-pool and 50× py-process-pool-executor, chunked automatically 3× py-mp-pool)",
+            &[Transport::ShoalPool, Transport::PyShoalPool],
             &[Transport::PyMpPool, Transport::PyProcessPoolExecutor],
         ),
     ];
@@ -247,6 +247,10 @@ fn heading(pattern: Pattern) -> (&'static str, [&'static str; 3]) {
         Pattern::PoolMap => (
             "map of a trivial task over many items by a pool of two workers, chunked automatically (os-pipe: the items and results through a pipe to a worker process and back, 64 KiB per round trip); the ratio compares rates (target: 20 M items/s or more)",
             ["ITEMS/S", "µS/ITEM", "ITEMS"],
+        ),
+        Pattern::PoolSubmit => (
+            "one call through an executor of two workers, submit(f, x).result(), one at a time, from Python (py-process-pool-executor: the standard library's); the ratio compares medians (target for py-shoal-executor: 20× or more)",
+            ["P50", "P99", "CALLS"],
         ),
     }
 }

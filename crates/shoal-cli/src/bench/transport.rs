@@ -100,6 +100,12 @@ pub(crate) enum Transport {
     /// Python's `concurrent.futures.ProcessPoolExecutor(2)`, `submit` then `result`
     /// (`--python`).
     PyProcessPoolExecutor,
+    /// The package `shoal`'s `Pool(2)` from Python: `map(f, range(n), chunksize=1)`,
+    /// or `map` chunked by the pool (`--python`).
+    PyShoalPool,
+    /// The package `shoal`'s `futures.ProcessPoolExecutor(2)` from Python, `submit`
+    /// then `result` (`--python`).
+    PyShoalExecutor,
 }
 
 impl Transport {
@@ -134,6 +140,8 @@ impl Transport {
         Transport::ShoalPool,
         Transport::PyMpPool,
         Transport::PyProcessPoolExecutor,
+        Transport::PyShoalPool,
+        Transport::PyShoalExecutor,
     ];
 
     /// The name in case names, tables and JSON.
@@ -167,6 +175,8 @@ impl Transport {
             Transport::ShoalPool => "shoal-pool",
             Transport::PyMpPool => "py-mp-pool",
             Transport::PyProcessPoolExecutor => "py-process-pool-executor",
+            Transport::PyShoalPool => "py-shoal-pool",
+            Transport::PyShoalExecutor => "py-shoal-executor",
         }
     }
 
@@ -218,7 +228,13 @@ impl Transport {
                 matches!(pattern, Pattern::PingPong | Pattern::Throughput)
             }
             Transport::ShoalPool => matches!(pattern, Pattern::PoolTask | Pattern::PoolMap),
-            Transport::PyMpPool | Transport::PyProcessPoolExecutor => pattern == Pattern::PoolTask,
+            Transport::PyMpPool | Transport::PyShoalPool => {
+                matches!(pattern, Pattern::PoolTask | Pattern::PoolMap)
+            }
+            Transport::PyProcessPoolExecutor => {
+                matches!(pattern, Pattern::PoolTask | Pattern::PoolSubmit)
+            }
+            Transport::PyShoalExecutor => pattern == Pattern::PoolSubmit,
         }
     }
 
@@ -248,13 +264,20 @@ impl Transport {
     pub(crate) fn is_python_package(self) -> bool {
         matches!(
             self,
-            Transport::PyShoalQueue | Transport::PyShoalSimpleQueue | Transport::PyShoalPipe
+            Transport::PyShoalQueue
+                | Transport::PyShoalSimpleQueue
+                | Transport::PyShoalPipe
+                | Transport::PyShoalPool
+                | Transport::PyShoalExecutor
         )
     }
 
     /// Runs the parent side of one case (starting its peer process, if it has one).
     pub(crate) fn measure(self, case: &Case, how: &Conditions) -> anyhow::Result<Measure> {
-        if matches!(case.pattern, Pattern::PoolTask | Pattern::PoolMap) {
+        if matches!(
+            case.pattern,
+            Pattern::PoolTask | Pattern::PoolMap | Pattern::PoolSubmit
+        ) {
             return pool::measure(case, how);
         }
         match self {
@@ -295,9 +318,11 @@ impl Transport {
             | Transport::ShoalSpawn
             | Transport::ShoalFork => start::measure(self, how),
             Transport::ShoalNetUnix | Transport::ShoalNetTcp => net::measure(case, how),
-            Transport::ShoalPool | Transport::PyMpPool | Transport::PyProcessPoolExecutor => {
-                pool::measure(case, how)
-            }
+            Transport::ShoalPool
+            | Transport::PyMpPool
+            | Transport::PyProcessPoolExecutor
+            | Transport::PyShoalPool
+            | Transport::PyShoalExecutor => pool::measure(case, how),
         }
     }
 

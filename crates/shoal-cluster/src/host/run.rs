@@ -393,7 +393,7 @@ fn failure(e: shoal::pool::TaskError) -> Failure {
     match e {
         L::Panicked { message, .. } => Failure::Panicked(message),
         L::Timeout { timeout, .. } => Failure::Timeout(timeout.as_millis() as u64),
-        L::Codec { message, .. } => Failure::Codec(message),
+        L::Codec { error, .. } => Failure::Codec(error.to_string()),
         L::NotRegistered { task } => Failure::NotRegistered(task),
         e @ L::WorkerDied { .. } => Failure::WorkerDied(e.to_string()),
         e => Failure::Other(e.to_string()),

@@ -18,6 +18,7 @@ import sys as _sys
 
 from . import context as _context
 from ._errors import OwnerDiedError, OwnerDiedWarning, set_owner_died_policy
+from .collections import SharedDict, SharedList
 
 # The standard library's modules that shoal reuses as they are (process bookkeeping,
 # start-up of children, pickling helpers, logging): importable under shoal's name too.
@@ -57,6 +58,8 @@ __all__ += [
     "SUBWARNING",
     "OwnerDiedError",
     "OwnerDiedWarning",
+    "SharedDict",
+    "SharedList",
     "WorkerDied",
     "collect_dead_segments",
     "inherited",

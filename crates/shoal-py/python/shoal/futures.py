@@ -34,6 +34,32 @@ def _as_future_error(e: BaseException) -> BaseException:
     return e
 
 
+class _Future(_cf.Future):
+    """A `concurrent.futures.Future` whose `result` and `exception` take the worker's
+    answer in the waiting thread (see `Pool._help`) instead of waiting for the pool's
+    supervisor thread to pass it on."""
+
+    _call: Any = None
+
+    def result(self, timeout: Optional[float] = None) -> Any:
+        call = self._call
+        if call is not None and not self.done():
+            timeout = call._pool._help(call, timeout)
+        return super().result(timeout)
+
+    def add_done_callback(self, fn: Callable) -> None:
+        call = self._call
+        if call is not None and not self.done():
+            call._pool._wake()  # the supervisor takes the answer at once
+        super().add_done_callback(fn)
+
+    def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
+        call = self._call
+        if call is not None and not self.done():
+            timeout = call._pool._help(call, timeout)
+        return super().exception(timeout)
+
+
 class ProcessPoolExecutor(_cf.Executor):
     """As `concurrent.futures.ProcessPoolExecutor(max_workers, mp_context,
     initializer, initargs, max_tasks_per_child)`, on a supervised shoal `Pool`."""
@@ -53,7 +79,7 @@ class ProcessPoolExecutor(_cf.Executor):
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            future: _cf.Future = _cf.Future()
+            future = _Future()
             self._futures.add(future)
 
         def done(value: Any) -> None:
@@ -66,7 +92,8 @@ class ProcessPoolExecutor(_cf.Executor):
             if future.set_running_or_notify_cancel():
                 future.set_exception(_as_future_error(exc))
 
-        self._pool.apply_async(fn, args, kwargs, callback=done, error_callback=failed)
+        # Its callbacks only settle the future, which a waiting thread settles too.
+        future._call = self._pool._apply(fn, args, kwargs, done, failed, None, False)
         return future
 
     def map(self, fn: Callable, *iterables: Iterable, timeout: Optional[float] = None,

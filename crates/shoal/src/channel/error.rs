@@ -129,8 +129,21 @@ impl<T> std::error::Error for PutError<T> {
     }
 }
 
-/// Why no message was received.
-#[derive(Debug)]
+/// Why no message was received. Two errors are equal when their variants and contents
+/// are.
+///
+/// # Examples
+/// ```
+/// use shoal::channel::GetError;
+///
+/// let (tx, rx) = shoal::Pipe::simplex()?;
+/// tx.send_bytes(b"four")?;
+/// let err = rx.recv_bytes_into(&mut [0u8; 2]).unwrap_err();
+/// assert_eq!(err, GetError::BufferTooShort(b"four".to_vec())); // the message is in it
+/// assert_ne!(err, GetError::BufferTooShort(b"five".to_vec()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum GetError {
     /// Nothing to take (from `try_get`).
@@ -197,17 +210,6 @@ impl GetError {
     }
 }
 
-impl PartialEq for GetError {
-    fn eq(&self, other: &GetError) -> bool {
-        matches!(
-            (self, other),
-            (GetError::Empty, GetError::Empty)
-                | (GetError::Timeout, GetError::Timeout)
-                | (GetError::Closed, GetError::Closed)
-        ) || matches!((self, other), (GetError::Decode { bytes: a, .. }, GetError::Decode { bytes: b, .. }) if a == b)
-    }
-}
-
 impl fmt::Display for GetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -241,24 +243,55 @@ impl std::error::Error for GetError {
     }
 }
 
-/// A channel could not be created.
+/// A channel could not be created: a setting it cannot use, or the operating system's
+/// refusal (kept as the [`source`](std::error::Error::source)).
+///
+/// # Examples
+/// ```
+/// use std::error::Error;
+///
+/// let err = shoal::Queue::builder().cell_size(100).build::<u8>().unwrap_err();
+/// assert!(err.to_string().contains("cell"), "{err}");
+/// assert!(err.source().is_none()); // a setting, not the kernel
+/// ```
 #[derive(Debug)]
 pub struct CreateError {
     pub(crate) message: String,
+    pub(crate) source: Option<crate::shm::ShmError>,
+}
+
+impl CreateError {
+    /// A setting the channel cannot use.
+    pub(crate) fn invalid(message: String) -> CreateError {
+        CreateError {
+            message,
+            source: None,
+        }
+    }
 }
 
 impl fmt::Display for CreateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        match &self.source {
+            Some(source) => write!(f, "{}: {source}", self.message),
+            None => f.write_str(&self.message),
+        }
     }
 }
 
-impl std::error::Error for CreateError {}
+impl std::error::Error for CreateError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 impl From<crate::shm::ShmError> for CreateError {
     fn from(e: crate::shm::ShmError) -> CreateError {
         CreateError {
-            message: format!("could not create a channel: {e}"),
+            message: "could not create a channel".to_owned(),
+            source: Some(e),
         }
     }
 }

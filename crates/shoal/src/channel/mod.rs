@@ -28,6 +28,22 @@ mod write_slot;
 pub use error::{CreateError, GetError, PutError};
 pub use joinable::{JoinableQueue, TaskDoneError};
 pub use pipe::{Connection, Pipe, PipeBuilder};
+
+/// The end of a [`Pipe`], by a name that cannot be mistaken for
+/// [`net::Connection`](crate::net::Connection), the socket connection, in code that uses
+/// both (`shoal::Connection` and `shoal::channel::Connection` are this same type,
+/// Python's name).
+///
+/// # Examples
+/// ```
+/// use shoal::{Pipe, PipeEnd};
+///
+/// let (tx, rx): (PipeEnd, PipeEnd) = Pipe::simplex()?; // (sender, receiver)
+/// tx.send(&"to the receiver")?;
+/// assert_eq!(rx.recv::<String>()?, "to the receiver");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub type PipeEnd = Connection;
 pub use queue::{Queue, QueueBuilder, Readiness};
 pub use read_slot::ReadSlot;
 pub use simple::SimpleQueue;

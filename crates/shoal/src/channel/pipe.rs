@@ -56,7 +56,9 @@ impl Pipe {
     }
 
     /// A one-way pair `(sender, receiver)`: the first can only send, the second only
-    /// receive. (Python's `Pipe(duplex=False)` returns them in the other order.)
+    /// receive. Python's `Pipe(duplex=False)` returns them in the other order,
+    /// `(receiver, sender)`: write `let (tx, rx) = Pipe::simplex()?` where Python has
+    /// `r, w = Pipe(duplex=False)`.
     ///
     /// # Errors
     /// When the kernel refuses the memory or an eventfd.
@@ -183,10 +185,10 @@ fn ring(capacity: usize) -> Result<Arc<Endpoint>, CreateError> {
     let cells = (capacity.max(PIPE_MIN) / cell)
         .checked_next_power_of_two()
         .filter(|c| c.checked_mul(cell).is_some_and(|b| b <= 1 << 40))
-        .ok_or_else(|| CreateError {
-            message: format!(
+        .ok_or_else(|| {
+            CreateError::invalid(format!(
                 "could not create a pipe: {capacity} bytes of ring per direction is too large"
-            ),
+            ))
         })?;
     Endpoint::create(
         RingConfig {

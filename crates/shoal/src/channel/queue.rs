@@ -131,7 +131,7 @@ impl QueueBuilder {
     }
 
     pub(crate) fn ring_config(&self, tag: u32) -> Result<RingConfig, CreateError> {
-        let bad = |m: String| CreateError { message: m };
+        let bad = CreateError::invalid;
         if !self.cell_size.is_power_of_two() || !(64..=65536).contains(&self.cell_size) {
             return Err(bad(format!(
                 "could not create a channel: a cell size of {} bytes is not a power of two between 64 and 65536",
@@ -656,7 +656,8 @@ impl<T> Queue<T> {
         self.core.ring.max_inline()
     }
 
-    /// Messages in the queue now (a snapshot; others may change it at once).
+    /// Messages in the queue now (Python's `qsize()`; a snapshot, others may change it
+    /// at once).
     ///
     /// # Examples
     /// ```
@@ -668,11 +669,12 @@ impl<T> Queue<T> {
     /// assert_eq!(q.len(), 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[doc(alias = "qsize")]
     pub fn len(&self) -> usize {
         self.core.ring.len()
     }
 
-    /// Whether the queue holds no message now.
+    /// Whether the queue holds no message now (Python's `empty()`).
     ///
     /// # Examples
     /// ```
@@ -682,6 +684,7 @@ impl<T> Queue<T> {
     /// assert!(!q.is_empty());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[doc(alias = "empty")]
     pub fn is_empty(&self) -> bool {
         self.core.ring.used_cells() == 0
     }
@@ -698,6 +701,7 @@ impl<T> Queue<T> {
     /// assert!(!q.is_full());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[doc(alias = "full")]
     pub fn is_full(&self) -> bool {
         let r = &self.core.ring;
         (r.max_messages() != 0 && r.len() as u64 >= r.max_messages())

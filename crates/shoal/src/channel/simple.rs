@@ -8,14 +8,15 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::channel::endpoint::{deserialize_endpoint, serialize_endpoint, Endpoint, Wait};
 use crate::channel::{CreateError, GetError, PutError, QueueBuilder, TAG_SIMPLE};
 
-/// An unbounded-by-count queue with only `put`, `get`, `empty` and `close` (Python's
-/// `multiprocessing.SimpleQueue`), on the same crash-safe ring as [`crate::channel::Queue`].
+/// An unbounded-by-count queue with only `put`, `get`, `is_empty` (Python's `empty`),
+/// `len` and `close` (Python's `multiprocessing.SimpleQueue`), on the same crash-safe
+/// ring as [`crate::channel::Queue`]; the names are [`Queue`](crate::Queue)'s.
 ///
 /// # Examples
 /// ```
 /// let q: shoal::channel::SimpleQueue<String> = shoal::channel::SimpleQueue::new()?;
 /// q.put("hi".to_owned())?;
-/// assert!(!q.empty());
+/// assert!(!q.is_empty());
 /// assert_eq!(q.get()?, "hi");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -36,7 +37,7 @@ impl<T> Clone for SimpleQueue<T> {
 impl<T> fmt::Debug for SimpleQueue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SimpleQueue")
-            .field("empty", &self.empty())
+            .field("len", &self.len())
             .finish()
     }
 }
@@ -56,7 +57,7 @@ impl<T> SimpleQueue<T> {
     /// use shoal::SimpleQueue;
     ///
     /// let q: SimpleQueue<u32> = SimpleQueue::new()?;
-    /// assert!(q.empty());
+    /// assert!(q.is_empty());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new() -> Result<SimpleQueue<T>, CreateError> {
@@ -67,20 +68,37 @@ impl<T> SimpleQueue<T> {
         })
     }
 
-    /// Whether the queue is empty now.
+    /// Whether the queue holds no message now (Python's `empty()`).
     ///
     /// # Examples
     /// ```
     /// let q: shoal::SimpleQueue<u8> = shoal::SimpleQueue::new()?;
-    /// assert!(q.empty());
+    /// assert!(q.is_empty());
     /// q.put(1)?;
-    /// assert!(!q.empty());
+    /// assert!(!q.is_empty());
     /// q.get()?;
-    /// assert!(q.empty());
+    /// assert!(q.is_empty());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn empty(&self) -> bool {
+    #[doc(alias = "empty")]
+    pub fn is_empty(&self) -> bool {
         self.core.ring.used_cells() == 0
+    }
+
+    /// How many messages the queue holds now (Python's `qsize()`, which its
+    /// `SimpleQueue` lacks); other processes may change it at any moment.
+    ///
+    /// # Examples
+    /// ```
+    /// let q: shoal::SimpleQueue<u8> = shoal::SimpleQueue::new()?;
+    /// q.put(1)?;
+    /// q.put(2)?;
+    /// assert_eq!(q.len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[doc(alias = "qsize")]
+    pub fn len(&self) -> usize {
+        self.core.ring.len()
     }
 
     /// Closes the queue: later puts fail, gets drain then fail.

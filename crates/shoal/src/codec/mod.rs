@@ -24,6 +24,13 @@ pub struct CodecError {
     message: String,
 }
 
+impl CodecError {
+    /// An error in these words (one reported by another process, with its context).
+    pub(crate) fn new(message: String) -> CodecError {
+        CodecError { message }
+    }
+}
+
 impl fmt::Display for CodecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.message)
@@ -33,17 +40,62 @@ impl fmt::Display for CodecError {
 impl std::error::Error for CodecError {}
 
 /// Encodes `value` with the default codec (bincode, standard configuration).
+/// The error of a failed encoding: a shoal object's refusal as it is (it says what
+/// does work), anything else after `context`.
+fn encode_failure(context: &str, e: &dyn fmt::Display) -> CodecError {
+    let message = match crate::handoff::take_refusal() {
+        Some(refusal) => refusal,
+        None => format!("{context}: {e}"),
+    };
+    CodecError { message }
+}
+
+/// bincode's own words for an encoding error, without its enum wrapping (its
+/// `Display` prints the variant, as `OtherString("…")`).
+fn bincode_encode_message(e: &bincode::error::EncodeError) -> String {
+    match e {
+        bincode::error::EncodeError::OtherString(s) => s.clone(),
+        bincode::error::EncodeError::Other(s) => (*s).to_owned(),
+        bincode::error::EncodeError::Io { inner, .. } => inner.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// bincode's own words for a decoding error, as [`bincode_encode_message`].
+fn bincode_decode_message(e: &bincode::error::DecodeError) -> String {
+    use bincode::error::DecodeError;
+    match e {
+        DecodeError::OtherString(s) => s.clone(),
+        DecodeError::Other(s) => (*s).to_owned(),
+        DecodeError::UnexpectedEnd { additional } => {
+            format!("the message ends {additional} bytes too early")
+        }
+        DecodeError::Utf8 { inner } => format!("a string is not UTF-8: {inner}"),
+        DecodeError::InvalidBooleanValue(v) => format!("{v} is not a boolean"),
+        DecodeError::UnexpectedVariant {
+            type_name, found, ..
+        } => {
+            format!("{found} is not a variant of {type_name}")
+        }
+        other => format!("{other:?}"),
+    }
+}
+
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
-    bincode::serde::encode_to_vec(value, config()).map_err(|e| CodecError {
-        message: format!("could not encode a value: {e}"),
-    })
+    crate::handoff::take_refusal();
+    bincode::serde::encode_to_vec(value, config())
+        .map_err(|e| encode_failure("could not encode a value", &bincode_encode_message(&e)))
 }
 
 /// Decodes a value encoded by [`encode`]; trailing bytes are an error.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let (value, used) =
         bincode::serde::decode_from_slice(bytes, config()).map_err(|e| CodecError {
-            message: format!("could not decode a {}-byte message: {e}", bytes.len()),
+            message: format!(
+                "could not decode a {}-byte message: {}",
+                bytes.len(),
+                bincode_decode_message(&e)
+            ),
         })?;
     if used != bytes.len() {
         return Err(CodecError {
@@ -179,13 +231,13 @@ impl Codec {
         value: &T,
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError> {
-        let fail = |e: &dyn fmt::Display| CodecError {
-            message: format!("could not encode a value as {}: {e}", self.name()),
-        };
+        let context = format!("could not encode a value as {}", self.name());
+        let fail = |e: &dyn fmt::Display| encode_failure(&context, e);
+        crate::handoff::take_refusal();
         match self {
             Codec::Bincode => bincode::serde::encode_into_std_write(value, out, config())
                 .map(|_| ())
-                .map_err(|e| fail(&e)),
+                .map_err(|e| fail(&bincode_encode_message(&e))),
             Codec::Json => serde_json::to_writer(out, value).map_err(|e| fail(&e)),
             Codec::MessagePack => value
                 .serialize(&mut rmp_serde::Serializer::new(out).with_struct_map())

@@ -66,7 +66,7 @@ mod socket;
 #[cfg(feature = "tls")]
 mod tls;
 
-pub use address::Address;
+pub use address::{Address, ToAddress};
 pub use auth::Digest;
 pub use client::{Client, ClientBuilder};
 pub use connection::Connection;
@@ -77,84 +77,3 @@ pub use listener::{Incoming, Listener, ListenerBuilder};
 /// The rustls crate shoal's TLS option is built on, for making configurations.
 #[cfg(feature = "tls")]
 pub use rustls;
-
-/// Anything that names an [`Address`]: an `Address`, a string in the forms
-/// [`Address`]'s parser reads, a socket address or a path.
-///
-/// # Examples
-/// ```
-/// use shoal::net::{Listener, NetError, ToAddress};
-///
-/// fn serve_on(address: impl ToAddress) -> Result<Listener, NetError> {
-///     Listener::bind(address, None)
-/// }
-///
-/// let by_str = serve_on("127.0.0.1:0")?;
-/// let by_socket_addr = serve_on(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
-/// let by_address = serve_on(by_str.address().clone()); // taken: the port is in use
-/// assert!(by_address.is_err());
-/// assert_ne!(by_str.address(), by_socket_addr.address());
-/// # Ok::<(), NetError>(())
-/// ```
-pub trait ToAddress {
-    /// The address.
-    ///
-    /// # Errors
-    /// [`NetError::InvalidAddress`] when a string does not parse or resolve.
-    ///
-    /// # Examples
-    /// ```
-    /// use std::path::Path;
-    /// use shoal::net::{Address, ToAddress};
-    ///
-    /// assert_eq!("@name".to_address()?, Address::abstract_name("name"));
-    /// assert_eq!(Path::new("/tmp/app.sock").to_address()?, Address::unix("/tmp/app.sock"));
-    /// let tcp = std::net::SocketAddr::from(([127, 0, 0, 1], 80));
-    /// assert_eq!(tcp.to_address()?, Address::Tcp(tcp));
-    /// assert!("127.0.0.1:http".to_address().is_err());
-    /// # Ok::<(), shoal::net::NetError>(())
-    /// ```
-    fn to_address(&self) -> Result<Address, NetError>;
-}
-
-impl ToAddress for Address {
-    fn to_address(&self) -> Result<Address, NetError> {
-        Ok(self.clone())
-    }
-}
-
-impl ToAddress for str {
-    fn to_address(&self) -> Result<Address, NetError> {
-        self.parse()
-    }
-}
-
-impl ToAddress for String {
-    fn to_address(&self) -> Result<Address, NetError> {
-        self.parse()
-    }
-}
-
-impl ToAddress for std::net::SocketAddr {
-    fn to_address(&self) -> Result<Address, NetError> {
-        Ok(Address::Tcp(*self))
-    }
-}
-
-impl ToAddress for std::path::Path {
-    fn to_address(&self) -> Result<Address, NetError> {
-        Ok(Address::unix(self))
-    }
-}
-
-impl ToAddress for std::path::PathBuf {
-    fn to_address(&self) -> Result<Address, NetError> {
-        Ok(Address::unix(self))
-    }
-}
-
-impl<T: ToAddress + ?Sized> ToAddress for &T {
-    fn to_address(&self) -> Result<Address, NetError> {
-        (**self).to_address()
-    }
-}

@@ -94,7 +94,7 @@ pub(crate) fn finish_all<R: DeserializeOwned>(
 pub(crate) fn decode<R: DeserializeOwned>(i: u64, bytes: &[u8]) -> Result<R, TaskError> {
     task::CODEC.decode(bytes).map_err(|e| TaskError::Codec {
         task: i,
-        message: format!("could not decode the result: {e}"),
+        error: crate::codec::CodecError::new(format!("could not decode the result: {e}")),
     })
 }
 
@@ -110,7 +110,7 @@ impl<T> AsyncResult<T> {
 
     fn take(&mut self, st: &mut JobState) -> Result<T, TaskError> {
         if self.taken {
-            return Err(TaskError::Terminated { task: 0 });
+            return Err(TaskError::Taken);
         }
         self.taken = true;
         let total = st.submitted;
@@ -237,36 +237,40 @@ impl<T> AsyncResult<T> {
         self.take(&mut st)
     }
 
-    /// Waits up to `timeout` for the result. `Err(self)` gives the handle back when the
-    /// result is not ready yet.
+    /// Waits up to `timeout` for the result (Python's `get(timeout)`).
     ///
     /// # Errors
-    /// `Err(self)` on timeout; `Ok(Err(e))` as [`get`](AsyncResult::get).
+    /// [`TaskError::WaitTimeout`] when the result is not there yet: the work goes on,
+    /// and the same handle can wait again. Otherwise as [`get`](AsyncResult::get);
+    /// [`TaskError::Taken`] once the result was taken.
     ///
     /// # Examples
     /// ```
+    /// use std::time::Duration;
+    /// use shoal::pool::TaskError;
+    ///
     /// fn slow(ms: u64) -> u64 {
-    ///     std::thread::sleep(std::time::Duration::from_millis(ms));
+    ///     std::thread::sleep(Duration::from_millis(ms));
     ///     ms
     /// }
     /// shoal::task!(slow);
     ///
     /// let pool = shoal::Pool::builder().processes(1).build()?;
-    /// let r = pool.apply_async(slow, 300);
-    /// let r = r.get_timeout(std::time::Duration::ZERO).unwrap_err(); // not yet
-    /// assert_eq!(r.get()?, 300);
+    /// let mut r = pool.apply_async(slow, 300);
+    /// let early = r.get_timeout(Duration::ZERO).unwrap_err(); // not yet
+    /// assert_eq!(early, TaskError::WaitTimeout { waited: Duration::ZERO });
+    /// assert_eq!(r.get_timeout(Duration::from_secs(60))?, 300);
+    /// assert_eq!(r.get_timeout(Duration::ZERO), Err(TaskError::Taken));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    #[allow(clippy::result_large_err)]
-    pub fn get_timeout(mut self, timeout: Duration) -> Result<Result<T, TaskError>, Self> {
+    pub fn get_timeout(&mut self, timeout: Duration) -> Result<T, TaskError> {
         let job = Arc::clone(&self.job);
         let shared = Arc::clone(&self.shared);
         let (mut st, ok) = job.wait_until(Some(timeout), JobState::complete, || shared.stopped());
-        if ok || shared.stopped() {
-            Ok(self.take(&mut st))
+        if ok || shared.stopped() || self.taken {
+            self.take(&mut st)
         } else {
-            drop(st);
-            Err(self)
+            Err(TaskError::WaitTimeout { waited: timeout })
         }
     }
 }

@@ -4,15 +4,12 @@ use std::any::type_name;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-
 use crate::handoff;
 use crate::pool::handle::ScopedPool;
 use crate::pool::shared::Config;
 use crate::pool::worker::InitSpec;
 use crate::pool::{Pool, PoolError};
-use crate::process::{EntryReturn, StartMethod};
+use crate::process::{EntryFn, StartMethod};
 
 /// Options of a [`Pool`], made by [`Pool::builder`].
 ///
@@ -78,6 +75,13 @@ impl PoolBuilder {
     /// fails (returns an error or a non-zero code, or panics), the pool is broken: every
     /// task fails with [`TaskError::Broken`](crate::pool::TaskError::Broken).
     ///
+    /// `entry` may take no argument (`args` is then `()`). Shoal objects in `args` reach
+    /// every worker, under every [`StartMethod`]; other descriptors the parent has open
+    /// (files, sockets) exist in the workers only under [`StartMethod::Fork`] (see the
+    /// table on [`StartMethod`]): with the default forkserver, pass them inside
+    /// [`handoff::Fd`](crate::handoff::Fd) in `args`, which reaches the workers under
+    /// every method.
+    ///
     /// # Examples
     /// ```
     /// use std::sync::OnceLock;
@@ -101,11 +105,9 @@ impl PoolBuilder {
     /// assert_eq!(pool.apply(greet, "Ada".to_owned())?, "Hello, Ada!");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn initializer<F, A, R>(mut self, entry: F, args: A) -> PoolBuilder
+    pub fn initializer<F, M>(mut self, entry: F, args: F::Args) -> PoolBuilder
     where
-        F: Fn(A) -> R + Copy + 'static,
-        A: Serialize + DeserializeOwned,
-        R: EntryReturn,
+        F: EntryFn<M>,
     {
         let _ = entry;
         let name = type_name::<F>();

@@ -50,8 +50,9 @@ pub enum TaskError {
     Codec {
         /// The task's position in its call.
         task: u64,
-        /// What failed.
-        message: String,
+        /// What failed, and where (encoding the argument, decoding it in the worker,
+        /// encoding or decoding the result).
+        error: crate::codec::CodecError,
     },
     /// The pool was terminated before the task finished.
     Terminated {
@@ -76,6 +77,16 @@ pub enum TaskError {
         /// The closure's type name.
         task: String,
     },
+    /// A timed wait ([`AsyncResult::get_timeout`](crate::AsyncResult::get_timeout))
+    /// ended before the result was there; the work goes on and the handle can wait
+    /// again.
+    WaitTimeout {
+        /// How long the call waited.
+        waited: Duration,
+    },
+    /// The result was already taken from this handle (by `get`, `get_timeout` or
+    /// `.await`).
+    Taken,
 }
 
 impl TaskError {
@@ -201,7 +212,7 @@ impl fmt::Display for TaskError {
                 f,
                 "task {task} ran longer than {timeout:?} in worker {pid}, which was killed"
             ),
-            TaskError::Codec { task, message } => write!(f, "task {task}: {message}"),
+            TaskError::Codec { task, error } => write!(f, "task {task}: {error}"),
             TaskError::Terminated { task } => {
                 write!(f, "the pool was terminated before task {task} finished")
             }
@@ -222,11 +233,24 @@ impl fmt::Display for TaskError {
                 "`{task}` captures variables; a pool task must be a plain function \
                  registered with `shoal::task!`"
             ),
+            TaskError::WaitTimeout { waited } => write!(
+                f,
+                "the result was not ready within {waited:?}; the work goes on and can be \
+                 waited for again"
+            ),
+            TaskError::Taken => f.write_str("the result was already taken from this handle"),
         }
     }
 }
 
-impl std::error::Error for TaskError {}
+impl std::error::Error for TaskError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TaskError::Codec { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
 
 /// How many failures a [`MapError`]'s message lists before it counts the rest.
 const LISTED: usize = 3;
@@ -440,8 +464,13 @@ impl std::error::Error for TimedOut {}
 pub enum PoolError {
     /// A worker process could not be started.
     Start(crate::process::ProcessError),
-    /// The pool's channels or shared memory could not be created.
-    Create(String),
+    /// The pool's channels, shared memory or supervisor thread could not be created.
+    Create {
+        /// What could not be created.
+        what: &'static str,
+        /// Why, when the system said so.
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// The initializer is not a registered entry, or its arguments cannot be sent.
     Initializer(String),
     /// `join` was called before `close` or `terminate` (as in Python).
@@ -452,7 +481,13 @@ impl fmt::Display for PoolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PoolError::Start(e) => write!(f, "could not start a pool worker: {e}"),
-            PoolError::Create(m) => write!(f, "could not create a pool: {m}"),
+            PoolError::Create {
+                what,
+                source: Some(source),
+            } => write!(f, "could not create a pool: {what}: {source}"),
+            PoolError::Create { what, source: None } => {
+                write!(f, "could not create a pool: {what}")
+            }
             PoolError::Initializer(m) => write!(f, "unusable pool initializer: {m}"),
             PoolError::StillRunning => {
                 f.write_str("cannot join a pool that is still running; close it first")
@@ -465,6 +500,10 @@ impl std::error::Error for PoolError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             PoolError::Start(e) => Some(e),
+            PoolError::Create {
+                source: Some(source),
+                ..
+            } => Some(&**source),
             _ => None,
         }
     }

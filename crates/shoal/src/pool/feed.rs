@@ -107,7 +107,7 @@ pub(crate) fn feed<A: Serialize>(
                     index,
                     TaskError::Codec {
                         task: index,
-                        message,
+                        error: crate::codec::CodecError::new(message),
                     },
                 ));
                 first = index + 1;

@@ -95,6 +95,10 @@ impl Pool {
 
     /// A pool of `processes` workers with the default options.
     ///
+    /// `processes` of 0 gives one worker (Python's `Pool(0)` raises `ValueError`
+    /// instead); [`Pool::builder`] without
+    /// [`processes`](crate::pool::PoolBuilder::processes) gives one per CPU.
+    ///
     /// # Errors
     /// As [`PoolBuilder::build`].
     ///
@@ -107,6 +111,7 @@ impl Pool {
     ///
     /// let pool = shoal::Pool::new(2)?;
     /// assert_eq!(pool.apply(shout, "hi".to_owned())?, "HI");
+    /// assert_eq!(shoal::Pool::new(0)?.processes(), 1); // never a pool of no worker
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new(processes: usize) -> Result<Pool, PoolError> {
@@ -119,7 +124,10 @@ impl Pool {
         progress: bool,
     ) -> Result<Pool, PoolError> {
         let processes = cfg.processes;
-        let shared = Arc::new(Shared::new().map_err(PoolError::Create)?);
+        let shared = Arc::new(Shared::new().map_err(|e| PoolError::Create {
+            what: "the results queue",
+            source: Some(Box::new(e)),
+        })?);
         let thread = Supervisor::start(Arc::clone(&shared), cfg)?;
         Ok(Pool {
             shared,

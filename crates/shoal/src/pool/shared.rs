@@ -51,11 +51,8 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new() -> Result<Shared, String> {
-        let results = Queue::builder()
-            .capacity_bytes(RESULT_RING)
-            .build()
-            .map_err(|e| e.to_string())?;
+    pub(crate) fn new() -> Result<Shared, crate::channel::CreateError> {
+        let results = Queue::builder().capacity_bytes(RESULT_RING).build()?;
         Ok(Shared {
             sched: Mutex::new(Sched::default()),
             results,

@@ -161,8 +161,10 @@ impl Supervisor {
         shared: Arc<Shared>,
         cfg: Config,
     ) -> Result<thread::JoinHandle<()>, crate::pool::PoolError> {
-        let slots =
-            Slots::new(cfg.processes).map_err(|e| crate::pool::PoolError::Create(e.to_string()))?;
+        let slots = Slots::new(cfg.processes).map_err(|e| crate::pool::PoolError::Create {
+            what: "the workers' slots",
+            source: Some(Box::new(e)),
+        })?;
         let (tx, rx) = std::sync::mpsc::channel();
         let handle = thread::Builder::new()
             .name("shoal-pool".into())
@@ -193,7 +195,10 @@ impl Supervisor {
                 sup.run();
                 drop(guard);
             })
-            .map_err(|e| crate::pool::PoolError::Create(format!("no supervisor thread: {e}")))?;
+            .map_err(|e| crate::pool::PoolError::Create {
+                what: "the supervisor thread",
+                source: Some(Box::new(e)),
+            })?;
         match rx.recv() {
             Ok(Ok(())) => Ok(handle),
             Ok(Err(e)) => {
@@ -202,9 +207,10 @@ impl Supervisor {
             }
             Err(_) => {
                 let _ = handle.join();
-                Err(crate::pool::PoolError::Create(
-                    "the supervisor thread ended while starting workers".into(),
-                ))
+                Err(crate::pool::PoolError::Create {
+                    what: "the workers (the supervisor thread ended while starting them)",
+                    source: None,
+                })
             }
         }
     }
@@ -599,7 +605,7 @@ impl Supervisor {
                     } else {
                         TaskError::Codec {
                             task: index,
-                            message,
+                            error: crate::codec::CodecError::new(message),
                         }
                     },
                 ));
@@ -683,10 +689,10 @@ impl Supervisor {
             s.terminate || s.broken.is_some()
         };
         if !retiring && !stopping {
-            if let Err(e) = self.start_worker(slot) {
+            if self.start_worker(slot).is_err() {
+                // Retried by `restart_empty_slots`, which reports repeated failures.
                 self.start_failures += 1;
                 self.last_start_try = Some(Instant::now());
-                let _ = e; // retried by `restart_empty_slots`
             } else {
                 self.start_failures = 0;
             }

@@ -40,10 +40,9 @@ pub struct ProcessBuilder {
 }
 
 impl ProcessBuilder {
-    pub(crate) fn new<F, A, R>(_entry: F, args: A) -> ProcessBuilder
+    pub(crate) fn new<F, M>(_entry: F, args: F::Args) -> ProcessBuilder
     where
-        F: Fn(A) -> R + Copy + 'static,
-        A: serde::Serialize,
+        F: entry::EntryFn<M>,
     {
         let name = type_name::<F>();
         let entry = if std::mem::size_of::<F>() != 0 {

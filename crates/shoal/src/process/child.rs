@@ -87,11 +87,9 @@ impl Process {
     /// # Ok::<(), shoal::process::ProcessError>(())
     /// ```
     #[allow(clippy::new_ret_no_self)] // Python's shape: Process(target, args).start()
-    pub fn new<F, A, R>(entry: F, args: A) -> ProcessBuilder
+    pub fn new<F, M>(entry: F, args: F::Args) -> ProcessBuilder
     where
-        F: Fn(A) -> R + Copy + 'static,
-        A: serde::Serialize + serde::de::DeserializeOwned,
-        R: crate::process::EntryReturn,
+        F: crate::process::EntryFn<M>,
     {
         ProcessBuilder::new(entry, args)
     }

@@ -37,17 +37,49 @@ pub static ENTRIES: [Entry];
 /// Registers a function as a process entry, so that [`Process::new`](crate::Process::new)
 /// can start a child that runs it.
 ///
-/// Put it next to the function's definition. The function takes one argument (use a
-/// tuple for several) that is `Serialize + DeserializeOwned`, and returns `()`, an
-/// `i32` exit code, or `Result<(), E>` with `E: Display` (see [`EntryReturn`]).
+/// Put it next to the function's definition. The function takes no argument or one
+/// (use a tuple for several) that is `Serialize + DeserializeOwned`, and returns `()`,
+/// an `i32` exit code, or `Result<(), E>` with `E: Display` (see [`EntryReturn`]). A
+/// zero-argument entry is started with `()` as its arguments.
+///
+/// A method taking `self` by value is an entry too (`shoal::entry!(Worker::run)`):
+/// the struct is the child's state, as the subclass of Python's `Process` that
+/// overrides `run`.
 ///
 /// # Examples
 /// ```
+/// use serde::{Deserialize, Serialize};
+/// use shoal::{Process, Queue};
+///
 /// fn worker((n, text): (u32, String)) -> i32 {
 ///     println!("{text}");
 ///     n as i32
 /// }
 /// shoal::entry!(worker);
+///
+/// fn daemon() {} // no argument: started with `()`
+/// shoal::entry!(daemon);
+///
+/// // Python's `class Worker(Process): def run(self): ...`
+/// #[derive(Serialize, Deserialize)]
+/// struct Greeter {
+///     name: String,
+///     out: Queue<String>,
+/// }
+/// impl Greeter {
+///     fn run(self) {
+///         self.out.put(format!("hello, {}", self.name)).unwrap();
+///     }
+/// }
+/// shoal::entry!(Greeter::run);
+///
+/// assert_eq!(Process::new(worker, (3, "three".to_owned())).start()?.join()?, 3);
+/// assert_eq!(Process::new(daemon, ()).daemon(true).start()?.join()?, 0);
+/// let out = Queue::new()?;
+/// let greeter = Greeter { name: "Ada".to_owned(), out: out.clone() };
+/// Process::new(Greeter::run, greeter).start()?.join()?;
+/// assert_eq!(out.get()?, "hello, Ada");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[macro_export]
 macro_rules! entry {
@@ -64,6 +96,60 @@ macro_rules! entry {
             };
         };
     };
+}
+
+/// A function a child process can run: one of no argument or of one argument. `M` only
+/// tells the two shapes apart (it is inferred, never written).
+///
+/// # Examples
+/// ```
+/// use shoal::process::EntryFn;
+///
+/// fn takes(n: u8) -> i32 {
+///     i32::from(n)
+/// }
+/// fn none() -> i32 {
+///     5
+/// }
+/// fn run<M, F: EntryFn<M>>(f: F, args: F::Args) -> i32 {
+///     use shoal::process::EntryReturn;
+///     f.call(args).exit_code()
+/// }
+/// assert_eq!(run(takes, 4), 4);
+/// assert_eq!(run(none, ()), 5);
+/// ```
+pub trait EntryFn<M>: Copy + 'static {
+    /// What the child receives: the argument, or `()` for a function of none.
+    type Args: serde::Serialize + DeserializeOwned;
+    /// What the function returns.
+    type Ret: EntryReturn;
+    /// Calls the function.
+    fn call(self, args: Self::Args) -> Self::Ret;
+}
+
+impl<F, A, R> EntryFn<(A,)> for F
+where
+    F: Fn(A) -> R + Copy + 'static,
+    A: serde::Serialize + DeserializeOwned,
+    R: EntryReturn,
+{
+    type Args = A;
+    type Ret = R;
+    fn call(self, args: A) -> R {
+        self(args)
+    }
+}
+
+impl<F, R> EntryFn<()> for F
+where
+    F: Fn() -> R + Copy + 'static,
+    R: EntryReturn,
+{
+    type Args = ();
+    type Ret = R;
+    fn call(self, (): ()) -> R {
+        self()
+    }
 }
 
 /// What an entry function may return, and how it becomes the process exit code.
@@ -135,14 +221,12 @@ pub fn name_of<F>(_: F) -> &'static str {
 
 /// Decodes the arguments of `f` and calls it (the body of every registered entry).
 #[doc(hidden)]
-pub fn run_entry<F, A, R>(f: F, bytes: &[u8], fds: Vec<OwnedFd>) -> i32
+pub fn run_entry<F, M>(f: F, bytes: &[u8], fds: Vec<OwnedFd>) -> i32
 where
-    F: Fn(A) -> R,
-    A: DeserializeOwned,
-    R: EntryReturn,
+    F: EntryFn<M>,
 {
-    match handoff::decode::<A>(bytes, fds) {
-        Ok(args) => f(args).exit_code(),
+    match handoff::decode::<F::Args>(bytes, fds) {
+        Ok(args) => f.call(args).exit_code(),
         Err(e) => {
             eprintln!(
                 "shoal: could not decode the arguments of `{}`: {e}",

@@ -43,7 +43,7 @@ pub use builder::ProcessBuilder;
 pub use child::Process;
 pub use children::active_children;
 pub use command::{inherited, Command, InheritError, Inheritable, INHERITED_ENV};
-pub use entry::EntryReturn;
+pub use entry::{EntryFn, EntryReturn};
 pub use error::ProcessError;
 pub use identity::{current_process, parent_process, ProcessInfo};
 pub use start::StartMethod;

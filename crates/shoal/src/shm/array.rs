@@ -1,5 +1,7 @@
 //! [`Array`]: a fixed-length array of plain-old-data elements in shared memory, with an
 //! optional lock.
+// Shared-memory layout or FFI code: typed views of the mapped elements (the crate denies unsafe code elsewhere).
+#![allow(unsafe_code)]
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -14,7 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::shm::typed_wire::{self, layout_error};
 use crate::shm::value::{check_align, load_elem, store_elem, truncated, PAYLOAD_ALIGN};
 use crate::shm::{Segment, SegmentKind, ShmError};
-use crate::sync::{Lock, LockGuard, LockResult, NoLock, SyncError};
+use crate::sync::{GuardError, GuardResult, Lock, LockGuard, NoLock, SyncError};
 
 /// The first 64 bytes of an array's payload; the elements follow.
 #[repr(C)]
@@ -49,7 +51,7 @@ const _: () = {
 /// let a = shoal::Array::new(&[1i32, 2, 3])?;
 /// a.set(1, 20)?;
 /// {
-///     let mut g = a.lock()?.unwrap();
+///     let mut g = a.lock().unwrap();
 ///     g[2] += 30;
 /// }
 /// assert_eq!(a.to_vec(), [1, 20, 33]);
@@ -89,7 +91,7 @@ impl<T: Pod + fmt::Debug> fmt::Debug for Array<T> {
 /// ```
 /// let arr = shoal::Array::new(&[1u32, 2, 3])?;
 /// {
-///     let mut g = arr.lock()?.unwrap();
+///     let mut g = arr.lock().unwrap();
 ///     g[0] = 10;
 ///     g.reverse(); // any slice method, under the lock
 /// }
@@ -100,6 +102,12 @@ pub struct ArrayGuard<'a, T: Pod> {
     _guard: LockGuard<'a>,
     ptr: *mut T,
     len: usize,
+}
+
+impl<T: Pod + fmt::Debug> fmt::Debug for ArrayGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ArrayGuard").field(&&**self).finish()
+    }
 }
 
 impl<T: Pod> Deref for ArrayGuard<'_, T> {
@@ -312,7 +320,7 @@ impl<T: Pod> Array<T> {
     /// let owner = Array::create_named(&name, &[10u16, 20, 30])?;
     /// let attached = Array::<u16>::open(&name)?; // from any process
     /// assert_eq!(attached.len(), 3);
-    /// attached.lock()?.unwrap()[0] += 1; // the same lock as the owner's
+    /// attached.lock().unwrap()[0] += 1; // the same lock as the owner's
     /// assert_eq!(owner.to_vec(), [11, 20, 30]);
     ///
     /// let wrong_size = Array::<u64>::open(&name).unwrap_err();
@@ -503,39 +511,42 @@ impl<T: Pod> Array<T> {
     /// Takes the lock; the guard derefs to the elements.
     ///
     /// # Errors
-    /// [`NoLock`] when the array was made without a lock. Inside `Ok`,
-    /// [`crate::sync::OwnerDied`] (with the guard) when a holder of the lock died.
+    /// [`GuardError::NoLock`] when the array was made without a lock;
+    /// [`GuardError::OwnerDied`] (with the guard) when a holder of the lock died holding
+    /// it. [`GuardError::into_guard`] takes the guard out of the latter.
     ///
     /// # Panics
     /// When another process truncated a named array's file or its lock's.
     ///
     /// # Examples
     /// ```
+    /// use shoal::sync::GuardError;
+    ///
     /// let a = shoal::Array::new(&[1u32, 2])?;
-    /// let mut g = a.lock()?.unwrap();
+    /// let mut g = a.lock().or_else(GuardError::into_guard)?;
     /// g.swap(0, 1);
     /// drop(g);
     /// assert_eq!(a.to_vec(), [2, 1]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn lock(&self) -> Result<LockResult<ArrayGuard<'_, T>>, NoLock> {
+    pub fn lock(&self) -> GuardResult<ArrayGuard<'_, T>> {
         let lock = self.lock.as_ref().ok_or(NoLock { what: "array" })?;
         typed_wire::check_intact(&self.seg, Some(lock)).unwrap_or_else(|e| truncated(e));
         // SAFETY: the address one past the elements' start is in bounds for len == 0 too.
         let ptr = unsafe { self.elem(0) };
         let len = self.len;
-        Ok(match lock.acquire() {
+        match lock.acquire() {
             Ok(g) => Ok(ArrayGuard {
                 _guard: g,
                 ptr,
                 len,
             }),
-            Err(d) => Err(d.map(|g| ArrayGuard {
+            Err(d) => Err(GuardError::OwnerDied(d.map(|g| ArrayGuard {
                 _guard: g,
                 ptr,
                 len,
-            })),
-        })
+            }))),
+        }
     }
 
     /// The lock, when the array has one.
@@ -578,7 +589,7 @@ mod tests {
         assert_eq!(a.get(5), None);
         assert!(a.set(5, 1).is_err());
         a.set(0, 9).unwrap();
-        a.lock().unwrap().unwrap().iter_mut().for_each(|x| *x += 1);
+        a.lock().unwrap().iter_mut().for_each(|x| *x += 1);
         assert_eq!(a.to_vec(), [10, 2, 3, 4, 5]);
         let big = Array::without_lock(&[[1u8; 3], [2; 3]]).unwrap();
         big.set(1, [7; 3]).unwrap();
@@ -586,7 +597,7 @@ mod tests {
         assert!(big.lock().is_err());
         let empty = Array::<u64>::new(&[]).unwrap();
         assert!(empty.is_empty());
-        assert_eq!(empty.lock().unwrap().unwrap().len(), 0);
+        assert_eq!(empty.lock().unwrap().len(), 0);
     }
 
     #[test]

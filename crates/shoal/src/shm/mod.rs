@@ -36,8 +36,9 @@ mod value;
 
 pub use array::{Array, ArrayGuard};
 pub use error::ShmError;
+pub(crate) use raw::{copy_in, copy_out};
 pub use registry::{collect_dead, inspect_named, list_named, NamedSegment};
-pub(crate) use segment::Segment;
+pub(crate) use segment::{PayloadState, Segment};
 pub use segment::{SegmentInfo, SegmentKind};
 pub use shared_memory::SharedMemory;
 pub use value::{Value, ValueGuard};

@@ -1,4 +1,6 @@
 //! A mapped segment with shoal's header: the unit every shared object lives in.
+// Shared-memory layout or FFI code: the mapping and its header (the crate denies unsafe code elsewhere).
+#![allow(unsafe_code)]
 
 use std::fmt;
 use std::io;
@@ -19,6 +21,15 @@ pub(crate) const LAYOUT_VERSION: u32 = 1;
 
 /// Bytes reserved for the header; payloads start here, 64-byte aligned.
 pub(crate) const HEADER_LEN: usize = 64;
+
+/// A state kept at the start of a segment's payload and read through
+/// [`Segment::state`].
+///
+/// # Safety
+/// The type is `#[repr(C)]` and holds only atomics (and padding never read), so that
+/// every bit pattern, including the zeroes of a new segment, is a valid value and other
+/// processes may share it through `&`; its alignment is at most 64.
+pub(crate) unsafe trait PayloadState: Sized {}
 
 /// What a segment holds; stored in its header so that opening a segment as the wrong
 /// kind of object is an error.
@@ -46,6 +57,12 @@ pub enum SegmentKind {
     Sync = 4,
     /// A channel (queue or pipe ring).
     Channel = 5,
+    /// The root of a [`crate::collections::SharedDict`] (its name and generation).
+    Dict = 6,
+    /// The root of a [`crate::collections::SharedList`] (its name and generation).
+    List = 7,
+    /// One generation of a shared dict's or list's entries.
+    CollectionData = 8,
 }
 
 impl SegmentKind {
@@ -56,6 +73,9 @@ impl SegmentKind {
             3 => SegmentKind::Array,
             4 => SegmentKind::Sync,
             5 => SegmentKind::Channel,
+            6 => SegmentKind::Dict,
+            7 => SegmentKind::List,
+            8 => SegmentKind::CollectionData,
             _ => return None,
         })
     }
@@ -69,6 +89,9 @@ impl fmt::Display for SegmentKind {
             SegmentKind::Array => "array",
             SegmentKind::Sync => "sync",
             SegmentKind::Channel => "channel",
+            SegmentKind::Dict => "dict",
+            SegmentKind::List => "list",
+            SegmentKind::CollectionData => "collection data",
         })
     }
 }
@@ -241,6 +264,42 @@ impl Segment {
             unlink_on_drop: true,
         };
         seg.write_header_fields(kind);
+        init(&seg);
+        seg.publish();
+        Ok(Arc::new(seg))
+    }
+
+    /// [`create_named_init`](Segment::create_named_init) for a segment that outlives
+    /// this handle: dropping it does not unlink the name, and the header records
+    /// `owner_pid` as the owner (`shoal gc` removes the segment once that process is
+    /// gone). The segments of a shared container's later generations are made this way
+    /// by whichever process grows it, on behalf of the container's creator.
+    pub(crate) fn create_named_detached(
+        kind: SegmentKind,
+        name: &str,
+        payload_len: usize,
+        owner_pid: u32,
+        init: impl FnOnce(&Segment),
+    ) -> Result<Arc<Segment>, ShmError> {
+        let len = total_len(payload_len)?;
+        let name = validate_name(name)?.to_owned();
+        let fd = sys::shm_create(&name, len).map_err(|e| ShmError::io("create", Some(&name), e))?;
+        let map = match sys::Mapping::new(&fd, len) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = sys::shm_unlink(&name);
+                return Err(ShmError::io("map", Some(&name), e));
+            }
+        };
+        let seg = Segment {
+            map,
+            fd,
+            name: Some(name),
+            unlink_on_drop: false,
+        };
+        seg.write_header_fields(kind);
+        // SAFETY: as in `write_header_fields`: the magic is still zero, nobody reads it.
+        unsafe { (*seg.map.as_ptr().cast::<Header>()).owner_pid = owner_pid };
         init(&seg);
         seg.publish();
         Ok(Arc::new(seg))
@@ -426,6 +485,28 @@ impl Segment {
     /// Usable payload bytes.
     pub(crate) fn payload_len(&self) -> usize {
         self.map.len() - HEADER_LEN
+    }
+
+    /// The state of type `T` at the start of the payload: the one typed accessor for the
+    /// atomics a primitive keeps in its segment.
+    ///
+    /// # Panics
+    /// When the payload is smaller than `T` (creation and import check the size first,
+    /// so this is a bug).
+    pub(crate) fn state<T: PayloadState>(&self) -> &T {
+        assert!(
+            std::mem::size_of::<T>() <= self.payload_len(),
+            "a segment of {} payload bytes cannot hold a {}",
+            self.payload_len(),
+            std::any::type_name::<T>()
+        );
+        const { assert!(std::mem::align_of::<T>() <= HEADER_LEN) };
+        // SAFETY: the payload starts HEADER_LEN (64) bytes into a page-aligned mapping,
+        // so it is aligned for `T` (checked above at compile time) and at least
+        // size_of::<T>() bytes long (checked above); `PayloadState` promises that every
+        // bit pattern is a valid `T` and that it is shared only through atomics; the
+        // mapping lives as long as `self`, which the result borrows.
+        unsafe { &*self.payload_ptr().cast::<T>() }
     }
 
     /// The name under `/dev/shm`, for named segments.

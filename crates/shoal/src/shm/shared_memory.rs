@@ -1,3 +1,5 @@
+// Shared-memory layout or FFI code: raw copies in and out of the mapping (the crate denies unsafe code elsewhere).
+#![allow(unsafe_code)]
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::sync::Arc;
@@ -244,7 +246,9 @@ impl SharedMemory {
     /// ```
     pub fn read(&self, offset: usize, buf: &mut [u8]) -> Result<(), ShmError> {
         self.check(offset, buf.len())?;
-        crate::shm::raw::copy_out(self.seg.payload_ptr(), offset, buf);
+        // SAFETY: `check` put the range inside the payload, which the mapping of
+        // `self.seg` holds for as long as `self` lives; `buf` is the caller's own memory.
+        unsafe { crate::shm::raw::copy_out(self.seg.payload_ptr(), offset, buf) };
         Ok(())
     }
 
@@ -273,7 +277,9 @@ impl SharedMemory {
     /// ```
     pub fn write(&self, offset: usize, data: &[u8]) -> Result<(), ShmError> {
         self.check(offset, data.len())?;
-        crate::shm::raw::copy_in(self.seg.payload_ptr(), offset, data);
+        // SAFETY: `check` put the range inside the payload of the (read-write) mapping
+        // of `self.seg`, alive as long as `self`; `data` is the caller's own memory.
+        unsafe { crate::shm::raw::copy_in(self.seg.payload_ptr(), offset, data) };
         Ok(())
     }
 

@@ -3,6 +3,8 @@
 //! Also the element access shared with [`crate::Array`]: a value of 1, 2, 4 or 8 bytes at
 //! an address aligned to its size goes through the atomic of that size, so that a reader
 //! never sees half of a write by another process.
+// Shared-memory layout or FFI code: atomic and volatile accesses to the mapped value (the crate denies unsafe code elsewhere).
+#![allow(unsafe_code)]
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -14,7 +16,7 @@ use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::shm::{typed_wire, Segment, SegmentKind, ShmError};
-use crate::sync::{Lock, LockGuard, LockResult, NoLock, SyncError};
+use crate::sync::{GuardError, GuardResult, Lock, LockGuard, NoLock, SyncError};
 
 /// Whether `ptr` can be accessed through an atomic of the size of `T`.
 pub(crate) fn atomic_fits<T>(ptr: *mut T) -> bool {
@@ -120,7 +122,7 @@ pub(crate) const PAYLOAD_ALIGN: usize = 64;
 /// [`store`](Value::store) never tear a value of 1, 2, 4 or 8 bytes: they use the
 /// matching atomic and do not take the lock. Larger values are copied under the lock
 /// (when there is one; without a lock a concurrent write may tear them). For a
-/// read-modify-write, hold the lock: `*value.lock()?.unwrap() += 1`.
+/// read-modify-write, hold the lock: `*value.lock().unwrap() += 1`.
 ///
 /// `load` and `store` do not wait for the lock, so a `store` from another thread can land
 /// between the read and the write of a holder of the lock (the holder's write wins).
@@ -144,7 +146,7 @@ pub(crate) const PAYLOAD_ALIGN: usize = 64;
 /// ```
 /// let counter = shoal::Value::new(0u64)?;
 /// counter.store(41);
-/// *counter.lock()?.unwrap() += 1;
+/// *counter.lock().unwrap() += 1;
 /// assert_eq!(counter.load(), 42);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -183,7 +185,7 @@ impl<T: Pod + fmt::Debug> fmt::Debug for Value<T> {
 /// ```
 /// let hits = shoal::Value::new(5u64)?;
 /// {
-///     let mut g = hits.lock()?.unwrap();
+///     let mut g = hits.lock().unwrap();
 ///     *g += 1; // read-modify-write under the lock
 /// }
 /// assert_eq!(hits.load(), 6);
@@ -386,7 +388,7 @@ impl<T: Pod> Value<T> {
     /// let name = format!("shoal-doc-value-open-{}", std::process::id());
     /// let owner = Value::create_named(&name, 1.5f64)?;
     /// let attached = Value::<f64>::open(&name)?; // from any process
-    /// *attached.lock()?.unwrap() += 1.0; // the same lock as the owner's
+    /// *attached.lock().unwrap() += 1.0; // the same lock as the owner's
     /// assert_eq!(owner.load(), 2.5);
     ///
     /// let wrong = Value::<u32>::open(&name).unwrap_err();
@@ -502,28 +504,34 @@ impl<T: Pod> Value<T> {
     /// Takes the lock; the guard derefs to the value.
     ///
     /// # Errors
-    /// [`NoLock`] when the value was made [`without_lock`](Value::without_lock). Inside
-    /// `Ok`, [`crate::sync::OwnerDied`] (with the guard) when a holder of the lock died
-    /// holding it: the value may be half-written.
+    /// [`GuardError::NoLock`] when the value was made
+    /// [`without_lock`](Value::without_lock); [`GuardError::OwnerDied`] (with the guard)
+    /// when a holder of the lock died holding it: the value may be half-written.
+    /// [`GuardError::into_guard`] takes the guard out of the latter.
     ///
     /// # Panics
     /// When another process truncated a named value's file or its lock's.
     ///
     /// # Examples
     /// ```
+    /// use shoal::sync::GuardError;
+    ///
     /// let v = shoal::Value::new(0i32)?;
-    /// *v.lock()?.unwrap_or_else(|died| died.into_inner()) -= 5;
-    /// assert_eq!(v.load(), -5);
+    /// *v.lock().unwrap() -= 5; // panics on a dead holder, as `Mutex::lock().unwrap()`
+    /// *v.lock().or_else(GuardError::into_guard)? -= 5; // goes on after one
+    /// assert_eq!(v.load(), -10);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn lock(&self) -> Result<LockResult<ValueGuard<'_, T>>, NoLock> {
+    pub fn lock(&self) -> GuardResult<ValueGuard<'_, T>> {
         let lock = self.lock.as_ref().ok_or(NoLock { what: "value" })?;
         typed_wire::check_intact(&self.seg, Some(lock)).unwrap_or_else(|e| truncated(e));
         let ptr = self.ptr();
-        Ok(match lock.acquire() {
+        match lock.acquire() {
             Ok(g) => Ok(ValueGuard { _guard: g, ptr }),
-            Err(d) => Err(d.map(|g| ValueGuard { _guard: g, ptr })),
-        })
+            Err(d) => Err(GuardError::OwnerDied(
+                d.map(|g| ValueGuard { _guard: g, ptr }),
+            )),
+        }
     }
 
     /// The lock, when the value has one.
@@ -574,7 +582,7 @@ mod tests {
         c.store([4, 5, 6]);
         assert_eq!(c.load(), [4, 5, 6]);
         {
-            let mut g = c.lock().unwrap().unwrap();
+            let mut g = c.lock().unwrap();
             g[0] = 40;
         }
         assert_eq!(c.load(), [40, 5, 6]);
@@ -593,7 +601,7 @@ mod tests {
                     let v = v.clone();
                     std::thread::spawn(move || {
                         for _ in 0..20_000 {
-                            *v.lock().unwrap().unwrap() += 1;
+                            *v.lock().unwrap() += 1;
                         }
                     })
                 })
@@ -613,7 +621,7 @@ mod tests {
         let back: Value<u32> = decode(&enc.bytes, enc.fds).unwrap();
         back.store(6);
         assert_eq!(v.load(), 6);
-        let g = back.lock().unwrap().unwrap();
+        let g = back.lock().unwrap();
         assert!(v.get_lock().unwrap().is_locked());
         drop(g);
         let enc = encode(&v).unwrap();

@@ -67,6 +67,11 @@ struct BarrierState {
     reset_rounds: AtomicU64,
 }
 
+// SAFETY: #[repr(C)], only atomics (and padding never read): every bit pattern is a
+// valid state, shared between processes only through atomic operations; alignment ≤ 64.
+#[allow(unsafe_code)]
+unsafe impl crate::shm::PayloadState for BarrierState {}
+
 const _: () = {
     assert!(std::mem::offset_of!(BarrierState, lock) == 0);
     assert!(std::mem::offset_of!(BarrierState, seq) == RAW_LOCK_LEN);
@@ -220,12 +225,7 @@ impl Barrier {
     }
 
     fn state(&self) -> &BarrierState {
-        // SAFETY: the payload is 64-byte aligned and at least size_of::<BarrierState>()
-        // bytes (checked when created or imported); BarrierState holds only atomics (and
-        // a padding word never touched), valid for every bit pattern and shared with
-        // other processes only through atomic operations; the mapping lives as long as
-        // `self.raw`, which outlives the result.
-        unsafe { &*self.raw.segment().payload_ptr().cast::<BarrierState>() }
+        self.raw.segment().state::<BarrierState>()
     }
 
     /// The number of waiters each round needs.

@@ -2,6 +2,8 @@
 //!
 //! The in-segment state is a sequence word that waiters sleep on and notifiers bump,
 //! plus a count of sleepers so that a notify nobody waits for costs no system call.
+// Shared-memory layout or FFI code: its state shared through a raw pointer into the mapping (the crate denies unsafe code elsewhere).
+#![allow(unsafe_code)]
 
 use std::fmt;
 use std::marker::PhantomData;

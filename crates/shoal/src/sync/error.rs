@@ -151,10 +151,11 @@ pub type LockResult<G> = Result<G, OwnerDied<G>>;
 ///
 /// # Examples
 /// ```
+/// use shoal::sync::GuardError;
 /// use shoal::{Process, Value};
 ///
 /// fn crash_mid_update(v: Value<[u32; 2]>) {
-///     let mut g = v.lock().unwrap().unwrap();
+///     let mut g = v.lock().unwrap();
 ///     g[0] = 1; // half of the update...
 ///     std::process::exit(3); // ...and the process is gone, holding the lock
 /// }
@@ -162,18 +163,19 @@ pub type LockResult<G> = Result<G, OwnerDied<G>>;
 ///
 /// let pair = Value::new([0u32; 2])?;
 /// Process::new(crash_mid_update, pair.clone()).start()?.join()?;
-/// let mut g = match pair.lock()? {
+/// let mut g = match pair.lock() {
 ///     Ok(g) => g,
-///     Err(died) => {
+///     Err(GuardError::OwnerDied(died)) => {
 ///         let mut g = died.into_inner();
 ///         *g = [0, 0]; // repair: undo the half-done update
 ///         g
 ///     }
+///     Err(no_lock) => return Err(no_lock.to_string().into()),
 /// };
 /// assert_eq!(*g, [0, 0]);
 /// g[1] = 5;
 /// drop(g);
-/// assert!(pair.lock()?.is_ok()); // reported once; the lock works as before
+/// assert!(pair.lock().is_ok()); // reported once; the lock works as before
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct OwnerDied<G> {
@@ -212,18 +214,21 @@ impl<G> OwnerDied<G> {
     ///
     /// # Examples
     /// ```
+    /// use shoal::sync::GuardError;
     /// use shoal::Value;
     ///
     /// let balance = Value::new(100i64)?;
     /// let handle = balance.clone();
     /// std::thread::spawn(move || {
-    ///     let mut g = handle.lock().unwrap().unwrap();
+    ///     let mut g = handle.lock().unwrap();
     ///     *g -= 30;
     ///     std::mem::forget(g); // the thread ends holding the lock, mid-transfer
     /// })
     /// .join()
     /// .unwrap();
-    /// let died = balance.lock()?.unwrap_err();
+    /// let Err(GuardError::OwnerDied(died)) = balance.lock() else {
+    ///     panic!("the holder died");
+    /// };
     /// assert_eq!(**died.get_ref(), 70); // the half-done update is visible
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -235,18 +240,21 @@ impl<G> OwnerDied<G> {
     ///
     /// # Examples
     /// ```
+    /// use shoal::sync::GuardError;
     /// use shoal::Value;
     ///
     /// let balance = Value::new(100i64)?;
     /// let handle = balance.clone();
     /// std::thread::spawn(move || {
-    ///     let mut g = handle.lock().unwrap().unwrap();
+    ///     let mut g = handle.lock().unwrap();
     ///     *g -= 30;
     ///     std::mem::forget(g); // the thread ends holding the lock, mid-transfer
     /// })
     /// .join()
     /// .unwrap();
-    /// let mut died = balance.lock()?.unwrap_err();
+    /// let Err(GuardError::OwnerDied(mut died)) = balance.lock() else {
+    ///     panic!("the holder died");
+    /// };
     /// **died.get_mut() = 100; // roll the half-done update back
     /// drop(died.into_inner());
     /// assert_eq!(balance.load(), 100);
@@ -479,6 +487,104 @@ impl fmt::Display for NoLock {
 }
 
 impl std::error::Error for NoLock {}
+
+/// Why [`Value::lock`](crate::Value::lock) or [`Array::lock`](crate::Array::lock) gave
+/// no plain guard: one flat error, as std's `TryLockError` is for `Mutex::try_lock`.
+///
+/// [`into_guard`](GuardError::into_guard) keeps going after a dead holder (the guard is
+/// inside) and leaves only [`NoLock`], which is `'static`, for `?`.
+///
+/// # Examples
+/// ```
+/// use shoal::sync::GuardError;
+/// use shoal::Value;
+///
+/// let balance = Value::new(100i64)?;
+/// let handle = balance.clone();
+/// std::thread::spawn(move || std::mem::forget(handle.lock().unwrap()))
+///     .join()
+///     .unwrap(); // the thread ended holding the lock
+/// match balance.lock() {
+///     Err(GuardError::OwnerDied(died)) => *died.into_inner() += 1, // check, then go on
+///     other => panic!("the holder died: {other:?}"),
+/// }
+/// *balance.lock().or_else(GuardError::into_guard)? += 1; // the usual form
+/// assert_eq!(balance.load(), 102);
+///
+/// let raw = Value::without_lock(0u8)?;
+/// let e = raw.lock().unwrap_err();
+/// assert!(matches!(e, GuardError::NoLock(_)));
+/// assert_eq!(e.to_string(), "this shared value was created without a lock");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub enum GuardError<G> {
+    /// The value or array was made without a lock.
+    NoLock(NoLock),
+    /// The lock was taken, but its previous holder had died holding it: what it guards
+    /// may be half-written. The guard is inside.
+    OwnerDied(OwnerDied<G>),
+}
+
+/// The result of [`Value::lock`](crate::Value::lock) and
+/// [`Array::lock`](crate::Array::lock).
+pub type GuardResult<G> = Result<G, GuardError<G>>;
+
+impl<G> GuardError<G> {
+    /// The guard when the lock was taken from a dead holder; the [`NoLock`] error
+    /// otherwise. `value.lock().or_else(GuardError::into_guard)?` takes the lock
+    /// whatever its previous holder did.
+    ///
+    /// # Errors
+    /// [`NoLock`] when there is no lock to take.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::sync::GuardError;
+    ///
+    /// let v = shoal::Value::new(1u32)?;
+    /// *v.lock().or_else(GuardError::into_guard)? *= 7;
+    /// assert_eq!(v.load(), 7);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn into_guard(self) -> Result<G, NoLock> {
+        match self {
+            GuardError::NoLock(e) => Err(e),
+            GuardError::OwnerDied(died) => Ok(died.into_inner()),
+        }
+    }
+}
+
+impl<G> From<OwnerDied<G>> for GuardError<G> {
+    fn from(e: OwnerDied<G>) -> GuardError<G> {
+        GuardError::OwnerDied(e)
+    }
+}
+
+impl<G> From<NoLock> for GuardError<G> {
+    fn from(e: NoLock) -> GuardError<G> {
+        GuardError::NoLock(e)
+    }
+}
+
+impl<G> fmt::Debug for GuardError<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GuardError::NoLock(e) => f.debug_tuple("NoLock").field(e).finish(),
+            GuardError::OwnerDied(e) => f.debug_tuple("OwnerDied").field(e).finish(),
+        }
+    }
+}
+
+impl<G> fmt::Display for GuardError<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GuardError::NoLock(e) => e.fmt(f),
+            GuardError::OwnerDied(e) => e.fmt(f),
+        }
+    }
+}
+
+impl<G> std::error::Error for GuardError<G> {}
 
 /// A semaphore release was refused; the count is unchanged.
 ///

@@ -37,6 +37,11 @@ struct EventState {
     sleepers: AtomicU32,
 }
 
+// SAFETY: #[repr(C)], only atomics (and padding never read): every bit pattern is a
+// valid state, shared between processes only through atomic operations; alignment ≤ 64.
+#[allow(unsafe_code)]
+unsafe impl crate::shm::PayloadState for EventState {}
+
 const _: () = {
     assert!(std::mem::offset_of!(EventState, word) == 0);
     assert!(std::mem::offset_of!(EventState, sleepers) == 4);
@@ -90,11 +95,7 @@ impl Event {
     }
 
     fn state(&self) -> &EventState {
-        // SAFETY: the payload is 64-byte aligned and at least size_of::<EventState>()
-        // bytes (checked when created or imported); EventState holds only atomics, valid
-        // for every bit pattern and shared with other processes only through atomic
-        // operations; the mapping lives as long as `self.seg`, which outlives the result.
-        unsafe { &*self.seg.payload_ptr().cast::<EventState>() }
+        self.seg.state::<EventState>()
     }
 
     /// Raises the flag and wakes every waiter. Does nothing if it is already up.

@@ -23,7 +23,8 @@ pub use barrier::{Barrier, BarrierWaitResult};
 pub use bounded_semaphore::BoundedSemaphore;
 pub use condition::{Condition, ConditionGuard};
 pub use error::{
-    BarrierError, LockResult, NoLock, NotHeld, OwnerDied, ReleaseError, SyncError, TryLockError,
+    BarrierError, GuardError, GuardResult, LockResult, NoLock, NotHeld, OwnerDied, ReleaseError,
+    SyncError, TryLockError,
 };
 pub use event::Event;
 #[cfg(test)]

@@ -40,6 +40,8 @@
 //! process must not unmap a segment while one of its threads holds the lock (the list
 //! would point into nothing): the last handle of a process keeps the mapping alive when
 //! it finds the lock still held by the process (a guard was forgotten).
+// Shared-memory layout or FFI code: the robust futex word, through a raw pointer into the mapping (the crate denies unsafe code elsewhere).
+#![allow(unsafe_code)]
 
 use std::fmt;
 use std::mem::offset_of;
@@ -187,6 +189,16 @@ impl RawLock {
         len: usize,
     ) -> Result<RawLock, SyncError> {
         let seg = primitive.create_named(name, len.max(RAW_LOCK_LEN))?;
+        Ok(RawLock::from_segment(seg))
+    }
+
+    /// [`RawLock::create_named`] whose name this handle does not remove when dropped.
+    pub(crate) fn create_named_detached(
+        primitive: Primitive,
+        name: &str,
+        len: usize,
+    ) -> Result<RawLock, SyncError> {
+        let seg = primitive.create_named_detached(name, len.max(RAW_LOCK_LEN))?;
         Ok(RawLock::from_segment(seg))
     }
 

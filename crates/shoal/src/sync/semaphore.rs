@@ -37,6 +37,11 @@ struct SemState {
     limit: AtomicU32,
 }
 
+// SAFETY: #[repr(C)], only atomics (and padding never read): every bit pattern is a
+// valid state, shared between processes only through atomic operations; alignment ≤ 64.
+#[allow(unsafe_code)]
+unsafe impl crate::shm::PayloadState for SemState {}
+
 const _: () = {
     assert!(std::mem::offset_of!(SemState, count) == 0);
     assert!(std::mem::offset_of!(SemState, sleepers) == 4);
@@ -71,11 +76,7 @@ impl RawSemaphore {
     }
 
     fn state(&self) -> &SemState {
-        // SAFETY: the payload is 64-byte aligned and at least size_of::<SemState>() bytes
-        // (checked when created or imported); SemState holds only atomics, valid for every
-        // bit pattern and shared with other processes only through atomic operations; the
-        // mapping lives as long as `self.seg`, which outlives the returned reference.
-        unsafe { &*self.seg.payload_ptr().cast::<SemState>() }
+        self.seg.state::<SemState>()
     }
 
     pub(crate) fn value(&self) -> u32 {

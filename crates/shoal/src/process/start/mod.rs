@@ -9,6 +9,24 @@ pub(crate) mod spawn;
 
 /// How a child process is started (Python's start methods).
 ///
+/// # Which of the parent's descriptors a child has
+///
+/// Shoal objects in the arguments (segments, locks, queues, pipe ends, `Value`s) reach
+/// the child under every method: they travel as descriptors beside the arguments. Any
+/// other descriptor (a file, a socket, a `std::process::Child`'s pipe) is a number that
+/// means something in the child only where the child inherited it:
+///
+/// | method | standard input, output, error | other descriptors of the parent |
+/// |---|---|---|
+/// | `Spawn` | the parent's, at `start` | none: Rust opens every descriptor close-on-exec, and `exec` closes them (a descriptor without `FD_CLOEXEC` stays open) |
+/// | `ForkServer` | the forkserver's: the parent's at the *first* `ForkServer` start | none of the parent's; only what the forkserver itself held when it started |
+/// | `Fork` | the parent's, at `start` | every one open at `start` (no `exec`: close-on-exec changes nothing) |
+///
+/// So code that works on a descriptor number under `Fork` finds it missing (or worse,
+/// another file under that number) under the default `ForkServer`. Wrap a socket, a
+/// listener or a file in [`handoff::Fd`](crate::handoff::Fd) inside the arguments: it
+/// then travels as shoal objects do, under every method.
+///
 /// # Examples
 /// ```
 /// use shoal::process::StartMethod;
