@@ -28,6 +28,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/shoal-target"))
 KEY = "bench cluster key, 32 bytes long"
+# Tasks a worker host holds per local process: the same as Celery's prefetch multiplier
+# below, so both read the broker in batches of the same size.
+PREFETCH = 64
 
 
 def free_port():
@@ -85,7 +88,8 @@ def shoal(redis, n, processes, run):
     env = dict(os.environ, SHOAL_CLUSTER_KEY=KEY)
     pool = f"bench-{os.getpid()}-{run}"
     host = subprocess.Popen([exe, "--redis", redis.url, "--pool", pool,
-                             "--processes", str(processes)], env=env)
+                             "--processes", str(processes),
+                             "--prefetch", str(PREFETCH * processes)], env=env)
     try:
         out = subprocess.run([exe, "submit", redis.url, pool, str(n)], env=env,
                              capture_output=True, text=True, timeout=600, check=True).stdout

@@ -79,7 +79,7 @@ mod status;
 mod wire;
 
 pub use error::{ClusterError, TaskError};
-pub use host::{serve, serve_with, ServeOptions};
+pub use host::{serve, serve_with, HandedHost, HandedTask, ServeOptions};
 pub use key::{ClusterKey, KEY_ENV};
 pub use names::Priority;
 pub use pool::{AsyncResult, Pool, PoolBuilder, PoolStats};
