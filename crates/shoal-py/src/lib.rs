@@ -10,6 +10,7 @@
 //! raises them.
 
 mod blocking;
+mod cluster;
 mod handoff;
 mod net;
 mod pipe;
@@ -41,6 +42,8 @@ fn _shoal(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(net::connect, m)?)?;
     m.add_function(wrap_pyfunction!(wait::wait, m)?)?;
     m.add_class::<progress::Progress>()?;
+    m.add_class::<cluster::ClusterPool>()?;
+    m.add_class::<cluster::ClusterHost>()?;
     m.add("SLICE_SECONDS", blocking::SLICE.as_secs_f64())?;
     Ok(())
 }

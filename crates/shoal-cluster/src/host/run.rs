@@ -26,14 +26,27 @@ const COMPLETE_PATIENCE: Duration = Duration::from_secs(300);
 const HANDED_BACK_IDLE_MS: u64 = 1_000_000_000;
 /// Results stored and tasks acknowledged in one script call, at most.
 const COMPLETE_BATCH: usize = 256;
+/// Tasks taken at once by the feeder of the local pool, at most.
+const FEED_BATCH: usize = 1024;
+/// Tasks in one chunk of the local pool, at most (a local worker that dies fails the
+/// tasks of its chunk it had not answered).
+const FEED_CHUNK: usize = 32;
 
 /// Who runs the tasks a host takes.
 pub(crate) enum Runner {
-    /// Tasks registered with `shoal::task!` in this program, run in a local `shoal::Pool`.
-    Local(shoal::Pool),
+    /// Tasks registered with `shoal::task!` in this program, run in a local `shoal::Pool`
+    /// fed in chunks by the feeder (the sender).
+    Local(shoal::Pool, mpsc::UnboundedSender<Feed>),
     /// Tasks handed to the program embedding the host (the Python worker host), which
     /// runs them and reports each outcome.
     Handed(Arc<Handed>),
+}
+
+/// A checked task for the local pool, to the feeder.
+pub(crate) struct Feed {
+    task: String,
+    arg: Vec<u8>,
+    tx: oneshot::Sender<Result<Vec<u8>, Failure>>,
 }
 
 /// A finished task whose result waits to be stored by the completer.
@@ -129,7 +142,9 @@ pub(crate) fn run(opts: ServeOptions) -> Result<(), ClusterError> {
         .processes(opts.processes)
         .build()
         .map_err(|e| ClusterError::LocalPool(e.to_string()))?;
-    let running = start(opts, Runner::Local(local))?;
+    let (feed, fed) = mpsc::unbounded_channel();
+    let running = start(opts, Runner::Local(local, feed))?;
+    running.rt.spawn(feed_loop(Arc::clone(&running.host), fed));
     let r = running.rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| ClusterError::Config(format!("could not watch for SIGTERM: {e}")))?;
@@ -248,7 +263,7 @@ impl Running {
                 .await;
         });
         match &host.runner {
-            Runner::Local(local) => local.terminate(),
+            Runner::Local(local, _) => local.terminate(),
             Runner::Handed(handed) => handed.close(),
         }
         rt.shutdown_timeout(Duration::from_secs(2));
@@ -481,17 +496,78 @@ fn execute(
     arg: Vec<u8>,
 ) -> impl std::future::Future<Output = Option<Result<Vec<u8>, Failure>>> + Send + 'static {
     enum Run {
-        Local(shoal::pool::AsyncResult<Vec<u8>>),
+        Local(Option<oneshot::Receiver<Result<Vec<u8>, Failure>>>),
         Handed(HandedOutcome),
     }
     let run = match runner {
-        Runner::Local(local) => Run::Local(local.apply_encoded(&task, &arg)),
+        Runner::Local(_, feed) => {
+            let (tx, rx) = oneshot::channel();
+            Run::Local(feed.send(Feed { task, arg, tx }).ok().map(|()| rx))
+        }
         Runner::Handed(handed) => Run::Handed(handed.hand(task, arg)),
     };
     async move {
         match run {
-            Run::Local(r) => Some(r.await.map_err(failure)),
+            // Without a feeder (the host is stopping), the task is handed back.
+            Run::Local(rx) => rx?.await.ok(),
             Run::Handed(r) => r.outcome().await,
+        }
+    }
+}
+
+/// Feeds the local pool: takes the checked tasks that are ready, and sends them to
+/// the local workers in chunks (one message and one answer per chunk instead of per
+/// task), spread over the local processes.
+async fn feed_loop(host: Arc<Host>, mut rx: mpsc::UnboundedReceiver<Feed>) {
+    let Runner::Local(local, _) = &host.runner else {
+        return;
+    };
+    let mut batch = Vec::with_capacity(FEED_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        // Let the tasks read with this one reach the channel too.
+        tokio::task::yield_now().await;
+        while batch.len() < FEED_BATCH {
+            match rx.try_recv() {
+                Ok(f) => batch.push(f),
+                Err(_) => break,
+            }
+        }
+        let mut groups: Vec<(String, Vec<Feed>)> = Vec::new();
+        for f in batch.drain(..) {
+            match groups.iter_mut().find(|(name, _)| *name == f.task) {
+                Some((_, g)) => g.push(f),
+                None => groups.push((f.task.clone(), vec![f])),
+            }
+        }
+        for (name, mut items) in groups {
+            let per = items
+                .len()
+                .div_ceil(2 * host.processes)
+                .clamp(1, FEED_CHUNK);
+            while !items.is_empty() {
+                let rest = items.split_off(per.min(items.len()));
+                let mut chunk = std::mem::replace(&mut items, rest);
+                let args: Vec<Vec<u8>> = chunk
+                    .iter_mut()
+                    .map(|f| std::mem::take(&mut f.arg))
+                    .collect();
+                let run = local.apply_encoded_many(&name, &args);
+                tokio::spawn(async move {
+                    match run.await {
+                        Ok(outcomes) => {
+                            for (f, o) in chunk.into_iter().zip(outcomes) {
+                                let _ = f.tx.send(o.map_err(failure));
+                            }
+                        }
+                        Err(e) => {
+                            for f in chunk {
+                                let _ = f.tx.send(Err(failure(e.clone())));
+                            }
+                        }
+                    }
+                });
+            }
         }
     }
 }
