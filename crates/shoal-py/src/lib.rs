@@ -13,6 +13,7 @@ mod blocking;
 mod cluster;
 mod handoff;
 mod net;
+mod pickle;
 mod pipe;
 mod progress;
 mod queue;

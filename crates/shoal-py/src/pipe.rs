@@ -6,21 +6,24 @@
 //! carries one socket of a `socketpair`, inherited and passed with the end like a
 //! descriptor of Python's own pipes: when the kernel has closed every copy of one
 //! socket, the other becomes readable with end of file, which is the peer's end of
-//! stream (or broken pipe for its sends) — process deaths included.
+//! stream (or broken pipe for its sends) — process deaths included. The core's own
+//! rule (the stream ends once every process that sent on it died) is turned off: a
+//! Python program often keeps the sending end in a parent that never sends while
+//! children that did send come and go.
 //!
-//! The core has an end-of-stream rule of its own: once every process that *sent* on a
-//! ring is dead, the ring reports end of stream. A Python program often keeps the
-//! sending end in a parent that never sends while children that did send come and go,
-//! so here the socket's rule is the only one: a report of the core's rule while the
-//! peer's socket is open means "nothing yet". The core then calls the ring ready until
-//! the next sender sends, so waits look at the ring every `STALE_SLICE` meanwhile.
+//! Looking at that socket is a system call, which would cost more than the rest of a
+//! small send: a send looks when a handle of this process was closed since its last
+//! look, when the ring is full, and otherwise at most once a millisecond. A send to a
+//! peer closed in another process may therefore succeed (the message is dropped, as
+//! one written to an OS pipe just before its reader closed) for up to a millisecond
+//! before `BrokenPipeError`.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyBrokenPipeError, PyEOFError, PyOSError, PyValueError};
 use pyo3::prelude::*;
@@ -30,22 +33,35 @@ use shoal::{Connection, Pipe};
 
 use crate::blocking::{create_failed, deadline, wait_for};
 use crate::handoff::{rebuild, Exported};
-use crate::queue::slot_to_bytes;
+use crate::pickle::{Message, Received};
+use crate::queue::{slot_to_bytes, DEFAULT_CAPACITY, LARGE};
 
-/// How long a wait sleeps at most while the core reports an end of stream that the
-/// liveness socket does not confirm (see the module docs).
-pub(crate) const STALE_SLICE: Duration = Duration::from_millis(2);
+/// How long a send may go without looking whether the peer is gone.
+const LOOK_EVERY: Duration = Duration::from_millis(1);
+
+/// How long a blocked receive waits on the ring alone before it also watches the
+/// liveness socket (each watch is a few system calls; a busy sender answers sooner).
+const RING_WAIT: Duration = Duration::from_millis(2);
+
+/// Handles closed in this process so far: a send looks at the peer after any close.
+static CLOSES: AtomicU64 = AtomicU64::new(0);
+
+/// Nanoseconds since the first use (a clock that fits an atomic word).
+fn now_ns() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
 
 pub(crate) struct Inner {
     pub(crate) conn: Connection,
     /// This end's half of the liveness socketpair.
     pub(crate) token: UnixStream,
     exported: Exported,
-    /// A message read by `poll` or `wait` to learn whether one was there (the core's
-    /// readiness cannot tell a message from its own end-of-stream report); the next
-    /// receive returns it first.
-    ahead: Mutex<Option<Vec<u8>>>,
-    has_ahead: AtomicBool,
+    /// When a send last found the peer there ([`now_ns`]; 0: never).
+    looked_ns: AtomicU64,
+    /// [`CLOSES`] at that look.
+    looked_closes: AtomicU64,
 }
 
 impl Inner {
@@ -54,75 +70,156 @@ impl Inner {
         peer_gone(self.token.as_fd())
     }
 
-    /// The next message if one is there, without waiting, as `f` makes it from the
-    /// record: `None` when there is none yet, `GetError::Closed` at end of stream by
-    /// Python's rule (the peer's socket is closed everywhere and what it sent was read).
-    fn take_with<R>(&self, f: impl Fn(ReadSlot<'_>) -> R) -> Result<Option<R>, GetError> {
-        let read = || {
-            if !self.conn.poll(Duration::ZERO) {
-                return Ok(None);
-            }
-            match self.conn.recv_in_place(&f) {
-                Ok(r) => Ok(Some(r)),
-                // The core's own rule; the socket decides below.
-                Err(GetError::Closed) => Ok(None),
-                Err(e) => Err(e),
-            }
-        };
-        if let Some(r) = read()? {
-            return Ok(Some(r));
+    /// [`peer_gone`](Inner::peer_gone) for a send that found room: looked up only when
+    /// a handle of this process was closed since the last look, or a millisecond
+    /// passed.
+    fn peer_gone_lately(&self) -> bool {
+        let closes = CLOSES.load(Ordering::Relaxed);
+        let now = now_ns();
+        let last = self.looked_ns.load(Ordering::Relaxed);
+        if last != 0
+            && closes == self.looked_closes.load(Ordering::Relaxed)
+            && now.saturating_sub(last) < LOOK_EVERY.as_nanos() as u64
+        {
+            return false;
         }
         if self.peer_gone() {
-            // Sent before the peer closed: still delivered.
-            return read()?.map(Some).ok_or(GetError::Closed);
-        }
-        Ok(None)
-    }
-
-    /// The message read ahead, if any.
-    fn take_ahead(&self) -> Option<Vec<u8>> {
-        if !self.has_ahead.load(Ordering::Acquire) {
-            return None;
-        }
-        let mut slot = self.ahead.lock().unwrap_or_else(|e| e.into_inner());
-        self.has_ahead.store(false, Ordering::Release);
-        slot.take()
-    }
-
-    /// Whether a receive would not block (a message, end of stream or an error to
-    /// report); a message found is kept for that receive. Needs no GIL.
-    pub(crate) fn look(&self) -> bool {
-        if self.has_ahead.load(Ordering::Acquire) {
             return true;
         }
-        let mut slot = self.ahead.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.is_some() {
-            return true;
-        }
-        match self.take_with(|m| {
-            let mut v = vec![0; m.len()];
-            m.copy_to_slice(&mut v);
-            v
-        }) {
-            Ok(Some(v)) => {
-                *slot = Some(v);
-                self.has_ahead.store(true, Ordering::Release);
-                true
-            }
-            Ok(None) => false,
-            Err(_) => true,
-        }
+        self.looked_closes.store(closes, Ordering::Relaxed);
+        self.looked_ns.store(now.max(1), Ordering::Relaxed);
+        false
     }
 
-    /// Whether a message read ahead waits here.
-    pub(crate) fn has_ahead(&self) -> bool {
-        self.has_ahead.load(Ordering::Acquire)
+    /// Sends one message given in pieces: in one piece when it is, else gathered.
+    fn send_parts(&self, parts: [&[u8]; 3], wait: Option<Duration>) -> Result<(), PutError<()>> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if total == parts[0].len() {
+            return self.send_once(parts[0], wait);
+        }
+        if total <= 1024 {
+            let mut buf = [0u8; 1024];
+            crate::pickle::gather(&parts, &mut buf[..total]);
+            return self.send_once(&buf[..total], wait);
+        }
+        let mut buf = vec![0u8; total];
+        crate::pickle::gather(&parts, &mut buf);
+        self.send_once(&buf, wait)
     }
 
-    /// Whether the core calls this end ready although `look` found nothing: its own
-    /// end-of-stream rule, which the liveness socket does not confirm.
-    pub(crate) fn stale(&self) -> bool {
-        Waitable::is_ready(&self.conn)
+    fn send_once(&self, data: &[u8], wait: Option<Duration>) -> Result<(), PutError<()>> {
+        match wait {
+            None => self.conn.try_send_bytes(data),
+            Some(t) => self.conn.send_bytes_timeout(data, t),
+        }
+    }
+}
+
+fn broken_pipe() -> PyErr {
+    PyBrokenPipeError::new_err("the other end of the pipe is closed")
+}
+
+/// Sends `parts` on `inner`: at once when the ring has room (without the GIL for a
+/// large message), else waiting without the GIL in slices, as long as the peer lives.
+fn send(py: Python<'_>, inner: &Inner, parts: [&[u8]; 3]) -> PyResult<()> {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    if inner.peer_gone_lately() {
+        return Err(broken_pipe());
+    }
+    let first = if total >= LARGE {
+        py.detach(|| inner.send_parts(parts, None))
+    } else {
+        inner.send_parts(parts, None)
+    };
+    match first {
+        Ok(()) => return Ok(()),
+        Err(PutError::Full(())) => {}
+        Err(e) => return Err(send_failed(e)),
+    }
+    let done = wait_for(py, None, |slice| {
+        if inner.peer_gone() {
+            return Err(broken_pipe());
+        }
+        match inner.send_parts(parts, Some(slice)) {
+            Ok(()) => Ok(Some(())),
+            Err(PutError::Timeout(())) | Err(PutError::Full(())) => Ok(None),
+            Err(e) => Err(send_failed(e)),
+        }
+    })?;
+    done.ok_or_else(broken_pipe)
+}
+
+fn send_failed(e: PutError<()>) -> PyErr {
+    match e {
+        PutError::Closed(()) => broken_pipe(),
+        e => PyOSError::new_err(format!("could not send: {e}")),
+    }
+}
+
+/// Receives one message as `read` makes it: what is there now, else waits (without
+/// the GIL, taking it back only to read the message where it lies) up to `timeout`
+/// seconds (`None`: no limit); `Ok(None)` after the timeout; `EOFError` at end of
+/// stream.
+fn receive<T: Send>(
+    py: Python<'_>,
+    inner: &Inner,
+    timeout: Option<f64>,
+    read: impl Fn(Python<'_>, ReadSlot<'_>) -> PyResult<T> + Sync,
+) -> PyResult<Option<T>> {
+    let now = |py: Python<'_>| match inner
+        .conn
+        .recv_in_place_timeout(Duration::ZERO, |slot| read(py, slot))
+    {
+        Ok(v) => v.map(Some),
+        Err(GetError::Timeout) | Err(GetError::Empty) => Ok(None),
+        Err(GetError::Closed) => Err(PyEOFError::new_err("")),
+        Err(e) => Err(PyOSError::new_err(format!("could not receive: {e}"))),
+    };
+    if let Some(v) = now(py)? {
+        return Ok(Some(v));
+    }
+    if inner.peer_gone() {
+        // Sent before the peer closed: still delivered.
+        return now(py)?.map(Some).ok_or_else(|| PyEOFError::new_err(""));
+    }
+    let deadline = deadline(timeout)?;
+    // First on the ring alone: a busy sender's next message comes soon.
+    let ring_wait = match deadline {
+        Some(d) => d.saturating_duration_since(Instant::now()).min(RING_WAIT),
+        None => RING_WAIT,
+    };
+    let got = py.detach(|| {
+        match inner
+            .conn
+            .recv_in_place_timeout(ring_wait, |slot| Python::attach(|py| read(py, slot)))
+        {
+            Ok(v) => v.map(Some),
+            Err(GetError::Timeout) | Err(GetError::Empty) => Ok(None),
+            Err(GetError::Closed) => Err(PyEOFError::new_err("")),
+            Err(e) => Err(PyOSError::new_err(format!("could not receive: {e}"))),
+        }
+    })?;
+    if got.is_some() {
+        return Ok(got);
+    }
+    loop {
+        if let Some(v) = now(py)? {
+            return Ok(Some(v));
+        }
+        if inner.peer_gone() {
+            return now(py)?.map(Some).ok_or_else(|| PyEOFError::new_err(""));
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(None);
+        }
+        let woke = wait_for(py, deadline, |slice| {
+            wait_ready(inner, slice)
+                .map(|r| r.then_some(()))
+                .map_err(|e| PyOSError::new_err(e.to_string()))
+        })?;
+        if woke.is_none() {
+            return Ok(None);
+        }
     }
 }
 
@@ -157,6 +254,7 @@ fn closed_handle() -> PyErr {
 
 impl PipeEnd {
     fn new(conn: Connection, token: UnixStream) -> PipeEnd {
+        conn.set_peer_death_ends_stream(false);
         PipeEnd {
             readable: conn.readable(),
             writable: conn.writable(),
@@ -164,8 +262,8 @@ impl PipeEnd {
                 conn,
                 token,
                 exported: Exported::default(),
-                ahead: Mutex::new(None),
-                has_ahead: AtomicBool::new(false),
+                looked_ns: AtomicU64::new(0),
+                looked_closes: AtomicU64::new(0),
             }))),
         }
     }
@@ -179,26 +277,13 @@ impl PipeEnd {
     }
 }
 
-fn recv_now<'py>(py: Python<'py>, inner: &Inner) -> PyResult<Option<Bound<'py, PyBytes>>> {
-    if let Some(v) = inner.take_ahead() {
-        return Ok(Some(PyBytes::new(py, &v)));
-    }
-    match inner.take_with(|slot| slot_to_bytes(py, slot)) {
-        Ok(Some(b)) => b.map(Some),
-        Ok(None) => Ok(None),
-        Err(GetError::Closed) => Err(PyEOFError::new_err("")),
-        Err(e) => Err(PyOSError::new_err(format!("could not receive: {e}"))),
-    }
+/// Whether `inner` can be read without blocking: a message, or end of stream.
+fn ready(inner: &Inner) -> bool {
+    inner.conn.is_ready() || inner.peer_gone()
 }
 
-/// Waits up to `slice` for `inner` to be worth looking at, without the GIL; `stale`:
-/// the core calls it ready while nothing is there (see the module docs), so only the
-/// liveness socket is waited on, for a short slice.
-fn wait_ready(inner: &Inner, slice: Duration, stale: bool) -> io::Result<bool> {
-    if stale {
-        wait_with_fds(&[], &[inner.token.as_fd()], Some(slice.min(STALE_SLICE)))?;
-        return Ok(true);
-    }
+/// Waits up to `slice` for `inner` to be ready, without the GIL.
+fn wait_ready(inner: &Inner, slice: Duration) -> io::Result<bool> {
     let (objects, fds) = wait_with_fds(
         &[&inner.conn as &dyn Waitable],
         &[inner.token.as_fd()],
@@ -236,41 +321,18 @@ impl PipeEnd {
         if !self.writable {
             return Err(PyOSError::new_err("connection is read-only"));
         }
-        if inner.peer_gone() {
-            return Err(PyBrokenPipeError::new_err(
-                "the other end of the pipe is closed",
-            ));
+        send(py, &inner, [data.as_bytes(), &[], &[]])
+    }
+
+    /// Pickles `obj` and sends it as one message (a pickling error is raised here);
+    /// blocks while the pipe is full.
+    fn send_obj(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
+        let inner = self.inner()?;
+        if !self.writable {
+            return Err(PyOSError::new_err("connection is read-only"));
         }
-        let bytes = data.as_bytes();
-        let r = if bytes.len() <= 4096 {
-            inner.conn.send_bytes(bytes)
-        } else {
-            py.detach(|| inner.conn.send_bytes(bytes))
-        };
-        let broken = || PyBrokenPipeError::new_err("the other end of the pipe is closed");
-        match r {
-            Ok(()) => Ok(()),
-            // The core's own rule (every process that received is dead, and the ring is
-            // full): Python's is the socket's, so while some process holds the peer's
-            // end, wait for room.
-            Err(PutError::Closed(())) if !inner.peer_gone() => {
-                let sent = wait_for(py, None, |slice| {
-                    wait_with_fds(&[], &[inner.token.as_fd()], Some(slice.min(STALE_SLICE)))
-                        .map_err(|e| PyOSError::new_err(e.to_string()))?;
-                    if inner.peer_gone() {
-                        return Err(broken());
-                    }
-                    match inner.conn.send_bytes(bytes) {
-                        Ok(()) => Ok(Some(())),
-                        Err(PutError::Closed(())) => Ok(None),
-                        Err(e) => Err(PyOSError::new_err(format!("could not send: {e}"))),
-                    }
-                })?;
-                sent.ok_or_else(broken)
-            }
-            Err(PutError::Closed(())) => Err(broken()),
-            Err(e) => Err(PyOSError::new_err(format!("could not send: {e}"))),
-        }
+        let msg = Message::encode(obj)?;
+        send(py, &inner, msg.parts())
     }
 
     /// The next message; None after `timeout` seconds (`None`: no limit); `EOFError`
@@ -285,24 +347,20 @@ impl PipeEnd {
         if !self.readable {
             return Err(PyOSError::new_err("connection is write-only"));
         }
-        if let Some(b) = recv_now(py, &inner)? {
-            return Ok(Some(b));
+        let got = receive(py, &inner, timeout, |py, slot| {
+            slot_to_bytes(py, slot).map(Bound::unbind)
+        })?;
+        Ok(got.map(|b| b.into_bound(py)))
+    }
+
+    /// The next object (unpickled), waiting for it; `EOFError` at end of stream.
+    fn recv_obj<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner()?;
+        if !self.readable {
+            return Err(PyOSError::new_err("connection is write-only"));
         }
-        let deadline = deadline(timeout)?;
-        loop {
-            let stale = inner.stale();
-            let woke = wait_for(py, deadline, |slice| {
-                wait_ready(&inner, slice, stale)
-                    .map(|r| r.then_some(()))
-                    .map_err(|e| PyOSError::new_err(e.to_string()))
-            })?;
-            if woke.is_none() {
-                return Ok(None);
-            }
-            if let Some(b) = recv_now(py, &inner)? {
-                return Ok(Some(b));
-            }
-        }
+        let got = receive(py, &inner, None, |py, slot| Received::read(py, &slot))?;
+        got.ok_or_else(|| PyEOFError::new_err(""))?.load(py)
     }
 
     /// Whether a message (or end of stream) is there, waiting up to `timeout` seconds
@@ -313,13 +371,13 @@ impl PipeEnd {
         if !self.readable {
             return Err(PyOSError::new_err("connection is write-only"));
         }
-        if inner.look() {
+        if ready(&inner) {
             return Ok(true);
         }
         let deadline = deadline(timeout)?;
         let woke = wait_for(py, deadline, |slice| {
-            wait_ready(&inner, slice, inner.stale())
-                .map(|_| inner.look().then_some(()))
+            wait_ready(&inner, slice)
+                .map(|_| ready(&inner).then_some(()))
                 .map_err(|e| PyOSError::new_err(e.to_string()))
         })?;
         Ok(woke.is_some())
@@ -327,7 +385,15 @@ impl PipeEnd {
 
     /// Closes this handle only (other copies, in this or other processes, stay open).
     fn close(&self) {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if self
+            .inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .is_some()
+        {
+            CLOSES.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The receiving ring's readiness descriptor (see `RawReadiness`) and the liveness
@@ -375,11 +441,15 @@ impl PipeEnd {
 #[pyfunction]
 #[pyo3(signature = (duplex = true))]
 pub(crate) fn pipe(duplex: bool) -> PyResult<(PipeEnd, PipeEnd)> {
-    // Python's order for a one-way pipe is (receiving end, sending end).
+    // As `multiprocessing.Pipe(duplex=False)`: the receiving end first.
+    // Rings as large as a queue's, so that a message of up to half of one goes in one
+    // piece (larger ones are streamed in parts); memory is touched only as messages
+    // pass.
+    let builder = Pipe::builder().capacity(DEFAULT_CAPACITY);
     let (a, b) = if duplex {
-        Pipe::duplex()
+        builder.duplex()
     } else {
-        Pipe::simplex().map(|(tx, rx)| (rx, tx))
+        builder.simplex().map(|(tx, rx)| (rx, tx))
     }
     .map_err(|e| create_failed(&e))?;
     let (ta, tb) =

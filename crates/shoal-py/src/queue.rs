@@ -1,5 +1,6 @@
 //! `RawQueue`: a shoal `Queue` or `JoinableQueue` of raw byte messages.
 
+use std::io::Write;
 use std::time::Duration;
 
 use pyo3::exceptions::PyValueError;
@@ -12,6 +13,13 @@ use shoal::{JoinableQueue, Queue};
 
 use crate::blocking::{create_failed, deadline, wait_for};
 use crate::handoff::{rebuild, Exported};
+use crate::pickle::{self, gather, Message, Received};
+
+/// Messages up to this long are gathered on the stack and put in one piece.
+const SMALL: usize = 1024;
+
+/// Messages from this long on are copied without the GIL.
+pub(crate) const LARGE: usize = 64 * 1024;
 
 /// Ring bytes of a Python queue unless told otherwise: room for messages of up to half
 /// of it in one piece (larger ones are streamed in parts). Memory is touched only as
@@ -69,10 +77,7 @@ pub(crate) fn slot_to_bytes<'py>(
     py: Python<'py>,
     slot: ReadSlot<'_>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    PyBytes::new_with(py, slot.len(), |out| {
-        slot.copy_to_slice(out);
-        Ok(())
-    })
+    crate::pickle::slot_bytes(py, &slot, 0, slot.len())
 }
 
 impl RawQueue {
@@ -89,6 +94,41 @@ impl RawQueue {
             (Flavor::Plain(q), Some(t)) => q.put_bytes_timeout(data, t),
             (Flavor::Joinable(j), None) => j.try_put_bytes(data),
             (Flavor::Joinable(j), Some(t)) => j.put_bytes_timeout(data, t),
+        }
+    }
+
+    /// Puts one message given in pieces (see [`Message::parts`]), without waiting
+    /// (`wait` `None`) or waiting at most `wait`.
+    fn put_parts(&self, parts: [&[u8]; 3], wait: Option<Duration>) -> Result<(), PutError<()>> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if total == parts[0].len() {
+            return self.put_once(parts[0], wait);
+        }
+        if total <= SMALL {
+            let mut buf = [0u8; SMALL];
+            gather(&parts, &mut buf[..total]);
+            return self.put_once(&buf[..total], wait);
+        }
+        match &self.flavor {
+            // Written in place: no copy but the one into the ring. (A joinable queue
+            // counts its tasks in its own puts.)
+            Flavor::Plain(q) if total <= q.max_reserve() => {
+                let mut slot = match wait {
+                    None => q.try_reserve(total)?,
+                    Some(t) => q.reserve_timeout(total, t)?,
+                };
+                for p in parts {
+                    slot.write_all(p)
+                        .expect("a slot holds what it was reserved for");
+                }
+                slot.commit();
+                Ok(())
+            }
+            _ => {
+                let mut buf = vec![0u8; total];
+                gather(&parts, &mut buf);
+                self.put_once(&buf, wait)
+            }
         }
     }
 
@@ -148,6 +188,80 @@ impl RawQueue {
             }
         })?;
         Ok(done.is_some())
+    }
+
+    /// Pickles `obj` and puts it; `None` once put, else (the queue stayed full: not
+    /// blocking, at once; else after `timeout` seconds, `None` for no limit) the
+    /// message as `bytes`, for the caller to keep or drop. A pickling error is raised
+    /// here.
+    #[pyo3(signature = (obj, block = true, timeout = None))]
+    fn put_obj<'py>(
+        &self,
+        py: Python<'py>,
+        obj: &Bound<'py, PyAny>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let msg = Message::encode(obj)?;
+        let parts = msg.parts();
+        let first = if msg.len() >= LARGE {
+            py.detach(|| self.put_parts(parts, None))
+        } else {
+            self.put_parts(parts, None)
+        };
+        match first {
+            Ok(()) => return Ok(None),
+            Err(PutError::Full(())) if block => {}
+            Err(PutError::Full(())) => return msg.into_bytes(py).map(Some),
+            Err(e) => return put_failed(e).map(|_| None),
+        }
+        let deadline = deadline(timeout)?;
+        let done = wait_for(py, deadline, |slice| {
+            match self.put_parts(parts, Some(slice)) {
+                Ok(()) => Ok(Some(())),
+                Err(PutError::Timeout(())) | Err(PutError::Full(())) => Ok(None),
+                Err(e) => put_failed(e).map(|_| None),
+            }
+        })?;
+        match done {
+            Some(()) => Ok(None),
+            None => msg.into_bytes(py).map(Some),
+        }
+    }
+
+    /// The next object (unpickled); `queue.Empty` when the queue stayed empty (not
+    /// blocking: at once; else after `timeout` seconds, `None` for no limit).
+    #[pyo3(signature = (block = true, timeout = None))]
+    fn get_obj<'py>(
+        &self,
+        py: Python<'py>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let q = self.flavor.queue();
+        let received = match q.get_in_place(Some(Duration::ZERO), |slot| Received::read(py, &slot))
+        {
+            Ok(r) => r?,
+            Err(GetError::Empty) | Err(GetError::Timeout) if block => {
+                let deadline = deadline(timeout)?;
+                // The message is read where it lies, taking the GIL back for the copy
+                // only once one is there.
+                let got = wait_for(py, deadline, |slice| {
+                    match q.get_in_place(Some(slice), |slot| {
+                        Python::attach(|py| Received::read(py, &slot))
+                    }) {
+                        Ok(r) => r.map(Some),
+                        Err(e) => get_failed(e),
+                    }
+                })?;
+                got.ok_or_else(|| pickle::empty(py))?
+            }
+            Err(e) => {
+                get_failed::<()>(e)?;
+                return Err(pickle::empty(py));
+            }
+        };
+        received.load(py)
     }
 
     /// The next message, or None when the queue stayed empty (not blocking: at once;

@@ -3,14 +3,13 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::time::Duration;
 
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use shoal::channel::{wait_with_fds, Waitable};
 
 use crate::blocking::{deadline, wait_for};
-use crate::pipe::{PipeEnd, STALE_SLICE};
+use crate::pipe::PipeEnd;
 use crate::queue::RawQueue;
 
 /// Returns the indices of the ready items of `objects` (`RawQueue`, `PipeEnd` or a
@@ -47,57 +46,27 @@ pub(crate) fn wait(
         borrowed.push(p.token.as_fd());
         fd_index.push(*i);
     }
-    // Pipe ends the core calls ready with nothing to read (its own end-of-stream rule,
-    // see `pipe.rs`): left out of the core's wait, looked at every `STALE_SLICE`.
-    let mut stale = vec![false; pipes.len()];
+    let mut waitables: Vec<&(dyn Waitable + Sync)> =
+        queue_refs.iter().map(|q| q.waitable()).collect();
+    let mut index: Vec<usize> = queues.iter().map(|(i, _)| *i).collect();
+    for (i, p) in &pipes {
+        waitables.push(&p.conn);
+        index.push(*i);
+    }
     let deadline = deadline(timeout)?;
     let got = wait_for(py, deadline, |slice| {
-        let mut objects: Vec<&dyn Waitable> = queue_refs
-            .iter()
-            .map(|q| q.waitable() as &dyn Waitable)
-            .collect();
-        let mut index: Vec<usize> = queues.iter().map(|(i, _)| *i).collect();
-        let mut pipe_of: Vec<Option<usize>> = vec![None; objects.len()];
-        for (k, (i, p)) in pipes.iter().enumerate() {
-            if !stale[k] {
-                objects.push(&p.conn);
-                index.push(*i);
-                pipe_of.push(Some(k));
-            }
-        }
-        // A pipe end holding a message read ahead is ready now: the others are only
-        // looked at, not waited for.
-        let ahead = pipes.iter().any(|(_, p)| p.has_ahead());
-        let slice = if ahead {
-            Duration::ZERO
-        } else if stale.iter().any(|s| *s) {
-            slice.min(STALE_SLICE)
-        } else {
-            slice
-        };
+        let objects: Vec<&dyn Waitable> = waitables.iter().map(|w| *w as &dyn Waitable).collect();
         let (objs, mut ready_fds) = wait_with_fds(&objects, &borrowed, Some(slice))
             .map_err(|e| PyOSError::new_err(e.to_string()))?;
-        if (ahead || !objs.is_empty()) && ready_fds.is_empty() {
+        if objs.is_empty() && ready_fds.is_empty() {
+            return Ok(None);
+        }
+        if ready_fds.is_empty() {
             // Every ready descriptor is reported, not only the ready objects.
             ready_fds = readable_now(&borrowed).map_err(|e| PyOSError::new_err(e.to_string()))?;
         }
-        let mut out: Vec<usize> = Vec::new();
-        for &k in &objs {
-            match pipe_of[k] {
-                Some(pk) if !pipes[pk].1.look() => stale[pk] = pipes[pk].1.stale(),
-                _ => out.push(index[k]),
-            }
-        }
-        for (k, (i, p)) in pipes.iter().enumerate() {
-            if p.has_ahead() || (stale[k] && p.look()) {
-                stale[k] = false;
-                out.push(*i);
-            }
-        }
+        let mut out: Vec<usize> = objs.iter().map(|&k| index[k]).collect();
         out.extend(ready_fds.iter().map(|&k| fd_index[k]));
-        if out.is_empty() {
-            return Ok(None);
-        }
         out.sort_unstable();
         out.dedup();
         Ok(Some(out))

@@ -202,3 +202,30 @@ fn timed_byte_receive_sees_a_dead_peer_as_the_end_not_a_timeout() {
         assert_eq!(child.0.join_timeout(long).unwrap(), Some(0));
     });
 }
+
+#[test]
+fn a_dead_peer_is_no_end_of_stream_where_that_rule_is_turned_off() {
+    watchdog_secs(30, || {
+        let (tx, rx) = Pipe::simplex().unwrap();
+        rx.set_peer_death_ends_stream(false);
+        let child = Reap(
+            shoal::Process::new(send_then_exit, tx.clone())
+                .start()
+                .unwrap(),
+        );
+        let long = Duration::from_secs(60);
+        assert_eq!(rx.recv_bytes_timeout(long).unwrap(), b"from the child");
+        assert_eq!(child.0.join_timeout(long).unwrap(), Some(0));
+        // The only sender died: with the rule on, this would be the end of stream.
+        assert!(!rx.poll(Duration::from_millis(50)));
+        assert!(rx
+            .recv_bytes_timeout(Duration::from_millis(50))
+            .unwrap_err()
+            .is_timeout());
+        // The parent's own copy of the sending end still sends, and close still ends.
+        tx.send_bytes(b"from the parent").unwrap();
+        assert_eq!(rx.recv_bytes_timeout(long).unwrap(), b"from the parent");
+        tx.close();
+        assert_eq!(rx.recv_bytes_timeout(long), Err(GetError::Closed));
+    });
+}

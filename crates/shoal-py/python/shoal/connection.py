@@ -180,11 +180,47 @@ class Connection(_ConnectionBase):
         """True if this end sends."""
         return self._writable
 
-    def send_bytes(self, buf: Any, offset: int = 0, size: int | None = None) -> None:
-        raw = self._check()
+    def send(self, obj: Any) -> None:
+        """Send `obj`, pickled (a pickling error is raised here)."""
+        raw = self._raw
+        if raw is None:
+            raise OSError("handle is closed")
         if not self._writable:
             raise OSError("connection is read-only")
-        raw.send_bytes(_as_bytes(buf, offset, size))
+        # Pickled and sent in one call.
+        raw.send_obj(obj)
+
+    def recv(self) -> Any:
+        """Receive an object; `EOFError` at end of stream."""
+        raw = self._raw
+        if raw is None:
+            raise OSError("handle is closed")
+        return raw.recv_obj()
+
+    def send_bytes(self, buf: Any, offset: int = 0, size: int | None = None) -> None:
+        """Send `size` bytes of the bytes-like `buf` from `offset` as one message."""
+        raw = self._raw
+        if raw is None:
+            raise OSError("handle is closed")
+        if not self._writable:
+            raise OSError("connection is read-only")
+        if type(buf) is bytes and offset == 0 and size is None:
+            raw.send_bytes(buf)
+        else:
+            raw.send_bytes(_as_bytes(buf, offset, size))
+
+    def recv_bytes(self, maxlength: int | None = None) -> bytes:
+        """Receive one message as bytes; `OSError` when longer than `maxlength`."""
+        raw = self._raw
+        if raw is None:
+            raise OSError("handle is closed")
+        if maxlength is not None and maxlength < 0:
+            raise ValueError("negative maxlength")
+        data = raw.recv_bytes(None)
+        if maxlength is not None and len(data) > maxlength:
+            self.close()
+            raise OSError("bad message length")
+        return data
 
     def __reduce__(self) -> Any:
         data, dupfds = dup_parts(self._check())

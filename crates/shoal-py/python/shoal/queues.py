@@ -84,23 +84,28 @@ class Queue:
 
     def put(self, obj: Any, block: bool = True, timeout: float | None = None) -> None:
         """Put `obj` on the queue (pickled now: a pickling error is raised here)."""
-        self._check_open()
-        try:
-            data = dumps(obj)
-        except Exception as e:
-            if type(self)._on_queue_feeder_error is Queue._on_queue_feeder_error:
-                raise
-            self._on_queue_feeder_error(e, obj)
-            return
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
+        if type(self)._on_queue_feeder_error is not Queue._on_queue_feeder_error:
+            # The subclass takes unpicklable messages itself: try the pickling here.
+            try:
+                dumps(obj)
+            except Exception as e:  # noqa: BLE001 - any pickling error goes to the hook
+                self._on_queue_feeder_error(e, obj)
+                return
         if self._pending:
-            self._buffer(data)
+            # Behind what the feeder thread still holds.
+            self._buffer(dumps(obj))
             return
-        if self._raw.put(data, False):
-            return
+        # Pickled and put in one call; what did not fit comes back as bytes.
         if self._maxsize == 0:
-            self._buffer(data)
-            return
-        if not block or not self._raw.put(data, True, timeout):
+            # Unbounded: never waits; the feeder thread takes what the ring refused.
+            left = self._raw.put_obj(obj, False)
+            if left is not None:
+                self._buffer(left)
+        elif block and timeout is None:
+            self._raw.put_obj(obj)
+        elif self._raw.put_obj(obj, block, timeout) is not None:
             raise _queue.Full
 
     def put_nowait(self, obj: Any) -> None:
@@ -163,11 +168,12 @@ class Queue:
     # -- getting -----------------------------------------------------------------
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """Remove and return an item; `queue.Empty` when none came in time."""
-        self._check_open()
-        data = self._raw.get(block, timeout)
-        if data is None:
-            raise _queue.Empty
-        return loads(data)
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
+        # Taken and unpickled in one call, which raises queue.Empty.
+        if block and timeout is None:
+            return self._raw.get_obj()
+        return self._raw.get_obj(block, timeout)
 
     def get_nowait(self) -> Any:
         """`get(False)`."""
@@ -313,13 +319,13 @@ class SimpleQueue:
         """Put `obj` (blocks while the ring is full)."""
         if self._closed:
             raise ValueError("SimpleQueue is closed")
-        self._raw.put(dumps(obj), True, None)
+        self._raw.put_obj(obj)
 
     def get(self) -> Any:
         """Remove and return an item, waiting for one."""
         if self._closed:
             raise ValueError("SimpleQueue is closed")
-        return loads(self._raw.get(True, None))
+        return self._raw.get_obj()
 
     def empty(self) -> bool:
         """Whether the queue is empty (a snapshot)."""

@@ -271,6 +271,27 @@ impl Connection {
         tx.put_bytes(data, Wait::forever())
     }
 
+    /// [`send_bytes`](Connection::send_bytes) without waiting: `Full` when the ring has
+    /// no room for `data` now.
+    ///
+    /// # Errors
+    /// `Full`; `Closed` as for [`send_bytes`](Connection::send_bytes).
+    ///
+    /// # Examples
+    /// ```
+    /// let (tx, rx) = shoal::Pipe::builder().capacity(64 * 1024).simplex()?;
+    /// tx.try_send_bytes(b"room")?;
+    /// while tx.try_send_bytes(&[0u8; 1024]).is_ok() {}
+    /// assert!(tx.try_send_bytes(&[0u8; 1024]).unwrap_err().is_full());
+    /// assert_eq!(rx.recv_bytes()?, b"room");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_send_bytes(&self, data: &[u8]) -> Result<(), PutError<()>> {
+        let tx = self.tx()?;
+        tx.ring.note_end(true);
+        tx.put_bytes(data, Wait::No)
+    }
+
     /// [`send_bytes`](Connection::send_bytes) for at most `timeout`: gives up while the
     /// ring stays too full for the message.
     ///
@@ -479,6 +500,31 @@ impl Connection {
         self.recv_with(Deadline::NEVER, |c, w| c.get_in_place(w, f))
     }
 
+    /// [`recv_in_place`](Connection::recv_in_place) waiting at most `timeout` (zero:
+    /// only what is there now).
+    ///
+    /// # Errors
+    /// `Timeout`; `Closed` at end of stream.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = shoal::Pipe::simplex()?;
+    /// let none = rx.recv_in_place_timeout(Duration::ZERO, |m| m.len());
+    /// assert!(none.is_err()); // nothing there yet
+    /// tx.send_bytes(b"now")?;
+    /// assert_eq!(rx.recv_in_place_timeout(Duration::from_millis(10), |m| m.len())?, 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_in_place_timeout<R>(
+        &self,
+        timeout: Duration,
+        f: impl FnOnce(ReadSlot<'_>) -> R,
+    ) -> Result<R, GetError> {
+        self.recv_with(Deadline::after(timeout), |c, w| c.get_in_place(w, f))
+    }
+
     /// Receives and decodes the next message (bincode); blocks until one comes.
     ///
     /// # Errors
@@ -536,6 +582,32 @@ impl Connection {
         };
         let deadline = Deadline::after(timeout);
         rx.ring.wait_readable(deadline, || rx.ring.end_dead(true)) || rx.ring.end_dead(true)
+    }
+
+    /// Whether the death of every process that sent on this connection (for receives)
+    /// or received from it (for sends) counts as end of stream, as it does by default.
+    ///
+    /// Turn it off where end of stream is decided otherwise, e.g. by a socket whose
+    /// copies travel with the ends (shoal's Python package does so, because a Python
+    /// pipe ends only when every copy of the other end is closed, however many of its
+    /// senders died). Then only [`close`](Connection::close) ends the stream. It
+    /// applies to this handle and its clones, in this process.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = shoal::Pipe::simplex()?;
+    /// rx.set_peer_death_ends_stream(false);
+    /// tx.send_bytes(b"one")?;
+    /// assert_eq!(rx.recv_bytes()?, b"one");
+    /// assert!(!rx.poll(Duration::ZERO));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_peer_death_ends_stream(&self, on: bool) {
+        for core in [&self.rx, &self.tx].into_iter().flatten() {
+            core.ring.set_death_ends(on);
+        }
     }
 
     /// Closes this end for both processes: the peer's `recv` reports end of stream

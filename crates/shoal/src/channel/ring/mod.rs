@@ -142,6 +142,11 @@ pub(crate) struct Ring {
     /// kernel was last asked (milliseconds since a process-wide epoch, plus one).
     dead_peer: [AtomicU32; 2],
     peer_checked: AtomicU64,
+    /// Pipes (process-local): whether the death of every process recorded at the other
+    /// end counts as end of stream (see [`Connection::set_peer_death_ends_stream`]).
+    ///
+    /// [`Connection::set_peer_death_ends_stream`]: crate::Connection::set_peer_death_ends_stream
+    death_ends: AtomicBool,
     /// Queues (process-local): when a waiting consumer last looked for claims left by
     /// dead consumers (same clock as `peer_checked`).
     scanned: AtomicU64,
@@ -318,6 +323,7 @@ impl Ring {
             head_cache: Line(AtomicU64::new(0)),
             dead_peer: [AtomicU32::new(0), AtomicU32::new(0)],
             peer_checked: AtomicU64::new(0),
+            death_ends: AtomicBool::new(true),
             scanned: AtomicU64::new(0),
             contended: [AtomicBool::new(false), AtomicBool::new(false)],
         })
@@ -541,10 +547,24 @@ impl Ring {
         }
     }
 
+    /// Whether the death of every process at the other end counts as end of stream
+    /// through this handle (pipes; `true` unless turned off).
+    pub(crate) fn death_ends(&self) -> bool {
+        self.death_ends.load(Ordering::Relaxed)
+    }
+
+    /// Turns [`death_ends`](Ring::death_ends) on or off for this handle.
+    pub(crate) fn set_death_ends(&self, on: bool) {
+        self.death_ends.store(on, Ordering::Relaxed);
+    }
+
     /// Whether every process recorded as a sender (`true`) or receiver of this ring
     /// (pipes) is dead, and no live one holds that end right now. `false` when none
     /// has been recorded yet.
     pub(crate) fn end_dead(&self, sender: bool) -> bool {
+        if !self.death_ends() {
+            return false;
+        }
         let ctrl = self.ctrl();
         let st = &ctrl.stream.0;
         let (last, table, word) = if sender {

@@ -129,6 +129,9 @@ impl Ring {
     /// per ring handle (a sleeping waiter naps no longer than that), and remembers a
     /// dead pid, so that a receiver draining a dead sender's pipe learns it at once.
     fn peer_gone(&self, for_data: bool) -> bool {
+        if !self.death_ends() {
+            return false;
+        }
         let st = &self.ctrl().stream.0;
         let last = if for_data {
             &st.sender_pid

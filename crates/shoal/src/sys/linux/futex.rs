@@ -6,6 +6,7 @@
 
 use std::io;
 use std::sync::atomic::AtomicU32;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// A point in time after which a blocking call gives up; `None` waits forever.
@@ -17,8 +18,19 @@ impl Deadline {
     pub(crate) const NEVER: Deadline = Deadline(None);
 
     /// Expires `timeout` from now. A timeout too large to represent never expires.
+    /// A zero timeout has expired already, without reading the clock (every
+    /// non-blocking attempt makes one: the clock would cost as much as the attempt).
     pub(crate) fn after(timeout: Duration) -> Deadline {
+        if timeout.is_zero() {
+            return Deadline::passed();
+        }
         Deadline(Instant::now().checked_add(timeout))
+    }
+
+    /// A deadline that has passed: the first time this process asked for one.
+    fn passed() -> Deadline {
+        static PAST: OnceLock<Instant> = OnceLock::new();
+        Deadline(Some(*PAST.get_or_init(Instant::now)))
     }
 
     /// `None` waits forever, `Some(t)` expires `t` from now.
