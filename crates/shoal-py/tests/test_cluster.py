@@ -18,6 +18,7 @@ import uuid
 
 import cluster_tasks
 import pytest
+import shoal
 from shoal import cluster
 
 KEY = b"python cluster test key, 32 byte"
@@ -243,6 +244,9 @@ def test_a_task_exception_comes_back_as_itself_or_as_remote_error(redis, hosts):
             p.map(cluster_tasks.boom, ["x"] * 3, timeout=WAIT)
         with pytest.raises(TypeError, match=r"module-level"):
             p.submit(lambda: 1)
+        # A local worker that dies fails its task with shoal.WorkerDied; the host goes on.
+        with pytest.raises(shoal.WorkerDied):
+            p.submit("os._exit", 3).result(WAIT)
         # The pool still serves after its failures.
         assert p.submit(cluster_tasks.square, 3).result(WAIT) == 9
 
@@ -263,3 +267,16 @@ def test_redis_unreachable_is_a_connection_error_and_a_missing_key_a_value_error
         cluster.Pool(f"redis://127.0.0.1:{free_port()}", "nowhere")
     with pytest.raises(ValueError, match="at least 16 bytes"):
         cluster.Pool(f"redis://127.0.0.1:{free_port()}", "nowhere", b"short")
+
+
+def test_a_worker_host_stopped_with_sigterm_finishes_its_task_and_leaves(redis, hosts):
+    pool = unique("term")
+    serve(redis, hosts, pool, ["a"])
+    with cluster.Pool(redis.url, pool, KEY) as p:
+        fut = p.submit("time.sleep", 1.0)
+        wait_for("the task to be held",
+                 lambda: redis.cmd("XPENDING", f"shoal:{{{pool}}}:tasks:1", "hosts")[0] == 1)
+        hosts[0].proc.send_signal(signal.SIGTERM)
+        assert fut.result(WAIT) is None
+        assert hosts[0].proc.wait(WAIT) == 0
+    assert redis.cmd("HLEN", f"shoal:{{{pool}}}:hosts") == 0
