@@ -809,3 +809,49 @@ fn bench_places_the_processes_as_asked() {
         assert_eq!(report["results"].as_array().unwrap().len(), 1);
     }
 }
+
+/// Makes the dict `name`, then waits to be killed.
+fn make_dict_and_wait(name: String) {
+    let dict: shoal::SharedDict<String, u32> = shoal::SharedDict::create_named(&name).unwrap();
+    dict.insert("k", &1).unwrap();
+    thread::sleep(TIMEOUT);
+}
+shoal::entry!(make_dict_and_wait);
+
+#[test]
+fn ls_shows_a_shared_dicts_segments_and_gc_removes_them_once_its_creator_died() {
+    let name = format!("shoal-{}-{}", std::process::id(), unique("dict"));
+    let child = shoal::Process::new(make_dict_and_wait, name.clone())
+        .start_method(shoal::process::StartMethod::Fork)
+        .start()
+        .unwrap();
+    let start = Instant::now();
+    while shoal::SharedDict::<String, u32>::open(&name).is_err() {
+        assert!(start.elapsed() < TIMEOUT, "the child never made its dict");
+        thread::sleep(Duration::from_millis(5));
+    }
+    let ls = shoal(&["ls", &name]);
+    assert_eq!(ls.code, Some(0), "{ls:?}");
+    let kind_of = |suffix: &str| {
+        let full = format!("{name}{suffix} ");
+        let line = ls.stdout.lines().find(|l| l.starts_with(&full));
+        let line = line.unwrap_or_else(|| panic!("no {full} in {ls:?}"));
+        assert!(
+            line.contains(&child.pid().to_string()) && line.contains("yes"),
+            "{line}"
+        );
+        line.trim_end().to_owned()
+    };
+    assert!(kind_of("").ends_with("dict"));
+    assert!(kind_of(".g0").ends_with("collection data"));
+    assert!(kind_of(".lock").ends_with("sync"));
+
+    child.kill().unwrap();
+    assert!(child.join_timeout(TIMEOUT).unwrap().is_some());
+    let gc = shoal(&["gc", &name]);
+    assert_eq!(gc.code, Some(0), "{gc:?}");
+    for suffix in ["", ".g0", ".lock"] {
+        let path = ShmFile::path_of(&format!("{name}{suffix}"));
+        assert!(!path.exists(), "{} left: {gc:?}", path.display());
+    }
+}

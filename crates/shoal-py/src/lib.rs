@@ -11,6 +11,7 @@
 
 mod blocking;
 mod cluster;
+mod collections;
 mod handoff;
 mod net;
 mod pickle;
@@ -27,6 +28,8 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _shoal(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<queue::RawQueue>()?;
+    m.add_class::<collections::SharedDict>()?;
+    m.add_class::<collections::SharedList>()?;
     m.add_class::<queue::RawReadiness>()?;
     m.add_class::<pipe::PipeEnd>()?;
     m.add_function(wrap_pyfunction!(pipe::pipe, m)?)?;

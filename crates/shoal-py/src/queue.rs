@@ -147,7 +147,11 @@ impl RawQueue {
     #[new]
     #[pyo3(signature = (maxsize = 0, capacity = DEFAULT_CAPACITY, joinable = false))]
     fn new(maxsize: usize, capacity: usize, joinable: bool) -> PyResult<RawQueue> {
-        let mut builder: QueueBuilder = Queue::<()>::builder().capacity_bytes(capacity);
+        // Marked as pickles, so that a Rust program attaching the queue is told to use
+        // raw bytes rather than fail to decode.
+        let mut builder: QueueBuilder = Queue::<()>::builder()
+            .capacity_bytes(capacity)
+            .codec(shoal::codec::Codec::Pickle);
         if maxsize > 0 {
             builder = builder.maxsize(maxsize);
         }
@@ -307,6 +311,13 @@ impl RawQueue {
             Ok(_) => Ok(out),
             Err(e) => get_failed::<()>(e).map(|_| out),
         }
+    }
+
+    /// The codec of the queue's typed messages: `"pickle"` for queues made here,
+    /// another name (`"bincode"`, `"MessagePack"`, `"JSON"`) for a Rust program's.
+    #[getter]
+    fn codec(&self) -> &'static str {
+        self.flavor.queue().codec().name()
     }
 
     /// How many messages are in the queue (a snapshot).

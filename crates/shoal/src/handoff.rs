@@ -33,6 +33,9 @@ use serde::Serialize;
 
 use crate::codec::{self, CodecError};
 
+mod fd;
+pub use fd::Fd;
+
 enum Handoff {
     Export(Vec<OwnedFd>),
     Import(Vec<Option<OwnedFd>>),
@@ -103,6 +106,27 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<T,
     CURRENT.with(|c| *c.borrow_mut() = Some(Handoff::Import(fds.into_iter().map(Some).collect())));
     let _reset = Reset;
     codec::decode(bytes)
+}
+
+/// Runs `f` (which serializes) as a handoff: the descriptors of the shoal objects and
+/// [`Fd`]s it meets are collected and returned beside its result.
+pub(crate) fn capture<R>(f: impl FnOnce() -> R) -> (R, Vec<OwnedFd>) {
+    CURRENT.with(|c| *c.borrow_mut() = Some(Handoff::Export(Vec::new())));
+    let _reset = Reset;
+    let r = f();
+    let fds = match CURRENT.with(|c| c.borrow_mut().take()) {
+        Some(Handoff::Export(fds)) => fds,
+        _ => Vec::new(),
+    };
+    (r, fds)
+}
+
+/// Runs `f` (which deserializes) with `fds` as the descriptors its shoal objects and
+/// [`Fd`]s refer to by index.
+pub(crate) fn importing<R>(fds: Vec<OwnedFd>, f: impl FnOnce() -> R) -> R {
+    CURRENT.with(|c| *c.borrow_mut() = Some(Handoff::Import(fds.into_iter().map(Some).collect())));
+    let _reset = Reset;
+    f()
 }
 
 /// Called by `Serialize` impls: registers a duplicate of `fd` and returns its index.

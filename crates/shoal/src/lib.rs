@@ -150,12 +150,14 @@
 //! - [`net`]: authenticated [`Listener`](net::Listener)/[`Client`](net::Client)
 //!   connections over TCP and Unix sockets, wire-compatible with Python's
 //!   `multiprocessing.connection`;
+//! - [`collections`]: [`SharedDict`] and [`SharedList`] in shared memory, by name;
 //! - [`codec`]: the serde codecs messages travel with;
 //! - [`handoff`]: shoal objects as bytes plus descriptors, for carriers of one's own.
 #![deny(missing_docs)]
 
 pub mod channel;
 pub mod codec;
+pub mod collections;
 pub mod handoff;
 pub mod net;
 pub mod pool;
@@ -165,8 +167,9 @@ pub mod sync;
 mod sys;
 
 pub use channel::{Connection, JoinableQueue, Pipe, Queue, SimpleQueue};
+pub use collections::{SharedDict, SharedList};
 pub use pool::{AsyncResult, Pool};
-pub use process::{active_children, current_process, parent_process, Process};
+pub use process::{active_children, current_process, inherited, parent_process, Process};
 pub use shm::{Array, SharedMemory, Value};
 pub use sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
 

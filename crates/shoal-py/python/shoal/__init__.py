@@ -18,6 +18,7 @@ import sys as _sys
 
 from . import context as _context
 from ._errors import OwnerDiedError, OwnerDiedWarning, set_owner_died_policy
+from .collections import SharedDict, SharedList
 
 # The standard library's modules that shoal reuses as they are (process bookkeeping,
 # start-up of children, pickling helpers, logging): importable under shoal's name too.
@@ -40,11 +41,14 @@ __all__ = [x for x in dir(_default) if not x.startswith("_")]
 globals().update((name, getattr(_default, name)) for name in __all__)
 
 # shoal's own submodules, attributes of the package as the standard library's are.
-for _name in ("connection", "managers", "pool", "queues", "shared_memory", "sharedctypes", "synchronize"):
+for _name in (
+    "connection", "managers", "pool", "queues", "shared_memory", "sharedctypes", "subprocess", "synchronize",
+):
     _importlib.import_module(f".{_name}", __name__)
 
 collect_dead_segments = _sys.modules[f"{__name__}.shared_memory"].collect_dead_segments
 WorkerDied = _sys.modules[f"{__name__}.pool"].WorkerDied
+inherited = _sys.modules[f"{__name__}.subprocess"].inherited
 
 SUBDEBUG = _std.SUBDEBUG
 SUBWARNING = _std.SUBWARNING
@@ -54,8 +58,11 @@ __all__ += [
     "SUBWARNING",
     "OwnerDiedError",
     "OwnerDiedWarning",
+    "SharedDict",
+    "SharedList",
     "WorkerDied",
     "collect_dead_segments",
+    "inherited",
     "set_owner_died_policy",
 ]
 del _name, _mod

@@ -179,6 +179,31 @@ class Queue:
         """`get(False)`."""
         return self.get(False)
 
+    # -- raw bytes (shoal's own, for queues shared with Rust programs) -------------
+    def put_bytes(self, data: Any, block: bool = True, timeout: float | None = None) -> None:
+        """Put the bytes-like `data` as one message, not pickled: what a Rust program's
+        `get_bytes` takes (and a Python one's `get_bytes`). `queue.Full` as `put`."""
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
+        data = bytes(data)
+        if self._pending:
+            self._buffer(data)
+        elif self._maxsize == 0:
+            if not self._raw.put(data, False):
+                self._buffer(data)
+        elif not self._raw.put(data, block, timeout):
+            raise _queue.Full
+
+    def get_bytes(self, block: bool = True, timeout: float | None = None) -> bytes:
+        """Remove one message and return its bytes as they are (not unpickled): what a
+        Rust program's `put_bytes` put. `queue.Empty` as `get`."""
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
+        data = self._raw.get(block, timeout)
+        if data is None:
+            raise _queue.Empty
+        return data
+
     # -- state ---------------------------------------------------------------------
     def qsize(self) -> int:
         """Approximate number of items (those in the ring and those this process

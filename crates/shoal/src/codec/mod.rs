@@ -84,6 +84,10 @@ pub enum Codec {
     Json,
     /// MessagePack (rmp-serde), structs as maps.
     MessagePack,
+    /// Python's pickle: the codec of the queues that shoal's Python package makes.
+    /// Rust neither encodes nor decodes it: a Rust program exchanges raw bytes with
+    /// such a queue (`put_bytes`/`get_bytes`), or both sides agree on another codec.
+    Pickle,
 }
 
 impl Codec {
@@ -102,6 +106,7 @@ impl Codec {
             Codec::Bincode => "bincode",
             Codec::Json => "JSON",
             Codec::MessagePack => "MessagePack",
+            Codec::Pickle => "pickle",
         }
     }
 
@@ -111,6 +116,7 @@ impl Codec {
             Codec::Bincode => 1,
             Codec::Json => 2,
             Codec::MessagePack => 3,
+            Codec::Pickle => 4,
         }
     }
 
@@ -120,6 +126,7 @@ impl Codec {
             1 => Codec::Bincode,
             2 => Codec::Json,
             3 => Codec::MessagePack,
+            4 => Codec::Pickle,
             _ => return None,
         })
     }
@@ -183,6 +190,9 @@ impl Codec {
             Codec::MessagePack => value
                 .serialize(&mut rmp_serde::Serializer::new(out).with_struct_map())
                 .map_err(|e| fail(&e)),
+            Codec::Pickle => Err(CodecError {
+                message: PICKLE_FROM_RUST.to_owned(),
+            }),
         }
     }
 
@@ -225,13 +235,35 @@ impl Codec {
                 }
                 Ok(value)
             }
+            Codec::Pickle => Err(CodecError {
+                message: PICKLE_FROM_RUST.to_owned(),
+            }),
         }
     }
 }
 
+/// Why a Rust program cannot use typed messages on a queue of Python pickles.
+const PICKLE_FROM_RUST: &str = "this queue carries Python pickles (it was made by shoal's \
+     Python package), which Rust neither encodes nor decodes: exchange raw bytes with \
+     put_bytes/get_bytes (the Python side's put_bytes/get_bytes), or make the queue in \
+     Rust with Codec::MessagePack or Codec::Json and decode those in Python";
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pickle_is_refused_both_ways_naming_what_works() {
+        let e = Codec::Pickle.encode(&1u8).unwrap_err().to_string();
+        assert!(
+            e.contains("Python pickles") && e.contains("put_bytes"),
+            "{e}"
+        );
+        let e = Codec::Pickle.decode::<u8>(b"\x80\x04K\x01.").unwrap_err();
+        assert!(e.to_string().contains("get_bytes"), "{e}");
+        assert_eq!(Codec::from_id(Codec::Pickle.id()), Some(Codec::Pickle));
+        assert_eq!(Codec::Pickle.name(), "pickle");
+    }
 
     #[test]
     fn round_trip_and_trailing_bytes() {

@@ -1,6 +1,7 @@
 //! [`Chunk`]: a run of consecutive items of one job, as the supervisor holds it while a
 //! worker runs it.
 
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use crate::pool::job::{Job, Piece};
@@ -21,6 +22,9 @@ pub(crate) struct Chunk {
     pub(crate) attempt: u32,
     /// The chunk message (see `wire.rs`).
     pub(crate) msg: Vec<u8>,
+    /// The descriptors its one item refers to (sockets, files, shoal objects in a task
+    /// argument), sent to the worker beside the message; empty for most chunks.
+    pub(crate) fds: Arc<Vec<OwnedFd>>,
 }
 
 impl Chunk {
@@ -52,6 +56,7 @@ mod tests {
             count: 3,
             attempt: 0,
             msg: vec![0; 100],
+            fds: Arc::default(),
         };
         assert_eq!(c.cost(), TASK_CELL);
         c.fail(1, 3, &TaskError::Terminated { task: 0 });

@@ -106,6 +106,7 @@ impl Pool {
                     count: 1,
                     attempt: 0,
                     msg,
+                    fds: Arc::default(),
                 }]);
             }
             None => job.deliver([Piece::failed(

@@ -5,10 +5,14 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::handoff;
 use crate::pool::chunk::Chunk;
 use crate::pool::job::{Job, Piece};
 use crate::pool::shared::Shared;
 use crate::pool::{task, wire, TaskError};
+
+/// Descriptors one task argument may carry (the kernel's limit for one message).
+const MAX_FDS_PER_ITEM: usize = 253;
 
 /// Encodes up to `max` items of `input` into chunks of `chunksize` items, numbered from
 /// `job.submitted`, and submits them. Items that cannot be encoded fail at once.
@@ -39,8 +43,23 @@ pub(crate) fn feed<A: Serialize>(
                 break;
             };
             taken += 1;
-            let r = wire::push_item(&mut msg, |out| task::CODEC.encode_into(&a, out));
-            if let Err(e) = r {
+            let at = msg.len();
+            // Descriptors in the argument (sockets, files, shoal objects) are collected;
+            // such an item travels in a chunk of its own, its descriptors beside it.
+            let (r, fds) = handoff::capture(|| {
+                wire::push_item(&mut msg, |out| task::CODEC.encode_into(&a, out))
+            });
+            let r = r.map_err(|e| format!("could not encode the argument: {e}"));
+            let r = match r {
+                Ok(()) if fds.len() > MAX_FDS_PER_ITEM => Err(format!(
+                    "the argument carries {} descriptors; a task takes at most {MAX_FDS_PER_ITEM}",
+                    fds.len()
+                )),
+                r => r,
+            };
+            if r.is_ok() && !fds.is_empty() {
+                let item = msg.split_off(at + 4);
+                msg.truncate(at);
                 let index = first + u64::from(count);
                 if count > 0 {
                     wire::set_count(&mut msg, count);
@@ -51,13 +70,44 @@ pub(crate) fn feed<A: Serialize>(
                         count,
                         attempt: 0,
                         msg,
+                        fds: Arc::default(),
+                    });
+                }
+                let own = shared.chunk_id();
+                let mut msg = wire::chunk_from_items(own, task, &[&item]);
+                wire::mark_with_fds(&mut msg);
+                chunks.push(Chunk {
+                    id: own,
+                    job: Arc::clone(job),
+                    first: index,
+                    count: 1,
+                    attempt: 0,
+                    msg,
+                    fds: Arc::new(fds),
+                });
+                first = index + 1;
+                continue 'outer;
+            }
+            if let Err(message) = r {
+                msg.truncate(at);
+                let index = first + u64::from(count);
+                if count > 0 {
+                    wire::set_count(&mut msg, count);
+                    chunks.push(Chunk {
+                        id,
+                        job: Arc::clone(job),
+                        first,
+                        count,
+                        attempt: 0,
+                        msg,
+                        fds: Arc::default(),
                     });
                 }
                 failed.push(Piece::failed(
                     index,
                     TaskError::Codec {
                         task: index,
-                        message: format!("could not encode the argument: {e}"),
+                        message,
                     },
                 ));
                 first = index + 1;
@@ -74,6 +124,7 @@ pub(crate) fn feed<A: Serialize>(
                 count,
                 attempt: 0,
                 msg,
+                fds: Arc::default(),
             });
             first += u64::from(count);
         }

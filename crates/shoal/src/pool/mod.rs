@@ -31,6 +31,12 @@
 //! death on the result queue, so the supervisor learns of it at once: the item in the
 //! slot fails with [`TaskError::WorkerDied`] (or is retried), the other items the
 //! worker held go back to the front of the line, and a new worker takes the slot.
+//!
+//! A task argument may hold descriptors: sockets, listeners and files wrapped in
+//! [`handoff::Fd`](crate::handoff::Fd), and shoal objects (queues, locks, values…).
+//! Such an item travels in a chunk of its own, its descriptors passed to the worker
+//! over a Unix socket of that worker just before the chunk (a TCP server whose
+//! connections a pool serves: `tests/fd_passing.rs`).
 #![deny(unsafe_code)]
 
 mod async_result;

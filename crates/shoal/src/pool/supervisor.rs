@@ -15,12 +15,15 @@
 //! go back to the front of the line.
 
 use std::collections::VecDeque;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::channel::Queue;
+use crate::handoff::Fd;
 use crate::pool::chunk::{Chunk, TASK_CELL};
 use crate::pool::job::{Job, Piece};
 use crate::pool::shared::{Config, Shared};
@@ -29,6 +32,7 @@ use crate::pool::wire::{self, Reader};
 use crate::pool::worker::{worker_main, WorkerArgs};
 use crate::pool::TaskError;
 use crate::process::Process;
+use crate::sys;
 
 /// Ring of each worker's task queue.
 const TASK_RING: usize = 1 << 20;
@@ -71,6 +75,9 @@ struct Worker {
     dead_seen: bool,
     /// Recent time per item (moving average; 0 until known).
     ns_per_item: u64,
+    /// This end of its descriptor socket: the descriptors of a chunk's argument go
+    /// there just before the chunk goes into its queue.
+    fd_sock: Option<UnixStream>,
 }
 
 impl Worker {
@@ -90,6 +97,7 @@ impl Worker {
             progress: Instant::now(),
             dead_seen: false,
             ns_per_item: 0,
+            fd_sock: None,
         }
     }
 
@@ -214,7 +222,13 @@ impl Supervisor {
                 name: format!("PoolWorker-{slot}"),
                 source: std::io::Error::other(e.to_string()),
             })?;
+        let (fd_sock, theirs) =
+            UnixStream::pair().map_err(|e| crate::process::ProcessError::Start {
+                name: format!("PoolWorker-{slot}"),
+                source: e,
+            })?;
         let args = WorkerArgs {
+            fd_sock: Fd(theirs),
             slot: slot as u32,
             gen,
             tasks: queue.clone(),
@@ -252,6 +266,7 @@ impl Supervisor {
         w.pid = p.pid();
         w.process = Some(p);
         w.queue = Some(queue);
+        w.fd_sock = Some(fd_sock);
         w.cursor = 0;
         w.items = 0;
         w.cost = 0;
@@ -470,6 +485,15 @@ impl Supervisor {
                 continue;
             }
             let w = &self.workers[i];
+            for &k in &batch {
+                let c = &w.assigned[k];
+                if let (false, Some(sock)) = (c.fds.is_empty(), &w.fd_sock) {
+                    let fds: Vec<BorrowedFd<'_>> = c.fds.iter().map(AsFd::as_fd).collect();
+                    // A worker that died meanwhile is handled by its exit report (the
+                    // chunk is retried or failed there).
+                    let _ = sys::send_with_fds(sock.as_fd(), &[1], &fds);
+                }
+            }
             let msgs: Vec<&[u8]> = batch.iter().map(|&k| &w.assigned[k].msg[..]).collect();
             if let Some(q) = &w.queue {
                 // Never waits: the chunks fit (counted above), or the worker is idle and
@@ -674,13 +698,18 @@ impl Supervisor {
         let id = self.shared.chunk_id();
         let task = wire::parse_chunk(&c.msg).map_or(u32::MAX, |v| v.task);
         let items = wire::chunk_items(&c.msg);
+        let mut msg = wire::chunk_from_items(id, task, &items[from as usize..to as usize]);
+        if !c.fds.is_empty() {
+            wire::mark_with_fds(&mut msg);
+        }
         Chunk {
             id,
             job: Arc::clone(&c.job),
             first: c.first + u64::from(from),
             count: to - from,
             attempt,
-            msg: wire::chunk_from_items(id, task, &items[from as usize..to as usize]),
+            msg,
+            fds: Arc::clone(&c.fds),
         }
     }
 

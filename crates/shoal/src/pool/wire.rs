@@ -1,7 +1,10 @@
 //! The messages between a pool and its workers, little-endian, no codec.
 //!
 //! To a worker (its own task queue), one message per chunk:
-//! `chunk id u64 | task index u32 | count u32 | count × (len u32 | argument)`.
+//! `chunk id u64 | task index u32 | count u32 | count × (len u32 | argument)`. The task
+//! index's top bit ([`WITH_FDS`]) says that the chunk's one item refers to descriptors,
+//! which come on the worker's descriptor socket (one byte carrying them, sent before
+//! the chunk).
 //!
 //! To the pool (the shared result queue), the first byte says what follows:
 //! * [`RESULTS`]: `slot u32 | generation u32`, then segments in the order the worker ran
@@ -34,6 +37,15 @@ pub(crate) const UNKNOWN_EXIT: i32 = i32::MIN;
 
 /// Bytes of a chunk header.
 pub(crate) const CHUNK_HEADER: usize = 16;
+
+/// Flag in a chunk's task index: its item's descriptors come on the side socket.
+pub(crate) const WITH_FDS: u32 = 1 << 31;
+
+/// Marks the chunk message `msg` as [`WITH_FDS`].
+pub(crate) fn mark_with_fds(msg: &mut [u8]) {
+    let task = u32::from_le_bytes(msg[8..12].try_into().expect("a chunk header"));
+    msg[8..12].copy_from_slice(&(task | WITH_FDS).to_le_bytes());
+}
 
 /// Appends a chunk header (the count is patched by [`set_count`]).
 pub(crate) fn chunk_header(out: &mut Vec<u8>, chunk: u64, task: u32) {
@@ -123,6 +135,8 @@ impl<'a> Reader<'a> {
 pub(crate) struct ChunkView<'a> {
     pub(crate) chunk: u64,
     pub(crate) task: u32,
+    /// Its item's descriptors come on the side socket ([`WITH_FDS`]).
+    pub(crate) with_fds: bool,
     pub(crate) count: u32,
     pub(crate) items: Reader<'a>,
 }
@@ -130,9 +144,12 @@ pub(crate) struct ChunkView<'a> {
 /// Parses a chunk message.
 pub(crate) fn parse_chunk(msg: &[u8]) -> Option<ChunkView<'_>> {
     let mut r = Reader::new(msg);
+    let chunk = r.u64()?;
+    let task = r.u32()?;
     Some(ChunkView {
-        chunk: r.u64()?,
-        task: r.u32()?,
+        chunk,
+        task: task & !WITH_FDS,
+        with_fds: task & WITH_FDS != 0,
         count: r.u32()?,
         items: r,
     })

@@ -4,7 +4,8 @@
 //! Before each task it writes which task it runs in its slot (see `slots.rs`), so that
 //! if it dies the pool blames that task and no other.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,10 +13,15 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::channel::Queue;
-use crate::handoff;
+use crate::handoff::{self, Fd};
 use crate::pool::slots::{now_ns, Slots};
 use crate::pool::{task, wire};
 use crate::shm::SharedMemory;
+use crate::sys;
+
+/// How long a worker waits for the descriptors of a chunk marked `WITH_FDS` (sent just
+/// before the chunk, so they are there unless the pool is gone).
+const FDS_WAIT: Duration = Duration::from_secs(60);
 
 /// Results are sent at least this often while tasks keep coming.
 const FLUSH_AFTER: Duration = Duration::from_micros(500);
@@ -79,6 +85,8 @@ impl<'de> Deserialize<'de> for InitSpec {
 /// Everything a worker is started with.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct WorkerArgs {
+    /// Where the descriptors of chunks marked `WITH_FDS` arrive, in chunk order.
+    pub(crate) fd_sock: Fd<UnixStream>,
     pub(crate) slot: u32,
     pub(crate) gen: u32,
     pub(crate) tasks: Queue<()>,
@@ -232,6 +240,20 @@ impl Outbox {
     }
 }
 
+/// The descriptors of the next chunk marked `WITH_FDS`, from the pool's socket.
+fn receive_fds(sock: &UnixStream) -> Result<Vec<OwnedFd>, String> {
+    let fail =
+        |e: &dyn std::fmt::Display| format!("could not receive the argument's descriptors: {e}");
+    sock.set_read_timeout(Some(FDS_WAIT))
+        .map_err(|e| fail(&e))?;
+    let mut byte = [0u8; 1];
+    match sys::recv_with_fds(sock.as_fd(), &mut byte) {
+        Ok((1, fds)) => Ok(fds),
+        Ok(_) => Err(fail(&"the pool closed the socket")),
+        Err(e) => Err(fail(&e)),
+    }
+}
+
 /// The worker's entry function.
 pub(crate) fn worker_main(args: WorkerArgs) -> i32 {
     // Task panics are reported with the task; do not print them too.
@@ -256,6 +278,20 @@ pub(crate) fn worker_main(args: WorkerArgs) -> i32 {
                 continue;
             };
             let task = task::get(view.task);
+            let mut fds = if view.with_fds {
+                match receive_fds(&args.fd_sock) {
+                    Ok(fds) => Some(fds),
+                    Err(m) => {
+                        for item in 0..view.count {
+                            out.failed(view.chunk, item, wire::CODEC_FAILED, &m);
+                            out.counted();
+                        }
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
             for item in 0..view.count {
                 let Some(arg) = view.items.item() else { break };
                 let Some(t) = task else {
@@ -268,7 +304,12 @@ pub(crate) fn worker_main(args: WorkerArgs) -> i32 {
                 me.begin(view.chunk, item, start);
                 out.open(view.chunk, item);
                 let before = out.data.len();
-                let r = catch_unwind(AssertUnwindSafe(|| (t.run)(arg, &mut out.data)));
+                let data = &mut out.data;
+                let r = catch_unwind(AssertUnwindSafe(|| match fds.take() {
+                    // The argument's shoal objects and `Fd`s take these by index.
+                    Some(fds) => handoff::importing(fds, || (t.run)(arg, data)),
+                    None => (t.run)(arg, data),
+                }));
                 me.end();
                 match r {
                     Ok(Ok(())) => out.lens.push((out.data.len() - before) as u32),

@@ -36,6 +36,7 @@ mod value;
 
 pub use array::{Array, ArrayGuard};
 pub use error::ShmError;
+pub(crate) use raw::{copy_in, copy_out};
 pub use registry::{collect_dead, inspect_named, list_named, NamedSegment};
 pub(crate) use segment::Segment;
 pub use segment::{SegmentInfo, SegmentKind};

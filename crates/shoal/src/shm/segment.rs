@@ -46,6 +46,12 @@ pub enum SegmentKind {
     Sync = 4,
     /// A channel (queue or pipe ring).
     Channel = 5,
+    /// The root of a [`crate::collections::SharedDict`] (its name and generation).
+    Dict = 6,
+    /// The root of a [`crate::collections::SharedList`] (its name and generation).
+    List = 7,
+    /// One generation of a shared dict's or list's entries.
+    CollectionData = 8,
 }
 
 impl SegmentKind {
@@ -56,6 +62,9 @@ impl SegmentKind {
             3 => SegmentKind::Array,
             4 => SegmentKind::Sync,
             5 => SegmentKind::Channel,
+            6 => SegmentKind::Dict,
+            7 => SegmentKind::List,
+            8 => SegmentKind::CollectionData,
             _ => return None,
         })
     }
@@ -69,6 +78,9 @@ impl fmt::Display for SegmentKind {
             SegmentKind::Array => "array",
             SegmentKind::Sync => "sync",
             SegmentKind::Channel => "channel",
+            SegmentKind::Dict => "dict",
+            SegmentKind::List => "list",
+            SegmentKind::CollectionData => "collection data",
         })
     }
 }
@@ -241,6 +253,42 @@ impl Segment {
             unlink_on_drop: true,
         };
         seg.write_header_fields(kind);
+        init(&seg);
+        seg.publish();
+        Ok(Arc::new(seg))
+    }
+
+    /// [`create_named_init`](Segment::create_named_init) for a segment that outlives
+    /// this handle: dropping it does not unlink the name, and the header records
+    /// `owner_pid` as the owner (`shoal gc` removes the segment once that process is
+    /// gone). The segments of a shared container's later generations are made this way
+    /// by whichever process grows it, on behalf of the container's creator.
+    pub(crate) fn create_named_detached(
+        kind: SegmentKind,
+        name: &str,
+        payload_len: usize,
+        owner_pid: u32,
+        init: impl FnOnce(&Segment),
+    ) -> Result<Arc<Segment>, ShmError> {
+        let len = total_len(payload_len)?;
+        let name = validate_name(name)?.to_owned();
+        let fd = sys::shm_create(&name, len).map_err(|e| ShmError::io("create", Some(&name), e))?;
+        let map = match sys::Mapping::new(&fd, len) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = sys::shm_unlink(&name);
+                return Err(ShmError::io("map", Some(&name), e));
+            }
+        };
+        let seg = Segment {
+            map,
+            fd,
+            name: Some(name),
+            unlink_on_drop: false,
+        };
+        seg.write_header_fields(kind);
+        // SAFETY: as in `write_header_fields`: the magic is still zero, nobody reads it.
+        unsafe { (*seg.map.as_ptr().cast::<Header>()).owner_pid = owner_pid };
         init(&seg);
         seg.publish();
         Ok(Arc::new(seg))

@@ -146,6 +146,14 @@ impl Lock {
         })
     }
 
+    /// [`Lock::create_named`] whose name outlives this handle: its owner removes it (a
+    /// shared container's lock, removed by the container's creating process only).
+    pub(crate) fn create_named_detached(name: &str) -> Result<Lock, SyncError> {
+        Ok(Lock {
+            raw: RawLock::create_named_detached(Primitive::Lock, name, 0)?,
+        })
+    }
+
     /// Opens the lock in the named segment `name`.
     pub(crate) fn open_named(name: &str) -> Result<Lock, SyncError> {
         Ok(Lock {

@@ -141,6 +141,24 @@ impl Primitive {
         Ok(seg)
     }
 
+    /// [`create_named`](Primitive::create_named) for a segment whose name outlives the
+    /// handle (its owner removes it; see [`Segment::create_named_detached`]).
+    pub(crate) fn create_named_detached(
+        self,
+        name: &str,
+        len: usize,
+    ) -> Result<Arc<Segment>, SyncError> {
+        let seg = Segment::create_named_detached(
+            SegmentKind::Sync,
+            name,
+            len,
+            std::process::id(),
+            |seg| seg.tag().store(self.tag(), Ordering::Relaxed),
+        )
+        .map_err(|e| SyncError::shm(self.creating(), e))?;
+        Ok(seg)
+    }
+
     /// Opens the named segment `name` and checks it as [`import`](Primitive::import)
     /// does.
     pub(crate) fn open_named(self, name: &str, len: usize) -> Result<Arc<Segment>, SyncError> {

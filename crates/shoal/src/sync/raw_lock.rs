@@ -190,6 +190,16 @@ impl RawLock {
         Ok(RawLock::from_segment(seg))
     }
 
+    /// [`RawLock::create_named`] whose name this handle does not remove when dropped.
+    pub(crate) fn create_named_detached(
+        primitive: Primitive,
+        name: &str,
+        len: usize,
+    ) -> Result<RawLock, SyncError> {
+        let seg = primitive.create_named_detached(name, len.max(RAW_LOCK_LEN))?;
+        Ok(RawLock::from_segment(seg))
+    }
+
     /// Opens the lock in the named segment `name`, checked like a received one.
     pub(crate) fn open_named(
         primitive: Primitive,
