@@ -184,6 +184,7 @@ impl Pool {
                     count: args.len() as u32,
                     attempt: 0,
                     msg,
+                    fds: Arc::default(),
                 }]);
             }
             None => job.deliver((0..args.len() as u64).map(|i| {
