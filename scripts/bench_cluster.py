@@ -7,7 +7,9 @@ the floor. Medians of RUNS runs, all measured in this run on a redis-server of i
 
 shoal's side is the `squares` example of crates/shoal-cluster (built in release mode):
 one worker host with PROCESSES local processes, and a submitter whose `map` batches
-its submissions. Celery runs a prefork worker of PROCESSES processes with the Redis
+its submissions; and the same trivial Python function through `shoal.cluster.Pool.map`
+on one `python -m shoal.worker` (the interpreter given by --shoal-python, which must
+have the shoal package installed). Celery runs a prefork worker of PROCESSES processes with the Redis
 broker and result backend; RQ runs PROCESSES workers (each forks per job, as RQ does by
 default). The Python interpreter given by --python must have celery and rq installed.
 """
@@ -28,6 +30,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/shoal-target"))
 KEY = "bench cluster key, 32 bytes long"
+# Tasks a worker host holds per local process: the same as Celery's prefetch multiplier
+# below, so both read the broker in batches of the same size.
+PREFETCH = 64
 
 
 def free_port():
@@ -85,7 +90,8 @@ def shoal(redis, n, processes, run):
     env = dict(os.environ, SHOAL_CLUSTER_KEY=KEY)
     pool = f"bench-{os.getpid()}-{run}"
     host = subprocess.Popen([exe, "--redis", redis.url, "--pool", pool,
-                             "--processes", str(processes)], env=env)
+                             "--processes", str(processes),
+                             "--prefetch", str(PREFETCH * processes)], env=env)
     try:
         out = subprocess.run([exe, "submit", redis.url, pool, str(n)], env=env,
                              capture_output=True, text=True, timeout=600, check=True).stdout
@@ -143,6 +149,40 @@ print(n / dt)
 """
 
 
+SHOAL_PY_SUBMIT = """
+import sys, time
+from shoal import cluster
+from rq_tasks import square
+n = int(sys.argv[3])
+with cluster.Pool(sys.argv[1], sys.argv[2]) as pool:
+    pool.apply(square, (0,))  # a host is up
+    t = time.perf_counter()
+    out = pool.map(square, range(n), timeout=600)
+    dt = time.perf_counter() - t
+assert out == [i * i for i in range(n)]
+print(n / dt)
+"""
+
+
+def shoal_python(py, redis, n, processes, run, workdir):
+    """shoal.cluster.Pool.map of a Python function on one `python -m shoal.worker`."""
+    env = dict(os.environ, PYTHONPATH=workdir, SHOAL_CLUSTER_KEY=KEY)
+    pool = f"bench-py-{os.getpid()}-{run}"
+    host = subprocess.Popen([py, "-m", "shoal.worker", "--redis", redis.url, "--pool", pool,
+                             "--processes", str(processes),
+                             "--prefetch", str(PREFETCH * processes)],
+                            cwd=workdir, env=env)
+    try:
+        out = subprocess.run([py, "-c", SHOAL_PY_SUBMIT, redis.url, pool, str(n)], cwd=workdir,
+                             env=env, capture_output=True, text=True, timeout=900)
+        if out.returncode != 0:
+            raise RuntimeError(f"shoal.cluster run failed: {out.stderr[-2000:]}")
+        return float(out.stdout.strip().splitlines()[-1])
+    finally:
+        host.send_signal(signal.SIGTERM)
+        host.wait(timeout=60)
+
+
 def python_side(py, redis, n, processes, which, workdir):
     env = dict(os.environ, PYTHONPATH=workdir)
     if which == "celery":
@@ -185,6 +225,10 @@ def main():
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--python", default=sys.executable,
                     help="a Python with celery and rq installed")
+    ap.add_argument("--shoal-python", default=sys.executable,
+                    help="a Python with the shoal package installed (for the Python host)")
+    ap.add_argument("--shoal-python-tasks", type=int, default=5000,
+                    help="tasks per shoal.cluster (Python) run")
     args = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "shoal-cluster",
                     "--example", "squares"], cwd=ROOT, check=True)
@@ -201,6 +245,14 @@ def main():
         rows["redis-benchmark XADD (floor)"] = [floor(redis, 200000) for _ in range(args.runs)]
         rows["shoal-cluster map"] = [shoal(redis, args.tasks, args.processes, r)
                                      for r in range(args.runs)]
+        if subprocess.run([args.shoal_python, "-c", "import shoal.cluster"],
+                          capture_output=True).returncode == 0:
+            rows["shoal.cluster map (Python host)"] = [
+                shoal_python(args.shoal_python, redis, args.shoal_python_tasks,
+                             args.processes, r, workdir) for r in range(args.runs)]
+        else:
+            print(f"shoal.cluster: skipped, {args.shoal_python} lacks the shoal package",
+                  file=sys.stderr)
         for which in ("celery", "rq"):
             if not have_py:
                 print(f"{which}: skipped, {args.python} lacks celery or rq "

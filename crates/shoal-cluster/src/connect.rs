@@ -13,19 +13,27 @@ use crate::error::ClusterError;
 /// How long a blocking read waits in Redis before it returns empty-handed.
 pub(crate) const BLOCK: Duration = Duration::from_millis(1000);
 
-/// Stores a result and acknowledges its task, in that order, only while the task is
-/// still pending (its first result wins; later ones are dropped). Redis does not roll a
-/// script back, so the result is written before the acknowledgement: a failed write
-/// leaves the task pending, never acknowledged without its result.
+/// Stores the results of a batch of tasks and acknowledges each task, in that order,
+/// only while the task is still pending (its first result wins; later ones are
+/// dropped). Redis does not roll a script back, so each result is written before its
+/// task's acknowledgement: a failed write leaves the task pending, never acknowledged
+/// without its result. One call per batch: a host answers many tasks per round trip.
 ///
-/// KEYS: task stream, result stream. ARGV: group, entry id, signed result.
+/// KEYS: per task, its task stream then its result stream. ARGV: group, then per task
+/// its entry id then its signed result. Returns how many tasks were answered.
 const COMPLETE: &str = r"
-local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
-if #p == 0 then return 0 end
-redis.call('XADD', KEYS[2], '*', 'm', ARGV[3])
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-return 1
+local n = 0
+for i = 1, #KEYS, 2 do
+  local entry = ARGV[i + 1]
+  local p = redis.call('XPENDING', KEYS[i], ARGV[1], entry, entry, 1)
+  if #p > 0 then
+    redis.call('XADD', KEYS[i + 1], '*', 'm', ARGV[i + 2])
+    redis.call('XACK', KEYS[i], ARGV[1], entry)
+    redis.call('XDEL', KEYS[i], entry)
+    n = n + 1
+  end
+end
+return n
 ";
 
 /// Moves a pending task to the dead-letter stream (with, when a third key is given, a

@@ -37,7 +37,8 @@
 //! - `dead`: the dead-letter stream;
 //! - `hosts`: the worker hosts' heartbeats.
 //!
-//! A host stores a result and acknowledges its task in one Lua script, result first.
+//! A host stores results and acknowledges their tasks in one Lua script per batch,
+//! each result before its acknowledgement.
 //! While a task runs its host renews the lease on it; the tasks of a host that stops
 //! renewing (it died) are taken over by the others with `XAUTOCLAIM`. A task delivered
 //! more than its maximum number of times goes to the dead-letter stream, and its
@@ -79,8 +80,8 @@ mod status;
 mod wire;
 
 pub use error::{ClusterError, TaskError};
-pub use host::{serve, serve_with, ServeOptions};
+pub use host::{serve, serve_with, HandedHost, HandedTask, ServeOptions};
 pub use key::{ClusterKey, KEY_ENV};
 pub use names::Priority;
-pub use pool::{AsyncResult, Pool, PoolBuilder, PoolStats};
+pub use pool::{AsyncResult, EncodedOutcome, Pool, PoolBuilder, PoolStats};
 pub use status::{status, HostStatus, Status};

@@ -10,6 +10,7 @@
 //! raises them.
 
 mod blocking;
+mod cluster;
 mod collections;
 mod handoff;
 mod net;
@@ -47,6 +48,8 @@ fn _shoal(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(net::connect, m)?)?;
     m.add_function(wrap_pyfunction!(wait::wait, m)?)?;
     m.add_class::<progress::Progress>()?;
+    m.add_class::<cluster::ClusterPool>()?;
+    m.add_class::<cluster::ClusterHost>()?;
     m.add("SLICE_SECONDS", blocking::SLICE.as_secs_f64())?;
     Ok(())
 }

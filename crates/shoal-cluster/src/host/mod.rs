@@ -1,8 +1,10 @@
 //! Worker hosts: [`serve`] turns a program into one.
 
+pub(crate) mod handed;
 mod options;
 pub(crate) mod run;
 
+pub use handed::{HandedHost, HandedTask};
 pub use options::ServeOptions;
 
 use crate::error::ClusterError;

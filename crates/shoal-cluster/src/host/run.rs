@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::connect::{self, backoff, now_ms, transient, Scripts, BLOCK};
 use crate::error::ClusterError;
+use crate::host::handed::{Handed, HandedOutcome};
 use crate::host::ServeOptions;
 use crate::key::ClusterKey;
 use crate::names::{Names, GROUP};
@@ -23,6 +24,40 @@ use crate::wire::{self, Failure, Kind, ResultMessage, TaskMessage};
 const COMPLETE_PATIENCE: Duration = Duration::from_secs(300);
 /// Idle time given to a handed-back task: far past any lease, so the next reclaim takes it.
 const HANDED_BACK_IDLE_MS: u64 = 1_000_000_000;
+/// Results stored and tasks acknowledged in one script call, at most.
+const COMPLETE_BATCH: usize = 256;
+/// Tasks taken at once by the feeder of the local pool, at most.
+const FEED_BATCH: usize = 1024;
+/// Tasks in one chunk of the local pool, at most (a local worker that dies fails the
+/// tasks of its chunk it had not answered).
+const FEED_CHUNK: usize = 32;
+
+/// Who runs the tasks a host takes.
+pub(crate) enum Runner {
+    /// Tasks registered with `shoal::task!` in this program, run in a local `shoal::Pool`
+    /// fed in chunks by the feeder (the sender).
+    Local(shoal::Pool, mpsc::UnboundedSender<Feed>),
+    /// Tasks handed to the program embedding the host (the Python worker host), which
+    /// runs them and reports each outcome.
+    Handed(Arc<Handed>),
+}
+
+/// A checked task for the local pool, to the feeder.
+pub(crate) struct Feed {
+    task: String,
+    arg: Vec<u8>,
+    tx: oneshot::Sender<Result<Vec<u8>, Failure>>,
+}
+
+/// A finished task whose result waits to be stored by the completer.
+struct Completion {
+    stream: String,
+    entry: String,
+    reply: String,
+    sealed: Vec<u8>,
+    /// Told once the result is stored (or given up on).
+    done: oneshot::Sender<()>,
+}
 
 /// A worker host's heartbeat, in the pool's hash of hosts (JSON).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,8 +81,10 @@ struct Host {
     names: Names,
     key: ClusterKey,
     con: ConnectionManager,
-    local: shoal::Pool,
+    runner: Runner,
     scripts: Scripts,
+    /// Finished tasks, to the completer.
+    completions: mpsc::UnboundedSender<Completion>,
     streams: Vec<String>,
     /// The tasks held: (stream, entry) → deliveries so far.
     held: Mutex<HashMap<(String, String), u32>>,
@@ -89,8 +126,42 @@ impl Host {
     }
 }
 
-/// Runs a worker host until SIGTERM or SIGINT.
+/// A worker host at work: its runtime and its loops.
+pub(crate) struct Running {
+    host: Arc<Host>,
+    rt: tokio::runtime::Runtime,
+    reader: tokio::task::JoinHandle<()>,
+    beat: tokio::task::JoinHandle<()>,
+    reclaim: tokio::task::JoinHandle<()>,
+    grace: Duration,
+}
+
+/// Runs a worker host of `shoal::task!` tasks until SIGTERM or SIGINT.
 pub(crate) fn run(opts: ServeOptions) -> Result<(), ClusterError> {
+    let local = shoal::Pool::builder()
+        .processes(opts.processes)
+        .build()
+        .map_err(|e| ClusterError::LocalPool(e.to_string()))?;
+    let (feed, fed) = mpsc::unbounded_channel();
+    let running = start(opts, Runner::Local(local, feed))?;
+    running.rt.spawn(feed_loop(Arc::clone(&running.host), fed));
+    let r = running.rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| ClusterError::Config(format!("could not watch for SIGTERM: {e}")))?;
+        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .map_err(|e| ClusterError::Config(format!("could not watch for SIGINT: {e}")))?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        Ok::<(), ClusterError>(())
+    });
+    running.shutdown();
+    r
+}
+
+/// Connects, and starts the host's loops (reader, completer, heartbeat, reclaimer).
+pub(crate) fn start(opts: ServeOptions, runner: Runner) -> Result<Running, ClusterError> {
     let key = opts.cluster_key()?;
     let names = Names::new(&opts.pool)?;
     let client = connect::client(&opts.redis)?;
@@ -107,13 +178,10 @@ pub(crate) fn run(opts: ServeOptions) -> Result<(), ClusterError> {
         connect::ensure_groups(&mut c, &names.all_tasks()).await?;
         Ok::<_, ClusterError>((con, reader))
     })?;
-    let local = shoal::Pool::builder()
-        .processes(opts.processes)
-        .build()
-        .map_err(|e| ClusterError::LocalPool(e.to_string()))?;
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_owned())
         .unwrap_or_else(|_| "localhost".to_owned());
+    let (completions, completed) = mpsc::unbounded_channel();
     let host = Arc::new(Host {
         id: format!(
             "{hostname}:{}:{}",
@@ -124,8 +192,9 @@ pub(crate) fn run(opts: ServeOptions) -> Result<(), ClusterError> {
         names,
         key,
         con,
-        local,
+        runner,
         scripts: Scripts::new(),
+        completions,
         held: Mutex::new(HashMap::new()),
         free: Arc::new(Semaphore::new(opts.prefetch)),
         prefetch: opts.prefetch,
@@ -137,44 +206,68 @@ pub(crate) fn run(opts: ServeOptions) -> Result<(), ClusterError> {
         stop: Notify::new(),
         handed_back: AtomicBool::new(false),
     });
-    let grace = opts.grace;
     let h = Arc::clone(&host);
-    let r = rt.block_on(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| ClusterError::Config(format!("could not watch for SIGTERM: {e}")))?;
-        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-            .map_err(|e| ClusterError::Config(format!("could not watch for SIGINT: {e}")))?;
+    let (reader, beat, reclaim) = rt.block_on(async move {
         heartbeat_once(&h).await;
-        let reader = tokio::spawn(read_loop(Arc::clone(&h), reader_con));
-        let beat = tokio::spawn(heartbeat_loop(Arc::clone(&h)));
-        let reclaim = tokio::spawn(reclaim_loop(Arc::clone(&h)));
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        h.stopping.store(true, Ordering::Release);
-        h.stop.notify_waiters();
-        let _ = reader.await;
-        reclaim.abort();
-        // Let the held tasks finish (their leases are still renewed), then hand
-        // back those that did not.
-        let until = Instant::now() + grace;
-        while !h.held().is_empty() && Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        beat.abort();
-        hand_back(&h).await;
-        let mut c = h.con.clone();
-        let _: redis::RedisResult<u64> = redis::cmd("HDEL")
-            .arg(h.names.hosts())
-            .arg(&h.id)
-            .query_async(&mut c)
-            .await;
-        Ok::<(), ClusterError>(())
+        tokio::spawn(complete_loop(Arc::clone(&h), completed));
+        (
+            tokio::spawn(read_loop(Arc::clone(&h), reader_con)),
+            tokio::spawn(heartbeat_loop(Arc::clone(&h))),
+            tokio::spawn(reclaim_loop(Arc::clone(&h))),
+        )
     });
-    host.local.terminate();
-    rt.shutdown_timeout(Duration::from_secs(2));
-    r
+    Ok(Running {
+        host,
+        rt,
+        reader,
+        beat,
+        reclaim,
+        grace: opts.grace,
+    })
+}
+
+impl Running {
+    /// The host's id (`hostname:pid:random`).
+    pub(crate) fn id(&self) -> &str {
+        &self.host.id
+    }
+
+    /// Stops taking tasks, lets the held ones finish for the grace period (their
+    /// leases still renewed), hands back those that did not, and leaves.
+    pub(crate) fn shutdown(self) {
+        let Running {
+            host,
+            rt,
+            reader,
+            beat,
+            reclaim,
+            grace,
+        } = self;
+        let h = Arc::clone(&host);
+        rt.block_on(async move {
+            h.stopping.store(true, Ordering::Release);
+            h.stop.notify_waiters();
+            let _ = reader.await;
+            reclaim.abort();
+            let until = Instant::now() + grace;
+            while !h.held().is_empty() && Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            beat.abort();
+            hand_back(&h).await;
+            let mut c = h.con.clone();
+            let _: redis::RedisResult<u64> = redis::cmd("HDEL")
+                .arg(h.names.hosts())
+                .arg(&h.id)
+                .query_async(&mut c)
+                .await;
+        });
+        match &host.runner {
+            Runner::Local(local, _) => local.terminate(),
+            Runner::Handed(handed) => handed.close(),
+        }
+        rt.shutdown_timeout(Duration::from_secs(2));
+    }
 }
 
 /// Reads new tasks while there is room, highest priority first.
@@ -340,14 +433,14 @@ async fn run_task(
             .await
             .expect("the semaphore is never closed"),
     };
-    let run = host.local.apply_encoded(&msg.task, &msg.arg);
+    let run = execute(&host.runner, msg.task, msg.arg);
     let mut permit = Some(permit);
     let outcome = match msg.timeout_ms {
-        None => run.await.map_err(failure),
+        None => run.await,
         Some(ms) => {
             let mut run = Box::pin(run);
             match tokio::time::timeout(Duration::from_millis(ms), &mut run).await {
-                Ok(r) => r.map_err(failure),
+                Ok(r) => r,
                 Err(_) => {
                     // The local worker still runs the task: its room is given back
                     // only when it ends.
@@ -356,7 +449,7 @@ async fn run_task(
                         let _ = run.await;
                         drop(p);
                     });
-                    Err(Failure::Timeout(ms))
+                    Some(Err(Failure::Timeout(ms)))
                 }
             }
         }
@@ -364,6 +457,15 @@ async fn run_task(
     if host.handed_back.load(Ordering::Acquire) {
         return;
     }
+    let Some(outcome) = outcome else {
+        // The program running handed tasks let this one go unrun (it is stopping):
+        // give it back to the pool at once, without counting this delivery.
+        let deliveries = host.held().remove(&slot);
+        if let Some(d) = deliveries {
+            give_back(&host, &[(slot, d)]).await;
+        }
+        return;
+    };
     let result = ResultMessage {
         id: msg.id,
         host: host.id.clone(),
@@ -387,6 +489,89 @@ async fn run_task(
     drop(permit);
 }
 
+/// Runs one task with the host's runner; `None` when the runner let it go unrun.
+fn execute(
+    runner: &Runner,
+    task: String,
+    arg: Vec<u8>,
+) -> impl std::future::Future<Output = Option<Result<Vec<u8>, Failure>>> + Send + 'static {
+    enum Run {
+        Local(Option<oneshot::Receiver<Result<Vec<u8>, Failure>>>),
+        Handed(HandedOutcome),
+    }
+    let run = match runner {
+        Runner::Local(_, feed) => {
+            let (tx, rx) = oneshot::channel();
+            Run::Local(feed.send(Feed { task, arg, tx }).ok().map(|()| rx))
+        }
+        Runner::Handed(handed) => Run::Handed(handed.hand(task, arg)),
+    };
+    async move {
+        match run {
+            // Without a feeder (the host is stopping), the task is handed back.
+            Run::Local(rx) => rx?.await.ok(),
+            Run::Handed(r) => r.outcome().await,
+        }
+    }
+}
+
+/// Feeds the local pool: takes the checked tasks that are ready, and sends them to
+/// the local workers in chunks (one message and one answer per chunk instead of per
+/// task), spread over the local processes.
+async fn feed_loop(host: Arc<Host>, mut rx: mpsc::UnboundedReceiver<Feed>) {
+    let Runner::Local(local, _) = &host.runner else {
+        return;
+    };
+    let mut batch = Vec::with_capacity(FEED_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        // Let the tasks read with this one reach the channel too.
+        tokio::task::yield_now().await;
+        while batch.len() < FEED_BATCH {
+            match rx.try_recv() {
+                Ok(f) => batch.push(f),
+                Err(_) => break,
+            }
+        }
+        let mut groups: Vec<(String, Vec<Feed>)> = Vec::new();
+        for f in batch.drain(..) {
+            match groups.iter_mut().find(|(name, _)| *name == f.task) {
+                Some((_, g)) => g.push(f),
+                None => groups.push((f.task.clone(), vec![f])),
+            }
+        }
+        for (name, mut items) in groups {
+            let per = items
+                .len()
+                .div_ceil(2 * host.processes)
+                .clamp(1, FEED_CHUNK);
+            while !items.is_empty() {
+                let rest = items.split_off(per.min(items.len()));
+                let mut chunk = std::mem::replace(&mut items, rest);
+                let args: Vec<Vec<u8>> = chunk
+                    .iter_mut()
+                    .map(|f| std::mem::take(&mut f.arg))
+                    .collect();
+                let run = local.apply_encoded_many(&name, &args);
+                tokio::spawn(async move {
+                    match run.await {
+                        Ok(outcomes) => {
+                            for (f, o) in chunk.into_iter().zip(outcomes) {
+                                let _ = f.tx.send(o.map_err(failure));
+                            }
+                        }
+                        Err(e) => {
+                            for f in chunk {
+                                let _ = f.tx.send(Err(failure(e.clone())));
+                            }
+                        }
+                    }
+                });
+            }
+        }
+    }
+}
+
 /// What a local pool's task error becomes on the wire.
 fn failure(e: shoal::pool::TaskError) -> Failure {
     use shoal::pool::TaskError as L;
@@ -400,30 +585,53 @@ fn failure(e: shoal::pool::TaskError) -> Failure {
     }
 }
 
-/// Stores a result and acknowledges its task (one script), retrying while Redis is away.
+/// Hands a result to the completer and waits until it is stored (or given up on).
 async fn complete(host: &Host, stream: &str, entry: &str, reply: &str, sealed: &[u8]) {
-    let started = Instant::now();
-    let mut attempt = 0;
-    loop {
-        let mut con = host.con.clone();
-        let r: redis::RedisResult<i64> = host
-            .scripts
-            .complete
-            .key(stream)
-            .key(reply)
-            .arg(GROUP)
-            .arg(entry)
-            .arg(sealed)
-            .invoke_async(&mut con)
-            .await;
-        match r {
-            Ok(_) => return,
-            Err(e) if transient(&e) && started.elapsed() < COMPLETE_PATIENCE => {
-                tokio::time::sleep(backoff(attempt)).await;
-                attempt += 1;
+    let (done, stored) = oneshot::channel();
+    let c = Completion {
+        stream: stream.to_owned(),
+        entry: entry.to_owned(),
+        reply: reply.to_owned(),
+        sealed: sealed.to_vec(),
+        done,
+    };
+    if host.completions.send(c).is_ok() {
+        let _ = stored.await;
+    }
+}
+
+/// Stores results and acknowledges their tasks, as many as are ready per script call,
+/// retrying while Redis is away.
+async fn complete_loop(host: Arc<Host>, mut rx: mpsc::UnboundedReceiver<Completion>) {
+    let mut batch = Vec::with_capacity(COMPLETE_BATCH);
+    while rx.recv_many(&mut batch, COMPLETE_BATCH).await > 0 {
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            let mut inv = host.scripts.complete.prepare_invoke();
+            inv.arg(GROUP);
+            for c in &batch {
+                inv.key(&c.stream)
+                    .key(&c.reply)
+                    .arg(&c.entry)
+                    .arg(&c.sealed);
             }
-            // Left pending: the lease runs out and another host runs it again.
-            Err(_) => return,
+            let mut con = host.con.clone();
+            // Retrying a batch is safe: a task answered by the first attempt is no
+            // longer pending, so the retry skips it.
+            let r: redis::RedisResult<i64> = inv.invoke_async(&mut con).await;
+            match r {
+                Ok(_) => break,
+                Err(e) if transient(&e) && started.elapsed() < COMPLETE_PATIENCE => {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+                // Left pending: the leases run out and other hosts run them again.
+                Err(_) => break,
+            }
+        }
+        for c in batch.drain(..) {
+            let _ = c.done.send(());
         }
     }
 }
@@ -609,11 +817,17 @@ async fn prune_hosts(host: &Host, lease_ms: u64) {
 async fn hand_back(host: &Host) {
     host.handed_back.store(true, Ordering::Release);
     let held: Vec<((String, String), u32)> = host.held().drain().collect();
+    give_back(host, &held).await;
+}
+
+/// Makes the tasks `held` (with their delivery counts) look long idle, with this
+/// delivery not counted.
+async fn give_back(host: &Host, held: &[((String, String), u32)]) {
     if held.is_empty() {
         return;
     }
     let mut pipe = redis::pipe();
-    for ((s, e), deliveries) in &held {
+    for ((s, e), deliveries) in held {
         pipe.cmd("XCLAIM")
             .arg(s)
             .arg(GROUP)

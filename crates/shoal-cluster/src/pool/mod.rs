@@ -33,11 +33,23 @@ const SUBMIT_PATIENCE: Duration = Duration::from_secs(120);
 /// The outcome of one task, as the reader hands it to its waiter.
 pub(crate) type Outcome = Result<Vec<u8>, TaskError>;
 
+/// The outcome of a task submitted with [`Pool::submit_encoded`]: the task's id and
+/// its encoded result, or why there is none.
+pub type EncodedOutcome = (u64, Result<Vec<u8>, TaskError>);
+
+/// Where a task's outcome goes.
+enum Reply {
+    /// To the one call waiting for it.
+    Once(oneshot::Sender<Outcome>),
+    /// Onto a channel shared by many tasks, tagged with the task's id.
+    To(std::sync::mpsc::Sender<EncodedOutcome>),
+}
+
 /// A task waiting for its result.
 struct Waiting {
     /// The item's position in its call.
     index: u64,
-    tx: oneshot::Sender<Outcome>,
+    tx: Reply,
     /// Its place in the in-flight bound, given back with the result.
     _permit: OwnedSemaphorePermit,
     /// Its stream entry, once submitted (to cancel it).
@@ -83,7 +95,15 @@ impl Inner {
         match w {
             Some(w) => {
                 self.stats.completed.fetch_add(1, Ordering::Relaxed);
-                let _ = w.tx.send(outcome.map_err(|e| e.at(w.index)));
+                let outcome = outcome.map_err(|e| e.at(w.index));
+                match w.tx {
+                    Reply::Once(tx) => {
+                        let _ = tx.send(outcome);
+                    }
+                    Reply::To(tx) => {
+                        let _ = tx.send((id, outcome));
+                    }
+                }
                 true
             }
             None => {
@@ -125,6 +145,20 @@ impl Inner {
         index: u64,
         permit: OwnedSemaphorePermit,
     ) -> Result<(u64, Vec<u8>, oneshot::Receiver<Outcome>), TaskError> {
+        let (tx, rx) = oneshot::channel();
+        let (id, sealed) = self.prepare_to(task, arg, index, permit, Reply::Once(tx))?;
+        Ok((id, sealed, rx))
+    }
+
+    /// Registers a task whose outcome goes to `tx`, and gives its id and signed message.
+    fn prepare_to(
+        &self,
+        task: &str,
+        arg: Vec<u8>,
+        index: u64,
+        permit: OwnedSemaphorePermit,
+        tx: Reply,
+    ) -> Result<(u64, Vec<u8>), TaskError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let msg = TaskMessage {
             id,
@@ -141,7 +175,6 @@ impl Inner {
                     message,
                 }
             })?;
-        let (tx, rx) = oneshot::channel();
         self.waiting().insert(
             id,
             Waiting {
@@ -151,7 +184,7 @@ impl Inner {
                 entry: None,
             },
         );
-        Ok((id, sealed, rx))
+        Ok((id, sealed))
     }
 
     /// Adds the tasks of `batch` to the task stream in one pipeline, retrying while
@@ -589,6 +622,87 @@ impl Pool {
             self.rt().block_on(inner.forget(&ids));
         }
         r
+    }
+}
+
+impl Pool {
+    /// Submits the task named `task` once per argument of `args`, each already encoded
+    /// as the worker hosts of the pool expect it, and returns the tasks' ids (in the
+    /// order of `args`) once all are submitted. Each outcome is sent to `done` with its
+    /// task's id as it comes, exactly once (duplicates are dropped as for `map`); a
+    /// failed task's [`TaskError`] names its position in `args`.
+    ///
+    /// This is the untyped form of [`apply_async`](Pool::apply_async), for programs
+    /// that name their tasks and encode their arguments themselves (the Python
+    /// package's cluster pool, whose tasks are pickled calls). It waits while the pool
+    /// has [`max_in_flight`](PoolBuilder::max_in_flight) tasks in flight, and submits
+    /// in pipelines.
+    ///
+    /// # Errors
+    /// [`ClusterError::Redis`] when Redis stays unreachable (the tasks of this call
+    /// not yet submitted are withdrawn; those submitted still answer on `done`).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let pool = shoal_cluster::Pool::connect("redis://127.0.0.1", "echo")?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let ids = pool.submit_encoded("echo", vec![b"a".to_vec(), b"b".to_vec()], &tx)?;
+    /// for _ in &ids {
+    ///     let (id, outcome) = rx.recv()?;
+    ///     println!("task {id}: {:?}", outcome?);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn submit_encoded(
+        &self,
+        task: &str,
+        args: Vec<Vec<u8>>,
+        done: &std::sync::mpsc::Sender<EncodedOutcome>,
+    ) -> Result<Vec<u64>, ClusterError> {
+        let inner = &self.inner;
+        self.rt().block_on(async {
+            let mut ids = Vec::with_capacity(args.len());
+            let mut batch = Vec::new();
+            for (i, arg) in args.into_iter().enumerate() {
+                let permit = match Arc::clone(&inner.permits).try_acquire_owned() {
+                    Ok(p) => p,
+                    Err(_) => {
+                        // Full: send what is ready, then wait for room.
+                        inner.send(&mut batch).await?;
+                        Arc::clone(&inner.permits)
+                            .acquire_owned()
+                            .await
+                            .expect("the semaphore is never closed")
+                    }
+                };
+                let (id, sealed) = inner
+                    .prepare_to(task, arg, i as u64, permit, Reply::To(done.clone()))
+                    .map_err(|e| ClusterError::Config(format!("could not submit: {e}")))?;
+                ids.push(id);
+                batch.push((id, sealed));
+                if batch.len() >= BATCH {
+                    inner.send(&mut batch).await?;
+                }
+            }
+            inner.send(&mut batch).await?;
+            Ok(ids)
+        })
+    }
+
+    /// Withdraws the tasks `ids`: those no worker host took yet never run, and the
+    /// outcomes of the others are dropped when they come.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let pool = shoal_cluster::Pool::connect("redis://127.0.0.1", "echo")?;
+    /// let (tx, _rx) = std::sync::mpsc::channel();
+    /// let ids = pool.submit_encoded("echo", vec![b"a".to_vec()], &tx)?;
+    /// pool.withdraw(&ids);
+    /// assert_eq!(pool.in_flight(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn withdraw(&self, ids: &[u64]) {
+        self.rt().block_on(self.inner.forget(ids));
     }
 }
 
