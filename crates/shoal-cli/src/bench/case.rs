@@ -292,8 +292,13 @@ mod tests {
                 "pool-task/shoal-pool",
                 "pool-task/py-mp-pool",
                 "pool-task/py-process-pool-executor",
+                "pool-task/py-shoal-pool",
                 "pool-map/os-pipe",
-                "pool-map/shoal-pool"
+                "pool-map/shoal-pool",
+                "pool-map/py-mp-pool",
+                "pool-map/py-shoal-pool",
+                "pool-submit/py-process-pool-executor",
+                "pool-submit/py-shoal-executor"
             ]
         );
         let net = Case::selected(Some("net"), |_| true);
