@@ -32,7 +32,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         x: 7,
         results: results.clone(),
     };
-    let child = Process::new(Squarer::run, worker).name("Worker-1").start()?;
+    let child = Process::new(Squarer::run, worker)
+        .name("Worker-1")
+        .start()?;
     println!("{}", results.get()?);
     println!("exit code {}", child.join()?);
     Ok(())

@@ -57,77 +57,46 @@ pub(crate) fn feed<A: Serialize>(
                 )),
                 r => r,
             };
-            if r.is_ok() && !fds.is_empty() {
-                let item = msg.split_off(at + 4);
-                msg.truncate(at);
-                let index = first + u64::from(count);
-                if count > 0 {
-                    wire::set_count(&mut msg, count);
+            let index = first + u64::from(count);
+            match r {
+                Ok(()) if fds.is_empty() => {
+                    count += 1;
+                    continue;
+                }
+                Ok(()) => {
+                    let item = msg.split_off(at + 4);
+                    msg.truncate(at);
+                    push_chunk(&mut chunks, id, job, first, count, msg);
+                    let own = shared.chunk_id();
+                    let mut msg = wire::chunk_from_items(own, task, &[&item]);
+                    wire::mark_with_fds(&mut msg);
                     chunks.push(Chunk {
-                        id,
+                        id: own,
                         job: Arc::clone(job),
-                        first,
-                        count,
+                        first: index,
+                        count: 1,
                         attempt: 0,
                         msg,
-                        fds: Arc::default(),
+                        fds: Arc::new(fds),
                     });
                 }
-                let own = shared.chunk_id();
-                let mut msg = wire::chunk_from_items(own, task, &[&item]);
-                wire::mark_with_fds(&mut msg);
-                chunks.push(Chunk {
-                    id: own,
-                    job: Arc::clone(job),
-                    first: index,
-                    count: 1,
-                    attempt: 0,
-                    msg,
-                    fds: Arc::new(fds),
-                });
-                first = index + 1;
-                continue 'outer;
-            }
-            if let Err(message) = r {
-                msg.truncate(at);
-                let index = first + u64::from(count);
-                if count > 0 {
-                    wire::set_count(&mut msg, count);
-                    chunks.push(Chunk {
-                        id,
-                        job: Arc::clone(job),
-                        first,
-                        count,
-                        attempt: 0,
-                        msg,
-                        fds: Arc::default(),
-                    });
+                Err(message) => {
+                    msg.truncate(at);
+                    push_chunk(&mut chunks, id, job, first, count, msg);
+                    failed.push(Piece::failed(
+                        index,
+                        TaskError::Codec {
+                            task: index,
+                            error: crate::codec::CodecError::new(message),
+                        },
+                    ));
                 }
-                failed.push(Piece::failed(
-                    index,
-                    TaskError::Codec {
-                        task: index,
-                        error: crate::codec::CodecError::new(message),
-                    },
-                ));
-                first = index + 1;
-                continue 'outer;
             }
-            count += 1;
+            first = index + 1;
+            continue 'outer;
         }
-        if count > 0 {
-            wire::set_count(&mut msg, count);
-            chunks.push(Chunk {
-                id,
-                job: Arc::clone(job),
-                first,
-                count,
-                attempt: 0,
-                msg,
-                fds: Arc::default(),
-            });
-            first += u64::from(count);
-        }
+        push_chunk(&mut chunks, id, job, first, count, msg);
+        first += u64::from(count);
         if exhausted {
             break;
         }
@@ -145,4 +114,27 @@ pub(crate) fn feed<A: Serialize>(
     // A refused submission fails the items itself.
     let _ = shared.submit(chunks);
     (taken, exhausted)
+}
+
+/// Adds the chunk `msg` of `count` items from `first` to `chunks`, if it has any.
+fn push_chunk(
+    chunks: &mut Vec<Chunk>,
+    id: u64,
+    job: &Arc<Job>,
+    first: u64,
+    count: u32,
+    mut msg: Vec<u8>,
+) {
+    if count > 0 {
+        wire::set_count(&mut msg, count);
+        chunks.push(Chunk {
+            id,
+            job: Arc::clone(job),
+            first,
+            count,
+            attempt: 0,
+            msg,
+            fds: Arc::default(),
+        });
+    }
 }
