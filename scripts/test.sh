@@ -59,7 +59,12 @@ echo "== CPython's multiprocessing tests against shoal and the standard library,
 
 echo "== the same abi3 wheel on the oldest and newest Python of the machine"
 for version in 3.9 3.13; do
-  python=$(command -v "python$version" || ls -d "$HOME"/.pyenv/versions/"$version".*/bin/python 2>/dev/null | tail -1 || true)
+  # pyenv's own build first: its shim on the PATH answers only where that version is
+  # selected (a .python-version), which a fresh clone is not.
+  python=$(ls -d "$HOME"/.pyenv/versions/"$version".*/bin/python 2>/dev/null | tail -1 || true)
+  if [ -z "$python" ] || ! "$python" -c 'import sys' 2>/dev/null; then
+    python=$(command -v "python$version" || true)
+  fi
   if [ -z "$python" ] || ! "$python" -c 'import sys' 2>/dev/null; then
     echo "skipped: no Python $version on this machine"
     continue
