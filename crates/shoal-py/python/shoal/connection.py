@@ -46,10 +46,14 @@ default_family = "AF_UNIX"
 # What a failed challenge raises (the standard library's class, as everywhere in shoal).
 AuthenticationError = _std_connection.AuthenticationError
 BUFSIZE = _std_connection.BUFSIZE
-CHALLENGE = _std_connection.CHALLENGE
 CONNECTION_TIMEOUT = _std_connection.CONNECTION_TIMEOUT
-FAILURE = _std_connection.FAILURE
-WELCOME = _std_connection.WELCOME
+# The handshake's constants under the names of the local Python (public up to 3.11,
+# `_CHALLENGE`, `_FAILURE`, `_WELCOME` from 3.12).
+for _name in ("CHALLENGE", "FAILURE", "WELCOME"):
+    for _spelling in (_name, "_" + _name):
+        if hasattr(_std_connection, _spelling):
+            globals()[_spelling] = getattr(_std_connection, _spelling)
+del _name, _spelling
 
 
 def _as_bytes(buf: Any, offset: int, size: int | None) -> bytes:
