@@ -233,34 +233,6 @@ impl Command {
         Ok(self)
     }
 
-    /// Passes an object already encoded with [`handoff::encode`], with its kind and
-    /// descriptors, plus `keep`: descriptors the program must inherit beside the
-    /// object's (for callers that carry objects of their own kinds, such as the Python
-    /// package).
-    #[doc(hidden)]
-    pub fn pass_encoded(
-        &mut self,
-        name: &str,
-        kind: &str,
-        parts: handoff::Encoded,
-        keep: Vec<OwnedFd>,
-        maxsize: usize,
-        codec: Option<&str>,
-    ) -> &mut Command {
-        let entry = Entry {
-            kind: kind.to_owned(),
-            data: parts.bytes,
-            fds: parts.fds.iter().map(AsRawFd::as_raw_fd).collect(),
-            maxsize,
-            codec: codec.map(str::to_owned),
-            keep: keep.iter().map(AsRawFd::as_raw_fd).collect(),
-        };
-        self.fds.extend(parts.fds);
-        self.fds.extend(keep);
-        self.table.objects.insert(name.to_owned(), entry);
-        self
-    }
-
     /// Starts the program, as `std::process::Command::spawn`, with the passed
     /// objects' descriptors inherited.
     ///
