@@ -43,9 +43,6 @@ enum Handoff {
 
 thread_local! {
     static CURRENT: RefCell<Option<Handoff>> = const { RefCell::new(None) };
-    /// The last refusal of [`export_fd`] on this thread, for the codec to report as it
-    /// is (a serde encoder would wrap it in its own words).
-    static REFUSED: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
 /// What shoal objects travel through, for the error outside a handoff.
@@ -54,11 +51,6 @@ const WHERE_OBJECTS_TRAVEL: &str = "it travels to another process only inside th
     started with `shoal::process::Command::pass`, or through `shoal::handoff` with \
     descriptors the program passes itself; messages of a `Queue`, `SimpleQueue`, \
     `JoinableQueue`, pipe `Connection` or `net::Connection` carry bytes only";
-
-/// The refusal [`export_fd`] recorded on this thread since the last call, if any.
-pub(crate) fn take_refusal() -> Option<String> {
-    REFUSED.with(|r| r.borrow_mut().take())
-}
 
 /// Bytes plus the descriptors they refer to by index.
 #[derive(Debug)]
@@ -158,7 +150,7 @@ pub(crate) fn export_fd(fd: BorrowedFd<'_>, what: &str) -> Result<u32, String> {
         _ => {
             let refusal =
                 format!("a shoal {what} cannot be sent as a message: {WHERE_OBJECTS_TRAVEL}");
-            REFUSED.with(|r| *r.borrow_mut() = Some(refusal.clone()));
+            codec::record_refusal(refusal.clone());
             Err(refusal)
         }
     })

@@ -138,22 +138,23 @@
 //!
 //! # Modules
 //!
-//! Bottom-up (each uses only those above it in this list, but for the `shm` ↔ `sync`
-//! pair: a [`Value`] carries a [`Lock`], whose raw form lives in a segment):
+//! Bottom-up: each uses only those above it in this list (the private `sys`, every OS
+//! call, sits below them all).
 //! - [`codec`]: the serde codecs messages travel with;
 //! - [`handoff`]: shoal objects as bytes plus descriptors, for carriers of one's own;
-//! - [`shm`]: shared-memory segments, [`Value`] and [`Array`];
+//! - [`shm`]: shared-memory segments and [`SharedMemory`];
 //! - [`sync`]: [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Event`],
 //!   [`Condition`], [`Barrier`], with one error type for creating or receiving them
 //!   ([`SyncError`](sync::SyncError));
+//! - [`shared`]: [`Value`] and [`Array`], each in a segment with its lock;
 //! - [`collections`]: [`SharedDict`] and [`SharedList`] in shared memory, by name;
-//! - [`process`]: [`Process`], its start methods and the entry registry;
 //! - [`net`]: authenticated [`Listener`](net::Listener)/[`Client`](net::Client)
 //!   connections over TCP and Unix sockets, wire-compatible with Python's
 //!   `multiprocessing.connection`;
 //! - [`channel`]: [`Queue`], [`JoinableQueue`], [`SimpleQueue`], [`Pipe`] and
 //!   [`wait`](channel::wait) over several of them (and over processes and network
 //!   connections);
+//! - [`process`]: [`Process`], its start methods and the entry registry;
 //! - [`pool`]: [`Pool`], [`AsyncResult`], worker supervision.
 //!
 //! `docs/design.md` in the repository gives the architecture and the contract of each
@@ -170,6 +171,7 @@ pub mod handoff;
 pub mod net;
 pub mod pool;
 pub mod process;
+pub mod shared;
 pub mod shm;
 pub mod sync;
 mod sys;
@@ -178,7 +180,8 @@ pub use channel::{Connection, JoinableQueue, Pipe, PipeEnd, Queue, SimpleQueue};
 pub use collections::{SharedDict, SharedList};
 pub use pool::{AsyncResult, Pool};
 pub use process::{active_children, current_process, inherited, parent_process, Process};
-pub use shm::{Array, SharedMemory, Value};
+pub use shared::{Array, Value};
+pub use shm::SharedMemory;
 pub use sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
 
 #[doc(hidden)]

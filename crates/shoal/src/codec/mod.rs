@@ -39,11 +39,27 @@ impl fmt::Display for CodecError {
 
 impl std::error::Error for CodecError {}
 
-/// Encodes `value` with the default codec (bincode, standard configuration).
+thread_local! {
+    /// The last refusal of a value to be encoded on this thread (a shoal object outside
+    /// a handoff), for the codec to report as it is: a serde encoder would wrap it in
+    /// its own words.
+    static REFUSED: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Records why a value refuses to be encoded, for the error of the encoding under way.
+pub(crate) fn record_refusal(refusal: String) {
+    REFUSED.with(|r| *r.borrow_mut() = Some(refusal));
+}
+
+/// The refusal recorded on this thread since the last call, if any.
+fn take_refusal() -> Option<String> {
+    REFUSED.with(|r| r.borrow_mut().take())
+}
+
 /// The error of a failed encoding: a shoal object's refusal as it is (it says what
 /// does work), anything else after `context`.
 fn encode_failure(context: &str, e: &dyn fmt::Display) -> CodecError {
-    let message = match crate::handoff::take_refusal() {
+    let message = match take_refusal() {
         Some(refusal) => refusal,
         None => format!("{context}: {e}"),
     };
@@ -81,8 +97,9 @@ fn bincode_decode_message(e: &bincode::error::DecodeError) -> String {
     }
 }
 
+/// Encodes `value` with the default codec (bincode, standard configuration).
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
-    crate::handoff::take_refusal();
+    take_refusal();
     bincode::serde::encode_to_vec(value, config())
         .map_err(|e| encode_failure("could not encode a value", &bincode_encode_message(&e)))
 }
@@ -233,7 +250,7 @@ impl Codec {
     ) -> Result<(), CodecError> {
         let context = format!("could not encode a value as {}", self.name());
         let fail = |e: &dyn fmt::Display| encode_failure(&context, e);
-        crate::handoff::take_refusal();
+        take_refusal();
         match self {
             Codec::Bincode => bincode::serde::encode_into_std_write(value, out, config())
                 .map(|_| ())

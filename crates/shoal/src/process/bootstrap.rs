@@ -1,7 +1,7 @@
 //! What a child needs to know before it runs its entry, and the code that runs it.
 //!
 //! A spawned child finds its bootstrap in an inherited memfd named by the environment
-//! variable [`ENV`]; the check happens before `main` (see `sys::linux::process`), so a
+//! variable [`ENV`]; the check happens before `main` ([`BEFORE_MAIN`]), so a
 //! child works in any binary that links shoal — including test binaries whose `main`
 //! belongs to libtest — and never reaches the host's `main`.
 
@@ -41,9 +41,25 @@ pub(crate) struct Bootstrap {
     pub(crate) fds: Vec<i32>,
 }
 
+/// Runs [`before_main`] before `main` in every binary that links shoal: a child started
+/// by shoal takes over there and never reaches the host's `main` (which may be
+/// libtest's, or any program's).
+// A function in `.init_array` is what the C runtime calls before `main`; the lint
+// counts placing a static in a chosen section as unsafe code.
+#[allow(unsafe_code)]
+#[used]
+#[link_section = ".init_array"]
+static BEFORE_MAIN: extern "C" fn() = {
+    // Argument-free, and it does not unwind: `before_main` exits or returns.
+    extern "C" fn run() {
+        before_main();
+    }
+    run
+};
+
 /// Called before `main` in every process: takes over when this process is a shoal
 /// child, and never returns in that case.
-pub(crate) fn before_main() {
+fn before_main() {
     let Some(value) = sys::take_env(ENV) else {
         return;
     };

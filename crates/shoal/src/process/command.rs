@@ -34,7 +34,8 @@ use serde::{Deserialize, Serialize};
 use crate::channel::{Connection, JoinableQueue, Queue, SimpleQueue};
 use crate::codec::CodecError;
 use crate::handoff;
-use crate::shm::{Array, SharedMemory, Value};
+use crate::shared::{Array, Value};
+use crate::shm::SharedMemory;
 use crate::sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
 use crate::sys;
 

@@ -48,8 +48,6 @@ pub use error::ProcessError;
 pub use identity::{current_process, parent_process, ProcessInfo};
 pub use start::StartMethod;
 
-pub(crate) use bootstrap::before_main;
-
 /// What [`entry!`](crate::entry!) expands to; not part of the API.
 #[doc(hidden)]
 pub mod __private {

@@ -1,4 +1,4 @@
-//! Shared memory: segments, and the typed values and arrays that live in them.
+//! Shared memory: segments and their layout, below every object that lives in one.
 //!
 //! Every segment shoal lays out begins with a 64-byte header (magic number, layout
 //! version, kind, sizes, owner pid), so that a foreign file or a segment written by
@@ -24,21 +24,25 @@
 //! the truncation itself, so two cases stay uncovered: a truncation racing an access
 //! already past its check, and accesses through raw pointers or references taken
 //! before the truncation ([`SharedMemory::as_ptr`], the atomic views, a held guard).
+//!
+//! [`Value`]: crate::Value
+//! [`Value::load`]: crate::Value::load
+//! [`Value::try_load`]: crate::Value::try_load
+//! [`Value::try_store`]: crate::Value::try_store
+//! [`Array`]: crate::Array
+//! [`Array::get`]: crate::Array::get
+//! [`Array::set`]: crate::Array::set
+//! [`Array::try_get`]: crate::Array::try_get
 
-mod array;
 mod error;
 mod raw;
 mod registry;
 mod segment;
 mod shared_memory;
-mod typed_wire;
-mod value;
 
-pub use array::{Array, ArrayGuard};
 pub use error::ShmError;
 pub(crate) use raw::{copy_in, copy_out};
 pub use registry::{collect_dead, inspect_named, list_named, NamedSegment};
 pub(crate) use segment::{PayloadState, Segment};
 pub use segment::{SegmentInfo, SegmentKind};
 pub use shared_memory::SharedMemory;
-pub use value::{Value, ValueGuard};

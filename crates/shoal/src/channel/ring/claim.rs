@@ -114,20 +114,26 @@ pub(crate) fn owner_alive(token: Token) -> bool {
 /// that its slot may be taken over.
 ///
 /// Returns `None` when every slot is held by a live thread.
-pub(crate) fn my_slot(
+///
+/// # Safety
+/// `slots` points at the ring's [`SLOTS`] slots inside the mapping `seg` holds, and
+/// `ring` is that ring handle's id (never reused by another handle): the slot returned
+/// lives as long as the borrow of `seg`.
+pub(crate) unsafe fn my_slot(
     seg: &Arc<Segment>,
     ring: u64,
     slots: *const Slot,
     resolved: impl Fn(&Slot) -> bool,
-) -> Option<(&'static Slot, Token)> {
+) -> Option<(&Slot, Token)> {
     let fast = FAST.get();
     let pid = sys::current_thread().pid;
     if fast.ring == ring && fast.pid == pid {
         // SAFETY: the entry was made for this very ring handle (ids are never reused),
-        // whose mapping the caller keeps alive; a slot is never taken from a live owner.
+        // whose mapping `seg` keeps alive; a slot is never taken from a live owner.
         return Some((unsafe { &*fast.slot }, fast.token));
     }
-    let found = slow_slot(seg, ring, slots, resolved);
+    // SAFETY: the caller's obligations are `slow_slot`'s.
+    let found = unsafe { slow_slot(seg, ring, slots, resolved) };
     if let Some((slot, token)) = found {
         FAST.set(Fast {
             ring,
@@ -139,12 +145,16 @@ pub(crate) fn my_slot(
     found
 }
 
-fn slow_slot(
-    seg: &Arc<Segment>,
+/// [`my_slot`] past the one-entry fast cache.
+///
+/// # Safety
+/// As for [`my_slot`].
+unsafe fn slow_slot<'seg>(
+    seg: &'seg Arc<Segment>,
     key: u64,
     slots: *const Slot,
     resolved: impl Fn(&Slot) -> bool,
-) -> Option<(&'static Slot, Token)> {
+) -> Option<(&'seg Slot, Token)> {
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         let me = sys::current_thread();
@@ -162,8 +172,8 @@ fn slow_slot(
             if slot.owner.load(Ordering::Relaxed) == e.token
                 && std::ptr::eq(e.seg.as_ptr(), Arc::as_ptr(seg))
             {
-                // SAFETY: lifetime extended to 'static for the caller, which holds `seg`
-                // (the mapping) for as long as it uses the slot.
+                // SAFETY: the slot lives in the mapping `seg` holds, for the borrow of
+                // `seg` the caller gets it for.
                 return Some((unsafe { &*e.slot }, e.token));
             }
         }
@@ -172,9 +182,9 @@ fn slow_slot(
             .retain(|e| e.key != key && e.seg.strong_count() > 0);
         let token = my_token();
         let start = (me.tid as usize).wrapping_mul(7) % SLOTS;
-        let slot_at = |i: usize| -> &'static Slot {
-            // SAFETY: `i < SLOTS` and the ring's mapping holds SLOTS slots from `slots`;
-            // the caller keeps the mapping alive while it uses the reference.
+        let slot_at = |i: usize| -> &'seg Slot {
+            // SAFETY: `i < SLOTS`, and the mapping `seg` holds SLOTS slots from `slots`
+            // (the caller's obligation) for the borrow of `seg`.
             unsafe { &*slots.add(i) }
         };
         let mut found = None;

@@ -196,6 +196,24 @@ fn signed(a: u64, b: u64) -> i64 {
     a.wrapping_sub(b) as i64
 }
 
+/// The bytes a ring of `cells` cells of `cell_size` bytes takes in its segment's
+/// payload, or why that geometry is not a ring's: cells of a power of two of bytes in
+/// 64..=65536, a power of two of at least 2 of them.
+fn ring_len(cells: usize, cell_size: usize) -> Result<usize, String> {
+    if !cell_size.is_power_of_two() || !(64..=65536).contains(&cell_size) {
+        return Err(format!(
+            "a cell size of {cell_size} bytes is not a power of two between 64 and 65536"
+        ));
+    }
+    if !cells.is_power_of_two() || cells < 2 {
+        return Err(format!("{cells} cells is not a power of two of at least 2"));
+    }
+    cells
+        .checked_mul(cell_size)
+        .and_then(|n| n.checked_add(CELLS_OFFSET))
+        .ok_or_else(|| format!("{cells} cells of {cell_size} bytes overflow the address space"))
+}
+
 impl Ring {
     /// Creates a ring in a new anonymous segment, with its readiness eventfd.
     pub(crate) fn create(cfg: RingConfig) -> Result<Ring, ShmError> {
@@ -203,25 +221,7 @@ impl Ring {
             name: "<new ring>".to_owned(),
             reason,
         };
-        if !cfg.cell_size.is_power_of_two() || !(64..=65536).contains(&cfg.cell_size) {
-            return Err(bad(format!(
-                "a cell size of {} bytes is not a power of two between 64 and 65536",
-                cfg.cell_size
-            )));
-        }
-        if !cfg.cells.is_power_of_two() || cfg.cells < 2 {
-            return Err(bad(format!(
-                "{} cells is not a power of two of at least 2",
-                cfg.cells
-            )));
-        }
-        let len = cfg
-            .cells
-            .checked_mul(cfg.cell_size)
-            .and_then(|n| n.checked_add(CELLS_OFFSET))
-            .ok_or(ShmError::TooLarge {
-                requested: usize::MAX,
-            })?;
+        let len = ring_len(cfg.cells, cfg.cell_size).map_err(bad)?;
         let seg = Segment::anonymous(SegmentKind::Channel, len)?;
         let base = seg.payload_ptr();
         // SAFETY: the segment was just created by this process and no other process
@@ -293,16 +293,14 @@ impl Ring {
         }
         let cells = g.cell_count;
         let cell_size = g.cell_size as usize;
-        let fits = cell_size.is_power_of_two()
-            && cell_size >= 64
-            && cells.is_power_of_two()
-            && cells >= 2
-            && g.slots as usize == SLOTS
-            && (cells as usize)
-                .checked_mul(cell_size)
-                .and_then(|n| n.checked_add(CELLS_OFFSET))
-                .is_some_and(|n| n <= payload);
-        if !fits {
+        if g.slots as usize != SLOTS {
+            return Err(bad(format!(
+                "it has {} claim slots where this version has {SLOTS}",
+                g.slots
+            )));
+        }
+        let len = ring_len(cells as usize, cell_size).map_err(&bad)?;
+        if len > payload {
             return Err(bad(format!(
                 "{cells} cells of {cell_size} bytes do not fit its {payload} payload bytes"
             )));
@@ -399,7 +397,9 @@ impl Ring {
 
     fn my_slot(&self) -> io::Result<(&Slot, Token)> {
         let resolved = |s: &Slot| self.claim_resolved(s);
-        match claim::my_slot(&self.seg, self.id, self.slots_ptr(), resolved) {
+        // SAFETY: `slots_ptr` points at this ring's slots inside `self.seg`, and
+        // `self.id` is this handle's own id.
+        match unsafe { claim::my_slot(&self.seg, self.id, self.slots_ptr(), resolved) } {
             Some((slot, token)) => Ok((slot, token)),
             None => Err(io::Error::other(format!(
                 "more than {SLOTS} threads are using this channel at the same time"

@@ -412,18 +412,6 @@ pub(crate) fn at_exit(f: extern "C" fn()) -> io::Result<()> {
     Ok(())
 }
 
-/// Runs before `main` in every binary that links shoal: a child started by shoal takes
-/// over here and never reaches the host's `main` (which may be libtest's, or any
-/// program's). Its argument-free, non-unwinding body is plain safe Rust.
-#[used]
-#[link_section = ".init_array"]
-static BEFORE_MAIN: extern "C" fn() = {
-    extern "C" fn before_main() {
-        crate::process::before_main();
-    }
-    before_main
-};
-
 #[cfg(test)]
 mod tests {
     use super::*;

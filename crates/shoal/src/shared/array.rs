@@ -13,8 +13,8 @@ use std::sync::Arc;
 use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::shm::typed_wire::{self, layout_error};
-use crate::shm::value::{check_align, load_elem, store_elem, truncated, PAYLOAD_ALIGN};
+use super::typed_wire::{self, layout_error};
+use super::value::{check_align, load_elem, store_elem, truncated, PAYLOAD_ALIGN};
 use crate::shm::{Segment, SegmentKind, ShmError};
 use crate::sync::{GuardError, GuardResult, Lock, LockGuard, NoLock, SyncError};
 

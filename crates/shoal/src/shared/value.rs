@@ -15,7 +15,8 @@ use std::sync::Arc;
 use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::shm::{typed_wire, Segment, SegmentKind, ShmError};
+use super::typed_wire;
+use crate::shm::{Segment, SegmentKind, ShmError};
 use crate::sync::{GuardError, GuardResult, Lock, LockGuard, NoLock, SyncError};
 
 /// Whether `ptr` can be accessed through an atomic of the size of `T`.
