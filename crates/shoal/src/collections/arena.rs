@@ -22,9 +22,9 @@ fn lock_name(name: &str) -> String {
     format!("{name}.lock")
 }
 
-/// The name of generation `gen`'s segment of container `name`.
-pub(crate) fn gen_name(name: &str, gen: u64) -> String {
-    format!("{name}.g{gen}")
+/// The name of the segment of generation `generation` of container `name`.
+pub(crate) fn gen_name(name: &str, generation: u64) -> String {
+    format!("{name}.g{generation}")
 }
 
 fn next_name() -> String {
@@ -106,7 +106,7 @@ const SIZE_CHECK_PERIOD: Duration = Duration::from_millis(10);
 
 /// The generation this process maps, and when the sizes of its files were last checked.
 pub(crate) struct Current {
-    gen: Generation,
+    generation: Generation,
     checked: Instant,
 }
 
@@ -118,8 +118,8 @@ pub(crate) struct Txn<'a> {
 
 impl Txn<'_> {
     /// The generation holding the entries now.
-    pub(crate) fn gen(&self) -> &Generation {
-        &self.current.gen
+    pub(crate) fn generation(&self) -> &Generation {
+        &self.current.generation
     }
 
     /// Makes a new generation of at least `payload` bytes, its header written (heap
@@ -133,8 +133,8 @@ impl Txn<'_> {
         fill: impl FnOnce(&Generation) -> Result<(), CollectionError>,
     ) -> Result<Generation, CollectionError> {
         let arena = self.arena;
-        let gen = self.current.gen.gen + 1;
-        let name = gen_name(&arena.name, gen);
+        let generation = self.current.generation.generation + 1;
+        let name = gen_name(&arena.name, generation);
         let create = || {
             Segment::create_named_detached(
                 SegmentKind::CollectionData,
@@ -154,10 +154,10 @@ impl Txn<'_> {
             other => other,
         }
         .map_err(|e| arena.shm_error("grow", e))?;
-        let next = Generation::new(seg, gen);
+        let next = Generation::new(seg, generation);
         let built = (|| {
             next.store(DataHeader::VERSION as u64, version_word(arena.shape))?;
-            next.store(DataHeader::GEN as u64, gen)?;
+            next.store(DataHeader::GEN as u64, generation)?;
             next.store(DataHeader::SLOTS as u64, slots)?;
             next.store(DataHeader::HEAP_USED as u64, heap_start)?;
             fill(&next)?;
@@ -175,10 +175,10 @@ impl Txn<'_> {
     /// their mapping until they follow the root).
     pub(crate) fn publish(&mut self, next: Generation) -> Result<(), CollectionError> {
         let root = layout::root(&self.arena.root)?;
-        root.gen.store(next.gen, Ordering::Release);
-        let old = gen_name(&self.arena.name, self.current.gen.gen);
+        root.generation.store(next.generation, Ordering::Release);
+        let old = gen_name(&self.arena.name, self.current.generation.generation);
         let _ = crate::sys::shm_unlink(&old);
-        self.current.gen = next;
+        self.current.generation = next;
         Ok(())
     }
 }
@@ -268,7 +268,7 @@ impl Arena {
             creator_pid: pid,
             owner: true,
             current: Mutex::new(Current {
-                gen: first,
+                generation: first,
                 checked: Instant::now(),
             }),
             recoveries: AtomicU64::new(0),
@@ -332,7 +332,7 @@ impl Arena {
             creator_pid,
             owner: false,
             current: Mutex::new(Current {
-                gen: current,
+                generation: current,
                 checked: Instant::now(),
             }),
             recoveries: AtomicU64::new(0),
@@ -389,22 +389,22 @@ impl Arena {
                 .check_size()
                 .map_err(|e| self.shm_error("use", e))?;
             txn.current
-                .gen
+                .generation
                 .segment()
                 .check_size()
                 .map_err(|e| self.shm_error("use", e))?;
             txn.current.checked = now;
         }
-        let gen = layout::root(&self.root)?.gen.load(Ordering::Acquire);
-        if txn.current.gen.gen != gen {
-            txn.current.gen = map_current(&self.name, self.shape, &self.root)?;
+        let generation = layout::root(&self.root)?.generation.load(Ordering::Acquire);
+        if txn.current.generation.generation != generation {
+            txn.current.generation = map_current(&self.name, self.shape, &self.root)?;
             txn.current.checked = now;
         }
         if died {
             self.recoveries.fetch_add(1, Ordering::Relaxed);
             // A holder that died while growing may have published the new generation
             // without removing the old one's name.
-            if let Some(prev) = txn.current.gen.gen.checked_sub(1) {
+            if let Some(prev) = txn.current.generation.generation.checked_sub(1) {
                 let _ = sys::shm_unlink(&gen_name(&self.name, prev));
             }
             repair(&mut txn)?;
@@ -441,10 +441,13 @@ fn map_current(name: &str, shape: Shape, root: &Segment) -> Result<Generation, C
     let state = layout::root(root)?;
     let mut last = None;
     for _ in 0..100 {
-        let gen = state.gen.load(Ordering::Acquire);
-        match Segment::open_named(&gen_name(name, gen), Some(SegmentKind::CollectionData)) {
+        let generation = state.generation.load(Ordering::Acquire);
+        match Segment::open_named(
+            &gen_name(name, generation),
+            Some(SegmentKind::CollectionData),
+        ) {
             Ok(seg) => {
-                let g = Generation::new(seg, gen);
+                let g = Generation::new(seg, generation);
                 g.validate(shape.data_kind())?;
                 return Ok(g);
             }
@@ -453,7 +456,7 @@ fn map_current(name: &str, shape: Shape, root: &Segment) -> Result<Generation, C
                 return Err(CollectionError::Shm {
                     context: format!("open {} {name:?}", shape.noun()),
                     source: e,
-                })
+                });
             }
         }
     }
@@ -470,11 +473,11 @@ impl Drop for Arena {
         if !self.owner || std::process::id() != self.creator_pid {
             return;
         }
-        let gen = layout::root(&self.root)
-            .map(|r| r.gen.load(Ordering::Acquire))
+        let generation = layout::root(&self.root)
+            .map(|r| r.generation.load(Ordering::Acquire))
             .unwrap_or(0);
-        let _ = sys::shm_unlink(&gen_name(&self.name, gen));
-        if let Some(prev) = gen.checked_sub(1) {
+        let _ = sys::shm_unlink(&gen_name(&self.name, generation));
+        if let Some(prev) = generation.checked_sub(1) {
             let _ = sys::shm_unlink(&gen_name(&self.name, prev));
         }
         let _ = sys::shm_unlink(&self.name);

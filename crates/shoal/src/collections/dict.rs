@@ -96,7 +96,7 @@ fn probe(g: &Generation, h: u64, key: &[u8]) -> Result<Probe, CollectionError> {
                 return Ok(Probe {
                     found: None,
                     free: free.or(Some(i)),
-                })
+                });
             }
             TOMBSTONE => {
                 free.get_or_insert(i);
@@ -146,7 +146,7 @@ fn for_each(
 /// Counts the live entries and non-empty slots again: after a holder died, the
 /// counters it updates after its publishing store may be one off.
 fn repair(txn: &mut Txn<'_>) -> Result<(), CollectionError> {
-    let g = txn.gen();
+    let g = txn.generation();
     let slots = g.load(DataHeader::SLOTS as u64)?;
     let (mut live, mut used) = (0u64, 0u64);
     for i in 0..slots {
@@ -166,7 +166,7 @@ fn repair(txn: &mut Txn<'_>) -> Result<(), CollectionError> {
 /// Moves the entries into a new generation with room for `live + 1` entries and
 /// `extra` more heap bytes, dropping tombstones and removed entries.
 fn grow(txn: &mut Txn<'_>, extra: usize) -> Result<(), CollectionError> {
-    let g = txn.gen();
+    let g = txn.generation();
     let live = g.load(DataHeader::LEN as u64)?;
     let mut live_bytes = 0usize;
     for_each(g, |_, _, e| {
@@ -219,7 +219,7 @@ fn put(
     let h = hash(key);
     let need = entry_len(key.len(), value.len());
     loop {
-        let g = txn.gen();
+        let g = txn.generation();
         let p = probe(g, h, key)?;
         let slots = g.load(DataHeader::SLOTS as u64)?;
         let used = g.load(DataHeader::USED as u64)?;
@@ -267,7 +267,7 @@ fn put(
 }
 
 fn take(txn: &mut Txn<'_>, key: &[u8]) -> Result<Option<Vec<u8>>, CollectionError> {
-    let g = txn.gen();
+    let g = txn.generation();
     let p = probe(g, hash(key), key)?;
     let Some((slot, off)) = p.found else {
         return Ok(None);
@@ -281,7 +281,7 @@ fn take(txn: &mut Txn<'_>, key: &[u8]) -> Result<Option<Vec<u8>>, CollectionErro
 }
 
 fn lookup(txn: &Txn<'_>, key: &[u8]) -> Result<Option<Vec<u8>>, CollectionError> {
-    let g = txn.gen();
+    let g = txn.generation();
     match probe(g, hash(key), key)?.found {
         Some((_, off)) => {
             let e = read_entry(g, off)?;
@@ -447,7 +447,7 @@ impl RawDict {
     /// # Errors
     /// As [`get`](RawDict::get).
     pub fn contains_key(&self, key: &[u8]) -> Result<bool, CollectionError> {
-        self.locked(|txn| Ok(probe(txn.gen(), hash(key), key)?.found.is_some()))
+        self.locked(|txn| Ok(probe(txn.generation(), hash(key), key)?.found.is_some()))
     }
 
     /// Stores `value` under `key`, returning the previous value.
@@ -519,7 +519,7 @@ impl RawDict {
     /// # Errors
     /// As [`get`](RawDict::get).
     pub fn len(&self) -> Result<usize, CollectionError> {
-        self.locked(|txn| Ok(txn.gen().load(DataHeader::LEN as u64)? as usize))
+        self.locked(|txn| Ok(txn.generation().load(DataHeader::LEN as u64)? as usize))
     }
 
     /// Whether the dict has no entries.
@@ -544,7 +544,7 @@ impl RawDict {
     /// As [`get`](RawDict::get).
     pub fn entries(&self) -> Result<Vec<RawEntry>, CollectionError> {
         self.locked(|txn| {
-            let g = txn.gen();
+            let g = txn.generation();
             let mut out = Vec::new();
             for_each(g, |_, off, e| {
                 let all = read_bytes(g, off + ENTRY_HEAD as u64, e.key_len + e.value_len)?;
@@ -562,7 +562,7 @@ impl RawDict {
     /// As [`get`](RawDict::get).
     pub fn keys(&self) -> Result<Vec<Vec<u8>>, CollectionError> {
         self.locked(|txn| {
-            let g = txn.gen();
+            let g = txn.generation();
             let mut out = Vec::new();
             for_each(g, |_, off, e| {
                 out.push(read_bytes(g, off + ENTRY_HEAD as u64, e.key_len)?);
@@ -580,7 +580,7 @@ impl RawDict {
     /// [`CollectionError::Corrupt`] naming the first broken invariant.
     pub fn check(&self) -> Result<(), CollectionError> {
         self.locked(|txn| {
-            let g = txn.gen();
+            let g = txn.generation();
             let heap_used = g.load(DataHeader::HEAP_USED as u64)?;
             let slots = g.load(DataHeader::SLOTS as u64)?;
             let mut keys = std::collections::HashSet::new();

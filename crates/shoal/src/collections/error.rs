@@ -88,11 +88,19 @@ impl fmt::Display for CollectionError {
         match self {
             CollectionError::Shm { context, source } => write!(f, "could not {context}: {source}"),
             CollectionError::Sync { context, source } => write!(f, "could not {context}: {source}"),
-            CollectionError::Version { name, found, expected } => write!(
+            CollectionError::Version {
+                name,
+                found,
+                expected,
+            } => write!(
                 f,
                 "shared container {name:?} has container layout version {found}, but this build of shoal reads version {expected}"
             ),
-            CollectionError::WrongFormat { name, found, expected } => write!(
+            CollectionError::WrongFormat {
+                name,
+                found,
+                expected,
+            } => write!(
                 f,
                 "shared container {name:?} stores {} values, not {} values",
                 found.name(),

@@ -7,7 +7,7 @@
 //! |--------------|------------------------------------|-----------------------------------------|
 //! | `N`          | [`SegmentKind::Dict`] / `List`     | [`RootState`]: layout version, value format, current generation |
 //! | `N.lock`     | `Sync`                             | the robust lock every update holds       |
-//! | `N.g<gen>`   | [`SegmentKind::CollectionData`]    | [`DataHeader`], then the entries         |
+//! | `N.g<generation>`   | [`SegmentKind::CollectionData`]    | [`DataHeader`], then the entries         |
 //!
 //! A generation's segment never shrinks and its entries, once written, never change:
 //! an update writes a new entry past `heap_used` and publishes it with one atomic
@@ -45,7 +45,7 @@ pub(crate) struct RootState {
     /// The value format's number ([`crate::collections::Format::id`]).
     pub(crate) format: u32,
     /// The generation whose segment holds the entries; changed only under the lock.
-    pub(crate) gen: AtomicU64,
+    pub(crate) generation: AtomicU64,
     /// The creating process: later generations are recorded as its segments.
     pub(crate) creator_pid: u32,
     pub(crate) _reserved: u32,
@@ -62,7 +62,7 @@ const _: () = {
     assert!(offset_of!(RootState, magic) == 0);
     assert!(offset_of!(RootState, version) == 8);
     assert!(offset_of!(RootState, format) == 12);
-    assert!(offset_of!(RootState, gen) == 16);
+    assert!(offset_of!(RootState, generation) == 16);
     assert!(offset_of!(RootState, creator_pid) == 24);
     assert!(offset_of!(RootState, updates) == 32);
     assert!(ROOT_LEN == 64);
@@ -74,7 +74,7 @@ const _: () = {
 /// |--------|-------------|--------------------------------------------------------------|
 /// | 0      | magic       | [`DATA_MAGIC`]                                               |
 /// | 8      | version     | [`COLLECTION_LAYOUT_VERSION`] (low 32 bits), kind (high 32)  |
-/// | 16     | gen         | the generation number (matches the segment's name)           |
+/// | 16     | generation         | the generation number (matches the segment's name)           |
 /// | 24     | slots       | dict: number of hash slots (a power of two); list: 0         |
 /// | 32     | heap_used   | first free byte of the entry heap (offset in the payload)    |
 /// | 40     | len         | dict: live entries (repaired after a holder died); list: 0   |
@@ -102,12 +102,12 @@ pub(crate) const DATA_KIND_LIST: u64 = 2;
 /// One mapped generation: bounds-checked views of its payload.
 pub(crate) struct Generation {
     seg: Arc<Segment>,
-    pub(crate) gen: u64,
+    pub(crate) generation: u64,
 }
 
 impl Generation {
-    pub(crate) fn new(seg: Arc<Segment>, gen: u64) -> Generation {
-        Generation { seg, gen }
+    pub(crate) fn new(seg: Arc<Segment>, generation: u64) -> Generation {
+        Generation { seg, generation }
     }
 
     pub(crate) fn segment(&self) -> &Segment {
@@ -205,9 +205,12 @@ impl Generation {
                 version >> 32
             )));
         }
-        let gen = self.load(DataHeader::GEN as u64)?;
-        if gen != self.gen {
-            return Err(self.corrupt(format!("it says generation {gen}, not {}", self.gen)));
+        let generation = self.load(DataHeader::GEN as u64)?;
+        if generation != self.generation {
+            return Err(self.corrupt(format!(
+                "it says generation {generation}, not {}",
+                self.generation
+            )));
         }
         Ok(())
     }
@@ -236,7 +239,7 @@ pub(crate) fn init_root(seg: &Segment, format: u32, creator_pid: u32) {
     unsafe {
         (*ptr).version = COLLECTION_LAYOUT_VERSION;
         (*ptr).format = format;
-        (*ptr).gen.store(0, Ordering::Relaxed);
+        (*ptr).generation.store(0, Ordering::Relaxed);
         (*ptr).updates.store(0, Ordering::Relaxed);
         (*ptr).creator_pid = creator_pid;
         (*ptr).magic.store(ROOT_MAGIC, Ordering::Release);

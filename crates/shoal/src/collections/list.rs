@@ -111,7 +111,7 @@ fn check_index(index: usize, len: u64) -> Result<u64, CollectionError> {
 /// Moves the items into a new generation with room for `extra` more heap bytes and
 /// `cap` index entries.
 fn grow(txn: &mut Txn<'_>, extra: usize, cap: u64) -> Result<(), CollectionError> {
-    let g = txn.gen();
+    let g = txn.generation();
     let b = block(g)?;
     let offs = offsets(g, &b)?;
     let mut live = 0usize;
@@ -147,7 +147,7 @@ fn write_item(
 ) -> Result<u64, CollectionError> {
     let need = item_len(value.len());
     loop {
-        let g = txn.gen();
+        let g = txn.generation();
         let used = g.load(DataHeader::HEAP_USED as u64)?;
         if used as usize + need + reserve > g.len() {
             grow(txn, need + reserve, cap)?;
@@ -164,7 +164,7 @@ fn write_item(
 fn replace_block(txn: &mut Txn<'_>, offs: &[u64]) -> Result<(), CollectionError> {
     let cap = (offs.len() as u64).max(FIRST_CAP).next_power_of_two();
     let need = block_len(cap);
-    let g = txn.gen();
+    let g = txn.generation();
     let used = g.load(DataHeader::HEAP_USED as u64)?;
     if used as usize + need > g.len() {
         // The callers reserved the room before reading `offs`.
@@ -182,7 +182,7 @@ fn replace_block(txn: &mut Txn<'_>, offs: &[u64]) -> Result<(), CollectionError>
 /// heap is short); after this, [`replace_block`] fits.
 fn reserve_block(txn: &mut Txn<'_>, cap: u64) -> Result<(), CollectionError> {
     let need = block_len(cap.max(FIRST_CAP).next_power_of_two());
-    let g = txn.gen();
+    let g = txn.generation();
     let used = g.load(DataHeader::HEAP_USED as u64)?;
     if used as usize + need > g.len() {
         grow(txn, need, cap)?;
@@ -191,14 +191,14 @@ fn reserve_block(txn: &mut Txn<'_>, cap: u64) -> Result<(), CollectionError> {
 }
 
 fn push(txn: &mut Txn<'_>, value: &[u8]) -> Result<(), CollectionError> {
-    let b = block(txn.gen())?;
+    let b = block(txn.generation())?;
     let reserve = if b.len < b.cap {
         0
     } else {
         block_len((b.cap * 2).max(FIRST_CAP))
     };
     let off = write_item(txn, value, reserve, b.len + 1)?;
-    let g = txn.gen();
+    let g = txn.generation();
     let b = block(g)?;
     if b.len < b.cap {
         g.store(b.at + 16 + b.len * 8, off)?;
@@ -317,7 +317,7 @@ impl RawList {
     /// [`CollectionError::Corrupt`] when another program damaged the list's memory;
     /// [`CollectionError::Shm`] when a segment was truncated or cannot be opened.
     pub fn len(&self) -> Result<usize, CollectionError> {
-        self.locked(|txn| Ok(block(txn.gen())?.len as usize))
+        self.locked(|txn| Ok(block(txn.generation())?.len as usize))
     }
 
     /// Whether the list is empty.
@@ -334,7 +334,7 @@ impl RawList {
     /// [`CollectionError::IndexOutOfRange`] past the end; those of [`len`](RawList::len).
     pub fn get(&self, index: usize) -> Result<Vec<u8>, CollectionError> {
         self.locked(|txn| {
-            let g = txn.gen();
+            let g = txn.generation();
             let b = block(g)?;
             let i = check_index(index, b.len)?;
             read_item(g, g.load(b.at + 16 + i * 8)?)
@@ -373,13 +373,13 @@ impl RawList {
     pub fn set(&self, index: usize, value: &[u8]) -> Result<Vec<u8>, CollectionError> {
         self.writing(|txn| {
             let old = {
-                let g = txn.gen();
+                let g = txn.generation();
                 let b = block(g)?;
                 let i = check_index(index, b.len)?;
                 read_item(g, g.load(b.at + 16 + i * 8)?)?
             };
             let off = write_item(txn, value, 0, 0)?;
-            let g = txn.gen();
+            let g = txn.generation();
             let b = block(g)?;
             g.store(b.at + 16 + index as u64 * 8, off)?;
             Ok(old)
@@ -398,14 +398,14 @@ impl RawList {
     ) -> Result<Vec<u8>, CollectionError> {
         self.writing(|txn| {
             let cur = {
-                let g = txn.gen();
+                let g = txn.generation();
                 let b = block(g)?;
                 let i = check_index(index, b.len)?;
                 read_item(g, g.load(b.at + 16 + i * 8)?)?
             };
             let new = f(cur);
             let off = write_item(txn, &new, 0, 0)?;
-            let g = txn.gen();
+            let g = txn.generation();
             let b = block(g)?;
             g.store(b.at + 16 + index as u64 * 8, off)?;
             Ok(new)
@@ -419,7 +419,7 @@ impl RawList {
     /// [`push`](RawList::push).
     pub fn insert(&self, index: usize, value: &[u8]) -> Result<(), CollectionError> {
         self.writing(|txn| {
-            let len = block(txn.gen())?.len;
+            let len = block(txn.generation())?.len;
             if index as u64 > len {
                 return Err(CollectionError::IndexOutOfRange {
                     index,
@@ -430,7 +430,7 @@ impl RawList {
             // The reserve keeps room for the new block: no growth between the item and
             // its block.
             let off = write_item(txn, value, block_len(cap), len + 1)?;
-            let g = txn.gen();
+            let g = txn.generation();
             let mut offs = offsets(g, &block(g)?)?;
             offs.insert(index, off);
             replace_block(txn, &offs)
@@ -443,10 +443,10 @@ impl RawList {
     /// As [`get`](RawList::get).
     pub fn remove(&self, index: usize) -> Result<Vec<u8>, CollectionError> {
         self.writing(|txn| {
-            let len = block(txn.gen())?.len;
+            let len = block(txn.generation())?.len;
             check_index(index, len)?;
             reserve_block(txn, len.max(1))?;
-            let g = txn.gen();
+            let g = txn.generation();
             let mut offs = offsets(g, &block(g)?)?;
             let old = read_item(g, offs.remove(index))?;
             replace_block(txn, &offs)?;
@@ -460,7 +460,7 @@ impl RawList {
     /// As [`len`](RawList::len).
     pub fn pop(&self) -> Result<Option<Vec<u8>>, CollectionError> {
         self.writing(|txn| {
-            let g = txn.gen();
+            let g = txn.generation();
             let b = block(g)?;
             if b.len == 0 {
                 return Ok(None);
@@ -491,7 +491,7 @@ impl RawList {
     /// As [`len`](RawList::len).
     pub fn to_vec(&self) -> Result<Vec<Vec<u8>>, CollectionError> {
         self.locked(|txn| {
-            let g = txn.gen();
+            let g = txn.generation();
             let b = block(g)?;
             offsets(g, &b)?
                 .into_iter()
@@ -506,7 +506,7 @@ impl RawList {
     /// As [`len`](RawList::len).
     pub fn slice(&self, start: usize, end: usize) -> Result<Vec<Vec<u8>>, CollectionError> {
         self.locked(|txn| {
-            let g = txn.gen();
+            let g = txn.generation();
             let b = block(g)?;
             let end = (end as u64).min(b.len);
             let start = (start as u64).min(end);

@@ -23,9 +23,9 @@
 //! # Segments
 //!
 //! A container named `N` lives in `/dev/shm/N` (its root: layout version, value
-//! format, current generation), `/dev/shm/N.lock` (its lock) and `/dev/shm/N.g<gen>`
+//! format, current generation), `/dev/shm/N.lock` (its lock) and `/dev/shm/N.g<generation>`
 //! (its entries). When the entries outgrow their segment, the process that needs room
-//! copies the live entries into `N.g<gen+1>` and publishes it with one store in the
+//! copies the live entries into `N.g<generation+1>` and publishes it with one store in the
 //! root; the others follow on their next operation. `shoal ls` lists the three kinds of
 //! segment (`dict`, `list`, `collection data`); they all record the container's creator
 //! as their owner, which removes them when its handle is dropped, and `shoal gc` removes

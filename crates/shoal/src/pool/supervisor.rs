@@ -52,7 +52,7 @@ const HEALTH_CHECK: Duration = Duration::from_millis(250);
 
 /// One worker slot and the process in it.
 struct Worker {
-    gen: u32,
+    generation: u32,
     process: Option<Process>,
     pid: u32,
     queue: Option<Queue<()>>,
@@ -83,7 +83,7 @@ struct Worker {
 impl Worker {
     fn empty() -> Worker {
         Worker {
-            gen: 0,
+            generation: 0,
             process: None,
             pid: 0,
             queue: None,
@@ -217,8 +217,8 @@ impl Supervisor {
 
     fn start_worker(&mut self, slot: usize) -> Result<(), crate::process::ProcessError> {
         let w = &mut self.workers[slot];
-        w.gen = w.gen.wrapping_add(1);
-        let gen = w.gen;
+        w.generation = w.generation.wrapping_add(1);
+        let generation = w.generation;
         self.slots.reset(slot);
         let queue: Queue<()> = Queue::builder()
             .capacity_bytes(TASK_RING)
@@ -236,7 +236,7 @@ impl Supervisor {
         let args = WorkerArgs {
             fd_sock: Fd(theirs),
             slot: slot as u32,
-            gen,
+            generation,
             tasks: queue.clone(),
             results: self.shared.results.clone(),
             slots: self.slots.shm().clone(),
@@ -256,7 +256,7 @@ impl Supervisor {
             .spawn(move || {
                 let code = watched.join().unwrap_or(wire::UNKNOWN_EXIT);
                 let mut m = Vec::with_capacity(13);
-                wire::header(&mut m, wire::EXITED, slot as u32, gen);
+                wire::header(&mut m, wire::EXITED, slot as u32, generation);
                 m.extend_from_slice(&code.to_le_bytes());
                 let _ = results.put_bytes(&m);
             });
@@ -363,8 +363,8 @@ impl Supervisor {
                     continue;
                 }
                 let code = p.exitcode().unwrap_or(wire::UNKNOWN_EXIT);
-                let gen = w.gen;
-                self.exited(slot, gen, code);
+                let generation = w.generation;
+                self.exited(slot, generation, code);
                 continue;
             }
             if w.assigned.is_empty() || w.progress.elapsed() < STALL {
@@ -513,13 +513,13 @@ impl Supervisor {
         let mut r = Reader::new(m);
         match r.u8() {
             Some(wire::RESULTS) => {
-                if let (Some(slot), Some(gen)) = (r.u32(), r.u32()) {
-                    self.results(slot as usize, gen, r);
+                if let (Some(slot), Some(generation)) = (r.u32(), r.u32()) {
+                    self.results(slot as usize, generation, r);
                 }
             }
             Some(wire::EXITED) => {
-                if let (Some(slot), Some(gen), Some(code)) = (r.u32(), r.u32(), r.i32()) {
-                    self.exited(slot as usize, gen, code);
+                if let (Some(slot), Some(generation), Some(code)) = (r.u32(), r.u32(), r.i32()) {
+                    self.exited(slot as usize, generation, code);
                 }
             }
             Some(wire::INIT_FAILED) => {
@@ -531,11 +531,11 @@ impl Supervisor {
         }
     }
 
-    fn results(&mut self, slot: usize, gen: u32, mut r: Reader<'_>) {
+    fn results(&mut self, slot: usize, generation: u32, mut r: Reader<'_>) {
         let Some(w) = self.workers.get_mut(slot) else {
             return;
         };
-        if w.gen != gen {
+        if w.generation != generation {
             return;
         }
         let pid = w.pid;
@@ -626,11 +626,11 @@ impl Supervisor {
         }
     }
 
-    fn exited(&mut self, slot: usize, gen: u32, code: i32) {
+    fn exited(&mut self, slot: usize, generation: u32, code: i32) {
         let Some(w) = self.workers.get_mut(slot) else {
             return;
         };
-        if w.gen != gen || !w.live() {
+        if w.generation != generation || !w.live() {
             return;
         }
         let pid = w.pid;

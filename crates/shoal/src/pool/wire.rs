@@ -179,11 +179,11 @@ pub(crate) fn chunk_from_items(chunk: u64, task: u32, items: &[&[u8]]) -> Vec<u8
     out
 }
 
-/// Starts a message of `kind` from worker `slot` of generation `gen`.
-pub(crate) fn header(out: &mut Vec<u8>, kind: u8, slot: u32, gen: u32) {
+/// Starts a message of `kind` from worker `slot` of generation `generation`.
+pub(crate) fn header(out: &mut Vec<u8>, kind: u8, slot: u32, generation: u32) {
     out.push(kind);
     out.extend_from_slice(&slot.to_le_bytes());
-    out.extend_from_slice(&gen.to_le_bytes());
+    out.extend_from_slice(&generation.to_le_bytes());
 }
 
 #[cfg(test)]

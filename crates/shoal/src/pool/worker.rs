@@ -88,7 +88,7 @@ pub(crate) struct WorkerArgs {
     /// Where the descriptors of chunks marked `WITH_FDS` arrive, in chunk order.
     pub(crate) fd_sock: Fd<UnixStream>,
     pub(crate) slot: u32,
-    pub(crate) gen: u32,
+    pub(crate) generation: u32,
     pub(crate) tasks: Queue<()>,
     pub(crate) results: Queue<()>,
     pub(crate) slots: SharedMemory,
@@ -145,9 +145,9 @@ struct Outbox {
 }
 
 impl Outbox {
-    fn new(slot: u32, gen: u32) -> Outbox {
+    fn new(slot: u32, generation: u32) -> Outbox {
         let mut msg = Vec::with_capacity(64 * 1024);
-        wire::header(&mut msg, wire::RESULTS, slot, gen);
+        wire::header(&mut msg, wire::RESULTS, slot, generation);
         Outbox {
             header: msg.len(),
             msg,
@@ -263,13 +263,13 @@ pub(crate) fn worker_main(args: WorkerArgs) -> i32 {
     if let Some(init) = args.init {
         if let Err(message) = initialize(init) {
             let mut m = Vec::new();
-            wire::header(&mut m, wire::INIT_FAILED, args.slot, args.gen);
+            wire::header(&mut m, wire::INIT_FAILED, args.slot, args.generation);
             m.extend_from_slice(message.as_bytes());
             let _ = args.results.put_bytes(&m);
             return 3;
         }
     }
-    let mut out = Outbox::new(args.slot, args.gen);
+    let mut out = Outbox::new(args.slot, args.generation);
     let mut done: u64 = 0;
     // Ends when the pool closes the queue (shutting down).
     while let Ok(batch) = args.tasks.get_bytes_many(TAKE, None) {

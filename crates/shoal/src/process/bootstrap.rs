@@ -48,7 +48,7 @@ pub(crate) struct Bootstrap {
 // counts placing a static in a chosen section as unsafe code.
 #[allow(unsafe_code)]
 #[used]
-#[link_section = ".init_array"]
+#[unsafe(link_section = ".init_array")]
 static BEFORE_MAIN: extern "C" fn() = {
     // Argument-free, and it does not unwind: `before_main` exits or returns.
     extern "C" fn run() {
