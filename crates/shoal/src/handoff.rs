@@ -25,7 +25,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::os::fd::{BorrowedFd, OwnedFd};
 
 use serde::de::DeserializeOwned;
@@ -43,6 +43,9 @@ enum Handoff {
 
 thread_local! {
     static CURRENT: RefCell<Option<Handoff>> = const { RefCell::new(None) };
+    /// Whether an export handoff collected descriptors not taken yet: a plain flag, for
+    /// [`take_captured`]'s test on every value.
+    static EXPORTED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// What shoal objects travel through, for the error outside a handoff.
@@ -66,6 +69,7 @@ struct Reset;
 impl Drop for Reset {
     fn drop(&mut self) {
         CURRENT.with(|c| c.borrow_mut().take());
+        EXPORTED.set(false);
     }
 }
 
@@ -115,17 +119,26 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<T,
     codec::decode(bytes)
 }
 
-/// Runs `f` (which serializes) as a handoff: the descriptors of the shoal objects and
-/// [`Fd`]s it meets are collected and returned beside its result.
-pub(crate) fn capture<R>(f: impl FnOnce() -> R) -> (R, Vec<OwnedFd>) {
+/// Runs `f` (which serializes, many values one after the other) as one handoff: the
+/// descriptors of the shoal objects and [`Fd`]s it meets gather until
+/// [`take_captured`] takes them, value by value.
+pub(crate) fn capturing<R>(f: impl FnOnce() -> R) -> R {
     CURRENT.with(|c| *c.borrow_mut() = Some(Handoff::Export(Vec::new())));
     let _reset = Reset;
-    let r = f();
-    let fds = match CURRENT.with(|c| c.borrow_mut().take()) {
-        Some(Handoff::Export(fds)) => fds,
+    f()
+}
+
+/// Inside [`capturing`]: the descriptors met since the last call (none allocates
+/// nothing).
+pub(crate) fn take_captured() -> Vec<OwnedFd> {
+    if !EXPORTED.get() {
+        return Vec::new();
+    }
+    EXPORTED.set(false);
+    CURRENT.with(|c| match c.borrow_mut().as_mut() {
+        Some(Handoff::Export(fds)) if !fds.is_empty() => std::mem::take(fds),
         _ => Vec::new(),
-    };
-    (r, fds)
+    })
 }
 
 /// Runs `f` (which deserializes) with `fds` as the descriptors its shoal objects and
@@ -145,6 +158,7 @@ pub(crate) fn export_fd(fd: BorrowedFd<'_>, what: &str) -> Result<u32, String> {
                 .try_clone_to_owned()
                 .map_err(|e| format!("could not duplicate the descriptor of a {what}: {e}"))?;
             fds.push(dup);
+            EXPORTED.set(true);
             Ok((fds.len() - 1) as u32)
         }
         _ => {

@@ -44,15 +44,22 @@ thread_local! {
     /// a handoff), for the codec to report as it is: a serde encoder would wrap it in
     /// its own words.
     static REFUSED: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+    /// Whether `REFUSED` holds one: a plain flag, cheap to test on every encoding.
+    static HAS_REFUSAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Records why a value refuses to be encoded, for the error of the encoding under way.
 pub(crate) fn record_refusal(refusal: String) {
     REFUSED.with(|r| *r.borrow_mut() = Some(refusal));
+    HAS_REFUSAL.set(true);
 }
 
 /// The refusal recorded on this thread since the last call, if any.
 fn take_refusal() -> Option<String> {
+    if !HAS_REFUSAL.get() {
+        return None;
+    }
+    HAS_REFUSAL.set(false);
     REFUSED.with(|r| r.borrow_mut().take())
 }
 
@@ -248,8 +255,10 @@ impl Codec {
         value: &T,
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError> {
-        let context = format!("could not encode a value as {}", self.name());
-        let fail = |e: &dyn fmt::Display| encode_failure(&context, e);
+        // The context is formatted on failure only: this runs once per message.
+        let fail = |e: &dyn fmt::Display| {
+            encode_failure(&format!("could not encode a value as {}", self.name()), e)
+        };
         take_refusal();
         match self {
             Codec::Bincode => bincode::serde::encode_into_std_write(value, out, config())

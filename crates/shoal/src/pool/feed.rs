@@ -32,75 +32,77 @@ pub(crate) fn feed<A: Serialize>(
     let mut failed = Vec::new();
     let mut exhausted = false;
     let mut taken = 0u64;
-    'outer: while taken < max {
-        let id = shared.chunk_id();
-        let mut msg = Vec::with_capacity(wire::CHUNK_HEADER + 16 * chunksize.min(4096));
-        wire::chunk_header(&mut msg, id, task);
-        let mut count = 0u32;
-        while (count as usize) < chunksize && taken < max {
-            let Some(a) = input.next() else {
-                exhausted = true;
-                break;
-            };
-            taken += 1;
-            let at = msg.len();
-            // Descriptors in the argument (sockets, files, shoal objects) are collected;
-            // such an item travels in a chunk of its own, its descriptors beside it.
-            let (r, fds) = handoff::capture(|| {
-                wire::push_item(&mut msg, |out| task::CODEC.encode_into(&a, out))
-            });
-            let r = r.map_err(|e| format!("could not encode the argument: {e}"));
-            let r = match r {
-                Ok(()) if fds.len() > MAX_FDS_PER_ITEM => Err(format!(
+    // One handoff for all the items: each item's descriptors are taken after it.
+    handoff::capturing(|| {
+        'outer: while taken < max {
+            let id = shared.chunk_id();
+            let mut msg = Vec::with_capacity(wire::CHUNK_HEADER + 16 * chunksize.min(4096));
+            wire::chunk_header(&mut msg, id, task);
+            let mut count = 0u32;
+            while (count as usize) < chunksize && taken < max {
+                let Some(a) = input.next() else {
+                    exhausted = true;
+                    break;
+                };
+                taken += 1;
+                let at = msg.len();
+                // Descriptors in the argument (sockets, files, shoal objects) are collected;
+                // such an item travels in a chunk of its own, its descriptors beside it.
+                let r = wire::push_item(&mut msg, |out| task::CODEC.encode_into(&a, out));
+                let fds = handoff::take_captured();
+                let r = r.map_err(|e| format!("could not encode the argument: {e}"));
+                let r = match r {
+                    Ok(()) if fds.len() > MAX_FDS_PER_ITEM => Err(format!(
                     "the argument carries {} descriptors; a task takes at most {MAX_FDS_PER_ITEM}",
                     fds.len()
                 )),
-                r => r,
-            };
-            let index = first + u64::from(count);
-            match r {
-                Ok(()) if fds.is_empty() => {
-                    count += 1;
-                    continue;
+                    r => r,
+                };
+                let index = first + u64::from(count);
+                match r {
+                    Ok(()) if fds.is_empty() => {
+                        count += 1;
+                        continue;
+                    }
+                    Ok(()) => {
+                        let item = msg.split_off(at + 4);
+                        msg.truncate(at);
+                        push_chunk(&mut chunks, id, job, first, count, msg);
+                        let own = shared.chunk_id();
+                        let mut msg = wire::chunk_from_items(own, task, &[&item]);
+                        wire::mark_with_fds(&mut msg);
+                        chunks.push(Chunk {
+                            id: own,
+                            job: Arc::clone(job),
+                            first: index,
+                            count: 1,
+                            attempt: 0,
+                            msg,
+                            fds: Arc::new(fds),
+                        });
+                    }
+                    Err(message) => {
+                        msg.truncate(at);
+                        push_chunk(&mut chunks, id, job, first, count, msg);
+                        failed.push(Piece::failed(
+                            index,
+                            TaskError::Codec {
+                                task: index,
+                                error: crate::codec::CodecError::new(message),
+                            },
+                        ));
+                    }
                 }
-                Ok(()) => {
-                    let item = msg.split_off(at + 4);
-                    msg.truncate(at);
-                    push_chunk(&mut chunks, id, job, first, count, msg);
-                    let own = shared.chunk_id();
-                    let mut msg = wire::chunk_from_items(own, task, &[&item]);
-                    wire::mark_with_fds(&mut msg);
-                    chunks.push(Chunk {
-                        id: own,
-                        job: Arc::clone(job),
-                        first: index,
-                        count: 1,
-                        attempt: 0,
-                        msg,
-                        fds: Arc::new(fds),
-                    });
-                }
-                Err(message) => {
-                    msg.truncate(at);
-                    push_chunk(&mut chunks, id, job, first, count, msg);
-                    failed.push(Piece::failed(
-                        index,
-                        TaskError::Codec {
-                            task: index,
-                            error: crate::codec::CodecError::new(message),
-                        },
-                    ));
-                }
+                first = index + 1;
+                continue 'outer;
             }
-            first = index + 1;
-            continue 'outer;
+            push_chunk(&mut chunks, id, job, first, count, msg);
+            first += u64::from(count);
+            if exhausted {
+                break;
+            }
         }
-        push_chunk(&mut chunks, id, job, first, count, msg);
-        first += u64::from(count);
-        if exhausted {
-            break;
-        }
-    }
+    });
     {
         let mut st = job.lock();
         st.submitted = start + taken;
