@@ -203,8 +203,8 @@ fn openers_are_told_what_is_wrong() {
         line_of(&mut out),
         format!(
             "no shoal queue named '{unserved}' is served by a live process of this user on \
-             this machine (its creator serves it from create_named until the object is \
-             dropped or the process exits)"
+             this machine (a named object is served from its creation until its creator \
+             drops it or exits)"
         )
     );
     assert_eq!(

@@ -122,7 +122,7 @@ pub enum NamedError {
         /// What is wrong with it.
         why: String,
     },
-    /// Another live process of this user serves that name already.
+    /// A live process of this user (this one, maybe) serves that name already.
     Taken {
         /// The name.
         name: String,
@@ -214,14 +214,14 @@ impl fmt::Display for NamedError {
             }
             NamedError::Taken { name } => write!(
                 f,
-                "a shoal object named '{name}' is served already by another live process of \
-                 this user on this machine: pick another name, or open that one"
+                "a shoal object named '{name}' is served already by a live process of this \
+                 user on this machine: pick another name, or open that one"
             ),
             NamedError::NotServed { name, kind } => write!(
                 f,
                 "no shoal {kind} named '{name}' is served by a live process of this user on \
-                 this machine (its creator serves it from create_named until the object is \
-                 dropped or the process exits)"
+                 this machine (a named object is served from its creation until its creator \
+                 drops it or exits)"
             ),
             NamedError::Kind {
                 name,
