@@ -310,6 +310,9 @@ struct Server {
     listener: Arc<UnixListener>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    /// The process whose thread serves: a child forked since holds a copy of this
+    /// value, but neither the thread nor the right to shut the shared socket down.
+    pid: u32,
 }
 
 impl Server {
@@ -356,12 +359,21 @@ impl Server {
             listener,
             stop,
             thread: Some(thread),
+            pid: std::process::id(),
         })
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if std::process::id() != self.pid {
+            // A forked child's copy: the socket is shared with the creator, whose thread
+            // goes on serving; only this process's descriptor closes (with the last
+            // reference to the listener), and the thread, which this process does not
+            // have, is neither woken nor joined.
+            std::mem::forget(self.thread.take());
+            return;
+        }
         self.stop.store(true, Ordering::SeqCst);
         // Wakes the thread out of `accept`; once it has returned, the last reference to
         // the listener closes it and the name is free.
@@ -1054,6 +1066,24 @@ mod tests {
             assert!(text.contains("Queue::open_named_bytes"), "{text}");
             Queue::<()>::open_named_bytes(&name).unwrap();
         }
+    }
+
+    #[test]
+    fn a_forked_child_dropping_its_copy_leaves_the_name_served() {
+        let name = unique("fork");
+        let slot = std::cell::RefCell::new(Some(Queue::<u8>::create_named(&name).unwrap()));
+        // The child drops its copy of the handle; the parent keeps its own.
+        let pid = sys::fork_run(|| {
+            drop(slot.borrow_mut().take());
+            0
+        })
+        .unwrap();
+        let pidfd = sys::pidfd_open(pid).unwrap();
+        assert_eq!(sys::pidfd_wait(pidfd.as_fd(), true).unwrap(), Some(0));
+        let q = slot.borrow_mut().take().unwrap();
+        let opened = Queue::<u8>::open_named(&name).unwrap();
+        opened.put(1).unwrap();
+        assert_eq!(q.get().unwrap(), 1);
     }
 
     #[test]
