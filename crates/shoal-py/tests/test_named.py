@@ -188,3 +188,22 @@ def test_a_named_queue_reaches_a_child_process_as_a_plain_queue(ctx):
 def _put_in_child(q) -> None:
     q.put({"from": "child"})
 
+
+
+def test_a_forked_child_that_drops_its_copy_leaves_the_name_served():
+    import gc
+
+    name = unique("fork")
+    q = shoal.Queue(name=name, codec="msgpack")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            del q
+            gc.collect()
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    opened = shoal.Queue(name=name, create=False)
+    opened.put({"still": "served"})
+    assert q.get(timeout=WAIT) == {"still": "served"}

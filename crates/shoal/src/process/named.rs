@@ -111,6 +111,16 @@ impl Answer {
 }
 
 /// Why a name could not be served or opened.
+///
+/// # Examples
+/// ```
+/// use shoal::process::NamedError;
+///
+/// match shoal::Queue::<u8>::open_named("nobody-serves-me") {
+///     Err(NamedError::NotServed { name, kind }) => assert_eq!((name.as_str(), kind.as_str()), ("nobody-serves-me", "queue")),
+///     other => panic!("{other:?}"),
+/// }
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum NamedError {
@@ -557,33 +567,89 @@ pub struct NamedObject {
 
 impl NamedObject {
     /// The object's kind ([`Inheritable::KIND`]: `"queue"`, `"pipe"`, `"lock"`…).
+    ///
+    /// # Examples
+    /// ```
+    /// let name = format!("doc-kind-{}", std::process::id());
+    /// let _served = shoal::process::Named::serve(&name, shoal::Event::new()?)?;
+    /// assert_eq!(shoal::process::find_named(&name)?.kind(), "event");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn kind(&self) -> &str {
         &self.kind
     }
 
     /// The codec of a channel's typed messages (`None` for other objects, or a codec
     /// this shoal does not know).
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::codec::Codec;
+    ///
+    /// let name = format!("doc-codec-{}", std::process::id());
+    /// let _q = shoal::Queue::builder().codec(Codec::Json).build_named::<u8>(&name)?;
+    /// let found = shoal::process::find_named(&name)?;
+    /// assert_eq!(found.codec(), Some(Codec::Json));
+    /// assert_eq!(found.codec_name(), Some("JSON"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn codec(&self) -> Option<Codec> {
         self.codec
     }
 
     /// The name of that codec as the serving process gave it ([`Codec::name`]).
+    ///
+    /// # Examples
+    /// ```
+    /// let name = format!("doc-codec-name-{}", std::process::id());
+    /// let _lock = shoal::process::Named::serve(&name, shoal::Lock::new()?)?;
+    /// assert_eq!(shoal::process::find_named(&name)?.codec_name(), None); // not a channel
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn codec_name(&self) -> Option<&str> {
         self.codec_name.as_deref()
     }
 
     /// A queue's bound on messages (0: none).
+    ///
+    /// # Examples
+    /// ```
+    /// let name = format!("doc-maxsize-{}", std::process::id());
+    /// let _q = shoal::Queue::builder().maxsize(7).build_named::<u8>(&name)?;
+    /// assert_eq!(shoal::process::find_named(&name)?.maxsize(), 7);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn maxsize(&self) -> usize {
         self.maxsize
     }
 
     /// The serving process.
+    ///
+    /// # Examples
+    /// ```
+    /// let name = format!("doc-pid-{}", std::process::id());
+    /// let _q = shoal::Queue::<u8>::create_named(&name)?;
+    /// assert_eq!(shoal::process::find_named(&name)?.pid(), std::process::id());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn pid(&self) -> u32 {
         self.pid
     }
 
     /// The handoff bytes and descriptors, for [`handoff::decode`] by a program that
     /// rebuilds objects itself (the Python package does).
+    ///
+    /// # Examples
+    /// ```
+    /// let name = format!("doc-parts-{}", std::process::id());
+    /// let q = shoal::Queue::<u8>::create_named(&name)?;
+    /// let parts = shoal::process::find_named(&name)?.into_parts();
+    /// assert_eq!(parts.fds.len(), 2); // the ring's segment and its eventfd
+    /// let same: shoal::Queue<u8> = shoal::handoff::decode(&parts.bytes, parts.fds)?;
+    /// same.put(4)?;
+    /// assert_eq!(q.get()?, 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn into_parts(self) -> Encoded {
         self.parts
     }
