@@ -22,8 +22,6 @@ echo "== unit and integration tests (nextest)"
 cargo nextest run --workspace --all-features --no-fail-fast
 echo "== doc tests"
 cargo test --workspace --all-features --doc --quiet
-echo "== Rust examples, output checked"
-bash scripts/run-examples.sh
 echo "== fuzz targets, a short bounded run each (cargo-fuzz on nightly)"
 if cargo +nightly fuzz --version >/dev/null 2>&1; then
   for target in frame_decoder handshake; do
@@ -49,6 +47,8 @@ wheel=$(ls "$wheels"/shoal-*.whl)
 "$venv/bin/pip" install -q --force-reinstall --no-deps "$wheel"
 "$venv/bin/ruff" check crates/shoal-py examples/python
 "$venv/bin/python" -m pytest -q -p no:cacheprovider crates/shoal-py/tests
+echo "== Rust examples, output checked (after the wheel: one feeds a Python consumer)"
+SHOAL_PYTHON="$venv/bin/python" bash scripts/run-examples.sh
 echo "== Python examples, every start method, output checked"
 "$venv/bin/python" examples/python/run_all.py
 echo "== the README's first screen: its commands exist and run, its Python example runs"

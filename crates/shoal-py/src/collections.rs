@@ -121,7 +121,7 @@ fn decode_key(py: Python<'_>, bytes: &[u8]) -> PyResult<Py<PyAny>> {
     }
 }
 
-fn read_value(bytes: &[u8]) -> PyResult<Value> {
+pub(crate) fn read_value(bytes: &[u8]) -> PyResult<Value> {
     let mut rest = bytes;
     let value = rmpv::decode::read_value(&mut rest).map_err(|e| {
         PyValueError::new_err(format!(
@@ -139,7 +139,7 @@ fn read_value(bytes: &[u8]) -> PyResult<Value> {
     Ok(value)
 }
 
-fn to_msgpack(obj: &Bound<'_, PyAny>, depth: u32) -> PyResult<Value> {
+pub(crate) fn to_msgpack(obj: &Bound<'_, PyAny>, depth: u32) -> PyResult<Value> {
     if depth > 512 {
         return Err(PyValueError::new_err(
             "a value nested deeper than 512 levels cannot be stored as MessagePack",
@@ -183,7 +183,7 @@ fn to_msgpack(obj: &Bound<'_, PyAny>, depth: u32) -> PyResult<Value> {
     })
 }
 
-fn to_python(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
+pub(crate) fn to_python(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
     Ok(match v {
         Value::Nil => py.None(),
         Value::Boolean(b) => PyBool::new(py, *b).to_owned().into_any().unbind(),
@@ -805,4 +805,24 @@ impl SharedList {
         let items = self.list.to_vec().map_err(error)?;
         items.iter().map(|b| self.values.decode(py, b)).collect()
     }
+}
+
+/// `obj` as MessagePack bytes (None, bool, int, float, str, bytes, list, tuple and
+/// dict; structs of a Rust program's `Codec::MessagePack` are maps of field names).
+#[pyfunction]
+pub(crate) fn msgpack_dumps<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let value = to_msgpack(obj, 0)?;
+    let mut out = Vec::with_capacity(64);
+    rmpv::encode::write_value(&mut out, &value).expect("writing to a Vec cannot fail");
+    Ok(PyBytes::new(py, &out))
+}
+
+/// The Python object of one whole MessagePack value (maps become dicts, arrays
+/// lists); `ValueError` for bytes that are not one.
+#[pyfunction]
+pub(crate) fn msgpack_loads(py: Python<'_>, data: &[u8]) -> PyResult<Py<PyAny>> {
+    to_python(py, &read_value(data)?)
 }

@@ -30,6 +30,8 @@ use pyo3::prelude::*;
 fn _shoal(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<queue::RawQueue>()?;
     m.add_class::<collections::SharedDict>()?;
+    m.add_function(wrap_pyfunction!(collections::msgpack_dumps, m)?)?;
+    m.add_function(wrap_pyfunction!(collections::msgpack_loads, m)?)?;
     m.add_class::<collections::SharedList>()?;
     m.add_class::<queue::RawReadiness>()?;
     m.add_class::<pipe::PipeEnd>()?;

@@ -9,6 +9,8 @@ use pyo3::types::PyBytes;
 use std::os::fd::AsRawFd;
 
 use shoal::channel::{GetError, PutError, QueueBuilder, ReadSlot, Readiness, Waitable};
+use shoal::codec::Codec;
+use shoal::process::{Named, NamedError};
 use shoal::{JoinableQueue, Queue};
 
 use crate::blocking::{create_failed, deadline, wait_for};
@@ -40,12 +42,53 @@ impl Flavor {
     }
 }
 
+/// What keeps a queue served under a name (`create_named`) while the queue lives.
+enum Served {
+    Plain(Named<Queue<()>>),
+    Joinable(Named<JoinableQueue<()>>),
+}
+
 /// A queue of byte strings in shared memory (the core of `shoal.Queue`,
 /// `shoal.SimpleQueue` and `shoal.JoinableQueue`).
 #[pyclass(module = "shoal._shoal", frozen)]
 pub(crate) struct RawQueue {
     flavor: Flavor,
     exported: Exported,
+    /// Set for a queue this process serves by name: dropped (the name no longer
+    /// served) with the queue.
+    served: Option<Served>,
+}
+
+/// The codec of a Python codec name (`"pickle"`, `"msgpack"`, `"bytes"`).
+fn codec_of(codec: &str) -> PyResult<Codec> {
+    Ok(match codec {
+        "pickle" => Codec::Pickle,
+        "msgpack" => Codec::MessagePack,
+        "bytes" => Codec::Raw,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown codec {other:?}: a queue carries \"pickle\" (the default), \"msgpack\" \
+                 (None, bool, int, float, str, bytes, list, tuple and dict; what a Rust \
+                 program's Codec::MessagePack reads) or \"bytes\" (raw bytes, Codec::Raw)"
+            )))
+        }
+    })
+}
+
+/// The exception `multiprocessing` users catch for each failure of a named queue:
+/// as `shared_memory.SharedMemory(name)` does for a missing or taken name.
+pub(crate) fn named_failed(e: NamedError) -> PyErr {
+    use pyo3::exceptions::{PyFileExistsError, PyFileNotFoundError, PyOSError, PyPermissionError};
+    let msg = e.to_string();
+    match e {
+        NamedError::NotServed { .. } => PyFileNotFoundError::new_err((2, msg)),
+        NamedError::Taken { .. } => PyFileExistsError::new_err((17, msg)),
+        NamedError::Refused { .. } | NamedError::ForeignOwner { .. } => {
+            PyPermissionError::new_err((1, msg))
+        }
+        NamedError::Io { .. } => PyOSError::new_err(msg),
+        _ => PyValueError::new_err(msg),
+    }
 }
 
 fn closed() -> PyErr {
@@ -144,14 +187,25 @@ impl RawQueue {
 impl RawQueue {
     /// A new queue: at most `maxsize` messages (0: no count limit) in a ring of
     /// `capacity` bytes; `joinable` counts unfinished tasks.
+    ///
+    /// `codec` marks what its messages are (`"pickle"`, `"msgpack"` or `"bytes"`), for
+    /// a Rust program that attaches it; `name`, when given, serves the queue under
+    /// that name on this machine (for `open_named` in any process of this user) while
+    /// this object lives.
     #[new]
-    #[pyo3(signature = (maxsize = 0, capacity = DEFAULT_CAPACITY, joinable = false))]
-    fn new(maxsize: usize, capacity: usize, joinable: bool) -> PyResult<RawQueue> {
-        // Marked as pickles, so that a Rust program attaching the queue is told to use
-        // raw bytes rather than fail to decode.
+    #[pyo3(signature = (maxsize = 0, capacity = DEFAULT_CAPACITY, joinable = false, codec = "pickle", name = None))]
+    fn new(
+        maxsize: usize,
+        capacity: usize,
+        joinable: bool,
+        codec: &str,
+        name: Option<&str>,
+    ) -> PyResult<RawQueue> {
+        // Marked as pickles by default, so that a Rust program attaching the queue is
+        // told to use raw bytes rather than fail to decode.
         let mut builder: QueueBuilder = Queue::<()>::builder()
             .capacity_bytes(capacity)
-            .codec(shoal::codec::Codec::Pickle);
+            .codec(codec_of(codec)?);
         if maxsize > 0 {
             builder = builder.maxsize(maxsize);
         }
@@ -161,10 +215,55 @@ impl RawQueue {
         } else {
             Flavor::Plain(builder.build().map_err(err)?)
         };
+        let served = match (name, &flavor) {
+            (None, _) => None,
+            (Some(name), Flavor::Plain(q)) => Some(Served::Plain(
+                Named::serve(name, q.clone()).map_err(named_failed)?,
+            )),
+            (Some(name), Flavor::Joinable(j)) => Some(Served::Joinable(
+                Named::serve(name, j.clone()).map_err(named_failed)?,
+            )),
+        };
         Ok(RawQueue {
             flavor,
             exported: Exported::default(),
+            served,
         })
+    }
+
+    /// The queue a process of this user serves under `name` (a joinable one when
+    /// `joinable`), as `(queue, maxsize)`; `FileNotFoundError` when none is served,
+    /// `ValueError` when it is of the other kind, `PermissionError` when another user
+    /// holds the name.
+    #[staticmethod]
+    fn open_named(py: Python<'_>, name: &str, joinable: bool) -> PyResult<(RawQueue, usize)> {
+        let opened = py.detach(|| {
+            if joinable {
+                shoal::process::open_named::<JoinableQueue<()>>(name).map(Flavor::Joinable)
+            } else {
+                shoal::process::open_named::<Queue<()>>(name).map(Flavor::Plain)
+            }
+        });
+        let flavor = opened.map_err(named_failed)?;
+        let maxsize = flavor.queue().maxsize();
+        Ok((
+            RawQueue {
+                flavor,
+                exported: Exported::default(),
+                served: None,
+            },
+            maxsize,
+        ))
+    }
+
+    /// The name this process serves the queue under (`None`: not served).
+    #[getter]
+    fn served_name(&self) -> Option<&str> {
+        match &self.served {
+            None => None,
+            Some(Served::Plain(n)) => Some(n.name()),
+            Some(Served::Joinable(n)) => Some(n.name()),
+        }
     }
 
     /// Puts `data`; returns False when the queue stayed full (not blocking: at once;
@@ -402,6 +501,7 @@ impl RawQueue {
         Ok(RawQueue {
             flavor,
             exported: Exported::default(),
+            served: None,
         })
     }
 }

@@ -1,9 +1,13 @@
-"""Shared fixtures: a watchdog for every test, one context per start method, and a
-reaper that kills whatever child a failed test left behind."""
+"""Shared fixtures: a watchdog for every test, one context per start method, a
+reaper that kills whatever child a failed test left behind, and the Rust side of the
+interop tests."""
 
 from __future__ import annotations
 
 import faulthandler
+import os
+import pathlib
+import subprocess
 import sys
 
 import pytest
@@ -24,6 +28,23 @@ def watchdog():
     for child in shoal.active_children():
         child.kill()
         child.join(10)
+
+
+REPO = pathlib.Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="session")
+def interop_bin() -> str:
+    """The Rust side of the interop tests (`crates/shoal/examples/interop`), built if it
+    is not there."""
+    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    built = subprocess.run(
+        ["cargo", "build", "-q", "-p", "shoal", "--example", "interop"],
+        cwd=REPO, env={**os.environ, "CARGO_TARGET_DIR": str(target)}, timeout=1200,
+        capture_output=True, text=True,
+    )
+    assert built.returncode == 0, built.stderr
+    return str(target / "debug" / "examples" / "interop")
 
 
 @pytest.fixture(params=METHODS)

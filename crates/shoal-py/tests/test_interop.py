@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import os
 import pathlib
 import subprocess
 import sys
@@ -14,21 +13,7 @@ import pytest
 import shoal
 import shoal.subprocess
 
-REPO = pathlib.Path(__file__).resolve().parents[3]
 WAIT = 120
-
-
-@pytest.fixture(scope="module")
-def interop_bin() -> str:
-    """The Rust side (`crates/shoal/examples/interop`), built if it is not there."""
-    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-    built = subprocess.run(
-        ["cargo", "build", "-q", "-p", "shoal", "--example", "interop"],
-        cwd=REPO, env={**os.environ, "CARGO_TARGET_DIR": str(target)}, timeout=1200,
-        capture_output=True, text=True,
-    )
-    assert built.returncode == 0, built.stderr
-    return str(target / "debug" / "examples" / "interop")
 
 
 def script(tmp_path: pathlib.Path, body: str) -> str:
@@ -124,7 +109,7 @@ def test_a_rust_program_is_told_a_python_queue_carries_pickles(interop_bin):
     assert "put_bytes/get_bytes" in out
 
 
-def test_python_is_told_a_rust_queue_carries_messagepack(tmp_path, interop_bin):
+def test_python_is_told_a_rust_queue_carries_bincode(tmp_path, interop_bin):
     child = script(tmp_path, """
         import shoal
         q = shoal.inherited("msgpack")
@@ -135,14 +120,27 @@ def test_python_is_told_a_rust_queue_carries_messagepack(tmp_path, interop_bin):
         print(q.get_bytes(timeout=60))
     """)
     out = subprocess.run(
-        [interop_bin, "offer", sys.executable, child], capture_output=True, text=True, timeout=WAIT,
+        [interop_bin, "offer-bincode", sys.executable, child], capture_output=True, text=True, timeout=WAIT,
     )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0].startswith("this queue carries MessagePack messages of a Rust program, not pickles")
+    assert lines[0].startswith("this queue carries bincode messages of a Rust program, not pickles")
     assert "put_bytes()/get_bytes()" in lines[0]
-    assert lines[1] == repr(b"\xa5hello")
+    assert lines[1] == repr(b"\x05hello")
     assert lines[2] == "rust offer: python exited with exit status: 0"
+
+
+def test_python_reads_a_rust_messagepack_queue_as_objects(tmp_path, interop_bin):
+    child = script(tmp_path, """
+        import shoal
+        q = shoal.inherited("msgpack")
+        print(q.codec, repr(q.get(timeout=60)))
+    """)
+    out = subprocess.run(
+        [interop_bin, "offer", sys.executable, child], capture_output=True, text=True, timeout=WAIT,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["msgpack 'hello'", "rust offer: python exited with exit status: 0"]
 
 
 def test_a_rust_program_hands_a_pipe_end_to_a_rust_program_and_names_a_wrong_kind(interop_bin):

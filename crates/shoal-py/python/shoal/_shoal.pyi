@@ -7,7 +7,18 @@ SLICE_SECONDS: float
 class RawQueue:
     """A queue of byte strings in shared memory."""
 
-    def __init__(self, maxsize: int = 0, capacity: int = ..., joinable: bool = False) -> None: ...
+    def __init__(
+        self,
+        maxsize: int = 0,
+        capacity: int = ...,
+        joinable: bool = False,
+        codec: str = "pickle",
+        name: Optional[str] = None,
+    ) -> None: ...
+    @staticmethod
+    def open_named(name: str, joinable: bool) -> tuple[RawQueue, int]: ...
+    @property
+    def served_name(self) -> Optional[str]: ...
     def put(self, data: bytes, block: bool = True, timeout: Optional[float] = None) -> bool: ...
     def get(self, block: bool = True, timeout: Optional[float] = None) -> Optional[bytes]: ...
     def get_many(self, max: int) -> list[bytes]: ...
@@ -29,6 +40,12 @@ class RawQueue:
     def _parts(self) -> tuple[bytes, list[int]]: ...
     @staticmethod
     def _from_parts(data: bytes, fds: list[int], joinable: bool) -> RawQueue: ...
+
+def msgpack_dumps(obj: Any) -> bytes:
+    """`obj` (None, bool, int, float, str, bytes, list, tuple, dict) as MessagePack."""
+
+def msgpack_loads(data: bytes) -> Any:
+    """The Python object of one whole MessagePack value."""
 
 class RawReadiness:
     """A channel's readiness descriptor, readable after a message arrives."""

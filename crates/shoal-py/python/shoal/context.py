@@ -40,17 +40,35 @@ class ShoalContext(_std_context.BaseContext):
         return list(_concrete_contexts)
 
     # -- shoal's objects ---------------------------------------------------------
-    def Queue(self, maxsize: int = 0, *, capacity: int | None = None) -> Any:
-        """A `Queue`; ``capacity``: bytes of ring (shoal's own option)."""
+    def Queue(
+        self,
+        maxsize: int = 0,
+        *,
+        capacity: int | None = None,
+        name: str | None = None,
+        create: bool = True,
+        codec: str | None = None,
+    ) -> Any:
+        """A `Queue`; shoal's own options: ``capacity`` (bytes of ring), ``name`` (served
+        under that name for unrelated processes; ``create=False`` opens it) and
+        ``codec`` (``"pickle"``, ``"msgpack"``, ``"bytes"``): see `shoal.queues.Queue`."""
         from .queues import Queue
 
-        return Queue(maxsize, ctx=self, capacity=capacity)
+        return Queue(maxsize, ctx=self, capacity=capacity, name=name, create=create, codec=codec)
 
-    def JoinableQueue(self, maxsize: int = 0, *, capacity: int | None = None) -> Any:
-        """A `JoinableQueue`; ``capacity``: bytes of ring (shoal's own option)."""
+    def JoinableQueue(
+        self,
+        maxsize: int = 0,
+        *,
+        capacity: int | None = None,
+        name: str | None = None,
+        create: bool = True,
+        codec: str | None = None,
+    ) -> Any:
+        """A `JoinableQueue`; shoal's own options as `Queue`'s."""
         from .queues import JoinableQueue
 
-        return JoinableQueue(maxsize, ctx=self, capacity=capacity)
+        return JoinableQueue(maxsize, ctx=self, capacity=capacity, name=name, create=create, codec=codec)
 
     def SimpleQueue(self, *, capacity: int | None = None) -> Any:
         """A `SimpleQueue`; ``capacity``: bytes of ring (shoal's own option)."""

@@ -42,13 +42,53 @@ class Queue:
     `queue.Empty` after `timeout` seconds; `put` on a full bounded queue raises
     `queue.Full` after its timeout. ``capacity`` (bytes of ring, shoal's own option)
     bounds the memory the queue uses; messages larger than half of it are streamed.
+
+    shoal's own options, for queues shared with unrelated programs (Rust or Python):
+
+    - ``name``: the queue is served under this name on this machine while it lives, so
+      that any process of this user opens it with ``Queue(name=..., create=False)``
+      (Rust: ``Queue::open_named``); `FileExistsError` when a live process serves
+      the name already. With ``create=False`` the queue is opened instead, as its
+      creator made it: `FileNotFoundError` when no live process serves the name,
+      `ValueError` for a queue of the other kind (`JoinableQueue`), `PermissionError`
+      when another user holds the name.
+    - ``codec``: what ``put``/``get`` exchange. ``"pickle"`` (the default: any
+      picklable object, for Python peers), ``"msgpack"`` (None, bool, int, float, str,
+      bytes, list, tuple and dict: what a Rust program's ``Codec::MessagePack`` reads
+      as its own types, structs as maps of field names) or ``"bytes"`` (each message's
+      bytes as they are: ``Codec::Raw``). Opening, the queue's own codec is taken;
+      ``codec=`` given, another one is a `ValueError` that names the queue's. A Rust
+      codec Python does not read (bincode, JSON) leaves ``put_bytes``/``get_bytes``.
     """
 
     _joinable = False
 
-    def __init__(self, maxsize: int = 0, *, ctx: Any = None, capacity: int | None = None) -> None:
+    def __init__(
+        self,
+        maxsize: int = 0,
+        *,
+        ctx: Any = None,
+        capacity: int | None = None,
+        name: str | None = None,
+        create: bool = True,
+        codec: str | None = None,
+    ) -> None:
         maxsize = max(maxsize, 0)
-        raw = _RawQueue(maxsize, capacity or (4 << 20), self._joinable)
+        if name is not None and not create:
+            if maxsize or capacity is not None:
+                raise ValueError(
+                    "maxsize and capacity belong to the queue's creator: Queue(name=..., create=False) "
+                    "opens the queue as it was made"
+                )
+            raw, maxsize = _RawQueue.open_named(name, self._joinable)
+            found = _CODEC_NAMES.get(raw.codec, raw.codec)
+            if codec is not None and codec != found:
+                raise ValueError(
+                    f"the queue {name!r} carries {found} messages, not {codec}: open it with "
+                    f"codec={found!r}, or without codec= to take the queue's own"
+                )
+        else:
+            raw = _RawQueue(maxsize, capacity or (4 << 20), self._joinable, codec or "pickle", name)
         self._attach(raw, maxsize)
 
     def _attach(self, raw: Any, maxsize: int) -> None:
@@ -56,6 +96,15 @@ class Queue:
         self._maxsize = maxsize
         self._reset()
         util.register_after_fork(self, Queue._after_fork)
+        if type(self) in (Queue, JoinableQueue) and raw.codec != "pickle":
+            # put/get speak the queue's codec (the same object, another class's methods).
+            self.__class__ = _codec_class(type(self), raw.codec)
+
+    @property
+    def codec(self) -> str:
+        """What the queue's messages are: ``"pickle"``, ``"msgpack"``, ``"bytes"``, or
+        the name of a Rust program's codec (``"bincode"``, ``"json"``)."""
+        return _CODEC_NAMES.get(self._raw.codec, self._raw.codec)
 
     def _reset(self) -> None:
         self._closed = False
@@ -248,10 +297,12 @@ class Queue:
     async def put_async(self, obj: Any, timeout: float | None = None) -> None:
         """`put` for asyncio (an unbounded queue never waits; a full bounded one is
         retried as room appears, `queue.Full` after `timeout` seconds)."""
+        await self._put_bytes_async(dumps(obj), timeout)
+
+    async def _put_bytes_async(self, data: bytes, timeout: float | None) -> None:
         import asyncio
 
         self._check_open()
-        data = dumps(obj)
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.0001
         while not self._raw.put(data, False):
@@ -323,6 +374,89 @@ class JoinableQueue(Queue):
             while self._pending:
                 self._notempty.wait()
         self._raw.join(None)
+
+
+# The Rust core's codec names, by the names Python gives them.
+_CODEC_NAMES = {
+    "pickle": "pickle",
+    "MessagePack": "msgpack",
+    "raw bytes": "bytes",
+    "bincode": "bincode",
+    "JSON": "json",
+}
+
+
+class _MsgPackMessages:
+    """`put`/`get` of MessagePack messages: what a Rust program's `Codec::MessagePack`
+    writes and reads (its structs are maps of field names)."""
+
+    def put(self: Any, obj: Any, block: bool = True, timeout: float | None = None) -> None:
+        """Put `obj` encoded as MessagePack (encoded now: an unsupported type raises
+        `TypeError` here)."""
+        self.put_bytes(_shoal.msgpack_dumps(obj), block, timeout)
+
+    def get(self: Any, block: bool = True, timeout: float | None = None) -> Any:
+        """Remove and decode the next message; `queue.Empty` as `Queue.get`."""
+        return _shoal.msgpack_loads(self.get_bytes(block, timeout))
+
+    async def get_async(self: Any, timeout: float | None = None) -> Any:
+        """`get` for asyncio."""
+        return _shoal.msgpack_loads(await _get_when_ready(self._raw, timeout))
+
+    async def put_async(self: Any, obj: Any, timeout: float | None = None) -> None:
+        """`put` for asyncio."""
+        await self._put_bytes_async(_shoal.msgpack_dumps(obj), timeout)
+
+
+class _RawMessages:
+    """`put`/`get` of raw bytes, as they are: `Codec::Raw` on the Rust side."""
+
+    def put(self: Any, obj: Any, block: bool = True, timeout: float | None = None) -> None:
+        """Put the bytes-like `obj` as one message."""
+        self.put_bytes(obj, block, timeout)
+
+    def get(self: Any, block: bool = True, timeout: float | None = None) -> bytes:
+        """Remove the next message and return its bytes."""
+        return self.get_bytes(block, timeout)
+
+    async def get_async(self: Any, timeout: float | None = None) -> bytes:
+        """`get` for asyncio."""
+        return await _get_when_ready(self._raw, timeout)
+
+    async def put_async(self: Any, obj: Any, timeout: float | None = None) -> None:
+        """`put` for asyncio."""
+        await self._put_bytes_async(bytes(obj), timeout)
+
+
+class _MsgPackQueue(_MsgPackMessages, Queue):
+    """A `Queue` of MessagePack messages."""
+
+
+class _MsgPackJoinableQueue(_MsgPackMessages, JoinableQueue):
+    """A `JoinableQueue` of MessagePack messages."""
+
+
+class _RawQueueOfBytes(_RawMessages, Queue):
+    """A `Queue` of raw bytes."""
+
+
+class _RawJoinableQueue(_RawMessages, JoinableQueue):
+    """A `JoinableQueue` of raw bytes."""
+
+
+def _codec_class(cls: type, codec: str) -> type:
+    """The class whose `put`/`get` speak `codec` (the Rust core's name), for a queue
+    of kind `cls` (`Queue`, `JoinableQueue` or a subclass, kept for pickles)."""
+    joinable = cls._joinable  # type: ignore[attr-defined]
+    if codec == "pickle":
+        return cls
+    if codec == "MessagePack":
+        return _MsgPackJoinableQueue if joinable else _MsgPackQueue
+    if codec == "raw bytes":
+        return _RawJoinableQueue if joinable else _RawQueueOfBytes
+    from .subprocess import ForeignJoinableQueue, ForeignQueue
+
+    return ForeignJoinableQueue if joinable else ForeignQueue
 
 
 class SimpleQueue:

@@ -7,10 +7,12 @@ object's handoff bytes and its descriptor numbers). The layout is the Rust side'
 (`shoal::process::Command::pass`, `shoal::inherited`), so a Python program hands a
 queue or a pipe end to a Rust program and back.
 
-Queues made in Python carry pickles; a queue made by a Rust program carries its codec's
-messages (bincode, MessagePack, JSON). Between the two, exchange raw bytes with
-``put_bytes``/``get_bytes``: ``put``/``get`` on a queue of another codec raise
-`TypeError` saying so.
+Queues made in Python carry pickles (or, made with ``codec="msgpack"`` or
+``codec="bytes"``, MessagePack or raw bytes); a queue made by a Rust program carries its
+codec's messages. ``put``/``get`` follow the queue's codec: pickle, MessagePack
+(``Codec::MessagePack``) and raw bytes (``Codec::Raw``) are read and written here; on a
+queue of bincode or JSON they raise `TypeError`, and ``put_bytes``/``get_bytes``
+exchange its raw bytes.
 """
 
 from __future__ import annotations
@@ -149,11 +151,8 @@ def _rebuild(name: str, entry: dict[str, Any]) -> Any:
     fds = [_Fd(fd) for fd in entry["fds"]]
     if kind in ("queue", "joinable-queue"):
         joinable = kind == "joinable-queue"
-        foreign = entry.get("codec", "pickle") != "pickle"
-        if foreign:
-            cls = ForeignJoinableQueue if joinable else ForeignQueue
-        else:
-            cls = queues.JoinableQueue if joinable else queues.Queue
+        # The queue takes the class of its codec as it is attached.
+        cls = queues.JoinableQueue if joinable else queues.Queue
         return queues._rebuild(cls, data, fds, joinable, entry.get("maxsize", 0))
     if kind == "simple-queue":
         return queues._rebuild_simple(data, fds)
@@ -175,7 +174,8 @@ def _rebuild(name: str, entry: dict[str, Any]) -> Any:
 
 
 class _Foreign:
-    """`put`/`get` on a queue of a Rust program's codec: refused, naming what works."""
+    """`put`/`get` on a queue of a Rust program's codec that Python does not read
+    (bincode, JSON): refused, naming what works."""
 
     _raw: Any
 

@@ -14,13 +14,35 @@
 //!   `PYTHON SCRIPT`, which tries `get()` on it.
 //! - `interop selftest`: a Rust parent and a Rust program on a passed pipe, then the
 //!   same pipe end asked for as a queue.
+//! - `interop offer-bincode PYTHON SCRIPT`: as `offer`, a bincode queue (which Python
+//!   reads as raw bytes only).
+//!
+//! Queues opened by name (no descriptor passed: the programs are unrelated):
+//! - `interop named-open NAME`: opens the MessagePack queue a Python program serves
+//!   under `NAME`, takes records until `None` and prints a summary (a typed open of a
+//!   queue of pickles fails, naming what works).
+//! - `interop named-open-bytes NAME`: opens the queue served under `NAME` for raw
+//!   bytes, takes messages until an empty one and prints their count and size.
+//! - `interop named-create NAME N`: serves a MessagePack queue under `NAME` and a raw
+//!   one under `NAME-done`, prints `ready`, puts `N` records and `None`, and waits for
+//!   a message on `NAME-done` before it exits.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use shoal::codec::Codec;
 use shoal::process::Command;
 use shoal::{Connection, Queue};
+
+/// What the named queues carry: a map `{"id": …, "name": …, "score": …}` in
+/// MessagePack, a dict in Python.
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    id: u32,
+    name: String,
+    score: f64,
+}
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -91,8 +113,8 @@ fn typed() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn offer(python: &str, script: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let q: Queue<String> = Queue::builder().codec(Codec::MessagePack).build()?;
+fn offer(python: &str, script: &str, codec: Codec) -> Result<(), Box<dyn std::error::Error>> {
+    let q: Queue<String> = Queue::builder().codec(codec).build()?;
     q.put("hello".to_owned())?;
     let mut cmd = Command::new(python);
     cmd.arg(script);
@@ -136,6 +158,66 @@ fn wrong_kind() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+fn named_open(name: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let q: Queue<Option<Record>> = Queue::open_named(name)?;
+    let (mut n, mut total, mut longest) = (0u32, 0.0f64, String::new());
+    while let Some(record) = q.get_timeout(WAIT)? {
+        if record.id != n {
+            return Err(format!("record {n} came as {record:?}").into());
+        }
+        n += 1;
+        total += record.score;
+        if record.name.len() > longest.len() {
+            longest = record.name;
+        }
+    }
+    println!("rust named-open: {n} records, total score {total:.2}, longest name {longest:?}");
+    Ok(())
+}
+
+fn named_open_bytes(name: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let q: Queue<()> = Queue::open_named_bytes(name)?;
+    let (mut n, mut bytes) = (0usize, 0usize);
+    loop {
+        let data = q.get_bytes_timeout(WAIT)?;
+        if data.is_empty() {
+            break;
+        }
+        n += 1;
+        bytes += data.len();
+    }
+    println!(
+        "rust named-open-bytes: {n} messages, {bytes} bytes, codec {}",
+        q.codec().name()
+    );
+    Ok(())
+}
+
+fn named_create(name: &str, n: u32) -> Result<(), Box<dyn std::error::Error>> {
+    let records = Queue::builder()
+        .codec(Codec::MessagePack)
+        .build_named::<Option<Record>>(name)?;
+    let done = Queue::builder()
+        .codec(Codec::Raw)
+        .build_named::<()>(&format!("{name}-done"))?;
+    println!("ready");
+    std::io::Write::flush(&mut std::io::stdout())?;
+    for id in 0..n {
+        records.put(Some(Record {
+            id,
+            name: format!("record-{id}"),
+            score: f64::from(id) / 2.0,
+        }))?;
+    }
+    records.put(None)?;
+    let answer = done.get_bytes_timeout(WAIT)?;
+    println!(
+        "rust named-create: the opener answered {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -148,9 +230,19 @@ fn main() -> ExitCode {
         ["typed"] => typed(),
         ["selftest"] => selftest(),
         ["wrong-kind"] => wrong_kind(),
-        ["offer", python, script] => offer(python, script),
+        ["offer", python, script] => offer(python, script, Codec::MessagePack),
+        ["offer-bincode", python, script] => offer(python, script, Codec::Bincode),
+        ["named-open", name] => named_open(name),
+        ["named-open-bytes", name] => named_open_bytes(name),
+        ["named-create", name, n] => match n.parse() {
+            Ok(n) => named_create(name, n),
+            Err(e) => Err(format!("N: {e}").into()),
+        },
         _ => Err(
-            "usage: interop parent PYTHON SCRIPT N | child | typed | offer PYTHON SCRIPT | selftest".into(),
+            "usage: interop parent PYTHON SCRIPT N | child | typed | offer PYTHON SCRIPT \
+                  | offer-bincode PYTHON SCRIPT | selftest | named-open NAME \
+                  | named-open-bytes NAME | named-create NAME N"
+                .into(),
         ),
     };
     match result {

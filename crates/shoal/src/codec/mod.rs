@@ -164,6 +164,10 @@ pub enum Codec {
     /// Rust neither encodes nor decodes it: a Rust program exchanges raw bytes with
     /// such a queue (`put_bytes`/`get_bytes`), or both sides agree on another codec.
     Pickle,
+    /// Raw bytes: the queue carries messages that no codec wrote, exchanged with
+    /// `put_bytes`/`get_bytes` on every side (the Python package's `codec="bytes"`).
+    /// Typed messages are refused, naming the calls that work.
+    Raw,
 }
 
 impl Codec {
@@ -183,6 +187,7 @@ impl Codec {
             Codec::Json => "JSON",
             Codec::MessagePack => "MessagePack",
             Codec::Pickle => "pickle",
+            Codec::Raw => "raw bytes",
         }
     }
 
@@ -193,6 +198,7 @@ impl Codec {
             Codec::Json => 2,
             Codec::MessagePack => 3,
             Codec::Pickle => 4,
+            Codec::Raw => 0,
         }
     }
 
@@ -203,6 +209,7 @@ impl Codec {
             2 => Codec::Json,
             3 => Codec::MessagePack,
             4 => Codec::Pickle,
+            0 => Codec::Raw,
             _ => return None,
         })
     }
@@ -271,6 +278,9 @@ impl Codec {
             Codec::Pickle => Err(CodecError {
                 message: PICKLE_FROM_RUST.to_owned(),
             }),
+            Codec::Raw => Err(CodecError {
+                message: RAW_TYPED.to_owned(),
+            }),
         }
     }
 
@@ -316,9 +326,17 @@ impl Codec {
             Codec::Pickle => Err(CodecError {
                 message: PICKLE_FROM_RUST.to_owned(),
             }),
+            Codec::Raw => Err(CodecError {
+                message: RAW_TYPED.to_owned(),
+            }),
         }
     }
 }
+
+/// Why typed messages are refused on a queue of raw bytes.
+const RAW_TYPED: &str = "this queue carries raw bytes, not typed messages (it was made \
+     with Codec::Raw, or codec=\"bytes\" in Python): exchange them with put_bytes/get_bytes, \
+     or make the queue with Codec::MessagePack for typed messages that Python reads too";
 
 /// Why a Rust program cannot use typed messages on a queue of Python pickles.
 const PICKLE_FROM_RUST: &str = "this queue carries Python pickles (it was made by shoal's \
@@ -341,6 +359,15 @@ mod tests {
         assert!(e.to_string().contains("get_bytes"), "{e}");
         assert_eq!(Codec::from_id(Codec::Pickle.id()), Some(Codec::Pickle));
         assert_eq!(Codec::Pickle.name(), "pickle");
+    }
+
+    #[test]
+    fn raw_refuses_typed_messages_naming_what_works() {
+        let e = Codec::Raw.encode(&1u8).unwrap_err().to_string();
+        assert!(e.contains("raw bytes") && e.contains("put_bytes"), "{e}");
+        let e = Codec::Raw.decode::<u8>(b"\x01").unwrap_err().to_string();
+        assert!(e.contains("get_bytes"), "{e}");
+        assert_eq!(Codec::from_id(Codec::Raw.id()), Some(Codec::Raw));
     }
 
     #[test]

@@ -36,6 +36,7 @@ mod command;
 mod entry;
 mod error;
 mod identity;
+mod named;
 mod start;
 
 pub use affinity::{available_cpus, set_cpu_affinity};
@@ -46,6 +47,7 @@ pub use command::{inherited, Command, InheritError, Inheritable, INHERITED_ENV};
 pub use entry::{EntryFn, EntryReturn};
 pub use error::ProcessError;
 pub use identity::{current_process, parent_process, ProcessInfo};
+pub use named::{find_named, open_named, Named, NamedError, NamedObject};
 pub use start::StartMethod;
 
 /// What [`entry!`](crate::entry!) expands to; not part of the API.

@@ -119,6 +119,51 @@ pub(crate) fn recv_with_fds(
     Ok((n as usize, fds))
 }
 
+/// The process at the other end of a connected Unix socket, as the kernel recorded it
+/// when the connection was made (`SO_PEERCRED`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PeerCred {
+    pub(crate) pid: u32,
+    pub(crate) uid: u32,
+}
+
+/// The credentials of the peer of the connected Unix socket `sock`.
+pub(crate) fn peer_credentials(sock: BorrowedFd<'_>) -> io::Result<PeerCred> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` is a writable ucred and `len` holds its size, as SO_PEERCRED needs.
+    crate::sys::cvt(unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(PeerCred {
+        pid: cred.pid as u32,
+        uid: cred.uid,
+    })
+}
+
+/// This process's effective user id.
+pub(crate) fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Shuts a socket down both ways; on a listening socket this wakes a thread blocked in
+/// `accept` (which then fails with `EINVAL`).
+pub(crate) fn shutdown_socket(sock: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: shutdown only reads the descriptor number.
+    crate::sys::cvt(unsafe { libc::shutdown(sock.as_raw_fd(), libc::SHUT_RDWR) }).map(|_| ())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

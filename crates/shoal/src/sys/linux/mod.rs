@@ -23,7 +23,10 @@ pub(crate) use affinity::{
 #[cfg(feature = "tokio")]
 pub(crate) use eventfd::eventfd_async;
 pub(crate) use eventfd::{eventfd_create, eventfd_drain, eventfd_signal};
-pub(crate) use fdpass::{recv_with_fds, send_with_fds, MAX_FDS_PER_MESSAGE};
+pub(crate) use fdpass::{
+    effective_uid, peer_credentials, recv_with_fds, send_with_fds, shutdown_socket,
+    MAX_FDS_PER_MESSAGE,
+};
 pub(crate) use process::{
     at_exit, fork_run, ignore_sigpipe, parent_pid, pidfd_open, pidfd_signal, pidfd_wait,
     poll_readable, set_parent_death_kill, spawn_command_keeping, spawn_keeping, take_env,
