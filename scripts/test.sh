@@ -22,6 +22,8 @@ echo "== unit and integration tests (nextest)"
 cargo nextest run --workspace --all-features --no-fail-fast
 echo "== doc tests"
 cargo test --workspace --all-features --doc --quiet
+echo "== API docs build without a broken link"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
 echo "== fuzz targets, a short bounded run each (cargo-fuzz on nightly)"
 if cargo +nightly fuzz --version >/dev/null 2>&1; then
   for target in frame_decoder handshake; do

@@ -384,7 +384,7 @@ impl SharedMemory {
 
 impl SharedMemory {
     /// Where the payload starts in the segment's file (after the shoal header), for
-    /// programs that map the descriptor themselves ([`AsFd`]).
+    /// programs that map the descriptor themselves ([`AsFd`](std::os::fd::AsFd)).
     ///
     /// # Examples
     /// ```
