@@ -45,6 +45,16 @@ pub struct Fd<T>(pub T);
 
 impl<T> Fd<T> {
     /// The resource itself.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::handoff::Fd;
+    ///
+    /// let file = Fd(std::fs::File::open("/dev/null")?);
+    /// let file: std::fs::File = file.into_inner();
+    /// assert!(file.metadata()?.len() == 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn into_inner(self) -> T {
         self.0
     }

@@ -192,7 +192,18 @@ impl From<std::process::Command> for Command {
 }
 
 impl Command {
-    /// A command for `program`, as `std::process::Command::new`.
+    /// A command for `program`, as `std::process::Command::new`; the builder methods
+    /// of `std::process::Command` (`arg`, `env`, `current_dir`…) are reached through
+    /// `Deref`.
+    ///
+    /// # Examples
+    /// ```
+    /// let mut cmd = shoal::process::Command::new("/bin/echo");
+    /// cmd.arg("hello");
+    /// let out = cmd.output()?;
+    /// assert_eq!(out.stdout, b"hello\n");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(program: impl AsRef<std::ffi::OsStr>) -> Command {
         Command::from(std::process::Command::new(program))
     }
@@ -239,6 +250,16 @@ impl Command {
     ///
     /// # Errors
     /// As `std::process::Command::spawn`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::process::Command;
+    ///
+    /// let q: shoal::Queue<u32> = shoal::Queue::new()?;
+    /// let mut child = Command::new("/bin/true").pass("jobs", &q)?.spawn()?;
+    /// assert!(child.wait()?.success());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn spawn(&mut self) -> io::Result<Child> {
         self.prepare()?;
         let keep = self.fds.iter().map(AsRawFd::as_raw_fd).collect();
@@ -249,15 +270,32 @@ impl Command {
     ///
     /// # Errors
     /// As `std::process::Command::status`.
+    ///
+    /// # Examples
+    /// ```
+    /// let status = shoal::process::Command::new("/bin/false").status()?;
+    /// assert_eq!(status.code(), Some(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn status(&mut self) -> io::Result<ExitStatus> {
         self.spawn()?.wait()
     }
 
     /// Starts the program and collects its output, as
-    /// `std::process::Command::output` (stdout and stderr piped unless set).
+    /// `std::process::Command::output`: stdout and stderr are piped (replacing any
+    /// `stdout`/`stderr` set before).
     ///
     /// # Errors
     /// As `std::process::Command::output`.
+    ///
+    /// # Examples
+    /// ```
+    /// let mut cmd = shoal::process::Command::new("/bin/sh");
+    /// cmd.args(["-c", "echo out; echo err >&2"]);
+    /// let out = cmd.output()?;
+    /// assert_eq!((out.stdout.as_slice(), out.stderr.as_slice()), (&b"out\n"[..], &b"err\n"[..]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn output(&mut self) -> io::Result<Output> {
         self.cmd
             .stdout(std::process::Stdio::piped())
