@@ -16,6 +16,11 @@ use shoal::net::rustls::{self, RootCertStore};
 use shoal::net::{Address, Client, Connection, Listener, NetError};
 
 use crate::blocking::{deadline, wait_for};
+use crate::pickle::{self, gather, Message};
+
+/// Messages from this long are sent without the GIL (a shorter one goes into the
+/// socket's buffer at once).
+const LARGE: usize = 64 * 1024;
 
 /// A Python address: `(host, port)`, a Unix socket path, or `"\0name"` (abstract).
 fn to_address(address: &Bound<'_, PyAny>) -> PyResult<Address> {
@@ -238,6 +243,10 @@ pub(crate) struct RawNetConnection {
     /// closes its descriptor only. (Closing the connection shuts the socket down, which
     /// would end the stream for the process that has it now.)
     handed_over: AtomicBool,
+    /// The process that made the connection. A child forked from it inherits the
+    /// handle: there, dropping or closing it closes the child's descriptor only, and
+    /// the parent's stream goes on (a shut-down socket would end it for both).
+    owner: u32,
 }
 
 impl RawNetConnection {
@@ -245,13 +254,54 @@ impl RawNetConnection {
         RawNetConnection {
             conn: ManuallyDrop::new(conn),
             handed_over: AtomicBool::new(false),
+            owner: std::process::id(),
+        }
+    }
+
+    /// Whether the stream is this handle's to end: not handed over, not inherited.
+    fn owns_stream(&self) -> bool {
+        !self.handed_over.load(Ordering::Acquire) && self.owner == std::process::id()
+    }
+
+    /// Sends one pickled message.
+    fn send_message(&self, py: Python<'_>, msg: &Message<'_>) -> PyResult<()> {
+        let parts = msg.parts();
+        let conn = &self.conn;
+        let sent = if parts[1].is_empty() && parts[2].is_empty() {
+            let one = parts[0];
+            if one.len() >= LARGE {
+                py.detach(|| conn.send_bytes(one))
+            } else {
+                conn.send_bytes(one)
+            }
+        } else {
+            let mut whole = vec![0u8; msg.len()];
+            gather(&parts, &mut whole);
+            py.detach(|| conn.send_bytes(&whole))
+        };
+        sent.map_err(|e| net_error(py, e))
+    }
+
+    /// The next message's bytes, waiting without the GIL (in slices, so that signals
+    /// are seen); `EOFError` at end of stream.
+    fn recv_message(&self, py: Python<'_>) -> PyResult<Vec<u8>> {
+        let conn = &self.conn;
+        let got = wait_for(py, None, |slice| match conn.poll(slice) {
+            Ok(true) => Ok(Some(conn.recv_bytes())),
+            Ok(false) => Ok(None),
+            Err(e) => Ok(Some(Err(e))),
+        })?;
+        match got {
+            Some(Ok(data)) => Ok(data),
+            Some(Err(e)) => Err(net_error(py, e)),
+            None => Err(PyOSError::new_err("a wait without deadline ended")),
         }
     }
 }
 
 impl Drop for RawNetConnection {
     fn drop(&mut self) {
-        if self.handed_over.load(Ordering::Acquire) {
+        if !self.owns_stream() {
             // The connection's state is left behind (a few buffers): its drop would
             // shut the socket down. Only this process's descriptor goes.
             // SAFETY: the descriptor is the connection's own, open until now, and
@@ -309,9 +359,37 @@ impl RawNetConnection {
     }
 
     fn close(&self) {
-        if !self.handed_over.load(Ordering::Acquire) {
+        if self.owns_stream() {
             self.conn.close();
         }
+    }
+
+    /// Sends `obj` pickled (protocol 5: plain data is pickled here, anything else by
+    /// `pickle`); a pickling error is raised here and nothing is sent.
+    fn send_obj(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
+        let msg = Message::encode(obj)?;
+        self.send_message(py, &msg)
+    }
+
+    /// The next object (unpickled), waiting for it without the GIL; `EOFError` at end
+    /// of stream.
+    fn recv_obj<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let data = self.recv_message(py)?;
+        pickle::loads(py, &data)
+    }
+
+    /// One round trip: sends `request` pickled and returns the object that answers it
+    /// (`send_obj` then `recv_obj`, without going back to Python in between).
+    fn call<'py>(
+        &self,
+        py: Python<'py>,
+        request: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let msg = Message::encode(request)?;
+        self.send_message(py, &msg)?;
+        drop(msg);
+        let data = self.recv_message(py)?;
+        pickle::loads(py, &data)
     }
 
     #[getter]

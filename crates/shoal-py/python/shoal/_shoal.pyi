@@ -166,6 +166,15 @@ class RawNetConnection:
     @property
     def compressed(self) -> bool: ...
     def fileno(self) -> int: ...
+    @property
+    def transferable(self) -> bool: ...
+    def _hand_over(self) -> None: ...
+    def send_obj(self, obj: Any) -> None:
+        """Sends `obj` pickled (protocol 5; plain data pickled in Rust)."""
+    def recv_obj(self) -> Any:
+        """The next object, waiting without the GIL; `EOFError` at end of stream."""
+    def call(self, request: Any) -> Any:
+        """`send_obj(request)` then `recv_obj()`, in one call."""
 
 def connect(
     address: Any,
