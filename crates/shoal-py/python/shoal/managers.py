@@ -30,7 +30,7 @@ import threading
 from multiprocessing import connection as _std_connection
 from multiprocessing import managers as _std
 from multiprocessing import process, util
-from multiprocessing.context import ProcessError, get_spawning_popen
+from multiprocessing.context import AuthenticationError, ProcessError, get_spawning_popen
 from multiprocessing.managers import (
     Array,
     Namespace,
@@ -144,6 +144,19 @@ class Server(_std.Server):
         self.id_to_refcount: dict[str, int] = {}
         self.id_to_local_proxy_obj: dict[str, Any] = {}
         self.mutex = threading.Lock()
+
+    def accepter(self) -> None:
+        """Accept connections for ever, each served by a thread of its own. A client
+        that fails the handshake is dropped (the listener runs handshakes side by side:
+        a silent client holds up nobody)."""
+        while True:
+            try:
+                c = self.listener.accept()
+            except (OSError, AuthenticationError):
+                continue
+            t = threading.Thread(target=self.handle_request, args=(c,))
+            t.daemon = True
+            t.start()
 
     def _handle_request(self, c: Any) -> None:
         request = None
@@ -420,7 +433,10 @@ class BaseProxy(_std.BaseProxy):
         elif manager is not None:
             self._authkey = manager._authkey
         else:
-            self._authkey = process.current_process().authkey
+            # A proxy unpickled from an answer (nested proxies) uses the key this
+            # thread's connection to that manager uses (the standard library's falls
+            # back to the process's key, which a remote manager does not know).
+            self._authkey = getattr(self._tls, "authkey", None) or process.current_process().authkey
         if incref:
             self._incref()
         util.register_after_fork(self, BaseProxy._after_fork)
@@ -438,6 +454,7 @@ class BaseProxy(_std.BaseProxy):
             raise _unreachable(self._token.address, e) from e
         self._tls.connection = conn
         self._tls.call = _caller(conn)
+        self._tls.authkey = self._authkey
 
     def _drop_connection(self) -> None:
         tls = self._tls
