@@ -46,6 +46,7 @@ from typing import Any, ClassVar
 
 from . import _shoal, connection, shared_memory
 from ._errors import ManagerConnectionError
+from ._pickle import loads as _loads
 
 __all__ = [
     "Array",
@@ -103,7 +104,7 @@ def _client(Client: Any, address: Any, authkey: Any) -> Any:
     answers there."""
     try:
         return Client(address, authkey=authkey)
-    except OSError as e:
+    except (EOFError, OSError) as e:  # refused, or the server went during the handshake
         raise _unreachable(address, e) from e
 
 
@@ -199,67 +200,89 @@ class Server(_std.Server):
             conn.close()
 
     def serve_client(self, conn: Any) -> None:
-        """Answer the requests of one proxy connection until it closes."""
+        """Answer the requests of one proxy connection until it closes.
+
+        On a shoal connection the loop runs in Rust: requests are received and
+        unpickled without the GIL, and a plain method call (one that returns a value)
+        runs there; the rest comes to `_answer`."""
         raw = getattr(conn, "_raw", None)
         if type(raw) is _RawNet:
-            recv, send = raw.recv_obj, raw.send_obj
-        else:
-            recv, send = conn.recv, conn.send
-        id_to_obj = self.id_to_obj
-        stop = self.stop_event
-        while not stop.is_set():
             try:
-                methodname = obj = None
-                request = recv()
-                ident, methodname, args, kwds = request
-                try:
-                    obj, exposed, gettypeid = id_to_obj[ident]
-                except KeyError as ke:
-                    try:
-                        obj, exposed, gettypeid = self.id_to_local_proxy_obj[ident]
-                    except KeyError:
-                        raise ke from None
-                if methodname not in exposed:
-                    raise AttributeError(
-                        f"method {methodname!r} of {type(obj)!r} object is not in exposed={exposed!r}")
-                function = getattr(obj, methodname)
-                try:
-                    res = function(*args, **kwds)
-                except Exception as e:  # noqa: BLE001 - the method's exception is the answer
-                    msg: tuple = ("#ERROR", e)
-                else:
-                    typeid = gettypeid and gettypeid.get(methodname, None)
-                    if typeid:
-                        rident, rexposed = self.create(conn, typeid, res)
-                        token = Token(typeid, self.address, rident)
-                        msg = ("#PROXY", (rexposed, token))
-                    else:
-                        msg = ("#RETURN", res)
-            except AttributeError:
-                if methodname is None:
-                    msg = ("#TRACEBACK", format_exc())
-                else:
-                    try:
-                        fallback = self.fallback_mapping[methodname]
-                        msg = ("#RETURN", fallback(self, conn, ident, obj, *args, **kwds))
-                    except Exception:  # noqa: BLE001 - the failure is the answer
-                        msg = ("#TRACEBACK", format_exc())
+                raw.serve_manager(self.id_to_obj, self.stop_event,
+                                  lambda data: self._answer(conn, data, loads=True),
+                                  lambda msg: self._send_answer(conn, msg))
+            except OSError as e:
+                util.info("exception in thread serving %r", threading.current_thread().name)
+                util.info(" ... exception was %r", e)
+                conn.close()
+                sys.exit(1)
+            util.debug("got EOF -- exiting thread serving %r", threading.current_thread().name)
+            sys.exit(0)
+        while not self.stop_event.is_set():
+            try:
+                request = conn.recv()
             except EOFError:
                 util.debug("got EOF -- exiting thread serving %r", threading.current_thread().name)
                 sys.exit(0)
             except Exception:  # noqa: BLE001 - the failure is the answer
-                msg = ("#TRACEBACK", format_exc())
+                msg: tuple = ("#TRACEBACK", format_exc())
+            else:
+                msg = self._answer(conn, request)
+            self._send_answer(conn, msg)
+
+    def _answer(self, conn: Any, request: Any, loads: bool = False) -> tuple:
+        """The answer to one request (its pickle, with `loads`)."""
+        methodname = obj = ident = None
+        try:
+            if loads:
+                request = _loads(request)
+            ident, methodname, args, kwds = request
             try:
+                obj, exposed, gettypeid = self.id_to_obj[ident]
+            except KeyError as ke:
                 try:
-                    send(msg)
-                except Exception:  # noqa: BLE001 - the failure is the answer
-                    send(("#UNSERIALIZABLE", format_exc()))
-            except Exception as e:  # noqa: BLE001 - the connection is dropped, the server goes on
-                util.info("exception in thread serving %r", threading.current_thread().name)
-                util.info(" ... message was %r", msg)
-                util.info(" ... exception was %r", e)
-                conn.close()
-                sys.exit(1)
+                    obj, exposed, gettypeid = self.id_to_local_proxy_obj[ident]
+                except KeyError:
+                    raise ke from None
+            if methodname not in exposed:
+                raise AttributeError(
+                    f"method {methodname!r} of {type(obj)!r} object is not in exposed={exposed!r}")
+            function = getattr(obj, methodname)
+            try:
+                res = function(*args, **kwds)
+            except Exception as e:  # noqa: BLE001 - the method's exception is the answer
+                return ("#ERROR", e)
+            typeid = gettypeid and gettypeid.get(methodname, None)
+            if typeid:
+                rident, rexposed = self.create(conn, typeid, res)
+                token = Token(typeid, self.address, rident)
+                return ("#PROXY", (rexposed, token))
+            return ("#RETURN", res)
+        except AttributeError:
+            if methodname is None:
+                return ("#TRACEBACK", format_exc())
+            try:
+                fallback = self.fallback_mapping[methodname]
+                return ("#RETURN", fallback(self, conn, ident, obj, *args, **kwds))
+            except Exception:  # noqa: BLE001 - the failure is the answer
+                return ("#TRACEBACK", format_exc())
+        except Exception:  # noqa: BLE001 - the failure is the answer
+            return ("#TRACEBACK", format_exc())
+
+    def _send_answer(self, conn: Any, msg: tuple) -> None:
+        """Send `msg`, or the traceback of its pickling; a connection that fails ends
+        the thread."""
+        try:
+            try:
+                conn.send(msg)
+            except Exception:  # noqa: BLE001 - the failure is the answer
+                conn.send(("#UNSERIALIZABLE", format_exc()))
+        except Exception as e:  # noqa: BLE001 - the connection is dropped, the server goes on
+            util.info("exception in thread serving %r", threading.current_thread().name)
+            util.info(" ... message was %r", msg)
+            util.info(" ... exception was %r", e)
+            conn.close()
+            sys.exit(1)
 
 
 # -- the manager -----------------------------------------------------------------------
