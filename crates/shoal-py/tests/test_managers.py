@@ -84,6 +84,29 @@ def test_remote_manager_over_tcp_with_an_auth_key(ctx):
         assert jobs.empty()
 
 
+def serve_here(authkey, out) -> None:
+    server = JobManager(address=("127.0.0.1", 0), authkey=authkey).get_server()
+    out.put(server.address)
+    server.serve_forever()
+
+
+def test_get_server_and_serve_forever_in_a_process_of_its_own(ctx):
+    authkey = uuid.uuid4().hex.encode()
+    out = ctx.Queue()
+    p = start(ctx, serve_here, authkey, out)
+    try:
+        address = out.get(timeout=60)
+        client = JobClient(address=address, authkey=authkey)
+        client.connect()
+        c = client.Counter(1)
+        assert c.incr(2) == 3
+        client.get_jobs().put("x")
+        assert client.get_jobs().get(timeout=30) == "x"
+    finally:
+        p.kill()
+        joined(p)
+
+
 def test_a_wrong_key_is_refused():
     with JobManager(address=("127.0.0.1", 0), authkey=b"right-" + uuid.uuid4().hex.encode()) as server:
         with pytest.raises(multiprocessing.AuthenticationError):
