@@ -250,6 +250,7 @@ def read_shareable(name: str, out) -> None:
 
 
 def test_shared_memory_manager_still_works(ctx):
+    assert issubclass(SharedMemoryManager._Server, shoal.managers.Server)
     with SharedMemoryManager(ctx=ctx) as smm:
         sl = smm.ShareableList([1, "two", 3.0])
         shm = smm.SharedMemory(64)

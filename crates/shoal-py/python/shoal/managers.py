@@ -19,11 +19,12 @@ The data types that travel (`Token`, `Namespace`, `Value`, `RemoteError`) are th
 standard library's classes, so that the pickles are the same on both sides. Proxies and
 managers are subclasses of the standard library's (``isinstance`` checks keep working).
 The ``'xmlrpclib'`` serializer uses the standard library's XML connections.
-`SharedMemoryManager` is the standard one with shoal's segments.
+`SharedMemoryManager` makes and tracks shoal's segments.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -707,28 +708,36 @@ class _SharedMemoryTracker(_std._SharedMemoryTracker):
         segment.unlink()
 
 
-class SharedMemoryServer(_std.SharedMemoryServer):
-    """The standard server, tracking shoal segments."""
+class SharedMemoryServer(Server, _std.SharedMemoryServer):
+    """shoal's server with the standard one's segment bookkeeping (`track_segment`,
+    `release_segment`, `list_segments`), for shoal segments."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.shared_memory_context = _SharedMemoryTracker(
-            self.shared_memory_context.shared_memory_context_name)
+    def __init__(self, registry: dict, address: Any, authkey: bytes, serializer: str) -> None:
+        Server.__init__(self, registry, address, authkey, serializer)
+        address = self.address
+        if isinstance(address, bytes):  # a Linux abstract socket's name
+            address = os.fsdecode(address)
+        self.shared_memory_context = _SharedMemoryTracker(f"shm_{address}_{os.getpid()}")
+        util.debug(f"SharedMemoryServer started by pid {os.getpid()}")
 
 
-class SharedMemoryManager(_std.SharedMemoryManager):
-    """`multiprocessing.managers.SharedMemoryManager` for shoal segments: the server
-    process removes every segment made through it when it shuts down."""
+class SharedMemoryManager(BaseManager, _std.SharedMemoryManager):
+    """`multiprocessing.managers.SharedMemoryManager` for shoal segments, on shoal's
+    server: the server process removes every segment made through it when it shuts
+    down."""
 
     _Server = SharedMemoryServer
 
     def _track(self, name: str, undo: Any) -> None:
-        with self._Client(self._address, authkey=self._authkey) as conn:
+        try:
+            conn = _client(self._Client, self._address, self._authkey)
             try:
-                _std.dispatch(conn, None, "track_segment", (name,))
-            except BaseException:
-                undo()
-                raise
+                dispatch(conn, None, "track_segment", (name,))
+            finally:
+                conn.close()
+        except BaseException:
+            undo()
+            raise
 
     def SharedMemory(self, size: int) -> shared_memory.SharedMemory:
         """A new `shoal.shared_memory.SharedMemory` of `size` bytes, owned by the
