@@ -11,7 +11,9 @@ and a shoal client a standard-library one.
 What is shoal's: the transport (`shoal.connection`'s Rust connections, with the HMAC
 handshake done in Rust before the server sees a connection), and the round trip of a
 proxy call, which pickles the request, sends it, waits without the GIL and unpickles
-the answer in one native call (plain data is pickled and unpickled in Rust). A proxy
+the answer in one native call (plain data is pickled and unpickled in Rust); the
+server's loop per connection runs in Rust too, receiving and unpickling without the
+GIL and calling a plain method without Python bytecode around it. A proxy
 whose server is gone raises `ManagerConnectionError` (an `EOFError` and a
 `ConnectionError`, naming the manager's address) at once, on every later call too.
 
