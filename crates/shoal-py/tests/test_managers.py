@@ -243,6 +243,41 @@ def test_a_dead_server_fails_every_call_at_once(ctx):
         m.shutdown()
 
 
+def call_into(d, out: list) -> None:
+    try:
+        out.append(("returned", d["a"]))
+    except BaseException as e:  # noqa: BLE001 - reported to the test thread
+        out.append(("raised", e))
+
+
+def test_children_of_a_dead_server_do_not_keep_its_clients_waiting():
+    # A pool served by the manager forks its workers from the server process: they
+    # must not hold the server's sockets, or a dead server's streams stay open.
+    m = shoal.get_context("fork").Manager()
+    try:
+        pool = m.Pool(1)
+        worker = pool.apply(os.getpid)
+        d = m.dict({"a": 1})
+        assert d["a"] == 1
+        os.kill(m._process.pid, signal.SIGKILL)
+        m._process.join(30)
+        got: list = []
+        caller = threading.Thread(target=call_into, args=(d, got), daemon=True)
+        caller.start()
+        caller.join(60)  # watchdog: a hang fails here instead of the run
+        assert not caller.is_alive(), "a call on a dead manager whose pool lives on did not return"
+        assert got[0][0] == "raised" and isinstance(got[0][1], ManagerConnectionError), got
+        # A new connection is refused, not left waiting in the dead server's backlog.
+        with pytest.raises(ManagerConnectionError):
+            len(d)
+    finally:
+        try:
+            os.kill(worker, signal.SIGKILL)  # the orphaned pool worker
+        except (ProcessLookupError, NameError):
+            pass
+        m.shutdown()
+
+
 def read_shareable(name: str, out) -> None:
     sl = shoal.shared_memory.ShareableList(name=name)
     out.put(list(sl))
