@@ -1,21 +1,27 @@
 //! `RawListener` / `RawNetConnection`: authenticated connections over TCP and Unix
 //! sockets on `shoal::net`, wire-compatible with `multiprocessing.connection`.
 
+use std::cell::Cell;
 use std::mem::ManuallyDrop;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pyo3::exceptions::{PyEOFError, PyOSError, PyTimeoutError, PyValueError};
+use pyo3::exceptions::{PyEOFError, PyException, PyOSError, PyTimeoutError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 use shoal::net::rustls::pki_types::pem::PemObject;
 use shoal::net::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use shoal::net::rustls::{self, RootCertStore};
 use shoal::net::{Address, Client, Connection, Listener, NetError};
 
 use crate::blocking::{deadline, wait_for};
+use crate::pickle::{self, gather, Message};
+
+/// Messages from this long are sent without the GIL (a shorter one goes into the
+/// socket's buffer at once).
+const LARGE: usize = 64 * 1024;
 
 /// A Python address: `(host, port)`, a Unix socket path, or `"\0name"` (abstract).
 fn to_address(address: &Bound<'_, PyAny>) -> PyResult<Address> {
@@ -118,6 +124,92 @@ fn client_tls(ca: &str) -> PyResult<Arc<rustls::ClientConfig>> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+/// The outcome of `request` when it is a plain manager call (see
+/// `RawNetConnection::serve_manager`): `Some(Ok(value))`, `Some(Err(exception))` for an
+/// `Exception` the method raised; `None` for anything else, which Python answers. A
+/// `BaseException` that is not an `Exception` (`SystemExit`, `KeyboardInterrupt`) is
+/// raised.
+fn plain_call<'py>(
+    py: Python<'py>,
+    id_to_obj: &Bound<'py, PyDict>,
+    request: &Bound<'py, PyAny>,
+) -> PyResult<Option<Result<Bound<'py, PyAny>, Bound<'py, PyAny>>>> {
+    let Ok(request) = request.cast::<PyTuple>() else {
+        return Ok(None);
+    };
+    if request.len() != 4 {
+        return Ok(None);
+    }
+    let ident = request.get_item(0)?;
+    let method = request.get_item(1)?;
+    let (Ok(args), Ok(kwds)) = (
+        request.get_item(2)?.cast_into::<PyTuple>(),
+        request.get_item(3)?.cast_into::<PyDict>(),
+    ) else {
+        return Ok(None);
+    };
+    let Ok(method) = method.cast_into::<PyString>() else {
+        return Ok(None);
+    };
+    let Some(entry) = id_to_obj.get_item(&ident)? else {
+        return Ok(None);
+    };
+    let Ok(entry) = entry.cast_into::<PyTuple>() else {
+        return Ok(None);
+    };
+    if entry.len() != 3 {
+        return Ok(None);
+    }
+    let obj = entry.get_item(0)?;
+    let exposed = entry.get_item(1)?;
+    let gettypeid = entry.get_item(2)?;
+    if !exposed.contains(&method).unwrap_or(false) {
+        return Ok(None);
+    }
+    // A method that hands out a proxy is answered by Python.
+    if !gettypeid.is_none() {
+        match gettypeid.cast::<PyDict>() {
+            Ok(d) if !d.contains(&method)? => {}
+            _ => return Ok(None),
+        }
+    }
+    let Ok(function) = obj.getattr(&method) else {
+        return Ok(None);
+    };
+    let kwds = if kwds.is_empty() { None } else { Some(&kwds) };
+    match function.call(args, kwds) {
+        Ok(value) => Ok(Some(Ok(value))),
+        Err(e) if e.is_instance_of::<PyException>(py) => {
+            Ok(Some(Err(e.into_value(py).into_bound(py).into_any())))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether the calling thread is the process's main thread (where Python runs signal
+/// handlers).
+fn is_main_thread() -> bool {
+    thread_local! {
+        /// The process id and this thread's id, as last read (a forked child's thread
+        /// has a new id: the pair is read again when the process id changed).
+        static IDS: Cell<(u32, i32)> = const { Cell::new((0, 0)) };
+    }
+    let pid = std::process::id();
+    IDS.with(|ids| {
+        let (seen_pid, tid) = ids.get();
+        let tid = if seen_pid == pid {
+            tid
+        } else {
+            // SAFETY: `gettid` takes no arguments and cannot fail.
+            let tid = unsafe { libc::gettid() };
+            ids.set((pid, tid));
+            tid
+        };
+        // The main thread's id is the process id.
+        u32::try_from(tid) == Ok(pid)
+    })
 }
 
 /// A listening socket that hands out authenticated connections.
@@ -238,6 +330,10 @@ pub(crate) struct RawNetConnection {
     /// closes its descriptor only. (Closing the connection shuts the socket down, which
     /// would end the stream for the process that has it now.)
     handed_over: AtomicBool,
+    /// The process that made the connection. A child forked from it inherits the
+    /// handle: there, dropping or closing it closes the child's descriptor only, and
+    /// the parent's stream goes on (a shut-down socket would end it for both).
+    owner: u32,
 }
 
 impl RawNetConnection {
@@ -245,13 +341,61 @@ impl RawNetConnection {
         RawNetConnection {
             conn: ManuallyDrop::new(conn),
             handed_over: AtomicBool::new(false),
+            owner: std::process::id(),
+        }
+    }
+
+    /// Whether the stream is this handle's to end: not handed over, not inherited.
+    fn owns_stream(&self) -> bool {
+        !self.handed_over.load(Ordering::Acquire) && self.owner == std::process::id()
+    }
+
+    /// Sends one pickled message.
+    fn send_message(&self, py: Python<'_>, msg: &Message<'_>) -> PyResult<()> {
+        let parts = msg.parts();
+        let conn = &self.conn;
+        let sent = if parts[1].is_empty() && parts[2].is_empty() {
+            let one = parts[0];
+            if one.len() >= LARGE {
+                py.detach(|| conn.send_bytes(one))
+            } else {
+                conn.send_bytes(one)
+            }
+        } else {
+            let mut whole = vec![0u8; msg.len()];
+            gather(&parts, &mut whole);
+            py.detach(|| conn.send_bytes(&whole))
+        };
+        sent.map_err(|e| net_error(py, e))
+    }
+
+    /// The next message's bytes, waiting without the GIL; `EOFError` at end of stream.
+    /// The main thread waits in slices, so that signals (Ctrl-C) are seen; another
+    /// thread, where Python runs no signal handler, blocks in the read itself (one
+    /// system call and one wake-up per message instead of a poll and a read).
+    fn recv_message(&self, py: Python<'_>) -> PyResult<Vec<u8>> {
+        let conn = &self.conn;
+        if !is_main_thread() {
+            return py
+                .detach(|| conn.recv_bytes())
+                .map_err(|e| net_error(py, e));
+        }
+        let got = wait_for(py, None, |slice| match conn.poll(slice) {
+            Ok(true) => Ok(Some(conn.recv_bytes())),
+            Ok(false) => Ok(None),
+            Err(e) => Ok(Some(Err(e))),
+        })?;
+        match got {
+            Some(Ok(data)) => Ok(data),
+            Some(Err(e)) => Err(net_error(py, e)),
+            None => Err(PyOSError::new_err("a wait without deadline ended")),
         }
     }
 }
 
 impl Drop for RawNetConnection {
     fn drop(&mut self) {
-        if self.handed_over.load(Ordering::Acquire) {
+        if !self.owns_stream() {
             // The connection's state is left behind (a few buffers): its drop would
             // shut the socket down. Only this process's descriptor goes.
             // SAFETY: the descriptor is the connection's own, open until now, and
@@ -309,9 +453,86 @@ impl RawNetConnection {
     }
 
     fn close(&self) {
-        if !self.handed_over.load(Ordering::Acquire) {
+        if self.owns_stream() {
             self.conn.close();
         }
+    }
+
+    /// Sends `obj` pickled (protocol 5: plain data is pickled here, anything else by
+    /// `pickle`); a pickling error is raised here and nothing is sent.
+    fn send_obj(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
+        let msg = Message::encode(obj)?;
+        self.send_message(py, &msg)
+    }
+
+    /// The next object (unpickled), waiting for it without the GIL; `EOFError` at end
+    /// of stream.
+    fn recv_obj<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let data = self.recv_message(py)?;
+        pickle::loads(py, &data)
+    }
+
+    /// Serves a manager's requests on this connection (the server side of a proxy
+    /// connection) until it ends (returns) or `stop` is set.
+    ///
+    /// Each request `(ident, methodname, args, kwds)` is received and unpickled without
+    /// Python code; a plain call, an exposed method of an object of `id_to_obj` that
+    /// returns a value (not a proxy), runs here and is answered `('#RETURN', value)` or
+    /// `('#ERROR', exception)`. Anything else, a request that does not unpickle here
+    /// included, goes to `answer(message_bytes)`, which returns the answer to send.
+    /// An answer that cannot be pickled goes to `send_answer(answer)`, which sends what
+    /// it can (`'#UNSERIALIZABLE'`). Errors of the connection other than its end are
+    /// raised.
+    fn serve_manager(
+        &self,
+        py: Python<'_>,
+        id_to_obj: &Bound<'_, PyDict>,
+        stop: &Bound<'_, PyAny>,
+        answer: &Bound<'_, PyAny>,
+        send_answer: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let is_set = stop.getattr("is_set")?;
+        let returned = PyString::intern(py, "#RETURN");
+        let error = PyString::intern(py, "#ERROR");
+        loop {
+            if is_set.call0()?.is_truthy()? {
+                return Ok(());
+            }
+            let data = match py.detach(|| self.conn.recv_bytes()) {
+                Ok(data) => data,
+                Err(NetError::Eof) => return Ok(()),
+                Err(e) => return Err(net_error(py, e)),
+            };
+            let fast = match pickle::loads(py, &data) {
+                Ok(request) => plain_call(py, id_to_obj, &request)?,
+                Err(_) => None,
+            };
+            let msg = match fast {
+                Some(Ok(value)) => PyTuple::new(py, [returned.as_any(), &value])?.into_any(),
+                Some(Err(exc)) => PyTuple::new(py, [error.as_any(), &exc])?.into_any(),
+                None => answer.call1((PyBytes::new(py, &data),))?,
+            };
+            match Message::encode(&msg) {
+                Ok(encoded) => self.send_message(py, &encoded)?,
+                Err(_) => {
+                    send_answer.call1((msg,))?;
+                }
+            }
+        }
+    }
+
+    /// One round trip: sends `request` pickled and returns the object that answers it
+    /// (`send_obj` then `recv_obj`, without going back to Python in between).
+    fn call<'py>(
+        &self,
+        py: Python<'py>,
+        request: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let msg = Message::encode(request)?;
+        self.send_message(py, &msg)?;
+        drop(msg);
+        let data = self.recv_message(py)?;
+        pickle::loads(py, &data)
     }
 
     #[getter]

@@ -7,7 +7,8 @@ authenticated connections on the same wire protocol.
 
 Processes start with the standard library's own machinery (fork, spawn, forkserver);
 `Pool` supervises its workers (a worker that dies fails only its task, with
-`WorkerDied`); `Manager` is the standard library's for now.
+`WorkerDied`); `Manager` is shoal's, on the standard library's wire protocol (a
+proxy whose server died raises `ManagerConnectionError` at once).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import multiprocessing as _std
 import sys as _sys
 
 from . import context as _context
-from ._errors import OwnerDiedError, OwnerDiedWarning, set_owner_died_policy
+from ._errors import ManagerConnectionError, OwnerDiedError, OwnerDiedWarning, set_owner_died_policy
 from .collections import SharedDict, SharedList
 
 # The standard library's modules that shoal reuses as they are (process bookkeeping,
@@ -56,6 +57,7 @@ SUBWARNING = _std.SUBWARNING
 __all__ += [
     "SUBDEBUG",
     "SUBWARNING",
+    "ManagerConnectionError",
     "OwnerDiedError",
     "OwnerDiedWarning",
     "SharedDict",

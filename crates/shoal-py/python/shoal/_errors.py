@@ -13,6 +13,7 @@ from multiprocessing import AuthenticationError, BufferTooShort, ProcessError, T
 __all__ = [
     "AuthenticationError",
     "BufferTooShort",
+    "ManagerConnectionError",
     "OwnerDiedError",
     "OwnerDiedWarning",
     "ProcessError",
@@ -57,3 +58,10 @@ def owner_died(what: str) -> None:
         raise OwnerDiedError(message)
     if _policy == "warn":
         warnings.warn(message, OwnerDiedWarning, stacklevel=3)
+
+
+class ManagerConnectionError(ConnectionError, EOFError):
+    """A manager's server cannot be reached: its process died, shut down, or the
+    connection to it broke. Both a `ConnectionError` (an `OSError`) and an `EOFError`,
+    the exceptions the standard library's proxies raise in that case, so existing
+    ``except`` clauses catch it."""

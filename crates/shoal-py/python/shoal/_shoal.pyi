@@ -1,6 +1,6 @@
 """Type stubs for `shoal._shoal`, the Rust half of the package (see `crates/shoal-py/src`)."""
 
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 SLICE_SECONDS: float
 
@@ -183,6 +183,23 @@ class RawNetConnection:
     @property
     def compressed(self) -> bool: ...
     def fileno(self) -> int: ...
+    @property
+    def transferable(self) -> bool: ...
+    def _hand_over(self) -> None: ...
+    def send_obj(self, obj: Any) -> None:
+        """Sends `obj` pickled (protocol 5; plain data pickled in Rust)."""
+    def recv_obj(self) -> Any:
+        """The next object, waiting without the GIL; `EOFError` at end of stream."""
+    def serve_manager(
+        self,
+        id_to_obj: dict,
+        stop: Any,
+        answer: Callable[[bytes], Any],
+        send_answer: Callable[[Any], None],
+    ) -> None:
+        """Serves a manager's requests until the connection ends or `stop` is set."""
+    def call(self, request: Any) -> Any:
+        """`send_obj(request)` then `recv_obj()`, in one call."""
 
 def connect(
     address: Any,

@@ -136,13 +136,14 @@ class ShoalContext(_std_context.BaseContext):
 
         return Array(typecode_or_type, size_or_initializer, lock=lock, ctx=self)
 
-    # -- the standard library's, until shoal's own lands --------------------------
-    def _std(self) -> Any:
-        return _std.get_context(self.get_start_method())
-
     def Manager(self) -> Any:
-        """The standard library's `SyncManager` for this start method."""
-        return self._std().Manager()
+        """A started `shoal.managers.SyncManager` whose server process starts with this
+        context's method."""
+        from .managers import SyncManager
+
+        m = SyncManager(ctx=self.get_context())
+        m.start()
+        return m
 
     def Pool(self, processes: int | None = None, initializer: Any = None, initargs: tuple = (),
              maxtasksperchild: int | None = None, *, retries: int = 0) -> Any:

@@ -315,6 +315,20 @@ fn slot_bytes_then<'py>(
     Ok(b)
 }
 
+/// The object pickled in the whole message `msg`: a `bytes` message or plain data
+/// decoded here, anything else given to `pickle.loads`.
+pub(crate) fn loads<'py>(py: Python<'py>, msg: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    if let Some((start, n)) = payload_in(msg) {
+        return Ok(PyBytes::new(py, &msg[start..start + n]).into_any());
+    }
+    if let Some(v) = decode::decode(py, msg) {
+        return Ok(v);
+    }
+    LOADS
+        .import(py, "pickle", "loads")?
+        .call1((PyBytes::new(py, msg),))
+}
+
 /// What a received message holds, decided while it lies in the ring (and movable out
 /// of a wait without the GIL).
 pub(crate) struct Received {
