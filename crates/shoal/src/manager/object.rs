@@ -235,10 +235,12 @@ impl Dict {
                             let k = kv.pop().unwrap_or(Value::None);
                             self.insert(hashable(k)?, v);
                         }
-                        other => return Err(CallError::value_error(format!(
+                        other => {
+                            return Err(CallError::value_error(format!(
                             "dictionary update sequence element #{i} has length {}; 2 is required",
                             items(other).map_or(0, |v| v.len())
-                        ))),
+                        )))
+                        }
                     }
                 }
             }
