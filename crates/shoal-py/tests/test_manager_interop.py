@@ -6,6 +6,7 @@ Python side, so this runs under any interpreter."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
 import queue
@@ -15,7 +16,7 @@ import textwrap
 from collections.abc import Iterator
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client as ConnectionClient
-from multiprocessing.managers import DictProxy, SyncManager, dispatch
+from multiprocessing.managers import DictProxy, RemoteError, SyncManager, dispatch
 from typing import Any, Tuple
 
 import pytest
@@ -138,6 +139,45 @@ def test_python_proxies_use_every_standard_type_on_a_rust_server(rust_server: st
     counter: Any = m.Counter()
     assert counter.increment() == 1
     assert counter.increment(by=5) == 6
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+
+
+def test_a_rust_server_keeps_plain_data_and_refuses_python_objects(rust_server: str) -> None:
+    m = connected(rust_server)
+    d: Any = m.dict()
+    for value in [{1, 2}, frozenset({3}), 2**100, -(2**70), 1.5e300, "\u00e9\u2603", ((1,),), {"k": {1: 2}}, None]:
+        d["v"] = value
+        assert d["v"] == value
+    d["b"] = bytearray(b"xy")
+    assert d["b"] == b"xy"
+    d["z"] = 1
+    assert list(d.copy()) == ["v", "b", "z"]  # insertion order, as a Python dict
+    with pytest.raises(TypeError, match=r"plain data only.*Point"):
+        d["p"] = Point(1)
+    with pytest.raises(TypeError, match=r"plain data only.*RebuildProxy"):
+        d["nested"] = m.list()
+    with pytest.raises(TypeError, match="unhashable type: 'list'"):
+        d[[1]] = 2
+    with pytest.raises(RemoteError, match="Condition"):
+        m.Condition()  # a type id the Rust server does not serve
+
+
+def test_python_proxies_fail_once_the_rust_server_is_gone(manager_bin: str) -> None:
+    proc = subprocess.Popen([manager_bin, "serve", KEY.decode()], stdout=subprocess.PIPE, text=True)
+    try:
+        d: Any = connected(read_address(proc)).dict()
+        d["a"] = 1
+        proc.kill()
+        proc.wait(timeout=WAIT)
+        with pytest.raises((EOFError, OSError)):
+            d["a"]
+    finally:
+        proc.kill()
+        proc.wait(timeout=WAIT)
 
 
 def test_a_rust_client_and_python_proxies_share_a_dict_on_a_rust_server(rust_server: str, manager_bin: str) -> None:

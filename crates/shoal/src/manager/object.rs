@@ -211,13 +211,9 @@ impl Dict {
         self.order.values().map(|k| (k, &self.map[k].1))
     }
 
-    fn to_value(&self) -> Value {
-        Value::Dict(
-            self.map
-                .iter()
-                .map(|(k, (_, v))| (k.clone(), v.clone()))
-                .collect(),
-        )
+    /// The dict for the wire, in insertion order.
+    fn to_wire(&self) -> Wire {
+        Wire::Dict(self.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
     }
 
     fn update(&mut self, other: Value) -> Result<(), CallError> {
@@ -496,7 +492,7 @@ impl Object {
     /// A copy of the value (`#GETVALUE`, a Python proxy's `_getvalue()`).
     pub(crate) fn value(&self) -> Result<Wire, CallError> {
         Ok(match self {
-            Object::Dict(d) => Wire::Value(guard(d).to_value()),
+            Object::Dict(d) => guard(d).to_wire(),
             Object::List(l) => Wire::Value(Value::List(guard(l).clone())),
             Object::Namespace(ns) => Wire::Object {
                 module: "multiprocessing.managers",
@@ -722,7 +718,7 @@ fn dict_call(d: &mut Dict, method: &str, args: Vec<Value>, kwds: Kwds) -> Result
         _ => {
             // "copy"
             bind::<0>(method, args, kwds, [], 0)?;
-            Ok(d.to_value().into())
+            Ok(Reply::Wire(d.to_wire()))
         }
     }
 }

@@ -16,6 +16,8 @@ pub(crate) enum Wire {
     Value(Value),
     /// A tuple of parts.
     Tuple(Vec<Wire>),
+    /// A dict with its keys in this order (a [`Value::Dict`] is in key order).
+    Dict(Vec<(HashableValue, Value)>),
     /// `module.name(*args)`: an exception instance (`GLOBAL`, the arguments, `REDUCE`).
     Call {
         module: String,
@@ -48,6 +50,17 @@ fn write_wire(out: &mut Vec<u8>, wire: &Wire) {
                 write_wire(out, p);
             }
             out.push(b't');
+        }
+        Wire::Dict(pairs) => {
+            out.push(b'}');
+            if !pairs.is_empty() {
+                out.push(b'(');
+                for (k, v) in pairs {
+                    write_hashable(out, k);
+                    write_value(out, v);
+                }
+                out.push(b'u');
+            }
         }
         Wire::Call { module, name, args } => {
             write_global(out, module, name);
@@ -202,6 +215,13 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Value, serde_pickle::Error> {
 /// The first global a pickle names (`module`, `name`): in a `('#ERROR', exception)`
 /// reply, the exception's class. `None` when the stream names none or is malformed.
 pub(crate) fn first_global(bytes: &[u8]) -> Option<(String, String)> {
+    globals(bytes)?.into_iter().next()
+}
+
+/// Every global a pickle names (`module`, `name`), in order; `None` when the stream is
+/// malformed.
+pub(crate) fn globals(bytes: &[u8]) -> Option<Vec<(String, String)>> {
+    let mut found = Vec::new();
     let mut pos = 0;
     let mut strings: Vec<Option<String>> = Vec::new(); // recent pushes, strings or not
     let mut memo: std::collections::HashMap<u64, Option<String>> = Default::default();
@@ -223,16 +243,19 @@ pub(crate) fn first_global(bytes: &[u8]) -> Option<(String, String)> {
         let op = *bytes.get(pos)?;
         pos += 1;
         match op {
+            b'.' => return Some(found),
             b'c' => {
                 let module = line(&mut pos)?;
                 let name = line(&mut pos)?;
-                return Some((module, name));
+                found.push((module, name));
+                strings.push(None);
             }
             0x93 => {
                 // STACK_GLOBAL: module and name are the last two strings pushed.
                 let name = strings.pop()??;
                 let module = strings.pop()??;
-                return Some((module, name));
+                found.push((module, name));
+                strings.push(None);
             }
             0x8c => {
                 let n = *take(&mut pos, 1)?.first()? as usize;
@@ -265,9 +288,9 @@ pub(crate) fn first_global(bytes: &[u8]) -> Option<(String, String)> {
                 strings.push(memo.get(&idx).cloned().flatten());
             }
             // No argument.
-            b'(' | b'.' | b'0' | b'1' | b'2' | b'N' | b'R' | b'b' | b'a' | b'e' | b'd' | b'}'
-            | b']' | b')' | b'l' | b't' | b's' | b'u' | b'o' | b'Q' | 0x81 | 0x85 | 0x86 | 0x87
-            | 0x88 | 0x89 | 0x8f | 0x90 | 0x91 | 0x92 | 0x97 | 0x98 => {
+            b'(' | b'0' | b'1' | b'2' | b'N' | b'R' | b'b' | b'a' | b'e' | b'd' | b'}' | b']'
+            | b')' | b'l' | b't' | b's' | b'u' | b'o' | b'Q' | 0x81 | 0x85 | 0x86 | 0x87 | 0x88
+            | 0x89 | 0x8f | 0x90 | 0x91 | 0x92 | 0x97 | 0x98 => {
                 strings.push(None);
             }
             0x80 | b'K' | 0x82 => {
@@ -307,7 +330,8 @@ pub(crate) fn first_global(bytes: &[u8]) -> Option<(String, String)> {
             b'i' => {
                 let module = line(&mut pos)?;
                 let name = line(&mut pos)?;
-                return Some((module, name));
+                found.push((module, name));
+                strings.push(None);
             }
             _ => return None,
         }
@@ -621,6 +645,8 @@ mod tests {
             Some(("_queue".to_owned(), "Empty".to_owned()))
         );
         assert_eq!(first_global(b"\x80\x04K\x01."), None);
+        assert_eq!(globals(b"\x80\x04K\x01."), Some(vec![]));
+        assert_eq!(globals(b"\x80\x04K"), None); // no STOP: malformed
     }
 
     #[test]

@@ -341,7 +341,47 @@ struct Request {
     kwds: Kwds,
 }
 
-fn parse_request(bytes: &[u8]) -> Result<Request, String> {
+/// The globals a request of plain data may name: the builtins that rebuild plain
+/// values, `slice` (list indices), and `Token` (what `get_methods` carries).
+const PLAIN_GLOBALS: &[(&str, &str)] = &[
+    ("builtins", "set"),
+    ("builtins", "frozenset"),
+    ("builtins", "bytearray"),
+    ("builtins", "slice"),
+    ("builtins", "list"),
+    ("builtins", "int"),
+    ("__builtin__", "set"),
+    ("__builtin__", "frozenset"),
+    ("__builtin__", "bytearray"),
+    ("_codecs", "encode"),
+    ("multiprocessing.managers", "Token"),
+];
+
+/// Reads a request; the error is the reply to send: `#ERROR` with a `TypeError` for
+/// objects a Rust server cannot hold, `#TRACEBACK` for a malformed request.
+fn parse_request(bytes: &[u8]) -> Result<Request, Vec<u8>> {
+    match pickle::globals(bytes) {
+        None => {
+            return Err(traceback(
+                "ValueError: the request is not a well-formed pickle",
+            ))
+        }
+        Some(found) => {
+            if let Some((module, name)) = found
+                .iter()
+                .find(|(m, n)| !PLAIN_GLOBALS.contains(&(m.as_str(), n.as_str())))
+            {
+                return Err(error(CallError::type_error(format!(
+                    "a Rust manager server holds plain data only (numbers, strings, bytes, \
+                     lists, tuples, dicts, sets, None), and this call carries {module}.{name}"
+                ))));
+            }
+        }
+    }
+    parse_plain(bytes).map_err(|text| traceback(format!("ValueError: {text}")))
+}
+
+fn parse_plain(bytes: &[u8]) -> Result<Request, String> {
     let v = pickle::decode(bytes)
         .map_err(|e| format!("the request is not a pickle of plain data: {e}"))?;
     let Value::Tuple(parts) = v else {
@@ -452,7 +492,7 @@ impl Shared {
         if !self.stop.load(Ordering::Acquire) {
             if let Ok(bytes) = conn.recv_bytes() {
                 let answer = match parse_request(&bytes) {
-                    Err(text) => traceback(format!("ValueError: {text}")),
+                    Err(answer) => answer,
                     Ok(req) if req.method == "accept_connection" => {
                         if conn.send_bytes(&ok(Value::None)).is_ok() {
                             self.serve_client(&conn, id);
@@ -610,7 +650,7 @@ impl Shared {
         let mut locks: Vec<Arc<Object>> = Vec::new();
         while let Ok(bytes) = conn.recv_bytes() {
             let answer = match parse_request(&bytes) {
-                Err(text) => traceback(format!("ValueError: {text}")),
+                Err(answer) => answer,
                 Ok(req) => self.call(req, &ctx, &mut locks),
             };
             if conn.send_bytes(&answer).is_err() {
