@@ -13,6 +13,7 @@ import queue
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client as ConnectionClient
@@ -141,6 +142,53 @@ def test_python_proxies_use_every_standard_type_on_a_rust_server(rust_server: st
     assert counter.increment(by=5) == 6
 
 
+def test_python_proxies_synchronise_threads_on_a_rust_server(rust_server: str) -> None:
+    m = connected(rust_server)
+    sem: Any = m.Semaphore(2)
+    assert sem.acquire() and sem.acquire()
+    assert sem.acquire(False) is False
+    sem.release()
+    sem.release()
+    bounded: Any = m.BoundedSemaphore(1)
+    with pytest.raises(ValueError, match="released too many times"):
+        bounded.release()
+
+    cond: Any = m.Condition()
+    box: list[Any] = []
+
+    def waiter() -> None:
+        with cond:
+            box.append(cond.wait_for(lambda: "go" in box, timeout=WAIT))
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    with cond:
+        box.append("go")
+        cond.notify_all()
+    t.join(WAIT)
+    assert box == ["go", True]
+    with pytest.raises(RuntimeError, match="un-acquired lock"):
+        cond.notify()
+
+    barrier: Any = m.Barrier(3)
+    places: list[int] = []
+    threads = [threading.Thread(target=lambda: places.append(barrier.wait(WAIT))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(WAIT)
+    assert sorted(places) == [0, 1, 2] and barrier.parties == 3 and barrier.n_waiting == 0
+    with pytest.raises(threading.BrokenBarrierError):
+        barrier.wait(0.05)
+    assert barrier.broken
+    barrier.reset()
+    assert not barrier.broken
+
+    arr: Any = m.Array("i", [1, 2, 3])
+    arr[0] = 9
+    assert (len(arr), arr[0], arr[1:]) == (3, 9, [2, 3])
+
+
 @dataclasses.dataclass
 class Point:
     x: int
@@ -162,8 +210,8 @@ def test_a_rust_server_keeps_plain_data_and_refuses_python_objects(rust_server: 
         d["nested"] = m.list()
     with pytest.raises(TypeError, match="unhashable type: 'list'"):
         d[[1]] = 2
-    with pytest.raises(RemoteError, match="Condition"):
-        m.Condition()  # a type id the Rust server does not serve
+    with pytest.raises(RemoteError, match="Pool"):
+        m.Pool()  # a type id the Rust server does not serve
 
 
 def test_python_proxies_fail_once_the_rust_server_is_gone(manager_bin: str) -> None:

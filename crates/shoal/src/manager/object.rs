@@ -91,11 +91,21 @@ pub enum Builtin {
     RLock,
     /// `Event`.
     Event,
+    /// `Semaphore`.
+    Semaphore,
+    /// `BoundedSemaphore`: a semaphore that refuses releases beyond its start value.
+    BoundedSemaphore,
+    /// `Condition`, over a reentrant lock of its own.
+    Condition,
+    /// `Barrier`.
+    Barrier,
+    /// `Array`: a list of numbers (and its type code, kept for `repr`).
+    Array,
 }
 
 impl Builtin {
     /// Every standard type id, with the builtin serving it.
-    pub(crate) const TYPEIDS: [(&'static str, Builtin); 9] = [
+    pub(crate) const TYPEIDS: [(&'static str, Builtin); 14] = [
         ("dict", Builtin::Dict),
         ("list", Builtin::List),
         ("Namespace", Builtin::Namespace),
@@ -105,6 +115,11 @@ impl Builtin {
         ("Lock", Builtin::Lock),
         ("RLock", Builtin::RLock),
         ("Event", Builtin::Event),
+        ("Semaphore", Builtin::Semaphore),
+        ("BoundedSemaphore", Builtin::BoundedSemaphore),
+        ("Condition", Builtin::Condition),
+        ("Barrier", Builtin::Barrier),
+        ("Array", Builtin::Array),
     ];
 
     /// The builtin a standard type id names.
@@ -179,6 +194,9 @@ const QUEUE: &[&str] = &[
 ];
 const LOCK: &[&str] = &["acquire", "release"];
 const EVENT: &[&str] = &["is_set", "set", "clear", "wait"];
+const CONDITION: &[&str] = &["acquire", "release", "wait", "notify", "notify_all"];
+const BARRIER: &[&str] = &["__getattribute__", "wait", "abort", "reset"];
+const ARRAY: &[&str] = &["__len__", "__getitem__", "__setitem__"];
 const ITERATOR: &[&str] = &["__next__", "send", "throw", "close"];
 
 /// A dict that keeps its keys in insertion order, as Python's does.
@@ -322,6 +340,31 @@ pub(crate) struct LockState {
     count: u32,
 }
 
+pub(crate) struct SemaphoreState {
+    value: u64,
+    /// The start value, which a bounded semaphore may not exceed.
+    bound: Option<u64>,
+}
+
+#[derive(Default)]
+pub(crate) struct ConditionState {
+    lock: LockState,
+    /// The tickets of the waiters not yet notified, in order of arrival.
+    waiters: VecDeque<u64>,
+    next_ticket: u64,
+}
+
+pub(crate) struct BarrierState {
+    parties: u64,
+    /// How many wait in the current round.
+    count: u64,
+    round: u64,
+    broken: bool,
+    /// The round a `reset` ended (its waiters are told the barrier broke).
+    reset_round: Option<u64>,
+    timeout: Option<Duration>,
+}
+
 /// What serving a call needs to know of the caller.
 pub(crate) struct Ctx<'a> {
     /// The client connection's number.
@@ -361,6 +404,10 @@ pub(crate) enum Object {
     Queue(Blocking<QueueState>),
     Lock(Blocking<LockState>, bool),
     Event(Blocking<bool>),
+    Semaphore(Blocking<SemaphoreState>),
+    Condition(Blocking<ConditionState>),
+    Barrier(Blocking<BarrierState>),
+    Array(Mutex<(Value, Vec<Value>)>),
     Iterator(Mutex<VecDeque<Value>>),
     User(Mutex<Box<dyn Managed>>),
 }
@@ -431,6 +478,63 @@ impl Object {
                 bind::<0>("Event", args, kwds, [], 0)?;
                 Object::Event(Blocking::default())
             }
+            Builtin::Semaphore | Builtin::BoundedSemaphore => {
+                let [value] = bind("Semaphore", args, kwds, ["value"], 0)?;
+                let value = match value {
+                    Some(v) => integer(&v, "value")?,
+                    None => 1,
+                };
+                if value < 0 {
+                    return Err(CallError::value_error(
+                        "semaphore initial value must be >= 0",
+                    ));
+                }
+                let value = value as u64;
+                let bound = (kind == Builtin::BoundedSemaphore).then_some(value);
+                Object::Semaphore(Blocking {
+                    state: Mutex::new(SemaphoreState { value, bound }),
+                    changed: Condvar::new(),
+                })
+            }
+            Builtin::Condition => {
+                let [lock] = bind("Condition", args, kwds, ["lock"], 0)?;
+                if lock.is_some_and(|l| l != Value::None) {
+                    return Err(CallError::type_error(
+                        "a Rust manager's Condition has a lock of its own: Condition(lock) is not supported",
+                    ));
+                }
+                Object::Condition(Blocking::default())
+            }
+            Builtin::Barrier => {
+                let [parties, action, timeout] =
+                    bind("Barrier", args, kwds, ["parties", "action", "timeout"], 1)?;
+                let parties = integer(&parties.unwrap_or(Value::None), "parties")?;
+                if parties < 1 {
+                    return Err(CallError::value_error("parties must be >= 1"));
+                }
+                if action.is_some_and(|a| a != Value::None) {
+                    return Err(CallError::type_error(
+                        "a Rust manager's Barrier takes no action: it holds plain data, not functions",
+                    ));
+                }
+                Object::Barrier(Blocking {
+                    state: Mutex::new(BarrierState {
+                        parties: parties as u64,
+                        count: 0,
+                        round: 0,
+                        broken: false,
+                        reset_round: None,
+                        timeout: seconds(timeout.as_ref(), false)?,
+                    }),
+                    changed: Condvar::new(),
+                })
+            }
+            Builtin::Array => {
+                let [typecode, sequence, _lock] =
+                    bind("Array", args, kwds, ["typecode", "sequence", "lock"], 2)?;
+                let items = items(sequence.unwrap_or(Value::None))?;
+                Object::Array(Mutex::new((typecode.unwrap_or(Value::None), items)))
+            }
         })
     }
 
@@ -449,6 +553,10 @@ impl Object {
             Object::Queue(_) => QUEUE,
             Object::Lock(..) => LOCK,
             Object::Event(_) => EVENT,
+            Object::Semaphore(_) => LOCK,
+            Object::Condition(_) => CONDITION,
+            Object::Barrier(_) => BARRIER,
+            Object::Array(_) => ARRAY,
             Object::Iterator(_) => ITERATOR,
             Object::User(u) => return guard(u).exposed().iter().map(|s| (*s).to_owned()).collect(),
         };
@@ -484,6 +592,22 @@ impl Object {
                     if *e.lock() { "set" } else { "unset" }
                 )
             }
+            Object::Semaphore(sem) => {
+                format!("<threading.Semaphore: value={}>", sem.lock().value)
+            }
+            Object::Condition(_) => "<Condition object>".to_owned(),
+            Object::Barrier(b) => {
+                let b = b.lock();
+                format!("<threading.Barrier: waiters={}/{}>", b.count, b.parties)
+            }
+            Object::Array(a) => {
+                let a = guard(a);
+                format!(
+                    "array({}, {})",
+                    pickle::repr(&a.0),
+                    pickle::repr(&Value::List(a.1.clone()))
+                )
+            }
             Object::Iterator(_) => "<iterator object>".to_owned(),
             Object::User(u) => guard(u).repr(),
         }
@@ -505,6 +629,7 @@ impl Object {
                 ),
             },
             Object::Value(v) => Wire::Value(guard(v).1.clone()),
+            Object::Array(a) => Wire::Value(Value::List(guard(a).1.clone())),
             _ => {
                 return Err(CallError::type_error(
                     "a copy of this object cannot be sent: it is not plain data",
@@ -516,19 +641,32 @@ impl Object {
     /// Called when the client connection `conn` ends: locks it holds are released, so
     /// that a client that died holding one does not block everyone.
     pub(crate) fn release_held_by(&self, conn: u64) {
-        if let Object::Lock(l, _) = self {
-            let mut s = l.lock();
+        let release = |s: &mut LockState| {
             if s.owner == Some(conn) {
                 s.owner = None;
                 s.count = 0;
+            }
+        };
+        match self {
+            Object::Lock(l, _) => {
+                release(&mut l.lock());
                 l.changed.notify_all();
             }
+            Object::Condition(c) => {
+                release(&mut c.lock().lock);
+                c.changed.notify_all();
+            }
+            _ => {}
         }
     }
 
-    /// Whether `conn` holds this lock.
+    /// Whether `conn` holds this lock (or condition).
     pub(crate) fn held_by(&self, conn: u64) -> bool {
-        matches!(self, Object::Lock(l, _) if l.lock().owner == Some(conn))
+        match self {
+            Object::Lock(l, _) => l.lock().owner == Some(conn),
+            Object::Condition(c) => c.lock().lock.owner == Some(conn),
+            _ => false,
+        }
     }
 
     /// Runs `method`.
@@ -577,6 +715,10 @@ impl Object {
                     Ok(Value::Bool(set).into())
                 }
             },
+            Object::Semaphore(sem) => semaphore_call(sem, method, args, kwds, ctx),
+            Object::Condition(c) => condition_call(c, method, args, kwds, ctx),
+            Object::Barrier(b) => barrier_call(b, method, args, kwds, ctx),
+            Object::Array(a) => list_call(&mut guard(a).1, method, args, kwds),
             Object::Iterator(it) => {
                 let mut it = guard(it);
                 match method {
@@ -1169,6 +1311,27 @@ fn lock_call(
         l.changed.notify_all();
         return none();
     }
+    let timeout = acquire_timeout(method, args, kwds)?;
+    let me = ctx.conn;
+    let got = l
+        .wait_for(timeout, ctx, |s| {
+            s.owner.is_none() || (reentrant && s.owner == Some(me))
+        })
+        .map(|mut s| {
+            s.owner = Some(me);
+            s.count += 1;
+        })
+        .is_some();
+    Ok(Value::Bool(got).into())
+}
+
+/// The time limit of `acquire(blocking=True, timeout=-1)`: `None` for none, zero for a
+/// non-blocking call.
+fn acquire_timeout(
+    method: &str,
+    args: Vec<Value>,
+    kwds: Kwds,
+) -> Result<Option<Duration>, CallError> {
     let [blocking, timeout] = bind(method, args, kwds, ["blocking", "timeout"], 0)?;
     let blocking = blocking.as_ref().is_none_or(truthy);
     let timeout = match timeout {
@@ -1189,22 +1352,223 @@ fn lock_call(
         }
         None => None,
     };
-    let timeout = if blocking {
+    Ok(if blocking {
         timeout
     } else {
         Some(Duration::ZERO)
-    };
-    let me = ctx.conn;
-    let got = l
-        .wait_for(timeout, ctx, |s| {
-            s.owner.is_none() || (reentrant && s.owner == Some(me))
-        })
-        .map(|mut s| {
-            s.owner = Some(me);
-            s.count += 1;
-        })
+    })
+}
+
+fn semaphore_call(
+    sem: &Blocking<SemaphoreState>,
+    method: &str,
+    args: Vec<Value>,
+    kwds: Kwds,
+    ctx: &Ctx<'_>,
+) -> Result<Reply, CallError> {
+    if method == "release" {
+        let [n] = bind(method, args, kwds, ["n"], 0)?;
+        let n = match n {
+            Some(v) => integer(&v, "n")?,
+            None => 1,
+        };
+        if n < 1 {
+            return Err(CallError::value_error("n must be one or more"));
+        }
+        let mut s = sem.lock();
+        let value = s.value + n as u64;
+        if s.bound.is_some_and(|b| value > b) {
+            return Err(CallError::value_error("Semaphore released too many times"));
+        }
+        s.value = value;
+        sem.changed.notify_all();
+        return none();
+    }
+    let timeout = acquire_timeout(method, args, kwds)?;
+    let got = sem
+        .wait_for(timeout, ctx, |s| s.value > 0)
+        .map(|mut s| s.value -= 1)
         .is_some();
     Ok(Value::Bool(got).into())
+}
+
+fn condition_call(
+    c: &Blocking<ConditionState>,
+    method: &str,
+    args: Vec<Value>,
+    kwds: Kwds,
+    ctx: &Ctx<'_>,
+) -> Result<Reply, CallError> {
+    let me = ctx.conn;
+    let owned = |s: &ConditionState, what: &str| {
+        if s.lock.owner == Some(me) {
+            Ok(())
+        } else {
+            Err(CallError::runtime_error(format!(
+                "cannot {what} un-acquired lock"
+            )))
+        }
+    };
+    match method {
+        "acquire" => {
+            let timeout = acquire_timeout(method, args, kwds)?;
+            let got = c
+                .wait_for(timeout, ctx, |s| {
+                    s.lock.owner.is_none() || s.lock.owner == Some(me)
+                })
+                .map(|mut s| {
+                    s.lock.owner = Some(me);
+                    s.lock.count += 1;
+                })
+                .is_some();
+            Ok(Value::Bool(got).into())
+        }
+        "release" => {
+            bind::<0>(method, args, kwds, [], 0)?;
+            let mut s = c.lock();
+            owned(&s, "release")?;
+            s.lock.count -= 1;
+            if s.lock.count == 0 {
+                s.lock.owner = None;
+            }
+            c.changed.notify_all();
+            none()
+        }
+        "wait" => {
+            let [timeout] = bind(method, args, kwds, ["timeout"], 0)?;
+            let timeout = seconds(timeout.as_ref(), true)?;
+            let (ticket, count) = {
+                let mut s = c.lock();
+                owned(&s, "wait on")?;
+                let ticket = s.next_ticket;
+                s.next_ticket += 1;
+                s.waiters.push_back(ticket);
+                let count = std::mem::take(&mut s.lock.count);
+                s.lock.owner = None;
+                c.changed.notify_all();
+                (ticket, count)
+            };
+            let notified = c
+                .wait_for(timeout, ctx, |s| !s.waiters.contains(&ticket))
+                .is_some();
+            // Taken again before returning, notified or not, as Python's wait does.
+            let Some(mut s) = c.wait_for(None, ctx, |s| s.lock.owner.is_none()) else {
+                c.lock().waiters.retain(|t| *t != ticket);
+                return Ok(Value::Bool(false).into());
+            };
+            s.waiters.retain(|t| *t != ticket);
+            s.lock.owner = Some(me);
+            s.lock.count = count;
+            Ok(Value::Bool(notified).into())
+        }
+        "notify" => {
+            let [n] = bind(method, args, kwds, ["n"], 0)?;
+            let n = match n {
+                Some(v) => integer(&v, "n")?.max(0) as usize,
+                None => 1,
+            };
+            let mut s = c.lock();
+            owned(&s, "notify on")?;
+            let n = n.min(s.waiters.len());
+            s.waiters.drain(..n);
+            c.changed.notify_all();
+            none()
+        }
+        _ => {
+            // "notify_all"
+            bind::<0>(method, args, kwds, [], 0)?;
+            let mut s = c.lock();
+            owned(&s, "notify on")?;
+            s.waiters.clear();
+            c.changed.notify_all();
+            none()
+        }
+    }
+}
+
+fn broken_barrier() -> CallError {
+    CallError::new("threading", "BrokenBarrierError", vec![])
+}
+
+fn barrier_call(
+    b: &Blocking<BarrierState>,
+    method: &str,
+    args: Vec<Value>,
+    kwds: Kwds,
+    ctx: &Ctx<'_>,
+) -> Result<Reply, CallError> {
+    match method {
+        "__getattribute__" => {
+            let [name] = bind(method, args, kwds, ["name"], 1)?;
+            let s = b.lock();
+            match name {
+                Some(Value::String(n)) if n == "parties" => Ok(Value::I64(s.parties as i64).into()),
+                Some(Value::String(n)) if n == "n_waiting" => Ok(Value::I64(s.count as i64).into()),
+                Some(Value::String(n)) if n == "broken" => Ok(Value::Bool(s.broken).into()),
+                other => Err(CallError::attribute_error(format!(
+                    "'Barrier' object has no attribute {}",
+                    pickle::repr(&other.unwrap_or(Value::None))
+                ))),
+            }
+        }
+        "wait" => {
+            let [timeout] = bind(method, args, kwds, ["timeout"], 0)?;
+            let (index, round, timeout) = {
+                let mut s = b.lock();
+                if s.broken {
+                    return Err(broken_barrier());
+                }
+                let index = s.count;
+                s.count += 1;
+                if s.count == s.parties {
+                    s.count = 0;
+                    s.round += 1;
+                    b.changed.notify_all();
+                    return Ok(Value::I64(index as i64).into());
+                }
+                let timeout = match timeout {
+                    Some(t) => seconds(Some(&t), true)?,
+                    None => s.timeout,
+                };
+                (index, s.round, timeout)
+            };
+            match b.wait_for(timeout, ctx, |s| s.round != round || s.broken) {
+                Some(s) if s.round != round && s.reset_round != Some(round) => {
+                    Ok(Value::I64(index as i64).into())
+                }
+                Some(_) => Err(broken_barrier()),
+                None => {
+                    // Timed out (or the client went): the barrier breaks, as Python's.
+                    let mut s = b.lock();
+                    if s.round == round {
+                        s.broken = true;
+                        s.count = s.count.saturating_sub(1);
+                        b.changed.notify_all();
+                    }
+                    Err(broken_barrier())
+                }
+            }
+        }
+        "abort" => {
+            bind::<0>(method, args, kwds, [], 0)?;
+            b.lock().broken = true;
+            b.changed.notify_all();
+            none()
+        }
+        _ => {
+            // "reset"
+            bind::<0>(method, args, kwds, [], 0)?;
+            let mut s = b.lock();
+            if s.count > 0 {
+                s.reset_round = Some(s.round);
+            }
+            s.count = 0;
+            s.round += 1;
+            s.broken = false;
+            b.changed.notify_all();
+            none()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -45,17 +45,19 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// proxies (`SyncManager(address, authkey).connect()`, `BaseManager` subclasses) and
 /// Rust [`Client`](crate::manager::Client)s use its objects alike.
 ///
-/// It serves the standard type ids with plain-data objects — `dict`, `list`,
-/// `Namespace`, `Value`, `Queue`/`JoinableQueue`, `Lock`, `RLock`, `Event` (see
-/// [`Builtin`]) — and the types registered with [`register`](Server::register) or
+/// It serves the standard type ids of Python's `SyncManager` with plain-data objects —
+/// `dict`, `list`, `Namespace`, `Value`, `Array`, `Queue`/`JoinableQueue`, `Lock`,
+/// `RLock`, `Semaphore`, `BoundedSemaphore`, `Condition`, `Event`, `Barrier` (see
+/// [`Builtin`]; not `Pool`) — and the types registered with [`register`](Server::register) or
 /// [`register_shared`](Server::register_shared). Objects are reference-counted as
 /// CPython's server counts them (`incref`/`decref`; an object goes at zero). Every
 /// connection is authenticated with the key (HMAC, as `multiprocessing.connection`),
 /// and each client connection is served on a thread of its own.
 ///
-/// Beyond Python: a lock whose holder's connection ends (the client exited or was
-/// killed) is released, and a blocking call (`Queue.get`, `Lock.acquire`,
-/// `Event.wait`) whose client went away gives up instead of taking an item later.
+/// Beyond Python: a lock (or condition) whose holder's connection ends (the client
+/// exited or was killed) is released, and a blocking call (`Queue.get`,
+/// `Lock.acquire`, `Event.wait`, `Condition.wait`, `Barrier.wait`) whose client went
+/// away gives up instead of taking an item or the lock later.
 ///
 /// # Examples
 /// ```
