@@ -8,6 +8,8 @@
 //!   gives, reads `"from_python"`, writes `"from_rust"` (that value plus one) and
 //!   `"rust_list"`, prints `READ value`; then checks that a missing key raises
 //!   `KeyError` and prints `KEYERROR ok`.
+//! - `manager_server bench HOST:PORT KEY TYPEID N`: `N` writes and `N` reads of one key
+//!   of the shared dict `TYPEID` gives; prints `CALLS_PER_SECOND n`.
 //! - `manager_server wrong-key HOST:PORT`: connects with a wrong key and prints the
 //!   error's kind (`REFUSED` for an authentication failure).
 
@@ -85,6 +87,23 @@ fn client(address: &str, key: &str, typeid: &str) -> Result<(), ManagerError> {
     Ok(())
 }
 
+fn bench(address: &str, key: &str, typeid: &str, n: &str) -> Result<(), ManagerError> {
+    let n: u64 = n.parse().map_err(|_| ManagerError::Protocol {
+        reason: format!("{n:?} is not a number of calls"),
+    })?;
+    let client = Client::connect(address, key.as_bytes())?;
+    let shared = client.shared_dict::<String, u64>(typeid)?;
+    let k = "bench".to_owned();
+    let start = std::time::Instant::now();
+    for i in 0..n {
+        shared.insert(&k, &i)?;
+        shared.get(&k)?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!("CALLS_PER_SECOND {:.0}", (2 * n) as f64 / secs);
+    Ok(())
+}
+
 fn wrong_key(address: &str) -> Result<(), ManagerError> {
     match Client::connect(address, b"not the key") {
         Err(ManagerError::AuthRefused { .. }) => println!("REFUSED"),
@@ -100,9 +119,10 @@ fn main() -> ExitCode {
     let result = match args.as_slice() {
         ["serve", key] => serve(key),
         ["client", address, key, typeid] => client(address, key, typeid),
+        ["bench", address, key, typeid, n] => bench(address, key, typeid, n),
         ["wrong-key", address] => wrong_key(address),
         _ => {
-            eprintln!("usage: manager_server serve KEY | client HOST:PORT KEY TYPEID | wrong-key HOST:PORT");
+            eprintln!("usage: manager_server serve KEY | client HOST:PORT KEY TYPEID | bench HOST:PORT KEY TYPEID N | wrong-key HOST:PORT");
             return ExitCode::from(2);
         }
     };

@@ -88,6 +88,21 @@ impl Inner {
         let conn = self.connect()?;
         self.request(&conn, None, method, args, kwds)
     }
+
+    /// Gives a reference back; waits at most [`CONNECT_LIMIT`] for the answer, so that
+    /// dropping a proxy never hangs on a server that stopped answering.
+    fn decref(&self, ident: &str) -> Result<(), ManagerError> {
+        let conn = self.connect()?;
+        conn.set_read_timeout(Some(CONNECT_LIMIT))?;
+        self.request(
+            &conn,
+            None,
+            "decref",
+            vec![Value::String(ident.to_owned())],
+            Kwds::new(),
+        )
+        .map(drop)
+    }
 }
 
 fn parse_reply(bytes: &[u8]) -> Result<Value, ManagerError> {
@@ -518,10 +533,6 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         lock(&self.idle).clear();
         // Best effort, as Python's finaliser: a server that is gone has nothing to free.
-        let _ = self.client.dispatch(
-            "decref",
-            vec![Value::String(self.ident.clone())],
-            Kwds::new(),
-        );
+        let _ = self.client.decref(&self.ident);
     }
 }

@@ -1673,6 +1673,84 @@ mod tests {
     }
 
     #[test]
+    fn a_barrier_lets_its_parties_through_and_breaks_on_reset() {
+        let b = std::sync::Arc::new(
+            Object::builtin(Builtin::Barrier, vec![Value::I64(2)], Kwds::new()).unwrap(),
+        );
+        let other = {
+            let b = std::sync::Arc::clone(&b);
+            std::thread::spawn(move || call(&b, "wait", vec![Value::F64(30.0)]))
+        };
+        let mine = call(&b, "wait", vec![Value::F64(30.0)]).unwrap();
+        let theirs = other.join().unwrap().unwrap();
+        let mut places = [mine, theirs];
+        places.sort_by(|x, y| pickle::cmp(x, y).unwrap());
+        assert_eq!(places, [Value::I64(0), Value::I64(1)]);
+        // A waiter of a round that is reset is told the barrier broke.
+        let waiter = {
+            let b = std::sync::Arc::clone(&b);
+            std::thread::spawn(move || call(&b, "wait", vec![Value::F64(30.0)]))
+        };
+        while call(&b, "__getattribute__", vec![s("n_waiting")]).unwrap() != Value::I64(1) {
+            std::thread::yield_now();
+        }
+        call(&b, "reset", vec![]).unwrap();
+        let e = waiter.join().unwrap().unwrap_err();
+        assert!(e.is("threading", "BrokenBarrierError"), "{e}");
+        assert_eq!(
+            call(&b, "__getattribute__", vec![s("broken")]).unwrap(),
+            Value::Bool(false)
+        );
+    }
+
+    #[test]
+    fn a_condition_wait_gives_the_lock_back_and_takes_it_again() {
+        let c =
+            std::sync::Arc::new(Object::builtin(Builtin::Condition, vec![], Kwds::new()).unwrap());
+        let e = call(&c, "wait", vec![]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "RuntimeError: cannot wait on un-acquired lock"
+        );
+        assert_eq!(call(&c, "acquire", vec![]).unwrap(), Value::Bool(true));
+        let notifier = {
+            let c = std::sync::Arc::clone(&c);
+            std::thread::spawn(move || {
+                let ctx = Ctx {
+                    conn: 2,
+                    abandoned: &|| false,
+                };
+                // Takes the lock only once the waiter gave it back.
+                c.call("acquire", vec![], Kwds::new(), &ctx)?;
+                c.call("notify", vec![], Kwds::new(), &ctx)?;
+                c.call("release", vec![], Kwds::new(), &ctx).map(drop)
+            })
+        };
+        assert_eq!(
+            call(&c, "wait", vec![Value::F64(30.0)]).unwrap(),
+            Value::Bool(true)
+        );
+        assert!(c.held_by(1));
+        notifier.join().unwrap().unwrap();
+        let sem =
+            Object::builtin(Builtin::BoundedSemaphore, vec![Value::I64(1)], Kwds::new()).unwrap();
+        assert_eq!(
+            call(&sem, "acquire", vec![Value::Bool(false)]).unwrap(),
+            Value::Bool(true)
+        );
+        assert_eq!(
+            call(&sem, "acquire", vec![Value::Bool(false)]).unwrap(),
+            Value::Bool(false)
+        );
+        call(&sem, "release", vec![]).unwrap();
+        let e = call(&sem, "release", vec![]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "ValueError: Semaphore released too many times"
+        );
+    }
+
+    #[test]
     fn an_rlock_belongs_to_its_connection() {
         let l = Object::builtin(Builtin::RLock, vec![], Kwds::new()).unwrap();
         assert_eq!(call(&l, "acquire", vec![]).unwrap(), Value::Bool(true));
