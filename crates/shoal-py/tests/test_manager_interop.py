@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client as ConnectionClient
-from multiprocessing.managers import DictProxy, RemoteError, SyncManager, dispatch
+from multiprocessing.managers import AcquirerProxy, DictProxy, RemoteError, SyncManager, Token, dispatch
 from typing import Any, Tuple
 
 import pytest
@@ -32,6 +32,7 @@ class RustManager(SyncManager):
 
 
 RustManager.register("get_shared", proxytype=DictProxy)
+RustManager.register("get_lock", proxytype=AcquirerProxy)
 RustManager.register("Counter")
 
 
@@ -239,6 +240,53 @@ def test_a_rust_client_and_python_proxies_share_a_dict_on_a_rust_server(rust_ser
     assert shared["rust_list"] == ["a", 2.5, None]
     # A second Python client sees the same object.
     assert connected(rust_server).get_shared()["from_rust"] == 42
+
+
+PYTHON_BUMP = """
+    import sys
+    from multiprocessing.managers import AcquirerProxy, DictProxy, SyncManager
+
+    class Manager(SyncManager):
+        pass
+
+    Manager.register("get_shared", proxytype=DictProxy)
+    Manager.register("get_lock", proxytype=AcquirerProxy)
+    host, port = sys.argv[1].rsplit(":", 1)
+    m = Manager(address=(host, int(port)), authkey=sys.argv[2].encode())
+    m.connect()
+    shared, lock = m.get_shared(), m.get_lock()
+    for _ in range(int(sys.argv[3])):
+        with lock:
+            shared["n"] = shared.get("n", 0) + 1
+"""
+
+
+def test_python_and_rust_processes_update_one_dict_under_one_lock(
+    rust_server: str, manager_bin: str, tmp_path: pathlib.Path
+) -> None:
+    script = tmp_path / "bump.py"
+    script.write_text(textwrap.dedent(PYTHON_BUMP))
+    rounds = "40"
+    procs = [subprocess.Popen([sys.executable, str(script), rust_server, KEY.decode(), rounds]) for _ in range(2)]
+    procs += [subprocess.Popen([manager_bin, "bump", rust_server, KEY.decode(), rounds]) for _ in range(2)]
+    try:
+        assert [p.wait(timeout=WAIT) for p in procs] == [0, 0, 0, 0]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait(timeout=WAIT)
+    assert connected(rust_server).get_shared()["n"] == 160
+
+
+def test_get_methods_takes_a_python_token(rust_server: str) -> None:
+    m = connected(rust_server)
+    d: Any = m.dict()
+    conn = ConnectionClient(as_tuple(rust_server), authkey=KEY)
+    try:
+        exposed = dispatch(conn, None, "get_methods", (Token("dict", as_tuple(rust_server), d._token.id),))
+    finally:
+        conn.close()
+    assert "setdefault" in exposed and "__getitem__" in exposed
 
 
 def test_a_wrong_key_is_refused_by_a_rust_server(rust_server: str) -> None:

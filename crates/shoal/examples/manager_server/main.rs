@@ -2,12 +2,15 @@
 //! side of `crates/shoal-py/tests/test_manager_interop.py`, which runs it.
 //!
 //! - `manager_server serve KEY`: serves on a free loopback port, with the standard type
-//!   ids, a shared dict under `get_shared` and a registered `Counter`; prints
+//!   ids, a shared dict under `get_shared`, a shared lock under `get_lock` and a
+//!   registered `Counter`; prints
 //!   `ADDRESS host:port`, then serves until a client sends `shutdown`.
 //! - `manager_server client HOST:PORT KEY TYPEID`: on the shared dict that `TYPEID`
 //!   gives, reads `"from_python"`, writes `"from_rust"` (that value plus one) and
 //!   `"rust_list"`, prints `READ value`; then checks that a missing key raises
 //!   `KeyError` and prints `KEYERROR ok`.
+//! - `manager_server bump HOST:PORT KEY N`: adds 1 to the shared dict's `"n"` `N` times,
+//!   each read-modify-write under the shared lock.
 //! - `manager_server bench HOST:PORT KEY TYPEID N`: `N` writes and `N` reads of one key
 //!   of the shared dict `TYPEID` gives; prints `CALLS_PER_SECOND n`.
 //! - `manager_server wrong-key HOST:PORT`: connects with a wrong key and prints the
@@ -16,7 +19,9 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use shoal::manager::{Builtin, CallError, Client, Kwds, Managed, ManagerError, Server, Value};
+use shoal::manager::{
+    Builtin, CallError, Client, Kwds, LockProxy, Managed, ManagerError, Server, Value,
+};
 
 /// A counter with `increment(by=1)` and `value()`.
 #[derive(Default)]
@@ -49,6 +54,7 @@ impl Managed for Counter {
 fn serve(key: &str) -> Result<(), ManagerError> {
     let server = Server::bind("127.0.0.1:0", key.as_bytes())?;
     server.register_shared("get_shared", Builtin::Dict);
+    server.register_shared("get_lock", Builtin::Lock);
     server.register("Counter", |_args, _kwds| Ok(Counter::default()));
     println!("ADDRESS {}", server.address());
     let _ = std::io::stdout().flush();
@@ -87,6 +93,23 @@ fn client(address: &str, key: &str, typeid: &str) -> Result<(), ManagerError> {
     Ok(())
 }
 
+fn bump(address: &str, key: &str, n: &str) -> Result<(), ManagerError> {
+    let n: u64 = n.parse().map_err(|_| ManagerError::Protocol {
+        reason: format!("{n:?} is not a number of rounds"),
+    })?;
+    let client = Client::connect(address, key.as_bytes())?;
+    let shared = client.shared_dict::<String, u64>("get_shared")?;
+    let lock = LockProxy::from(client.create("get_lock", vec![])?);
+    let k = "n".to_owned();
+    for _ in 0..n {
+        lock.acquire()?;
+        let v = shared.get(&k)?.unwrap_or(0);
+        shared.insert(&k, &(v + 1))?;
+        lock.release()?;
+    }
+    Ok(())
+}
+
 fn bench(address: &str, key: &str, typeid: &str, n: &str) -> Result<(), ManagerError> {
     let n: u64 = n.parse().map_err(|_| ManagerError::Protocol {
         reason: format!("{n:?} is not a number of calls"),
@@ -119,10 +142,11 @@ fn main() -> ExitCode {
     let result = match args.as_slice() {
         ["serve", key] => serve(key),
         ["client", address, key, typeid] => client(address, key, typeid),
+        ["bump", address, key, n] => bump(address, key, n),
         ["bench", address, key, typeid, n] => bench(address, key, typeid, n),
         ["wrong-key", address] => wrong_key(address),
         _ => {
-            eprintln!("usage: manager_server serve KEY | client HOST:PORT KEY TYPEID | bench HOST:PORT KEY TYPEID N | wrong-key HOST:PORT");
+            eprintln!("usage: manager_server serve KEY | client HOST:PORT KEY TYPEID | bump HOST:PORT KEY N | bench HOST:PORT KEY TYPEID N | wrong-key HOST:PORT");
             return ExitCode::from(2);
         }
     };
