@@ -235,7 +235,7 @@ def test_a_rust_client_and_python_proxies_share_a_dict_on_a_rust_server(rust_ser
     shared["from_python"] = 41
     done = run([manager_bin, "client", rust_server, KEY.decode(), "get_shared"])
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split("\n")[:2] == ["READ 41", "KEYERROR ok"]
+    assert done.stdout.split("\n")[:4] == ["READ 41", "KEYERROR ok", "EMPTY ok", "ATTRIBUTEERROR ok"]
     assert shared["from_rust"] == 42
     assert shared["rust_list"] == ["a", 2.5, None]
     # A second Python client sees the same object.
@@ -346,7 +346,7 @@ def test_a_rust_client_reads_and_writes_a_dict_on_a_python_server(python_server:
     shared["from_python"] = 99
     done = run([manager_bin, "client", python_server, KEY.decode(), "get_shared"])
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split("\n")[:2] == ["READ 99", "KEYERROR ok"]
+    assert done.stdout.split("\n")[:4] == ["READ 99", "KEYERROR ok", "EMPTY ok", "ATTRIBUTEERROR ok"]
     assert shared["from_rust"] == 100
     assert shared["rust_list"] == ["a", 2.5, None]
 

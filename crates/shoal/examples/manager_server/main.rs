@@ -8,7 +8,9 @@
 //! - `manager_server client HOST:PORT KEY TYPEID`: on the shared dict that `TYPEID`
 //!   gives, reads `"from_python"`, writes `"from_rust"` (that value plus one) and
 //!   `"rust_list"`, prints `READ value`; then checks that a missing key raises
-//!   `KeyError` and prints `KEYERROR ok`.
+//!   `KeyError` and prints `KEYERROR ok`, that `get_nowait` on a new queue raises
+//!   `queue.Empty` (`EMPTY ok`) and a missing attribute of a new namespace
+//!   `AttributeError` (`ATTRIBUTEERROR ok`).
 //! - `manager_server bump HOST:PORT KEY N`: adds 1 to the shared dict's `"n"` `N` times,
 //!   each read-modify-write under the shared lock.
 //! - `manager_server bench HOST:PORT KEY TYPEID N`: `N` writes and `N` reads of one key
@@ -89,6 +91,18 @@ fn client(address: &str, key: &str, typeid: &str) -> Result<(), ManagerError> {
     {
         Err(ManagerError::Remote(e)) if e.is("builtins", "KeyError") => println!("KEYERROR ok"),
         other => println!("KEYERROR wrong: {other:?}"),
+    }
+    match client.queue::<u8>()?.get_nowait() {
+        Err(ManagerError::Remote(e)) if e.is("queue", "Empty") => println!("EMPTY ok"),
+        other => println!("EMPTY wrong: {other:?}"),
+    }
+    match client.namespace()?.get::<u8>("missing") {
+        Err(ManagerError::Remote(e))
+            if e.name() == "AttributeError" && e.message().contains("missing") =>
+        {
+            println!("ATTRIBUTEERROR ok")
+        }
+        other => println!("ATTRIBUTEERROR wrong: {other:?}"),
     }
     Ok(())
 }

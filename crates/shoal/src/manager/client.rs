@@ -136,7 +136,15 @@ fn parse_reply(bytes: &[u8]) -> Result<Value, ManagerError> {
                 pickle::first_global(bytes).unwrap_or(("builtins".into(), "Exception".into()));
             let args = match value {
                 Value::Tuple(a) => a,
-                Value::Dict(_) | Value::None => Vec::new(),
+                // The state of an exception with attributes (Python 3.13's
+                // AttributeError) carries the arguments under "args".
+                Value::Dict(mut state) => {
+                    match state.remove(&serde_pickle::HashableValue::String("args".into())) {
+                        Some(Value::Tuple(a)) => a,
+                        _ => Vec::new(),
+                    }
+                }
+                Value::None => Vec::new(),
                 other => vec![other],
             };
             Err(ManagerError::Remote(CallError::new(module, name, args)))
@@ -534,5 +542,23 @@ impl Drop for Proxy {
         lock(&self.idle).clear();
         // Best effort, as Python's finaliser: a server that is gone has nothing to free.
         let _ = self.client.decref(&self.ident);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_python_exception_with_state_keeps_its_arguments() {
+        // pickle.dumps(('#ERROR', AttributeError("no x", name="x")), protocol=4) on 3.13.
+        let bytes = b"\x80\x04\x95N\x00\x00\x00\x00\x00\x00\x00\x8c\x06#ERROR\x94\x8c\x08builtins\x94\x8c\x0eAttributeError\x94\x93\x94\x8c\x04no x\x94\x85\x94R\x94}\x94(\x8c\x04name\x94\x8c\x01x\x94\x8c\x04args\x94h\x05ub\x86\x94.";
+        match parse_reply(bytes) {
+            Err(ManagerError::Remote(e)) => {
+                assert!(e.is("builtins", "AttributeError"));
+                assert_eq!(e.message(), "no x");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
