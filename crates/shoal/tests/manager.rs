@@ -265,14 +265,10 @@ fn every_call_fails_at_once_when_the_server_is_killed() {
         d.insert(&"alive".into(), &1).unwrap();
         q.put(&1).unwrap();
         assert!(lock.acquire().unwrap());
-        // A call blocked on the server when it dies returns too.
-        let blocked = {
-            let client = client.clone();
-            std::thread::spawn(move || {
-                let q2 = client.queue::<u32>()?;
-                q2.get()
-            })
-        };
+        // A call in flight (blocked on the server, unless the kill comes first) when
+        // the server dies returns too.
+        let q2 = client.queue::<u32>().unwrap();
+        let blocked = std::thread::spawn(move || q2.get());
         child.0.kill().unwrap();
         assert_eq!(child.0.join_timeout(WAIT).unwrap(), Some(-9));
         let gone = |r: Result<(), ManagerError>| {
