@@ -151,6 +151,9 @@
 //! - [`net`]: authenticated [`Listener`](net::Listener)/[`Client`](net::Client)
 //!   connections over TCP and Unix sockets, wire-compatible with Python's
 //!   `multiprocessing.connection`;
+//! - [`manager`]: a manager [`Server`](manager::Server) and [`Client`](manager::Client)
+//!   on the wire protocol of Python's `multiprocessing.managers` (dicts, lists, queues,
+//!   locks... shared with Rust and Python processes);
 //! - [`channel`]: [`Queue`], [`JoinableQueue`], [`SimpleQueue`], [`Pipe`] and
 //!   [`wait`](channel::wait) over several of them (and over processes and network
 //!   connections);
@@ -168,6 +171,7 @@ pub mod channel;
 pub mod codec;
 pub mod collections;
 pub mod handoff;
+pub mod manager;
 pub mod net;
 pub mod pool;
 pub mod process;
