@@ -25,7 +25,8 @@ use crate::key::ClusterKey;
 use crate::names::Names;
 use crate::wire::{self, Kind, TaskMessage};
 
-/// Tasks sent to Redis in one pipeline, at most.
+/// Tasks sent to Redis in one pipeline, at most (in entries of up to
+/// [`PoolBuilder::chunk_size`] tasks).
 const BATCH: usize = 512;
 /// How long a submission retries a Redis that does not answer before it fails.
 const SUBMIT_PATIENCE: Duration = Duration::from_secs(120);
@@ -71,6 +72,8 @@ pub(crate) struct Inner {
     task_timeout: Option<Duration>,
     max_deliveries: u32,
     max_in_flight: usize,
+    /// Tasks of one call in one stream entry, at most.
+    chunk: usize,
     pub(crate) stats: Stats,
 }
 
@@ -114,13 +117,23 @@ impl Inner {
     }
 
     /// Stops waiting for `ids`; deletes the entries of those not yet delivered to a
-    /// host, so that they never run.
+    /// host, so that they never run (an entry that still carries a task waited for
+    /// stays).
     pub(crate) async fn forget(&self, ids: &[u64]) {
         let entries: Vec<String> = {
             let mut w = self.waiting();
-            ids.iter()
+            let mut gone: Vec<String> = ids
+                .iter()
                 .filter_map(|id| w.remove(id).and_then(|w| w.entry))
-                .collect()
+                .collect();
+            gone.sort_unstable();
+            gone.dedup();
+            if !gone.is_empty() {
+                let kept: std::collections::HashSet<&str> =
+                    w.values().filter_map(|t| t.entry.as_deref()).collect();
+                gone.retain(|e| !kept.contains(e.as_str()));
+            }
+            gone
         };
         if entries.is_empty() {
             return;
@@ -137,44 +150,20 @@ impl Inner {
         }
     }
 
-    /// Registers a task and gives its signed message and the receiver of its outcome.
+    /// Registers a task and gives its id and the receiver of its outcome.
     fn prepare(
         &self,
-        task: &str,
-        arg: Vec<u8>,
         index: u64,
         permit: OwnedSemaphorePermit,
-    ) -> Result<(u64, Vec<u8>, oneshot::Receiver<Outcome>), TaskError> {
+    ) -> (u64, oneshot::Receiver<Outcome>) {
         let (tx, rx) = oneshot::channel();
-        let (id, sealed) = self.prepare_to(task, arg, index, permit, Reply::Once(tx))?;
-        Ok((id, sealed, rx))
+        let id = self.prepare_to(index, permit, Reply::Once(tx));
+        (id, rx)
     }
 
-    /// Registers a task whose outcome goes to `tx`, and gives its id and signed message.
-    fn prepare_to(
-        &self,
-        task: &str,
-        arg: Vec<u8>,
-        index: u64,
-        permit: OwnedSemaphorePermit,
-        tx: Reply,
-    ) -> Result<(u64, Vec<u8>), TaskError> {
+    /// Registers a task whose outcome goes to `tx`, and gives its id.
+    fn prepare_to(&self, index: u64, permit: OwnedSemaphorePermit, tx: Reply) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let msg = TaskMessage {
-            id,
-            reply: self.results.clone(),
-            task: task.to_owned(),
-            arg,
-            timeout_ms: self.task_timeout.map(|t| t.as_millis() as u64),
-            max_deliveries: self.max_deliveries,
-        };
-        let sealed =
-            wire::seal(&self.key, self.names.pool(), Kind::Task, &msg).map_err(|message| {
-                TaskError::Codec {
-                    task: index,
-                    message,
-                }
-            })?;
         self.waiting().insert(
             id,
             Waiting {
@@ -184,19 +173,54 @@ impl Inner {
                 entry: None,
             },
         );
-        Ok((id, sealed))
+        id
     }
 
-    /// Adds the tasks of `batch` to the task stream in one pipeline, retrying while
-    /// Redis is unreachable. A retried pipeline may add a task twice: its second
-    /// result is dropped as a duplicate.
-    async fn send(&self, batch: &mut Vec<(u64, Vec<u8>)>) -> Result<(), ClusterError> {
+    /// How many tasks of a call of about `n` tasks go in one entry: an eighth of the
+    /// call (so that a short call still spreads over hosts), up to the pool's bound.
+    fn per_entry(&self, n: usize) -> usize {
+        n.div_ceil(8).clamp(1, self.chunk)
+    }
+
+    /// Adds the tasks of `batch` (all of task `task`, registered with `prepare`) to
+    /// the task stream, `per` tasks to an entry, in one pipeline, retrying while Redis
+    /// is unreachable. A retried pipeline may add a task twice: its second result is
+    /// dropped as a duplicate.
+    async fn send(
+        &self,
+        task: &str,
+        per: usize,
+        batch: &mut Vec<(u64, Vec<u8>)>,
+    ) -> Result<(), ClusterError> {
         if batch.is_empty() {
             return Ok(());
         }
         let mut pipe = redis::pipe();
-        for (_, m) in batch.iter() {
-            pipe.cmd("XADD").arg(&self.stream).arg("*").arg("m").arg(m);
+        let mut sizes = Vec::with_capacity(batch.len().div_ceil(per));
+        let mut items = batch.drain(..).peekable();
+        let mut ids = Vec::new();
+        while items.peek().is_some() {
+            let msg = TaskMessage {
+                reply: self.results.clone(),
+                task: task.to_owned(),
+                timeout_ms: self.task_timeout.map(|t| t.as_millis() as u64),
+                max_deliveries: self.max_deliveries,
+                items: items.by_ref().take(per.max(1)).collect(),
+            };
+            ids.extend(msg.items.iter().map(|(id, _)| *id));
+            sizes.push(msg.items.len());
+            match wire::seal(&self.key, self.names.pool(), Kind::Task, &msg) {
+                Ok(m) => {
+                    pipe.cmd("XADD").arg(&self.stream).arg("*").arg("m").arg(m);
+                }
+                Err(e) => {
+                    ids.extend(items.map(|(id, _)| id));
+                    self.waiting().retain(|id, _| !ids.contains(id));
+                    return Err(ClusterError::Config(format!(
+                        "could not sign a chunk of tasks of {task}: {e}"
+                    )));
+                }
+            }
         }
         let started = Instant::now();
         let mut attempt = 0;
@@ -209,20 +233,22 @@ impl Inner {
                     attempt += 1;
                 }
                 Err(e) => {
-                    let ids: Vec<u64> = batch.iter().map(|(id, _)| *id).collect();
+                    let ids: std::collections::HashSet<u64> = ids.into_iter().collect();
                     self.waiting().retain(|id, _| !ids.contains(id));
-                    batch.clear();
                     return Err(ClusterError::redis("submitting tasks", &e));
                 }
             }
         };
         self.stats
             .submitted
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            .fetch_add(ids.len() as u64, Ordering::Relaxed);
         let mut w = self.waiting();
-        for ((id, _), entry) in batch.drain(..).zip(entries) {
-            if let Some(t) = w.get_mut(&id) {
-                t.entry = Some(entry);
+        let mut ids = ids.into_iter();
+        for (n, entry) in sizes.into_iter().zip(entries) {
+            for id in ids.by_ref().take(n) {
+                if let Some(t) = w.get_mut(&id) {
+                    t.entry = Some(entry.clone());
+                }
             }
         }
         Ok(())
@@ -357,6 +383,7 @@ impl Pool {
             task_timeout: b.task_timeout,
             max_deliveries: b.max_deliveries,
             max_in_flight: b.max_in_flight,
+            chunk: b.chunk,
             stats: Stats::default(),
         });
         rt.spawn(reader::read_results(Arc::clone(&inner), reader_con));
@@ -487,8 +514,8 @@ impl Pool {
                 .acquire_owned()
                 .await
                 .expect("the semaphore is never closed");
-            let (id, sealed, rx) = inner.prepare(name, arg, 0, permit)?;
-            inner.send(&mut vec![(id, sealed)]).await?;
+            let (id, rx) = inner.prepare(0, permit);
+            inner.send(name, 1, &mut vec![(id, arg)]).await?;
             Ok::<_, TaskError>((id, rx))
         });
         AsyncResult::new(Arc::clone(&self.inner), self.rt().handle().clone(), r)
@@ -575,17 +602,19 @@ impl Pool {
         let started = Instant::now();
         let name = resolve(f)?;
         let mut ids = Vec::new();
+        let items = items.into_iter();
+        let per = inner.per_entry(items.size_hint().0);
         let r = self.rt().block_on(async {
             let mut out = Vec::new();
             let mut receivers = std::collections::VecDeque::new();
             let mut batch = Vec::new();
             let mut next_out = 0u64;
-            for (i, a) in items.into_iter().enumerate() {
+            for (i, a) in items.enumerate() {
                 let arg = encode(&a, i as u64)?;
                 let permit = match Arc::clone(&inner.permits).try_acquire_owned() {
                     Ok(p) => p,
                     Err(_) => {
-                        inner.send(&mut batch).await?;
+                        inner.send(name, per, &mut batch).await?;
                         // Full: take the results that are there, then wait for room.
                         loop {
                             if let Ok(p) = Arc::clone(&inner.permits).try_acquire_owned() {
@@ -602,15 +631,15 @@ impl Pool {
                         }
                     }
                 };
-                let (id, sealed, rx) = inner.prepare(name, arg, i as u64, permit)?;
+                let (id, rx) = inner.prepare(i as u64, permit);
                 ids.push(id);
                 receivers.push_back(rx);
-                batch.push((id, sealed));
+                batch.push((id, arg));
                 if batch.len() >= BATCH {
-                    inner.send(&mut batch).await?;
+                    inner.send(name, per, &mut batch).await?;
                 }
             }
-            inner.send(&mut batch).await?;
+            inner.send(name, per, &mut batch).await?;
             while let Some(rx) = receivers.pop_front() {
                 out.push(take::<R>(rx, next_out, deadline, started).await?);
                 next_out += 1;
@@ -663,28 +692,27 @@ impl Pool {
         self.rt().block_on(async {
             let mut ids = Vec::with_capacity(args.len());
             let mut batch = Vec::new();
+            let per = inner.per_entry(args.len());
             for (i, arg) in args.into_iter().enumerate() {
                 let permit = match Arc::clone(&inner.permits).try_acquire_owned() {
                     Ok(p) => p,
                     Err(_) => {
                         // Full: send what is ready, then wait for room.
-                        inner.send(&mut batch).await?;
+                        inner.send(task, per, &mut batch).await?;
                         Arc::clone(&inner.permits)
                             .acquire_owned()
                             .await
                             .expect("the semaphore is never closed")
                     }
                 };
-                let (id, sealed) = inner
-                    .prepare_to(task, arg, i as u64, permit, Reply::To(done.clone()))
-                    .map_err(|e| ClusterError::Config(format!("could not submit: {e}")))?;
+                let id = inner.prepare_to(i as u64, permit, Reply::To(done.clone()));
                 ids.push(id);
-                batch.push((id, sealed));
+                batch.push((id, arg));
                 if batch.len() >= BATCH {
-                    inner.send(&mut batch).await?;
+                    inner.send(task, per, &mut batch).await?;
                 }
             }
-            inner.send(&mut batch).await?;
+            inner.send(task, per, &mut batch).await?;
             Ok(ids)
         })
     }
