@@ -12,7 +12,7 @@ pub(crate) const DEFAULT_IN_FLIGHT: usize = 4096;
 /// Deliveries of one task before it is dead-lettered, by default.
 pub(crate) const DEFAULT_MAX_DELIVERIES: u32 = 5;
 /// Tasks of one call in one stream entry, at most, by default.
-pub(crate) const DEFAULT_CHUNK: usize = 32;
+pub(crate) const DEFAULT_CHUNK: usize = 64;
 
 /// Options for a cluster [`Pool`], from [`Pool::builder`].
 ///
@@ -137,7 +137,7 @@ impl PoolBuilder {
         self
     }
 
-    /// How many tasks of one call travel in one stream entry, at most (default 32, at
+    /// How many tasks of one call travel in one stream entry, at most (default 64, at
     /// least 1). A `map` of `n` items puts `n / 8` tasks (rounded up) in an entry, up
     /// to this bound, so that even a short map is spread over several hosts; `apply`
     /// sends one task per entry. An entry is the unit of delivery: a host takes it

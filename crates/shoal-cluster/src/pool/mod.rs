@@ -6,6 +6,7 @@ mod reader;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -46,6 +47,30 @@ enum Reply {
     To(std::sync::mpsc::Sender<EncodedOutcome>),
 }
 
+/// The tasks waiting for their results, by id.
+type Tasks = HashMap<u64, Waiting, BuildHasherDefault<IdHasher>>;
+
+/// A hasher for task ids: ids are a counter of this submitter, never chosen by anyone
+/// else, so a multiply spreads them well enough and costs less than SipHash.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// A task waiting for its result.
 struct Waiting {
     /// The item's position in its call.
@@ -53,8 +78,9 @@ struct Waiting {
     tx: Reply,
     /// Its place in the in-flight bound, given back with the result.
     _permit: OwnedSemaphorePermit,
-    /// Its stream entry, once submitted (to cancel it).
-    entry: Option<String>,
+    /// Its stream entry, once submitted (to cancel it), shared by the tasks of the
+    /// entry.
+    entry: Option<Arc<str>>,
 }
 
 /// What the submitter's threads share.
@@ -66,7 +92,7 @@ pub(crate) struct Inner {
     /// This submitter's result stream.
     pub(crate) results: String,
     pub(crate) con: ConnectionManager,
-    waiting: Mutex<HashMap<u64, Waiting>>,
+    waiting: Mutex<Tasks>,
     permits: Arc<Semaphore>,
     next_id: AtomicU64,
     task_timeout: Option<Duration>,
@@ -87,14 +113,30 @@ pub(crate) struct Stats {
 }
 
 impl Inner {
-    fn waiting(&self) -> MutexGuard<'_, HashMap<u64, Waiting>> {
+    fn waiting(&self) -> MutexGuard<'_, Tasks> {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Hands a result to its waiter; false when nobody waits for it (a duplicate, or
-    /// a task whose caller went away).
-    pub(crate) fn deliver(&self, id: u64, outcome: Outcome) -> bool {
-        let w = self.waiting().remove(&id);
+    /// Hands each result to its waiter, dropping those nobody waits for (duplicates,
+    /// and tasks whose caller went away).
+    pub(crate) fn deliver_all(&self, results: impl IntoIterator<Item = (u64, Outcome)>) {
+        let found: Vec<(u64, Outcome, Option<Waiting>)> = {
+            let mut w = self.waiting();
+            results
+                .into_iter()
+                .map(|(id, o)| {
+                    let t = w.remove(&id);
+                    (id, o, t)
+                })
+                .collect()
+        };
+        for (id, outcome, w) in found {
+            self.hand(id, outcome, w);
+        }
+    }
+
+    /// Hands a result to its waiter `w`; counts a duplicate when there is none.
+    fn hand(&self, id: u64, outcome: Outcome, w: Option<Waiting>) {
         match w {
             Some(w) => {
                 self.stats.completed.fetch_add(1, Ordering::Relaxed);
@@ -107,11 +149,9 @@ impl Inner {
                         let _ = tx.send((id, outcome));
                     }
                 }
-                true
             }
             None => {
                 self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
-                false
             }
         }
     }
@@ -125,6 +165,7 @@ impl Inner {
             let mut gone: Vec<String> = ids
                 .iter()
                 .filter_map(|id| w.remove(id).and_then(|w| w.entry))
+                .map(|e| e.to_string())
                 .collect();
             gone.sort_unstable();
             gone.dedup();
@@ -245,9 +286,10 @@ impl Inner {
         let mut w = self.waiting();
         let mut ids = ids.into_iter();
         for (n, entry) in sizes.into_iter().zip(entries) {
+            let entry: Arc<str> = Arc::from(entry);
             for id in ids.by_ref().take(n) {
                 if let Some(t) = w.get_mut(&id) {
-                    t.entry = Some(entry.clone());
+                    t.entry = Some(Arc::clone(&entry));
                 }
             }
         }
@@ -377,7 +419,7 @@ impl Pool {
             names,
             key,
             con,
-            waiting: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(Tasks::default()),
             permits: Arc::new(Semaphore::new(b.max_in_flight)),
             next_id: AtomicU64::new(0),
             task_timeout: b.task_timeout,

@@ -88,10 +88,13 @@ async fn handle(inner: &Inner, entry: &str, m: Option<&redis::Value>) {
     };
     match wire::open::<ResultMessage>(&inner.key, inner.names.pool(), Kind::Result, bytes) {
         Ok(msg) => {
-            for (id, outcome) in msg.results {
-                let outcome = outcome.map_err(|f| TaskError::from_failure(f, msg.host.clone()));
-                inner.deliver(id, outcome);
-            }
+            let host = msg.host;
+            inner.deliver_all(msg.results.into_iter().map(|(id, outcome)| {
+                (
+                    id,
+                    outcome.map_err(|f| TaskError::from_failure(f, host.clone())),
+                )
+            }));
         }
         Err(refused) => {
             inner.stats.refused.fetch_add(1, Ordering::Relaxed);
