@@ -1,7 +1,7 @@
 //! The worker host's loops: the blocking reader, the task runner, the heartbeat that
 //! renews leases, the reclaimer of dead hosts' tasks, and the graceful stop.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -43,11 +43,18 @@ pub(crate) enum Runner {
     Handed(Arc<Handed>),
 }
 
-/// A checked task for the local pool, to the feeder.
+/// The outcome of one task.
+type TaskOutcome = Result<Vec<u8>, Failure>;
+
+/// Where the outcomes of an entry's tasks go, a local chunk at a time: the position in
+/// the entry of the chunk's first task, and its tasks' outcomes.
+type OutcomeTx = mpsc::UnboundedSender<(usize, Vec<TaskOutcome>)>;
+
+/// The checked tasks of one entry for the local pool, to the feeder.
 pub(crate) struct Feed {
     task: Arc<str>,
-    arg: Vec<u8>,
-    tx: oneshot::Sender<Result<Vec<u8>, Failure>>,
+    args: Vec<Vec<u8>>,
+    tx: OutcomeTx,
 }
 
 /// A finished task entry whose results wait to be stored by the completer.
@@ -526,34 +533,17 @@ async fn run_entry(
     let permit = Arc::new(permit);
     let started = Instant::now();
     let name: Arc<str> = Arc::from(msg.task);
-    let runs: Vec<_> = msg
-        .items
-        .into_iter()
-        .map(|(id, arg)| (id, execute(&host.runner, &name, arg)))
-        .collect();
+    let (ids, args): (Vec<u64>, Vec<Vec<u8>>) = msg.items.into_iter().unzip();
+    let until = msg
+        .timeout_ms
+        .map(|ms| (ms, started + Duration::from_millis(ms)));
+    let outcomes = match &host.runner {
+        Runner::Local(_, feed) => run_local(feed, name, args, until, &permit).await,
+        Runner::Handed(handed) => run_handed(handed, &name, args, until, &permit).await,
+    };
     let mut results = Vec::with_capacity(tasks);
     let mut unrun = false;
-    for (id, run) in runs {
-        let outcome = match msg.timeout_ms {
-            None => run.await,
-            Some(ms) => {
-                let until = started + Duration::from_millis(ms);
-                let mut run = Box::pin(run);
-                match tokio::time::timeout_at(until.into(), &mut run).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        // The local worker still runs the task: its room is given
-                        // back only when it ends.
-                        let p = Arc::clone(&permit);
-                        tokio::spawn(async move {
-                            let _ = run.await;
-                            drop(p);
-                        });
-                        Some(Err(Failure::Timeout(ms)))
-                    }
-                }
-            }
-        };
+    for (id, outcome) in ids.into_iter().zip(outcomes) {
         match outcome {
             Some(o) => results.push((id, o)),
             None => unrun = true,
@@ -594,36 +584,102 @@ async fn run_entry(
     drop(permit);
 }
 
-/// Runs one task with the host's runner; `None` when the runner let it go unrun.
-fn execute(
-    runner: &Runner,
-    task: &Arc<str>,
-    arg: Vec<u8>,
-) -> impl std::future::Future<Output = Option<Result<Vec<u8>, Failure>>> + Send + 'static {
-    enum Run {
-        Local(Option<oneshot::Receiver<Result<Vec<u8>, Failure>>>),
-        Handed(HandedOutcome),
+/// Runs the tasks of an entry in the local pool; each outcome, `None` for a task left
+/// unrun (the host is stopping). Past `until`, the tasks without an outcome time out
+/// (their room, `permit`, is kept until they end).
+async fn run_local(
+    feed: &mpsc::UnboundedSender<Feed>,
+    task: Arc<str>,
+    args: Vec<Vec<u8>>,
+    until: Option<(u64, Instant)>,
+    permit: &Arc<OwnedSemaphorePermit>,
+) -> Vec<Option<TaskOutcome>> {
+    let n = args.len();
+    let mut got: Vec<Option<TaskOutcome>> = Vec::new();
+    got.resize_with(n, || None);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    if feed.send(Feed { task, args, tx }).is_err() {
+        // Without a feeder (the host is stopping), the tasks are handed back.
+        return got;
     }
-    let run = match runner {
-        Runner::Local(_, feed) => {
-            let (tx, rx) = oneshot::channel();
-            let task = Arc::clone(task);
-            Run::Local(feed.send(Feed { task, arg, tx }).ok().map(|()| rx))
-        }
-        Runner::Handed(handed) => Run::Handed(handed.hand(task.to_string(), arg)),
-    };
-    async move {
-        match run {
-            // Without a feeder (the host is stopping), the task is handed back.
-            Run::Local(rx) => rx?.await.ok(),
-            Run::Handed(r) => r.outcome().await,
+    let mut left = n;
+    while left > 0 {
+        let next = match until {
+            None => rx.recv().await,
+            Some((ms, at)) => match tokio::time::timeout_at(at.into(), rx.recv()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    for o in got.iter_mut().filter(|o| o.is_none()) {
+                        *o = Some(Err(Failure::Timeout(ms)));
+                    }
+                    // The local workers still run them: the room is given back only
+                    // when they end.
+                    let p = Arc::clone(permit);
+                    tokio::spawn(async move {
+                        while left > 0 {
+                            match rx.recv().await {
+                                Some((_, outs)) => left = left.saturating_sub(outs.len()),
+                                None => break,
+                            }
+                        }
+                        drop(p);
+                    });
+                    return got;
+                }
+            },
+        };
+        let Some((at, outs)) = next else { break };
+        for (slot, o) in got.iter_mut().skip(at).zip(outs) {
+            *slot = Some(o);
+            left -= 1;
         }
     }
+    got
 }
 
-/// Feeds the local pool: takes the checked tasks that are ready, and sends them to
-/// the local workers in chunks (one message and one answer per chunk instead of per
-/// task), spread over the local processes.
+/// Hands the tasks of an entry to the program embedding the host; as [`run_local`].
+async fn run_handed(
+    handed: &Handed,
+    task: &str,
+    args: Vec<Vec<u8>>,
+    until: Option<(u64, Instant)>,
+    permit: &Arc<OwnedSemaphorePermit>,
+) -> Vec<Option<TaskOutcome>> {
+    let runs: Vec<HandedOutcome> = args
+        .into_iter()
+        .map(|arg| handed.hand(task.to_owned(), arg))
+        .collect();
+    let mut got = Vec::with_capacity(runs.len());
+    for run in runs {
+        let run = run.outcome();
+        let outcome = match until {
+            None => run.await,
+            Some((ms, at)) => {
+                let mut run = Box::pin(run);
+                match tokio::time::timeout_at(at.into(), &mut run).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        // The program still runs the task: its room is given back
+                        // only when it ends.
+                        let p = Arc::clone(permit);
+                        tokio::spawn(async move {
+                            let _ = run.await;
+                            drop(p);
+                        });
+                        Some(Err(Failure::Timeout(ms)))
+                    }
+                }
+            }
+        };
+        got.push(outcome);
+    }
+    got
+}
+
+/// Feeds the local pool: takes the entries whose tasks are ready, and sends their
+/// tasks to the local workers in chunks (one message and one answer per chunk instead
+/// of per task; a chunk may hold tasks of several entries of one task name), spread
+/// over the local processes.
 async fn feed_loop(host: Arc<Host>, mut rx: mpsc::UnboundedReceiver<Feed>) {
     let Runner::Local(local, _) = &host.runner else {
         return;
@@ -631,7 +687,7 @@ async fn feed_loop(host: Arc<Host>, mut rx: mpsc::UnboundedReceiver<Feed>) {
     let mut batch = Vec::with_capacity(FEED_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
-        // Let the tasks read with this one reach the channel too.
+        // Let the entries read with this one reach the channel too.
         tokio::task::yield_now().await;
         while batch.len() < FEED_BATCH {
             match rx.try_recv() {
@@ -639,38 +695,45 @@ async fn feed_loop(host: Arc<Host>, mut rx: mpsc::UnboundedReceiver<Feed>) {
                 Err(_) => break,
             }
         }
-        let mut groups: Vec<(Arc<str>, Vec<Feed>)> = Vec::new();
+        let total: usize = batch.iter().map(|f| f.args.len()).sum();
+        let per = total.div_ceil(2 * host.processes).clamp(1, FEED_CHUNK);
+        // Per task name, its entries and how many tasks of each went already.
+        type Queue = VecDeque<(Feed, usize)>;
+        let mut groups: Vec<(Arc<str>, Queue)> = Vec::new();
         for f in batch.drain(..) {
             match groups.iter_mut().find(|(name, _)| *name == f.task) {
-                Some((_, g)) => g.push(f),
-                None => groups.push((Arc::clone(&f.task), vec![f])),
+                Some((_, g)) => g.push_back((f, 0)),
+                None => groups.push((Arc::clone(&f.task), VecDeque::from([(f, 0)]))),
             }
         }
-        for (name, mut items) in groups {
-            let per = items
-                .len()
-                .div_ceil(2 * host.processes)
-                .clamp(1, FEED_CHUNK);
-            while !items.is_empty() {
-                let rest = items.split_off(per.min(items.len()));
-                let mut chunk = std::mem::replace(&mut items, rest);
-                let args: Vec<Vec<u8>> = chunk
-                    .iter_mut()
-                    .map(|f| std::mem::take(&mut f.arg))
-                    .collect();
+        for (name, mut queue) in groups {
+            // Each chunk: the arguments, and per entry it draws from, where the
+            // outcomes go, the position of its first task there, and how many.
+            let mut args: Vec<Vec<u8>> = Vec::with_capacity(per);
+            let mut parts: Vec<(OutcomeTx, usize, usize)> = Vec::new();
+            while let Some((f, at)) = queue.front_mut() {
+                let take = (per - args.len()).min(f.args.len() - *at);
+                args.extend(f.args[*at..*at + take].iter_mut().map(std::mem::take));
+                parts.push((f.tx.clone(), *at, take));
+                *at += take;
+                if *at == f.args.len() {
+                    queue.pop_front();
+                }
+                if args.len() < per && !queue.is_empty() {
+                    continue;
+                }
                 let run = local.apply_encoded_many(&name, &args);
+                let parts = std::mem::take(&mut parts);
+                let n = args.len();
+                args.clear();
                 tokio::spawn(async move {
-                    match run.await {
-                        Ok(outcomes) => {
-                            for (f, o) in chunk.into_iter().zip(outcomes) {
-                                let _ = f.tx.send(o.map_err(failure));
-                            }
-                        }
-                        Err(e) => {
-                            for f in chunk {
-                                let _ = f.tx.send(Err(failure(e.clone())));
-                            }
-                        }
+                    let outs: Vec<TaskOutcome> = match run.await {
+                        Ok(outs) => outs.into_iter().map(|o| o.map_err(failure)).collect(),
+                        Err(e) => (0..n).map(|_| Err(failure(e.clone()))).collect(),
+                    };
+                    let mut outs = outs.into_iter();
+                    for (tx, at, k) in parts {
+                        let _ = tx.send((at, outs.by_ref().take(k).collect()));
                     }
                 });
             }
