@@ -596,6 +596,10 @@ async fn run_local(
 ) -> Vec<Option<TaskOutcome>> {
     let n = args.len();
     let mut got: Vec<Option<TaskOutcome>> = Vec::new();
+    if n == 0 {
+        // A signed entry without tasks: nothing to run, nothing to answer.
+        return got;
+    }
     got.resize_with(n, || None);
     let (tx, mut rx) = mpsc::unbounded_channel();
     if feed.send(Feed { task, args, tx }).is_err() {
