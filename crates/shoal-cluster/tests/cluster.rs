@@ -326,6 +326,12 @@ fn task_failures_and_timeouts_reach_their_callers() {
         pool.map(hundred_over, [1, 2, 4]).unwrap(),
         vec![100, 50, 25]
     );
+    // An input that does not tell its length is chunked by batch.
+    let unknown = (1..=64).filter(|x| 64 % x == 0);
+    assert_eq!(
+        pool.map(hundred_over, unknown).unwrap(),
+        vec![100, 50, 25, 12, 6, 3, 1]
+    );
     let err = pool.apply(nap, 60_000).unwrap_err();
     assert!(matches!(err, TaskError::Timeout { .. }), "{err}");
     assert_eq!(pool.apply(nap, 1).unwrap(), 1);

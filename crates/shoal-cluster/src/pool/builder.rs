@@ -139,11 +139,12 @@ impl PoolBuilder {
 
     /// How many tasks of one call travel in one stream entry, at most (default 64, at
     /// least 1). A `map` of `n` items puts `n / 8` tasks (rounded up) in an entry, up
-    /// to this bound, so that even a short map is spread over several hosts; `apply`
+    /// to this bound, so that even a short map is spread over several hosts (of an
+    /// input that does not tell its length, an eighth of each batch it submits); `apply`
     /// sends one task per entry. An entry is the unit of delivery: a host takes it
-    /// whole, and when that host dies another one runs all its tasks again (the
-    /// results already received are dropped as duplicates). Set 1 for long tasks
-    /// where one more run matters.
+    /// whole, its results are stored together, and when its host dies another host
+    /// runs all its tasks again (the caller still gets each result once). Set 1 for
+    /// long tasks where one more run matters.
     ///
     /// # Examples
     /// ```no_run

@@ -224,18 +224,20 @@ impl Inner {
     }
 
     /// Adds the tasks of `batch` (all of task `task`, registered with `prepare`) to
-    /// the task stream, `per` tasks to an entry, in one pipeline, retrying while Redis
-    /// is unreachable. A retried pipeline may add a task twice: its second result is
-    /// dropped as a duplicate.
+    /// the task stream, `per` tasks to an entry (by default, as many as suit a call of
+    /// the batch's size), in one pipeline, retrying while Redis is unreachable. A
+    /// retried pipeline may add a task twice: its second result is dropped as a
+    /// duplicate.
     async fn send(
         &self,
         task: &str,
-        per: usize,
+        per: Option<usize>,
         batch: &mut Vec<(u64, Vec<u8>)>,
     ) -> Result<(), ClusterError> {
         if batch.is_empty() {
             return Ok(());
         }
+        let per = per.unwrap_or_else(|| self.per_entry(batch.len()));
         let mut pipe = redis::pipe();
         let mut sizes = Vec::with_capacity(batch.len().div_ceil(per));
         let mut items = batch.drain(..).peekable();
@@ -557,7 +559,7 @@ impl Pool {
                 .await
                 .expect("the semaphore is never closed");
             let (id, rx) = inner.prepare(0, permit);
-            inner.send(name, 1, &mut vec![(id, arg)]).await?;
+            inner.send(name, Some(1), &mut vec![(id, arg)]).await?;
             Ok::<_, TaskError>((id, rx))
         });
         AsyncResult::new(Arc::clone(&self.inner), self.rt().handle().clone(), r)
@@ -645,7 +647,12 @@ impl Pool {
         let name = resolve(f)?;
         let mut ids = Vec::new();
         let items = items.into_iter();
-        let per = inner.per_entry(items.size_hint().0);
+        // Chunks of an eighth of the input, or of each batch when its length is not
+        // known.
+        let per = match items.size_hint().0 {
+            0 => None,
+            n => Some(inner.per_entry(n)),
+        };
         let r = self.rt().block_on(async {
             let mut out = Vec::new();
             let mut receivers = std::collections::VecDeque::new();
@@ -734,7 +741,7 @@ impl Pool {
         self.rt().block_on(async {
             let mut ids = Vec::with_capacity(args.len());
             let mut batch = Vec::new();
-            let per = inner.per_entry(args.len());
+            let per = Some(inner.per_entry(args.len()));
             for (i, arg) in args.into_iter().enumerate() {
                 let permit = match Arc::clone(&inner.permits).try_acquire_owned() {
                     Ok(p) => p,
