@@ -220,18 +220,19 @@ def python_side(py, redis, n, processes, which, workdir):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--tasks", type=int, default=20000, help="tasks per shoal run")
+    ap.add_argument("--tasks", type=int, default=100000, help="tasks per shoal run")
     ap.add_argument("--python-tasks", type=int, default=2000, help="tasks per Celery/RQ run")
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--python", default=sys.executable,
                     help="a Python with celery and rq installed")
     ap.add_argument("--shoal-python", default=sys.executable,
                     help="a Python with the shoal package installed (for the Python host)")
-    ap.add_argument("--shoal-python-tasks", type=int, default=5000,
+    ap.add_argument("--shoal-python-tasks", type=int, default=20000,
                     help="tasks per shoal.cluster (Python) run")
     args = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "shoal-cluster",
                     "--example", "squares"], cwd=ROOT, check=True)
+    load_before = os.getloadavg()
     workdir = tempfile.mkdtemp(prefix="shoal-bench-py-")
     redis = Redis()
     try:
@@ -266,10 +267,13 @@ def main():
         shutil.rmtree(workdir, ignore_errors=True)
     med = {k: statistics.median(v) for k, v in rows.items()}
     shoal_rate = med["shoal-cluster map"]
-    print(f"trivial task, {args.processes} processes, medians of {args.runs} runs")
-    print(f"{'system':32} {'tasks/s':>10} {'µs/task':>9} {'shoal ×':>8}")
+    load = " / ".join(f"{x:.1f}" for x in load_before + os.getloadavg())
+    print(f"trivial task, {args.processes} processes, medians of {args.runs} runs; "
+          f"load averages (1, 5, 15 min) before / after: {load}")
+    print(f"{'system':32} {'tasks/s':>10} {'µs/task':>9} {'shoal ×':>8}  runs")
     for k, v in med.items():
-        print(f"{k:32} {v:10.0f} {1e6 / v:9.1f} {shoal_rate / v:8.2f}")
+        runs = " / ".join(f"{x:.0f}" for x in rows[k])
+        print(f"{k:32} {v:10.0f} {1e6 / v:9.1f} {shoal_rate / v:8.2f}  {runs}")
 
 
 if __name__ == "__main__":

@@ -37,8 +37,11 @@
 //! - `dead`: the dead-letter stream;
 //! - `hosts`: the worker hosts' heartbeats.
 //!
-//! A host stores results and acknowledges their tasks in one Lua script per batch,
-//! each result before its acknowledgement.
+//! Tasks travel in chunks: one stream entry carries up to
+//! [`PoolBuilder::chunk_size`] tasks of one call (a `map`), each with its own id, and is
+//! delivered, leased, reclaimed and dead-lettered whole. A host stores results and
+//! acknowledges their entries in one Lua script per batch, the results before any
+//! acknowledgement.
 //! While a task runs its host renews the lease on it; the tasks of a host that stops
 //! renewing (it died) are taken over by the others with `XAUTOCLAIM`. A task delivered
 //! more than its maximum number of times goes to the dead-letter stream, and its

@@ -26,12 +26,12 @@ pub struct Status {
     /// The worker hosts that sent a heartbeat lately (silent ones are dropped after ten
     /// leases).
     pub hosts: Vec<HostStatus>,
-    /// Tasks delivered to a host and not yet answered (the consumer group's pending
-    /// entries).
+    /// Task entries delivered to a host and not yet answered (the consumer group's
+    /// pending entries; an entry carries one or more tasks of one call).
     pub in_flight: u64,
-    /// Tasks waiting for a host.
+    /// Task entries waiting for a host.
     pub pending: u64,
-    /// Tasks waiting, per priority (high, normal, low).
+    /// Task entries waiting, per priority (high, normal, low).
     pub pending_by_priority: [u64; 3],
     /// Entries in the dead-letter stream.
     pub dead_lettered: u64,

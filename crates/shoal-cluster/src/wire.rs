@@ -1,28 +1,35 @@
 //! The messages on the streams, and their signatures.
 //!
-//! Every task and result travels as one stream entry whose field `m` holds a signed
-//! envelope:
+//! Tasks and results travel in signed envelopes (format 2):
 //!
 //! ```text
-//! "SHC1" | kind u8 | HMAC-SHA256 [32] | body
+//! "SHC2" | kind u8 | HMAC-SHA256 [32] | body
 //! ```
+//!
+//! A task entry's field `m` holds one envelope whose body is a [`TaskMessage`]: a chunk
+//! of tasks of one call (one task name, one reply stream), each with its own id. A
+//! result entry holds one or more fields `m`, each an envelope whose body is a
+//! [`ResultMessage`]: the results of one task entry.
 //!
 //! The MAC covers a domain string, the kind, the pool name and the body, so a
 //! signature is valid for one pool and one kind only (a result cannot be replayed as a
 //! task, nor a task of one pool on another). The body is decoded (bincode) only after
-//! the MAC checked, in constant time.
+//! the MAC checked, in constant time. An envelope of another format (`SHC1`, the one
+//! task per entry format of earlier releases) is refused as such, before any check.
 
 use hmac::Mac;
 use serde::{Deserialize, Serialize};
 
 use crate::key::ClusterKey;
 
-/// The first bytes of every envelope: format 1.
-const MAGIC: &[u8; 4] = b"SHC1";
-/// Bytes of the header: magic, kind, MAC.
+/// The first bytes of every envelope: `SHC` and the format's digit.
+const MAGIC: &[u8; 3] = b"SHC";
+/// The format this build writes and reads.
+const FORMAT: u8 = b'2';
+/// Bytes of the header: magic, format, kind, MAC.
 const HEADER: usize = 4 + 1 + 32;
 /// What the MAC is bound to besides the message.
-const DOMAIN: &[u8] = b"shoal-cluster/1";
+const DOMAIN: &[u8] = b"shoal-cluster/2";
 /// The codec of bodies.
 const CODEC: shoal::codec::Codec = shoal::codec::Codec::Bincode;
 
@@ -33,21 +40,20 @@ pub(crate) enum Kind {
     Result = 2,
 }
 
-/// A task, as a worker host receives it.
+/// A chunk of tasks of one call, as a worker host receives it: one stream entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct TaskMessage {
-    /// The task's id, unique for its submitter.
-    pub(crate) id: u64,
-    /// The stream its result goes to (the submitter's).
+    /// The stream their results go to (the submitter's).
     pub(crate) reply: String,
     /// The registered task name.
     pub(crate) task: String,
-    /// The argument, encoded with `shoal::pool::TASK_CODEC`.
-    pub(crate) arg: Vec<u8>,
-    /// How long the task may run, in milliseconds.
+    /// How long each task may run, in milliseconds.
     pub(crate) timeout_ms: Option<u64>,
-    /// How many times the task may be delivered before it is dead-lettered.
+    /// How many times the entry may be delivered before it is dead-lettered.
     pub(crate) max_deliveries: u32,
+    /// The tasks: each one's id (unique for its submitter) and argument (encoded with
+    /// `shoal::pool::TASK_CODEC`).
+    pub(crate) items: Vec<(u64, Vec<u8>)>,
 }
 
 /// Why a task gave no value, as it travels back.
@@ -69,22 +75,22 @@ pub(crate) enum Failure {
     Other(String),
 }
 
-/// A result, as the submitter receives it.
+/// The results of one task entry, as the submitter receives them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ResultMessage {
-    /// The task's id.
-    pub(crate) id: u64,
-    /// The worker host that ran it.
+    /// The worker host that ran them.
     pub(crate) host: String,
-    /// The encoded value, or why there is none.
-    pub(crate) outcome: Result<Vec<u8>, Failure>,
+    /// Per task: its id, and its encoded value or why there is none.
+    pub(crate) results: Vec<(u64, Result<Vec<u8>, Failure>)>,
 }
 
 /// Why an envelope was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Refused {
-    /// Too short, or not an envelope of this format.
+    /// Too short, or not a shoal envelope.
     Malformed,
+    /// A shoal envelope of another format (its digit).
+    OtherFormat(u8),
     /// The kind byte is not the one expected.
     WrongKind,
     /// The MAC does not check.
@@ -97,6 +103,12 @@ impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Refused::Malformed => f.write_str("the message is not a signed shoal envelope"),
+            Refused::OtherFormat(v) => write!(
+                f,
+                "the message is in shoal-cluster wire format {}, this program reads format {}",
+                char::from(*v),
+                char::from(FORMAT)
+            ),
             Refused::WrongKind => f.write_str("the message is signed for another kind"),
             Refused::BadSignature => f.write_str("the message's signature does not check"),
             Refused::Undecodable(e) => write!(f, "the signed message does not decode: {e}"),
@@ -121,6 +133,7 @@ pub(crate) fn seal<T: Serialize>(
     let tag = mac(key, pool, kind, &body).finalize().into_bytes();
     let mut out = Vec::with_capacity(HEADER + body.len());
     out.extend_from_slice(MAGIC);
+    out.push(FORMAT);
     out.push(kind as u8);
     out.extend_from_slice(&tag);
     out.extend_from_slice(&body);
@@ -134,7 +147,17 @@ pub(crate) fn open<T: for<'de> Deserialize<'de>>(
     kind: Kind,
     bytes: &[u8],
 ) -> Result<T, Refused> {
-    if bytes.len() < HEADER || &bytes[..4] != MAGIC {
+    if bytes.len() < 4 || &bytes[..3] != MAGIC {
+        return Err(Refused::Malformed);
+    }
+    if bytes[3] != FORMAT {
+        return Err(if bytes[3].is_ascii_digit() {
+            Refused::OtherFormat(bytes[3])
+        } else {
+            Refused::Malformed
+        });
+    }
+    if bytes.len() < HEADER {
         return Err(Refused::Malformed);
     }
     if bytes[4] != kind as u8 {
@@ -159,12 +182,11 @@ mod tests {
 
     fn task() -> TaskMessage {
         TaskMessage {
-            id: 7,
             reply: "r".into(),
             task: "t::f".into(),
-            arg: vec![1, 2, 3],
             timeout_ms: Some(5),
             max_deliveries: 3,
+            items: vec![(7, vec![1, 2, 3]), (8, vec![4])],
         }
     }
 
@@ -207,6 +229,23 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn an_envelope_of_another_format_is_refused_as_such() {
+        let mut m = seal(&key(1), "p", Kind::Task, &task()).unwrap();
+        m[3] = b'1';
+        let refused = open::<TaskMessage>(&key(1), "p", Kind::Task, &m).unwrap_err();
+        assert_eq!(refused, Refused::OtherFormat(b'1'));
+        assert_eq!(
+            refused.to_string(),
+            "the message is in shoal-cluster wire format 1, this program reads format 2"
+        );
+        m[3] = b'x';
+        assert_eq!(
+            open::<TaskMessage>(&key(1), "p", Kind::Task, &m),
+            Err(Refused::Malformed)
+        );
     }
 
     #[test]

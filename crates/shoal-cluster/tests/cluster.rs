@@ -42,6 +42,30 @@ fn hundred_over(x: i32) -> i32 {
 }
 shoal::task!(hundred_over);
 
+/// Adds one byte to the file `dir/i` (how many times item `i` ran, seen from outside),
+/// then takes 50 ms.
+fn count_run((dir, i): (String, u32)) -> u32 {
+    use std::io::Write;
+    let path = std::path::Path::new(&dir).join(i.to_string());
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = f.write_all(b"r");
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    i
+}
+shoal::task!(count_run);
+
+/// How many times each item of `0..n` ran, from the files of `count_run` in `dir`.
+fn runs(dir: &std::path::Path, n: u32) -> Vec<u64> {
+    (0..n)
+        .map(|i| std::fs::metadata(dir.join(i.to_string())).map_or(0, |m| m.len()))
+        .collect()
+}
+
 /// Not a test: the entry of the worker host processes the tests start (see
 /// `common::Host`); it returns at once in a normal run.
 #[test]
@@ -302,6 +326,12 @@ fn task_failures_and_timeouts_reach_their_callers() {
         pool.map(hundred_over, [1, 2, 4]).unwrap(),
         vec![100, 50, 25]
     );
+    // An input that does not tell its length is chunked by batch.
+    let unknown = (1..=64).filter(|x| 64 % x == 0);
+    assert_eq!(
+        pool.map(hundred_over, unknown).unwrap(),
+        vec![100, 50, 25, 12, 6, 3, 1]
+    );
     let err = pool.apply(nap, 60_000).unwrap_err();
     assert!(matches!(err, TaskError::Timeout { .. }), "{err}");
     assert_eq!(pool.apply(nap, 1).unwrap(), 1);
@@ -462,5 +492,118 @@ fn a_cancelled_task_that_no_host_took_never_runs() {
         .unwrap());
     assert!(after.exists());
     assert!(!cancelled.exists(), "a cancelled task ran");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_mis_signed_chunk_is_dead_lettered_whole_and_none_of_its_tasks_runs() {
+    watchdog(
+        "a_mis_signed_chunk_is_dead_lettered_whole_and_none_of_its_tasks_runs",
+        Duration::from_secs(180),
+    );
+    let redis = Redis::start();
+    let name = unique("signed-chunk");
+    let _host = Host::start(&redis, &name, "host0", 2, &[]);
+    hosts_seen(&redis, &name, 1);
+    let dir = std::env::temp_dir().join(unique("shoal-cluster-chunk"));
+    std::fs::create_dir_all(&dir).unwrap();
+    // 64 items in chunks of 8 (an eighth of the map), signed with another key.
+    let wrong = Pool::builder(&redis.url(), &name)
+        .key(ClusterKey::new(b"not the cluster key at all......".to_vec()).unwrap())
+        .chunk_size(8)
+        .connect()
+        .unwrap();
+    let d = dir.to_string_lossy().into_owned();
+    let items: Vec<(String, u32)> = (0..64).map(|i| (d.clone(), i)).collect();
+    let err = wrong
+        .map_timeout(count_run, items.clone(), Duration::from_secs(3))
+        .unwrap_err();
+    assert!(matches!(err, TaskError::WaitTimeout { .. }), "{err}");
+    // One dead letter per entry: each chunk went whole, with its message as it was.
+    let mut con = redis.connection();
+    let dead = format!("shoal:{{{name}}}:dead");
+    wait_for("the chunks' dead letters", Duration::from_secs(60), || {
+        con.xlen::<_, u64>(&dead).unwrap_or(0) >= 8
+    });
+    let letters: redis::streams::StreamRangeReply = con.xrange_all(&dead).unwrap();
+    assert_eq!(letters.ids.len(), 8, "one dead letter per chunk");
+    for e in &letters.ids {
+        assert_eq!(
+            e.get::<String>("reason").unwrap(),
+            "the message's signature does not check"
+        );
+        assert!(e.get::<Vec<u8>>("m").unwrap().starts_with(b"SHC2"));
+    }
+    assert_eq!(
+        runs(&dir, 64),
+        vec![0; 64],
+        "a task of a mis-signed chunk ran"
+    );
+    // The same chunks signed with the cluster key run, each task once.
+    let pool = Pool::builder(&redis.url(), &name)
+        .key(key())
+        .chunk_size(8)
+        .connect()
+        .unwrap();
+    let got = pool
+        .map_timeout(count_run, items, Duration::from_secs(120))
+        .unwrap();
+    assert_eq!(got, (0..64).collect::<Vec<u32>>());
+    assert_eq!(runs(&dir, 64), vec![1; 64]);
+    let s = shoal_cluster::status(&redis.url(), &name).unwrap();
+    assert_eq!((s.pending, s.in_flight, s.dead_lettered), (0, 0, 8));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_chunk_whose_host_dies_is_run_again_elsewhere_and_each_task_answered_once() {
+    watchdog(
+        "a_chunk_whose_host_dies_is_run_again_elsewhere_and_each_task_answered_once",
+        Duration::from_secs(240),
+    );
+    let redis = Redis::start();
+    let name = unique("chunk-kill");
+    let lease = ["--lease-ms", "1000"];
+    // One local process, room for 2 tasks: the host runs one 16-task chunk at a time.
+    let mut first = Host::start(&redis, &name, "first", 1, &lease);
+    hosts_seen(&redis, &name, 1);
+    let dir = std::env::temp_dir().join(unique("shoal-cluster-chunk-kill"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pool = Arc::new(
+        Pool::builder(&redis.url(), &name)
+            .key(key())
+            .chunk_size(16)
+            .connect()
+            .unwrap(),
+    );
+    let d = dir.to_string_lossy().into_owned();
+    let items: Vec<(String, u32)> = (0..128).map(|i| (d.clone(), i)).collect();
+    let p = Arc::clone(&pool);
+    let run = std::thread::spawn(move || p.map_timeout(count_run, items, Duration::from_secs(180)));
+    // Kill the host in the first half of a chunk: some of its tasks ran, and their
+    // results (stored per chunk) were not.
+    wait_for(
+        "the first host to be inside a chunk",
+        Duration::from_secs(60),
+        || {
+            let started = runs(&dir, 128).iter().filter(|r| **r > 0).count();
+            (1..=8).contains(&(started % 16))
+        },
+    );
+    first.kill();
+    let _second = Host::start(&redis, &name, "second", 2, &lease);
+    let results = run.join().unwrap().unwrap();
+    assert_eq!(results, (0..128).collect::<Vec<u32>>());
+    let stats = pool.stats();
+    eprintln!("{stats:?}");
+    assert_eq!(stats.completed, 128, "each task answered once");
+    let r = runs(&dir, 128);
+    assert!(r.iter().all(|n| *n >= 1), "every task ran: {r:?}");
+    assert!(
+        r.iter().any(|n| *n >= 2),
+        "the killed host's chunk ran again: {r:?}"
+    );
+    let s = shoal_cluster::status(&redis.url(), &name).unwrap();
+    assert_eq!((s.pending, s.in_flight, s.dead_lettered), (0, 0, 0));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -209,15 +209,20 @@ def test_a_mis_signed_task_is_dead_lettered_and_runs_nowhere(redis, hosts, tmp_p
     trace = tmp_path / "ran"
     with cluster.Pool(redis.url, pool, b"another key, also 32 bytes long!") as forger:
         forger.submit(cluster_tasks.touch, str(trace))
-        # A message in the envelope's format with a made-up signature, and one unsigned.
+        # A message in the envelope's format with a made-up signature, one in the
+        # format of earlier releases, and one unsigned.
+        redis.cmd("XADD", f"shoal:{{{pool}}}:tasks:1", "*", "m",
+                  b"SHC2\x01" + b"\x00" * 32 + b"\x80\x05anything")
         redis.cmd("XADD", f"shoal:{{{pool}}}:tasks:1", "*", "m",
                   b"SHC1\x01" + b"\x00" * 32 + b"\x80\x05anything")
         redis.cmd("XADD", f"shoal:{{{pool}}}:tasks:1", "*", "m", b"plain bytes")
-        wait_for("three dead letters",
-                 lambda: redis.cmd("XLEN", f"shoal:{{{pool}}}:dead") >= 3)
+        wait_for("four dead letters",
+                 lambda: redis.cmd("XLEN", f"shoal:{{{pool}}}:dead") >= 4)
     dead = redis.cmd("XRANGE", f"shoal:{{{pool}}}:dead", "-", "+")
     reasons = sorted(dict(zip(e[1][::2], e[1][1::2]))[b"reason"].decode() for e in dead)
-    assert reasons == ["the message is not a signed shoal envelope",
+    assert reasons == ["the message is in shoal-cluster wire format 1, "
+                       "this program reads format 2",
+                       "the message is not a signed shoal envelope",
                        "the message's signature does not check",
                        "the message's signature does not check"], reasons
     with cluster.Pool(redis.url, pool, KEY) as p:

@@ -41,7 +41,9 @@ pub struct ServeOptions {
     /// How long a stopping host lets its tasks finish before it hands them back
     /// (default 30 s).
     pub grace: Duration,
-    /// Tasks held at once (default: twice the processes, at least 3).
+    /// Room for tasks held at once (default: twice the processes, at least 3). Tasks
+    /// come in stream entries taken whole: an entry of more tasks than this takes all
+    /// the room.
     pub prefetch: usize,
 }
 

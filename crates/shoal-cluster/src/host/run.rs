@@ -1,8 +1,8 @@
 //! The worker host's loops: the blocking reader, the task runner, the heartbeat that
 //! renews leases, the reclaimer of dead hosts' tasks, and the graceful stop.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,8 @@ use crate::wire::{self, Failure, Kind, ResultMessage, TaskMessage};
 const COMPLETE_PATIENCE: Duration = Duration::from_secs(300);
 /// Idle time given to a handed-back task: far past any lease, so the next reclaim takes it.
 const HANDED_BACK_IDLE_MS: u64 = 1_000_000_000;
-/// Results stored and tasks acknowledged in one script call, at most.
+/// Task entries answered (their results stored, the entries acknowledged) in one
+/// script call, at most.
 const COMPLETE_BATCH: usize = 256;
 /// Tasks taken at once by the feeder of the local pool, at most.
 const FEED_BATCH: usize = 1024;
@@ -42,14 +43,21 @@ pub(crate) enum Runner {
     Handed(Arc<Handed>),
 }
 
-/// A checked task for the local pool, to the feeder.
+/// The outcome of one task.
+type TaskOutcome = Result<Vec<u8>, Failure>;
+
+/// Where the outcomes of an entry's tasks go, a local chunk at a time: the position in
+/// the entry of the chunk's first task, and its tasks' outcomes.
+type OutcomeTx = mpsc::UnboundedSender<(usize, Vec<TaskOutcome>)>;
+
+/// The checked tasks of one entry for the local pool, to the feeder.
 pub(crate) struct Feed {
-    task: String,
-    arg: Vec<u8>,
-    tx: oneshot::Sender<Result<Vec<u8>, Failure>>,
+    task: Arc<str>,
+    args: Vec<Vec<u8>>,
+    tx: OutcomeTx,
 }
 
-/// A finished task whose result waits to be stored by the completer.
+/// A finished task entry whose results wait to be stored by the completer.
 struct Completion {
     stream: String,
     entry: String,
@@ -86,10 +94,13 @@ struct Host {
     /// Finished tasks, to the completer.
     completions: mpsc::UnboundedSender<Completion>,
     streams: Vec<String>,
-    /// The tasks held: (stream, entry) → deliveries so far.
-    held: Mutex<HashMap<(String, String), u32>>,
+    /// The task entries held: (stream, entry) → deliveries so far and tasks.
+    held: Mutex<HashMap<(String, String), Held>>,
     /// Room for more tasks.
     free: Arc<Semaphore>,
+    /// Tasks per entry in the last entries read (at least 1): how many entries a
+    /// read asks for to fill the room it has.
+    per_entry: AtomicUsize,
     prefetch: usize,
     processes: usize,
     lease: Duration,
@@ -102,9 +113,66 @@ struct Host {
     handed_back: AtomicBool,
 }
 
+/// A task entry a host holds.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    /// Its deliveries so far, this one included.
+    deliveries: u32,
+    /// Its tasks.
+    tasks: usize,
+}
+
+/// A task entry as read, its signature checked (`msg`) before anything was decoded.
+struct Taken {
+    stream: String,
+    entry: String,
+    /// The entry's message as it came.
+    m: Vec<u8>,
+    msg: Result<TaskMessage, wire::Refused>,
+}
+
+impl Taken {
+    /// The room the entry's tasks need (a refused entry needs none).
+    fn tasks(&self) -> usize {
+        self.msg.as_ref().map_or(0, |m| m.items.len())
+    }
+}
+
 impl Host {
-    fn held(&self) -> MutexGuard<'_, HashMap<(String, String), u32>> {
+    fn held(&self) -> MutexGuard<'_, HashMap<(String, String), Held>> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Tasks held now.
+    fn held_tasks(&self) -> usize {
+        self.held().values().map(|h| h.tasks).sum()
+    }
+
+    /// Checks the signature of an entry read from `stream`, and only then decodes it.
+    fn take(&self, stream: &str, mut entry: StreamId) -> Taken {
+        let m = message_of(&mut entry);
+        let msg = wire::open::<TaskMessage>(&self.key, self.names.pool(), Kind::Task, &m);
+        Taken {
+            stream: stream.to_owned(),
+            entry: entry.id,
+            m,
+            msg,
+        }
+    }
+
+    /// How many entries to ask for to fill `room` tasks.
+    fn entries_for(&self, room: usize) -> usize {
+        room.div_ceil(self.per_entry.load(Ordering::Relaxed).max(1))
+            .max(1)
+    }
+
+    /// Notes the tasks per entry of what was just read.
+    fn saw(&self, taken: &[Taken]) {
+        let tasks: usize = taken.iter().map(Taken::tasks).sum();
+        if !taken.is_empty() {
+            self.per_entry
+                .store((tasks / taken.len()).max(1), Ordering::Relaxed);
+        }
     }
 
     fn stopping(&self) -> bool {
@@ -117,7 +185,7 @@ impl Host {
             hostname: self.hostname.clone(),
             pid: std::process::id(),
             processes: self.processes,
-            held: self.held().len(),
+            held: self.held_tasks(),
             done: self.done.load(Ordering::Relaxed),
             seen_ms: now_ms(),
             lease_ms: self.lease.as_millis() as u64,
@@ -197,6 +265,7 @@ pub(crate) fn start(opts: ServeOptions, runner: Runner) -> Result<Running, Clust
         completions,
         held: Mutex::new(HashMap::new()),
         free: Arc::new(Semaphore::new(opts.prefetch)),
+        per_entry: AtomicUsize::new(1),
         prefetch: opts.prefetch,
         processes: opts.processes,
         lease: opts.lease,
@@ -270,44 +339,55 @@ impl Running {
     }
 }
 
-/// Reads new tasks while there is room, highest priority first.
+/// Reads new task entries while there is room, highest priority first.
 async fn read_loop(host: Arc<Host>, mut con: ConnectionManager) {
     let mut attempt = 0u32;
     while !host.stopping() {
-        let first = tokio::select! {
+        let mut room = tokio::select! {
             p = Arc::clone(&host.free).acquire_owned() => p.expect("the semaphore is never closed"),
             _ = host.stop.notified() => break,
         };
-        let mut permits = vec![first];
-        while permits.len() < host.prefetch {
-            match Arc::clone(&host.free).try_acquire_owned() {
-                Ok(p) => permits.push(p),
-                Err(_) => break,
+        let more = host
+            .free
+            .available_permits()
+            .min(host.prefetch.saturating_sub(1));
+        if more > 0 {
+            if let Ok(p) = Arc::clone(&host.free).try_acquire_many_owned(more as u32) {
+                room.merge(p);
             }
         }
-        let mut got = Vec::new();
+        let mut got: Vec<Taken> = Vec::new();
         let mut failed = None;
+        let mut wanted = room.num_permits();
         for s in &host.streams {
-            let room = permits.len() - got.len();
-            if room == 0 {
+            if wanted == 0 {
                 break;
             }
-            match read_group(&mut con, &host, std::slice::from_ref(s), room, None).await {
-                Ok(v) => got.extend(v),
+            let count = host.entries_for(wanted);
+            match read_group(&mut con, &host, std::slice::from_ref(s), count, None).await {
+                Ok(v) => {
+                    let taken: Vec<Taken> = v.into_iter().map(|(s, e)| host.take(&s, e)).collect();
+                    host.saw(&taken);
+                    wanted = wanted.saturating_sub(taken.iter().map(Taken::tasks).sum());
+                    got.extend(taken);
+                }
                 Err(e) => {
                     failed = Some(e);
                     break;
                 }
             }
         }
+        let mut room = Some(room);
         if got.is_empty() && failed.is_none() {
             // Nothing waits: block on every stream (one entry each at most) without
             // holding room, so that the reclaimer is not starved; an entry read this
-            // way waits for room in its task (at most one per stream over the bound).
-            drop(permits);
-            permits = Vec::new();
+            // way waits for room in its task.
+            room = None;
             match read_group(&mut con, &host, &host.streams, 1, Some(BLOCK)).await {
-                Ok(v) => got = v,
+                Ok(v) => {
+                    got = v.into_iter().map(|(s, e)| host.take(&s, e)).collect();
+                    host.saw(&got);
+                }
                 Err(e) => failed = Some(e),
             }
         }
@@ -316,18 +396,29 @@ async fn read_loop(host: Arc<Host>, mut con: ConnectionManager) {
                 let mut c = host.con.clone();
                 let _ = connect::ensure_groups(&mut c, &host.streams).await;
             }
-            drop(permits);
+            drop(room);
             tokio::time::sleep(backoff(attempt)).await;
             attempt += 1;
             continue;
         }
         attempt = 0;
-        for (stream, entry) in got {
-            let permit = permits
-                .pop()
-                .or_else(|| Arc::clone(&host.free).try_acquire_owned().ok());
-            tokio::spawn(run_task(Arc::clone(&host), stream, entry, 1, permit));
-        }
+        dispatch(&host, got.into_iter().map(|t| (t, 1)).collect(), room);
+    }
+}
+
+/// Starts a task for each entry taken (with its delivery count), giving each the
+/// room it needs out of `room` while there is enough; the rest of `room` is given
+/// back. An entry gets all its room or none (it then waits for all of it): one that
+/// held part of its room while waiting for the rest could wait for ever on another
+/// doing the same.
+fn dispatch(host: &Arc<Host>, taken: Vec<(Taken, u32)>, mut room: Option<OwnedSemaphorePermit>) {
+    for (t, deliveries) in taken {
+        let need = t.tasks().min(host.prefetch);
+        let permit = match room.as_mut() {
+            Some(r) if need > 0 && r.num_permits() >= need => r.split(need),
+            _ => None,
+        };
+        tokio::spawn(run_entry(Arc::clone(host), t, deliveries, permit));
     }
 }
 
@@ -367,36 +458,33 @@ async fn read_group(
 }
 
 /// The bytes of an entry's `m` field (empty when there is none).
-fn message_of(entry: &StreamId) -> Vec<u8> {
-    match entry.map.get("m") {
-        Some(redis::Value::BulkString(b)) => b.clone(),
+fn message_of(entry: &mut StreamId) -> Vec<u8> {
+    match entry.map.remove("m") {
+        Some(redis::Value::BulkString(b)) => b,
         _ => Vec::new(),
     }
 }
 
-/// Checks, runs and answers one task; `deliveries` counts this delivery.
-async fn run_task(
+/// Runs and answers one task entry whose signature was checked when it was taken (or
+/// dead-letters it); `deliveries` counts this delivery, `permit` is its room when it
+/// has it already (else it waits for it).
+async fn run_entry(
     host: Arc<Host>,
-    stream: String,
-    entry: StreamId,
+    taken: Taken,
     deliveries: u32,
     permit: Option<OwnedSemaphorePermit>,
 ) {
-    let m = message_of(&entry);
-    // The signature is checked before anything of the message is decoded.
-    let msg = match wire::open::<TaskMessage>(&host.key, host.names.pool(), Kind::Task, &m) {
+    let Taken {
+        stream,
+        entry,
+        m,
+        msg,
+    } = taken;
+    let msg = match msg {
         Ok(msg) => msg,
         Err(refused) => {
-            dead_letter(
-                &host,
-                &stream,
-                &entry.id,
-                &refused.to_string(),
-                deliveries,
-                &m,
-                None,
-            )
-            .await;
+            let reason = refused.to_string();
+            dead_letter(&host, &stream, &entry, &reason, deliveries, &m, None).await;
             return;
         }
     };
@@ -406,118 +494,196 @@ async fn run_task(
             msg.reply,
             host.names.pool()
         );
-        dead_letter(&host, &stream, &entry.id, &reason, deliveries, &m, None).await;
+        dead_letter(&host, &stream, &entry, &reason, deliveries, &m, None).await;
         return;
     }
     if deliveries > msg.max_deliveries {
         let gave_up = deliveries - 1;
         let reason = format!("delivered {gave_up} times without a result");
         let result = ResultMessage {
-            id: msg.id,
             host: host.id.clone(),
-            outcome: Err(Failure::DeadLettered(gave_up)),
+            results: msg
+                .items
+                .iter()
+                .map(|(id, _)| (*id, Err(Failure::DeadLettered(gave_up))))
+                .collect(),
         };
         let notify = wire::seal(&host.key, host.names.pool(), Kind::Result, &result)
             .ok()
             .map(|sealed| (msg.reply.clone(), sealed));
-        dead_letter(&host, &stream, &entry.id, &reason, deliveries, &m, notify).await;
+        dead_letter(&host, &stream, &entry, &reason, deliveries, &m, notify).await;
         return;
     }
-    let slot = (stream.clone(), entry.id.clone());
-    host.held().insert(slot.clone(), deliveries);
+    drop(m);
+    let tasks = msg.items.len();
+    let slot = (stream, entry);
+    host.held().insert(slot.clone(), Held { deliveries, tasks });
     // Held (so its lease is renewed) before it waits for room.
+    let need = tasks.min(host.prefetch);
     let permit = match permit {
         Some(p) => p,
+        // Nothing held while waiting (see `dispatch`).
         None => Arc::clone(&host.free)
-            .acquire_owned()
+            .acquire_many_owned(need as u32)
             .await
             .expect("the semaphore is never closed"),
     };
-    let run = execute(&host.runner, msg.task, msg.arg);
-    let mut permit = Some(permit);
-    let outcome = match msg.timeout_ms {
-        None => run.await,
-        Some(ms) => {
-            let mut run = Box::pin(run);
-            match tokio::time::timeout(Duration::from_millis(ms), &mut run).await {
-                Ok(r) => r,
-                Err(_) => {
-                    // The local worker still runs the task: its room is given back
-                    // only when it ends.
-                    let p = permit.take();
-                    tokio::spawn(async move {
-                        let _ = run.await;
-                        drop(p);
-                    });
-                    Some(Err(Failure::Timeout(ms)))
-                }
-            }
-        }
+    // Shared with the tasks that run past their timeout: the room is given back when
+    // the last of them ends.
+    let permit = Arc::new(permit);
+    let started = Instant::now();
+    let name: Arc<str> = Arc::from(msg.task);
+    let (ids, args): (Vec<u64>, Vec<Vec<u8>>) = msg.items.into_iter().unzip();
+    let until = msg
+        .timeout_ms
+        .map(|ms| (ms, started + Duration::from_millis(ms)));
+    let outcomes = match &host.runner {
+        Runner::Local(_, feed) => run_local(feed, name, args, until, &permit).await,
+        Runner::Handed(handed) => run_handed(handed, &name, args, until, &permit).await,
     };
+    let mut results = Vec::with_capacity(tasks);
+    let mut unrun = false;
+    for (id, outcome) in ids.into_iter().zip(outcomes) {
+        match outcome {
+            Some(o) => results.push((id, o)),
+            None => unrun = true,
+        }
+    }
     if host.handed_back.load(Ordering::Acquire) {
         return;
     }
-    let Some(outcome) = outcome else {
-        // The program running handed tasks let this one go unrun (it is stopping):
-        // give it back to the pool at once, without counting this delivery.
-        let deliveries = host.held().remove(&slot);
-        if let Some(d) = deliveries {
-            give_back(&host, &[(slot, d)]).await;
+    if unrun {
+        // The program running handed tasks let some go unrun (it is stopping): give
+        // the entry back to the pool at once, without counting this delivery.
+        let held = host.held().remove(&slot);
+        if let Some(h) = held {
+            give_back(&host, &[(slot, h.deliveries)]).await;
         }
         return;
-    };
+    }
     let result = ResultMessage {
-        id: msg.id,
         host: host.id.clone(),
-        outcome,
+        results,
     };
-    match wire::seal(&host.key, host.names.pool(), Kind::Result, &result) {
-        Ok(sealed) => complete(&host, &stream, &entry.id, &msg.reply, &sealed).await,
-        Err(e) => {
-            let failed = ResultMessage {
-                id: msg.id,
-                host: host.id.clone(),
-                outcome: Err(Failure::Codec(e)),
-            };
-            if let Ok(sealed) = wire::seal(&host.key, host.names.pool(), Kind::Result, &failed) {
-                complete(&host, &stream, &entry.id, &msg.reply, &sealed).await;
-            }
-        }
+    let sealed = wire::seal(&host.key, host.names.pool(), Kind::Result, &result).or_else(|e| {
+        let failed = ResultMessage {
+            host: host.id.clone(),
+            results: result
+                .results
+                .iter()
+                .map(|(id, _)| (*id, Err(Failure::Codec(e.clone()))))
+                .collect(),
+        };
+        wire::seal(&host.key, host.names.pool(), Kind::Result, &failed)
+    });
+    if let Ok(sealed) = sealed {
+        complete(&host, &slot.0, &slot.1, &msg.reply, sealed).await;
     }
     host.held().remove(&slot);
-    host.done.fetch_add(1, Ordering::Relaxed);
+    host.done.fetch_add(tasks as u64, Ordering::Relaxed);
     drop(permit);
 }
 
-/// Runs one task with the host's runner; `None` when the runner let it go unrun.
-fn execute(
-    runner: &Runner,
-    task: String,
-    arg: Vec<u8>,
-) -> impl std::future::Future<Output = Option<Result<Vec<u8>, Failure>>> + Send + 'static {
-    enum Run {
-        Local(Option<oneshot::Receiver<Result<Vec<u8>, Failure>>>),
-        Handed(HandedOutcome),
+/// Runs the tasks of an entry in the local pool; each outcome, `None` for a task left
+/// unrun (the host is stopping). Past `until`, the tasks without an outcome time out
+/// (their room, `permit`, is kept until they end).
+async fn run_local(
+    feed: &mpsc::UnboundedSender<Feed>,
+    task: Arc<str>,
+    args: Vec<Vec<u8>>,
+    until: Option<(u64, Instant)>,
+    permit: &Arc<OwnedSemaphorePermit>,
+) -> Vec<Option<TaskOutcome>> {
+    let n = args.len();
+    let mut got: Vec<Option<TaskOutcome>> = Vec::new();
+    if n == 0 {
+        // A signed entry without tasks: nothing to run, nothing to answer.
+        return got;
     }
-    let run = match runner {
-        Runner::Local(_, feed) => {
-            let (tx, rx) = oneshot::channel();
-            Run::Local(feed.send(Feed { task, arg, tx }).ok().map(|()| rx))
-        }
-        Runner::Handed(handed) => Run::Handed(handed.hand(task, arg)),
-    };
-    async move {
-        match run {
-            // Without a feeder (the host is stopping), the task is handed back.
-            Run::Local(rx) => rx?.await.ok(),
-            Run::Handed(r) => r.outcome().await,
+    got.resize_with(n, || None);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    if feed.send(Feed { task, args, tx }).is_err() {
+        // Without a feeder (the host is stopping), the tasks are handed back.
+        return got;
+    }
+    let mut left = n;
+    while left > 0 {
+        let next = match until {
+            None => rx.recv().await,
+            Some((ms, at)) => match tokio::time::timeout_at(at.into(), rx.recv()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    for o in got.iter_mut().filter(|o| o.is_none()) {
+                        *o = Some(Err(Failure::Timeout(ms)));
+                    }
+                    // The local workers still run them: the room is given back only
+                    // when they end.
+                    let p = Arc::clone(permit);
+                    tokio::spawn(async move {
+                        while left > 0 {
+                            match rx.recv().await {
+                                Some((_, outs)) => left = left.saturating_sub(outs.len()),
+                                None => break,
+                            }
+                        }
+                        drop(p);
+                    });
+                    return got;
+                }
+            },
+        };
+        let Some((at, outs)) = next else { break };
+        for (slot, o) in got.iter_mut().skip(at).zip(outs) {
+            *slot = Some(o);
+            left -= 1;
         }
     }
+    got
 }
 
-/// Feeds the local pool: takes the checked tasks that are ready, and sends them to
-/// the local workers in chunks (one message and one answer per chunk instead of per
-/// task), spread over the local processes.
+/// Hands the tasks of an entry to the program embedding the host; as [`run_local`].
+async fn run_handed(
+    handed: &Handed,
+    task: &str,
+    args: Vec<Vec<u8>>,
+    until: Option<(u64, Instant)>,
+    permit: &Arc<OwnedSemaphorePermit>,
+) -> Vec<Option<TaskOutcome>> {
+    let runs: Vec<HandedOutcome> = args
+        .into_iter()
+        .map(|arg| handed.hand(task.to_owned(), arg))
+        .collect();
+    let mut got = Vec::with_capacity(runs.len());
+    for run in runs {
+        let run = run.outcome();
+        let outcome = match until {
+            None => run.await,
+            Some((ms, at)) => {
+                let mut run = Box::pin(run);
+                match tokio::time::timeout_at(at.into(), &mut run).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        // The program still runs the task: its room is given back
+                        // only when it ends.
+                        let p = Arc::clone(permit);
+                        tokio::spawn(async move {
+                            let _ = run.await;
+                            drop(p);
+                        });
+                        Some(Err(Failure::Timeout(ms)))
+                    }
+                }
+            }
+        };
+        got.push(outcome);
+    }
+    got
+}
+
+/// Feeds the local pool: takes the entries whose tasks are ready, and sends their
+/// tasks to the local workers in chunks (one message and one answer per chunk instead
+/// of per task; a chunk may hold tasks of several entries of one task name), spread
+/// over the local processes.
 async fn feed_loop(host: Arc<Host>, mut rx: mpsc::UnboundedReceiver<Feed>) {
     let Runner::Local(local, _) = &host.runner else {
         return;
@@ -525,7 +691,7 @@ async fn feed_loop(host: Arc<Host>, mut rx: mpsc::UnboundedReceiver<Feed>) {
     let mut batch = Vec::with_capacity(FEED_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
-        // Let the tasks read with this one reach the channel too.
+        // Let the entries read with this one reach the channel too.
         tokio::task::yield_now().await;
         while batch.len() < FEED_BATCH {
             match rx.try_recv() {
@@ -533,38 +699,45 @@ async fn feed_loop(host: Arc<Host>, mut rx: mpsc::UnboundedReceiver<Feed>) {
                 Err(_) => break,
             }
         }
-        let mut groups: Vec<(String, Vec<Feed>)> = Vec::new();
+        let total: usize = batch.iter().map(|f| f.args.len()).sum();
+        let per = total.div_ceil(2 * host.processes).clamp(1, FEED_CHUNK);
+        // Per task name, its entries and how many tasks of each went already.
+        type Queue = VecDeque<(Feed, usize)>;
+        let mut groups: Vec<(Arc<str>, Queue)> = Vec::new();
         for f in batch.drain(..) {
             match groups.iter_mut().find(|(name, _)| *name == f.task) {
-                Some((_, g)) => g.push(f),
-                None => groups.push((f.task.clone(), vec![f])),
+                Some((_, g)) => g.push_back((f, 0)),
+                None => groups.push((Arc::clone(&f.task), VecDeque::from([(f, 0)]))),
             }
         }
-        for (name, mut items) in groups {
-            let per = items
-                .len()
-                .div_ceil(2 * host.processes)
-                .clamp(1, FEED_CHUNK);
-            while !items.is_empty() {
-                let rest = items.split_off(per.min(items.len()));
-                let mut chunk = std::mem::replace(&mut items, rest);
-                let args: Vec<Vec<u8>> = chunk
-                    .iter_mut()
-                    .map(|f| std::mem::take(&mut f.arg))
-                    .collect();
+        for (name, mut queue) in groups {
+            // Each chunk: the arguments, and per entry it draws from, where the
+            // outcomes go, the position of its first task there, and how many.
+            let mut args: Vec<Vec<u8>> = Vec::with_capacity(per);
+            let mut parts: Vec<(OutcomeTx, usize, usize)> = Vec::new();
+            while let Some((f, at)) = queue.front_mut() {
+                let take = (per - args.len()).min(f.args.len() - *at);
+                args.extend(f.args[*at..*at + take].iter_mut().map(std::mem::take));
+                parts.push((f.tx.clone(), *at, take));
+                *at += take;
+                if *at == f.args.len() {
+                    queue.pop_front();
+                }
+                if args.len() < per && !queue.is_empty() {
+                    continue;
+                }
                 let run = local.apply_encoded_many(&name, &args);
+                let parts = std::mem::take(&mut parts);
+                let n = args.len();
+                args.clear();
                 tokio::spawn(async move {
-                    match run.await {
-                        Ok(outcomes) => {
-                            for (f, o) in chunk.into_iter().zip(outcomes) {
-                                let _ = f.tx.send(o.map_err(failure));
-                            }
-                        }
-                        Err(e) => {
-                            for f in chunk {
-                                let _ = f.tx.send(Err(failure(e.clone())));
-                            }
-                        }
+                    let outs: Vec<TaskOutcome> = match run.await {
+                        Ok(outs) => outs.into_iter().map(|o| o.map_err(failure)).collect(),
+                        Err(e) => (0..n).map(|_| Err(failure(e.clone()))).collect(),
+                    };
+                    let mut outs = outs.into_iter();
+                    for (tx, at, k) in parts {
+                        let _ = tx.send((at, outs.by_ref().take(k).collect()));
                     }
                 });
             }
@@ -585,14 +758,15 @@ fn failure(e: shoal::pool::TaskError) -> Failure {
     }
 }
 
-/// Hands a result to the completer and waits until it is stored (or given up on).
-async fn complete(host: &Host, stream: &str, entry: &str, reply: &str, sealed: &[u8]) {
+/// Hands the results of an entry to the completer and waits until they are stored
+/// (or given up on).
+async fn complete(host: &Host, stream: &str, entry: &str, reply: &str, sealed: Vec<u8>) {
     let (done, stored) = oneshot::channel();
     let c = Completion {
         stream: stream.to_owned(),
         entry: entry.to_owned(),
         reply: reply.to_owned(),
-        sealed: sealed.to_vec(),
+        sealed,
         done,
     };
     if host.completions.send(c).is_ok() {
@@ -600,24 +774,40 @@ async fn complete(host: &Host, stream: &str, entry: &str, reply: &str, sealed: &
     }
 }
 
-/// Stores results and acknowledges their tasks, as many as are ready per script call,
-/// retrying while Redis is away.
+/// Stores results and acknowledges their entries, as many as are ready per script
+/// call, retrying while Redis is away.
 async fn complete_loop(host: Arc<Host>, mut rx: mpsc::UnboundedReceiver<Completion>) {
     let mut batch = Vec::with_capacity(COMPLETE_BATCH);
     while rx.recv_many(&mut batch, COMPLETE_BATCH).await > 0 {
+        // The script names each stream once, and each entry by the indices of its
+        // streams (Lua counts from 1).
+        fn index<'a>(keys: &mut Vec<&'a str>, k: &'a str) -> usize {
+            match keys.iter().position(|x| *x == k) {
+                Some(i) => i + 1,
+                None => {
+                    keys.push(k);
+                    keys.len()
+                }
+            }
+        }
+        let mut keys: Vec<&str> = Vec::new();
+        let slots: Vec<(usize, usize)> = batch
+            .iter()
+            .map(|c| (index(&mut keys, &c.stream), index(&mut keys, &c.reply)))
+            .collect();
+        let mut inv = host.scripts.complete.prepare_invoke();
+        for k in &keys {
+            inv.key(*k);
+        }
+        inv.arg(GROUP);
+        for (c, (t, r)) in batch.iter().zip(&slots) {
+            inv.arg(*t).arg(*r).arg(&c.entry).arg(&c.sealed);
+        }
         let started = Instant::now();
         let mut attempt = 0;
         loop {
-            let mut inv = host.scripts.complete.prepare_invoke();
-            inv.arg(GROUP);
-            for c in &batch {
-                inv.key(&c.stream)
-                    .key(&c.reply)
-                    .arg(&c.entry)
-                    .arg(&c.sealed);
-            }
             let mut con = host.con.clone();
-            // Retrying a batch is safe: a task answered by the first attempt is no
+            // Retrying a batch is safe: an entry answered by the first attempt is no
             // longer pending, so the retry skips it.
             let r: redis::RedisResult<i64> = inv.invoke_async(&mut con).await;
             match r {
@@ -630,13 +820,14 @@ async fn complete_loop(host: Arc<Host>, mut rx: mpsc::UnboundedReceiver<Completi
                 Err(_) => break,
             }
         }
+        drop(inv);
         for c in batch.drain(..) {
             let _ = c.done.send(());
         }
     }
 }
 
-/// Moves a task to the dead-letter stream (and tells its submitter when `notify` is
+/// Moves a task entry to the dead-letter stream (and tells its submitter when `notify` is
 /// given), retrying while Redis is away.
 async fn dead_letter(
     host: &Host,
@@ -724,17 +915,19 @@ async fn reclaim_loop(host: Arc<Host>) {
             loop {
                 // Tasks of dead hosts come before new ones: claim a prefetch's worth
                 // even when full (those without room wait for it, first in line),
-                // as long as this host holds less than twice its prefetch.
-                if host.held().len() >= 2 * host.prefetch {
+                // as long as this host holds less than twice its prefetch (in entries:
+                // one entry may carry more tasks than a prefetch).
+                if host.held().len() >= 2 * host.entries_for(host.prefetch) {
                     break;
                 }
-                let mut permits = Vec::new();
-                while permits.len() < host.prefetch {
-                    match Arc::clone(&host.free).try_acquire_owned() {
-                        Ok(p) => permits.push(p),
-                        Err(_) => break,
-                    }
-                }
+                let free = host.free.available_permits().min(host.prefetch);
+                let room = if free > 0 {
+                    Arc::clone(&host.free)
+                        .try_acquire_many_owned(free as u32)
+                        .ok()
+                } else {
+                    None
+                };
                 let mut con = host.con.clone();
                 let r: redis::RedisResult<StreamAutoClaimReply> = redis::cmd("XAUTOCLAIM")
                     .arg(&s)
@@ -743,7 +936,7 @@ async fn reclaim_loop(host: Arc<Host>) {
                     .arg(lease_ms)
                     .arg(&cursor)
                     .arg("COUNT")
-                    .arg(host.prefetch)
+                    .arg(host.entries_for(host.prefetch))
                     .query_async(&mut con)
                     .await;
                 let Ok(reply) = r else { break };
@@ -761,20 +954,19 @@ async fn reclaim_loop(host: Arc<Host>) {
                 } else {
                     pipe.query_async(&mut con).await.unwrap_or_default()
                 };
-                for (i, e) in reply.claimed.into_iter().enumerate() {
-                    let deliveries = counts
-                        .get(i)
-                        .and_then(|v| v.first())
-                        .map_or(2, |p| p.3 as u32);
-                    let permit = permits.pop();
-                    tokio::spawn(run_task(
-                        Arc::clone(&host),
-                        s.clone(),
-                        e,
-                        deliveries,
-                        permit,
-                    ));
-                }
+                let taken: Vec<(Taken, u32)> = reply
+                    .claimed
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, e)| {
+                        let deliveries = counts
+                            .get(i)
+                            .and_then(|v| v.first())
+                            .map_or(2, |p| p.3 as u32);
+                        (host.take(&s, e), deliveries)
+                    })
+                    .collect();
+                dispatch(&host, taken, room);
                 cursor = reply.next_stream_id;
                 if cursor == "0-0" || host.stopping() {
                     break;
@@ -816,7 +1008,11 @@ async fn prune_hosts(host: &Host, lease_ms: u64) {
 /// this stop does not count as a failed delivery.
 async fn hand_back(host: &Host) {
     host.handed_back.store(true, Ordering::Release);
-    let held: Vec<((String, String), u32)> = host.held().drain().collect();
+    let held: Vec<((String, String), u32)> = host
+        .held()
+        .drain()
+        .map(|(slot, h)| (slot, h.deliveries))
+        .collect();
     give_back(host, &held).await;
 }
 

@@ -11,6 +11,8 @@ use crate::pool::Pool;
 pub(crate) const DEFAULT_IN_FLIGHT: usize = 4096;
 /// Deliveries of one task before it is dead-lettered, by default.
 pub(crate) const DEFAULT_MAX_DELIVERIES: u32 = 5;
+/// Tasks of one call in one stream entry, at most, by default.
+pub(crate) const DEFAULT_CHUNK: usize = 64;
 
 /// Options for a cluster [`Pool`], from [`Pool::builder`].
 ///
@@ -38,6 +40,7 @@ pub struct PoolBuilder {
     pub(crate) task_timeout: Option<Duration>,
     pub(crate) max_deliveries: u32,
     pub(crate) max_in_flight: usize,
+    pub(crate) chunk: usize,
 }
 
 impl PoolBuilder {
@@ -50,6 +53,7 @@ impl PoolBuilder {
             task_timeout: None,
             max_deliveries: DEFAULT_MAX_DELIVERIES,
             max_in_flight: DEFAULT_IN_FLIGHT,
+            chunk: DEFAULT_CHUNK,
         }
     }
 
@@ -130,6 +134,28 @@ impl PoolBuilder {
     /// ```
     pub fn max_in_flight(mut self, n: usize) -> PoolBuilder {
         self.max_in_flight = n.max(1);
+        self
+    }
+
+    /// How many tasks of one call travel in one stream entry, at most (default 64, at
+    /// least 1). A `map` of `n` items puts `n / 8` tasks (rounded up) in an entry, up
+    /// to this bound, so that even a short map is spread over several hosts (of an
+    /// input that does not tell its length, an eighth of each batch it submits); `apply`
+    /// sends one task per entry. An entry is the unit of delivery: a host takes it
+    /// whole, its results are stored together, and when its host dies another host
+    /// runs all its tasks again (the caller still gets each result once). Set 1 for
+    /// long tasks where one more run matters.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let pool = shoal_cluster::Pool::builder("redis://127.0.0.1", "jobs")
+    ///     .chunk_size(1)
+    ///     .connect()?;
+    /// # let _ = pool;
+    /// # Ok::<(), shoal_cluster::ClusterError>(())
+    /// ```
+    pub fn chunk_size(mut self, n: usize) -> PoolBuilder {
+        self.chunk = n.max(1);
         self
     }
 

@@ -6,6 +6,7 @@ mod reader;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -25,7 +26,8 @@ use crate::key::ClusterKey;
 use crate::names::Names;
 use crate::wire::{self, Kind, TaskMessage};
 
-/// Tasks sent to Redis in one pipeline, at most.
+/// Tasks sent to Redis in one pipeline, at most (in entries of up to
+/// [`PoolBuilder::chunk_size`] tasks).
 const BATCH: usize = 512;
 /// How long a submission retries a Redis that does not answer before it fails.
 const SUBMIT_PATIENCE: Duration = Duration::from_secs(120);
@@ -45,6 +47,30 @@ enum Reply {
     To(std::sync::mpsc::Sender<EncodedOutcome>),
 }
 
+/// The tasks waiting for their results, by id.
+type Tasks = HashMap<u64, Waiting, BuildHasherDefault<IdHasher>>;
+
+/// A hasher for task ids: ids are a counter of this submitter, never chosen by anyone
+/// else, so a multiply spreads them well enough and costs less than SipHash.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// A task waiting for its result.
 struct Waiting {
     /// The item's position in its call.
@@ -52,8 +78,9 @@ struct Waiting {
     tx: Reply,
     /// Its place in the in-flight bound, given back with the result.
     _permit: OwnedSemaphorePermit,
-    /// Its stream entry, once submitted (to cancel it).
-    entry: Option<String>,
+    /// Its stream entry, once submitted (to cancel it), shared by the tasks of the
+    /// entry.
+    entry: Option<Arc<str>>,
 }
 
 /// What the submitter's threads share.
@@ -65,12 +92,14 @@ pub(crate) struct Inner {
     /// This submitter's result stream.
     pub(crate) results: String,
     pub(crate) con: ConnectionManager,
-    waiting: Mutex<HashMap<u64, Waiting>>,
+    waiting: Mutex<Tasks>,
     permits: Arc<Semaphore>,
     next_id: AtomicU64,
     task_timeout: Option<Duration>,
     max_deliveries: u32,
     max_in_flight: usize,
+    /// Tasks of one call in one stream entry, at most.
+    chunk: usize,
     pub(crate) stats: Stats,
 }
 
@@ -84,14 +113,30 @@ pub(crate) struct Stats {
 }
 
 impl Inner {
-    fn waiting(&self) -> MutexGuard<'_, HashMap<u64, Waiting>> {
+    fn waiting(&self) -> MutexGuard<'_, Tasks> {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Hands a result to its waiter; false when nobody waits for it (a duplicate, or
-    /// a task whose caller went away).
-    pub(crate) fn deliver(&self, id: u64, outcome: Outcome) -> bool {
-        let w = self.waiting().remove(&id);
+    /// Hands each result to its waiter, dropping those nobody waits for (duplicates,
+    /// and tasks whose caller went away).
+    pub(crate) fn deliver_all(&self, results: impl IntoIterator<Item = (u64, Outcome)>) {
+        let found: Vec<(u64, Outcome, Option<Waiting>)> = {
+            let mut w = self.waiting();
+            results
+                .into_iter()
+                .map(|(id, o)| {
+                    let t = w.remove(&id);
+                    (id, o, t)
+                })
+                .collect()
+        };
+        for (id, outcome, w) in found {
+            self.hand(id, outcome, w);
+        }
+    }
+
+    /// Hands a result to its waiter `w`; counts a duplicate when there is none.
+    fn hand(&self, id: u64, outcome: Outcome, w: Option<Waiting>) {
         match w {
             Some(w) => {
                 self.stats.completed.fetch_add(1, Ordering::Relaxed);
@@ -104,23 +149,32 @@ impl Inner {
                         let _ = tx.send((id, outcome));
                     }
                 }
-                true
             }
             None => {
                 self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
-                false
             }
         }
     }
 
     /// Stops waiting for `ids`; deletes the entries of those not yet delivered to a
-    /// host, so that they never run.
+    /// host, so that they never run (an entry that still carries a task waited for
+    /// stays).
     pub(crate) async fn forget(&self, ids: &[u64]) {
         let entries: Vec<String> = {
             let mut w = self.waiting();
-            ids.iter()
+            let mut gone: Vec<String> = ids
+                .iter()
                 .filter_map(|id| w.remove(id).and_then(|w| w.entry))
-                .collect()
+                .map(|e| e.to_string())
+                .collect();
+            gone.sort_unstable();
+            gone.dedup();
+            if !gone.is_empty() {
+                let kept: std::collections::HashSet<&str> =
+                    w.values().filter_map(|t| t.entry.as_deref()).collect();
+                gone.retain(|e| !kept.contains(e.as_str()));
+            }
+            gone
         };
         if entries.is_empty() {
             return;
@@ -137,44 +191,20 @@ impl Inner {
         }
     }
 
-    /// Registers a task and gives its signed message and the receiver of its outcome.
+    /// Registers a task and gives its id and the receiver of its outcome.
     fn prepare(
         &self,
-        task: &str,
-        arg: Vec<u8>,
         index: u64,
         permit: OwnedSemaphorePermit,
-    ) -> Result<(u64, Vec<u8>, oneshot::Receiver<Outcome>), TaskError> {
+    ) -> (u64, oneshot::Receiver<Outcome>) {
         let (tx, rx) = oneshot::channel();
-        let (id, sealed) = self.prepare_to(task, arg, index, permit, Reply::Once(tx))?;
-        Ok((id, sealed, rx))
+        let id = self.prepare_to(index, permit, Reply::Once(tx));
+        (id, rx)
     }
 
-    /// Registers a task whose outcome goes to `tx`, and gives its id and signed message.
-    fn prepare_to(
-        &self,
-        task: &str,
-        arg: Vec<u8>,
-        index: u64,
-        permit: OwnedSemaphorePermit,
-        tx: Reply,
-    ) -> Result<(u64, Vec<u8>), TaskError> {
+    /// Registers a task whose outcome goes to `tx`, and gives its id.
+    fn prepare_to(&self, index: u64, permit: OwnedSemaphorePermit, tx: Reply) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let msg = TaskMessage {
-            id,
-            reply: self.results.clone(),
-            task: task.to_owned(),
-            arg,
-            timeout_ms: self.task_timeout.map(|t| t.as_millis() as u64),
-            max_deliveries: self.max_deliveries,
-        };
-        let sealed =
-            wire::seal(&self.key, self.names.pool(), Kind::Task, &msg).map_err(|message| {
-                TaskError::Codec {
-                    task: index,
-                    message,
-                }
-            })?;
         self.waiting().insert(
             id,
             Waiting {
@@ -184,19 +214,56 @@ impl Inner {
                 entry: None,
             },
         );
-        Ok((id, sealed))
+        id
     }
 
-    /// Adds the tasks of `batch` to the task stream in one pipeline, retrying while
-    /// Redis is unreachable. A retried pipeline may add a task twice: its second
-    /// result is dropped as a duplicate.
-    async fn send(&self, batch: &mut Vec<(u64, Vec<u8>)>) -> Result<(), ClusterError> {
+    /// How many tasks of a call of about `n` tasks go in one entry: an eighth of the
+    /// call (so that a short call still spreads over hosts), up to the pool's bound.
+    fn per_entry(&self, n: usize) -> usize {
+        n.div_ceil(8).clamp(1, self.chunk)
+    }
+
+    /// Adds the tasks of `batch` (all of task `task`, registered with `prepare`) to
+    /// the task stream, `per` tasks to an entry (by default, as many as suit a call of
+    /// the batch's size), in one pipeline, retrying while Redis is unreachable. A
+    /// retried pipeline may add a task twice: its second result is dropped as a
+    /// duplicate.
+    async fn send(
+        &self,
+        task: &str,
+        per: Option<usize>,
+        batch: &mut Vec<(u64, Vec<u8>)>,
+    ) -> Result<(), ClusterError> {
         if batch.is_empty() {
             return Ok(());
         }
+        let per = per.unwrap_or_else(|| self.per_entry(batch.len()));
         let mut pipe = redis::pipe();
-        for (_, m) in batch.iter() {
-            pipe.cmd("XADD").arg(&self.stream).arg("*").arg("m").arg(m);
+        let mut sizes = Vec::with_capacity(batch.len().div_ceil(per));
+        let mut items = batch.drain(..).peekable();
+        let mut ids = Vec::new();
+        while items.peek().is_some() {
+            let msg = TaskMessage {
+                reply: self.results.clone(),
+                task: task.to_owned(),
+                timeout_ms: self.task_timeout.map(|t| t.as_millis() as u64),
+                max_deliveries: self.max_deliveries,
+                items: items.by_ref().take(per.max(1)).collect(),
+            };
+            ids.extend(msg.items.iter().map(|(id, _)| *id));
+            sizes.push(msg.items.len());
+            match wire::seal(&self.key, self.names.pool(), Kind::Task, &msg) {
+                Ok(m) => {
+                    pipe.cmd("XADD").arg(&self.stream).arg("*").arg("m").arg(m);
+                }
+                Err(e) => {
+                    ids.extend(items.map(|(id, _)| id));
+                    self.waiting().retain(|id, _| !ids.contains(id));
+                    return Err(ClusterError::Config(format!(
+                        "could not sign a chunk of tasks of {task}: {e}"
+                    )));
+                }
+            }
         }
         let started = Instant::now();
         let mut attempt = 0;
@@ -209,20 +276,23 @@ impl Inner {
                     attempt += 1;
                 }
                 Err(e) => {
-                    let ids: Vec<u64> = batch.iter().map(|(id, _)| *id).collect();
+                    let ids: std::collections::HashSet<u64> = ids.into_iter().collect();
                     self.waiting().retain(|id, _| !ids.contains(id));
-                    batch.clear();
                     return Err(ClusterError::redis("submitting tasks", &e));
                 }
             }
         };
         self.stats
             .submitted
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            .fetch_add(ids.len() as u64, Ordering::Relaxed);
         let mut w = self.waiting();
-        for ((id, _), entry) in batch.drain(..).zip(entries) {
-            if let Some(t) = w.get_mut(&id) {
-                t.entry = Some(entry);
+        let mut ids = ids.into_iter();
+        for (n, entry) in sizes.into_iter().zip(entries) {
+            let entry: Arc<str> = Arc::from(entry);
+            for id in ids.by_ref().take(n) {
+                if let Some(t) = w.get_mut(&id) {
+                    t.entry = Some(Arc::clone(&entry));
+                }
             }
         }
         Ok(())
@@ -351,12 +421,13 @@ impl Pool {
             names,
             key,
             con,
-            waiting: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(Tasks::default()),
             permits: Arc::new(Semaphore::new(b.max_in_flight)),
             next_id: AtomicU64::new(0),
             task_timeout: b.task_timeout,
             max_deliveries: b.max_deliveries,
             max_in_flight: b.max_in_flight,
+            chunk: b.chunk,
             stats: Stats::default(),
         });
         rt.spawn(reader::read_results(Arc::clone(&inner), reader_con));
@@ -487,8 +558,8 @@ impl Pool {
                 .acquire_owned()
                 .await
                 .expect("the semaphore is never closed");
-            let (id, sealed, rx) = inner.prepare(name, arg, 0, permit)?;
-            inner.send(&mut vec![(id, sealed)]).await?;
+            let (id, rx) = inner.prepare(0, permit);
+            inner.send(name, Some(1), &mut vec![(id, arg)]).await?;
             Ok::<_, TaskError>((id, rx))
         });
         AsyncResult::new(Arc::clone(&self.inner), self.rt().handle().clone(), r)
@@ -575,17 +646,24 @@ impl Pool {
         let started = Instant::now();
         let name = resolve(f)?;
         let mut ids = Vec::new();
+        let items = items.into_iter();
+        // Chunks of an eighth of the input, or of each batch when its length is not
+        // known.
+        let per = match items.size_hint().0 {
+            0 => None,
+            n => Some(inner.per_entry(n)),
+        };
         let r = self.rt().block_on(async {
             let mut out = Vec::new();
             let mut receivers = std::collections::VecDeque::new();
             let mut batch = Vec::new();
             let mut next_out = 0u64;
-            for (i, a) in items.into_iter().enumerate() {
+            for (i, a) in items.enumerate() {
                 let arg = encode(&a, i as u64)?;
                 let permit = match Arc::clone(&inner.permits).try_acquire_owned() {
                     Ok(p) => p,
                     Err(_) => {
-                        inner.send(&mut batch).await?;
+                        inner.send(name, per, &mut batch).await?;
                         // Full: take the results that are there, then wait for room.
                         loop {
                             if let Ok(p) = Arc::clone(&inner.permits).try_acquire_owned() {
@@ -602,15 +680,15 @@ impl Pool {
                         }
                     }
                 };
-                let (id, sealed, rx) = inner.prepare(name, arg, i as u64, permit)?;
+                let (id, rx) = inner.prepare(i as u64, permit);
                 ids.push(id);
                 receivers.push_back(rx);
-                batch.push((id, sealed));
+                batch.push((id, arg));
                 if batch.len() >= BATCH {
-                    inner.send(&mut batch).await?;
+                    inner.send(name, per, &mut batch).await?;
                 }
             }
-            inner.send(&mut batch).await?;
+            inner.send(name, per, &mut batch).await?;
             while let Some(rx) = receivers.pop_front() {
                 out.push(take::<R>(rx, next_out, deadline, started).await?);
                 next_out += 1;
@@ -663,28 +741,27 @@ impl Pool {
         self.rt().block_on(async {
             let mut ids = Vec::with_capacity(args.len());
             let mut batch = Vec::new();
+            let per = Some(inner.per_entry(args.len()));
             for (i, arg) in args.into_iter().enumerate() {
                 let permit = match Arc::clone(&inner.permits).try_acquire_owned() {
                     Ok(p) => p,
                     Err(_) => {
                         // Full: send what is ready, then wait for room.
-                        inner.send(&mut batch).await?;
+                        inner.send(task, per, &mut batch).await?;
                         Arc::clone(&inner.permits)
                             .acquire_owned()
                             .await
                             .expect("the semaphore is never closed")
                     }
                 };
-                let (id, sealed) = inner
-                    .prepare_to(task, arg, i as u64, permit, Reply::To(done.clone()))
-                    .map_err(|e| ClusterError::Config(format!("could not submit: {e}")))?;
+                let id = inner.prepare_to(i as u64, permit, Reply::To(done.clone()));
                 ids.push(id);
-                batch.push((id, sealed));
+                batch.push((id, arg));
                 if batch.len() >= BATCH {
-                    inner.send(&mut batch).await?;
+                    inner.send(task, per, &mut batch).await?;
                 }
             }
-            inner.send(&mut batch).await?;
+            inner.send(task, per, &mut batch).await?;
             Ok(ids)
         })
     }

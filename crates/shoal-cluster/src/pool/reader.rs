@@ -1,5 +1,9 @@
 //! The submitter's result reader: a blocking `XREAD` on a connection of its own, that
 //! hands each result to its waiter and deletes what it read.
+//!
+//! A result entry holds one or more fields `m`, `m2`, `m3`…, each a signed
+//! [`ResultMessage`] carrying the results of one task entry; each is checked on its
+//! own.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -49,7 +53,16 @@ pub(crate) async fn read_results(inner: Arc<Inner>, mut con: ConnectionManager) 
         let mut read = Vec::new();
         for k in reply.keys {
             for e in k.ids {
-                handle(&inner, &e.id, e.map.get("m")).await;
+                let mut signed = 0;
+                for (field, m) in &e.map {
+                    if field.starts_with('m') {
+                        signed += 1;
+                        handle(&inner, &e.id, Some(m)).await;
+                    }
+                }
+                if signed == 0 {
+                    handle(&inner, &e.id, None).await;
+                }
                 last.clone_from(&e.id);
                 read.push(e.id);
             }
@@ -67,7 +80,7 @@ pub(crate) async fn read_results(inner: Arc<Inner>, mut con: ConnectionManager) 
     }
 }
 
-/// Checks, decodes and delivers one result entry.
+/// Checks, decodes and delivers one signed message of a result entry.
 async fn handle(inner: &Inner, entry: &str, m: Option<&redis::Value>) {
     let bytes: &[u8] = match m {
         Some(redis::Value::BulkString(b)) => b,
@@ -75,10 +88,13 @@ async fn handle(inner: &Inner, entry: &str, m: Option<&redis::Value>) {
     };
     match wire::open::<ResultMessage>(&inner.key, inner.names.pool(), Kind::Result, bytes) {
         Ok(msg) => {
-            let outcome = msg
-                .outcome
-                .map_err(|f| TaskError::from_failure(f, msg.host.clone()));
-            inner.deliver(msg.id, outcome);
+            let host = msg.host;
+            inner.deliver_all(msg.results.into_iter().map(|(id, outcome)| {
+                (
+                    id,
+                    outcome.map_err(|f| TaskError::from_failure(f, host.clone())),
+                )
+            }));
         }
         Err(refused) => {
             inner.stats.refused.fetch_add(1, Ordering::Relaxed);
