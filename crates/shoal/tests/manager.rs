@@ -371,3 +371,100 @@ fn a_lock_whose_holder_is_killed_is_released() {
         assert!(lock.acquire_timeout(WAIT).unwrap());
     });
 }
+
+/// A manager over TLS: the listener and the client's connections are the caller's own
+/// (`Server::from_listener`, `Client::connect_with`); a client without TLS is refused.
+#[cfg(feature = "tls")]
+#[test]
+fn a_manager_over_tls_serves_a_client_that_speaks_tls_only() {
+    use std::sync::Arc;
+
+    use shoal::net::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    use shoal::net::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
+
+    watchdog(|| {
+        let provider = || Arc::new(rustls::crypto::ring::default_provider());
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let cert: CertificateDer<'static> = certified.cert.der().clone();
+        let key =
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
+        let server_cfg = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.clone()], key)
+            .unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(cert).unwrap();
+        let client_cfg = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+
+        let listener = shoal::net::Listener::builder()
+            .authkey(KEY)
+            .tls(Arc::new(server_cfg))
+            .handshake_timeout(Some(WAIT))
+            .bind("127.0.0.1:0")
+            .unwrap();
+        let server = Server::from_listener(listener).start().unwrap();
+        let tls = shoal::net::Client::builder()
+            .authkey(KEY)
+            .tls(Arc::new(client_cfg), "localhost")
+            .unwrap();
+        let client = Client::connect_with(server.address(), tls).unwrap();
+        let d = client.dict::<String, u32>().unwrap();
+        d.insert(&"over tls".to_owned(), &7).unwrap();
+        assert_eq!(d.get(&"over tls".to_owned()).unwrap(), Some(7));
+
+        // The same key without TLS does not get a manager to talk to.
+        let plain = Client::connect(server.address(), KEY).unwrap_err();
+        assert!(
+            matches!(
+                plain,
+                ManagerError::AuthRefused { .. }
+                    | ManagerError::ServerGone { .. }
+                    | ManagerError::Net(_)
+            ),
+            "{plain}"
+        );
+        drop(d);
+        server.shutdown();
+    });
+}
+
+/// `Server::spawn` runs the server in a child process with a shared object of a
+/// built-in type; `shutdown` stops it, and the address then refuses clients.
+#[test]
+fn a_spawned_server_serves_its_shared_objects_until_shut_down() {
+    watchdog(|| {
+        let server = Server::spawn("127.0.0.1:0", KEY, &[("get_jobs", Builtin::Queue)]).unwrap();
+        assert_ne!(server.pid(), Some(std::process::id()));
+        let a = Client::connect(server.address(), KEY).unwrap();
+        let b = Client::connect(server.address(), KEY).unwrap();
+        let put = a.create("get_jobs", vec![]).unwrap();
+        let get = b.create("get_jobs", vec![]).unwrap();
+        put.call("put", vec![Value::String("first".into())])
+            .unwrap();
+        assert_eq!(
+            get.call("get", vec![]).unwrap(),
+            Value::String("first".into())
+        );
+        let address = server.address().clone();
+        server.shutdown().unwrap();
+        let gone = Client::connect(&address, KEY).unwrap_err();
+        assert!(matches!(gone, ManagerError::ServerGone { .. }), "{gone}");
+    });
+}
+
+#[test]
+fn spawning_on_an_address_in_use_says_so() {
+    watchdog(|| {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = taken.local_addr().unwrap();
+        let err = Server::spawn(address, KEY, &[]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("could not serve"), "{text}");
+    });
+}

@@ -18,7 +18,8 @@ const CONNECT_LIMIT: Duration = Duration::from_secs(10);
 
 pub(crate) struct Inner {
     address: Address,
-    authkey: Vec<u8>,
+    /// The key and any other settings (TLS) of every connection to the server.
+    builder: crate::net::ClientBuilder,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -48,8 +49,8 @@ pub(crate) fn from_value<T: DeserializeOwned>(v: Value, what: &str) -> Result<T,
 
 impl Inner {
     fn connect(&self) -> Result<Connection, ManagerError> {
-        crate::net::Client::builder()
-            .authkey(&self.authkey)
+        self.builder
+            .clone()
             .connect_timeout(CONNECT_LIMIT)
             .handshake_timeout(Some(CONNECT_LIMIT))
             .connect(&self.address)
@@ -222,10 +223,34 @@ impl Client {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn connect(address: impl ToAddress, authkey: &[u8]) -> Result<Client, ManagerError> {
+        Client::connect_with(address, crate::net::Client::builder().authkey(authkey))
+    }
+
+    /// Connects as [`connect`](Client::connect) does, every connection to the server
+    /// made by `builder` (its auth key, and TLS, a digest or a frame limit); the connect
+    /// and handshake limits are the client's own.
+    ///
+    /// # Errors
+    /// As [`connect`](Client::connect).
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::manager::{Client, ManagerError, Server};
+    ///
+    /// let server = Server::bind("127.0.0.1:0", b"key")?.start()?;
+    /// let wrong = shoal::net::Client::builder().authkey(b"not the key");
+    /// let refused = Client::connect_with(server.address(), wrong).unwrap_err();
+    /// assert!(matches!(refused, ManagerError::AuthRefused { .. }), "{refused}");
+    /// # Ok::<(), ManagerError>(())
+    /// ```
+    pub fn connect_with(
+        address: impl ToAddress,
+        builder: crate::net::ClientBuilder,
+    ) -> Result<Client, ManagerError> {
         let client = Client {
             inner: Arc::new(Inner {
                 address: address.to_address()?,
-                authkey: authkey.to_vec(),
+                builder,
             }),
         };
         client.inner.dispatch("dummy", Vec::new(), Kwds::new())?;

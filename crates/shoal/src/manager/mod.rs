@@ -62,6 +62,7 @@ mod object;
 mod pickle;
 mod proxies;
 mod server;
+mod spawned;
 
 pub use args::Kwds;
 pub use client::{Client, Proxy};
@@ -73,6 +74,7 @@ pub use proxies::{
 /// The plain values a manager's objects hold and its calls carry (serde-pickle's).
 pub use serde_pickle::{HashableValue, Value};
 pub use server::{Server, ServerHandle};
+pub use spawned::ServerProcess;
 
 /// Python's `repr` of a plain value (`"['a', 1, None]"`).
 ///

@@ -101,12 +101,36 @@ impl Server {
     /// # Ok::<(), shoal::manager::ManagerError>(())
     /// ```
     pub fn bind(address: impl ToAddress, authkey: &[u8]) -> Result<Server, ManagerError> {
-        let listener = Listener::bind(address, Some(authkey))?;
+        Ok(Server::from_listener(Listener::bind(
+            address,
+            Some(authkey),
+        )?))
+    }
+
+    /// A server on a listener of the caller's: for TLS, another digest or frame limit
+    /// ([`net::ListenerBuilder`](crate::net::ListenerBuilder)). The listener should
+    /// carry an auth key: a manager without one serves anyone who connects.
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::manager::{Client, Server};
+    /// use shoal::net::{self, Digest};
+    ///
+    /// let listener = net::Listener::builder()
+    ///     .authkey(b"key")
+    ///     .digest(Digest::Sha384)
+    ///     .bind("127.0.0.1:0")?;
+    /// let server = Server::from_listener(listener).start()?;
+    /// let client = Client::connect_with(server.address(), net::Client::builder().authkey(b"key"))?;
+    /// assert_eq!(client.number_of_objects()?, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_listener(listener: Listener) -> Server {
         let registry = Builtin::TYPEIDS
             .iter()
             .map(|(t, b)| ((*t).to_owned(), Kind::Builtin(*b)))
             .collect();
-        Ok(Server {
+        Server {
             shared: Arc::new(Shared {
                 address: listener.address().clone(),
                 registry: RwLock::new(registry),
@@ -117,7 +141,7 @@ impl Server {
                 stop: AtomicBool::new(false),
             }),
             listener,
-        })
+        }
     }
 
     /// The address clients connect to (with the port the kernel chose for port 0).
