@@ -480,6 +480,9 @@ impl Drop for Arena {
         if let Some(prev) = generation.checked_sub(1) {
             let _ = sys::shm_unlink(&gen_name(&self.name, prev));
         }
+        // The next generation's name exists only if a holder died while growing the
+        // container (never published, so no process maps it).
+        let _ = sys::shm_unlink(&gen_name(&self.name, generation + 1));
         let _ = sys::shm_unlink(&self.name);
         let _ = sys::shm_unlink(&lock_name(&self.name));
     }
