@@ -212,12 +212,11 @@ fn is_main_thread() -> bool {
     })
 }
 
-/// A listening socket that hands out authenticated connections.
-
 /// How long a manager call ([`RawNetConnection::call`]) looks for its reply before it
 /// sleeps.
 const CALL_SPIN: std::time::Duration = std::time::Duration::from_micros(60);
 
+/// A listening socket that hands out authenticated connections.
 #[pyclass(module = "shoal._shoal", frozen)]
 pub(crate) struct RawListener {
     listener: Listener,
