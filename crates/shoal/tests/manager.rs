@@ -10,6 +10,7 @@ use shoal::manager::{
 use shoal::{Process, Queue};
 
 mod common;
+mod net_support;
 use common::{watchdog, Reap};
 
 const KEY: &[u8] = b"manager test key";
@@ -377,41 +378,18 @@ fn a_lock_whose_holder_is_killed_is_released() {
 #[cfg(feature = "tls")]
 #[test]
 fn a_manager_over_tls_serves_a_client_that_speaks_tls_only() {
-    use std::sync::Arc;
-
-    use shoal::net::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-    use shoal::net::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
-
     watchdog(|| {
-        let provider = || Arc::new(rustls::crypto::ring::default_provider());
-        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-        let cert: CertificateDer<'static> = certified.cert.der().clone();
-        let key =
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
-        let server_cfg = ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert.clone()], key)
-            .unwrap();
-        let mut roots = RootCertStore::empty();
-        roots.add(cert).unwrap();
-        let client_cfg = ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-
+        let (server_cfg, client_cfg) = net_support::tls_configs();
         let listener = shoal::net::Listener::builder()
             .authkey(KEY)
-            .tls(Arc::new(server_cfg))
+            .tls(server_cfg)
             .handshake_timeout(Some(WAIT))
             .bind("127.0.0.1:0")
             .unwrap();
         let server = Server::from_listener(listener).start().unwrap();
         let tls = shoal::net::Client::builder()
             .authkey(KEY)
-            .tls(Arc::new(client_cfg), "localhost")
+            .tls(client_cfg, "localhost")
             .unwrap();
         let client = Client::connect_with(server.address(), tls).unwrap();
         let d = client.dict::<String, u32>().unwrap();

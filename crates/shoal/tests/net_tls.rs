@@ -5,41 +5,12 @@
 mod common;
 mod net_support;
 
-use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use common::watchdog;
-use net_support::STEP;
-use shoal::net::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use shoal::net::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
+use net_support::{tls_configs as configs, STEP};
 use shoal::net::{Client, Listener, NetError};
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// A server configuration with a fresh self-signed certificate for `localhost`, and a
-/// client configuration that trusts it.
-fn configs() -> (Arc<ServerConfig>, Arc<ClientConfig>) {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let cert: CertificateDer<'static> = certified.cert.der().clone();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
-    let server = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.clone()], key)
-        .unwrap();
-    let mut roots = RootCertStore::empty();
-    roots.add(cert).unwrap();
-    let client = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    (Arc::new(server), Arc::new(client))
-}
 
 #[test]
 fn tls_round_trip_with_a_self_signed_certificate() {

@@ -134,3 +134,35 @@ impl Drop for Python {
         let _ = self.child.wait();
     }
 }
+
+/// A server configuration with a fresh self-signed certificate for `localhost`, and a
+/// client configuration that trusts it.
+#[cfg(feature = "tls")]
+pub fn tls_configs() -> (
+    std::sync::Arc<shoal::net::rustls::ServerConfig>,
+    std::sync::Arc<shoal::net::rustls::ClientConfig>,
+) {
+    use std::sync::Arc;
+
+    use shoal::net::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    use shoal::net::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
+
+    let provider = || Arc::new(rustls::crypto::ring::default_provider());
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert: CertificateDer<'static> = certified.cert.der().clone();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
+    let server = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .unwrap();
+    let mut roots = RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let client = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (Arc::new(server), Arc::new(client))
+}
