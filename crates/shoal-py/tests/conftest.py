@@ -33,18 +33,29 @@ def watchdog():
 REPO = pathlib.Path(__file__).resolve().parents[3]
 
 
-@pytest.fixture(scope="session")
-def interop_bin() -> str:
-    """The Rust side of the interop tests (`crates/shoal/examples/interop`), built if it
-    is not there."""
+def rust_example(name: str) -> str:
+    """The path of shoal's Rust example `name` (`crates/shoal/examples`), built if it is
+    not there."""
     target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
     built = subprocess.run(
-        ["cargo", "build", "-q", "-p", "shoal", "--example", "interop"],
+        ["cargo", "build", "-q", "-p", "shoal", "--example", name],
         cwd=REPO, env={**os.environ, "CARGO_TARGET_DIR": str(target)}, timeout=1200,
         capture_output=True, text=True,
     )
     assert built.returncode == 0, built.stderr
-    return str(target / "debug" / "examples" / "interop")
+    return str(target / "debug" / "examples" / name)
+
+
+@pytest.fixture(scope="session")
+def interop_bin() -> str:
+    """The Rust side of the interop tests (`crates/shoal/examples/interop`)."""
+    return rust_example("interop")
+
+
+@pytest.fixture(scope="session")
+def manager_bin() -> str:
+    """The Rust side of the manager interop tests (`crates/shoal/examples/manager_server`)."""
+    return rust_example("manager_server")
 
 
 @pytest.fixture(params=METHODS)

@@ -7,7 +7,6 @@ Python side, so this runs under any interpreter."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import pathlib
 import queue
 import subprocess
@@ -22,7 +21,6 @@ from typing import Any, Tuple
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[3]
 WAIT = 60
 KEY = b"interop manager key"
 
@@ -34,19 +32,6 @@ class RustManager(SyncManager):
 RustManager.register("get_shared", proxytype=DictProxy)
 RustManager.register("get_lock", proxytype=AcquirerProxy)
 RustManager.register("Counter")
-
-
-@pytest.fixture(scope="module")
-def manager_bin() -> str:
-    """The Rust side (`crates/shoal/examples/manager_server`), built if it is not there."""
-    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-    built = subprocess.run(
-        ["cargo", "build", "-q", "-p", "shoal", "--example", "manager_server"],
-        cwd=REPO, env={**os.environ, "CARGO_TARGET_DIR": str(target)}, timeout=1200,
-        capture_output=True, text=True,
-    )
-    assert built.returncode == 0, built.stderr
-    return str(target / "debug" / "examples" / "manager_server")
 
 
 def read_address(proc: subprocess.Popen[str]) -> str:
