@@ -12,6 +12,7 @@ import concurrent.futures as _cf
 import multiprocessing as _mp
 import threading
 import time
+from concurrent.futures import _base
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Iterator, Optional
 
@@ -34,30 +35,102 @@ def _as_future_error(e: BaseException) -> BaseException:
     return e
 
 
-class _Future(_cf.Future):
-    """A `concurrent.futures.Future` whose `result` and `exception` take the worker's
-    answer in the waiting thread (see `Pool._help`) instead of waiting for the pool's
-    supervisor thread to pass it on."""
+# The states of a `concurrent.futures.Future` (the same names from 3.9 to 3.13).
+_PENDING, _CANCELLED, _NOTIFIED, _FINISHED = (_base.PENDING, _base.CANCELLED,
+                                              _base.CANCELLED_AND_NOTIFIED, _base.FINISHED)
+_SETTLED = (_CANCELLED, _NOTIFIED, _FINISHED)
 
-    _call: Any = None
+
+class _Future(_cf.Future):
+    """A `concurrent.futures.Future` that is also the pool's call for its task: the
+    pool settles it directly, and its `result` and `exception` take the worker's answer
+    in the waiting thread (see `Pool._help`) instead of waiting for the pool's
+    supervisor thread to pass it on.
+
+    It has the attributes `concurrent.futures.wait`, `as_completed` and asyncio use,
+    but its condition is its executor's, shared by all its futures: a future costs no
+    lock of its own to make (the dearest part of making one). So a sleeper on the
+    condition may be woken by another future's end: `result` and `exception` wait in
+    a loop.
+    """
+
+    # The pool's side of a call (see `shoal.pool.AsyncResult`): the worker its task
+    # was sent to, and whether the future is settled.
+    _worker: Any = None
+    _ready = False
+
+    def __init__(self, executor: ProcessPoolExecutor) -> None:
+        # The base's attributes, but its own condition: not `super().__init__()`.
+        self._condition = executor._condition
+        self._state = _PENDING
+        self._result: Any = None
+        self._exception: Optional[BaseException] = None
+        self._waiters: list = []
+        self._done_callbacks: list = []
+        self._executor = executor
+        self._pool = executor._pool
 
     def result(self, timeout: Optional[float] = None) -> Any:
-        call = self._call
-        if call is not None and not self.done():
-            timeout = call._pool._help(call, timeout)
-        return super().result(timeout)
-
-    def add_done_callback(self, fn: Callable) -> None:
-        call = self._call
-        if call is not None and not self.done():
-            call._pool._wake()  # the supervisor takes the answer at once
-        super().add_done_callback(fn)
+        return super().result(self._wait(timeout))
 
     def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
-        call = self._call
-        if call is not None and not self.done():
-            timeout = call._pool._help(call, timeout)
-        return super().exception(timeout)
+        return super().exception(self._wait(timeout))
+
+    def _wait(self, timeout: Optional[float]) -> Optional[float]:
+        """Waits until the future is settled or `timeout` seconds pass; then 0 (the
+        base method answers without waiting), or `timeout` when already settled."""
+        if self._state in _SETTLED:
+            return timeout
+        if not self._ready and self._worker is not None:
+            timeout = self._pool._help(self, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._condition:
+            while self._state not in _SETTLED:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                self._condition.wait(left)
+        return 0
+
+    def add_done_callback(self, fn: Callable) -> None:
+        if not self._ready:
+            self._pool._wake()  # the supervisor takes the answer at once
+        super().add_done_callback(fn)
+
+    # What the pool calls (as on `AsyncResult`).
+    def _deliver(self, lo: int, values: list) -> None:
+        self._settle(values[0], None)
+
+    def _fail(self, lo: int, n: int, exc: BaseException) -> None:
+        if not self._ready:
+            self._settle(None, _as_future_error(exc))
+
+    def _settle(self, value: Any, exc: Optional[BaseException]) -> None:
+        """`set_running_or_notify_cancel` then `set_result` (or `set_exception`) in one
+        hold of the condition. (The future is never marked running: it can be
+        cancelled until its answer is in, as it could before.)"""
+        self._ready = True
+        self._executor._futures.discard(self)
+        with self._condition:
+            if self._state == _CANCELLED:
+                self._state = _NOTIFIED
+                for waiter in self._waiters:
+                    waiter.add_cancelled(self)
+                return
+            if self._state != _PENDING:
+                return
+            if exc is None:
+                self._result = value
+                self._state = _FINISHED
+                for waiter in self._waiters:
+                    waiter.add_result(self)
+            else:
+                self._exception = exc
+                self._state = _FINISHED
+                for waiter in self._waiters:
+                    waiter.add_exception(self)
+            self._condition.notify_all()
+        self._invoke_callbacks()
 
 
 class ProcessPoolExecutor(_cf.Executor):
@@ -73,27 +146,18 @@ class ProcessPoolExecutor(_cf.Executor):
         self._shutdown = False
         self._lock = threading.Lock()
         self._futures: set = set()
+        # The condition of every future of this executor (see `_Future`).
+        self._condition = threading.Condition()
 
     def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> _cf.Future:
         """Schedule ``fn(*args, **kwargs)``; returns its `Future`."""
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            future = _Future()
+            future = _Future(self)
             self._futures.add(future)
-
-        def done(value: Any) -> None:
-            self._futures.discard(future)
-            if future.set_running_or_notify_cancel():
-                future.set_result(value)
-
-        def failed(exc: BaseException) -> None:
-            self._futures.discard(future)
-            if future.set_running_or_notify_cancel():
-                future.set_exception(_as_future_error(exc))
-
-        # Its callbacks only settle the future, which a waiting thread settles too.
-        future._call = self._pool._apply(fn, args, kwargs, done, failed, None, False)
+        # The supervisor need not hurry for it: a waiting thread settles it too.
+        self._pool._apply_call(future, fn, args, kwargs, None, False)
         return future
 
     def map(self, fn: Callable, *iterables: Iterable, timeout: Optional[float] = None,

@@ -33,6 +33,7 @@ from multiprocessing.pool import MaybeEncodingError as _StdMaybeEncodingError
 from multiprocessing.pool import ThreadPool
 from typing import Any, Callable, Iterable, Optional
 
+from . import _shoal
 from ._errors import ProcessError
 
 __all__ = ["AsyncResult", "IMapIterator", "MapResult", "MaybeEncodingError", "Pool", "ThreadPool", "WorkerDied"]
@@ -200,10 +201,18 @@ def _worker(conn: Any, mark: Any, initializer: Optional[Callable], initargs: tup
 class AsyncResult:
     """The result of `apply_async` (and, as `MapResult`, of `map_async`)."""
 
+    # A waiting thread usually takes its task's answer itself (`Pool._help`), so no
+    # thread sleeps on most results: the `threading.Event` a sleeper needs (the costliest
+    # object of a call) is made only when one does. `_set` writes `_ready` before it
+    # reads `_event`; a sleeper writes `_event` before it reads `_ready`: under the
+    # GIL, one of the two sees the other's write.
+    _event: Optional[threading.Event] = None
+
     def __init__(self, pool: Pool, callback: Optional[Callable], error_callback: Optional[Callable]) -> None:
         self._pool = pool
-        self._event = threading.Event()
         self._callback, self._error_callback = callback, error_callback
+        # Set once the value is in and the callbacks have run.
+        self._ready = False
         self._success: Optional[bool] = None
         self._value: Any = None
         # The worker its task was last sent to (a waiting thread takes the answer there).
@@ -211,9 +220,9 @@ class AsyncResult:
 
     def ready(self) -> bool:
         """Whether the call has completed."""
-        if not self._event.is_set() and self._worker is not None:
+        if not self._ready and self._worker is not None:
             self._pool._help(self, 0.0)
-        return self._event.is_set()
+        return self._ready
 
     def successful(self) -> bool:
         """Whether the call completed without raising; `ValueError` if not ready."""
@@ -223,14 +232,17 @@ class AsyncResult:
 
     def wait(self, timeout: Optional[float] = None) -> None:
         """Wait until the result is available or `timeout` seconds pass."""
-        if not self._event.is_set():
-            self._event.wait(self._pool._help(self, timeout))
+        if self._ready:
+            return
+        left = self._pool._help(self, timeout)
+        if not self._ready:
+            _sleep_until_ready(self, left)
 
     def get(self, timeout: Optional[float] = None) -> Any:
         """The result; raises the task's exception (or `WorkerDied`), or
         `multiprocessing.TimeoutError` after `timeout` seconds."""
         self.wait(timeout)
-        if not self.ready():
+        if not self._ready:
             raise TimeoutError
         if self._success:
             return self._value
@@ -244,7 +256,10 @@ class AsyncResult:
                 cb(value)
             except Exception:  # noqa: BLE001 - a callback's failure is printed, as the stdlib does
                 traceback.print_exc()
-        self._event.set()
+        self._ready = True
+        event = self._event
+        if event is not None:
+            event.set()
 
     # What the supervisor calls: the values of units ``lo …`` of the call, or the
     # failure of ``n`` units from ``lo``.
@@ -252,8 +267,20 @@ class AsyncResult:
         self._set(True, values[0])
 
     def _fail(self, lo: int, n: int, exc: BaseException) -> None:
-        if not self._event.is_set():
+        if not self._ready:
             self._set(False, exc)
+
+
+def _sleep_until_ready(call: Any, timeout: Optional[float]) -> None:
+    """Sleeps until `call` (an `AsyncResult`) is ready or `timeout` seconds pass."""
+    event = call._event
+    if event is None:
+        with call._pool._lock:  # two sleepers make one event
+            event = call._event
+            if event is None:
+                event = call._event = threading.Event()
+    if not call._ready:
+        event.wait(timeout)
 
 
 ApplyResult = AsyncResult
@@ -262,12 +289,14 @@ ApplyResult = AsyncResult
 class MapResult(AsyncResult):
     """The result of `map_async`: a list, in order, once every task is back."""
 
-    def __init__(self, pool: Pool, units: int, chunked: bool, callback: Optional[Callable],
+    def __init__(self, pool: Pool, units: int, chunksize: int, items: int, callback: Optional[Callable],
                  error_callback: Optional[Callable], bar: Any = None) -> None:
         super().__init__(pool, callback, error_callback)
-        self._parts: list = [None] * units
+        # Unit ``i`` holds items ``i * chunksize …``: each answer is put in its place
+        # as it comes (nothing is joined at the end).
+        self._parts: list = [None] * items
+        self._chunksize = chunksize
         self._left = units
-        self._chunked = chunked
         self._bar = bar
         self._error: Optional[BaseException] = None
         if units == 0:
@@ -275,16 +304,26 @@ class MapResult(AsyncResult):
 
     def _deliver(self, lo: int, values: list) -> None:
         n = len(values)
-        self._parts[lo : lo + n] = values
+        if self._chunksize == 1:
+            self._parts[lo : lo + n] = values
+            done = n
+        else:
+            at = lo * self._chunksize
+            for chunk in values:
+                end = at + len(chunk)
+                self._parts[at:end] = chunk
+                at = end
+            done = at - lo * self._chunksize
         if self._bar is not None:
-            self._bar.inc(sum(map(len, values)) if self._chunked else n)
+            self._bar.inc(done)
         self._done(n)
 
     def _fail(self, lo: int, n: int, exc: BaseException) -> None:
         if self._error is None:
             self._error = exc
         if self._bar is not None:
-            self._bar.inc(n)
+            cs = self._chunksize
+            self._bar.inc(min(len(self._parts), (lo + n) * cs) - lo * cs)
         self._done(n)
 
     def _done(self, n: int) -> None:
@@ -294,8 +333,6 @@ class MapResult(AsyncResult):
                 self._bar.finish()
             if self._error is not None:
                 self._set(False, self._error)
-            elif self._chunked:
-                self._set(True, list(itertools.chain.from_iterable(self._parts)))
             else:
                 self._set(True, self._parts)
 
@@ -451,8 +488,6 @@ def _progress_bar(progress: bool, iterable: Any) -> Any:
     """A progress bar drawn by the Rust side (on a terminal only), or None."""
     if not progress:
         return None
-    from . import _shoal
-
     try:
         total: Optional[int] = len(iterable)
     except TypeError:
@@ -595,6 +630,10 @@ class Pool:
                     timeout = TICK if timeout is None else min(timeout, TICK)
             ready = wait([*conns, *sentinels, self._wake_r], timeout)
             with self._lock:
+                if self._state == TERMINATE:
+                    # Its workers were stopped on purpose: their tasks fail as
+                    # terminated (`terminate`), not as deaths.
+                    return
                 if self._wake_r in ready:
                     os.read(self._wake_r, 4096)
                 for obj in ready:
@@ -750,10 +789,8 @@ class Pool:
         """Takes the answer for `result` from its worker in this thread, while that
         worker has no other reader: no hand-over by the supervisor. Returns what is
         left of `timeout` for waiting on the result as usual."""
-        from . import _shoal
-
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not result._event.is_set():
+        while not result._ready:
             with self._lock:
                 w = result._worker
                 if w is None or w.reader or not w.msgs or w not in self._workers:
@@ -870,18 +907,28 @@ class Pool:
 
     def _apply(self, func: Callable, args: tuple, kwds: Optional[dict], callback: Optional[Callable],
                error_callback: Optional[Callable], timeout: Optional[float], wake: bool) -> AsyncResult:
-        """`apply_async`; ``wake``: the supervisor must take the answer at once (a
-        callback waits for it) even when the call goes straight to an idle worker."""
+        """`apply_async`; ``wake``: see `_apply_call`."""
         self._check_running()
         result = AsyncResult(self, callback, error_callback)
-        span = _Span(APPLY, func, [(tuple(args), dict(kwds or {}))], 0, 1, result, timeout)
+        self._apply_call(result, func, args, kwds, timeout, wake)
+        return result
+
+    def _apply_call(self, call: Any, func: Callable, args: tuple, kwds: Optional[dict],
+                    timeout: Optional[float], wake: bool) -> None:
+        """Submits `func(*args, **kwds)` for `call` (an `AsyncResult`, or an object with
+        its `_worker`, `_ready`, `_deliver` and `_fail`). ``wake``: the supervisor must
+        take the answer at once (a callback waits for it) even when the call goes
+        straight to an idle worker."""
+        span = _Span(APPLY, func, [(tuple(args), dict(kwds) if kwds else {})], 0, 1, call, timeout)
         with self._lock:
             self._check_running()
             idle = None
             if timeout is None and not self._pending:
                 # Straight to an idle worker from this thread: no hand-over.
-                idle = next((w for w in self._workers if not w.msgs and not w.reader
-                             and (self._maxtasks is None or w.sent < self._maxtasks)), None)
+                for w in self._workers:
+                    if not w.msgs and not w.reader and (self._maxtasks is None or w.sent < self._maxtasks):
+                        idle = w
+                        break
             if idle is not None:
                 self._send(idle, [span], 1)
                 self._last_direct = time.monotonic()
@@ -893,7 +940,6 @@ class Pool:
                 wake = True
         if wake:
             self._wake()
-        return result
 
     def _map_async(self, func: Callable, iterable: Iterable, chunksize: Optional[int], star: bool,
                    callback: Optional[Callable], error_callback: Optional[Callable],
@@ -916,7 +962,7 @@ class Pool:
                 units = [list(u) for u in units]
             kind = STARCHUNK if star else CHUNK
         bar = _progress_bar(progress, items)
-        result = MapResult(self, len(units), chunksize != 1, callback, error_callback, bar)
+        result = MapResult(self, len(units), chunksize, len(items), callback, error_callback, bar)
         if units:
             self._submit([_Span(kind, func, units, 0, len(units), result)])
         return result
