@@ -37,6 +37,8 @@ fn _shoal(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pipe::PipeEnd>()?;
     m.add_function(wrap_pyfunction!(pipe::pipe, m)?)?;
     m.add_function(wrap_pyfunction!(pool::recv_answer, m)?)?;
+    m.add_function(wrap_pyfunction!(pool::map_encoded, m)?)?;
+    m.add_class::<pickle::EncodedList>()?;
     m.add_class::<sync::RawLock>()?;
     m.add_class::<sync::RawRLock>()?;
     m.add_class::<sync::RawSemaphore>()?;

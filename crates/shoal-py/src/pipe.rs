@@ -39,7 +39,12 @@ use crate::queue::{slot_to_bytes, DEFAULT_CAPACITY, LARGE};
 /// How long a send may go without looking whether the peer is gone.
 const LOOK_EVERY: Duration = Duration::from_millis(1);
 
-/// How long a blocked receive waits on the ring alone before it also watches the
+/// How long a receive that found nothing waits on the ring before it first looks
+/// whether the peer is gone (a system call): about the longest spin of the ring's
+/// wait, which an answer that comes within microseconds meets.
+const SOON: Duration = Duration::from_micros(50);
+
+/// How long a blocked receive then waits on the ring alone before it also watches the
 /// liveness socket (each watch is a few system calls; a busy sender answers sooner).
 const RING_WAIT: Duration = Duration::from_millis(2);
 
@@ -178,29 +183,36 @@ pub(crate) fn receive<T: Send>(
     if let Some(v) = now(py)? {
         return Ok(Some(v));
     }
+    let deadline = deadline(timeout)?;
+    // On the ring alone first: the answer of a busy peer comes within microseconds,
+    // before it is worth a system call to look at the liveness socket.
+    let on_ring = |py: Python<'_>, wait: Duration| {
+        let wait = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()).min(wait),
+            None => wait,
+        };
+        py.detach(|| {
+            match inner
+                .conn
+                .recv_in_place_timeout(wait, |slot| Python::attach(|py| read(py, slot)))
+            {
+                Ok(v) => v.map(Some),
+                Err(GetError::Timeout) | Err(GetError::Empty) => Ok(None),
+                Err(GetError::Closed) => Err(PyEOFError::new_err("")),
+                Err(e) => Err(PyOSError::new_err(format!("could not receive: {e}"))),
+            }
+        })
+    };
+    if let Some(v) = on_ring(py, SOON)? {
+        return Ok(Some(v));
+    }
     if inner.peer_gone() {
         // Sent before the peer closed: still delivered.
         return now(py)?.map(Some).ok_or_else(|| PyEOFError::new_err(""));
     }
-    let deadline = deadline(timeout)?;
-    // First on the ring alone: a busy sender's next message comes soon.
-    let ring_wait = match deadline {
-        Some(d) => d.saturating_duration_since(Instant::now()).min(RING_WAIT),
-        None => RING_WAIT,
-    };
-    let got = py.detach(|| {
-        match inner
-            .conn
-            .recv_in_place_timeout(ring_wait, |slot| Python::attach(|py| read(py, slot)))
-        {
-            Ok(v) => v.map(Some),
-            Err(GetError::Timeout) | Err(GetError::Empty) => Ok(None),
-            Err(GetError::Closed) => Err(PyEOFError::new_err("")),
-            Err(e) => Err(PyOSError::new_err(format!("could not receive: {e}"))),
-        }
-    })?;
-    if got.is_some() {
-        return Ok(got);
+    // Then longer: a sender busy for a while sends soon enough.
+    if let Some(v) = on_ring(py, RING_WAIT)? {
+        return Ok(Some(v));
     }
     loop {
         if let Some(v) = now(py)? {

@@ -382,3 +382,47 @@ def test_a_callback_may_submit_more(ctx):
         first = pool.apply_async(square, (3,), callback=then)
         assert first.get(timeout=60) == 9
         assert done.wait(60) and second[0].get(timeout=60) == 81
+
+
+class Point:
+    """Not plain data: pickled by the standard pickler."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def __eq__(self, other):
+        return isinstance(other, Point) and other.x == self.x
+
+
+def point_at_505(x):
+    return Point(x) if x == 505 else x
+
+
+def pair(a, b):
+    return [a, b]
+
+
+def test_chunk_results_of_every_kind_come_back_in_order(ctx):
+    # Chunk results are pickled one by one as they are made; a result that is not
+    # plain data turns the rest of its chunk into a list of objects, and a message
+    # with both kinds of chunk (13 chunks per message here) goes by the standard
+    # pickler.
+    with ctx.Pool(2) as pool:
+        want = [Point(505) if x == 505 else x for x in range(1000)]
+        assert pool.map(point_at_505, range(1000), chunksize=10) == want
+        assert pool.map(point_at_505, list(range(1000))) == want
+        # Lists as results: more of them than one chunk's pickling keeps track of.
+        assert pool.starmap(pair, [(i, -i) for i in range(500)], chunksize=100) == [[i, -i] for i in range(500)]
+        # Argument lists that are not tuples, and mixed plain values.
+        values = [None, True, 1.5, "é", b"\x00", (1, "a"), {"k": [1]}, 2**40, -(2**62)]
+        assert pool.starmap(pair, [[v, v] for v in values], chunksize=4) == [[v, v] for v in values]
+        assert list(pool.imap(point_at_505, range(1000), chunksize=50)) == want
+
+
+def test_a_list_met_twice_in_a_message_stays_one_list(ctx):
+    shared = [1, 2, 3]
+    a, b = ctx.Pipe()
+    a.send([shared, shared, {"x": shared}])
+    got = b.recv()
+    assert got == [shared, shared, {"x": shared}]
+    assert got[0] is got[1] is got[2]["x"]

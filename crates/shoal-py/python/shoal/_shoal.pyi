@@ -1,6 +1,6 @@
 """Type stubs for `shoal._shoal`, the Rust half of the package (see `crates/shoal-py/src`)."""
 
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 SLICE_SECONDS: float
 
@@ -76,6 +76,15 @@ def pipe(duplex: bool = True) -> tuple[PipeEnd, PipeEnd]: ...
 def recv_answer(end: PipeEnd, timeout: float) -> Any:
     """The next object on `end` within `timeout` seconds (None after it); `EOFError`
     at end of stream."""
+
+class EncodedList:
+    """A list whose items are pickled already: sent (and pickled) as that list."""
+
+    def __reduce__(self) -> tuple[Callable[[bytes], list], tuple[bytes]]: ...
+
+def map_encoded(func: Callable[..., Any], unit: Iterable[Any], star: bool) -> EncodedList | list:
+    """`[func(x) for x in unit]` (`star`: `func(*x)`), each result pickled as it is
+    made; a plain list once a result is not plain data."""
 
 class _Shared:
     def _parts(self) -> tuple[bytes, list[int]]: ...

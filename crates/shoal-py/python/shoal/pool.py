@@ -124,10 +124,9 @@ def _run(kind: int, func: Callable, unit: Any) -> Any:
         return func(unit)
     if kind == STAR:
         return func(*unit)
-    if kind == CHUNK:
-        return list(map(func, unit))
-    if kind == STARCHUNK:
-        return [func(*x) for x in unit]
+    if kind == CHUNK or kind == STARCHUNK:
+        # Each result pickled as it is made (sent as the list of them).
+        return _shoal.map_encoded(func, unit, kind == STARCHUNK)
     args, kwds = unit
     return func(*args, **kwds)
 

@@ -169,13 +169,19 @@ pub(crate) fn decode<'py>(py: Python<'py>, data: &[u8]) -> Option<Bound<'py, PyA
             }
             op::APPENDS => {
                 let from = marks.pop().filter(|&m| m <= stack.len())?;
-                let list = stack
-                    .get(from.checked_sub(1)?)?
-                    .cast_exact::<PyList>()
-                    .ok()?
-                    .clone();
-                for item in stack.drain(from..) {
-                    list.append(item).ok()?;
+                let at = from.checked_sub(1)?;
+                let list = stack.get(at)?.cast_exact::<PyList>().ok()?.clone();
+                // A list only the stack holds (not memoized, not filled yet) is made
+                // anew at its final size, without growing it item by item.
+                // SAFETY: `list` is a live object (held by the stack and by `list`).
+                let holders = unsafe { pyo3::ffi::Py_REFCNT(list.as_ptr()) };
+                if list.is_empty() && holders == 2 {
+                    let made = PyList::new(py, stack.drain(from..)).ok()?;
+                    stack[at] = made.into_any();
+                } else {
+                    for item in stack.drain(from..) {
+                        list.append(item).ok()?;
+                    }
                 }
             }
             op::EMPTY_DICT => stack.push(PyDict::new(py).into_any()),

@@ -4,6 +4,9 @@
 //! `MEMOIZE`, which loading does not need), in a fraction of the time: no pickler
 //! object, no memo table, no lookups of `__reduce_ex__`.
 //!
+//! An [`EncodedList`] (a list whose items were pickled already) is written as the
+//! list it stands for.
+//!
 //! Anything else, and a list or dict met twice (shared or cyclic: the memo would have
 //! kept it one object), makes [`encode`] give up, and the standard pickler pickles the
 //! whole message. Nothing here runs Python code.
@@ -11,7 +14,7 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
-use super::op;
+use super::{op, EncodedList};
 
 /// Nesting deeper than this is left to the standard pickler.
 const MAX_DEPTH: usize = 32;
@@ -32,6 +35,41 @@ pub(crate) fn encode(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> bool {
     true
 }
 
+/// A list pickled one item at a time, as its items are made (the results of a chunk
+/// of pool tasks, each dropped once written): `EMPTY_LIST MARK` items `APPENDS`.
+pub(crate) struct ListWriter {
+    out: Vec<u8>,
+    seen: Vec<usize>,
+}
+
+impl ListWriter {
+    pub(crate) fn new() -> ListWriter {
+        let mut out = Vec::with_capacity(4096);
+        out.extend_from_slice(&[op::EMPTY_LIST, op::MARK]);
+        ListWriter {
+            out,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Appends `obj` as the next item; false, with the list unchanged, when `obj` is
+    /// not plain data.
+    pub(crate) fn push(&mut self, obj: &Bound<'_, PyAny>) -> bool {
+        let mark = self.out.len();
+        if value(obj, &mut self.out, &mut self.seen, 1).is_some() {
+            return true;
+        }
+        self.out.truncate(mark);
+        false
+    }
+
+    /// The list's opcodes, from `EMPTY_LIST` to `APPENDS`.
+    pub(crate) fn finish(mut self) -> Vec<u8> {
+        self.out.push(op::APPENDS);
+        self.out
+    }
+}
+
 /// Appends `obj`'s opcodes; `None` to give up.
 fn value(
     obj: &Bound<'_, PyAny>,
@@ -42,7 +80,9 @@ fn value(
     if depth > MAX_DEPTH {
         return None;
     }
-    if obj.is_none() {
+    if obj.is_exact_instance_of::<PyInt>() {
+        int(out, obj.extract::<i64>().ok()?);
+    } else if obj.is_none() {
         out.push(op::NONE);
     } else if let Ok(s) = obj.cast_exact::<PyString>() {
         let b = s.encode_utf8().ok()?;
@@ -53,8 +93,6 @@ fn value(
             op::BINUNICODE,
             op::BINUNICODE8,
         );
-    } else if obj.is_exact_instance_of::<PyInt>() {
-        int(out, obj.extract::<i64>().ok()?);
     } else if let Ok(b) = obj.cast_exact::<PyBool>() {
         out.push(if b.is_true() {
             op::NEWTRUE
@@ -123,6 +161,8 @@ fn value(
             op::BINBYTES,
             op::BINBYTES8,
         );
+    } else if let Ok(list) = obj.cast_exact::<EncodedList>() {
+        out.extend_from_slice(list.get().ops());
     } else {
         return None;
     }

@@ -21,11 +21,13 @@
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyType};
+use pyo3::types::{PyBytes, PyList, PyType};
 use shoal::channel::ReadSlot;
 
 mod decode;
 mod encode;
+
+pub(crate) use encode::ListWriter;
 
 use op::{BINBYTES, BINBYTES8, FRAME, MEMOIZE, PROTO, SHORT_BINBYTES, STOP};
 
@@ -66,6 +68,48 @@ mod op {
     pub(super) const BINBYTES8: u8 = 0x8e;
     pub(super) const MEMOIZE: u8 = 0x94;
     pub(super) const FRAME: u8 = 0x95;
+}
+
+/// A list whose items are pickled already ([`ListWriter`]): the encoder writes its
+/// opcodes where it meets it, so the list it stands for is what the other side loads.
+/// The standard pickler pickles it as a call of `pickle.loads` that makes that list.
+#[pyclass(module = "shoal._shoal", frozen)]
+pub(crate) struct EncodedList {
+    /// From `EMPTY_LIST` to `APPENDS`.
+    ops: Vec<u8>,
+}
+
+impl EncodedList {
+    pub(crate) fn new(list: ListWriter) -> EncodedList {
+        EncodedList { ops: list.finish() }
+    }
+
+    fn ops(&self) -> &[u8] {
+        &self.ops
+    }
+
+    /// The whole pickle of the list.
+    fn pickle(&self) -> Vec<u8> {
+        [&[PROTO, PROTOCOL][..], &self.ops, &[STOP]].concat()
+    }
+
+    /// The list it stands for.
+    pub(crate) fn load<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let list = decode::decode(py, &self.pickle())
+            .ok_or_else(|| PyValueError::new_err("a pickled list of results is corrupt"))?;
+        Ok(list.cast_into::<PyList>()?)
+    }
+}
+
+#[pymethods]
+impl EncodedList {
+    fn __reduce__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
+        let loads = LOADS.import(py, "pickle", "loads")?.clone();
+        Ok((loads, (PyBytes::new(py, &self.pickle()),)))
+    }
 }
 
 /// The longest header of a `bytes` message: `PROTO 5`, a `FRAME` and its length,
