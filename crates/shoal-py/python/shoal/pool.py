@@ -29,6 +29,7 @@ import warnings
 import weakref
 from multiprocessing import TimeoutError
 from multiprocessing import context as _std_context
+from multiprocessing import util as _std_util
 from multiprocessing.pool import MaybeEncodingError as _StdMaybeEncodingError
 from multiprocessing.pool import ThreadPool
 from typing import Any, Callable, Iterable, Optional
@@ -866,7 +867,9 @@ class Pool:
         # The tasks it had not answered go back first, in their order.
         self._pending.extendleft(reversed(back))
         self._pending_units += sum(s.hi - s.lo for s in back)
-        if self._state == RUN or (self._state == CLOSE and self._pending):
+        # Not while the interpreter exits: the worker was terminated with the other
+        # daemonic children, and one started now would outlive the program.
+        if (self._state == RUN or (self._state == CLOSE and self._pending)) and not _std_util._exiting:
             self._workers.append(self._start_worker())
 
     # -- submitting ---------------------------------------------------------------------
