@@ -33,14 +33,19 @@
 //! multi-producer ring) while the sender holds the writer word and the receiver the reader
 //! word for the whole message.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use crate::shm::{Segment, ShmError};
 use crate::sys::Deadline;
 
 use super::claim;
 use super::layout::*;
-use super::wait::Blocked;
-use super::{signed, Bytes, GetFail, Ring, WaitFail};
+use super::segment::{Mapped, RingConfig};
+use super::wait::{self, Blocked, Flavour, Spin, Stuck};
+use super::{signed, Bytes, GetFail, WaitFail};
 
 /// Bytes of a record header, and the alignment of records.
 const REC: u64 = 16;
@@ -92,7 +97,69 @@ enum Cut<'a> {
     Skip,
 }
 
+/// A handle on a single-producer ring mapped in this process. Cheap to share through
+/// `Arc`.
+pub(crate) struct Ring {
+    map: Mapped,
+    spin: Spin,
+    /// The sender's last reading of `head.pos` (process-local, only ever behind the real
+    /// one), re-read only when it says the ring is full.
+    head_cache: Line<AtomicU64>,
+    /// A sender's (`[1]`) and a receiver's (`[0]`) pid found dead, and when the kernel
+    /// was last asked (the clock of [`wait::due`]); process-local.
+    dead_peer: [AtomicU32; 2],
+    peer_checked: AtomicU64,
+    /// Whether the death of every process recorded at the other end counts as end of
+    /// stream through this handle (see [`Connection::set_peer_death_ends_stream`]);
+    /// process-local.
+    ///
+    /// [`Connection::set_peer_death_ends_stream`]: crate::Connection::set_peer_death_ends_stream
+    death_ends: AtomicBool,
+}
+
+impl std::fmt::Debug for Ring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.map.fmt(f)
+    }
+}
+
 impl Ring {
+    /// Creates a ring in a new anonymous segment. Its record area starts all zero: no
+    /// header says "committed".
+    pub(crate) fn create(cfg: RingConfig) -> Result<Ring, ShmError> {
+        Mapped::create(cfg).map(Ring::new)
+    }
+
+    /// Maps a ring received as segment + eventfd, checking that it holds `tag`.
+    pub(crate) fn from_parts(
+        seg: Arc<Segment>,
+        event: OwnedFd,
+        tag: u32,
+    ) -> Result<Ring, ShmError> {
+        Mapped::from_parts(seg, event, tag).map(Ring::new)
+    }
+
+    fn new(map: Mapped) -> Ring {
+        Ring {
+            map,
+            spin: Spin::new(),
+            head_cache: Line(AtomicU64::new(0)),
+            dead_peer: [AtomicU32::new(0), AtomicU32::new(0)],
+            peer_checked: AtomicU64::new(0),
+            death_ends: AtomicBool::new(true),
+        }
+    }
+
+    /// The mapped segment, for what every flavour shares.
+    pub(crate) fn mapped(&self) -> &Mapped {
+        &self.map
+    }
+
+    #[inline]
+    fn ctrl(&self) -> &Control {
+        self.map.ctrl()
+    }
+
     /// The receiver's read position: where the next record starts. It lives on its own
     /// line (the `count` line, unused by pipes), apart from `head.pos`, the position
     /// published to the sender, which moves only every [`publish_every`] bytes or when
@@ -106,7 +173,7 @@ impl Ring {
     /// yet handed back (it publishes `head.pos` lazily) into its copy of `head`. Read
     /// only then: the read position's line is written by the receiver on every message,
     /// and polling it while spinning would pull it over each time.
-    pub(super) fn adopt_read_pos(&self) {
+    fn adopt_read_pos(&self) {
         let read = self.ctrl().count.0.n.load(Ordering::Acquire) as u64;
         self.head_cache.0.fetch_max(read, Ordering::Relaxed);
     }
@@ -117,12 +184,18 @@ impl Ring {
     }
 
     /// Bytes of the record area.
-    pub(super) fn ring_bytes(&self) -> u64 {
-        self.cells * self.cell_size as u64
+    fn ring_bytes(&self) -> u64 {
+        self.map.area_len() as u64
     }
 
-    pub(super) fn spsc_max_inline(&self) -> usize {
+    /// Largest message carried in one record; longer ones are streamed in parts.
+    pub(crate) fn max_inline(&self) -> usize {
         (self.ring_bytes() / 2 - 2 * REC) as usize
+    }
+
+    /// Payload bytes the ring holds when full of large messages.
+    pub(crate) fn capacity_bytes(&self) -> usize {
+        self.max_inline() * 2
     }
 
     /// Data bytes of each part of a streamed message (a quarter of the ring, so that the
@@ -131,16 +204,12 @@ impl Ring {
         (self.ring_bytes() / 4 - 2 * REC) as usize
     }
 
+    /// The byte at position `pos` of the record area.
     fn rec_ptr(&self, pos: u64) -> *mut u8 {
-        // SAFETY: `pos & (bytes - 1)` is below the length of the record area, which
-        // `from_parts` checked lies inside the payload.
-        unsafe {
-            self.base
-                .as_ptr()
-                .add(CELLS_OFFSET + (pos & (self.ring_bytes() - 1)) as usize)
-        }
+        self.map.area_ptr((pos & (self.ring_bytes() - 1)) as usize)
     }
 
+    /// The header of the record at position `pos` (a multiple of 16).
     fn rec_header(&self, pos: u64) -> &CellHeader {
         debug_assert!(pos.is_multiple_of(REC));
         // SAFETY: in bounds (see `rec_ptr`) and 16-byte aligned (the record area starts
@@ -169,7 +238,12 @@ impl Ring {
                     if holder != 0 && sender {
                         self.resync_tail();
                     }
-                    self.note_cpu(sender);
+                    let ctrl = self.ctrl();
+                    wait::note_cpu(if sender {
+                        &ctrl.tail.0.cpu
+                    } else {
+                        &ctrl.count.0.cpu
+                    });
                     return Ok(Held(word));
                 }
                 Err(0) => holder = 0,
@@ -252,7 +326,7 @@ impl Ring {
         // The commit is the first new header in ring order, stored last. A plain release
         // store: a locked one would stall until the receiver's CPU, polling that line,
         // gave it back. The Dekker pair with a receiver going to sleep is the writer word
-        // instead (taken SeqCst before, see `take_end` and `Ring::wait_loop`).
+        // instead (taken SeqCst before, see `take_end` and `going_to_sleep`).
         if pad != 0 {
             h.seq.store(at + 1, Ordering::Release);
             let p = self.rec_header(pos);
@@ -268,7 +342,7 @@ impl Ring {
 
     /// Whether the record at `head.pos` may be committed (a hint read without holding
     /// the reader word), or the ring is closed.
-    fn spsc_maybe_readable(&self) -> Result<(), Blocked> {
+    fn maybe_readable(&self) -> Result<(), Blocked> {
         let ctrl = self.ctrl();
         let pos = self.read_pos();
         if self.rec_header(pos).seq.load(Ordering::Relaxed) == pos + 1
@@ -311,7 +385,7 @@ impl Ring {
                 // A header no sender of this format writes (a foreign writer's bug, or
                 // memory scribbled on): skip everything committed so far.
                 let tail = ctrl.tail.0.pos.load(Ordering::Acquire);
-                self.spsc_release(tail);
+                self.release(tail);
                 return Err(GetFail::Empty { pos: tail });
             }
             // SAFETY: the record is committed (its seq acquired above), lies inside the
@@ -330,7 +404,7 @@ impl Ring {
 
     /// Moves the read position to `end` (the caller holds the reader word), publishing
     /// it to the sender every [`publish_every`](Self::publish_every) bytes.
-    fn spsc_release(&self, end: u64) {
+    fn release(&self, end: u64) {
         let ctrl = self.ctrl();
         // Release: a later reader (another thread or process) starts from here and
         // sees everything before it as read.
@@ -344,11 +418,11 @@ impl Ring {
     /// word held: `fetch_max` keeps `head.pos` monotonic whoever publishes.
     fn publish(&self, end: u64) {
         let ctrl = self.ctrl();
-        // SeqCst: ordered before the load of `sleepers` (Dekker with `wait_space`).
+        // SeqCst: ordered before the load of `sleepers` (Dekker with the sleep phase of a wait for room).
         ctrl.head.0.pos.fetch_max(end, Ordering::SeqCst);
         let w = &ctrl.space.0;
         if w.sleepers.load(Ordering::SeqCst) != 0 {
-            self.wake_space();
+            self.map.wake_space();
         }
     }
 
@@ -356,11 +430,11 @@ impl Ring {
     fn next_record(&self, deadline: Deadline) -> Result<(Held<'_>, Record<'_>), WaitFail> {
         let reader = &self.ctrl().count.0.reader;
         self.wait_loop(deadline, true, || {
-            self.spsc_maybe_readable()?;
+            self.maybe_readable()?;
             let held = self.take_end(reader)?;
             match self.peek() {
                 Ok(r) => Ok((held, r)),
-                Err(e) => Err(self.get_blocked_lazy(e)),
+                Err(e) => Err(blocked(e)),
             }
         })
     }
@@ -378,7 +452,7 @@ impl Ring {
             }
             if rec.flags & F_PART_BEGIN == 0 {
                 // The rest of a message whose receiver died while reading it: skipped.
-                self.spsc_release(rec.end);
+                self.release(rec.end);
                 continue;
             }
             match self.gather(held, rec) {
@@ -394,26 +468,26 @@ impl Ring {
     /// reader word throughout.
     fn gather<'a>(&'a self, held: Held<'a>, first: Record<'a>) -> Result<Vec<u8>, Cut<'a>> {
         let Some(header) = first.data.first_chunk::<8>() else {
-            self.spsc_release(first.end);
+            self.release(first.end);
             return Err(Cut::Skip);
         };
         let total = u64::from_le_bytes(*header) as usize;
         let mut buf = Vec::with_capacity(total.min(1 << 32));
         buf.extend_from_slice(&first.data[8..]);
-        self.spsc_release(first.end);
+        self.release(first.end);
         let writer = &self.ctrl().tail.0.owner;
         loop {
             // The parts of an accepted message come whatever the deadline: wait until
             // they do, or until the sender is gone (the wait loop checks it is alive).
             let part = self.wait_loop(Deadline::NEVER, true, || {
-                self.spsc_maybe_readable()?;
+                self.maybe_readable()?;
                 match self.peek() {
                     Ok(r) => Ok(r),
                     // Closed while the sender still streams: its parts still come.
                     Err(GetFail::Closed) if writer.load(Ordering::Acquire) != 0 => {
                         Err(Blocked::Idle)
                     }
-                    Err(e) => Err(self.get_blocked_lazy(e)),
+                    Err(e) => Err(blocked(e)),
                 }
             });
             let rec = match part {
@@ -424,7 +498,7 @@ impl Ring {
                 return Err(Cut::Next(held, rec));
             }
             buf.extend_from_slice(rec.data);
-            self.spsc_release(rec.end);
+            self.release(rec.end);
             if rec.flags & F_PART_END != 0 {
                 return if buf.len() == total {
                     Ok(buf)
@@ -436,7 +510,7 @@ impl Ring {
     }
 
     /// Takes the next whole message, waiting until `deadline`; `f` reads it in place.
-    pub(super) fn spsc_get<R>(
+    pub(crate) fn get<R>(
         &self,
         deadline: Deadline,
         f: impl FnOnce(Bytes<'_>) -> R,
@@ -444,7 +518,7 @@ impl Ring {
         match self.next_whole(deadline)? {
             Whole::InPlace(held, rec) => {
                 let out = f(Bytes::Slice(rec.data));
-                self.spsc_release(rec.end);
+                self.release(rec.end);
                 drop(held);
                 Ok(out)
             }
@@ -455,11 +529,11 @@ impl Ring {
     /// Whether a get would find something now (or the ring is closed and drained).
     /// Finding nothing, it hands the read position to the sender, as a `recv` would: a
     /// receiver waiting in `poll` must not leave a sender waiting for room it has read.
-    pub(super) fn spsc_readable(&self) -> bool {
+    pub(crate) fn readable(&self) -> bool {
         let ctrl = self.ctrl();
         let pos = self.read_pos();
         if self.rec_header(pos).seq.load(Ordering::Acquire) == pos + 1
-            || (self.is_closed() && ctrl.tail.0.pos.load(Ordering::Acquire) == pos)
+            || (self.map.is_closed() && ctrl.tail.0.pos.load(Ordering::Acquire) == pos)
         {
             return true;
         }
@@ -470,7 +544,7 @@ impl Ring {
     }
 
     /// Records committed and not yet taken, counted by walking from head to tail.
-    pub(super) fn spsc_len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         let ctrl = self.ctrl();
         let mut pos = self.read_pos();
         let tail = ctrl.tail.0.pos.load(Ordering::Acquire);
@@ -494,21 +568,21 @@ impl Ring {
         n
     }
 
-    /// Bytes taken by records not yet released.
-    pub(super) fn spsc_used_bytes(&self) -> u64 {
-        let ctrl = self.ctrl();
-        let tail = ctrl.tail.0.pos.load(Ordering::SeqCst);
-        signed(tail, self.read_pos()).max(0) as u64
+    /// Cells' worth of bytes taken by records not yet released.
+    pub(crate) fn used_cells(&self) -> u64 {
+        let tail = self.ctrl().tail.0.pos.load(Ordering::SeqCst);
+        let used = signed(tail, self.read_pos()).max(0) as u64;
+        used.div_ceil(self.map.cell_size as u64)
     }
 
     /// Sends one message, waiting for room until `deadline`.
-    pub(super) fn spsc_put(&self, data: &[u8], deadline: Deadline) -> Result<(), WaitFail> {
-        if data.len() > self.spsc_max_inline() {
-            return self.spsc_put_streamed(data, deadline);
+    pub(crate) fn put(&self, data: &[u8], deadline: Deadline) -> Result<(), WaitFail> {
+        if data.len() > self.max_inline() {
+            return self.put_streamed(data, deadline);
         }
         let writer = &self.ctrl().tail.0.owner;
         self.wait_loop(deadline, false, || {
-            if self.is_closed() {
+            if self.map.is_closed() {
                 return Err(Blocked::Closed);
             }
             let held = self.take_end(writer)?;
@@ -519,15 +593,15 @@ impl Ring {
         // Wake a sleeping receiver only once the writer word is free: woken on this CPU,
         // it would otherwise run while the word is held, and, finding it held when it
         // next waits, could only nap instead of sleeping until woken.
-        self.after_commit(1);
+        self.map.wake_data();
         Ok(())
     }
 
     /// Streams `data` in parts while holding the writer word.
-    fn spsc_put_streamed(&self, data: &[u8], deadline: Deadline) -> Result<(), WaitFail> {
+    fn put_streamed(&self, data: &[u8], deadline: Deadline) -> Result<(), WaitFail> {
         let writer = &self.ctrl().tail.0.owner;
         let _held = self.wait_loop(deadline, false, || {
-            if self.is_closed() {
+            if self.map.is_closed() {
                 return Err(Blocked::Closed);
             }
             self.take_end(writer)
@@ -539,7 +613,7 @@ impl Ring {
             self.push(&[&total, &data[..head_len]], F_FIRST | F_PART_BEGIN)
                 .map_err(Blocked::Full)
         })?;
-        self.after_commit(1);
+        self.map.wake_data();
         let rest = &data[head_len..];
         let n = rest.len().div_ceil(part);
         for (i, chunk) in rest.chunks(part).enumerate() {
@@ -549,14 +623,216 @@ impl Ring {
             self.wait_loop(Deadline::NEVER, false, || {
                 self.push(&[chunk], F_FIRST | flag).map_err(Blocked::Full)
             })?;
-            self.after_commit(0);
+            self.map.wake_data();
         }
         Ok(())
     }
 
     /// Whether the byte at previous-lap position `pos` has been released.
-    pub(super) fn spsc_released(&self, pos: u64) -> bool {
+    fn released(&self, pos: u64) -> bool {
         signed(self.ctrl().head.0.pos.load(Ordering::Relaxed), pos) > 0
+    }
+
+    /// Sends `msgs` one record each, waiting for room until `deadline`; on failure the
+    /// error comes with the count already sent.
+    pub(crate) fn put_batch(
+        &self,
+        msgs: &[&[u8]],
+        deadline: Deadline,
+    ) -> Result<(), (usize, WaitFail)> {
+        for (done, m) in msgs.iter().enumerate() {
+            self.put(m, deadline).map_err(|e| (done, e))?;
+        }
+        Ok(())
+    }
+
+    /// Takes the next whole message as a batch of one (records are taken one at a time),
+    /// waiting until `deadline`.
+    pub(crate) fn get_batch(
+        &self,
+        deadline: Deadline,
+        f: impl FnMut(Bytes<'_>),
+    ) -> Result<usize, WaitFail> {
+        self.get(deadline, f).map(|()| 1)
+    }
+
+    /// Waits until [`readable`](Self::readable) or the deadline; `give_up` is asked now
+    /// and then while nothing comes ("is the sender dead?").
+    pub(crate) fn wait_readable(&self, deadline: Deadline, give_up: impl Fn() -> bool) -> bool {
+        let mut last = Instant::now();
+        self.wait_loop(deadline, true, || {
+            if self.readable() {
+                return Ok(true);
+            }
+            if last.elapsed() >= Duration::from_millis(20) {
+                last = Instant::now();
+                if give_up() {
+                    return Ok(false);
+                }
+            }
+            Err(Blocked::Idle)
+        })
+        .unwrap_or(false)
+    }
+
+    // ----- the processes at each end -------------------------------------------------
+
+    /// Records the calling process as a sender (`true`) or receiver of this ring: as
+    /// the last one, and in the small table of those that end of stream waits for (a
+    /// slot that is free or whose process died is reused).
+    pub(crate) fn note_end(&self, sender: bool) {
+        let pid = claim::my_pid();
+        let st = &self.ctrl().stream.0;
+        let (last, table) = if sender {
+            (&st.sender_pid, &st.senders)
+        } else {
+            (&st.receiver_pid, &st.receivers)
+        };
+        if last.load(Ordering::Relaxed) == pid {
+            return;
+        }
+        last.store(pid, Ordering::Relaxed);
+        if table.iter().any(|w| w.load(Ordering::Relaxed) == pid) {
+            return;
+        }
+        for w in table {
+            let cur = w.load(Ordering::Relaxed);
+            if (cur == 0 || !claim::owner_alive(u64::from(cur) << 32))
+                && w.compare_exchange(cur, pid, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                return;
+            }
+        }
+    }
+
+    /// Whether the death of every process at the other end counts as end of stream
+    /// through this handle (`true` unless turned off).
+    pub(crate) fn death_ends(&self) -> bool {
+        self.death_ends.load(Ordering::Relaxed)
+    }
+
+    /// Turns [`death_ends`](Ring::death_ends) on or off for this handle.
+    pub(crate) fn set_death_ends(&self, on: bool) {
+        self.death_ends.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether every process recorded as a sender (`true`) or receiver of this ring is
+    /// dead, and no live one holds that end right now. `false` when none has been
+    /// recorded yet.
+    pub(crate) fn end_dead(&self, sender: bool) -> bool {
+        if !self.death_ends() {
+            return false;
+        }
+        let ctrl = self.ctrl();
+        let st = &ctrl.stream.0;
+        let (last, table, word) = if sender {
+            (&st.sender_pid, &st.senders, &ctrl.tail.0.owner)
+        } else {
+            (&st.receiver_pid, &st.receivers, &ctrl.count.0.reader)
+        };
+        let last = last.load(Ordering::Relaxed);
+        if last == 0 {
+            return false;
+        }
+        let holder = word.load(Ordering::Relaxed);
+        if holder != 0 && claim::owner_alive(holder) {
+            return false;
+        }
+        let alive = |pid: u32| pid != 0 && claim::owner_alive(u64::from(pid) << 32);
+        !alive(last) && !table.iter().any(|w| alive(w.load(Ordering::Relaxed)))
+    }
+}
+
+/// Classifies a failed look for a record for the wait loop.
+fn blocked(fail: GetFail) -> Blocked {
+    match fail {
+        GetFail::Closed => Blocked::Closed,
+        GetFail::Empty { pos } => Blocked::Empty(pos),
+    }
+}
+
+impl Flavour for Ring {
+    fn mapped(&self) -> &Mapped {
+        &self.map
+    }
+
+    fn spin(&self) -> &Spin {
+        &self.spin
+    }
+
+    /// The sender's CPU on the writer's line, the receiver's on its own line.
+    fn peer_cpu(&self, for_data: bool) -> &AtomicU32 {
+        if for_data {
+            &self.ctrl().tail.0.cpu
+        } else {
+            &self.ctrl().count.0.cpu
+        }
+    }
+
+    fn room_ahead(&self, blocked: u64) -> bool {
+        self.released(blocked.wrapping_add(self.ring_bytes() / 8))
+    }
+
+    /// Whether the peer of a wait (the sender when waiting for data, else the receiver)
+    /// is known to be dead. Asks the kernel at most once per [`wait::PEER_CHECK`] per
+    /// ring handle (a sleeping waiter naps no longer than that), and remembers a dead
+    /// pid, so that a receiver draining a dead sender's pipe learns it at once.
+    fn peer_gone(&self, for_data: bool) -> bool {
+        if !self.death_ends() {
+            return false;
+        }
+        let ctrl = self.ctrl();
+        let st = &ctrl.stream.0;
+        let last = if for_data {
+            &st.sender_pid
+        } else {
+            &st.receiver_pid
+        }
+        .load(Ordering::Relaxed);
+        if last == 0 {
+            return false;
+        }
+        // Found dead before, with the same last peer: only a live holder of that end
+        // (a word read without a system call) could have appeared since.
+        let known = &self.dead_peer[usize::from(for_data)];
+        let word = if for_data {
+            &ctrl.tail.0.owner
+        } else {
+            &ctrl.count.0.reader
+        };
+        if known.load(Ordering::Relaxed) == last && word.load(Ordering::Relaxed) == 0 {
+            return true;
+        }
+        if !wait::due(&self.peer_checked) || !self.end_dead(for_data) {
+            return false;
+        }
+        known.store(last, Ordering::Relaxed);
+        true
+    }
+
+    /// A sender takes the bytes read but not yet handed back (see
+    /// [`adopt_read_pos`](Ring::adopt_read_pos)). A receiver reads the writer word
+    /// before it looks for data: a send in progress commits without a fence, so the
+    /// receiver only naps while the word is held (see [`take_end`](Ring::take_end)).
+    fn going_to_sleep(&self, for_data: bool) -> bool {
+        if for_data {
+            self.ctrl().tail.0.owner.load(Ordering::SeqCst) != 0
+        } else {
+            self.adopt_read_pos();
+            false
+        }
+    }
+
+    /// Nothing to settle here (a dead holder of an end is taken over by the next
+    /// attempt): a brief nap while the other end is inside an operation, else until
+    /// woken or the next check that the peer lives.
+    fn nap(&self, _for_data: bool, blocked: Blocked, busy_peer: bool, _: &mut Stuck) -> Duration {
+        match blocked {
+            Blocked::Busy | Blocked::Claimed(_) => wait::CLAIM_NAP,
+            _ if busy_peer => wait::CLAIM_NAP,
+            _ => wait::PEER_CHECK,
+        }
     }
 }
 
@@ -605,7 +881,6 @@ mod tests {
     #[test]
     fn records_wrap_with_padding_in_order() {
         let r = ring();
-        assert!(r.spsc);
         assert_eq!(r.max_inline(), 480);
         let mut seed = 0u8;
         // Sizes that leave every kind of remainder at the end of the ring.
@@ -641,7 +916,7 @@ mod tests {
     fn close_drains_then_reports_closed() {
         let r = ring();
         r.put(b"x", now()).unwrap();
-        r.close();
+        r.mapped().close();
         assert_eq!(r.put(b"y", now()), Err(WaitFail::Closed));
         assert!(r.readable());
         assert_eq!(get(&r, now()).unwrap(), b"x");
