@@ -194,7 +194,7 @@ impl Endpoint {
             if let Err(e) = self.codec.encode_into(&msg, &mut buf) {
                 return Err(PutError::Encode(msg, e));
             }
-            let r = each!(&self.ring, r => r.put(&buf, wait.deadline()));
+            let r = self.put_raw(&buf, wait.deadline());
             if buf.capacity() > SCRATCH_KEEP {
                 *buf = Vec::new();
             }
@@ -253,7 +253,8 @@ impl Endpoint {
 
     /// Puts raw bytes, copied straight into the ring's cells.
     pub(crate) fn put_bytes(&self, data: &[u8], wait: Wait) -> Result<(), PutError<()>> {
-        each!(&self.ring, r => r.put(data, wait.deadline())).map_err(|e| wait.put_error(e, ()))
+        self.put_raw(data, wait.deadline())
+            .map_err(|e| wait.put_error(e, ()))
     }
 
     /// Takes and decodes one message (in place when it sits in one cell).
@@ -408,6 +409,13 @@ impl Endpoint {
     pub(crate) fn put_bytes_many(&self, msgs: &[&[u8]], wait: Wait) -> Result<(), PutError<usize>> {
         each!(&self.ring, r => r.put_batch(msgs, wait.deadline()))
             .map_err(|(done, e)| wait.put_error(e, done))
+    }
+
+    /// Puts one message of raw bytes, waiting for room until `deadline`: the flavour
+    /// chosen here, in one function that is not generic, so that the typed puts (whose
+    /// code is generated in the crate that names their type) only call it.
+    fn put_raw(&self, data: &[u8], deadline: Deadline) -> Result<(), WaitFail> {
+        each!(&self.ring, r => r.put(data, deadline))
     }
 
     /// Takes up to `max` messages (at least one, waiting until `deadline` for it) with

@@ -101,6 +101,8 @@ enum Cut<'a> {
 /// `Arc`.
 pub(crate) struct Ring {
     map: Mapped,
+    /// Bytes of the record area (a power of two), kept here for the hot paths.
+    bytes: u64,
     spin: Spin,
     /// The sender's last reading of `head.pos` (process-local, only ever behind the real
     /// one), re-read only when it says the ring is full.
@@ -141,6 +143,7 @@ impl Ring {
 
     fn new(map: Mapped) -> Ring {
         Ring {
+            bytes: map.area_len() as u64,
             map,
             spin: Spin::new(),
             head_cache: Line(AtomicU64::new(0)),
@@ -184,8 +187,9 @@ impl Ring {
     }
 
     /// Bytes of the record area.
+    #[inline]
     fn ring_bytes(&self) -> u64 {
-        self.map.area_len() as u64
+        self.bytes
     }
 
     /// Largest message carried in one record; longer ones are streamed in parts.
@@ -205,6 +209,7 @@ impl Ring {
     }
 
     /// The byte at position `pos` of the record area.
+    #[inline]
     fn rec_ptr(&self, pos: u64) -> *mut u8 {
         self.map.area_ptr((pos & (self.ring_bytes() - 1)) as usize)
     }
@@ -277,12 +282,15 @@ impl Ring {
         }
     }
 
-    /// Writes one record made of `pieces` with `flags` (the caller holds the writer
-    /// word). `Err(blocked)`: no room until `head.pos` passes `blocked`.
-    fn push(&self, pieces: &[&[u8]], flags: u32) -> Result<(), u64> {
+    /// Writes one record of `data` with `flags` (the caller holds the writer word),
+    /// after `total` as 8 little-endian bytes when given (the first part of a streamed
+    /// message starts with the whole message's length). `Err(blocked)`: no room until
+    /// `head.pos` passes `blocked`.
+    fn push(&self, total: Option<u64>, data: &[u8], flags: u32) -> Result<(), u64> {
         let ctrl = self.ctrl();
         let bytes = self.ring_bytes();
-        let len: usize = pieces.iter().map(|p| p.len()).sum();
+        let lead = if total.is_some() { 8 } else { 0 };
+        let len = lead + data.len();
         let size = record_size(len);
         let pos = ctrl.tail.0.pos.load(Ordering::Relaxed);
         let off = pos & (bytes - 1);
@@ -308,16 +316,16 @@ impl Ring {
             }
         }
         let at = pos + pad;
-        let mut dst = self.rec_ptr(at + REC);
-        for piece in pieces {
-            // SAFETY: bytes at..end are released by the receiver (checked above) and this
-            // thread holds the writer word, so nobody else reads or writes them; the
-            // pieces add up to `len <= size - REC` bytes, inside the record, which does
-            // not cross the end of the ring (`pad` moved it to the start otherwise).
-            unsafe {
-                std::ptr::copy_nonoverlapping(piece.as_ptr(), dst, piece.len());
-                dst = dst.add(piece.len());
+        let dst = self.rec_ptr(at + REC);
+        // SAFETY: bytes at..end are released by the receiver (checked above) and this
+        // thread holds the writer word, so nobody else reads or writes them; the `len =
+        // lead + data.len() <= size - REC` bytes written lie inside the record, which
+        // does not cross the end of the ring (`pad` moved it to the start otherwise).
+        unsafe {
+            if let Some(total) = total {
+                std::ptr::copy_nonoverlapping(total.to_le_bytes().as_ptr(), dst, 8);
             }
+            std::ptr::copy_nonoverlapping(data.as_ptr(), dst.add(lead), data.len());
         }
         let h = self.rec_header(at);
         h.len.store(len as u32, Ordering::Relaxed);
@@ -586,7 +594,7 @@ impl Ring {
                 return Err(Blocked::Closed);
             }
             let held = self.take_end(writer)?;
-            self.push(&[data], F_FIRST).map_err(Blocked::Full)?;
+            self.push(None, data, F_FIRST).map_err(Blocked::Full)?;
             drop(held);
             Ok(())
         })?;
@@ -607,11 +615,14 @@ impl Ring {
             self.take_end(writer)
         })?;
         let part = self.part_len();
-        let total = (data.len() as u64).to_le_bytes();
-        let head_len = part - total.len();
+        let head_len = part - 8;
         self.wait_loop(deadline, false, || {
-            self.push(&[&total, &data[..head_len]], F_FIRST | F_PART_BEGIN)
-                .map_err(Blocked::Full)
+            self.push(
+                Some(data.len() as u64),
+                &data[..head_len],
+                F_FIRST | F_PART_BEGIN,
+            )
+            .map_err(Blocked::Full)
         })?;
         self.map.wake_data();
         let rest = &data[head_len..];
@@ -621,7 +632,8 @@ impl Ring {
             // The first part is in: the message is accepted, and its rest goes in even
             // after `close`, whatever the deadline, unless the receiver is gone.
             self.wait_loop(Deadline::NEVER, false, || {
-                self.push(&[chunk], F_FIRST | flag).map_err(Blocked::Full)
+                self.push(None, chunk, F_FIRST | flag)
+                    .map_err(Blocked::Full)
             })?;
             self.map.wake_data();
         }
@@ -946,7 +958,7 @@ mod tests {
         let tail = &r.ctrl().tail.0;
         let before = tail.pos.load(Ordering::SeqCst);
         tail.owner.store(DEAD, Ordering::SeqCst);
-        r.push(&[b"second"], F_FIRST).unwrap();
+        r.push(None, b"second", F_FIRST).unwrap();
         tail.pos.store(before, Ordering::SeqCst);
         r.put(b"third", soon()).unwrap();
         assert_eq!(tail.owner.load(Ordering::SeqCst), 0);
@@ -961,7 +973,7 @@ mod tests {
         let tail = &r.ctrl().tail.0;
         let before = tail.pos.load(Ordering::SeqCst);
         tail.owner.store(DEAD, Ordering::SeqCst);
-        r.push(&[b"torn"], F_FIRST).unwrap();
+        r.push(None, b"torn", F_FIRST).unwrap();
         // Killed before its commit: the header still says "not committed".
         r.rec_header(before).seq.store(0, Ordering::SeqCst);
         tail.pos.store(before, Ordering::SeqCst);

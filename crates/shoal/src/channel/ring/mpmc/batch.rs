@@ -92,7 +92,7 @@ impl Ring {
         deadline: Deadline,
         mut f: impl FnMut(Bytes<'_>),
     ) -> Result<usize, WaitFail> {
-        let Ok((slot, _)) = self.my_slot() else {
+        let Some((slot, _)) = self.my_slot() else {
             return Err(WaitFail::Timeout);
         };
         loop {

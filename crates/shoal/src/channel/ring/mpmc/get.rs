@@ -83,10 +83,7 @@ impl Ring {
     /// Takes the next message or part without waiting, skipping tombstones and orphaned
     /// continuations.
     pub(super) fn try_get_raw(&self) -> Result<(Message<'_>, Token), GetFail> {
-        let (slot, token) = match self.my_slot() {
-            Ok(s) => s,
-            Err(_) => return Err(GetFail::Empty { pos: 0 }),
-        };
+        let (slot, token) = self.my_slot().ok_or(GetFail::Empty { pos: 0 })?;
         loop {
             let m = self.claim_get(slot, token)?;
             if m.flags & F_FIRST != 0 {

@@ -27,7 +27,6 @@ mod stream;
 pub(crate) use message::Message;
 pub(crate) use reserve::Reservation;
 
-use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -133,18 +132,15 @@ impl Ring {
         self.map.cells as usize * self.map.data_per_cell
     }
 
-    /// The calling thread's claim slot and token.
-    fn my_slot(&self) -> io::Result<(&Slot, Token)> {
+    /// The calling thread's claim slot and token; `None` when every one of the
+    /// [`SLOTS`] slots is held by a live thread (the operation then fails as if the
+    /// ring were full, or empty, and a waiting one retries).
+    #[inline]
+    fn my_slot(&self) -> Option<(&Slot, Token)> {
         let resolved = |s: &Slot| self.claim_resolved(s);
         // SAFETY: `slots_ptr` points at this ring's slots inside the mapping the segment
         // holds, and `self.id` is this handle's own id.
-        match unsafe { claim::my_slot(self.map.segment(), self.id, self.map.slots_ptr(), resolved) }
-        {
-            Some((slot, token)) => Ok((slot, token)),
-            None => Err(io::Error::other(format!(
-                "more than {SLOTS} threads are using this channel at the same time"
-            ))),
-        }
+        unsafe { claim::my_slot(self.map.segment(), self.id, self.map.slots_ptr(), resolved) }
     }
 
     /// The producer position, without the stream bit.

@@ -43,7 +43,7 @@ impl Ring {
     /// Puts one message (at most [`max_inline`](Self::max_inline) bytes) without waiting.
     pub(crate) fn try_put(&self, data: &[u8], flags: u32) -> Result<(), PutFail> {
         debug_assert!(data.len() <= self.max_inline());
-        let (slot, token) = self.my_slot().map_err(|_| PutFail::Full { blocked: 0 })?;
+        let (slot, token) = self.my_slot().ok_or(PutFail::Full { blocked: 0 })?;
         let k = self.cells_for(data.len());
         let pos = self.claim_put(k, slot, token, false)?;
         self.write_commit(pos, data, flags);
@@ -200,7 +200,7 @@ impl Ring {
     /// Puts as many of `msgs` as fit, in one claim; returns how many were put.
     /// Every message must be at most `max_inline` bytes.
     pub(crate) fn try_put_batch(&self, msgs: &[&[u8]]) -> Result<usize, PutFail> {
-        let (slot, token) = self.my_slot().map_err(|_| PutFail::Full { blocked: 0 })?;
+        let (slot, token) = self.my_slot().ok_or(PutFail::Full { blocked: 0 })?;
         let mut n = msgs.len();
         if self.map.max_messages != 0 {
             let count = self.ctrl().count.0.n.load(Ordering::Relaxed).max(0) as u64;

@@ -31,7 +31,7 @@ impl Ring {
         deadline: Deadline,
     ) -> Result<Reservation<'_>, WaitFail> {
         debug_assert!(len <= self.max_inline());
-        let Ok((slot, token)) = self.my_slot() else {
+        let Some((slot, token)) = self.my_slot() else {
             return Err(WaitFail::Timeout);
         };
         let k = self.cells_for(len);

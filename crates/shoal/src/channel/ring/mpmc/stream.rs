@@ -25,7 +25,7 @@ impl Ring {
     /// wait, so the parts are consecutive in the ring.
     pub(super) fn put_streamed(&self, data: &[u8], deadline: Deadline) -> Result<(), WaitFail> {
         let ctrl = self.ctrl();
-        let (_, token) = self.my_slot().map_err(|_| WaitFail::Timeout)?;
+        let (_, token) = self.my_slot().ok_or(WaitFail::Timeout)?;
         let st = &ctrl.stream.0;
         self.wait_loop(deadline, false, || {
             if ctrl.geometry.0.closed.load(Ordering::Relaxed) != 0 {
@@ -118,7 +118,7 @@ impl Ring {
 
     /// A put that ignores `closed` (used to finish a streamed message).
     pub(super) fn force_put(&self, data: &[u8], flags: u32) -> Result<(), PutFail> {
-        let (slot, token) = self.my_slot().map_err(|_| PutFail::Full { blocked: 0 })?;
+        let (slot, token) = self.my_slot().ok_or(PutFail::Full { blocked: 0 })?;
         let pos = self.claim_put(self.cells_for(data.len()), slot, token, true)?;
         self.write_commit(pos, data, flags);
         slot.put_pos.store(IDLE, Ordering::Release);
