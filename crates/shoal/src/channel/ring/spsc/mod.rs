@@ -17,17 +17,26 @@
 //!   `head.pos`, re-read only when that copy says full. Write the data, `len` and
 //!   `flags`, store `seq = p + 1` (the commit), publish `tail.pos`, free the writer word.
 //!   A batch of records would share one commit; a `Pipe` sends one at a time.
-//! * **receive**: the record at `h = head.pos` is readable once its `seq == h + 1`. The
-//!   receiver takes the reader word (`head.owner`), reads the record in place (its bytes
-//!   are contiguous), then stores `head.pos` past it: its bytes are free again. No cell
-//!   line is written by the receiver, so a record's line crosses between the CPUs once
-//!   per lap instead of three times.
+//! * **receive**: the record at the read position `r` (kept in `count.n`, on the
+//!   receiver's own line) is readable once its `seq == r + 1`. The receiver takes the
+//!   reader word (`count.reader`), reads the record in place (its bytes are contiguous),
+//!   then moves its read position past it, and hands the bytes back to the sender in
+//!   `head.pos` every sixteenth of the ring (and whenever it finds the ring empty). No
+//!   record line is written by the receiver, so a record's line crosses between the
+//!   CPUs once per lap instead of three times.
 //! * **crash safety**: a sender killed before its commit published nothing; one killed
 //!   between its commit and its `tail.pos` store left a whole record that the next sender
 //!   finds (it walks committed headers from `tail.pos` when it takes over a dead writer's
-//!   word) and delivers. A receiver killed while reading did not move `head.pos`: the
-//!   record is read again by the next receiver, so nothing is lost. A token whose process
-//!   died is taken over by whoever needs the end.
+//!   word) and delivers. A receiver killed while reading did not move the read position:
+//!   the record is read again by the next receiver, so nothing is lost. A token whose
+//!   process died is taken over by whoever needs the end; who sent and who received is
+//!   recorded ([`ends`]) so that the death of every process at the other end ends the
+//!   stream.
+//!
+//! Top to bottom: [`Ring::put`] takes the writer word ([`Ring::take_end`]) and writes
+//! the record ([`Ring::push`]); [`Ring::get`] takes the next whole message
+//! ([`Ring::next_whole`], [`Ring::next_record`], [`Ring::peek`]), hands it to the
+//! caller in place, then moves the read position ([`Ring::release`]).
 //!
 //! Messages larger than half the ring are streamed in parts (the flags of the
 //! multi-producer ring) while the sender holds the writer word and the receiver the reader
@@ -46,6 +55,8 @@ use super::layout::*;
 use super::segment::{Mapped, RingConfig};
 use super::wait::{self, Blocked, Flavour, Spin, Stuck};
 use super::{signed, Bytes, GetFail, WaitFail};
+
+mod ends;
 
 /// Bytes of a record header, and the alignment of records.
 const REC: u64 = 16;
@@ -165,9 +176,10 @@ impl Ring {
 
     /// The receiver's read position: where the next record starts. It lives on its own
     /// line (the `count` line, unused by pipes), apart from `head.pos`, the position
-    /// published to the sender, which moves only every [`publish_every`] bytes or when
-    /// the receiver catches up: the sender, which reads `head.pos` whenever the ring looks
-    /// full, then does not pull the receiver's line over on every message.
+    /// published to the sender, which moves only every
+    /// [`publish_every`](Self::publish_every) bytes or when the receiver catches up: the
+    /// sender, which reads `head.pos` whenever the ring looks full, then does not pull
+    /// the receiver's line over on every message.
     fn read_pos(&self) -> u64 {
         self.ctrl().count.0.n.load(Ordering::Relaxed) as u64
     }
@@ -426,7 +438,8 @@ impl Ring {
     /// word held: `fetch_max` keeps `head.pos` monotonic whoever publishes.
     fn publish(&self, end: u64) {
         let ctrl = self.ctrl();
-        // SeqCst: ordered before the load of `sleepers` (Dekker with the sleep phase of a wait for room).
+        // SeqCst: ordered before the load of `sleepers` (Dekker with the sleep phase of
+        // a wait for room).
         ctrl.head.0.pos.fetch_max(end, Ordering::SeqCst);
         let w = &ctrl.space.0;
         if w.sleepers.load(Ordering::SeqCst) != 0 {
@@ -686,74 +699,6 @@ impl Ring {
         })
         .unwrap_or(false)
     }
-
-    // ----- the processes at each end -------------------------------------------------
-
-    /// Records the calling process as a sender (`true`) or receiver of this ring: as
-    /// the last one, and in the small table of those that end of stream waits for (a
-    /// slot that is free or whose process died is reused).
-    pub(crate) fn note_end(&self, sender: bool) {
-        let pid = claim::my_pid();
-        let st = &self.ctrl().stream.0;
-        let (last, table) = if sender {
-            (&st.sender_pid, &st.senders)
-        } else {
-            (&st.receiver_pid, &st.receivers)
-        };
-        if last.load(Ordering::Relaxed) == pid {
-            return;
-        }
-        last.store(pid, Ordering::Relaxed);
-        if table.iter().any(|w| w.load(Ordering::Relaxed) == pid) {
-            return;
-        }
-        for w in table {
-            let cur = w.load(Ordering::Relaxed);
-            if (cur == 0 || !claim::owner_alive(u64::from(cur) << 32))
-                && w.compare_exchange(cur, pid, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok()
-            {
-                return;
-            }
-        }
-    }
-
-    /// Whether the death of every process at the other end counts as end of stream
-    /// through this handle (`true` unless turned off).
-    pub(crate) fn death_ends(&self) -> bool {
-        self.death_ends.load(Ordering::Relaxed)
-    }
-
-    /// Turns [`death_ends`](Ring::death_ends) on or off for this handle.
-    pub(crate) fn set_death_ends(&self, on: bool) {
-        self.death_ends.store(on, Ordering::Relaxed);
-    }
-
-    /// Whether every process recorded as a sender (`true`) or receiver of this ring is
-    /// dead, and no live one holds that end right now. `false` when none has been
-    /// recorded yet.
-    pub(crate) fn end_dead(&self, sender: bool) -> bool {
-        if !self.death_ends() {
-            return false;
-        }
-        let ctrl = self.ctrl();
-        let st = &ctrl.stream.0;
-        let (last, table, word) = if sender {
-            (&st.sender_pid, &st.senders, &ctrl.tail.0.owner)
-        } else {
-            (&st.receiver_pid, &st.receivers, &ctrl.count.0.reader)
-        };
-        let last = last.load(Ordering::Relaxed);
-        if last == 0 {
-            return false;
-        }
-        let holder = word.load(Ordering::Relaxed);
-        if holder != 0 && claim::owner_alive(holder) {
-            return false;
-        }
-        let alive = |pid: u32| pid != 0 && claim::owner_alive(u64::from(pid) << 32);
-        !alive(last) && !table.iter().any(|w| alive(w.load(Ordering::Relaxed)))
-    }
 }
 
 /// Classifies a failed look for a record for the wait loop.
@@ -786,41 +731,8 @@ impl Flavour for Ring {
         self.released(blocked.wrapping_add(self.ring_bytes() / 8))
     }
 
-    /// Whether the peer of a wait (the sender when waiting for data, else the receiver)
-    /// is known to be dead. Asks the kernel at most once per [`wait::PEER_CHECK`] per
-    /// ring handle (a sleeping waiter naps no longer than that), and remembers a dead
-    /// pid, so that a receiver draining a dead sender's pipe learns it at once.
     fn peer_gone(&self, for_data: bool) -> bool {
-        if !self.death_ends() {
-            return false;
-        }
-        let ctrl = self.ctrl();
-        let st = &ctrl.stream.0;
-        let last = if for_data {
-            &st.sender_pid
-        } else {
-            &st.receiver_pid
-        }
-        .load(Ordering::Relaxed);
-        if last == 0 {
-            return false;
-        }
-        // Found dead before, with the same last peer: only a live holder of that end
-        // (a word read without a system call) could have appeared since.
-        let known = &self.dead_peer[usize::from(for_data)];
-        let word = if for_data {
-            &ctrl.tail.0.owner
-        } else {
-            &ctrl.count.0.reader
-        };
-        if known.load(Ordering::Relaxed) == last && word.load(Ordering::Relaxed) == 0 {
-            return true;
-        }
-        if !wait::due(&self.peer_checked) || !self.end_dead(for_data) {
-            return false;
-        }
-        known.store(last, Ordering::Relaxed);
-        true
+        self.peer_dead(for_data)
     }
 
     /// A sender takes the bytes read but not yet handed back (see
@@ -849,254 +761,4 @@ impl Flavour for Ring {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::VecDeque;
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    use proptest::prelude::*;
-
-    use super::super::RingConfig;
-    use super::*;
-
-    /// A token no live process has: pid 0x7fff_fff0 is above any default `pid_max`.
-    const DEAD: u64 = 0x7fff_fff0u64 << 32 | 1;
-
-    /// A pipe ring of 16 cells of 64 bytes: a 1 KiB record area.
-    fn ring() -> Ring {
-        Ring::create(RingConfig {
-            cell_size: 64,
-            cells: 16,
-            max_messages: 0,
-            tag: crate::channel::TAG_PIPE,
-            codec: 0,
-        })
-        .unwrap()
-    }
-
-    fn soon() -> Deadline {
-        Deadline::after(Duration::from_secs(30))
-    }
-
-    fn now() -> Deadline {
-        Deadline::after(Duration::ZERO)
-    }
-
-    fn get(r: &Ring, d: Deadline) -> Result<Vec<u8>, WaitFail> {
-        r.get(d, |b| b.to_vec())
-    }
-
-    fn body(len: usize, seed: u8) -> Vec<u8> {
-        (0..len).map(|i| seed.wrapping_add(i as u8)).collect()
-    }
-
-    #[test]
-    fn records_wrap_with_padding_in_order() {
-        let r = ring();
-        assert_eq!(r.max_inline(), 480);
-        let mut seed = 0u8;
-        // Sizes that leave every kind of remainder at the end of the ring.
-        for round in 0..200usize {
-            let sizes = [round % 97, 0, 200 + round % 50, 7, 480 - round % 3];
-            for &n in &sizes[..1 + round % sizes.len()] {
-                seed = seed.wrapping_add(1);
-                r.put(&body(n, seed), soon()).unwrap();
-                assert_eq!(get(&r, now()).unwrap(), body(n, seed));
-            }
-            assert_eq!(get(&r, now()), Err(WaitFail::Timeout));
-        }
-        assert_eq!(r.len(), 0);
-    }
-
-    #[test]
-    fn full_ring_times_out_then_frees() {
-        let r = ring();
-        let mut put = 0;
-        while r.put(&[1u8; 100], now()).is_ok() {
-            put += 1;
-        }
-        assert!(put >= 5, "only {put} records of 128 bytes fit a 1 KiB ring");
-        assert_eq!(r.len(), put);
-        for _ in 0..put {
-            assert_eq!(get(&r, now()).unwrap(), [1u8; 100]);
-        }
-        r.put(&[2u8; 100], now()).unwrap();
-        assert_eq!(get(&r, now()).unwrap(), [2u8; 100]);
-    }
-
-    #[test]
-    fn close_drains_then_reports_closed() {
-        let r = ring();
-        r.put(b"x", now()).unwrap();
-        r.mapped().close();
-        assert_eq!(r.put(b"y", now()), Err(WaitFail::Closed));
-        assert!(r.readable());
-        assert_eq!(get(&r, now()).unwrap(), b"x");
-        assert_eq!(get(&r, soon()), Err(WaitFail::Closed));
-        assert!(r.readable());
-    }
-
-    #[test]
-    fn streamed_message_larger_than_the_ring() {
-        let r = Arc::new(ring());
-        let big: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
-        let (r2, big2) = (Arc::clone(&r), big.clone());
-        let t = std::thread::spawn(move || {
-            r2.put(&big2, soon()).unwrap();
-            r2.put(b"after", soon()).unwrap();
-        });
-        assert_eq!(get(&r, soon()).unwrap(), big);
-        assert_eq!(get(&r, soon()).unwrap(), b"after");
-        t.join().unwrap();
-    }
-
-    #[test]
-    fn a_record_committed_by_a_dead_sender_is_kept() {
-        let r = ring();
-        r.put(b"first", now()).unwrap();
-        // A sender that committed "second" and died before publishing `tail.pos`.
-        let tail = &r.ctrl().tail.0;
-        let before = tail.pos.load(Ordering::SeqCst);
-        tail.owner.store(DEAD, Ordering::SeqCst);
-        r.push(None, b"second", F_FIRST).unwrap();
-        tail.pos.store(before, Ordering::SeqCst);
-        r.put(b"third", soon()).unwrap();
-        assert_eq!(tail.owner.load(Ordering::SeqCst), 0);
-        for want in [&b"first"[..], b"second", b"third"] {
-            assert_eq!(get(&r, now()).unwrap(), want);
-        }
-    }
-
-    #[test]
-    fn a_dead_senders_unfinished_record_is_overwritten() {
-        let r = ring();
-        let tail = &r.ctrl().tail.0;
-        let before = tail.pos.load(Ordering::SeqCst);
-        tail.owner.store(DEAD, Ordering::SeqCst);
-        r.push(None, b"torn", F_FIRST).unwrap();
-        // Killed before its commit: the header still says "not committed".
-        r.rec_header(before).seq.store(0, Ordering::SeqCst);
-        tail.pos.store(before, Ordering::SeqCst);
-        assert_eq!(get(&r, now()), Err(WaitFail::Timeout));
-        r.put(b"whole", soon()).unwrap();
-        assert_eq!(get(&r, now()).unwrap(), b"whole");
-        assert_eq!(get(&r, now()), Err(WaitFail::Timeout));
-    }
-
-    #[test]
-    fn a_dead_receivers_record_is_read_again() {
-        let r = ring();
-        r.put(b"kept", now()).unwrap();
-        // A receiver that took the reader word and died while reading: the read
-        // position never moved.
-        r.ctrl().count.0.reader.store(DEAD, Ordering::SeqCst);
-        assert_eq!(get(&r, soon()).unwrap(), b"kept");
-        assert_eq!(r.ctrl().count.0.reader.load(Ordering::SeqCst), 0);
-    }
-
-    #[test]
-    fn an_end_held_by_a_live_thread_waits() {
-        let r = ring();
-        // Another thread of this (live) process holds the writer word.
-        let other = claim::my_token() ^ 0xffff;
-        r.ctrl().tail.0.owner.store(other, Ordering::SeqCst);
-        assert_eq!(
-            r.put(b"x", Deadline::after(Duration::from_millis(5))),
-            Err(WaitFail::Timeout)
-        );
-        r.ctrl().tail.0.owner.store(0, Ordering::SeqCst);
-        r.put(b"x", now()).unwrap();
-        assert_eq!(get(&r, now()).unwrap(), b"x");
-    }
-
-    #[test]
-    fn an_impossible_header_is_skipped() {
-        let r = ring();
-        r.put(b"lost", now()).unwrap();
-        // Scribble on the committed header: a length that crosses the end of the ring.
-        r.rec_header(0).len.store(5000, Ordering::SeqCst);
-        assert_eq!(get(&r, now()), Err(WaitFail::Timeout));
-        r.put(b"next", now()).unwrap();
-        assert_eq!(get(&r, now()).unwrap(), b"next");
-    }
-
-    #[test]
-    fn two_sending_threads_are_serialized() {
-        let r = Arc::new(ring());
-        let n = 3000u32;
-        let senders: Vec<_> = (0..2u8)
-            .map(|id| {
-                let r = Arc::clone(&r);
-                std::thread::spawn(move || {
-                    for i in 0..n {
-                        let len = [5usize, 60, 300, 1500][(i % 4) as usize];
-                        let mut v = vec![id; len];
-                        v[..4].copy_from_slice(&i.to_le_bytes());
-                        r.put(&v, soon()).unwrap();
-                    }
-                })
-            })
-            .collect();
-        let mut next = [0u32; 2];
-        for _ in 0..2 * n {
-            let v = get(&r, soon()).unwrap();
-            let id = v[v.len() - 1];
-            let i = u32::from_le_bytes(v[..4].try_into().unwrap());
-            assert_eq!(i, next[id as usize]);
-            assert!(v[4..].iter().all(|&b| b == id));
-            next[id as usize] += 1;
-        }
-        for s in senders {
-            s.join().unwrap();
-        }
-    }
-
-    #[derive(Clone, Debug)]
-    enum Op {
-        Put(usize, u8),
-        Get,
-    }
-
-    fn op() -> impl Strategy<Value = Op> {
-        prop_oneof![
-            (0usize..=480, any::<u8>()).prop_map(|(n, s)| Op::Put(n, s)),
-            Just(Op::Get),
-        ]
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
-
-        /// Single-threaded against a `VecDeque`: FIFO contents; a put is refused only
-        /// when something is in the ring (or, once, before a get that finds the ring
-        /// empty and hands the last bytes read to the sender).
-        #[test]
-        fn ring_matches_a_vecdeque(ops in proptest::collection::vec(op(), 1..300)) {
-            let r = ring();
-            let mut model: VecDeque<Vec<u8>> = VecDeque::new();
-            for op in ops {
-                match op {
-                    Op::Put(n, s) => {
-                        let v = body(n, s);
-                        match r.put(&v, now()) {
-                            Ok(()) => model.push_back(v),
-                            Err(e) => {
-                                prop_assert_eq!(e, WaitFail::Timeout);
-                                if model.is_empty() {
-                                    prop_assert_eq!(get(&r, now()), Err(WaitFail::Timeout));
-                                    r.put(&v, now()).unwrap();
-                                    model.push_back(v);
-                                }
-                            }
-                        }
-                    }
-                    Op::Get => match model.pop_front() {
-                        Some(v) => prop_assert_eq!(get(&r, now()).unwrap(), v),
-                        None => prop_assert_eq!(get(&r, now()), Err(WaitFail::Timeout)),
-                    },
-                }
-                prop_assert_eq!(r.len(), model.len());
-            }
-        }
-    }
-}
+mod tests;
