@@ -77,7 +77,9 @@ pub(crate) struct Endpoint {
 /// ring of queues, or the single-producer ring of each direction of a pipe.
 #[derive(Debug)]
 enum Flavour {
+    /// `Queue`, `JoinableQueue`, `SimpleQueue`.
     Mpmc(mpmc::Ring),
+    /// One direction of a `Pipe`.
     Spsc(spsc::Ring),
 }
 

@@ -2,7 +2,7 @@
 //! on a futex ([`sleep_phase`]). What differs between flavours — where a peer records
 //! its CPU, how a full ring frees a batch of room, what a sleeper does about an attempt
 //! that failed (settle a dead claimant's claim, check that a pipe's peer lives) — is
-//! asked of the flavour through [`Flavour`], statically dispatched.
+//! asked of the flavour through [`Blocking`], statically dispatched.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -111,8 +111,9 @@ impl Spin {
     }
 }
 
-/// What the wait loop needs to know of a flavour of ring.
-pub(super) trait Flavour {
+/// A flavour of ring as its wait loop sees it: what a blocked operation needs to know
+/// of the ring it waits on.
+pub(super) trait Blocking {
     /// The mapped segment: its futex words.
     fn mapped(&self) -> &Mapped;
 
@@ -202,7 +203,7 @@ pub(super) fn due(last: &AtomicU64) -> bool {
 /// the peer's own busy line, so it is read only when the last wait in this direction
 /// was not over before its first yield (a peer on another CPU is met while spinning,
 /// and then nothing is read).
-fn spin_budget_here(ring: &impl Flavour, for_data: bool) -> u32 {
+fn spin_budget_here(ring: &impl Blocking, for_data: bool) -> u32 {
     let spin = ring.spin();
     let budget = spin.budget(for_data);
     if !spin.contended[usize::from(for_data)].load(Ordering::Relaxed) {
@@ -227,7 +228,7 @@ fn spin_phase<T, R, F>(
     attempt: &mut F,
 ) -> Option<Result<T, WaitFail>>
 where
-    R: Flavour,
+    R: Blocking,
     F: FnMut() -> Result<T, Blocked>,
 {
     // Decided at the first failed attempt, so that an operation that succeeds at once
@@ -326,7 +327,7 @@ fn sleep_phase<T, R, F>(
     mut attempt: F,
 ) -> Result<T, WaitFail>
 where
-    R: Flavour,
+    R: Blocking,
     F: FnMut() -> Result<T, Blocked>,
 {
     let ctrl = ring.mapped().ctrl();

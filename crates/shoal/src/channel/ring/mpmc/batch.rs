@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use crate::sys::Deadline;
 
 use super::super::layout::*;
-use super::super::wait::{self, Flavour};
+use super::super::wait::{self, Blocking};
 use super::super::{Bytes, GetFail, WaitFail};
 use super::{Message, Ring, TOMB_BIT};
 

@@ -11,7 +11,7 @@ use crate::sys::Deadline;
 
 use super::super::claim::{self, Token};
 use super::super::layout::*;
-use super::super::wait::{self, Flavour};
+use super::super::wait::{self, Blocking};
 use super::super::{signed, Bytes, GetFail, WaitFail};
 use super::{Message, Ring, TOMB_BIT};
 

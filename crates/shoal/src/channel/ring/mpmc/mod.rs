@@ -38,7 +38,7 @@ use crate::sys::Deadline;
 use super::claim::{self, Token};
 use super::layout::*;
 use super::segment::{Mapped, RingConfig};
-use super::wait::{self, Blocked, Flavour, Spin, Stuck};
+use super::wait::{self, Blocked, Blocking, Spin, Stuck};
 use super::{signed, GetFail};
 
 /// A seq bit set by crash recovery: the cell is committed but holds no message.
@@ -263,7 +263,7 @@ impl Ring {
     }
 }
 
-impl Flavour for Ring {
+impl Blocking for Ring {
     fn mapped(&self) -> &Mapped {
         &self.map
     }

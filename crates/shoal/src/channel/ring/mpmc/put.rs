@@ -9,7 +9,7 @@ use crate::sys::Deadline;
 
 use super::super::claim::Token;
 use super::super::layout::*;
-use super::super::wait::{self, Blocked, Flavour};
+use super::super::wait::{self, Blocked, Blocking};
 use super::super::{signed, PutFail, WaitFail};
 use super::{Ring, STREAM_BIT, TOMB_BIT};
 

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use crate::sys::Deadline;
 
 use super::super::layout::*;
-use super::super::wait::Flavour;
+use super::super::wait::Blocking;
 use super::super::WaitFail;
 use super::{Ring, TOMB_BIT};
 

@@ -16,7 +16,7 @@ use crate::sys::Deadline;
 
 use super::super::claim::{self, Token};
 use super::super::layout::*;
-use super::super::wait::{Blocked, Flavour};
+use super::super::wait::{Blocked, Blocking};
 use super::super::{GetFail, PutFail, WaitFail};
 use super::{Message, Ring, STREAM_BIT};
 

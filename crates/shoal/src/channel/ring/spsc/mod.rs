@@ -53,7 +53,7 @@ use crate::sys::Deadline;
 use super::claim;
 use super::layout::*;
 use super::segment::{Mapped, RingConfig};
-use super::wait::{self, Blocked, Flavour, Spin, Stuck};
+use super::wait::{self, Blocked, Blocking, Spin, Stuck};
 use super::{signed, Bytes, GetFail, WaitFail};
 
 mod ends;
@@ -709,7 +709,7 @@ fn blocked(fail: GetFail) -> Blocked {
     }
 }
 
-impl Flavour for Ring {
+impl Blocking for Ring {
     fn mapped(&self) -> &Mapped {
         &self.map
     }
