@@ -250,12 +250,12 @@ impl Connection {
     /// ```
     pub async fn recv_bytes_async(&self) -> Result<Vec<u8>, GetError> {
         let rx = self.rx_core().ok_or(GetError::Closed)?;
-        rx.ring.note_end(false);
+        rx.note_end(false);
         let mut v = Vec::new();
         get_with(
             rx,
             |c| c.get_bytes_into(&mut v, Wait::No),
-            || rx.ring.end_dead(true),
+            || rx.end_dead(true),
         )
         .await?;
         Ok(v)
@@ -284,8 +284,8 @@ impl Connection {
     /// ```
     pub async fn recv_async<T: DeserializeOwned>(&self) -> Result<T, GetError> {
         let rx = self.rx_core().ok_or(GetError::Closed)?;
-        rx.ring.note_end(false);
-        get_with(rx, |c| c.get_value(Wait::No), || rx.ring.end_dead(true)).await
+        rx.note_end(false);
+        get_with(rx, |c| c.get_value(Wait::No), || rx.end_dead(true)).await
     }
 
     /// [`send_bytes`](Connection::send_bytes) as a future: while the ring is full it
@@ -312,13 +312,8 @@ impl Connection {
     /// ```
     pub async fn send_bytes_async(&self, data: &[u8]) -> Result<(), PutError<()>> {
         let tx = self.tx_core().ok_or(PutError::Closed(()))?;
-        tx.ring.note_end(true);
-        put_with(
-            (),
-            |()| tx.put_bytes(data, Wait::No),
-            || tx.ring.end_dead(false),
-        )
-        .await
+        tx.note_end(true);
+        put_with((), |()| tx.put_bytes(data, Wait::No), || tx.end_dead(false)).await
     }
 
     /// [`send`](Connection::send) as a future (see

@@ -1,5 +1,6 @@
-//! What every channel handle shares: a ring, a codec, and the typed and raw put/get
-//! operations built on them; plus the handoff of a ring to another process.
+//! What every channel handle shares: a ring of one of the two flavours, a codec, and
+//! the typed and raw put/get operations built on them; plus the handoff of a ring to
+//! another process.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -8,8 +9,8 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::channel::ring::{Bytes, Ring, RingConfig, WaitFail};
-use crate::channel::{CreateError, GetError, PutError, ReadSlot, WriteSlot};
+use crate::channel::ring::{mpmc, spsc, Bytes, Mapped, RingConfig, WaitFail};
+use crate::channel::{CreateError, GetError, PutError, ReadSlot, WriteSlot, TAG_PIPE};
 use crate::codec::Codec;
 use crate::handoff;
 use crate::shm::{Segment, SegmentKind};
@@ -68,17 +69,123 @@ const SCRATCH_KEEP: usize = 1 << 20;
 /// A ring and the codec of its typed messages.
 #[derive(Debug)]
 pub(crate) struct Endpoint {
-    pub(crate) ring: Ring,
+    ring: Flavour,
     pub(crate) codec: Codec,
+}
+
+/// The flavour of ring under a channel, fixed by the segment's tag: the multi-producer
+/// ring of queues, or the single-producer ring of each direction of a pipe.
+#[derive(Debug)]
+enum Flavour {
+    /// `Queue`, `JoinableQueue`, `SimpleQueue`.
+    Mpmc(mpmc::Ring),
+    /// One direction of a `Pipe`.
+    Spsc(spsc::Ring),
+}
+
+/// Runs `$body` with `$r` bound to the ring of whichever flavour `$flavour` holds (the
+/// two rings offer the same operations under the same names).
+macro_rules! each {
+    ($flavour:expr, $r:ident => $body:expr) => {
+        match $flavour {
+            Flavour::Mpmc($r) => $body,
+            Flavour::Spsc($r) => $body,
+        }
+    };
+}
+
+impl Flavour {
+    /// Creates a ring of the flavour that channel type `cfg.tag` uses.
+    fn create(cfg: RingConfig) -> Result<Flavour, crate::shm::ShmError> {
+        if cfg.tag == TAG_PIPE {
+            spsc::Ring::create(cfg).map(Flavour::Spsc)
+        } else {
+            mpmc::Ring::create(cfg).map(Flavour::Mpmc)
+        }
+    }
+
+    /// Maps a ring received from another process, of the flavour its tag says.
+    fn from_parts(
+        seg: Arc<Segment>,
+        event: std::os::fd::OwnedFd,
+        tag: u32,
+    ) -> Result<Flavour, crate::shm::ShmError> {
+        if tag == TAG_PIPE {
+            spsc::Ring::from_parts(seg, event, tag).map(Flavour::Spsc)
+        } else {
+            mpmc::Ring::from_parts(seg, event, tag).map(Flavour::Mpmc)
+        }
+    }
 }
 
 impl Endpoint {
     pub(crate) fn create(cfg: RingConfig, codec: Codec) -> Result<Arc<Endpoint>, CreateError> {
-        let ring = Ring::create(RingConfig {
+        let ring = Flavour::create(RingConfig {
             codec: codec.id(),
             ..cfg
         })?;
         Ok(Arc::new(Endpoint { ring, codec }))
+    }
+
+    /// The mapped segment: what every flavour shares (closing, readiness, counters).
+    pub(crate) fn ring(&self) -> &Mapped {
+        each!(&self.ring, r => r.mapped())
+    }
+
+    /// Largest message carried in one piece; longer ones are streamed in parts.
+    pub(crate) fn max_inline(&self) -> usize {
+        each!(&self.ring, r => r.max_inline())
+    }
+
+    /// Payload bytes the ring holds when full of large messages.
+    pub(crate) fn capacity_bytes(&self) -> usize {
+        each!(&self.ring, r => r.capacity_bytes())
+    }
+
+    /// Messages in the ring, a snapshot.
+    pub(crate) fn len(&self) -> usize {
+        each!(&self.ring, r => r.len())
+    }
+
+    /// Cells in use (claimed and not yet released).
+    pub(crate) fn used_cells(&self) -> u64 {
+        each!(&self.ring, r => r.used_cells())
+    }
+
+    /// Whether a get would find something now (or the ring is closed and drained).
+    pub(crate) fn readable(&self) -> bool {
+        each!(&self.ring, r => r.readable())
+    }
+
+    /// Waits until [`readable`](Self::readable) or the deadline; `give_up` is asked now
+    /// and then while nothing comes.
+    pub(crate) fn wait_readable(&self, deadline: Deadline, give_up: impl Fn() -> bool) -> bool {
+        each!(&self.ring, r => r.wait_readable(deadline, give_up))
+    }
+
+    /// Records the calling process as a sender (`true`) or receiver (pipes; queues do
+    /// not track their ends).
+    pub(crate) fn note_end(&self, sender: bool) {
+        if let Flavour::Spsc(r) = &self.ring {
+            r.note_end(sender);
+        }
+    }
+
+    /// Whether every process recorded at that end is dead (pipes; always `false` for
+    /// queues, whose ends are not tracked).
+    pub(crate) fn end_dead(&self, sender: bool) -> bool {
+        match &self.ring {
+            Flavour::Spsc(r) => r.end_dead(sender),
+            Flavour::Mpmc(_) => false,
+        }
+    }
+
+    /// Whether the death of every process at the other end counts as end of stream
+    /// through this handle (pipes).
+    pub(crate) fn set_death_ends(&self, on: bool) {
+        if let Flavour::Spsc(r) = &self.ring {
+            r.set_death_ends(on);
+        }
     }
 
     /// Encodes and puts `msg`.
@@ -89,7 +196,7 @@ impl Endpoint {
             if let Err(e) = self.codec.encode_into(&msg, &mut buf) {
                 return Err(PutError::Encode(msg, e));
             }
-            let r = self.ring.put(&buf, wait.deadline());
+            let r = self.put_raw(&buf, wait.deadline());
             if buf.capacity() > SCRATCH_KEEP {
                 *buf = Vec::new();
             }
@@ -122,7 +229,7 @@ impl Endpoint {
                 s
             })
             .collect();
-        match self.ring.put_batch(&slices, wait.deadline()) {
+        match each!(&self.ring, r => r.put_batch(&slices, wait.deadline())) {
             Ok(()) => Ok(()),
             Err((done, e)) => {
                 let mut msgs = msgs;
@@ -134,19 +241,21 @@ impl Endpoint {
 
     /// Reserves room for a `len`-byte message written in place.
     pub(crate) fn reserve(&self, len: usize, wait: Wait) -> Result<WriteSlot<'_>, PutError<()>> {
-        if len > self.ring.max_inline() {
+        let Flavour::Mpmc(ring) = &self.ring else {
+            // Only queues reserve in place (a pipe's `Connection` has no such call).
+            return Err(PutError::TooLarge(()));
+        };
+        if len > ring.max_inline() {
             return Err(PutError::TooLarge(()));
         }
-        self.ring
-            .reserve(len, wait.deadline())
+        ring.reserve(len, wait.deadline())
             .map(WriteSlot::new)
             .map_err(|e| wait.put_error(e, ()))
     }
 
     /// Puts raw bytes, copied straight into the ring's cells.
     pub(crate) fn put_bytes(&self, data: &[u8], wait: Wait) -> Result<(), PutError<()>> {
-        self.ring
-            .put(data, wait.deadline())
+        self.put_raw(data, wait.deadline())
             .map_err(|e| wait.put_error(e, ()))
     }
 
@@ -163,7 +272,7 @@ impl Endpoint {
                 }
             }
         };
-        match self.ring.get(wait.deadline(), decode) {
+        match each!(&self.ring, r => r.get(wait.deadline(), decode)) {
             Ok(r) => r,
             Err(e) => Err(wait.get_error(e)),
         }
@@ -172,12 +281,11 @@ impl Endpoint {
     /// Takes one message into `out` (cleared first); returns its length.
     pub(crate) fn get_bytes_into(&self, out: &mut Vec<u8>, wait: Wait) -> Result<usize, GetError> {
         out.clear();
-        self.ring
-            .get(wait.deadline(), |b| {
-                b.append_to(out);
-                b.len()
-            })
-            .map_err(|e| wait.get_error(e))
+        let take = |b: Bytes<'_>| {
+            b.append_to(out);
+            b.len()
+        };
+        each!(&self.ring, r => r.get(wait.deadline(), take)).map_err(|e| wait.get_error(e))
     }
 
     /// Takes one message into `out`, which must be large enough; returns its length, or
@@ -187,16 +295,15 @@ impl Endpoint {
         out: &mut [u8],
         wait: Wait,
     ) -> Result<Result<usize, Vec<u8>>, GetError> {
-        self.ring
-            .get(wait.deadline(), |b| {
-                if b.len() <= out.len() {
-                    b.copy_to(out);
-                    Ok(b.len())
-                } else {
-                    Err(b.to_vec())
-                }
-            })
-            .map_err(|e| wait.get_error(e))
+        let take = |b: Bytes<'_>| {
+            if b.len() <= out.len() {
+                b.copy_to(out);
+                Ok(b.len())
+            } else {
+                Err(b.to_vec())
+            }
+        };
+        each!(&self.ring, r => r.get(wait.deadline(), take)).map_err(|e| wait.get_error(e))
     }
 
     /// Takes up to `max` messages: waits for the first, then takes those already there,
@@ -212,14 +319,13 @@ impl Endpoint {
         }
         let mut failed = None;
         let codec = self.codec;
-        self.ring
-            .get_batch(max, wait.deadline(), |b| {
-                decode_into(codec, b, &mut out, &mut failed)
-            })
-            .map_err(|e| wait.get_error(e))?;
+        self.get_batch(max, wait.deadline(), |b| {
+            decode_into(codec, b, &mut out, &mut failed)
+        })
+        .map_err(|e| wait.get_error(e))?;
         while out.len() < max && failed.is_none() {
             let want = max - out.len();
-            let r = self.ring.get_batch(want, Wait::No.deadline(), |b| {
+            let r = self.get_batch(want, Wait::No.deadline(), |b| {
                 decode_into(codec, b, &mut out, &mut failed)
             });
             if r.is_err() {
@@ -251,11 +357,10 @@ impl Endpoint {
             return Ok(0);
         }
         let mut n = self
-            .ring
             .get_batch(max, wait.deadline(), &mut each)
             .map_err(|e| wait.get_error(e))?;
         while n < max {
-            match self.ring.get_batch(max - n, Wait::No.deadline(), &mut each) {
+            match self.get_batch(max - n, Wait::No.deadline(), &mut each) {
                 Ok(k) => n += k,
                 Err(_) => break,
             }
@@ -288,9 +393,8 @@ impl Endpoint {
         wait: Wait,
         f: impl FnOnce(ReadSlot<'_>) -> R,
     ) -> Result<R, GetError> {
-        self.ring
-            .get(wait.deadline(), |b| f(ReadSlot::new(b)))
-            .map_err(|e| wait.get_error(e))
+        let take = |b: Bytes<'_>| f(ReadSlot::new(b));
+        each!(&self.ring, r => r.get(wait.deadline(), take)).map_err(|e| wait.get_error(e))
     }
 
     /// Takes up to `max` messages, handing each to `f` where it lies in the ring.
@@ -305,9 +409,30 @@ impl Endpoint {
 
     /// Puts raw messages, claiming space for many at once.
     pub(crate) fn put_bytes_many(&self, msgs: &[&[u8]], wait: Wait) -> Result<(), PutError<usize>> {
-        self.ring
-            .put_batch(msgs, wait.deadline())
+        each!(&self.ring, r => r.put_batch(msgs, wait.deadline()))
             .map_err(|(done, e)| wait.put_error(e, done))
+    }
+
+    /// Puts one message of raw bytes, waiting for room until `deadline`: the flavour
+    /// chosen here, in one function that is not generic, so that the typed puts (whose
+    /// code is generated in the crate that names their type) only call it.
+    fn put_raw(&self, data: &[u8], deadline: Deadline) -> Result<(), WaitFail> {
+        each!(&self.ring, r => r.put(data, deadline))
+    }
+
+    /// Takes up to `max` messages (at least one, waiting until `deadline` for it) with
+    /// as few claims as possible, handing each to `f` in order; returns how many. A
+    /// pipe takes one record at a time.
+    fn get_batch(
+        &self,
+        max: usize,
+        deadline: Deadline,
+        f: impl FnMut(Bytes<'_>),
+    ) -> Result<usize, WaitFail> {
+        match &self.ring {
+            Flavour::Mpmc(r) => r.get_batch(max, deadline, f),
+            Flavour::Spsc(r) => r.get_batch(deadline, f),
+        }
     }
 }
 
@@ -351,7 +476,7 @@ pub(crate) fn serialize_endpoint<S: Serializer>(
     what: &str,
     s: S,
 ) -> Result<S::Ok, S::Error> {
-    let (seg, event) = core.ring.parts();
+    let (seg, event) = core.ring().parts();
     let segment = handoff::export_fd(seg.fd(), what).map_err(serde::ser::Error::custom)?;
     let event = handoff::export_fd(std::os::fd::AsFd::as_fd(event), what)
         .map_err(serde::ser::Error::custom)?;
@@ -382,6 +507,6 @@ pub(crate) fn deserialize_endpoint<'de, D: Deserializer<'de>>(
     let seg_fd = handoff::import_fd(wire.segment).map_err(D::Error::custom)?;
     let event = handoff::import_fd(wire.event).map_err(D::Error::custom)?;
     let seg = Segment::import(seg_fd, None, SegmentKind::Channel).map_err(D::Error::custom)?;
-    let ring = Ring::from_parts(seg, event, tag).map_err(D::Error::custom)?;
+    let ring = Flavour::from_parts(seg, event, tag).map_err(D::Error::custom)?;
     Ok(Arc::new(Endpoint { ring, codec }))
 }

@@ -146,7 +146,7 @@ impl<T> JoinableQueue<T> {
     /// ```
     pub fn unfinished(&self) -> u64 {
         self.core()
-            .ring
+            .ring()
             .tasks()
             .unfinished
             .load(Ordering::SeqCst)
@@ -166,14 +166,14 @@ impl<T> JoinableQueue<T> {
 
     fn add_task(&self) {
         self.core()
-            .ring
+            .ring()
             .tasks()
             .unfinished
             .fetch_add(1, Ordering::SeqCst);
     }
 
     fn remove_task(&self) -> Result<(), TaskDoneError> {
-        let t = self.core().ring.tasks();
+        let t = self.core().ring().tasks();
         let before = t.unfinished.fetch_sub(1, Ordering::SeqCst);
         if before <= 0 {
             t.unfinished.fetch_add(1, Ordering::SeqCst);
@@ -251,7 +251,7 @@ impl<T> JoinableQueue<T> {
     }
 
     fn join_until(&self, deadline: Deadline) -> bool {
-        let t = self.core().ring.tasks();
+        let t = self.core().ring().tasks();
         loop {
             if t.unfinished.load(Ordering::SeqCst) <= 0 {
                 return true;

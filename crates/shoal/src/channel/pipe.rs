@@ -267,7 +267,7 @@ impl Connection {
     /// ```
     pub fn send_bytes(&self, data: &[u8]) -> Result<(), PutError<()>> {
         let tx = self.tx()?;
-        tx.ring.note_end(true);
+        tx.note_end(true);
         // The ring's wait checks now and then that the receiver lives, and reports a
         // dead one as closed.
         tx.put_bytes(data, Wait::forever())
@@ -290,7 +290,7 @@ impl Connection {
     /// ```
     pub fn try_send_bytes(&self, data: &[u8]) -> Result<(), PutError<()>> {
         let tx = self.tx()?;
-        tx.ring.note_end(true);
+        tx.note_end(true);
         tx.put_bytes(data, Wait::No)
     }
 
@@ -318,7 +318,7 @@ impl Connection {
     /// ```
     pub fn send_bytes_timeout(&self, data: &[u8], timeout: Duration) -> Result<(), PutError<()>> {
         let tx = self.tx()?;
-        tx.ring.note_end(true);
+        tx.note_end(true);
         tx.put_bytes(data, Wait::timeout(timeout))
     }
 
@@ -372,7 +372,7 @@ impl Connection {
         op: impl FnOnce(&Endpoint, Wait) -> Result<R, GetError>,
     ) -> Result<R, GetError> {
         let rx = self.rx()?;
-        rx.ring.note_end(false);
+        rx.note_end(false);
         // The ring's wait checks now and then that the sender lives; once it is dead,
         // what it sent is drained, then end of stream is reported.
         op(rx, Wait::Until(deadline))
@@ -583,7 +583,7 @@ impl Connection {
             return false;
         };
         let deadline = Deadline::after(timeout);
-        rx.ring.wait_readable(deadline, || rx.ring.end_dead(true)) || rx.ring.end_dead(true)
+        rx.wait_readable(deadline, || rx.end_dead(true)) || rx.end_dead(true)
     }
 
     /// Whether the death of every process that sent on this connection (for receives)
@@ -608,7 +608,7 @@ impl Connection {
     /// ```
     pub fn set_peer_death_ends_stream(&self, on: bool) {
         for core in [&self.rx, &self.tx].into_iter().flatten() {
-            core.ring.set_death_ends(on);
+            core.set_death_ends(on);
         }
     }
 
@@ -627,7 +627,7 @@ impl Connection {
     /// ```
     pub fn close(&self) {
         for c in [&self.rx, &self.tx].into_iter().flatten() {
-            c.ring.close();
+            c.ring().close();
         }
     }
 

@@ -653,7 +653,7 @@ impl<T> Queue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn max_reserve(&self) -> usize {
-        self.core.ring.max_inline()
+        self.core.max_inline()
     }
 
     /// Messages in the queue now (Python's `qsize()`; a snapshot, others may change it
@@ -671,7 +671,7 @@ impl<T> Queue<T> {
     /// ```
     #[doc(alias = "qsize")]
     pub fn len(&self) -> usize {
-        self.core.ring.len()
+        self.core.len()
     }
 
     /// Whether the queue holds no message now (Python's `empty()`).
@@ -686,7 +686,7 @@ impl<T> Queue<T> {
     /// ```
     #[doc(alias = "empty")]
     pub fn is_empty(&self) -> bool {
-        self.core.ring.used_cells() == 0
+        self.core.used_cells() == 0
     }
 
     /// Whether a small message would not fit now (message bound reached, or no free cell).
@@ -703,9 +703,9 @@ impl<T> Queue<T> {
     /// ```
     #[doc(alias = "full")]
     pub fn is_full(&self) -> bool {
-        let r = &self.core.ring;
-        (r.max_messages() != 0 && r.len() as u64 >= r.max_messages())
-            || r.used_cells() >= r.cell_count()
+        let (core, r) = (&self.core, self.core.ring());
+        (r.max_messages() != 0 && core.len() as u64 >= r.max_messages())
+            || core.used_cells() >= r.cell_count()
     }
 
     /// Payload bytes the ring holds (messages longer than half of it are streamed).
@@ -719,7 +719,7 @@ impl<T> Queue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn capacity_bytes(&self) -> usize {
-        self.core.ring.capacity_bytes()
+        self.core.capacity_bytes()
     }
 
     /// The message bound (Python's `maxsize`), 0 when bounded only by bytes.
@@ -731,7 +731,7 @@ impl<T> Queue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn maxsize(&self) -> usize {
-        self.core.ring.max_messages() as usize
+        self.core.ring().max_messages() as usize
     }
 
     /// The codec of typed messages.
@@ -763,7 +763,7 @@ impl<T> Queue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn close(&self) {
-        self.core.ring.close();
+        self.core.ring().close();
     }
 
     /// Whether the queue was closed (by any process).
@@ -778,7 +778,7 @@ impl<T> Queue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.core.ring.is_closed()
+        self.core.ring().is_closed()
     }
 
     /// A readiness descriptor for `epoll`/tokio: readable after a put, while the
@@ -993,7 +993,7 @@ impl fmt::Debug for Readiness {
 
 impl Readiness {
     pub(crate) fn new(core: Arc<Endpoint>) -> Readiness {
-        core.ring.watch(true);
+        core.ring().watch(true);
         Readiness { core }
     }
 
@@ -1015,7 +1015,7 @@ impl Readiness {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn clear(&self) {
-        let _ = sys::eventfd_drain(self.core.ring.event_fd());
+        let _ = sys::eventfd_drain(self.core.ring().event_fd());
     }
 
     /// Waits until the descriptor is readable or `timeout` passes; returns whether it
@@ -1036,25 +1036,25 @@ impl Readiness {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn wait(&self, timeout: Duration) -> std::io::Result<bool> {
-        Ok(sys::poll_readable(&[self.core.ring.event_fd()], Some(timeout))?[0])
+        Ok(sys::poll_readable(&[self.core.ring().event_fd()], Some(timeout))?[0])
     }
 }
 
 impl AsFd for Readiness {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.core.ring.event_fd()
+        self.core.ring().event_fd()
     }
 }
 
 /// For event loops that take raw descriptors (tokio's `AsyncFd`, mio's `SourceFd`).
 impl std::os::fd::AsRawFd for Readiness {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.core.ring.event_fd().as_raw_fd()
+        self.core.ring().event_fd().as_raw_fd()
     }
 }
 
 impl Drop for Readiness {
     fn drop(&mut self) {
-        self.core.ring.watch(false);
+        self.core.ring().watch(false);
     }
 }

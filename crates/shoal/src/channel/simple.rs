@@ -82,7 +82,7 @@ impl<T> SimpleQueue<T> {
     /// ```
     #[doc(alias = "empty")]
     pub fn is_empty(&self) -> bool {
-        self.core.ring.used_cells() == 0
+        self.core.used_cells() == 0
     }
 
     /// How many messages the queue holds now (Python's `qsize()`, which its
@@ -98,7 +98,7 @@ impl<T> SimpleQueue<T> {
     /// ```
     #[doc(alias = "qsize")]
     pub fn len(&self) -> usize {
-        self.core.ring.len()
+        self.core.len()
     }
 
     /// Closes the queue: later puts fail, gets drain then fail.
@@ -114,7 +114,7 @@ impl<T> SimpleQueue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn close(&self) {
-        self.core.ring.close();
+        self.core.ring().close();
     }
 }
 

@@ -33,16 +33,16 @@ macro_rules! queue_waitable {
     ($($t:ident),*) => {$(
         impl<T> Sealed for $t<T> {
             fn set_watch(&self, on: bool) -> bool {
-                self.core().ring.watch(on);
+                self.core().ring().watch(on);
                 true
             }
         }
         impl<T> Waitable for $t<T> {
             fn is_ready(&self) -> bool {
-                self.core().ring.readable()
+                self.core().readable()
             }
             fn ready_fd(&self) -> BorrowedFd<'_> {
-                self.core().ring.event_fd()
+                self.core().ring().event_fd()
             }
         }
     )*};
@@ -65,24 +65,24 @@ impl<T> Waitable for JoinableQueue<T> {
 
 impl Sealed for Connection {
     fn set_watch(&self, on: bool) -> bool {
-        self.rx_core().map(|c| c.ring.watch(on)).is_some()
+        self.rx_core().map(|c| c.ring().watch(on)).is_some()
     }
 }
 impl Waitable for Connection {
     fn is_ready(&self) -> bool {
         match self.rx_core() {
-            Some(rx) => rx.ring.readable() || rx.ring.end_dead(true),
+            Some(rx) => rx.readable() || rx.end_dead(true),
             None => false,
         }
     }
     fn ready_fd(&self) -> BorrowedFd<'_> {
         match self.rx_core() {
-            Some(rx) => rx.ring.event_fd(),
+            Some(rx) => rx.ring().event_fd(),
             // A send-only end is never ready; its sending ring's descriptor is only
             // signalled for the peer.
             None => self
                 .tx_core()
-                .map(|c| c.ring.event_fd())
+                .map(|c| c.ring().event_fd())
                 .expect("a connection has an end"),
         }
     }

@@ -1,18 +1,37 @@
-//! Waiting: spin with an adaptive budget, then sleep on a futex, checking claims that
-//! stay stuck for a dead claimant.
+//! Waiting, for every flavour: spin with an adaptive budget ([`spin_phase`]), then sleep
+//! on a futex ([`sleep_phase`]). What differs between flavours — where a peer records
+//! its CPU, how a full ring frees a batch of room, what a sleeper does about an attempt
+//! that failed (settle a dead claimant's claim, check that a pipe's peer lives) — is
+//! asked of the flavour through [`Blocking`], statically dispatched.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::sys::{self, Deadline};
 
-use super::{
-    signed, GetFail, PutFail, Ring, WaitFail, CLAIM_NAP, IDLE_NAP, SPIN_MAX, SPIN_MIN, STUCK,
-};
+use super::layout::Line;
+use super::segment::Mapped;
+use super::WaitFail;
+
+/// How long a claim must stay stuck before its claimant's liveness is checked.
+pub(super) const STUCK: Duration = Duration::from_millis(3);
+/// Longest single futex sleep of an idle waiter; a safety net, not the wake mechanism.
+pub(super) const IDLE_NAP: Duration = Duration::from_millis(100);
+/// Sleep while a claim is in progress (a peer is between CAS and commit).
+pub(super) const CLAIM_NAP: Duration = Duration::from_micros(50);
+/// Sleep of a producer blocked by the message bound (it also looks for dead consumers).
+pub(super) const BOUNDED_NAP: Duration = Duration::from_millis(20);
+/// How often a waiter checks that its peer is alive (pipes), or looks for claims left by
+/// dead consumers (queues): also the longest nap of an idle pipe waiter.
+pub(super) const PEER_CHECK: Duration = Duration::from_millis(20);
+
+/// Smallest and largest spin budget (attempts of the spin phase).
+const SPIN_MIN: u32 = 64;
+const SPIN_MAX: u32 = 1 << 14;
 
 /// Longest spin phase in wall time, about the cost of waking a sleeping thread on
 /// another CPU: spinning longer than that cannot beat sleeping.
-const SPIN_TIME: std::time::Duration = std::time::Duration::from_micros(30);
+const SPIN_TIME: Duration = Duration::from_micros(30);
 
 /// Pauses between two yields of the spin phase.
 const YIELD_EVERY: u32 = 128;
@@ -20,10 +39,7 @@ const YIELD_EVERY: u32 = 128;
 /// Pauses of a consumer that found nothing, between two polls of the spin phase.
 const EMPTY_BACKOFF: u32 = 9;
 
-/// Sleep of a producer blocked by the message bound (it also looks for dead consumers).
-const BOUNDED_NAP: std::time::Duration = std::time::Duration::from_millis(20);
-
-/// Why an attempt inside [`Ring::wait_loop`] failed.
+/// Why an attempt inside a wait loop failed.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Blocked {
     /// Nothing in progress: sleep until woken.
@@ -44,127 +60,36 @@ pub(crate) enum Blocked {
     Closed,
 }
 
-/// How often a waiter on a single-producer ring (a pipe) checks that its peer is alive.
-const PEER_CHECK: std::time::Duration = std::time::Duration::from_millis(20);
+/// A claim seen stuck in the sleep phase: its position, and since when.
+pub(super) type Stuck = Option<(u64, Instant)>;
 
-impl Ring {
-    // ----- waiting -------------------------------------------------------------------
+/// The process-local state of a ring handle's waits: adaptive spin budgets of gets and
+/// puts, which grow while peers are met spinning and shrink when waits end up sleeping
+/// (each on its own cache line, away from the read-only fields that every operation
+/// reads), and whether the last wait in each direction had to yield or sleep.
+pub(super) struct Spin {
+    budget: [Line<AtomicU32>; 2],
+    contended: [AtomicBool; 2],
+}
 
-    pub(super) fn spin_budget(&self, for_data: bool) -> u32 {
-        self.spin[usize::from(for_data)].0.load(Ordering::Relaxed)
-    }
-
-    /// The spin budget of a wait beginning now: 0 when the peer (the side that would
-    /// end the wait) works on this very CPU, since spinning there only keeps the peer
-    /// from running: the waiter sleeps at once (a futex round trip). The peer's CPU word
-    /// sits on the peer's own busy line, so it is read only when the last wait in this
-    /// direction was not over before its first yield (a peer on another CPU is met
-    /// while spinning, and then nothing is read).
-    fn spin_budget_here(&self, for_data: bool) -> u32 {
-        let spin = self.spin_budget(for_data);
-        if !self.contended[usize::from(for_data)].load(Ordering::Relaxed) {
-            return spin;
-        }
-        let peer = if for_data {
-            &self.ctrl().tail.0.cpu
-        } else {
-            self.consumer_cpu_word()
-        };
-        let here = sys::current_cpu().map_or(0, |c| c.wrapping_add(1));
-        if here != 0 && peer.load(Ordering::Relaxed) == here {
-            0
-        } else {
-            spin
+impl Spin {
+    /// The starting state: a middling budget, no contention seen.
+    pub(super) fn new() -> Spin {
+        Spin {
+            budget: [Line(AtomicU32::new(1024)), Line(AtomicU32::new(1024))],
+            contended: [AtomicBool::new(false), AtomicBool::new(false)],
         }
     }
 
-    /// Where consumers record their CPU: on the line they write at every claim anyway.
-    fn consumer_cpu_word(&self) -> &std::sync::atomic::AtomicU32 {
-        if self.spsc {
-            &self.ctrl().count.0.cpu
-        } else {
-            &self.ctrl().head.0.cpu
-        }
+    /// The spin budget of waits for data (`for_data`) or for room.
+    fn budget(&self, for_data: bool) -> u32 {
+        self.budget[usize::from(for_data)].0.load(Ordering::Relaxed)
     }
 
-    /// Records the calling thread's CPU as a producer's (`true`) or consumer's, on the
-    /// line its claim has just written (so the store costs no extra line transfer); only
-    /// when it changed.
-    pub(super) fn note_cpu(&self, producer: bool) {
-        let word = if producer {
-            &self.ctrl().tail.0.cpu
-        } else {
-            self.consumer_cpu_word()
-        };
-        let here = sys::current_cpu().map_or(0, |c| c.wrapping_add(1));
-        if word.load(Ordering::Relaxed) != here {
-            word.store(here, Ordering::Relaxed);
-        }
-    }
-
-    /// Remembers whether a wait in this direction went past the fast part of the spin
-    /// phase (`true`: it had to yield or sleep), writing only on a change.
-    fn note_contended(&self, for_data: bool, contended: bool) {
-        let flag = &self.contended[usize::from(for_data)];
-        if flag.load(Ordering::Relaxed) != contended {
-            flag.store(contended, Ordering::Relaxed);
-        }
-    }
-
-    /// Whether at least [`PEER_CHECK`] has passed since `last` (milliseconds since a
-    /// process-wide epoch, plus one; 0: never), recording now when it has.
-    fn due(&self, last: &AtomicU64) -> bool {
-        static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-        let now = EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1;
-        let then = last.load(Ordering::Relaxed);
-        if then != 0 && now.saturating_sub(then) < PEER_CHECK.as_millis() as u64 {
-            return false;
-        }
-        last.store(now, Ordering::Relaxed);
-        true
-    }
-
-    /// Pipes: whether the peer of a wait (the sender when waiting for data, else the
-    /// receiver) is known to be dead. Asks the kernel at most once per [`PEER_CHECK`]
-    /// per ring handle (a sleeping waiter naps no longer than that), and remembers a
-    /// dead pid, so that a receiver draining a dead sender's pipe learns it at once.
-    fn peer_gone(&self, for_data: bool) -> bool {
-        if !self.death_ends() {
-            return false;
-        }
-        let st = &self.ctrl().stream.0;
-        let last = if for_data {
-            &st.sender_pid
-        } else {
-            &st.receiver_pid
-        }
-        .load(Ordering::Relaxed);
-        if last == 0 {
-            return false;
-        }
-        // Found dead before, with the same last peer: only a live holder of that end
-        // (a word read without a system call) could have appeared since.
-        let known = &self.dead_peer[usize::from(for_data)];
-        let word = if for_data {
-            &self.ctrl().tail.0.owner
-        } else {
-            &self.ctrl().count.0.reader
-        };
-        if known.load(Ordering::Relaxed) == last && word.load(Ordering::Relaxed) == 0 {
-            return true;
-        }
-        if !self.due(&self.peer_checked) {
-            return false;
-        }
-        if !self.end_dead(for_data) {
-            return false;
-        }
-        known.store(last, Ordering::Relaxed);
-        true
-    }
-
-    pub(super) fn learn(&self, for_data: bool, met_while_spinning: bool) {
-        let spin = &self.spin[usize::from(for_data)].0;
+    /// Grows the budget after a wait that met its peer while spinning, halves it after
+    /// one that had to sleep.
+    fn learn(&self, for_data: bool, met_while_spinning: bool) {
+        let spin = &self.budget[usize::from(for_data)].0;
         let b = spin.load(Ordering::Relaxed);
         let nb = if met_while_spinning {
             (b + b / 8 + 16).min(SPIN_MAX)
@@ -176,19 +101,61 @@ impl Ring {
         }
     }
 
+    /// Remembers whether a wait in this direction went past the fast part of the spin
+    /// phase (`true`: it had to yield or sleep), writing only on a change.
+    fn note_contended(&self, for_data: bool, contended: bool) {
+        let flag = &self.contended[usize::from(for_data)];
+        if flag.load(Ordering::Relaxed) != contended {
+            flag.store(contended, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A flavour of ring as its wait loop sees it: what a blocked operation needs to know
+/// of the ring it waits on.
+pub(super) trait Blocking {
+    /// The mapped segment: its futex words.
+    fn mapped(&self) -> &Mapped;
+
+    /// The handle's spin state.
+    fn spin(&self) -> &Spin;
+
+    /// The word in which the side that ends a wait records its CPU: the producers' for
+    /// a wait for data (`for_data`), the consumers' for a wait for room.
+    fn peer_cpu(&self, for_data: bool) -> &AtomicU32;
+
+    /// Spin phase of a put blocked at the previous-lap position `blocked`: whether room
+    /// a batch further on is free (polling the very cell the consumer is reading would
+    /// steal its line on every poll).
+    fn room_ahead(&self, blocked: u64) -> bool;
+
+    /// Sleep phase, before each round: whether the wait must end because the peer is
+    /// gone (pipes); one last attempt is then made.
+    fn peer_gone(&self, for_data: bool) -> bool;
+
+    /// Sleep phase, once counted among the sleepers and before the attempt: prepares the
+    /// attempt, and says whether a peer is inside an operation right now (the waiter
+    /// then only naps briefly).
+    fn going_to_sleep(&self, for_data: bool) -> bool;
+
+    /// Sleep phase: what to do about an attempt that failed with `blocked` (all but
+    /// `Closed`), `busy_peer` being what [`going_to_sleep`](Self::going_to_sleep) said;
+    /// returns how long to sleep at most. `stuck` tracks a claim that stays stuck
+    /// across rounds, for the flavour to settle it once its claimant is found dead.
+    fn nap(&self, for_data: bool, blocked: Blocked, busy_peer: bool, stuck: &mut Stuck)
+        -> Duration;
+
     /// Runs `attempt` until it succeeds: spinning first ([`spin_phase`]), then sleeping
-    /// on the futex of the data (`for_data`) or space word and checking stuck claims for
-    /// dead claimants ([`sleep_phase`]).
-    ///
-    /// [`spin_phase`]: Ring::spin_phase
-    /// [`sleep_phase`]: Ring::sleep_phase
-    pub(super) fn wait_loop<T, F>(
+    /// on the futex of the data (`for_data`) or space word ([`sleep_phase`]).
+    #[inline]
+    fn wait_loop<T, F>(
         &self,
         deadline: Deadline,
         for_data: bool,
         mut attempt: F,
     ) -> Result<T, WaitFail>
     where
+        Self: Sized,
         F: FnMut() -> Result<T, Blocked>,
     {
         // The fast path, outside the phases: most operations succeed at once.
@@ -199,279 +166,207 @@ impl Ring {
             Err(_) if deadline.expired() => return Err(WaitFail::Timeout),
             Err(_) => {}
         }
-        match self.spin_phase(deadline, for_data, &mut attempt) {
+        match spin_phase(self, deadline, for_data, &mut attempt) {
             Some(done) => done,
-            None => self.sleep_phase(deadline, for_data, attempt),
+            None => sleep_phase(self, deadline, for_data, attempt),
         }
     }
+}
 
-    /// The spin phase, entered after a failed attempt: `attempt` again and again within the adaptive spin budget (and
-    /// [`SPIN_TIME`]), yielding now and then. `Some` when the operation ended here
-    /// (done, closed, or timed out), `None` when the budget is spent and the waiter must
-    /// sleep; the budget learns from both.
-    fn spin_phase<T, F>(
-        &self,
-        deadline: Deadline,
-        for_data: bool,
-        attempt: &mut F,
-    ) -> Option<Result<T, WaitFail>>
-    where
-        F: FnMut() -> Result<T, Blocked>,
-    {
-        // Decided at the first failed attempt, so that an operation that succeeds at once
-        // reads nothing more (see `spin_budget_here`).
-        let mut budget: Option<u32> = None;
-        let mut spins = 0u32;
-        // The spin phase also ends after SPIN_TIME of wall time: on a busy machine the
-        // peer may be descheduled, and spinning through our time slice only delays it.
-        let mut started: Option<Instant> = None;
-        // Pauses since the last yield: the yield cadence counts pauses, not polls, so
-        // that a consumer's backed-off empty polls yield as often as plain ones.
-        let mut paused = 0u32;
-        let mut yielded = false;
-        let mut keep_spinning = |spins: &mut u32, pauses: u32| -> bool {
-            *spins += 1;
-            if *spins >= *budget.get_or_insert_with(|| self.spin_budget_here(for_data)) {
+/// Records the calling thread's CPU (plus one) in `word`, which lies on the line its
+/// claim has just written (so the store costs no extra line transfer); only when it
+/// changed.
+#[inline]
+pub(super) fn note_cpu(word: &AtomicU32) {
+    let here = sys::current_cpu().map_or(0, |c| c.wrapping_add(1));
+    if word.load(Ordering::Relaxed) != here {
+        word.store(here, Ordering::Relaxed);
+    }
+}
+
+/// Whether at least [`PEER_CHECK`] has passed since `last` (milliseconds since a
+/// process-wide epoch, plus one; 0: never), recording now when it has.
+pub(super) fn due(last: &AtomicU64) -> bool {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let now = EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1;
+    let then = last.load(Ordering::Relaxed);
+    if then != 0 && now.saturating_sub(then) < PEER_CHECK.as_millis() as u64 {
+        return false;
+    }
+    last.store(now, Ordering::Relaxed);
+    true
+}
+
+/// The spin budget of a wait beginning now: 0 when the peer (the side that would end
+/// the wait) works on this very CPU, since spinning there only keeps the peer from
+/// running: the waiter sleeps at once (a futex round trip). The peer's CPU word sits on
+/// the peer's own busy line, so it is read only when the last wait in this direction
+/// was not over before its first yield (a peer on another CPU is met while spinning,
+/// and then nothing is read).
+fn spin_budget_here(ring: &impl Blocking, for_data: bool) -> u32 {
+    let spin = ring.spin();
+    let budget = spin.budget(for_data);
+    if !spin.contended[usize::from(for_data)].load(Ordering::Relaxed) {
+        return budget;
+    }
+    let here = sys::current_cpu().map_or(0, |c| c.wrapping_add(1));
+    if here != 0 && ring.peer_cpu(for_data).load(Ordering::Relaxed) == here {
+        0
+    } else {
+        budget
+    }
+}
+
+/// The spin phase, entered after a failed attempt: `attempt` again and again within the
+/// adaptive spin budget (and [`SPIN_TIME`]), yielding now and then. `Some` when the
+/// operation ended here (done, closed, or timed out), `None` when the budget is spent
+/// and the waiter must sleep; the budget learns from both.
+fn spin_phase<T, R, F>(
+    ring: &R,
+    deadline: Deadline,
+    for_data: bool,
+    attempt: &mut F,
+) -> Option<Result<T, WaitFail>>
+where
+    R: Blocking,
+    F: FnMut() -> Result<T, Blocked>,
+{
+    // Decided at the first failed attempt, so that an operation that succeeds at once
+    // reads nothing more (see `spin_budget_here`).
+    let mut budget: Option<u32> = None;
+    let mut spins = 0u32;
+    // The spin phase also ends after SPIN_TIME of wall time: on a busy machine the
+    // peer may be descheduled, and spinning through our time slice only delays it.
+    let mut started: Option<Instant> = None;
+    // Pauses since the last yield: the yield cadence counts pauses, not polls, so
+    // that a consumer's backed-off empty polls yield as often as plain ones.
+    let mut paused = 0u32;
+    let mut yielded = false;
+    let mut keep_spinning = |spins: &mut u32, pauses: u32| -> bool {
+        *spins += 1;
+        if *spins >= *budget.get_or_insert_with(|| spin_budget_here(ring, for_data)) {
+            return false;
+        }
+        paused += pauses;
+        if paused >= YIELD_EVERY {
+            paused = 0;
+            if started.get_or_insert_with(Instant::now).elapsed() >= SPIN_TIME {
                 return false;
             }
-            paused += pauses;
-            if paused >= YIELD_EVERY {
-                paused = 0;
-                if started.get_or_insert_with(Instant::now).elapsed() >= SPIN_TIME {
-                    return false;
-                }
-                // When the peer shares our CPU, a yield hands it the CPU at once; when
-                // it has its own, the yield returns at once.
-                yielded = true;
-                std::thread::yield_now();
-                return true;
+            // When the peer shares our CPU, a yield hands it the CPU at once; when
+            // it has its own, the yield returns at once.
+            yielded = true;
+            std::thread::yield_now();
+            return true;
+        }
+        std::hint::spin_loop();
+        true
+    };
+    let spin = ring.spin();
+    loop {
+        match attempt() {
+            Ok(v) => {
+                // Entered after a failed attempt: whatever ends the wait here was met
+                // while spinning.
+                spin.learn(for_data, true);
+                spin.note_contended(for_data, yielded);
+                return Some(Ok(v));
             }
-            std::hint::spin_loop();
-            true
+            Err(Blocked::Closed) => return Some(Err(WaitFail::Closed)),
+            // A zero timeout (the `try_` forms of streamed messages) tries once.
+            Err(_) if spins.is_multiple_of(256) && deadline.expired() => {
+                return Some(Err(WaitFail::Timeout))
+            }
+            Err(Blocked::Full(blocked)) => {
+                // Hysteresis: wait until room a batch further on is free, then fill
+                // the whole batch.
+                let mut go_on = true;
+                while !ring.room_ahead(blocked) {
+                    go_on = keep_spinning(&mut spins, 1);
+                    if !go_on {
+                        break;
+                    }
+                }
+                if !go_on || !keep_spinning(&mut spins, 1) {
+                    break;
+                }
+            }
+            Err(Blocked::Empty(_)) => {
+                // Polling the cell a producer is writing right now steals its line
+                // on every poll: pause about as long as the `tail` read that the
+                // lazy classification saves, then poll again.
+                for _ in 1..EMPTY_BACKOFF {
+                    std::hint::spin_loop();
+                }
+                if !keep_spinning(&mut spins, EMPTY_BACKOFF) {
+                    break;
+                }
+            }
+            Err(_) => {
+                if !keep_spinning(&mut spins, 1) {
+                    break;
+                }
+            }
+        }
+    }
+    if budget != Some(0) {
+        spin.learn(for_data, false);
+    }
+    spin.note_contended(for_data, true);
+    None
+}
+
+/// The sleep phase: sleeps on the futex of the data (`for_data`) or space word between
+/// attempts, for at most the nap the flavour chooses for the failure (settling, on the
+/// way, claims that stay stuck because their claimant died); ends the wait when the
+/// flavour says the peer is gone.
+fn sleep_phase<T, R, F>(
+    ring: &R,
+    deadline: Deadline,
+    for_data: bool,
+    mut attempt: F,
+) -> Result<T, WaitFail>
+where
+    R: Blocking,
+    F: FnMut() -> Result<T, Blocked>,
+{
+    let ctrl = ring.mapped().ctrl();
+    let w = if for_data {
+        &ctrl.data.0
+    } else {
+        &ctrl.space.0
+    };
+    let mut stuck: Stuck = None;
+    loop {
+        if deadline.expired() {
+            return Err(WaitFail::Timeout);
+        }
+        // When the peer is gone, one last try, then end of stream.
+        if ring.peer_gone(for_data) {
+            return match attempt() {
+                Ok(v) => Ok(v),
+                Err(_) => Err(WaitFail::Closed),
+            };
+        }
+        w.sleepers.fetch_add(1, Ordering::SeqCst);
+        let epoch = w.epoch.load(Ordering::SeqCst);
+        let busy_peer = ring.going_to_sleep(for_data);
+        let nap = match attempt() {
+            Ok(v) => {
+                w.sleepers.fetch_sub(1, Ordering::SeqCst);
+                return Ok(v);
+            }
+            Err(Blocked::Closed) => {
+                w.sleepers.fetch_sub(1, Ordering::SeqCst);
+                return Err(WaitFail::Closed);
+            }
+            Err(blocked) => ring.nap(for_data, blocked, busy_peer, &mut stuck),
         };
-        loop {
-            match attempt() {
-                Ok(v) => {
-                    // Entered after a failed attempt: whatever ends the wait here was met
-                    // while spinning.
-                    self.learn(for_data, true);
-                    self.note_contended(for_data, yielded);
-                    return Some(Ok(v));
-                }
-                Err(Blocked::Closed) => return Some(Err(WaitFail::Closed)),
-                // A zero timeout (the `try_` forms of streamed messages) tries once.
-                Err(_) if spins.is_multiple_of(256) && deadline.expired() => {
-                    return Some(Err(WaitFail::Timeout))
-                }
-                Err(Blocked::Full(blocked)) => {
-                    // Hysteresis: polling the cell the consumer is reading right now
-                    // would steal its line on every poll; wait instead until a cell a
-                    // batch further on is free, then fill the whole batch.
-                    let ahead = if self.spsc {
-                        blocked.wrapping_add(self.ring_bytes() / 8)
-                    } else {
-                        blocked.wrapping_add((self.cells / 8).clamp(1, 64))
-                    };
-                    let mut go_on = true;
-                    while !self.released(ahead) {
-                        go_on = keep_spinning(&mut spins, 1);
-                        if !go_on {
-                            break;
-                        }
-                    }
-                    if !go_on || !keep_spinning(&mut spins, 1) {
-                        break;
-                    }
-                }
-                Err(Blocked::Empty(_)) => {
-                    // Polling the cell a producer is writing right now steals its line
-                    // on every poll: pause about as long as the `tail` read that the
-                    // lazy classification saves, then poll again.
-                    for _ in 1..EMPTY_BACKOFF {
-                        std::hint::spin_loop();
-                    }
-                    if !keep_spinning(&mut spins, EMPTY_BACKOFF) {
-                        break;
-                    }
-                }
-                Err(_) => {
-                    if !keep_spinning(&mut spins, 1) {
-                        break;
-                    }
-                }
-            }
-        }
-        if budget != Some(0) {
-            self.learn(for_data, false);
-        }
-        self.note_contended(for_data, true);
-        None
-    }
-
-    /// The sleep phase: sleeps on the futex of the data (`for_data`) or space word between
-    /// attempts, for at most a nap that depends on why the attempt failed; settles claims
-    /// that stay stuck (their claimant died) and, for pipes, ends the wait when the peer
-    /// is gone.
-    fn sleep_phase<T, F>(
-        &self,
-        deadline: Deadline,
-        for_data: bool,
-        mut attempt: F,
-    ) -> Result<T, WaitFail>
-    where
-        F: FnMut() -> Result<T, Blocked>,
-    {
-        let ctrl = self.ctrl();
-        let w = if for_data {
-            &ctrl.data.0
-        } else {
-            &ctrl.space.0
+        let until = match deadline.remaining() {
+            Some(left) => Deadline::after(left.min(nap)),
+            None => Deadline::after(nap),
         };
-        let mut stuck: Option<(u64, Instant)> = None;
-        loop {
-            if deadline.expired() {
-                return Err(WaitFail::Timeout);
-            }
-            // Pipes: when the peer is gone, one last try, then end of stream.
-            if self.spsc && self.peer_gone(for_data) {
-                return match attempt() {
-                    Ok(v) => Ok(v),
-                    Err(_) => Err(WaitFail::Closed),
-                };
-            }
-            w.sleepers.fetch_add(1, Ordering::SeqCst);
-            let epoch = w.epoch.load(Ordering::SeqCst);
-            if self.spsc && !for_data {
-                self.adopt_read_pos();
-            }
-            // Pipes: a send in progress commits without a fence; read its writer word
-            // before looking for data, and only nap while it is held (see
-            // `Ring::take_end`).
-            let sending =
-                self.spsc && for_data && self.ctrl().tail.0.owner.load(Ordering::SeqCst) != 0;
-            let outcome = match attempt() {
-                Err(Blocked::Empty(pos)) => Err(self.get_blocked(GetFail::Empty { pos })),
-                other => other,
-            };
-            let nap = match outcome {
-                Ok(v) => {
-                    w.sleepers.fetch_sub(1, Ordering::SeqCst);
-                    return Ok(v);
-                }
-                Err(Blocked::Closed) => {
-                    w.sleepers.fetch_sub(1, Ordering::SeqCst);
-                    return Err(WaitFail::Closed);
-                }
-                Err(Blocked::Full(_)) if self.max_messages != 0 => {
-                    // Bounded by count: a dead consumer's claim is never met at the tail,
-                    // so look for one now and then.
-                    match stuck {
-                        Some((_, since)) if since.elapsed() >= STUCK => {
-                            self.recover_dead_consumers();
-                            stuck = Some((0, Instant::now()));
-                        }
-                        Some(_) => {}
-                        None => stuck = Some((0, Instant::now())),
-                    }
-                    BOUNDED_NAP
-                }
-                Err(Blocked::Idle | Blocked::Full(_) | Blocked::Empty(_)) => {
-                    stuck = None;
-                    // Nothing to read: settle any claim a dead consumer left (its message
-                    // is put again), at most every PEER_CHECK per ring handle.
-                    if for_data && !self.spsc && self.due(&self.scanned) {
-                        self.recover_dead_consumers();
-                    }
-                    if sending {
-                        CLAIM_NAP
-                    } else if self.spsc {
-                        PEER_CHECK
-                    } else {
-                        IDLE_NAP
-                    }
-                }
-                Err(Blocked::Busy) => CLAIM_NAP,
-                Err(Blocked::Claimed(pos)) => {
-                    match stuck {
-                        Some((p, since)) if p == pos => {
-                            if since.elapsed() >= STUCK {
-                                let fixed = if for_data {
-                                    self.recover_put_claim(pos)
-                                } else {
-                                    self.recover_get_claim(pos)
-                                };
-                                if !fixed {
-                                    stuck = Some((pos, Instant::now()));
-                                }
-                            }
-                        }
-                        _ => stuck = Some((pos, Instant::now())),
-                    }
-                    CLAIM_NAP
-                }
-            };
-            let until = match deadline.remaining() {
-                Some(left) => Deadline::after(left.min(nap)),
-                None => Deadline::after(nap),
-            };
-            let _ = sys::futex_wait(&w.epoch, epoch, until);
-            w.sleepers.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-
-    /// Whether the cell at previous-lap position `pos` has been released (is free for
-    /// `pos + cells`), or is further on still.
-    fn released(&self, pos: u64) -> bool {
-        if self.spsc {
-            return self.spsc_released(pos);
-        }
-        let seq = self.cell(pos).seq.load(Ordering::Relaxed) & !super::TOMB_BIT;
-        signed(seq, pos.wrapping_add(self.cells)) >= 0
-    }
-
-    /// Classifies a failed put for the wait loop.
-    pub(super) fn put_blocked(&self, fail: PutFail) -> Blocked {
-        match fail {
-            PutFail::Closed => Blocked::Closed,
-            PutFail::Streaming => {
-                self.recover_dead_writer();
-                Blocked::Idle
-            }
-            PutFail::Full { blocked } => {
-                // Consumed but not released: a consumer is between its CAS and release.
-                let head = self.ctrl().head.0.pos.load(Ordering::SeqCst);
-                if signed(head, blocked) > 0 && self.max_messages == 0 {
-                    Blocked::Claimed(blocked)
-                } else {
-                    Blocked::Full(blocked)
-                }
-            }
-        }
-    }
-
-    /// Classifies a failed get for the spin phase of the wait loop without reading
-    /// `tail` (see [`Blocked::Empty`]).
-    pub(super) fn get_blocked_lazy(&self, fail: GetFail) -> Blocked {
-        match fail {
-            GetFail::Closed => Blocked::Closed,
-            GetFail::Empty { pos } => Blocked::Empty(pos),
-        }
-    }
-
-    /// Classifies a failed get for the wait loop.
-    pub(super) fn get_blocked(&self, fail: GetFail) -> Blocked {
-        match fail {
-            GetFail::Closed => Blocked::Closed,
-            GetFail::Empty { pos } => {
-                let tail = self.tail_pos();
-                // A single-producer ring's tail moves only after a commit: nothing is
-                // ever claimed and unwritten there.
-                if signed(tail, pos) > 0 && !self.spsc {
-                    Blocked::Claimed(pos)
-                } else {
-                    Blocked::Idle
-                }
-            }
-        }
+        let _ = sys::futex_wait(&w.epoch, epoch, until);
+        w.sleepers.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -9,9 +9,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::claim;
-use super::layout::*;
-use super::{signed, Message, Ring, TOMB_BIT};
+use super::super::claim;
+use super::super::layout::*;
+use super::super::signed;
+use super::{Message, Ring, TOMB_BIT};
 
 impl Ring {
     /// Whether a dead owner's slot records no claim that is still unsettled.
@@ -22,14 +23,12 @@ impl Ring {
             p == IDLE || signed(head, p.wrapping_add(s.put_cells.load(Ordering::SeqCst))) >= 0;
         let g = s.get_pos.load(Ordering::SeqCst);
         let get_done = g == IDLE
-            || (0..s.get_cells.load(Ordering::SeqCst).min(self.cells)).all(|j| {
+            || (0..s.get_cells.load(Ordering::SeqCst).min(self.map.cells)).all(|j| {
                 let pos = g + j;
                 self.cell(pos).seq.load(Ordering::SeqCst) & !TOMB_BIT != pos + 1
             });
         put_done && get_done
     }
-
-    // ----- crash recovery ------------------------------------------------------------
 
     /// A consumer found the cell at `pos` claimed by a producer but uncommitted for a
     /// while. If every slot whose put claim covers `pos` belongs to a dead process, the
@@ -54,7 +53,7 @@ impl Ring {
         // cell that a live claimant has committed meanwhile no longer holds `seq == q`,
         // so the CAS fails on it. A racing recoverer's CAS fails harmlessly too.
         let mut q = pos;
-        while signed(tail, q) > 0 && q.wrapping_sub(pos) < self.cells && claims.dead_only(q) {
+        while signed(tail, q) > 0 && q.wrapping_sub(pos) < self.map.cells && claims.dead_only(q) {
             let _ = self.cell(q).seq.compare_exchange(
                 q,
                 (q + 1) | TOMB_BIT,
@@ -77,7 +76,7 @@ impl Ring {
     /// partly released, a part of a streamed message) is released. Returns whether a
     /// cell was settled here.
     pub(crate) fn recover_get_claim(&self, pos: u64) -> bool {
-        self.settle_dead_gets(pos, self.cells)
+        self.settle_dead_gets(pos, self.map.cells)
     }
 
     /// Settles the cells from `from` on (at most `most` of them) that are behind `head`
@@ -98,7 +97,7 @@ impl Ring {
             q += 1;
         }
         if settled {
-            self.wake_space();
+            self.map.wake_space();
         }
         // The rescued messages are put again only once the whole range is free: putting
         // one may need the room the rest of the range holds. (A recoverer killed before
@@ -121,13 +120,13 @@ impl Ring {
         // cell of the message is, and its bytes are intact. Copy them out now.
         let copy = (whole && c.seq.load(Ordering::Acquire) == pos + 1).then(|| {
             let len = c.len.load(Ordering::Relaxed) as usize;
-            let cells = self.cells_for(len).min(self.cells / 2);
+            let cells = self.cells_for(len).min(self.map.cells / 2);
             let m = Message {
                 ring: self,
-                slot: self.slot_at(0),
+                slot: self.map.slot_at(0),
                 pos,
                 cells,
-                len: len.min(cells as usize * self.data_per_cell),
+                len: len.min(cells as usize * self.map.data_per_cell),
                 flags,
                 release: false,
             };
@@ -139,7 +138,7 @@ impl Ring {
             if c.seq
                 .compare_exchange(
                     committed,
-                    pos + self.cells,
+                    pos + self.map.cells,
                     Ordering::AcqRel,
                     Ordering::Relaxed,
                 )
@@ -147,7 +146,7 @@ impl Ring {
             {
                 // The message bound counted this message until its consumer released it.
                 let counted = committed & TOMB_BIT == 0 && whole;
-                if counted && self.max_messages != 0 {
+                if counted && self.map.max_messages != 0 {
                     self.ctrl().count.0.n.fetch_sub(1, Ordering::Relaxed);
                 }
                 if let (Some((bytes, cells)), false) = (copy, committed & TOMB_BIT != 0) {
@@ -157,7 +156,7 @@ impl Ring {
                         let p = pos + j;
                         let _ = self.cell(p).seq.compare_exchange(
                             p + 1,
-                            p + self.cells,
+                            p + self.map.cells,
                             Ordering::AcqRel,
                             Ordering::Relaxed,
                         );
@@ -178,13 +177,13 @@ impl Ring {
     /// no producer laps the ring).
     pub(crate) fn recover_dead_consumers(&self) {
         for i in 0..SLOTS {
-            let s = self.slot_at(i);
+            let s = self.map.slot_at(i);
             let owner = s.owner.load(Ordering::SeqCst);
             let p = s.get_pos.load(Ordering::SeqCst);
             if owner == 0 || p == IDLE || claim::owner_alive(owner) {
                 continue;
             }
-            let k = s.get_cells.load(Ordering::SeqCst).min(self.cells);
+            let k = s.get_cells.load(Ordering::SeqCst).min(self.map.cells);
             self.settle_dead_gets(p, k);
             // Settled: forget the claim, so that later scans skip this slot without
             // asking the kernel about its dead owner again.
@@ -215,7 +214,7 @@ impl Claims {
     fn of(ring: &Ring, range: impl Fn(&Slot) -> (&AtomicU64, &AtomicU64)) -> Claims {
         let mut claims = Vec::new();
         for i in 0..SLOTS {
-            let s = ring.slot_at(i);
+            let s = ring.map.slot_at(i);
             let owner = s.owner.load(Ordering::SeqCst);
             if owner == 0 {
                 continue;
@@ -223,7 +222,7 @@ impl Claims {
             let (first, cells) = range(s);
             let p = first.load(Ordering::SeqCst);
             if p != IDLE {
-                let k = cells.load(Ordering::SeqCst).min(ring.cells);
+                let k = cells.load(Ordering::SeqCst).min(ring.map.cells);
                 claims.push((p, k, (owner >> 32) as u32));
             }
         }

@@ -12,21 +12,20 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::sys::{self, Deadline};
+use crate::sys::Deadline;
 
-use super::claim::{self, Token};
-use super::layout::*;
-use super::wait::Blocked;
-use super::{GetFail, Message, PutFail, Ring, WaitFail};
+use super::super::claim::{self, Token};
+use super::super::layout::*;
+use super::super::wait::{Blocked, Blocking};
+use super::super::{GetFail, PutFail, WaitFail};
+use super::{Message, Ring, STREAM_BIT};
 
 impl Ring {
-    // ----- messages larger than the ring ------------------------------------------
-
     /// Streams `data` in parts while holding the stream writer token: other producers
     /// wait, so the parts are consecutive in the ring.
     pub(super) fn put_streamed(&self, data: &[u8], deadline: Deadline) -> Result<(), WaitFail> {
         let ctrl = self.ctrl();
-        let (_, token) = self.my_slot().map_err(|_| WaitFail::Timeout)?;
+        let (_, token) = self.my_slot().ok_or(WaitFail::Timeout)?;
         let st = &ctrl.stream.0;
         self.wait_loop(deadline, false, || {
             if ctrl.geometry.0.closed.load(Ordering::Relaxed) != 0 {
@@ -41,13 +40,13 @@ impl Ring {
             }
         })?;
         let tail = &ctrl.tail.0.pos;
-        tail.fetch_or(super::STREAM_BIT, Ordering::SeqCst);
+        tail.fetch_or(STREAM_BIT, Ordering::SeqCst);
         let finish = || {
-            tail.fetch_and(!super::STREAM_BIT, Ordering::SeqCst);
+            tail.fetch_and(!STREAM_BIT, Ordering::SeqCst);
             let _ = st
                 .writer
                 .compare_exchange(token, 0, Ordering::SeqCst, Ordering::Relaxed);
-            self.wake_space();
+            self.map.wake_space();
         };
         // Once the first part is in, the message is accepted: later parts wait without
         // a deadline (crash checks still run) so that no half message is ever left.
@@ -102,13 +101,10 @@ impl Ring {
         {
             return;
         }
-        ctrl.tail
-            .0
-            .pos
-            .fetch_and(!super::STREAM_BIT, Ordering::SeqCst);
+        ctrl.tail.0.pos.fetch_and(!STREAM_BIT, Ordering::SeqCst);
         st.writer.store(0, Ordering::SeqCst);
         // Producers waiting for the stream to end sleep on the space futex.
-        self.wake_space();
+        self.map.wake_space();
     }
 
     /// Puts a message already accepted once (rescued from a dead consumer), waiting for
@@ -122,18 +118,12 @@ impl Ring {
 
     /// A put that ignores `closed` (used to finish a streamed message).
     pub(super) fn force_put(&self, data: &[u8], flags: u32) -> Result<(), PutFail> {
-        let (slot, token) = self.my_slot().map_err(|_| PutFail::Full { blocked: 0 })?;
+        let (slot, token) = self.my_slot().ok_or(PutFail::Full { blocked: 0 })?;
         let pos = self.claim_put(self.cells_for(data.len()), slot, token, true)?;
         self.write_commit(pos, data, flags);
         slot.put_pos.store(IDLE, Ordering::Release);
         self.after_commit(u64::from(flags & (F_PART_MID | F_PART_END) == 0));
         Ok(())
-    }
-
-    pub(super) fn wake_space(&self) {
-        let w = &self.ctrl().space.0;
-        w.epoch.fetch_add(1, Ordering::SeqCst);
-        sys::futex_wake(&w.epoch, u32::MAX);
     }
 
     /// Reads the parts that follow `first` (a `F_PART_BEGIN` message, whose claim made

@@ -4,8 +4,10 @@ use std::sync::atomic::Ordering;
 
 use crate::sys::Deadline;
 
-use super::layout::*;
-use super::{Bytes, GetFail, Message, Ring, WaitFail, TOMB_BIT};
+use super::super::layout::*;
+use super::super::wait::{self, Blocking};
+use super::super::{Bytes, GetFail, WaitFail};
+use super::{Message, Ring, TOMB_BIT};
 
 const PARTS: u32 = F_PART_BEGIN | F_PART_MID | F_PART_END;
 
@@ -21,7 +23,7 @@ impl Ring {
             let mut end = pos;
             let mut n = 0;
             let mut part_at_head = false;
-            while n < max && end - pos < self.cells {
+            while n < max && end - pos < self.map.cells {
                 let c = self.cell(end);
                 let raw = c.seq.load(Ordering::Acquire);
                 if raw & !TOMB_BIT != end + 1 {
@@ -39,7 +41,7 @@ impl Ring {
                     } else {
                         n += 1;
                         let k = self.cells_for(c.len.load(Ordering::Relaxed) as usize);
-                        if k > self.cells / 2 {
+                        if k > self.map.cells / 2 {
                             1 // an impossible header (stale read): the CAS will fail
                         } else {
                             k
@@ -71,12 +73,11 @@ impl Ring {
                 Ordering::Relaxed,
             ) {
                 Ok(_) => {
-                    self.note_cpu(false);
+                    wait::note_cpu(&ctrl.head.0.cpu);
                     return Ok((pos, end - pos));
                 }
                 Err(now) => {
-                    slot.get_pos
-                        .store(crate::channel::ring::layout::IDLE, Ordering::Relaxed);
+                    slot.get_pos.store(IDLE, Ordering::Relaxed);
                     pos = now;
                 }
             }
@@ -91,10 +92,7 @@ impl Ring {
         deadline: Deadline,
         mut f: impl FnMut(Bytes<'_>),
     ) -> Result<usize, WaitFail> {
-        if self.spsc {
-            return self.spsc_get(deadline, f).map(|()| 1);
-        }
-        let Ok((slot, _)) = self.my_slot() else {
+        let Some((slot, _)) = self.my_slot() else {
             return Err(WaitFail::Timeout);
         };
         loop {

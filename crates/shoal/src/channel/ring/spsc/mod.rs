@@ -17,30 +17,46 @@
 //!   `head.pos`, re-read only when that copy says full. Write the data, `len` and
 //!   `flags`, store `seq = p + 1` (the commit), publish `tail.pos`, free the writer word.
 //!   A batch of records would share one commit; a `Pipe` sends one at a time.
-//! * **receive**: the record at `h = head.pos` is readable once its `seq == h + 1`. The
-//!   receiver takes the reader word (`head.owner`), reads the record in place (its bytes
-//!   are contiguous), then stores `head.pos` past it: its bytes are free again. No cell
-//!   line is written by the receiver, so a record's line crosses between the CPUs once
-//!   per lap instead of three times.
+//! * **receive**: the record at the read position `r` (kept in `count.n`, on the
+//!   receiver's own line) is readable once its `seq == r + 1`. The receiver takes the
+//!   reader word (`count.reader`), reads the record in place (its bytes are contiguous),
+//!   then moves its read position past it, and hands the bytes back to the sender in
+//!   `head.pos` every sixteenth of the ring (and whenever it finds the ring empty). No
+//!   record line is written by the receiver, so a record's line crosses between the
+//!   CPUs once per lap instead of three times.
 //! * **crash safety**: a sender killed before its commit published nothing; one killed
 //!   between its commit and its `tail.pos` store left a whole record that the next sender
 //!   finds (it walks committed headers from `tail.pos` when it takes over a dead writer's
-//!   word) and delivers. A receiver killed while reading did not move `head.pos`: the
-//!   record is read again by the next receiver, so nothing is lost. A token whose process
-//!   died is taken over by whoever needs the end.
+//!   word) and delivers. A receiver killed while reading did not move the read position:
+//!   the record is read again by the next receiver, so nothing is lost. A token whose
+//!   process died is taken over by whoever needs the end; who sent and who received is
+//!   recorded ([`ends`]) so that the death of every process at the other end ends the
+//!   stream.
+//!
+//! Top to bottom: [`Ring::put`] takes the writer word ([`Ring::take_end`]) and writes
+//! the record ([`Ring::push`]); [`Ring::get`] takes the next whole message
+//! ([`Ring::next_whole`], [`Ring::next_record`], [`Ring::peek`]), hands it to the
+//! caller in place, then moves the read position ([`Ring::release`]).
 //!
 //! Messages larger than half the ring are streamed in parts (the flags of the
 //! multi-producer ring) while the sender holds the writer word and the receiver the reader
 //! word for the whole message.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use crate::shm::{Segment, ShmError};
 use crate::sys::Deadline;
 
 use super::claim;
 use super::layout::*;
-use super::wait::Blocked;
-use super::{signed, Bytes, GetFail, Ring, WaitFail};
+use super::segment::{Mapped, RingConfig};
+use super::wait::{self, Blocked, Blocking, Spin, Stuck};
+use super::{signed, Bytes, GetFail, WaitFail};
+
+mod ends;
 
 /// Bytes of a record header, and the alignment of records.
 const REC: u64 = 16;
@@ -92,12 +108,78 @@ enum Cut<'a> {
     Skip,
 }
 
+/// A handle on a single-producer ring mapped in this process. Cheap to share through
+/// `Arc`.
+pub(crate) struct Ring {
+    map: Mapped,
+    /// Bytes of the record area (a power of two), kept here for the hot paths.
+    bytes: u64,
+    spin: Spin,
+    /// The sender's last reading of `head.pos` (process-local, only ever behind the real
+    /// one), re-read only when it says the ring is full.
+    head_cache: Line<AtomicU64>,
+    /// A sender's (`[1]`) and a receiver's (`[0]`) pid found dead, and when the kernel
+    /// was last asked (the clock of [`wait::due`]); process-local.
+    dead_peer: [AtomicU32; 2],
+    peer_checked: AtomicU64,
+    /// Whether the death of every process recorded at the other end counts as end of
+    /// stream through this handle (see [`Connection::set_peer_death_ends_stream`]);
+    /// process-local.
+    ///
+    /// [`Connection::set_peer_death_ends_stream`]: crate::Connection::set_peer_death_ends_stream
+    death_ends: AtomicBool,
+}
+
+impl std::fmt::Debug for Ring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.map.fmt(f)
+    }
+}
+
 impl Ring {
+    /// Creates a ring in a new anonymous segment. Its record area starts all zero: no
+    /// header says "committed".
+    pub(crate) fn create(cfg: RingConfig) -> Result<Ring, ShmError> {
+        Mapped::create(cfg).map(Ring::new)
+    }
+
+    /// Maps a ring received as segment + eventfd, checking that it holds `tag`.
+    pub(crate) fn from_parts(
+        seg: Arc<Segment>,
+        event: OwnedFd,
+        tag: u32,
+    ) -> Result<Ring, ShmError> {
+        Mapped::from_parts(seg, event, tag).map(Ring::new)
+    }
+
+    fn new(map: Mapped) -> Ring {
+        Ring {
+            bytes: map.area_len() as u64,
+            map,
+            spin: Spin::new(),
+            head_cache: Line(AtomicU64::new(0)),
+            dead_peer: [AtomicU32::new(0), AtomicU32::new(0)],
+            peer_checked: AtomicU64::new(0),
+            death_ends: AtomicBool::new(true),
+        }
+    }
+
+    /// The mapped segment, for what every flavour shares.
+    pub(crate) fn mapped(&self) -> &Mapped {
+        &self.map
+    }
+
+    #[inline]
+    fn ctrl(&self) -> &Control {
+        self.map.ctrl()
+    }
+
     /// The receiver's read position: where the next record starts. It lives on its own
     /// line (the `count` line, unused by pipes), apart from `head.pos`, the position
-    /// published to the sender, which moves only every [`publish_every`] bytes or when
-    /// the receiver catches up: the sender, which reads `head.pos` whenever the ring looks
-    /// full, then does not pull the receiver's line over on every message.
+    /// published to the sender, which moves only every
+    /// [`publish_every`](Self::publish_every) bytes or when the receiver catches up: the
+    /// sender, which reads `head.pos` whenever the ring looks full, then does not pull
+    /// the receiver's line over on every message.
     fn read_pos(&self) -> u64 {
         self.ctrl().count.0.n.load(Ordering::Relaxed) as u64
     }
@@ -106,7 +188,7 @@ impl Ring {
     /// yet handed back (it publishes `head.pos` lazily) into its copy of `head`. Read
     /// only then: the read position's line is written by the receiver on every message,
     /// and polling it while spinning would pull it over each time.
-    pub(super) fn adopt_read_pos(&self) {
+    fn adopt_read_pos(&self) {
         let read = self.ctrl().count.0.n.load(Ordering::Acquire) as u64;
         self.head_cache.0.fetch_max(read, Ordering::Relaxed);
     }
@@ -117,12 +199,19 @@ impl Ring {
     }
 
     /// Bytes of the record area.
-    pub(super) fn ring_bytes(&self) -> u64 {
-        self.cells * self.cell_size as u64
+    #[inline]
+    fn ring_bytes(&self) -> u64 {
+        self.bytes
     }
 
-    pub(super) fn spsc_max_inline(&self) -> usize {
+    /// Largest message carried in one record; longer ones are streamed in parts.
+    pub(crate) fn max_inline(&self) -> usize {
         (self.ring_bytes() / 2 - 2 * REC) as usize
+    }
+
+    /// Payload bytes the ring holds when full of large messages.
+    pub(crate) fn capacity_bytes(&self) -> usize {
+        self.max_inline() * 2
     }
 
     /// Data bytes of each part of a streamed message (a quarter of the ring, so that the
@@ -131,16 +220,13 @@ impl Ring {
         (self.ring_bytes() / 4 - 2 * REC) as usize
     }
 
+    /// The byte at position `pos` of the record area.
+    #[inline]
     fn rec_ptr(&self, pos: u64) -> *mut u8 {
-        // SAFETY: `pos & (bytes - 1)` is below the length of the record area, which
-        // `from_parts` checked lies inside the payload.
-        unsafe {
-            self.base
-                .as_ptr()
-                .add(CELLS_OFFSET + (pos & (self.ring_bytes() - 1)) as usize)
-        }
+        self.map.area_ptr((pos & (self.ring_bytes() - 1)) as usize)
     }
 
+    /// The header of the record at position `pos` (a multiple of 16).
     fn rec_header(&self, pos: u64) -> &CellHeader {
         debug_assert!(pos.is_multiple_of(REC));
         // SAFETY: in bounds (see `rec_ptr`) and 16-byte aligned (the record area starts
@@ -169,7 +255,12 @@ impl Ring {
                     if holder != 0 && sender {
                         self.resync_tail();
                     }
-                    self.note_cpu(sender);
+                    let ctrl = self.ctrl();
+                    wait::note_cpu(if sender {
+                        &ctrl.tail.0.cpu
+                    } else {
+                        &ctrl.count.0.cpu
+                    });
                     return Ok(Held(word));
                 }
                 Err(0) => holder = 0,
@@ -203,12 +294,15 @@ impl Ring {
         }
     }
 
-    /// Writes one record made of `pieces` with `flags` (the caller holds the writer
-    /// word). `Err(blocked)`: no room until `head.pos` passes `blocked`.
-    fn push(&self, pieces: &[&[u8]], flags: u32) -> Result<(), u64> {
+    /// Writes one record of `data` with `flags` (the caller holds the writer word),
+    /// after `total` as 8 little-endian bytes when given (the first part of a streamed
+    /// message starts with the whole message's length). `Err(blocked)`: no room until
+    /// `head.pos` passes `blocked`.
+    fn push(&self, total: Option<u64>, data: &[u8], flags: u32) -> Result<(), u64> {
         let ctrl = self.ctrl();
         let bytes = self.ring_bytes();
-        let len: usize = pieces.iter().map(|p| p.len()).sum();
+        let lead = if total.is_some() { 8 } else { 0 };
+        let len = lead + data.len();
         let size = record_size(len);
         let pos = ctrl.tail.0.pos.load(Ordering::Relaxed);
         let off = pos & (bytes - 1);
@@ -234,16 +328,16 @@ impl Ring {
             }
         }
         let at = pos + pad;
-        let mut dst = self.rec_ptr(at + REC);
-        for piece in pieces {
-            // SAFETY: bytes at..end are released by the receiver (checked above) and this
-            // thread holds the writer word, so nobody else reads or writes them; the
-            // pieces add up to `len <= size - REC` bytes, inside the record, which does
-            // not cross the end of the ring (`pad` moved it to the start otherwise).
-            unsafe {
-                std::ptr::copy_nonoverlapping(piece.as_ptr(), dst, piece.len());
-                dst = dst.add(piece.len());
+        let dst = self.rec_ptr(at + REC);
+        // SAFETY: bytes at..end are released by the receiver (checked above) and this
+        // thread holds the writer word, so nobody else reads or writes them; the `len =
+        // lead + data.len() <= size - REC` bytes written lie inside the record, which
+        // does not cross the end of the ring (`pad` moved it to the start otherwise).
+        unsafe {
+            if let Some(total) = total {
+                std::ptr::copy_nonoverlapping(total.to_le_bytes().as_ptr(), dst, 8);
             }
+            std::ptr::copy_nonoverlapping(data.as_ptr(), dst.add(lead), data.len());
         }
         let h = self.rec_header(at);
         h.len.store(len as u32, Ordering::Relaxed);
@@ -252,7 +346,7 @@ impl Ring {
         // The commit is the first new header in ring order, stored last. A plain release
         // store: a locked one would stall until the receiver's CPU, polling that line,
         // gave it back. The Dekker pair with a receiver going to sleep is the writer word
-        // instead (taken SeqCst before, see `take_end` and `Ring::wait_loop`).
+        // instead (taken SeqCst before, see `take_end` and `going_to_sleep`).
         if pad != 0 {
             h.seq.store(at + 1, Ordering::Release);
             let p = self.rec_header(pos);
@@ -268,7 +362,7 @@ impl Ring {
 
     /// Whether the record at `head.pos` may be committed (a hint read without holding
     /// the reader word), or the ring is closed.
-    fn spsc_maybe_readable(&self) -> Result<(), Blocked> {
+    fn maybe_readable(&self) -> Result<(), Blocked> {
         let ctrl = self.ctrl();
         let pos = self.read_pos();
         if self.rec_header(pos).seq.load(Ordering::Relaxed) == pos + 1
@@ -311,7 +405,7 @@ impl Ring {
                 // A header no sender of this format writes (a foreign writer's bug, or
                 // memory scribbled on): skip everything committed so far.
                 let tail = ctrl.tail.0.pos.load(Ordering::Acquire);
-                self.spsc_release(tail);
+                self.release(tail);
                 return Err(GetFail::Empty { pos: tail });
             }
             // SAFETY: the record is committed (its seq acquired above), lies inside the
@@ -330,7 +424,7 @@ impl Ring {
 
     /// Moves the read position to `end` (the caller holds the reader word), publishing
     /// it to the sender every [`publish_every`](Self::publish_every) bytes.
-    fn spsc_release(&self, end: u64) {
+    fn release(&self, end: u64) {
         let ctrl = self.ctrl();
         // Release: a later reader (another thread or process) starts from here and
         // sees everything before it as read.
@@ -344,11 +438,12 @@ impl Ring {
     /// word held: `fetch_max` keeps `head.pos` monotonic whoever publishes.
     fn publish(&self, end: u64) {
         let ctrl = self.ctrl();
-        // SeqCst: ordered before the load of `sleepers` (Dekker with `wait_space`).
+        // SeqCst: ordered before the load of `sleepers` (Dekker with the sleep phase of
+        // a wait for room).
         ctrl.head.0.pos.fetch_max(end, Ordering::SeqCst);
         let w = &ctrl.space.0;
         if w.sleepers.load(Ordering::SeqCst) != 0 {
-            self.wake_space();
+            self.map.wake_space();
         }
     }
 
@@ -356,11 +451,11 @@ impl Ring {
     fn next_record(&self, deadline: Deadline) -> Result<(Held<'_>, Record<'_>), WaitFail> {
         let reader = &self.ctrl().count.0.reader;
         self.wait_loop(deadline, true, || {
-            self.spsc_maybe_readable()?;
+            self.maybe_readable()?;
             let held = self.take_end(reader)?;
             match self.peek() {
                 Ok(r) => Ok((held, r)),
-                Err(e) => Err(self.get_blocked_lazy(e)),
+                Err(e) => Err(blocked(e)),
             }
         })
     }
@@ -378,7 +473,7 @@ impl Ring {
             }
             if rec.flags & F_PART_BEGIN == 0 {
                 // The rest of a message whose receiver died while reading it: skipped.
-                self.spsc_release(rec.end);
+                self.release(rec.end);
                 continue;
             }
             match self.gather(held, rec) {
@@ -394,26 +489,26 @@ impl Ring {
     /// reader word throughout.
     fn gather<'a>(&'a self, held: Held<'a>, first: Record<'a>) -> Result<Vec<u8>, Cut<'a>> {
         let Some(header) = first.data.first_chunk::<8>() else {
-            self.spsc_release(first.end);
+            self.release(first.end);
             return Err(Cut::Skip);
         };
         let total = u64::from_le_bytes(*header) as usize;
         let mut buf = Vec::with_capacity(total.min(1 << 32));
         buf.extend_from_slice(&first.data[8..]);
-        self.spsc_release(first.end);
+        self.release(first.end);
         let writer = &self.ctrl().tail.0.owner;
         loop {
             // The parts of an accepted message come whatever the deadline: wait until
             // they do, or until the sender is gone (the wait loop checks it is alive).
             let part = self.wait_loop(Deadline::NEVER, true, || {
-                self.spsc_maybe_readable()?;
+                self.maybe_readable()?;
                 match self.peek() {
                     Ok(r) => Ok(r),
                     // Closed while the sender still streams: its parts still come.
                     Err(GetFail::Closed) if writer.load(Ordering::Acquire) != 0 => {
                         Err(Blocked::Idle)
                     }
-                    Err(e) => Err(self.get_blocked_lazy(e)),
+                    Err(e) => Err(blocked(e)),
                 }
             });
             let rec = match part {
@@ -424,7 +519,7 @@ impl Ring {
                 return Err(Cut::Next(held, rec));
             }
             buf.extend_from_slice(rec.data);
-            self.spsc_release(rec.end);
+            self.release(rec.end);
             if rec.flags & F_PART_END != 0 {
                 return if buf.len() == total {
                     Ok(buf)
@@ -436,7 +531,7 @@ impl Ring {
     }
 
     /// Takes the next whole message, waiting until `deadline`; `f` reads it in place.
-    pub(super) fn spsc_get<R>(
+    pub(crate) fn get<R>(
         &self,
         deadline: Deadline,
         f: impl FnOnce(Bytes<'_>) -> R,
@@ -444,7 +539,7 @@ impl Ring {
         match self.next_whole(deadline)? {
             Whole::InPlace(held, rec) => {
                 let out = f(Bytes::Slice(rec.data));
-                self.spsc_release(rec.end);
+                self.release(rec.end);
                 drop(held);
                 Ok(out)
             }
@@ -455,11 +550,11 @@ impl Ring {
     /// Whether a get would find something now (or the ring is closed and drained).
     /// Finding nothing, it hands the read position to the sender, as a `recv` would: a
     /// receiver waiting in `poll` must not leave a sender waiting for room it has read.
-    pub(super) fn spsc_readable(&self) -> bool {
+    pub(crate) fn readable(&self) -> bool {
         let ctrl = self.ctrl();
         let pos = self.read_pos();
         if self.rec_header(pos).seq.load(Ordering::Acquire) == pos + 1
-            || (self.is_closed() && ctrl.tail.0.pos.load(Ordering::Acquire) == pos)
+            || (self.map.is_closed() && ctrl.tail.0.pos.load(Ordering::Acquire) == pos)
         {
             return true;
         }
@@ -470,7 +565,7 @@ impl Ring {
     }
 
     /// Records committed and not yet taken, counted by walking from head to tail.
-    pub(super) fn spsc_len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         let ctrl = self.ctrl();
         let mut pos = self.read_pos();
         let tail = ctrl.tail.0.pos.load(Ordering::Acquire);
@@ -494,52 +589,55 @@ impl Ring {
         n
     }
 
-    /// Bytes taken by records not yet released.
-    pub(super) fn spsc_used_bytes(&self) -> u64 {
-        let ctrl = self.ctrl();
-        let tail = ctrl.tail.0.pos.load(Ordering::SeqCst);
-        signed(tail, self.read_pos()).max(0) as u64
+    /// Cells' worth of bytes taken by records not yet released.
+    pub(crate) fn used_cells(&self) -> u64 {
+        let tail = self.ctrl().tail.0.pos.load(Ordering::SeqCst);
+        let used = signed(tail, self.read_pos()).max(0) as u64;
+        used.div_ceil(self.map.cell_size as u64)
     }
 
     /// Sends one message, waiting for room until `deadline`.
-    pub(super) fn spsc_put(&self, data: &[u8], deadline: Deadline) -> Result<(), WaitFail> {
-        if data.len() > self.spsc_max_inline() {
-            return self.spsc_put_streamed(data, deadline);
+    pub(crate) fn put(&self, data: &[u8], deadline: Deadline) -> Result<(), WaitFail> {
+        if data.len() > self.max_inline() {
+            return self.put_streamed(data, deadline);
         }
         let writer = &self.ctrl().tail.0.owner;
         self.wait_loop(deadline, false, || {
-            if self.is_closed() {
+            if self.map.is_closed() {
                 return Err(Blocked::Closed);
             }
             let held = self.take_end(writer)?;
-            self.push(&[data], F_FIRST).map_err(Blocked::Full)?;
+            self.push(None, data, F_FIRST).map_err(Blocked::Full)?;
             drop(held);
             Ok(())
         })?;
         // Wake a sleeping receiver only once the writer word is free: woken on this CPU,
         // it would otherwise run while the word is held, and, finding it held when it
         // next waits, could only nap instead of sleeping until woken.
-        self.after_commit(1);
+        self.map.wake_data();
         Ok(())
     }
 
     /// Streams `data` in parts while holding the writer word.
-    fn spsc_put_streamed(&self, data: &[u8], deadline: Deadline) -> Result<(), WaitFail> {
+    fn put_streamed(&self, data: &[u8], deadline: Deadline) -> Result<(), WaitFail> {
         let writer = &self.ctrl().tail.0.owner;
         let _held = self.wait_loop(deadline, false, || {
-            if self.is_closed() {
+            if self.map.is_closed() {
                 return Err(Blocked::Closed);
             }
             self.take_end(writer)
         })?;
         let part = self.part_len();
-        let total = (data.len() as u64).to_le_bytes();
-        let head_len = part - total.len();
+        let head_len = part - 8;
         self.wait_loop(deadline, false, || {
-            self.push(&[&total, &data[..head_len]], F_FIRST | F_PART_BEGIN)
-                .map_err(Blocked::Full)
+            self.push(
+                Some(data.len() as u64),
+                &data[..head_len],
+                F_FIRST | F_PART_BEGIN,
+            )
+            .map_err(Blocked::Full)
         })?;
-        self.after_commit(1);
+        self.map.wake_data();
         let rest = &data[head_len..];
         let n = rest.len().div_ceil(part);
         for (i, chunk) in rest.chunks(part).enumerate() {
@@ -547,269 +645,120 @@ impl Ring {
             // The first part is in: the message is accepted, and its rest goes in even
             // after `close`, whatever the deadline, unless the receiver is gone.
             self.wait_loop(Deadline::NEVER, false, || {
-                self.push(&[chunk], F_FIRST | flag).map_err(Blocked::Full)
+                self.push(None, chunk, F_FIRST | flag)
+                    .map_err(Blocked::Full)
             })?;
-            self.after_commit(0);
+            self.map.wake_data();
         }
         Ok(())
     }
 
     /// Whether the byte at previous-lap position `pos` has been released.
-    pub(super) fn spsc_released(&self, pos: u64) -> bool {
+    fn released(&self, pos: u64) -> bool {
         signed(self.ctrl().head.0.pos.load(Ordering::Relaxed), pos) > 0
+    }
+
+    /// Sends `msgs` one record each, waiting for room until `deadline`; on failure the
+    /// error comes with the count already sent.
+    pub(crate) fn put_batch(
+        &self,
+        msgs: &[&[u8]],
+        deadline: Deadline,
+    ) -> Result<(), (usize, WaitFail)> {
+        for (done, m) in msgs.iter().enumerate() {
+            self.put(m, deadline).map_err(|e| (done, e))?;
+        }
+        Ok(())
+    }
+
+    /// Takes the next whole message as a batch of one (records are taken one at a time),
+    /// waiting until `deadline`.
+    pub(crate) fn get_batch(
+        &self,
+        deadline: Deadline,
+        f: impl FnMut(Bytes<'_>),
+    ) -> Result<usize, WaitFail> {
+        self.get(deadline, f).map(|()| 1)
+    }
+
+    /// Waits until [`readable`](Self::readable) or the deadline; `give_up` is asked now
+    /// and then while nothing comes ("is the sender dead?").
+    pub(crate) fn wait_readable(&self, deadline: Deadline, give_up: impl Fn() -> bool) -> bool {
+        let mut last = Instant::now();
+        self.wait_loop(deadline, true, || {
+            if self.readable() {
+                return Ok(true);
+            }
+            if last.elapsed() >= Duration::from_millis(20) {
+                last = Instant::now();
+                if give_up() {
+                    return Ok(false);
+                }
+            }
+            Err(Blocked::Idle)
+        })
+        .unwrap_or(false)
+    }
+}
+
+/// Classifies a failed look for a record for the wait loop.
+fn blocked(fail: GetFail) -> Blocked {
+    match fail {
+        GetFail::Closed => Blocked::Closed,
+        GetFail::Empty { pos } => Blocked::Empty(pos),
+    }
+}
+
+impl Blocking for Ring {
+    fn mapped(&self) -> &Mapped {
+        &self.map
+    }
+
+    fn spin(&self) -> &Spin {
+        &self.spin
+    }
+
+    /// The sender's CPU on the writer's line, the receiver's on its own line.
+    fn peer_cpu(&self, for_data: bool) -> &AtomicU32 {
+        if for_data {
+            &self.ctrl().tail.0.cpu
+        } else {
+            &self.ctrl().count.0.cpu
+        }
+    }
+
+    fn room_ahead(&self, blocked: u64) -> bool {
+        self.released(blocked.wrapping_add(self.ring_bytes() / 8))
+    }
+
+    fn peer_gone(&self, for_data: bool) -> bool {
+        self.peer_dead(for_data)
+    }
+
+    /// A sender takes the bytes read but not yet handed back (see
+    /// [`adopt_read_pos`](Ring::adopt_read_pos)). A receiver reads the writer word
+    /// before it looks for data: a send in progress commits without a fence, so the
+    /// receiver only naps while the word is held (see [`take_end`](Ring::take_end)).
+    fn going_to_sleep(&self, for_data: bool) -> bool {
+        if for_data {
+            self.ctrl().tail.0.owner.load(Ordering::SeqCst) != 0
+        } else {
+            self.adopt_read_pos();
+            false
+        }
+    }
+
+    /// Nothing to settle here (a dead holder of an end is taken over by the next
+    /// attempt): a brief nap while the other end is inside an operation, else until
+    /// woken or the next check that the peer lives.
+    fn nap(&self, _for_data: bool, blocked: Blocked, busy_peer: bool, _: &mut Stuck) -> Duration {
+        match blocked {
+            Blocked::Busy | Blocked::Claimed(_) => wait::CLAIM_NAP,
+            _ if busy_peer => wait::CLAIM_NAP,
+            _ => wait::PEER_CHECK,
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::VecDeque;
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    use proptest::prelude::*;
-
-    use super::super::RingConfig;
-    use super::*;
-
-    /// A token no live process has: pid 0x7fff_fff0 is above any default `pid_max`.
-    const DEAD: u64 = 0x7fff_fff0u64 << 32 | 1;
-
-    /// A pipe ring of 16 cells of 64 bytes: a 1 KiB record area.
-    fn ring() -> Ring {
-        Ring::create(RingConfig {
-            cell_size: 64,
-            cells: 16,
-            max_messages: 0,
-            tag: crate::channel::TAG_PIPE,
-            codec: 0,
-        })
-        .unwrap()
-    }
-
-    fn soon() -> Deadline {
-        Deadline::after(Duration::from_secs(30))
-    }
-
-    fn now() -> Deadline {
-        Deadline::after(Duration::ZERO)
-    }
-
-    fn get(r: &Ring, d: Deadline) -> Result<Vec<u8>, WaitFail> {
-        r.get(d, |b| b.to_vec())
-    }
-
-    fn body(len: usize, seed: u8) -> Vec<u8> {
-        (0..len).map(|i| seed.wrapping_add(i as u8)).collect()
-    }
-
-    #[test]
-    fn records_wrap_with_padding_in_order() {
-        let r = ring();
-        assert!(r.spsc);
-        assert_eq!(r.max_inline(), 480);
-        let mut seed = 0u8;
-        // Sizes that leave every kind of remainder at the end of the ring.
-        for round in 0..200usize {
-            let sizes = [round % 97, 0, 200 + round % 50, 7, 480 - round % 3];
-            for &n in &sizes[..1 + round % sizes.len()] {
-                seed = seed.wrapping_add(1);
-                r.put(&body(n, seed), soon()).unwrap();
-                assert_eq!(get(&r, now()).unwrap(), body(n, seed));
-            }
-            assert_eq!(get(&r, now()), Err(WaitFail::Timeout));
-        }
-        assert_eq!(r.len(), 0);
-    }
-
-    #[test]
-    fn full_ring_times_out_then_frees() {
-        let r = ring();
-        let mut put = 0;
-        while r.put(&[1u8; 100], now()).is_ok() {
-            put += 1;
-        }
-        assert!(put >= 5, "only {put} records of 128 bytes fit a 1 KiB ring");
-        assert_eq!(r.len(), put);
-        for _ in 0..put {
-            assert_eq!(get(&r, now()).unwrap(), [1u8; 100]);
-        }
-        r.put(&[2u8; 100], now()).unwrap();
-        assert_eq!(get(&r, now()).unwrap(), [2u8; 100]);
-    }
-
-    #[test]
-    fn close_drains_then_reports_closed() {
-        let r = ring();
-        r.put(b"x", now()).unwrap();
-        r.close();
-        assert_eq!(r.put(b"y", now()), Err(WaitFail::Closed));
-        assert!(r.readable());
-        assert_eq!(get(&r, now()).unwrap(), b"x");
-        assert_eq!(get(&r, soon()), Err(WaitFail::Closed));
-        assert!(r.readable());
-    }
-
-    #[test]
-    fn streamed_message_larger_than_the_ring() {
-        let r = Arc::new(ring());
-        let big: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
-        let (r2, big2) = (Arc::clone(&r), big.clone());
-        let t = std::thread::spawn(move || {
-            r2.put(&big2, soon()).unwrap();
-            r2.put(b"after", soon()).unwrap();
-        });
-        assert_eq!(get(&r, soon()).unwrap(), big);
-        assert_eq!(get(&r, soon()).unwrap(), b"after");
-        t.join().unwrap();
-    }
-
-    #[test]
-    fn a_record_committed_by_a_dead_sender_is_kept() {
-        let r = ring();
-        r.put(b"first", now()).unwrap();
-        // A sender that committed "second" and died before publishing `tail.pos`.
-        let tail = &r.ctrl().tail.0;
-        let before = tail.pos.load(Ordering::SeqCst);
-        tail.owner.store(DEAD, Ordering::SeqCst);
-        r.push(&[b"second"], F_FIRST).unwrap();
-        tail.pos.store(before, Ordering::SeqCst);
-        r.put(b"third", soon()).unwrap();
-        assert_eq!(tail.owner.load(Ordering::SeqCst), 0);
-        for want in [&b"first"[..], b"second", b"third"] {
-            assert_eq!(get(&r, now()).unwrap(), want);
-        }
-    }
-
-    #[test]
-    fn a_dead_senders_unfinished_record_is_overwritten() {
-        let r = ring();
-        let tail = &r.ctrl().tail.0;
-        let before = tail.pos.load(Ordering::SeqCst);
-        tail.owner.store(DEAD, Ordering::SeqCst);
-        r.push(&[b"torn"], F_FIRST).unwrap();
-        // Killed before its commit: the header still says "not committed".
-        r.rec_header(before).seq.store(0, Ordering::SeqCst);
-        tail.pos.store(before, Ordering::SeqCst);
-        assert_eq!(get(&r, now()), Err(WaitFail::Timeout));
-        r.put(b"whole", soon()).unwrap();
-        assert_eq!(get(&r, now()).unwrap(), b"whole");
-        assert_eq!(get(&r, now()), Err(WaitFail::Timeout));
-    }
-
-    #[test]
-    fn a_dead_receivers_record_is_read_again() {
-        let r = ring();
-        r.put(b"kept", now()).unwrap();
-        // A receiver that took the reader word and died while reading: the read
-        // position never moved.
-        r.ctrl().count.0.reader.store(DEAD, Ordering::SeqCst);
-        assert_eq!(get(&r, soon()).unwrap(), b"kept");
-        assert_eq!(r.ctrl().count.0.reader.load(Ordering::SeqCst), 0);
-    }
-
-    #[test]
-    fn an_end_held_by_a_live_thread_waits() {
-        let r = ring();
-        // Another thread of this (live) process holds the writer word.
-        let other = claim::my_token() ^ 0xffff;
-        r.ctrl().tail.0.owner.store(other, Ordering::SeqCst);
-        assert_eq!(
-            r.put(b"x", Deadline::after(Duration::from_millis(5))),
-            Err(WaitFail::Timeout)
-        );
-        r.ctrl().tail.0.owner.store(0, Ordering::SeqCst);
-        r.put(b"x", now()).unwrap();
-        assert_eq!(get(&r, now()).unwrap(), b"x");
-    }
-
-    #[test]
-    fn an_impossible_header_is_skipped() {
-        let r = ring();
-        r.put(b"lost", now()).unwrap();
-        // Scribble on the committed header: a length that crosses the end of the ring.
-        r.rec_header(0).len.store(5000, Ordering::SeqCst);
-        assert_eq!(get(&r, now()), Err(WaitFail::Timeout));
-        r.put(b"next", now()).unwrap();
-        assert_eq!(get(&r, now()).unwrap(), b"next");
-    }
-
-    #[test]
-    fn two_sending_threads_are_serialized() {
-        let r = Arc::new(ring());
-        let n = 3000u32;
-        let senders: Vec<_> = (0..2u8)
-            .map(|id| {
-                let r = Arc::clone(&r);
-                std::thread::spawn(move || {
-                    for i in 0..n {
-                        let len = [5usize, 60, 300, 1500][(i % 4) as usize];
-                        let mut v = vec![id; len];
-                        v[..4].copy_from_slice(&i.to_le_bytes());
-                        r.put(&v, soon()).unwrap();
-                    }
-                })
-            })
-            .collect();
-        let mut next = [0u32; 2];
-        for _ in 0..2 * n {
-            let v = get(&r, soon()).unwrap();
-            let id = v[v.len() - 1];
-            let i = u32::from_le_bytes(v[..4].try_into().unwrap());
-            assert_eq!(i, next[id as usize]);
-            assert!(v[4..].iter().all(|&b| b == id));
-            next[id as usize] += 1;
-        }
-        for s in senders {
-            s.join().unwrap();
-        }
-    }
-
-    #[derive(Clone, Debug)]
-    enum Op {
-        Put(usize, u8),
-        Get,
-    }
-
-    fn op() -> impl Strategy<Value = Op> {
-        prop_oneof![
-            (0usize..=480, any::<u8>()).prop_map(|(n, s)| Op::Put(n, s)),
-            Just(Op::Get),
-        ]
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
-
-        /// Single-threaded against a `VecDeque`: FIFO contents; a put is refused only
-        /// when something is in the ring (or, once, before a get that finds the ring
-        /// empty and hands the last bytes read to the sender).
-        #[test]
-        fn ring_matches_a_vecdeque(ops in proptest::collection::vec(op(), 1..300)) {
-            let r = ring();
-            let mut model: VecDeque<Vec<u8>> = VecDeque::new();
-            for op in ops {
-                match op {
-                    Op::Put(n, s) => {
-                        let v = body(n, s);
-                        match r.put(&v, now()) {
-                            Ok(()) => model.push_back(v),
-                            Err(e) => {
-                                prop_assert_eq!(e, WaitFail::Timeout);
-                                if model.is_empty() {
-                                    prop_assert_eq!(get(&r, now()), Err(WaitFail::Timeout));
-                                    r.put(&v, now()).unwrap();
-                                    model.push_back(v);
-                                }
-                            }
-                        }
-                    }
-                    Op::Get => match model.pop_front() {
-                        Some(v) => prop_assert_eq!(get(&r, now()).unwrap(), v),
-                        None => prop_assert_eq!(get(&r, now()), Err(WaitFail::Timeout)),
-                    },
-                }
-                prop_assert_eq!(r.len(), model.len());
-            }
-        }
-    }
-}
+mod tests;

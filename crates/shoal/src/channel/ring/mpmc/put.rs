@@ -1,18 +1,76 @@
-//! The producer side of the ring: claim cells, write, commit.
+//! The producer side of the multi-producer ring, top to bottom: `put` waits for room
+//! and hands over to `try_put`, which claims cells (`claim_put`), copies the message in
+//! (`write_commit`) and commits it (`commit_cells`), then wakes sleeping consumers
+//! (`after_commit`). Batches (`put_batch`) claim the cells of several messages at once.
 
-use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 
-use crate::sys::{self, Deadline};
+use crate::sys::Deadline;
 
-use super::claim::Token;
-use super::layout::*;
-use super::{
-    prefetch_write, signed, PutFail, Ring, WaitFail, PREFETCH_AHEAD, STREAM_BIT, TOMB_BIT,
-};
+use super::super::claim::Token;
+use super::super::layout::*;
+use super::super::wait::{self, Blocked, Blocking};
+use super::super::{signed, PutFail, WaitFail};
+use super::{Ring, STREAM_BIT, TOMB_BIT};
+
+/// How many cells ahead of its claim a producer prefetches.
+const PREFETCH_AHEAD: u64 = 4;
+
+/// Hints the CPU to fetch the line at `p` in exclusive state (x86 `prefetchw`).
+#[inline(always)]
+fn prefetch_write(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint that never faults and reads or writes nothing, whatever
+    // the address; `p` is inside the ring's mapping anyway.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_ET0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
 
 impl Ring {
-    // ----- producer side -------------------------------------------------------------
+    /// Puts one message, waiting for room until `deadline`.
+    pub(crate) fn put(&self, data: &[u8], deadline: Deadline) -> Result<(), WaitFail> {
+        if data.len() > self.max_inline() {
+            return self.put_streamed(data, deadline);
+        }
+        self.wait_loop(deadline, false, || {
+            self.try_put(data, 0).map_err(|f| self.put_blocked(f))
+        })
+    }
+
+    /// Puts one message (at most [`max_inline`](Self::max_inline) bytes) without waiting.
+    pub(crate) fn try_put(&self, data: &[u8], flags: u32) -> Result<(), PutFail> {
+        debug_assert!(data.len() <= self.max_inline());
+        let (slot, token) = self.my_slot().ok_or(PutFail::Full { blocked: 0 })?;
+        let k = self.cells_for(data.len());
+        let pos = self.claim_put(k, slot, token, false)?;
+        self.write_commit(pos, data, flags);
+        slot.put_pos.store(IDLE, Ordering::Release);
+        self.after_commit(u64::from(flags & (F_PART_MID | F_PART_END) == 0));
+        Ok(())
+    }
+
+    /// Classifies a failed put for the wait loop.
+    pub(super) fn put_blocked(&self, fail: PutFail) -> Blocked {
+        match fail {
+            PutFail::Closed => Blocked::Closed,
+            PutFail::Streaming => {
+                self.recover_dead_writer();
+                Blocked::Idle
+            }
+            PutFail::Full { blocked } => {
+                // Consumed but not released: a consumer is between its CAS and release.
+                let head = self.ctrl().head.0.pos.load(Ordering::SeqCst);
+                if signed(head, blocked) > 0 && self.map.max_messages == 0 {
+                    Blocked::Claimed(blocked)
+                } else {
+                    Blocked::Full(blocked)
+                }
+            }
+        }
+    }
 
     /// Claims `k` free cells; returns the first position. `finishing` is set for the
     /// parts of a streamed message already accepted: they ignore `closed` and the bound.
@@ -28,12 +86,12 @@ impl Ring {
             if ctrl.geometry.0.closed.load(Ordering::Relaxed) != 0 {
                 return Err(PutFail::Closed);
             }
-            if self.max_messages != 0
-                && ctrl.count.0.n.load(Ordering::Relaxed) >= self.max_messages as i64
+            if self.map.max_messages != 0
+                && ctrl.count.0.n.load(Ordering::Relaxed) >= self.map.max_messages as i64
             {
                 let head = ctrl.head.0.pos.load(Ordering::Relaxed);
                 return Err(PutFail::Full {
-                    blocked: head.wrapping_sub(self.cells),
+                    blocked: head.wrapping_sub(self.map.cells),
                 });
             }
         }
@@ -57,7 +115,7 @@ impl Ring {
                         continue 'outer;
                     }
                     return Err(PutFail::Full {
-                        blocked: p.wrapping_sub(self.cells),
+                        blocked: p.wrapping_sub(self.map.cells),
                     });
                 } else if diff > 0 {
                     raw = ctrl.tail.0.pos.load(Ordering::Relaxed);
@@ -73,7 +131,7 @@ impl Ring {
                 Ordering::Relaxed,
             ) {
                 Ok(_) => {
-                    self.note_cpu(true);
+                    wait::note_cpu(&ctrl.tail.0.cpu);
                     // The cells a few messages ahead were last written by a consumer one
                     // lap ago: fetch them for writing now, so that the next puts find
                     // them owned instead of paying a shared read and then an upgrade.
@@ -92,14 +150,9 @@ impl Ring {
         }
     }
 
-    /// The producer position, without the stream bit.
-    pub(super) fn tail_pos(&self) -> u64 {
-        self.ctrl().tail.0.pos.load(Ordering::SeqCst) & !STREAM_BIT
-    }
-
     /// Copies `data` into the cells from `pos` and commits them; returns cells used.
     pub(super) fn write_commit(&self, pos: u64, data: &[u8], flags: u32) -> u64 {
-        let per = self.data_per_cell;
+        let per = self.map.data_per_cell;
         for (j, chunk) in data.chunks(per).enumerate() {
             // SAFETY: the cells pos..pos+k are claimed by this thread (CAS on tail) and
             // free (seq checked), so nobody else reads or writes their data; each chunk
@@ -133,54 +186,31 @@ impl Ring {
         k
     }
 
+    /// After the commit of `messages` messages: counts them when the ring is bounded,
+    /// and wakes the sleeping consumers (Dekker pair: our CAS of `tail` precedes the
+    /// load of `sleepers`, see [`Mapped::wake_data`](super::super::Mapped::wake_data)).
     pub(super) fn after_commit(&self, messages: u64) {
-        let ctrl = self.ctrl();
-        if self.max_messages != 0 {
-            ctrl.count.0.n.fetch_add(messages as i64, Ordering::Relaxed);
+        if self.map.max_messages != 0 {
+            let count = &self.ctrl().count.0.n;
+            count.fetch_add(messages as i64, Ordering::Relaxed);
         }
-        // Dekker with `wait_data`: our CAS of `tail` (SeqCst) precedes this load; a
-        // consumer increments `sleepers` (SeqCst) before it reads `tail`. Either it sees
-        // our claim and does not sleep long, or we see it and wake it.
-        let w = &ctrl.data.0;
-        if w.sleepers.load(Ordering::SeqCst) != 0 {
-            w.epoch.fetch_add(1, Ordering::SeqCst);
-            sys::futex_wake(&w.epoch, u32::MAX);
-        }
-        if w.watchers.load(Ordering::Relaxed) != 0 {
-            let _ = sys::eventfd_signal(self.event.as_fd());
-        }
-    }
-
-    /// Puts one message (at most [`max_inline`](Self::max_inline) bytes) without waiting.
-    pub(crate) fn try_put(&self, data: &[u8], flags: u32) -> Result<(), PutFail> {
-        debug_assert!(
-            !self.spsc,
-            "a single-producer ring is written through `put`"
-        );
-        debug_assert!(data.len() <= self.max_inline());
-        let (slot, token) = self.my_slot().map_err(|_| PutFail::Full { blocked: 0 })?;
-        let k = self.cells_for(data.len());
-        let pos = self.claim_put(k, slot, token, false)?;
-        self.write_commit(pos, data, flags);
-        slot.put_pos.store(IDLE, Ordering::Release);
-        self.after_commit(u64::from(flags & (F_PART_MID | F_PART_END) == 0));
-        Ok(())
+        self.map.wake_data();
     }
 
     /// Puts as many of `msgs` as fit, in one claim; returns how many were put.
     /// Every message must be at most `max_inline` bytes.
     pub(crate) fn try_put_batch(&self, msgs: &[&[u8]]) -> Result<usize, PutFail> {
-        let (slot, token) = self.my_slot().map_err(|_| PutFail::Full { blocked: 0 })?;
+        let (slot, token) = self.my_slot().ok_or(PutFail::Full { blocked: 0 })?;
         let mut n = msgs.len();
-        if self.max_messages != 0 {
+        if self.map.max_messages != 0 {
             let count = self.ctrl().count.0.n.load(Ordering::Relaxed).max(0) as u64;
-            n = n.min(self.max_messages.saturating_sub(count) as usize);
+            n = n.min(self.map.max_messages.saturating_sub(count) as usize);
         }
         let mut k: u64 = 0;
         let mut take = 0;
         for m in &msgs[..n] {
             let c = self.cells_for(m.len());
-            if k + c > self.cells / 2 && take > 0 {
+            if k + c > self.map.cells / 2 && take > 0 {
                 break;
             }
             k += c;
@@ -210,19 +240,6 @@ impl Ring {
         }
     }
 
-    /// Puts one message, waiting for room until `deadline`.
-    pub(crate) fn put(&self, data: &[u8], deadline: Deadline) -> Result<(), WaitFail> {
-        if self.spsc {
-            return self.spsc_put(data, deadline);
-        }
-        if data.len() > self.max_inline() {
-            return self.put_streamed(data, deadline);
-        }
-        self.wait_loop(deadline, false, || {
-            self.try_put(data, 0).map_err(|f| self.put_blocked(f))
-        })
-    }
-
     /// Puts a batch, waiting for room; returns how many were put (all unless closed
     /// or timed out, in which case the error comes with the count already put).
     pub(crate) fn put_batch(
@@ -231,13 +248,6 @@ impl Ring {
         deadline: Deadline,
     ) -> Result<(), (usize, WaitFail)> {
         let mut done = 0;
-        if self.spsc {
-            for m in msgs {
-                self.spsc_put(m, deadline).map_err(|e| (done, e))?;
-                done += 1;
-            }
-            return Ok(());
-        }
         while done < msgs.len() {
             if msgs[done].len() > self.max_inline() {
                 self.put_streamed(msgs[done], deadline)

@@ -1,5 +1,8 @@
-use super::*;
+use std::sync::Arc;
 use std::time::Duration;
+
+use super::super::{PutFail, WaitFail};
+use super::*;
 
 fn ring(cells: usize) -> Ring {
     Ring::create(RingConfig {
@@ -66,7 +69,7 @@ fn dead_producer_claim_becomes_tombstone() {
     // Forge a claim by a dead process: slot owned by pid 0x7fff_fff0 (never a live pid
     // on a default pid_max), covering two cells at the tail.
     let tail = r.ctrl().tail.0.pos.load(Ordering::SeqCst);
-    let s = r.slot_at(SLOTS - 1);
+    let s = r.map.slot_at(SLOTS - 1);
     s.owner.store(0x7fff_fff0u64 << 32 | 1, Ordering::SeqCst);
     s.put_cells.store(2, Ordering::SeqCst);
     s.put_pos.store(tail, Ordering::SeqCst);
@@ -85,7 +88,7 @@ fn a_dead_consumers_message_is_put_again_by_a_producer() {
     r.try_put(b"1", 0).unwrap();
     r.try_put(b"2", 0).unwrap();
     // A dead consumer claimed the first message and never released it.
-    let s = r.slot_at(SLOTS - 2);
+    let s = r.map.slot_at(SLOTS - 2);
     s.owner.store(0x7fff_fff1u64 << 32 | 1, Ordering::SeqCst);
     s.get_cells.store(1, Ordering::SeqCst);
     s.get_pos.store(0, Ordering::SeqCst);
@@ -105,7 +108,7 @@ fn a_dead_consumers_message_is_put_again_by_a_waiting_consumer() {
     let big = vec![9u8; 150]; // four cells
     r.try_put(&big, 0).unwrap();
     let cells = r.cells_for(big.len());
-    let s = r.slot_at(SLOTS - 2);
+    let s = r.map.slot_at(SLOTS - 2);
     s.owner.store(0x7fff_fff1u64 << 32 | 1, Ordering::SeqCst);
     s.get_cells.store(cells, Ordering::SeqCst);
     s.get_pos.store(0, Ordering::SeqCst);
@@ -128,7 +131,7 @@ fn a_dead_consumers_message_is_put_again_by_a_waiting_consumer() {
 fn close_drains_then_reports_closed() {
     let r = ring(4);
     r.try_put(b"x", 0).unwrap();
-    r.close();
+    r.mapped().close();
     assert_eq!(r.try_put(b"y", 0), Err(PutFail::Closed));
     assert_eq!(get_vec(&r).unwrap(), b"x");
     assert_eq!(get_vec(&r), Err(GetFail::Closed));
@@ -182,7 +185,7 @@ fn a_dead_consumers_message_keeps_its_unit_of_the_message_bound() {
     r.try_put(b"held", 0).unwrap();
     assert!(matches!(r.try_put(b"x", 0), Err(PutFail::Full { .. })));
     // A dead consumer claimed the message and never released it.
-    let s = r.slot_at(SLOTS - 3);
+    let s = r.map.slot_at(SLOTS - 3);
     s.owner.store(0x7fff_fff2u64 << 32 | 1, Ordering::SeqCst);
     s.get_cells.store(1, Ordering::SeqCst);
     s.get_pos.store(0, Ordering::SeqCst);
@@ -200,7 +203,7 @@ fn a_dead_consumers_message_keeps_its_unit_of_the_message_bound() {
 /// CASed `tail` and then stopped), in slot `slot`; returns its first position.
 fn forge_put_claim(r: &Ring, slot: usize, pid: u32, cells: u64) -> u64 {
     let tail = r.ctrl().tail.0.pos.load(Ordering::SeqCst);
-    let s = r.slot_at(slot);
+    let s = r.map.slot_at(slot);
     s.owner.store(u64::from(pid) << 32 | 1, Ordering::SeqCst);
     s.put_cells.store(cells, Ordering::SeqCst);
     s.put_pos.store(tail, Ordering::SeqCst);
@@ -232,7 +235,10 @@ fn the_repair_of_a_dead_claim_stops_at_a_live_claim() {
     assert!(matches!(get_vec(&r), Err(GetFail::Empty { pos }) if pos == live));
     let body = vec![5u8; 5 * 48];
     r.write_commit(live, &body, 0);
-    r.slot_at(SLOTS - 2).put_pos.store(IDLE, Ordering::SeqCst);
+    r.map
+        .slot_at(SLOTS - 2)
+        .put_pos
+        .store(IDLE, Ordering::SeqCst);
     assert_eq!(get_vec(&r).unwrap(), body);
     assert_eq!(get_vec(&r).unwrap(), b"after");
 }
@@ -244,7 +250,7 @@ fn a_dead_consumers_record_without_its_claim_leaves_the_message_alone() {
     // A consumer killed between writing its record and its CAS of `head`: the message
     // was never claimed, and must neither be put again nor freed under `head`.
     let head = r.ctrl().head.0.pos.load(Ordering::SeqCst);
-    let s = r.slot_at(SLOTS - 2);
+    let s = r.map.slot_at(SLOTS - 2);
     s.owner.store(0x7fff_fff1u64 << 32 | 1, Ordering::SeqCst);
     s.get_cells.store(1, Ordering::SeqCst);
     s.get_pos.store(head, Ordering::SeqCst);

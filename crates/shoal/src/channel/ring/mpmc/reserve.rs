@@ -5,8 +5,10 @@ use std::sync::atomic::Ordering;
 
 use crate::sys::Deadline;
 
-use super::layout::*;
-use super::{Ring, WaitFail, TOMB_BIT};
+use super::super::layout::*;
+use super::super::wait::Blocking;
+use super::super::WaitFail;
+use super::{Ring, TOMB_BIT};
 
 /// Cells claimed for one message of a known length, written in place and committed by
 /// [`commit`](Reservation::commit). Dropped without a commit, the cells become
@@ -29,11 +31,7 @@ impl Ring {
         deadline: Deadline,
     ) -> Result<Reservation<'_>, WaitFail> {
         debug_assert!(len <= self.max_inline());
-        debug_assert!(
-            !self.spsc,
-            "only queues (multi-producer rings) reserve in place"
-        );
-        let Ok((slot, token)) = self.my_slot() else {
+        let Some((slot, token)) = self.my_slot() else {
             return Err(WaitFail::Timeout);
         };
         let k = self.cells_for(len);
@@ -67,7 +65,7 @@ impl Reservation<'_> {
     /// empty slice once `len` bytes are written). Call [`advance`](Self::advance) with how
     /// many were filled.
     pub(crate) fn chunk_mut(&mut self) -> &mut [u8] {
-        let per = self.ring.data_per_cell;
+        let per = self.ring.map.data_per_cell;
         let cell = (self.written / per) as u64;
         let off = self.written % per;
         let n = (per - off).min(self.len - self.written);
