@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::codec;
 use crate::handoff;
 use crate::pool::chunk::Chunk;
 use crate::pool::job::{Job, Piece};
 use crate::pool::shared::Shared;
-use crate::pool::{task, wire, TaskError};
+use crate::pool::{wire, TaskError};
 
 /// Descriptors one task argument may carry (the kernel's limit for one message).
 const MAX_FDS_PER_ITEM: usize = 253;
@@ -48,7 +49,7 @@ pub(crate) fn feed<A: Serialize>(
                 let at = msg.len();
                 // Descriptors in the argument (sockets, files, shoal objects) are collected;
                 // such an item travels in a chunk of its own, its descriptors beside it.
-                let r = wire::push_item(&mut msg, |out| task::CODEC.encode_into(&a, out));
+                let r = wire::push_item(&mut msg, |out| codec::bincode_append(&a, out));
                 let fds = handoff::take_captured();
                 let r = r.map_err(|e| format!("could not encode the argument: {e}"));
                 let r = match r {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::pool::async_result::decode;
+use crate::pool::async_result::{decode, decode_in_place};
 use crate::pool::feed::feed;
 use crate::pool::job::{Job, Piece};
 use crate::pool::progress::Progress;
@@ -294,7 +294,7 @@ where
             for (j, &end) in p.ends.iter().enumerate().skip(*k) {
                 let end = end as usize;
                 let i = p.first + j as u64;
-                let r = decode(i, &p.data[start..end]);
+                let r = decode_in_place(i, &p.data[start..], end - start);
                 start = end;
                 *k = j + 1;
                 self.yielded += 1;

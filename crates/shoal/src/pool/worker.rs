@@ -293,7 +293,9 @@ pub(crate) fn worker_main(args: WorkerArgs) -> i32 {
                 None
             };
             for item in 0..view.count {
-                let Some(arg) = view.items.item() else { break };
+                let Some((arg, len)) = view.items.item_in_place() else {
+                    break;
+                };
                 let Some(t) = task else {
                     let m = format!("no task number {} in this executable", view.task);
                     out.failed(view.chunk, item, wire::CODEC_FAILED, &m);
@@ -307,8 +309,8 @@ pub(crate) fn worker_main(args: WorkerArgs) -> i32 {
                 let data = &mut out.data;
                 let r = catch_unwind(AssertUnwindSafe(|| match fds.take() {
                     // The argument's shoal objects and `Fd`s take these by index.
-                    Some(fds) => handoff::importing(fds, || (t.run)(arg, data)),
-                    None => (t.run)(arg, data),
+                    Some(fds) => handoff::importing(fds, || (t.run)(arg, len, data)),
+                    None => (t.run)(arg, len, data),
                 }));
                 me.end();
                 match r {
