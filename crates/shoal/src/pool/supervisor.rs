@@ -329,12 +329,8 @@ impl Supervisor {
                 }
                 _ => Duration::from_millis(200),
             };
-            match self.shared.results.get_bytes_many(TAKE, Some(wait)) {
-                Ok(msgs) => {
-                    for m in &msgs {
-                        self.handle(m);
-                    }
-                }
+            match self.take_messages(wait) {
+                Ok(_) => {}
                 Err(e) if e.is_timeout() => {}
                 Err(_) => return,
             }
@@ -507,6 +503,15 @@ impl Supervisor {
                 let _ = q.put_bytes_many(&msgs);
             }
         }
+    }
+
+    /// Handles the messages on the result queue, read where they lie in the ring (no
+    /// copy, no allocation per message), waiting up to `wait` for the first.
+    fn take_messages(&mut self, wait: Duration) -> Result<usize, crate::channel::GetError> {
+        let shared = Arc::clone(&self.shared);
+        shared
+            .results
+            .get_bytes_with(TAKE, Some(wait), |m| self.handle(m))
     }
 
     fn handle(&mut self, m: &[u8]) {
@@ -776,16 +781,8 @@ impl Supervisor {
                 }
                 killed = true;
             }
-            match self
-                .shared
-                .results
-                .get_bytes_many(TAKE, Some(Duration::from_millis(50)))
-            {
-                Ok(msgs) => {
-                    for m in &msgs {
-                        self.handle(m);
-                    }
-                }
+            match self.take_messages(Duration::from_millis(50)) {
+                Ok(_) => {}
                 Err(e) if e.is_timeout() => {}
                 Err(_) => break,
             }
