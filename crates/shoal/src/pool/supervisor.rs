@@ -446,6 +446,10 @@ impl Supervisor {
         }
         let limit = TASK_RING / 2;
         let mut batches: Vec<Vec<usize>> = vec![Vec::new(); self.workers.len()];
+        // The worker of the previous chunk, while it has room in its window: runs of
+        // consecutive items go to one worker, so their results come back as one run
+        // (one piece for the caller, not one per item, when chunks are small).
+        let mut last: Option<usize> = None;
         while let Some(c) = self.ready.front() {
             if c.job.lock().abandoned {
                 let c = self.ready.pop_front().expect("front");
@@ -455,22 +459,34 @@ impl Supervisor {
             let cost = c.cost();
             let count = u64::from(c.count);
             let max_tasks = self.cfg.max_tasks;
-            let best = self
-                .workers
-                .iter()
-                .enumerate()
-                .filter(|(_, w)| {
-                    w.live()
-                        && !w.retiring
-                        && w.killed_for.is_none()
-                        && (max_tasks == 0 || w.total < max_tasks)
-                        && (w.assigned.is_empty()
-                            || (w.cost + cost <= limit
-                                && (w.assigned.len() < 2 || w.items + count <= w.window())))
+            let fits = |w: &Worker| {
+                w.live()
+                    && !w.retiring
+                    && w.killed_for.is_none()
+                    && (max_tasks == 0 || w.total < max_tasks)
+                    && (w.assigned.is_empty()
+                        || (w.cost + cost <= limit
+                            && (w.assigned.len() < 2 || w.items + count <= w.window())))
+            };
+            let same_job = |w: &Worker| {
+                w.assigned.back().is_some_and(|b| {
+                    Arc::ptr_eq(&b.job, &c.job) && b.first + u64::from(b.count) == c.first
                 })
-                .min_by_key(|(_, w)| w.items)
-                .map(|(i, _)| i);
+            };
+            let sticky = last.filter(|&i| {
+                let w = &self.workers[i];
+                fits(w) && same_job(w) && w.items + count <= w.window()
+            });
+            let best = sticky.or_else(|| {
+                self.workers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, w)| fits(w))
+                    .min_by_key(|(_, w)| w.items)
+                    .map(|(i, _)| i)
+            });
             let Some(i) = best else { break };
+            last = Some(i);
             let c = self.ready.pop_front().expect("front");
             let w = &mut self.workers[i];
             if w.assigned.is_empty() {
