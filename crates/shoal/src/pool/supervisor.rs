@@ -450,8 +450,11 @@ impl Supervisor {
         // consecutive items go to one worker, so their results come back as one run
         // (one piece for the caller, not one per item, when chunks are small).
         let mut last: Option<usize> = None;
+        // The job last seen not abandoned: its other chunks need not lock it again.
+        let mut live_job: Option<Arc<Job>> = None;
         while let Some(c) = self.ready.front() {
-            if c.job.lock().abandoned {
+            let known = live_job.as_ref().is_some_and(|j| Arc::ptr_eq(j, &c.job));
+            if !known && c.job.lock().abandoned {
                 let c = self.ready.pop_front().expect("front");
                 c.fail(0, c.count, &TaskError::Terminated { task: 0 });
                 continue;
@@ -487,6 +490,9 @@ impl Supervisor {
             });
             let Some(i) = best else { break };
             last = Some(i);
+            if !known {
+                live_job = Some(Arc::clone(&c.job));
+            }
             let c = self.ready.pop_front().expect("front");
             let w = &mut self.workers[i];
             if w.assigned.is_empty() {
@@ -560,6 +566,9 @@ impl Supervisor {
             return;
         }
         let pid = w.pid;
+        // Items this message returns: the pace is measured once per message (one clock
+        // reading, however many small chunks it closes).
+        let mut returned = 0u32;
         // Pieces for the job of the current chunk; a run of results grows in `run`.
         let mut batch: Vec<Piece> = Vec::new();
         let mut batch_job: Option<Arc<Job>> = None;
@@ -634,7 +643,7 @@ impl Supervisor {
             let head_count = head.count;
             w.cursor += n;
             w.items -= u64::from(n);
-            w.returned(n);
+            returned += n;
             if w.cursor == head_count {
                 let done = w.assigned.pop_front().expect("head");
                 w.cost -= done.cost();
@@ -644,6 +653,9 @@ impl Supervisor {
         batch.extend(run.take());
         if let Some(j) = batch_job {
             j.deliver(batch);
+        }
+        if returned > 0 {
+            w.returned(returned);
         }
     }
 
