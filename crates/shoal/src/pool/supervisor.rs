@@ -656,6 +656,7 @@ impl Supervisor {
         }
         if returned > 0 {
             w.returned(returned);
+            self.shared.set_pace(w.ns_per_item);
         }
     }
 
