@@ -444,7 +444,11 @@ impl Supervisor {
         if self.ready.is_empty() {
             return;
         }
-        let limit = TASK_RING / 2;
+        // A quarter of the ring: a worker reads its chunks where they lie, so the cells
+        // of the batch it runs stay taken until the batch ends, though their results
+        // may already be back (and their cost freed here). What is counted plus what
+        // such a batch holds stays within half the ring: a put never waits.
+        let limit = TASK_RING / 4;
         let mut batches: Vec<Vec<usize>> = vec![Vec::new(); self.workers.len()];
         // The worker of the previous chunk, while it has room in its window: runs of
         // consecutive items go to one worker, so their results come back as one run
