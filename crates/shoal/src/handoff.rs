@@ -130,10 +130,17 @@ pub(crate) fn capturing<R>(f: impl FnOnce() -> R) -> R {
 
 /// Inside [`capturing`]: the descriptors met since the last call (none allocates
 /// nothing).
+#[inline]
 pub(crate) fn take_captured() -> Vec<OwnedFd> {
+    // Tested inline on every value: most carry no descriptor.
     if !EXPORTED.get() {
         return Vec::new();
     }
+    take_exported()
+}
+
+/// The slow path of [`take_captured`]: some value exported descriptors.
+fn take_exported() -> Vec<OwnedFd> {
     EXPORTED.set(false);
     CURRENT.with(|c| match c.borrow_mut().as_mut() {
         Some(Handoff::Export(fds)) if !fds.is_empty() => std::mem::take(fds),

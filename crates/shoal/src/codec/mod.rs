@@ -6,6 +6,8 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+mod append;
+
 fn config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
@@ -131,6 +133,49 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError>
         });
     }
     Ok(value)
+}
+
+/// Appends the bincode encoding of `value` to `out`, as [`Codec::encode_into`] with
+/// [`Codec::Bincode`] does but without its per-call costs (for the pool, which encodes
+/// millions of small values): the fast serializer of `append.rs`, and bincode itself
+/// only when that gives up, for bincode's error.
+#[inline]
+pub(crate) fn bincode_append<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    let at = out.len();
+    if append::append(value, out).is_ok() {
+        return Ok(());
+    }
+    out.truncate(at);
+    Codec::Bincode.encode_into(value, out)
+}
+
+/// Decodes the bincode value that takes exactly the first `len` bytes of `bytes`.
+///
+/// The bytes after them may belong to other values: given them, bincode reads its
+/// integers in one step instead of byte by byte, so callers pass the rest of their
+/// buffer, not a slice cut to the value.
+///
+/// # Errors
+/// When those bytes are not a valid encoding of a `T`, or when the value ends before or
+/// after `len` bytes.
+#[inline]
+pub(crate) fn bincode_decode_prefix<T: DeserializeOwned>(
+    bytes: &[u8],
+    len: usize,
+) -> Result<T, CodecError> {
+    match bytes.get(..len) {
+        Some(own) => match bincode::serde::decode_from_slice(bytes, config()) {
+            Ok((value, used)) if used == len => Ok(value),
+            // Read past its end, or failed: decoding its own bytes alone says why.
+            _ => decode(own),
+        },
+        None => Err(CodecError {
+            message: format!("a {len}-byte message was cut to {} bytes", bytes.len()),
+        }),
+    }
 }
 
 /// A wire format for typed channel messages.

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+use crate::codec;
 use crate::pool::job::{Job, JobState, Piece};
 use crate::pool::shared::Shared;
-use crate::pool::{task, TaskError};
+use crate::pool::TaskError;
 
 /// Turns the outcomes of a job into the caller's value.
 type Finish<T> = fn(Vec<Piece>, u64) -> Result<T, TaskError>;
@@ -79,8 +80,18 @@ pub(crate) fn finish_all<R: DeserializeOwned>(
         if p.first != expect {
             return Err(TaskError::Terminated { task: expect });
         }
-        for k in 0..p.len() as usize {
-            out.push(decode(p.first + k as u64, p.outcome(k)?)?);
+        if let Some(e) = &p.error {
+            return Err(e.clone());
+        }
+        let mut start = 0;
+        for (k, &end) in p.ends.iter().enumerate() {
+            let end = end as usize;
+            out.push(decode_in_place(
+                p.first + k as u64,
+                &p.data[start..],
+                end - start,
+            )?);
+            start = end;
         }
         expect += p.len();
     }
@@ -92,7 +103,18 @@ pub(crate) fn finish_all<R: DeserializeOwned>(
 
 /// Decodes the result of item `i`.
 pub(crate) fn decode<R: DeserializeOwned>(i: u64, bytes: &[u8]) -> Result<R, TaskError> {
-    task::CODEC.decode(bytes).map_err(|e| TaskError::Codec {
+    decode_in_place(i, bytes, bytes.len())
+}
+
+/// Decodes the result of item `i`, the first `len` bytes of `bytes` (the results after
+/// it may follow: see `codec::bincode_decode_prefix`).
+#[inline]
+pub(crate) fn decode_in_place<R: DeserializeOwned>(
+    i: u64,
+    bytes: &[u8],
+    len: usize,
+) -> Result<R, TaskError> {
+    codec::bincode_decode_prefix(bytes, len).map_err(|e| TaskError::Codec {
         task: i,
         error: crate::codec::CodecError::new(format!("could not decode the result: {e}")),
     })

@@ -1,15 +1,17 @@
 //! Turning the items of a call into chunk messages, on the caller's thread (so that
 //! encoding runs beside the supervisor, not in it).
 
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::codec;
 use crate::handoff;
 use crate::pool::chunk::Chunk;
 use crate::pool::job::{Job, Piece};
 use crate::pool::shared::Shared;
-use crate::pool::{task, wire, TaskError};
+use crate::pool::{wire, TaskError};
 
 /// Descriptors one task argument may carry (the kernel's limit for one message).
 const MAX_FDS_PER_ITEM: usize = 253;
@@ -32,6 +34,9 @@ pub(crate) fn feed<A: Serialize>(
     let mut failed = Vec::new();
     let mut exhausted = false;
     let mut taken = 0u64;
+    // The chunks without descriptors share one empty list (one allocation per call,
+    // not one per chunk).
+    let no_fds: Arc<Vec<OwnedFd>> = Arc::default();
     // One handoff for all the items: each item's descriptors are taken after it.
     handoff::capturing(|| {
         'outer: while taken < max {
@@ -48,7 +53,7 @@ pub(crate) fn feed<A: Serialize>(
                 let at = msg.len();
                 // Descriptors in the argument (sockets, files, shoal objects) are collected;
                 // such an item travels in a chunk of its own, its descriptors beside it.
-                let r = wire::push_item(&mut msg, |out| task::CODEC.encode_into(&a, out));
+                let r = wire::push_item(&mut msg, |out| codec::bincode_append(&a, out));
                 let fds = handoff::take_captured();
                 let r = r.map_err(|e| format!("could not encode the argument: {e}"));
                 let r = match r {
@@ -67,7 +72,7 @@ pub(crate) fn feed<A: Serialize>(
                     Ok(()) => {
                         let item = msg.split_off(at + 4);
                         msg.truncate(at);
-                        push_chunk(&mut chunks, id, job, first, count, msg);
+                        push_chunk(&mut chunks, id, job, &no_fds, first, count, msg);
                         let own = shared.chunk_id();
                         let mut msg = wire::chunk_from_items(own, task, &[&item]);
                         wire::mark_with_fds(&mut msg);
@@ -83,7 +88,7 @@ pub(crate) fn feed<A: Serialize>(
                     }
                     Err(message) => {
                         msg.truncate(at);
-                        push_chunk(&mut chunks, id, job, first, count, msg);
+                        push_chunk(&mut chunks, id, job, &no_fds, first, count, msg);
                         failed.push(Piece::failed(
                             index,
                             TaskError::Codec {
@@ -96,7 +101,7 @@ pub(crate) fn feed<A: Serialize>(
                 first = index + 1;
                 continue 'outer;
             }
-            push_chunk(&mut chunks, id, job, first, count, msg);
+            push_chunk(&mut chunks, id, job, &no_fds, first, count, msg);
             first += u64::from(count);
             if exhausted {
                 break;
@@ -123,6 +128,7 @@ fn push_chunk(
     chunks: &mut Vec<Chunk>,
     id: u64,
     job: &Arc<Job>,
+    no_fds: &Arc<Vec<OwnedFd>>,
     first: u64,
     count: u32,
     mut msg: Vec<u8>,
@@ -136,7 +142,7 @@ fn push_chunk(
             count,
             attempt: 0,
             msg,
-            fds: Arc::default(),
+            fds: Arc::clone(no_fds),
         });
     }
 }

@@ -356,6 +356,9 @@ impl Pool {
         );
         let _ = f;
         it.set_deadline(deadline.map(|(d, _)| d));
+        if self.chunksize.is_none() {
+            it.adapt_chunks();
+        }
         let mut failures = Vec::new();
         let finished = it.collect_outcomes(&mut out, &mut failures);
         if !finished {

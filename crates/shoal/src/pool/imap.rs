@@ -9,12 +9,15 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::pool::async_result::decode;
+use crate::pool::async_result::{decode, decode_in_place};
 use crate::pool::feed::feed;
 use crate::pool::job::{Job, Piece};
 use crate::pool::progress::Progress;
 use crate::pool::shared::Shared;
 use crate::pool::{TaskError, TimedOut};
+
+/// The time one automatic chunk should take a worker, by the workers' pace.
+const CHUNK_NS: u64 = 2_000_000;
 
 /// What [`IMap::fill`] found.
 enum Fill {
@@ -56,6 +59,10 @@ pub struct IMap<'p, I, R> {
     task: u32,
     input: Option<I>,
     chunksize: usize,
+    /// The chunk size was chosen by the pool: chunks shrink (never below one item, never
+    /// above the first size) to take about [`CHUNK_NS`] each by the workers' pace, so
+    /// that slow tasks are spread evenly and fast ones still travel in long chunks.
+    auto_chunks: Option<usize>,
     max_in_flight: u64,
     ordered: bool,
     submitted: u64,
@@ -104,6 +111,7 @@ impl<'p, I, R> IMap<'p, I, R> {
             task,
             input: Some(input),
             chunksize: chunksize.max(1),
+            auto_chunks: None,
             max_in_flight: max_in_flight.max(chunksize as u64),
             ordered,
             submitted: 0,
@@ -189,6 +197,7 @@ where
             }
             // Top up the input while there is room.
             let in_flight = self.in_flight();
+            self.chunksize = self.next_chunksize();
             if let Some(input) = &mut self.input {
                 let room = self.max_in_flight.saturating_sub(in_flight);
                 // Refill by whole chunks, not item by item.
@@ -294,7 +303,7 @@ where
             for (j, &end) in p.ends.iter().enumerate().skip(*k) {
                 let end = end as usize;
                 let i = p.first + j as u64;
-                let r = decode(i, &p.data[start..end]);
+                let r = decode_in_place(i, &p.data[start..], end - start);
                 start = end;
                 *k = j + 1;
                 self.yielded += 1;
@@ -314,6 +323,23 @@ where
     /// Items yielded (or collected) so far.
     pub(crate) fn yielded(&self) -> u64 {
         self.yielded
+    }
+
+    /// Lets the chunk size adapt to the task's cost (see `auto_chunks`): the pool chose
+    /// it, the caller did not.
+    pub(crate) fn adapt_chunks(&mut self) {
+        self.auto_chunks = Some(self.chunksize);
+    }
+
+    /// The chunk size for the next items: by the workers' pace when it adapts.
+    fn next_chunksize(&self) -> usize {
+        match (self.auto_chunks, self.shared.pace()) {
+            (Some(first), pace) if pace > 0 => {
+                let by_pace = (CHUNK_NS / pace).clamp(1, first as u64);
+                by_pace as usize
+            }
+            _ => self.chunksize,
+        }
     }
 
     /// Sets the deadline of the waits that follow (`None`: wait as long as needed).
@@ -398,5 +424,34 @@ impl<I, R> Drop for IMap<'_, I, R> {
         let mut st = self.job.lock();
         st.abandoned = true;
         st.arrived.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn automatic_chunks_follow_the_workers_pace_below_the_first_size() {
+        let shared = Arc::new(Shared::new().unwrap());
+        let progress = Progress::new(false, None);
+        let mut it: IMap<'_, _, u64> =
+            IMap::new(&shared, Ok(0), 0..10u64, 4096, 1 << 16, true, progress);
+        assert_eq!(it.next_chunksize(), 4096);
+        shared.set_pace(1_000);
+        assert_eq!(
+            it.next_chunksize(),
+            4096,
+            "a chunk size the caller chose stays"
+        );
+        it.adapt_chunks();
+        shared.set_pace(0);
+        assert_eq!(it.next_chunksize(), 4096, "no pace known yet");
+        shared.set_pace(1_000);
+        assert_eq!(it.next_chunksize(), (CHUNK_NS / 1_000) as usize);
+        shared.set_pace(10 * CHUNK_NS);
+        assert_eq!(it.next_chunksize(), 1, "a slow task travels alone");
+        shared.set_pace(1);
+        assert_eq!(it.next_chunksize(), 4096, "never above the first size");
     }
 }

@@ -47,6 +47,9 @@ pub(crate) struct Shared {
     pub(crate) wake_sent: AtomicBool,
     next_chunk: AtomicU64,
     pub(crate) stopped: AtomicBool,
+    /// The time per item of the last worker that returned results, ns (0: not known
+    /// yet): what automatic chunking sizes its chunks by.
+    pace_ns: AtomicU64,
     pub(crate) pids: Mutex<Vec<u32>>,
 }
 
@@ -59,6 +62,7 @@ impl Shared {
             wake_sent: AtomicBool::new(false),
             next_chunk: AtomicU64::new(1),
             stopped: AtomicBool::new(false),
+            pace_ns: AtomicU64::new(0),
             pids: Mutex::new(Vec::new()),
         })
     }
@@ -70,6 +74,16 @@ impl Shared {
     /// A fresh chunk id.
     pub(crate) fn chunk_id(&self) -> u64 {
         self.next_chunk.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Records the workers' latest time per item (see `pace_ns`).
+    pub(crate) fn set_pace(&self, ns: u64) {
+        self.pace_ns.store(ns, Ordering::Relaxed);
+    }
+
+    /// The workers' latest time per item in ns, 0 while not known.
+    pub(crate) fn pace(&self) -> u64 {
+        self.pace_ns.load(Ordering::Relaxed)
     }
 
     /// Whether the supervisor has ended (every outcome it knew of was delivered).

@@ -329,12 +329,8 @@ impl Supervisor {
                 }
                 _ => Duration::from_millis(200),
             };
-            match self.shared.results.get_bytes_many(TAKE, Some(wait)) {
-                Ok(msgs) => {
-                    for m in &msgs {
-                        self.handle(m);
-                    }
-                }
+            match self.take_messages(wait) {
+                Ok(_) => {}
                 Err(e) if e.is_timeout() => {}
                 Err(_) => return,
             }
@@ -448,10 +444,21 @@ impl Supervisor {
         if self.ready.is_empty() {
             return;
         }
-        let limit = TASK_RING / 2;
+        // A quarter of the ring: a worker reads its chunks where they lie, so the cells
+        // of the batch it runs stay taken until the batch ends, though their results
+        // may already be back (and their cost freed here). What is counted plus what
+        // such a batch holds stays within half the ring: a put never waits.
+        let limit = TASK_RING / 4;
         let mut batches: Vec<Vec<usize>> = vec![Vec::new(); self.workers.len()];
+        // The worker of the previous chunk, while it has room in its window: runs of
+        // consecutive items go to one worker, so their results come back as one run
+        // (one piece for the caller, not one per item, when chunks are small).
+        let mut last: Option<usize> = None;
+        // The job last seen not abandoned: its other chunks need not lock it again.
+        let mut live_job: Option<Arc<Job>> = None;
         while let Some(c) = self.ready.front() {
-            if c.job.lock().abandoned {
+            let known = live_job.as_ref().is_some_and(|j| Arc::ptr_eq(j, &c.job));
+            if !known && c.job.lock().abandoned {
                 let c = self.ready.pop_front().expect("front");
                 c.fail(0, c.count, &TaskError::Terminated { task: 0 });
                 continue;
@@ -459,22 +466,37 @@ impl Supervisor {
             let cost = c.cost();
             let count = u64::from(c.count);
             let max_tasks = self.cfg.max_tasks;
-            let best = self
-                .workers
-                .iter()
-                .enumerate()
-                .filter(|(_, w)| {
-                    w.live()
-                        && !w.retiring
-                        && w.killed_for.is_none()
-                        && (max_tasks == 0 || w.total < max_tasks)
-                        && (w.assigned.is_empty()
-                            || (w.cost + cost <= limit
-                                && (w.assigned.len() < 2 || w.items + count <= w.window())))
+            let fits = |w: &Worker| {
+                w.live()
+                    && !w.retiring
+                    && w.killed_for.is_none()
+                    && (max_tasks == 0 || w.total < max_tasks)
+                    && (w.assigned.is_empty()
+                        || (w.cost + cost <= limit
+                            && (w.assigned.len() < 2 || w.items + count <= w.window())))
+            };
+            let same_job = |w: &Worker| {
+                w.assigned.back().is_some_and(|b| {
+                    Arc::ptr_eq(&b.job, &c.job) && b.first + u64::from(b.count) == c.first
                 })
-                .min_by_key(|(_, w)| w.items)
-                .map(|(i, _)| i);
+            };
+            let sticky = last.filter(|&i| {
+                let w = &self.workers[i];
+                fits(w) && same_job(w) && w.items + count <= w.window()
+            });
+            let best = sticky.or_else(|| {
+                self.workers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, w)| fits(w))
+                    .min_by_key(|(_, w)| w.items)
+                    .map(|(i, _)| i)
+            });
             let Some(i) = best else { break };
+            last = Some(i);
+            if !known {
+                live_job = Some(Arc::clone(&c.job));
+            }
             let c = self.ready.pop_front().expect("front");
             let w = &mut self.workers[i];
             if w.assigned.is_empty() {
@@ -509,6 +531,15 @@ impl Supervisor {
         }
     }
 
+    /// Handles the messages on the result queue, read where they lie in the ring (no
+    /// copy, no allocation per message), waiting up to `wait` for the first.
+    fn take_messages(&mut self, wait: Duration) -> Result<usize, crate::channel::GetError> {
+        let shared = Arc::clone(&self.shared);
+        shared
+            .results
+            .get_bytes_with(TAKE, Some(wait), |m| self.handle(m))
+    }
+
     fn handle(&mut self, m: &[u8]) {
         let mut r = Reader::new(m);
         match r.u8() {
@@ -539,6 +570,9 @@ impl Supervisor {
             return;
         }
         let pid = w.pid;
+        // Items this message returns: the pace is measured once per message (one clock
+        // reading, however many small chunks it closes).
+        let mut returned = 0u32;
         // Pieces for the job of the current chunk; a run of results grows in `run`.
         let mut batch: Vec<Piece> = Vec::new();
         let mut batch_job: Option<Arc<Job>> = None;
@@ -613,7 +647,7 @@ impl Supervisor {
             let head_count = head.count;
             w.cursor += n;
             w.items -= u64::from(n);
-            w.returned(n);
+            returned += n;
             if w.cursor == head_count {
                 let done = w.assigned.pop_front().expect("head");
                 w.cost -= done.cost();
@@ -623,6 +657,10 @@ impl Supervisor {
         batch.extend(run.take());
         if let Some(j) = batch_job {
             j.deliver(batch);
+        }
+        if returned > 0 {
+            w.returned(returned);
+            self.shared.set_pace(w.ns_per_item);
         }
     }
 
@@ -776,16 +814,8 @@ impl Supervisor {
                 }
                 killed = true;
             }
-            match self
-                .shared
-                .results
-                .get_bytes_many(TAKE, Some(Duration::from_millis(50)))
-            {
-                Ok(msgs) => {
-                    for m in &msgs {
-                        self.handle(m);
-                    }
-                }
+            match self.take_messages(Duration::from_millis(50)) {
+                Ok(_) => {}
                 Err(e) if e.is_timeout() => {}
                 Err(_) => break,
             }

@@ -10,17 +10,22 @@ use std::any::type_name;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::codec::Codec;
+use crate::codec::{self, Codec};
 
 /// One registered task function. Built only by [`task!`](crate::task!).
 #[doc(hidden)]
 pub struct Task {
     /// The task's type name (computed at run time: `type_name` is not `const`).
     pub name: fn() -> &'static str,
-    /// Decodes the argument from the first slice, runs the function, and appends the
-    /// encoded result to the vector. `Err` carries a decoding or encoding failure.
-    pub run: fn(&[u8], &mut Vec<u8>) -> Result<(), String>,
+    /// Decodes the argument from the first `len` bytes of the slice (the bytes after
+    /// it are the rest of the chunk), runs the function, and appends the encoded result
+    /// to the vector. `Err` carries a decoding or encoding failure.
+    pub run: RunTask,
 }
+
+/// What [`Task::run`] is: `(input, len, out)`, `Err` with the message of a failure.
+#[doc(hidden)]
+pub type RunTask = fn(&[u8], usize, &mut Vec<u8>) -> Result<(), String>;
 
 /// Every function registered with [`task!`](crate::task!) in the final binary.
 ///
@@ -60,13 +65,14 @@ macro_rules! task {
             #[linkme(crate = $crate::pool::__private::linkme)]
             static SHOAL_TASK: $crate::pool::__private::Task = $crate::pool::__private::Task {
                 name: || $crate::pool::__private::name_of($f),
-                run: |input, out| $crate::pool::__private::run_task($f, input, out),
+                run: |input, len, out| $crate::pool::__private::run_task($f, input, len, out),
             };
         };
     };
 }
 
-/// The codec of task arguments and results.
+/// The codec of task arguments and results (the pool's hot paths call its bincode
+/// functions directly: `codec::bincode_append`, `codec::bincode_decode_prefix`).
 pub(crate) const CODEC: Codec = Codec::Bincode;
 
 /// The registry name of the function item `F`.
@@ -75,22 +81,20 @@ pub fn name_of<F>(_: F) -> &'static str {
     type_name::<F>()
 }
 
-/// Decodes the argument of `f`, calls it, and appends its encoded result to `out` (the
-/// body of every registered task).
+/// Decodes the argument of `f` from the first `len` bytes of `input`, calls it, and
+/// appends its encoded result to `out` (the body of every registered task).
 #[doc(hidden)]
-pub fn run_task<F, A, R>(f: F, input: &[u8], out: &mut Vec<u8>) -> Result<(), String>
+#[inline]
+pub fn run_task<F, A, R>(f: F, input: &[u8], len: usize, out: &mut Vec<u8>) -> Result<(), String>
 where
     F: Fn(A) -> R,
     A: DeserializeOwned,
     R: Serialize,
 {
-    let arg: A = CODEC
-        .decode(input)
+    let arg: A = codec::bincode_decode_prefix(input, len)
         .map_err(|e| format!("could not decode the argument: {e}"))?;
     let r = f(arg);
-    CODEC
-        .encode_into(&r, out)
-        .map_err(|e| format!("could not encode the result: {e}"))
+    codec::bincode_append(&r, out).map_err(|e| format!("could not encode the result: {e}"))
 }
 
 /// The index in [`TASKS`] of the task registered under `name`.
@@ -133,9 +137,12 @@ mod tests {
         let i = find(name_of(twice)).unwrap();
         let mut out = Vec::new();
         let arg = CODEC.encode(&21u32).unwrap();
-        (get(i).unwrap().run)(&arg, &mut out).unwrap();
+        let mut input = arg.clone();
+        input.extend_from_slice(&[9; 12]); // the rest of a chunk
+        (get(i).unwrap().run)(&input, arg.len(), &mut out).unwrap();
         assert_eq!(CODEC.decode::<u32>(&out).unwrap(), 42);
-        assert!((get(i).unwrap().run)(&[0xff, 0xff], &mut out).is_err());
+        assert!((get(i).unwrap().run)(&[0xff, 0xff], 2, &mut out).is_err());
+        assert!((get(i).unwrap().run)(&input, arg.len() + 1, &mut out).is_err());
         assert!(find("no::such::task").is_none());
     }
 }

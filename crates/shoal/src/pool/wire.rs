@@ -129,6 +129,15 @@ impl<'a> Reader<'a> {
         let n = self.u32()? as usize;
         self.bytes(n)
     }
+
+    /// A `len u32 | bytes` field, as the rest of the message from its bytes on and its
+    /// length (a decoder reads fastest when it may look past the field's end).
+    pub(crate) fn item_in_place(&mut self) -> Option<(&'a [u8], usize)> {
+        let n = self.u32()? as usize;
+        let from = self.buf;
+        self.bytes(n)?;
+        Some((from, n))
+    }
 }
 
 /// A parsed chunk message.
@@ -196,6 +205,14 @@ mod tests {
         let v = parse_chunk(&msg).unwrap();
         assert_eq!((v.chunk, v.task, v.count), (7, 3, 3));
         assert_eq!(chunk_items(&msg), vec![&b"ab"[..], b"", b"xyz"]);
+        let mut items = parse_chunk(&msg).unwrap().items;
+        assert_eq!(
+            items.item_in_place(),
+            Some((&b"ab\0\0\0\0\x03\0\0\0xyz"[..], 2))
+        );
+        assert_eq!(items.item_in_place(), Some((&b"\x03\0\0\0xyz"[..], 0)));
+        assert_eq!(items.item_in_place(), Some((&b"xyz"[..], 3)));
+        assert_eq!(items.item_in_place(), None);
         let mut m = Vec::new();
         chunk_header(&mut m, 1, 2);
         push_item(&mut m, |o| {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::channel::Queue;
 use crate::handoff::{self, Fd};
-use crate::pool::slots::{now_ns, Slots};
+use crate::pool::slots::{now_ns, Slot, Slots};
 use crate::pool::{task, wire};
 use crate::shm::SharedMemory;
 use crate::sys;
@@ -26,7 +26,7 @@ const FDS_WAIT: Duration = Duration::from_secs(60);
 /// Results are sent at least this often while tasks keep coming.
 const FLUSH_AFTER: Duration = Duration::from_micros(500);
 /// …or when this many are waiting…
-const FLUSH_COUNT: usize = 512;
+const FLUSH_COUNT: usize = 4096;
 /// …or when they take this many bytes.
 const FLUSH_BYTES: usize = 128 * 1024;
 /// Chunks taken from the task queue at once.
@@ -255,12 +255,12 @@ fn receive_fds(sock: &UnixStream) -> Result<Vec<OwnedFd>, String> {
 }
 
 /// The worker's entry function.
-pub(crate) fn worker_main(args: WorkerArgs) -> i32 {
+pub(crate) fn worker_main(mut args: WorkerArgs) -> i32 {
     // Task panics are reported with the task; do not print them too.
     std::panic::set_hook(Box::new(|_| {}));
-    let slots = Slots::from_shm(args.slots);
+    let slots = Slots::from_shm(args.slots.clone());
     let me = slots.slot(args.slot as usize);
-    if let Some(init) = args.init {
+    if let Some(init) = args.init.take() {
         if let Err(message) = initialize(init) {
             let mut m = Vec::new();
             wire::header(&mut m, wire::INIT_FAILED, args.slot, args.generation);
@@ -271,74 +271,91 @@ pub(crate) fn worker_main(args: WorkerArgs) -> i32 {
     }
     let mut out = Outbox::new(args.slot, args.generation);
     let mut done: u64 = 0;
+    let mut go_on = true;
+    // Chunks are read where they lie in the ring (no copy, no allocation per chunk).
     // Ends when the pool closes the queue (shutting down).
-    while let Ok(batch) = args.tasks.get_bytes_many(TAKE, None) {
-        for msg in &batch {
-            let Some(mut view) = wire::parse_chunk(msg) else {
-                continue;
-            };
-            let task = task::get(view.task);
-            let mut fds = if view.with_fds {
-                match receive_fds(&args.fd_sock) {
-                    Ok(fds) => Some(fds),
-                    Err(m) => {
-                        for item in 0..view.count {
-                            out.failed(view.chunk, item, wire::CODEC_FAILED, &m);
-                            out.counted();
-                        }
-                        continue;
-                    }
-                }
-            } else {
-                None
-            };
-            for item in 0..view.count {
-                let Some(arg) = view.items.item() else { break };
-                let Some(t) = task else {
-                    let m = format!("no task number {} in this executable", view.task);
-                    out.failed(view.chunk, item, wire::CODEC_FAILED, &m);
-                    out.counted();
-                    continue;
-                };
-                let start = if args.timed { now_ns() } else { 0 };
-                me.begin(view.chunk, item, start);
-                out.open(view.chunk, item);
-                let before = out.data.len();
-                let data = &mut out.data;
-                let r = catch_unwind(AssertUnwindSafe(|| match fds.take() {
-                    // The argument's shoal objects and `Fd`s take these by index.
-                    Some(fds) => handoff::importing(fds, || (t.run)(arg, data)),
-                    None => (t.run)(arg, data),
-                }));
-                me.end();
-                match r {
-                    Ok(Ok(())) => out.lens.push((out.data.len() - before) as u32),
-                    Ok(Err(m)) => {
-                        out.data.truncate(before);
-                        out.failed(view.chunk, item, wire::CODEC_FAILED, &m);
-                    }
-                    Err(p) => {
-                        out.data.truncate(before);
-                        let m = panic_message(p.as_ref());
-                        out.failed(view.chunk, item, wire::PANICKED, &m);
-                    }
-                }
-                out.counted();
-                done += 1;
-                if out.due() && !out.flush(&args.results) {
-                    return 0;
-                }
-            }
-            if args.max_tasks != 0 && done >= args.max_tasks {
-                out.flush(&args.results);
-                return 0;
-            }
-        }
-        if !out.flush(&args.results) {
-            return 0;
+    while go_on {
+        let taken = args.tasks.get_bytes_with(TAKE, None, |msg| {
+            go_on = go_on && run_chunk(&args, &me, &mut out, &mut done, msg);
+        });
+        if taken.is_err() || !go_on || !out.flush(&args.results) {
+            break;
         }
     }
     out.flush(&args.results);
     0
+}
+
+/// Runs the tasks of the chunk message `msg`; `false` when the worker must stop (the
+/// pool closed the result queue, or `max_tasks` were run).
+fn run_chunk(
+    args: &WorkerArgs,
+    me: &Slot<'_>,
+    out: &mut Outbox,
+    done: &mut u64,
+    msg: &[u8],
+) -> bool {
+    let Some(mut view) = wire::parse_chunk(msg) else {
+        return true;
+    };
+    let task = task::get(view.task);
+    let mut fds = if view.with_fds {
+        match receive_fds(&args.fd_sock) {
+            Ok(fds) => Some(fds),
+            Err(m) => {
+                for item in 0..view.count {
+                    out.failed(view.chunk, item, wire::CODEC_FAILED, &m);
+                    out.counted();
+                }
+                return true;
+            }
+        }
+    } else {
+        None
+    };
+    for item in 0..view.count {
+        let Some((arg, len)) = view.items.item_in_place() else {
+            break;
+        };
+        let Some(t) = task else {
+            let m = format!("no task number {} in this executable", view.task);
+            out.failed(view.chunk, item, wire::CODEC_FAILED, &m);
+            out.counted();
+            continue;
+        };
+        let start = if args.timed { now_ns() } else { 0 };
+        me.begin(view.chunk, item, start);
+        out.open(view.chunk, item);
+        let before = out.data.len();
+        let data = &mut out.data;
+        let r = catch_unwind(AssertUnwindSafe(|| match fds.take() {
+            // The argument's shoal objects and `Fd`s take these by index.
+            Some(fds) => handoff::importing(fds, || (t.run)(arg, len, data)),
+            None => (t.run)(arg, len, data),
+        }));
+        me.end();
+        match r {
+            Ok(Ok(())) => out.lens.push((out.data.len() - before) as u32),
+            Ok(Err(m)) => {
+                out.data.truncate(before);
+                out.failed(view.chunk, item, wire::CODEC_FAILED, &m);
+            }
+            Err(p) => {
+                out.data.truncate(before);
+                let m = panic_message(p.as_ref());
+                out.failed(view.chunk, item, wire::PANICKED, &m);
+            }
+        }
+        out.counted();
+        *done += 1;
+        if out.due() && !out.flush(&args.results) {
+            return false;
+        }
+    }
+    if args.max_tasks != 0 && *done >= args.max_tasks {
+        out.flush(&args.results);
+        return false;
+    }
+    true
 }
 crate::entry!(worker_main);
