@@ -51,17 +51,7 @@ fn write_wire(out: &mut Vec<u8>, wire: &Wire) {
             }
             out.push(b't');
         }
-        Wire::Dict(pairs) => {
-            out.push(b'}');
-            if !pairs.is_empty() {
-                out.push(b'(');
-                for (k, v) in pairs {
-                    write_hashable(out, k);
-                    write_value(out, v);
-                }
-                out.push(b'u');
-            }
-        }
+        Wire::Dict(pairs) => write_dict(out, pairs.iter().map(|(k, v)| (k, v))),
         Wire::Call { module, name, args } => {
             write_global(out, module, name);
             write_tuple(out, args);
@@ -106,6 +96,23 @@ fn write_long(out: &mut Vec<u8>, i: &BigInt) {
         out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
     }
     out.extend_from_slice(&bytes);
+}
+
+/// A dict of `pairs`, in their order: `EMPTY_DICT`, then (unless there are none)
+/// `MARK`, the keys and values, `SETITEMS`.
+fn write_dict<'a>(
+    out: &mut Vec<u8>,
+    pairs: impl ExactSizeIterator<Item = (&'a HashableValue, &'a Value)>,
+) {
+    out.push(b'}');
+    if pairs.len() > 0 {
+        out.push(b'(');
+        for (k, v) in pairs {
+            write_hashable(out, k);
+            write_value(out, v);
+        }
+        out.push(b'u');
+    }
 }
 
 fn write_hashable(out: &mut Vec<u8>, v: &HashableValue) {
@@ -167,17 +174,7 @@ pub(crate) fn write_value(out: &mut Vec<u8>, v: &Value) {
                 write_tuple(out, items);
             }
         }
-        Value::Dict(map) => {
-            out.push(b'}');
-            if !map.is_empty() {
-                out.push(b'(');
-                for (k, v) in map {
-                    write_hashable(out, k);
-                    write_value(out, v);
-                }
-                out.push(b'u');
-            }
-        }
+        Value::Dict(map) => write_dict(out, map.iter()),
         Value::Set(items) | Value::FrozenSet(items) => {
             let name = if matches!(v, Value::Set(_)) {
                 "set"
