@@ -6,6 +6,7 @@ Python side, so this runs under any interpreter."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import pathlib
 import queue
@@ -51,15 +52,23 @@ def run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=WAIT)
 
 
-@pytest.fixture()
-def rust_server(manager_bin: str) -> Iterator[str]:
-    """A Rust manager server on a free loopback port; its `host:port`."""
-    proc = subprocess.Popen([manager_bin, "serve", KEY.decode()], stdout=subprocess.PIPE, text=True)
+@contextlib.contextmanager
+def serving(cmd: list[str]) -> Iterator[Tuple[subprocess.Popen[str], str]]:
+    """A server started with `cmd`, which prints its `ADDRESS host:port` first: the
+    process and that address; killed at the end."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:
-        yield read_address(proc)
+        yield proc, read_address(proc)
     finally:
         proc.kill()
         proc.wait(timeout=WAIT)
+
+
+@pytest.fixture()
+def rust_server(manager_bin: str) -> Iterator[str]:
+    """A Rust manager server on a free loopback port; its `host:port`."""
+    with serving([manager_bin, "serve", KEY.decode()]) as (_, address):
+        yield address
 
 
 def connected(address: str, authkey: bytes = KEY) -> RustManager:
@@ -201,17 +210,13 @@ def test_a_rust_server_keeps_plain_data_and_refuses_python_objects(rust_server: 
 
 
 def test_python_proxies_fail_once_the_rust_server_is_gone(manager_bin: str) -> None:
-    proc = subprocess.Popen([manager_bin, "serve", KEY.decode()], stdout=subprocess.PIPE, text=True)
-    try:
-        d: Any = connected(read_address(proc)).dict()
+    with serving([manager_bin, "serve", KEY.decode()]) as (proc, address):
+        d: Any = connected(address).dict()
         d["a"] = 1
         proc.kill()
         proc.wait(timeout=WAIT)
         with pytest.raises((EOFError, OSError)):
             d["a"]
-    finally:
-        proc.kill()
-        proc.wait(timeout=WAIT)
 
 
 def test_a_rust_client_and_python_proxies_share_a_dict_on_a_rust_server(rust_server: str, manager_bin: str) -> None:
@@ -281,16 +286,11 @@ def test_a_wrong_key_is_refused_by_a_rust_server(rust_server: str) -> None:
 
 
 def test_a_python_shutdown_stops_a_rust_server(manager_bin: str) -> None:
-    proc = subprocess.Popen([manager_bin, "serve", KEY.decode()], stdout=subprocess.PIPE, text=True)
-    try:
-        address = read_address(proc)
+    with serving([manager_bin, "serve", KEY.decode()]) as (proc, address):
         conn = ConnectionClient(as_tuple(address), authkey=KEY)
         assert dispatch(conn, None, "shutdown") is None
         conn.close()
         assert proc.wait(timeout=WAIT) == 0
-    finally:
-        proc.kill()
-        proc.wait(timeout=WAIT)
 
 
 PYTHON_SERVER = """
@@ -317,12 +317,8 @@ def python_server(tmp_path: pathlib.Path) -> Iterator[str]:
     """A standard-library manager server with a shared dict under `get_shared`."""
     script = tmp_path / "python_server.py"
     script.write_text(textwrap.dedent(PYTHON_SERVER))
-    proc = subprocess.Popen([sys.executable, str(script), KEY.decode()], stdout=subprocess.PIPE, text=True)
-    try:
-        yield read_address(proc)
-    finally:
-        proc.kill()
-        proc.wait(timeout=WAIT)
+    with serving([sys.executable, str(script), KEY.decode()]) as (_, address):
+        yield address
 
 
 def test_a_rust_client_reads_and_writes_a_dict_on_a_python_server(python_server: str, manager_bin: str) -> None:
