@@ -130,7 +130,18 @@ impl ServerProcess {
         &self.address
     }
 
-    /// The child's process id.
+    /// The child's process id (`None` only while the handle is being dropped).
+    ///
+    /// # Examples
+    /// ```
+    /// use shoal::manager::Server;
+    ///
+    /// let server = Server::spawn("127.0.0.1:0", b"key", &[])?;
+    /// let pid = server.pid().expect("the server runs");
+    /// assert_ne!(pid, std::process::id());
+    /// server.shutdown()?;
+    /// # Ok::<(), shoal::manager::ManagerError>(())
+    /// ```
     pub fn pid(&self) -> Option<u32> {
         self.process.as_ref().map(Process::pid)
     }
