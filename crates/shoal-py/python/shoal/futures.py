@@ -36,9 +36,8 @@ def _as_future_error(e: BaseException) -> BaseException:
 
 
 # The states of a `concurrent.futures.Future` (the same names from 3.9 to 3.13).
-_PENDING, _CANCELLED, _NOTIFIED, _FINISHED = (_base.PENDING, _base.CANCELLED,
-                                              _base.CANCELLED_AND_NOTIFIED, _base.FINISHED)
-_SETTLED = (_CANCELLED, _NOTIFIED, _FINISHED)
+_PENDING = _base.PENDING
+_SETTLED = (_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED, _base.FINISHED)
 
 
 class _Future(_cf.Future):
@@ -106,31 +105,16 @@ class _Future(_cf.Future):
             self._settle(None, _as_future_error(exc))
 
     def _settle(self, value: Any, exc: Optional[BaseException]) -> None:
-        """`set_running_or_notify_cancel` then `set_result` (or `set_exception`) in one
-        hold of the condition. (The future is never marked running: it can be
-        cancelled until its answer is in, as it could before.)"""
+        """Sets the outcome, unless the future was cancelled. (It is never marked
+        running before: it can be cancelled until its answer is in.)"""
         self._ready = True
         self._executor._futures.discard(self)
-        with self._condition:
-            if self._state == _CANCELLED:
-                self._state = _NOTIFIED
-                for waiter in self._waiters:
-                    waiter.add_cancelled(self)
-                return
-            if self._state != _PENDING:
-                return
-            if exc is None:
-                self._result = value
-                self._state = _FINISHED
-                for waiter in self._waiters:
-                    waiter.add_result(self)
-            else:
-                self._exception = exc
-                self._state = _FINISHED
-                for waiter in self._waiters:
-                    waiter.add_exception(self)
-            self._condition.notify_all()
-        self._invoke_callbacks()
+        if not self.set_running_or_notify_cancel():
+            return
+        if exc is None:
+            self.set_result(value)
+        else:
+            self.set_exception(exc)
 
 
 class ProcessPoolExecutor(_cf.Executor):
