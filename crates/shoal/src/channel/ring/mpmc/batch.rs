@@ -59,10 +59,7 @@ impl Ring {
                     pos = now;
                     continue;
                 }
-                if ctrl.geometry.0.closed.load(Ordering::Acquire) != 0 && self.tail_pos() == pos {
-                    return Err(GetFail::Closed);
-                }
-                return Err(GetFail::Empty { pos });
+                return Err(self.nothing_at(pos));
             }
             slot.get_cells.store(end - pos, Ordering::Relaxed);
             slot.get_pos.store(pos, Ordering::Relaxed);

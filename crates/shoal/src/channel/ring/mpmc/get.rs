@@ -203,10 +203,7 @@ impl Ring {
                     pos = now;
                     continue;
                 }
-                if ctrl.geometry.0.closed.load(Ordering::Acquire) != 0 && self.tail_pos() == pos {
-                    return Err(GetFail::Closed);
-                }
-                return Err(GetFail::Empty { pos });
+                return Err(self.nothing_at(pos));
             } else {
                 pos = ctrl.head.0.pos.load(Ordering::Relaxed);
             }

@@ -143,6 +143,16 @@ impl Ring {
         unsafe { claim::my_slot(self.map.segment(), self.id, self.map.slots_ptr(), resolved) }
     }
 
+    /// Why a get finds nothing at `pos`, the head it just read again: the ring is
+    /// closed and every message taken, or it is empty.
+    fn nothing_at(&self, pos: u64) -> GetFail {
+        if self.ctrl().geometry.0.closed.load(Ordering::Acquire) != 0 && self.tail_pos() == pos {
+            GetFail::Closed
+        } else {
+            GetFail::Empty { pos }
+        }
+    }
+
     /// The producer position, without the stream bit.
     fn tail_pos(&self) -> u64 {
         self.ctrl().tail.0.pos.load(Ordering::SeqCst) & !STREAM_BIT
