@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use serde::{Deserialize, Serialize};
+use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::connect::{self, backoff, now_ms, transient, Scripts, BLOCK};
@@ -210,35 +211,57 @@ pub(crate) fn run(opts: ServeOptions) -> Result<(), ClusterError> {
         .processes(opts.processes)
         .build()
         .map_err(|e| ClusterError::LocalPool(e.to_string()))?;
+    let rt = runtime()?;
+    // Watched before the first task is read: a signal that comes while the host
+    // starts is a stop, not the default action that would kill it with tasks held.
+    let (mut term, mut int) = {
+        let _in = rt.enter();
+        let watch = |kind: SignalKind, name: &str| {
+            signal(kind)
+                .map_err(|e| ClusterError::Config(format!("could not watch for {name}: {e}")))
+        };
+        (
+            watch(SignalKind::terminate(), "SIGTERM")?,
+            watch(SignalKind::interrupt(), "SIGINT")?,
+        )
+    };
     let (feed, fed) = mpsc::unbounded_channel();
-    let running = start(opts, Runner::Local(local, feed))?;
+    let running = start_on(rt, opts, Runner::Local(local, feed))?;
     running.rt.spawn(feed_loop(Arc::clone(&running.host), fed));
-    let r = running.rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| ClusterError::Config(format!("could not watch for SIGTERM: {e}")))?;
-        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-            .map_err(|e| ClusterError::Config(format!("could not watch for SIGINT: {e}")))?;
+    running.rt.block_on(async {
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
-        Ok::<(), ClusterError>(())
     });
     running.shutdown();
-    r
+    Ok(())
 }
 
-/// Connects, and starts the host's loops (reader, completer, heartbeat, reclaimer).
-pub(crate) fn start(opts: ServeOptions, runner: Runner) -> Result<Running, ClusterError> {
-    let key = opts.cluster_key()?;
-    let names = Names::new(&opts.pool)?;
-    let client = connect::client(&opts.redis)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
+/// The host's runtime: two threads carry its loops.
+fn runtime() -> Result<tokio::runtime::Runtime, ClusterError> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("shoal-host")
         .enable_all()
         .build()
-        .map_err(|e| ClusterError::Config(format!("could not start the host's runtime: {e}")))?;
+        .map_err(|e| ClusterError::Config(format!("could not start the host's runtime: {e}")))
+}
+
+/// Connects, and starts the host's loops (reader, completer, heartbeat, reclaimer).
+pub(crate) fn start(opts: ServeOptions, runner: Runner) -> Result<Running, ClusterError> {
+    start_on(runtime()?, opts, runner)
+}
+
+/// [`start`], on the runtime `rt`.
+fn start_on(
+    rt: tokio::runtime::Runtime,
+    opts: ServeOptions,
+    runner: Runner,
+) -> Result<Running, ClusterError> {
+    let key = opts.cluster_key()?;
+    let names = Names::new(&opts.pool)?;
+    let client = connect::client(&opts.redis)?;
     let (con, reader_con) = rt.block_on(async {
         let con = connect::manager(&client, &opts.redis, false).await?;
         let reader = connect::manager(&client, &opts.redis, true).await?;

@@ -115,19 +115,32 @@ def serve(url: str, pool: str, processes: Optional[int] = None, key: Optional[by
     from .pool import Pool as LocalPool
 
     processes = processes or os.cpu_count() or 1
-    host = _shoal.ClusterHost(url, pool, key, processes,
-                              prefetch if prefetch is not None else max(3, 8 * processes),
-                              lease, grace)
+    # Started before the handlers below, so that its workers keep the default ones.
     local = LocalPool(processes)
-    stopping = []
+    stopping: list = []
+    started: list = []
 
     def stop(signum: int, frame: Any) -> None:
         if not stopping:
             stopping.append(signum)
-            host.stop()
+            if started:
+                started[0].stop()
 
+    # Watched before the host reads its first task: a signal while it starts is a
+    # stop (taken up as soon as the host exists), not the default action that would
+    # kill it with tasks held.
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    try:
+        host = _shoal.ClusterHost(url, pool, key, processes,
+                                  prefetch if prefetch is not None else max(3, 8 * processes),
+                                  lease, grace)
+    except BaseException:
+        local.terminate()
+        raise
+    started.append(host)
+    if stopping:
+        host.stop()
 
     def answer(tokens: list) -> tuple:
         def done(outcomes: list) -> None:
