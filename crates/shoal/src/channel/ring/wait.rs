@@ -36,9 +36,6 @@ const SPIN_TIME: Duration = Duration::from_micros(30);
 /// Pauses between two yields of the spin phase.
 const YIELD_EVERY: u32 = 128;
 
-/// Pauses of a consumer that found nothing, between two polls of the spin phase.
-const EMPTY_BACKOFF: u32 = 9;
-
 /// Why an attempt inside a wait loop failed.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Blocked {
@@ -238,16 +235,15 @@ where
     // The spin phase also ends after SPIN_TIME of wall time: on a busy machine the
     // peer may be descheduled, and spinning through our time slice only delays it.
     let mut started: Option<Instant> = None;
-    // Pauses since the last yield: the yield cadence counts pauses, not polls, so
-    // that a consumer's backed-off empty polls yield as often as plain ones.
+    // Pauses since the last yield.
     let mut paused = 0u32;
     let mut yielded = false;
-    let mut keep_spinning = |spins: &mut u32, pauses: u32| -> bool {
+    let mut keep_spinning = |spins: &mut u32| -> bool {
         *spins += 1;
         if *spins >= *budget.get_or_insert_with(|| spin_budget_here(ring, for_data)) {
             return false;
         }
-        paused += pauses;
+        paused += 1;
         if paused >= YIELD_EVERY {
             paused = 0;
             if started.get_or_insert_with(Instant::now).elapsed() >= SPIN_TIME {
@@ -282,28 +278,21 @@ where
                 // the whole batch.
                 let mut go_on = true;
                 while !ring.room_ahead(blocked) {
-                    go_on = keep_spinning(&mut spins, 1);
+                    go_on = keep_spinning(&mut spins);
                     if !go_on {
                         break;
                     }
                 }
-                if !go_on || !keep_spinning(&mut spins, 1) {
+                if !go_on || !keep_spinning(&mut spins) {
                     break;
                 }
             }
-            Err(Blocked::Empty(_)) => {
-                // Polling the cell a producer is writing right now steals its line
-                // on every poll: pause about as long as the `tail` read that the
-                // lazy classification saves, then poll again.
-                for _ in 1..EMPTY_BACKOFF {
-                    std::hint::spin_loop();
-                }
-                if !keep_spinning(&mut spins, EMPTY_BACKOFF) {
-                    break;
-                }
-            }
+            // A consumer that found nothing polls again after one pause. A longer
+            // backoff (it was 9 pauses, meant to leave the producer's line alone) only
+            // delayed each wake-up: a pause is 25 ns on this kind of machine, and
+            // BENCHMARKS.md has the ping-pong and throughput figures of both.
             Err(_) => {
-                if !keep_spinning(&mut spins, 1) {
+                if !keep_spinning(&mut spins) {
                     break;
                 }
             }
