@@ -12,17 +12,31 @@ impl Ring {
     /// Records the calling process as a sender (`true`) or receiver of this ring: as
     /// the last one, and in the small table of those that end of stream waits for (a
     /// slot that is free or whose process died is reused).
+    #[inline]
     pub(crate) fn note_end(&self, sender: bool) {
         let pid = claim::my_pid();
+        let st = &self.ctrl().stream.0;
+        let last = if sender {
+            &st.sender_pid
+        } else {
+            &st.receiver_pid
+        };
+        // Every operation asks; only the first one of a process at this end writes.
+        if last.load(Ordering::Relaxed) != pid {
+            self.note_new_end(sender, pid);
+        }
+    }
+
+    /// [`note_end`](Ring::note_end) for a process not yet recorded as the last one.
+    #[cold]
+    #[inline(never)]
+    fn note_new_end(&self, sender: bool, pid: u32) {
         let st = &self.ctrl().stream.0;
         let (last, table) = if sender {
             (&st.sender_pid, &st.senders)
         } else {
             (&st.receiver_pid, &st.receivers)
         };
-        if last.load(Ordering::Relaxed) == pid {
-            return;
-        }
         last.store(pid, Ordering::Relaxed);
         if table.iter().any(|w| w.load(Ordering::Relaxed) == pid) {
             return;

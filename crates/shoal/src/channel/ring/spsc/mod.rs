@@ -245,29 +245,55 @@ impl Ring {
     /// after its commit and after freeing the word) sees the sleeper and wakes it, or
     /// the receiver sees the word held and only naps briefly, or it reads the word
     /// freed after the commit and finds the record.
+    #[inline]
     fn take_end<'a>(&'a self, word: &'a AtomicU64) -> Result<Held<'a>, Blocked> {
         let me = claim::my_token();
-        let mut holder = 0;
+        match word.compare_exchange(0, me, Ordering::SeqCst, Ordering::Relaxed) {
+            Ok(_) => {
+                self.note_holder_cpu(word);
+                Ok(Held(word))
+            }
+            Err(now) => self.take_held_end(word, me, now),
+        }
+    }
+
+    /// [`take_end`](Self::take_end) of a word found held by `holder`: busy while a
+    /// live thread holds it, taken over from a dead one.
+    #[cold]
+    #[inline(never)]
+    fn take_held_end<'a>(
+        &'a self,
+        word: &'a AtomicU64,
+        me: claim::Token,
+        mut holder: claim::Token,
+    ) -> Result<Held<'a>, Blocked> {
         loop {
+            if holder != 0 && (holder == me || claim::owner_alive(holder)) {
+                return Err(Blocked::Busy);
+            }
             match word.compare_exchange(holder, me, Ordering::SeqCst, Ordering::Relaxed) {
                 Ok(_) => {
-                    let sender = std::ptr::eq(word, &self.ctrl().tail.0.owner);
-                    if holder != 0 && sender {
+                    if holder != 0 && std::ptr::eq(word, &self.ctrl().tail.0.owner) {
                         self.resync_tail();
                     }
-                    let ctrl = self.ctrl();
-                    wait::note_cpu(if sender {
-                        &ctrl.tail.0.cpu
-                    } else {
-                        &ctrl.count.0.cpu
-                    });
+                    self.note_holder_cpu(word);
                     return Ok(Held(word));
                 }
-                Err(0) => holder = 0,
-                Err(now) if now != me && !claim::owner_alive(now) => holder = now,
-                Err(_) => return Err(Blocked::Busy),
+                Err(now) => holder = now,
             }
         }
+    }
+
+    /// Records the CPU of the thread that took `word` beside it (the writer's on the
+    /// writer line, the reader's on the reader line).
+    #[inline]
+    fn note_holder_cpu(&self, word: &AtomicU64) {
+        let ctrl = self.ctrl();
+        wait::note_cpu(if std::ptr::eq(word, &ctrl.tail.0.owner) {
+            &ctrl.tail.0.cpu
+        } else {
+            &ctrl.count.0.cpu
+        });
     }
 
     /// After a sender died holding the writer word: moves `tail.pos` past any record it
