@@ -274,6 +274,21 @@ def test_redis_unreachable_is_a_connection_error_and_a_missing_key_a_value_error
         cluster.Pool(f"redis://127.0.0.1:{free_port()}", "nowhere", b"short")
 
 
+def test_a_worker_host_stopped_as_soon_as_it_registers_leaves_cleanly(redis, hosts):
+    # The stop handlers are in place before the host registers (and so before it can
+    # take a task): a SIGTERM at that moment is a graceful stop, not a kill.
+    pool = unique("early")
+    hosts.append(Host(redis, pool, "a"))
+    deadline = time.monotonic() + WAIT
+    while redis.cmd("HLEN", f"shoal:{{{pool}}}:hosts") == 0:
+        assert hosts[0].proc.poll() is None, "the host exited before it registered"
+        assert time.monotonic() < deadline, "the host did not register"
+        time.sleep(0.002)
+    hosts[0].proc.send_signal(signal.SIGTERM)
+    assert hosts[0].proc.wait(WAIT) == 0
+    assert redis.cmd("HLEN", f"shoal:{{{pool}}}:hosts") == 0
+
+
 def test_a_worker_host_stopped_with_sigterm_finishes_its_task_and_leaves(redis, hosts):
     pool = unique("term")
     serve(redis, hosts, pool, ["a"])
