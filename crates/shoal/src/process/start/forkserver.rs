@@ -241,6 +241,9 @@ pub(crate) fn serve(sock: OwnedFd) -> i32 {
             match serve_one(&mut sock, &mut kids, me) {
                 Ok(true) => {}
                 Ok(false) => return 0,
+                // The requester exited with a reply unread (a thread of it was starting
+                // a child): gone, as at end of file.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return 0,
                 Err(e) => {
                     eprintln!("shoal forkserver: {e}");
                     return 1;
@@ -309,4 +312,51 @@ fn serve_one(sock: &mut Option<UnixStream>, kids: &mut Vec<Kid>, me: u32) -> io:
         }
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::entry;
+
+    fn quick(code: u8) -> i32 {
+        i32::from(code)
+    }
+    crate::entry!(quick);
+
+    #[test]
+    fn a_requester_gone_with_its_reply_unread_ends_the_server_quietly() {
+        let mut client = start_server().unwrap();
+        let boot = Bootstrap {
+            task: Task::Entry {
+                entry: entry::name_of(quick).to_owned(),
+                args: crate::handoff::encode(&0u8).unwrap().bytes,
+            },
+            name: "quick".to_owned(),
+            parent_pid: std::process::id(),
+            parent_name: "test".to_owned(),
+            daemon: false,
+            fds: Vec::new(),
+        };
+        let bytes = codec::encode(&boot).unwrap();
+        send_request(&mut client, &bytes, &[]).unwrap();
+        // The reply has come: the requester leaves without reading it.
+        let limit = Some(Duration::from_secs(30));
+        assert_eq!(
+            sys::poll_readable(&[client.sock.as_fd()], limit).unwrap(),
+            [true]
+        );
+        let Client { sock, server, .. } = client;
+        drop(sock);
+        // The server sees its requester gone (a reset, not an end of file) and exits
+        // as it does at end of file.
+        assert_eq!(
+            sys::poll_readable(&[server.pidfd.as_fd()], limit).unwrap(),
+            [true]
+        );
+        assert_eq!(
+            sys::pidfd_wait(server.pidfd.as_fd(), true).unwrap(),
+            Some(0)
+        );
+    }
 }
