@@ -295,6 +295,33 @@ fn several_objects_travel_together() {
     });
 }
 
+/// Exits with a checksum of `bytes` that also depends on their order.
+fn checksum(bytes: Vec<u8>) -> i32 {
+    let sum = bytes.iter().enumerate().fold(0u32, |acc, (i, &b)| {
+        acc.wrapping_mul(31).wrapping_add(b as u32 ^ i as u32)
+    });
+    (sum % 251) as i32
+}
+shoal::entry!(checksum);
+
+#[test]
+fn arguments_of_any_size_arrive_whole_and_the_next_start_is_unaffected() {
+    watchdog(|| {
+        for method in METHODS {
+            // Sizes around one read of the forkserver, and far above.
+            for len in [0usize, 1, 4000, 4096, 4097, 100_000, 3 << 20] {
+                let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+                let want = checksum(bytes.clone());
+                let child = Process::new(checksum, bytes)
+                    .start_method(method)
+                    .start()
+                    .unwrap();
+                assert_eq!(child.join().unwrap(), want, "{method:?}, {len} bytes");
+            }
+        }
+    });
+}
+
 fn tiny_sleep(ms: u64) {
     thread::sleep(Duration::from_millis(ms));
 }

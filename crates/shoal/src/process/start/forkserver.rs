@@ -3,8 +3,8 @@
 //! The helper is spawned (a fresh copy of the executable, so single-threaded whatever
 //! the parent runs) on first use and talks over a Unix socket pair:
 //!
-//! - request: a 4-byte little-endian length with the object descriptors attached
-//!   (`SCM_RIGHTS`), then the encoded [`Bootstrap`];
+//! - request: one message of a 4-byte little-endian length and the encoded
+//!   [`Bootstrap`], with the object descriptors attached (`SCM_RIGHTS`);
 //! - reply: the child's pid and an errno (4 + 4 bytes, little-endian; errno 0 on
 //!   success) with two descriptors attached on success: a pidfd on the child (opened by
 //!   the server before it can reap, so it names the right process) and the read end of
@@ -15,7 +15,7 @@
 //! that started it is gone; daemonic children, whose death signal is tied to the
 //! server, go with it.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
@@ -164,11 +164,14 @@ pub(crate) fn start(boot: Bootstrap, fds: Vec<OwnedFd>) -> Result<Launched, Proc
     unreachable!("the second attempt returns")
 }
 
+/// Sends a request in one message (one wake-up of the server, which reads it whole).
 fn send_request(client: &mut Client, bytes: &[u8], fds: &[OwnedFd]) -> io::Result<()> {
     let len = u32::try_from(bytes.len()).map_err(io::Error::other)?;
+    let mut request = Vec::with_capacity(4 + bytes.len());
+    request.extend_from_slice(&len.to_le_bytes());
+    request.extend_from_slice(bytes);
     let fds: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
-    sys::send_with_fds(client.sock.as_fd(), &len.to_le_bytes(), &fds)?;
-    client.sock.write_all(bytes)
+    sys::send_with_fds(client.sock.as_fd(), &request, &fds)
 }
 
 /// The server's reply: the child, or the errno of a failed fork. The outer error means
@@ -200,6 +203,9 @@ fn recv_reply(client: &mut Client) -> io::Result<Result<Launched, i32>> {
         },
     }))
 }
+
+/// Bytes of a request the server reads at once.
+const REQUEST_READ: usize = 4096;
 
 /// A child of the server, until it is reaped.
 struct Kid {
@@ -256,14 +262,31 @@ pub(crate) fn serve(sock: OwnedFd) -> i32 {
 /// Serves one request; `Ok(false)` at end of file (the requester is gone).
 fn serve_one(sock: &mut Option<UnixStream>, kids: &mut Vec<Kid>, me: u32) -> io::Result<bool> {
     let server = sock.as_mut().expect("the server keeps its socket");
-    let mut header = [0u8; 4];
-    let (n, fds) = sys::recv_with_fds(server.as_fd(), &mut header)?;
+    // Most requests arrive whole in the first read.
+    let mut first = [0u8; REQUEST_READ];
+    let (n, fds) = sys::recv_with_fds(server.as_fd(), &mut first)?;
     if n == 0 {
         return Ok(false);
     }
-    server.read_exact(&mut header[n..])?;
-    let mut bytes = vec![0u8; u32::from_le_bytes(header) as usize];
-    server.read_exact(&mut bytes)?;
+    let mut got = n;
+    if got < 4 {
+        server.read_exact(&mut first[got..4])?;
+        got = 4;
+    }
+    let len = u32::from_le_bytes(first[..4].try_into().expect("4 bytes")) as usize;
+    if got - 4 > len {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "a request of {len} bytes came with {} more: requests are sent one at a time",
+                got - 4 - len
+            ),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(len);
+    bytes.extend_from_slice(&first[4..got]);
+    bytes.resize(len, 0);
+    server.read_exact(&mut bytes[got - 4..])?;
     let boot: Bootstrap = codec::decode(&bytes).map_err(io::Error::other)?;
 
     let (status_r, status_w) = UnixStream::pair()?;
