@@ -5,8 +5,9 @@
 # not run and the script says so). The Rust example is built outside the workspace and
 # run by crates/shoal/tests/outside_crate.rs.
 #
-# - `cargo run ... -- bench`: run as written, with `--quick` and one case appended (the
-#   full table takes a minute); its table must name the case.
+# - `bash scripts/shoal.sh bench`: run as written, with `--quick` and one case appended
+#   (the full table takes a minute); its table must name the case, and the executable it
+#   built must be static and not position-independent.
 # - `bash scripts/test.sh`: not run (this script is one of its steps); the file must
 #   exist, parse, and be what `.ci/run` runs.
 # - `pip install .`: the root pyproject.toml must build the package with maturin from
@@ -31,12 +32,17 @@ while IFS= read -r line; do
   cmd=$(printf '%s' "${line%%#*}" | sed 's/[[:space:]]*$//')
   [ -n "$cmd" ] || continue
   case "$cmd" in
-    "cargo run "*" -- bench")
+    "bash scripts/shoal.sh bench")
       case_name="throughput/64B/shoal-queue"
       out=$(timeout 900 $cmd --quick "$case_name" 2>&1) ||
         fail "\`$cmd\` failed:"$'\n'"$out"
       grep -q "shoal-queue" <<<"$out" || fail "\`$cmd --quick $case_name\` printed no shoal-queue row:"$'\n'"$out"
-      echo "ok   $cmd (run with --quick $case_name)"
+      # What the script promises: no dynamic loader (static) and a fixed load address.
+      headers=$(readelf -lh "$CARGO_TARGET_DIR/release/shoal")
+      if grep -q INTERP <<<"$headers" || ! grep -q "EXEC (Executable file)" <<<"$headers"; then
+        fail "scripts/shoal.sh built a dynamic or position-independent executable"
+      fi
+      echo "ok   $cmd (run with --quick $case_name; the executable is static and non-PIE)"
       ;;
     "bash scripts/test.sh")
       [ -f scripts/test.sh ] || fail "scripts/test.sh does not exist"

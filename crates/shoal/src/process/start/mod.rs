@@ -37,6 +37,12 @@ pub enum StartMethod {
     /// Runs the current executable again (`/proc/self/exe`, the same file even if it was
     /// replaced on disk); the child takes over before `main` and runs the entry. Slowest,
     /// but the child shares nothing with the parent but the arguments.
+    ///
+    /// Most of a spawned child's start is the loading of the executable (the dynamic
+    /// loader, its libraries, the relocations and the page faults they cause). A static,
+    /// non-PIE executable (`-C target-feature=+crt-static -C relocation-model=static` on
+    /// the final crate, as `scripts/shoal.sh` builds the `shoal` command) starts in
+    /// about half the time, and a forkserver that is such a copy forks faster too.
     Spawn,
     /// Asks a helper process to fork a child. The helper is spawned on first use, stays
     /// single-threaded and clean, and exits with this process; children start as fast as
