@@ -93,6 +93,7 @@ impl<'a> Reader<'a> {
         self.buf.is_empty()
     }
 
+    #[inline]
     pub(crate) fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
         if self.buf.len() < n {
             return None;
@@ -110,6 +111,7 @@ impl<'a> Reader<'a> {
         self.bytes(1).map(|b| b[0])
     }
 
+    #[inline]
     pub(crate) fn u32(&mut self) -> Option<u32> {
         self.bytes(4)
             .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
@@ -132,6 +134,7 @@ impl<'a> Reader<'a> {
 
     /// A `len u32 | bytes` field, as the rest of the message from its bytes on and its
     /// length (a decoder reads fastest when it may look past the field's end).
+    #[inline]
     pub(crate) fn item_in_place(&mut self) -> Option<(&'a [u8], usize)> {
         let n = self.u32()? as usize;
         let from = self.buf;

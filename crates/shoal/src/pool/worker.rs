@@ -187,6 +187,7 @@ impl Outbox {
     }
 
     /// Prepares the open run to take the result of `item` of `chunk`.
+    #[inline]
     fn open(&mut self, chunk: u64, item: u32) {
         if !self.lens.is_empty()
             && (self.run_chunk != chunk || self.run_first + self.lens.len() as u32 != item)
@@ -208,6 +209,7 @@ impl Outbox {
         self.msg.extend_from_slice(message.as_bytes());
     }
 
+    #[inline]
     fn counted(&mut self) {
         self.count += 1;
         if self.since.is_none() {
@@ -215,6 +217,7 @@ impl Outbox {
         }
     }
 
+    #[inline]
     fn due(&self) -> bool {
         // Reading the clock after every trivial task would cost more than the task:
         // look at it after 1, 2, 4, … 64 results, then every 64. A slow task is seen
@@ -298,8 +301,7 @@ fn run_chunk(
     let Some(mut view) = wire::parse_chunk(msg) else {
         return true;
     };
-    let task = task::get(view.task);
-    let mut fds = if view.with_fds {
+    let fds = if view.with_fds {
         match receive_fds(&args.fd_sock) {
             Ok(fds) => Some(fds),
             Err(m) => {
@@ -313,49 +315,145 @@ fn run_chunk(
     } else {
         None
     };
-    for item in 0..view.count {
-        let Some((arg, len)) = view.items.item_in_place() else {
-            break;
-        };
-        let Some(t) = task else {
-            let m = format!("no task number {} in this executable", view.task);
+    let Some(t) = task::get(view.task) else {
+        let m = format!("no task number {} in this executable", view.task);
+        for item in 0..view.count {
+            if view.items.item_in_place().is_none() {
+                break;
+            }
             out.failed(view.chunk, item, wire::CODEC_FAILED, &m);
             out.counted();
-            continue;
-        };
-        let start = if args.timed { now_ns() } else { 0 };
-        me.begin(view.chunk, item, start);
-        out.open(view.chunk, item);
-        let before = out.data.len();
-        let data = &mut out.data;
-        let r = catch_unwind(AssertUnwindSafe(|| match fds.take() {
-            // The argument's shoal objects and `Fd`s take these by index.
-            Some(fds) => handoff::importing(fds, || (t.run)(arg, len, data)),
-            None => (t.run)(arg, len, data),
-        }));
-        me.end();
-        match r {
-            Ok(Ok(())) => out.lens.push((out.data.len() - before) as u32),
-            Ok(Err(m)) => {
-                out.data.truncate(before);
-                out.failed(view.chunk, item, wire::CODEC_FAILED, &m);
-            }
-            Err(p) => {
-                out.data.truncate(before);
-                let m = panic_message(p.as_ref());
-                out.failed(view.chunk, item, wire::PANICKED, &m);
-            }
         }
-        out.counted();
-        *done += 1;
-        if out.due() && !out.flush(&args.results) {
-            return false;
-        }
+        return true;
+    };
+    let mut batch = Batch {
+        items: view.items,
+        chunk: view.chunk,
+        count: view.count,
+        next: 0,
+        running: false,
+        before: 0,
+        slot: me,
+        out,
+        results: &args.results,
+        timed: args.timed,
+        stopped: false,
+        done,
+    };
+    match fds {
+        // The argument's shoal objects and `Fd`s take these by index (such a chunk has
+        // one item).
+        Some(fds) => handoff::importing(fds, || (t.run)(&mut batch)),
+        None => (t.run)(&mut batch),
+    }
+    if batch.stopped {
+        return false;
     }
     if args.max_tasks != 0 && *done >= args.max_tasks {
         out.flush(&args.results);
         return false;
     }
     true
+}
+
+/// The tasks of one chunk as the worker runs them: what a registered task's
+/// [`Task::run`](crate::pool::__private::Task) loops over (see `task::run_chunk`), so
+/// that the loop over the items is compiled with the task, and the worker's own
+/// bookkeeping (the slot, the results, the flushes) is inlined into it.
+///
+/// Not part of the API; built only by the worker.
+#[doc(hidden)]
+pub struct Batch<'a> {
+    items: wire::Reader<'a>,
+    chunk: u64,
+    count: u32,
+    /// The next item to hand out.
+    next: u32,
+    /// An item was handed out and has not finished (a panic is its failure).
+    running: bool,
+    /// Bytes of results before the running item's.
+    before: usize,
+    slot: &'a Slot<'a>,
+    out: &'a mut Outbox,
+    results: &'a Queue<()>,
+    timed: bool,
+    /// The pool closed the result queue: no item is handed out any more.
+    stopped: bool,
+    done: &'a mut u64,
+}
+
+impl<'a> Batch<'a> {
+    /// The next item's argument (the rest of the chunk from its bytes on, and its
+    /// length), now recorded in the slot as running; `None` at the end of the chunk.
+    #[inline]
+    pub fn start(&mut self) -> Option<(&'a [u8], usize)> {
+        if self.stopped || self.next >= self.count {
+            return None;
+        }
+        let (arg, len) = self.items.item_in_place()?;
+        let item = self.next;
+        if self.timed {
+            self.slot.begin(self.chunk, item, now_ns());
+        } else if item == 0 {
+            self.slot.begin(self.chunk, 0, 0);
+        } else {
+            self.slot.next(item);
+        }
+        self.out.open(self.chunk, item);
+        self.before = self.out.data.len();
+        self.running = true;
+        Some((arg, len))
+    }
+
+    /// Where the running item's encoded result goes.
+    #[inline]
+    pub fn output(&mut self) -> &mut Vec<u8> {
+        &mut self.out.data
+    }
+
+    /// The running item returned: its result was appended to [`output`](Batch::output),
+    /// or `Err` says why it could not be decoded or encoded.
+    #[inline]
+    pub fn finish(&mut self, r: Result<(), String>) {
+        self.slot.end();
+        self.running = false;
+        match r {
+            Ok(()) => {
+                let len = self.out.data.len() - self.before;
+                self.out.lens.push(len as u32);
+            }
+            Err(m) => {
+                self.out.data.truncate(self.before);
+                self.out
+                    .failed(self.chunk, self.next, wire::CODEC_FAILED, &m);
+            }
+        }
+        self.finished();
+    }
+
+    /// The running item panicked with `payload`. A panic outside any item (in the
+    /// worker's own code) goes on unwinding.
+    pub fn panicked(&mut self, payload: Box<dyn std::any::Any + Send>) {
+        if !self.running {
+            std::panic::resume_unwind(payload);
+        }
+        self.slot.end();
+        self.running = false;
+        self.out.data.truncate(self.before);
+        let m = panic_message(payload.as_ref());
+        self.out.failed(self.chunk, self.next, wire::PANICKED, &m);
+        self.finished();
+    }
+
+    /// Counts the item that finished, and sends the results when they are due.
+    #[inline]
+    fn finished(&mut self) {
+        self.out.counted();
+        *self.done += 1;
+        self.next += 1;
+        if self.out.due() && !self.out.flush(self.results) {
+            self.stopped = true;
+        }
+    }
 }
 crate::entry!(worker_main);
