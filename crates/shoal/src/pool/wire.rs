@@ -59,7 +59,8 @@ pub(crate) fn set_count(msg: &mut [u8], count: u32) {
     msg[12..16].copy_from_slice(&count.to_le_bytes());
 }
 
-/// Appends an item whose encoding `encode` appends; returns its encoded length.
+/// Appends an item whose encoding `encode` appends.
+#[inline]
 pub(crate) fn push_item<E>(
     out: &mut Vec<u8>,
     encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
