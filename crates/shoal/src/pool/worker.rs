@@ -137,6 +137,9 @@ struct Outbox {
     msg: Vec<u8>,
     header: usize,
     count: usize,
+    /// The count at which to look at the clock next.
+    look_at: usize,
+    /// When the first waiting result was counted (seen at the first look).
     since: Option<Instant>,
     run_chunk: u64,
     run_first: u32,
@@ -152,6 +155,7 @@ impl Outbox {
             header: msg.len(),
             msg,
             count: 0,
+            look_at: 1,
             since: None,
             run_chunk: 0,
             run_first: 0,
@@ -212,21 +216,33 @@ impl Outbox {
     #[inline]
     fn counted(&mut self) {
         self.count += 1;
-        if self.since.is_none() {
-            self.since = Some(Instant::now());
-        }
     }
 
+    /// Whether the waiting results should be sent now.
     #[inline]
-    fn due(&self) -> bool {
-        // Reading the clock after every trivial task would cost more than the task:
-        // look at it after 1, 2, 4, … 64 results, then every 64. A slow task is seen
-        // after the first result; a stream of fast ones rarely.
-        let c = self.count;
-        c >= FLUSH_COUNT
+    fn due(&mut self) -> bool {
+        (self.count >= self.look_at && self.look())
             || self.msg.len() + self.data.len() >= FLUSH_BYTES
-            || ((c.is_power_of_two() || c.is_multiple_of(64))
-                && self.since.is_some_and(|t| t.elapsed() >= FLUSH_AFTER))
+    }
+
+    /// Looks at the count and the clock. Reading the clock after every trivial task
+    /// would cost more than the task: it is read after 1, 2, 4, … 64 results, then
+    /// every 64. A slow task is seen after the first result; a stream of fast ones
+    /// rarely.
+    #[cold]
+    fn look(&mut self) -> bool {
+        let c = self.count;
+        self.look_at = if c < 64 { 2 * c } else { c + 64 }.min(FLUSH_COUNT);
+        if c >= FLUSH_COUNT {
+            return true;
+        }
+        match self.since {
+            Some(t) => t.elapsed() >= FLUSH_AFTER,
+            None => {
+                self.since = Some(Instant::now());
+                false
+            }
+        }
     }
 
     /// Sends the waiting results; `false` when the pool closed the queue.
@@ -238,6 +254,7 @@ impl Outbox {
         let ok = results.put_bytes(&self.msg).is_ok();
         self.msg.truncate(self.header);
         self.count = 0;
+        self.look_at = 1;
         self.since = None;
         ok
     }
@@ -399,7 +416,11 @@ impl<'a> Batch<'a> {
         } else {
             self.slot.next(item);
         }
-        self.out.open(self.chunk, item);
+        // After a result of this chunk, the open run goes on (a failure or a flush
+        // closed it otherwise).
+        if item == 0 || self.out.lens.is_empty() {
+            self.out.open(self.chunk, item);
+        }
         self.before = self.out.data.len();
         self.running = true;
         Some((arg, len))
