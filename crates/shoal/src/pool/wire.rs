@@ -137,9 +137,9 @@ impl<'a> Reader<'a> {
     /// length (a decoder reads fastest when it may look past the field's end).
     #[inline]
     pub(crate) fn item_in_place(&mut self) -> Option<(&'a [u8], usize)> {
-        let n = self.u32()? as usize;
-        let from = self.buf;
-        self.bytes(n)?;
+        let (n, from) = self.buf.split_first_chunk::<4>()?;
+        let n = u32::from_le_bytes(*n) as usize;
+        self.buf = from.get(n..)?;
         Some((from, n))
     }
 }

@@ -143,7 +143,9 @@ struct Outbox {
     since: Option<Instant>,
     run_chunk: u64,
     run_first: u32,
-    lens: Vec<u32>,
+    /// The lengths of the open run's results, as they go on the wire (`u32` each,
+    /// little-endian), so that closing the run copies them at once.
+    lens: Vec<u8>,
     data: Vec<u8>,
 }
 
@@ -159,7 +161,7 @@ impl Outbox {
             since: None,
             run_chunk: 0,
             run_first: 0,
-            lens: Vec::with_capacity(FLUSH_COUNT),
+            lens: Vec::with_capacity(4 * FLUSH_COUNT),
             data: Vec::with_capacity(64 * 1024),
         }
     }
@@ -171,20 +173,19 @@ impl Outbox {
         self.msg.push(status);
     }
 
+    /// Results in the open run.
+    #[inline]
+    fn run_len(&self) -> u32 {
+        (self.lens.len() / 4) as u32
+    }
+
     /// Moves the open run into `msg`.
     fn close_run(&mut self) {
         if self.lens.is_empty() {
             return;
         }
-        self.segment(
-            self.run_chunk,
-            self.run_first,
-            self.lens.len() as u32,
-            wire::OK,
-        );
-        for l in &self.lens {
-            self.msg.extend_from_slice(&l.to_le_bytes());
-        }
+        self.segment(self.run_chunk, self.run_first, self.run_len(), wire::OK);
+        self.msg.extend_from_slice(&self.lens);
         self.msg.extend_from_slice(&self.data);
         self.lens.clear();
         self.data.clear();
@@ -194,7 +195,7 @@ impl Outbox {
     #[inline]
     fn open(&mut self, chunk: u64, item: u32) {
         if !self.lens.is_empty()
-            && (self.run_chunk != chunk || self.run_first + self.lens.len() as u32 != item)
+            && (self.run_chunk != chunk || self.run_first + self.run_len() != item)
         {
             self.close_run();
         }
@@ -441,7 +442,7 @@ impl<'a> Batch<'a> {
         match r {
             Ok(()) => {
                 let len = self.out.data.len() - self.before;
-                self.out.lens.push(len as u32);
+                self.out.lens.extend_from_slice(&(len as u32).to_le_bytes());
             }
             Err(m) => {
                 self.out.data.truncate(self.before);
