@@ -419,6 +419,73 @@ fn unregistered_tasks_are_refused() {
     });
 }
 
+/// An argument that its worker refuses to decode when it is 13.
+#[derive(serde::Serialize)]
+struct NoThirteen(u64);
+
+impl<'de> serde::Deserialize<'de> for NoThirteen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<NoThirteen, D::Error> {
+        match u64::deserialize(d)? {
+            13 => Err(serde::de::Error::custom("13 is refused")),
+            x => Ok(NoThirteen(x)),
+        }
+    }
+}
+
+/// A result that its worker refuses to encode when it is odd.
+#[derive(serde::Deserialize, Debug, PartialEq)]
+struct EvenOnly(u64);
+
+impl serde::Serialize for EvenOnly {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0 % 2 == 1 {
+            return Err(serde::ser::Error::custom("odd results are refused"));
+        }
+        s.serialize_u64(self.0)
+    }
+}
+
+fn halve_odd(x: NoThirteen) -> EvenOnly {
+    EvenOnly(if x.0.is_multiple_of(3) {
+        x.0 | 1
+    } else {
+        x.0 & !1
+    })
+}
+shoal::task!(halve_odd);
+
+#[test]
+fn items_a_worker_cannot_decode_or_encode_fail_alone_and_their_chunk_goes_on() {
+    watchdog(|| {
+        let pool = Pool::builder().processes(2).chunksize(10).build().unwrap();
+        let outcomes: Vec<_> = pool.imap(halve_odd, (0..40).map(NoThirteen)).collect();
+        for (i, o) in outcomes.iter().enumerate() {
+            let i = i as u64;
+            match o {
+                Err(TaskError::Codec { task, error }) if i == 13 => {
+                    assert_eq!(*task, 13);
+                    let m = error.to_string();
+                    assert!(m.contains("could not decode the argument"), "{m}");
+                    assert!(m.contains("13 is refused"), "{m}");
+                }
+                Err(TaskError::Codec { task, error }) if i.is_multiple_of(3) => {
+                    assert_eq!(*task, i);
+                    let m = error.to_string();
+                    assert!(m.contains("could not encode the result"), "{m}");
+                }
+                Ok(v) if i != 13 && !i.is_multiple_of(3) => assert_eq!(v, &EvenOnly(i & !1)),
+                other => panic!("item {i}: {other:?}"),
+            }
+        }
+        let err = pool.map(halve_odd, (0..40).map(NoThirteen)).unwrap_err();
+        let mut want: Vec<u64> = (0..40)
+            .filter(|x: &u64| x.is_multiple_of(3) || *x == 13)
+            .collect();
+        want.sort_unstable();
+        assert_eq!(err.failed_tasks(), want);
+    });
+}
+
 #[test]
 fn async_results_are_awaited_from_tokio() {
     watchdog(|| {

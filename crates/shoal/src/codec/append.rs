@@ -66,17 +66,19 @@ pub(crate) struct Appender<'a> {
 impl Appender<'_> {
     #[inline]
     fn varint(&mut self, v: u64) {
+        // Marker and bytes in one append: one check of the capacity, not two.
         if v <= SINGLE_BYTE_MAX {
             self.out.push(v as u8);
         } else if v <= u64::from(u16::MAX) {
-            self.out.push(U16_BYTE);
-            self.out.extend_from_slice(&(v as u16).to_le_bytes());
+            let [a, b] = (v as u16).to_le_bytes();
+            self.out.extend_from_slice(&[U16_BYTE, a, b]);
         } else if v <= u64::from(u32::MAX) {
-            self.out.push(U32_BYTE);
-            self.out.extend_from_slice(&(v as u32).to_le_bytes());
+            let [a, b, c, d] = (v as u32).to_le_bytes();
+            self.out.extend_from_slice(&[U32_BYTE, a, b, c, d]);
         } else {
-            self.out.push(U64_BYTE);
-            self.out.extend_from_slice(&v.to_le_bytes());
+            let [a, b, c, d, e, f, g, h] = v.to_le_bytes();
+            self.out
+                .extend_from_slice(&[U64_BYTE, a, b, c, d, e, f, g, h]);
         }
     }
 

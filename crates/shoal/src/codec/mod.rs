@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 mod append;
+mod read;
 
 fn config() -> bincode::config::Configuration {
     bincode::config::standard()
@@ -152,11 +153,11 @@ pub(crate) fn bincode_append<T: Serialize + ?Sized>(
     Codec::Bincode.encode_into(value, out)
 }
 
-/// Decodes the bincode value that takes exactly the first `len` bytes of `bytes`.
-///
-/// The bytes after them may belong to other values: given them, bincode reads its
-/// integers in one step instead of byte by byte, so callers pass the rest of their
-/// buffer, not a slice cut to the value.
+/// Decodes the bincode value that takes exactly the first `len` bytes of `bytes` (the
+/// bytes after them may belong to other values), as [`decode`] does on those bytes but
+/// without its per-call costs (for the pool, which decodes millions of small values):
+/// the fast reader of `read.rs`, and bincode itself only when that gives up, for
+/// bincode's answer.
 ///
 /// # Errors
 /// When those bytes are not a valid encoding of a `T`, or when the value ends before or
@@ -167,10 +168,9 @@ pub(crate) fn bincode_decode_prefix<T: DeserializeOwned>(
     len: usize,
 ) -> Result<T, CodecError> {
     match bytes.get(..len) {
-        Some(own) => match bincode::serde::decode_from_slice(bytes, config()) {
-            Ok((value, used)) if used == len => Ok(value),
-            // Read past its end, or failed: decoding its own bytes alone says why.
-            _ => decode(own),
+        Some(own) => match read::read_exact(own) {
+            Ok(value) => Ok(value),
+            Err(read::GaveUp) => decode(own),
         },
         None => Err(CodecError {
             message: format!("a {len}-byte message was cut to {} bytes", bytes.len()),

@@ -299,15 +299,18 @@ where
                 out.clear();
                 continue;
             }
-            let mut start = if *k == 0 { 0 } else { p.ends[*k - 1] as usize };
-            for (j, &end) in p.ends.iter().enumerate().skip(*k) {
+            // The rest of the piece at once: nothing in the loop returns early, so the
+            // counts move once per piece, not once per item.
+            let from = *k;
+            let mut start = if from == 0 {
+                0
+            } else {
+                p.ends[from - 1] as usize
+            };
+            for (i, &end) in (p.first + from as u64..).zip(&p.ends[from..]) {
                 let end = end as usize;
-                let i = p.first + j as u64;
-                let r = decode_in_place(i, &p.data[start..], end - start);
+                let r = decode_in_place(i, &p.data[start..end], end - start);
                 start = end;
-                *k = j + 1;
-                self.yielded += 1;
-                self.progress.advance();
                 match r {
                     Ok(v) if failures.is_empty() => out.push(v),
                     Ok(_) => {}
@@ -317,6 +320,10 @@ where
                     }
                 }
             }
+            let n = p.ends.len() - from;
+            *k = p.ends.len();
+            self.yielded += n as u64;
+            self.progress.advance_by(n as u64);
         }
     }
 

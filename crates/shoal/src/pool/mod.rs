@@ -66,6 +66,7 @@ pub use imap::IMap;
 /// What [`task!`](crate::task!) expands to; not part of the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use super::task::{name_of, run_task, Task, TASKS};
+    pub use super::task::{name_of, run_chunk, Task, TASKS};
+    pub use super::worker::Batch;
     pub use linkme;
 }

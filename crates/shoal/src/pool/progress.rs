@@ -52,6 +52,21 @@ impl Progress {
         }
     }
 
+    /// `n` more items done.
+    #[inline]
+    pub(crate) fn advance_by(&mut self, n: u64) {
+        #[cfg(feature = "progress")]
+        if let Some(bar) = &self.bar {
+            self.pending += n;
+            if self.pending >= STEP {
+                bar.inc(self.pending);
+                self.pending = 0;
+            }
+        }
+        #[cfg(not(feature = "progress"))]
+        let _ = n;
+    }
+
     /// The work is over: show the final count and leave the bar.
     pub(crate) fn finish(&mut self) {
         #[cfg(feature = "progress")]

@@ -142,7 +142,16 @@ impl Slot<'_> {
         self.seq.store((s | 1) + 1, Ordering::Release);
     }
 
+    /// Task `item` of the chunk of the last [`begin`](Slot::begin) starts now (untimed:
+    /// its start time is not written). One store: the seqlock guards the chunk, which
+    /// does not change.
+    #[inline]
+    pub(crate) fn next(&self, item: u32) {
+        self.item.store(u64::from(item) + 1, Ordering::Release);
+    }
+
     /// The running task returned.
+    #[inline]
     pub(crate) fn end(&self) {
         self.item.store(0, Ordering::Release);
     }
@@ -169,6 +178,16 @@ mod tests {
         s.slot(1).end();
         assert_eq!(s.running(1), None);
         s.slot(1).begin(43, 0, 0);
+        s.slot(1).end();
+        s.slot(1).next(5);
+        assert_eq!(
+            s.running(1),
+            Some(Running {
+                chunk: 43,
+                item: 5,
+                start_ns: 0
+            })
+        );
         s.reset(1);
         assert_eq!(s.running(1), None);
         assert!(now_ns() > 0);

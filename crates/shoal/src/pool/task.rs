@@ -6,26 +6,26 @@
 //! differs from an entry in what it gives back: an encoded result, not an exit code.
 
 use std::any::type_name;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::codec::{self, Codec};
+use crate::pool::worker::Batch;
 
 /// One registered task function. Built only by [`task!`](crate::task!).
 #[doc(hidden)]
 pub struct Task {
     /// The task's type name (computed at run time: `type_name` is not `const`).
     pub name: fn() -> &'static str,
-    /// Decodes the argument from the first `len` bytes of the slice (the bytes after
-    /// it are the rest of the chunk), runs the function, and appends the encoded result
-    /// to the vector. `Err` carries a decoding or encoding failure.
-    pub run: RunTask,
+    /// Runs the function on each item of a chunk ([`run_chunk`]).
+    pub run: RunChunk,
 }
 
-/// What [`Task::run`] is: `(input, len, out)`, `Err` with the message of a failure.
+/// What [`Task::run`] is.
 #[doc(hidden)]
-pub type RunTask = fn(&[u8], usize, &mut Vec<u8>) -> Result<(), String>;
+pub type RunChunk = fn(&mut Batch<'_>);
 
 /// Every function registered with [`task!`](crate::task!) in the final binary.
 ///
@@ -65,7 +65,7 @@ macro_rules! task {
             #[linkme(crate = $crate::pool::__private::linkme)]
             static SHOAL_TASK: $crate::pool::__private::Task = $crate::pool::__private::Task {
                 name: || $crate::pool::__private::name_of($f),
-                run: |input, len, out| $crate::pool::__private::run_task($f, input, len, out),
+                run: |batch| $crate::pool::__private::run_chunk($f, batch),
             };
         };
     };
@@ -85,7 +85,12 @@ pub fn name_of<F>(_: F) -> &'static str {
 /// appends its encoded result to `out` (the body of every registered task).
 #[doc(hidden)]
 #[inline]
-pub fn run_task<F, A, R>(f: F, input: &[u8], len: usize, out: &mut Vec<u8>) -> Result<(), String>
+pub(crate) fn run_task<F, A, R>(
+    f: F,
+    input: &[u8],
+    len: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), String>
 where
     F: Fn(A) -> R,
     A: DeserializeOwned,
@@ -95,6 +100,31 @@ where
         .map_err(|e| format!("could not decode the argument: {e}"))?;
     let r = f(arg);
     codec::bincode_append(&r, out).map_err(|e| format!("could not encode the result: {e}"))
+}
+
+/// Runs `f` on each item of `batch` in turn (the body of every registered task's
+/// [`Task::run`]): one loop compiled with the task, under one `catch_unwind` until an
+/// item panics (the panic fails that item alone, and the loop goes on with the next).
+#[doc(hidden)]
+#[inline]
+pub fn run_chunk<F, A, R>(f: F, batch: &mut Batch<'_>)
+where
+    F: Fn(A) -> R + Copy,
+    A: DeserializeOwned,
+    R: Serialize,
+{
+    loop {
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            while let Some((arg, len)) = batch.start() {
+                let r = run_task(f, arg, len, batch.output());
+                batch.finish(r);
+            }
+        }));
+        match r {
+            Ok(()) => return,
+            Err(payload) => batch.panicked(payload),
+        }
+    }
 }
 
 /// The index in [`TASKS`] of the task registered under `name`.
@@ -133,16 +163,16 @@ mod tests {
     crate::task!(twice);
 
     #[test]
-    fn registered_tasks_run_on_encoded_arguments() {
-        let i = find(name_of(twice)).unwrap();
+    fn tasks_run_on_encoded_arguments() {
+        assert!(get(find(name_of(twice)).unwrap()).is_some());
         let mut out = Vec::new();
         let arg = CODEC.encode(&21u32).unwrap();
         let mut input = arg.clone();
         input.extend_from_slice(&[9; 12]); // the rest of a chunk
-        (get(i).unwrap().run)(&input, arg.len(), &mut out).unwrap();
+        run_task(twice, &input, arg.len(), &mut out).unwrap();
         assert_eq!(CODEC.decode::<u32>(&out).unwrap(), 42);
-        assert!((get(i).unwrap().run)(&[0xff, 0xff], 2, &mut out).is_err());
-        assert!((get(i).unwrap().run)(&input, arg.len() + 1, &mut out).is_err());
+        assert!(run_task(twice, &[0xff, 0xff], 2, &mut out).is_err());
+        assert!(run_task(twice, &input, arg.len() + 1, &mut out).is_err());
         assert!(find("no::such::task").is_none());
     }
 }

@@ -59,7 +59,8 @@ pub(crate) fn set_count(msg: &mut [u8], count: u32) {
     msg[12..16].copy_from_slice(&count.to_le_bytes());
 }
 
-/// Appends an item whose encoding `encode` appends; returns its encoded length.
+/// Appends an item whose encoding `encode` appends.
+#[inline]
 pub(crate) fn push_item<E>(
     out: &mut Vec<u8>,
     encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
@@ -93,6 +94,7 @@ impl<'a> Reader<'a> {
         self.buf.is_empty()
     }
 
+    #[inline]
     pub(crate) fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
         if self.buf.len() < n {
             return None;
@@ -110,6 +112,7 @@ impl<'a> Reader<'a> {
         self.bytes(1).map(|b| b[0])
     }
 
+    #[inline]
     pub(crate) fn u32(&mut self) -> Option<u32> {
         self.bytes(4)
             .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
@@ -132,10 +135,11 @@ impl<'a> Reader<'a> {
 
     /// A `len u32 | bytes` field, as the rest of the message from its bytes on and its
     /// length (a decoder reads fastest when it may look past the field's end).
+    #[inline]
     pub(crate) fn item_in_place(&mut self) -> Option<(&'a [u8], usize)> {
-        let n = self.u32()? as usize;
-        let from = self.buf;
-        self.bytes(n)?;
+        let (n, from) = self.buf.split_first_chunk::<4>()?;
+        let n = u32::from_le_bytes(*n) as usize;
+        self.buf = from.get(n..)?;
         Some((from, n))
     }
 }

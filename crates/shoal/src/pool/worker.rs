@@ -137,10 +137,15 @@ struct Outbox {
     msg: Vec<u8>,
     header: usize,
     count: usize,
+    /// The count at which to look at the clock next.
+    look_at: usize,
+    /// When the first waiting result was counted (seen at the first look).
     since: Option<Instant>,
     run_chunk: u64,
     run_first: u32,
-    lens: Vec<u32>,
+    /// The lengths of the open run's results, as they go on the wire (`u32` each,
+    /// little-endian), so that closing the run copies them at once.
+    lens: Vec<u8>,
     data: Vec<u8>,
 }
 
@@ -152,10 +157,11 @@ impl Outbox {
             header: msg.len(),
             msg,
             count: 0,
+            look_at: 1,
             since: None,
             run_chunk: 0,
             run_first: 0,
-            lens: Vec::with_capacity(FLUSH_COUNT),
+            lens: Vec::with_capacity(4 * FLUSH_COUNT),
             data: Vec::with_capacity(64 * 1024),
         }
     }
@@ -167,29 +173,29 @@ impl Outbox {
         self.msg.push(status);
     }
 
+    /// Results in the open run.
+    #[inline]
+    fn run_len(&self) -> u32 {
+        (self.lens.len() / 4) as u32
+    }
+
     /// Moves the open run into `msg`.
     fn close_run(&mut self) {
         if self.lens.is_empty() {
             return;
         }
-        self.segment(
-            self.run_chunk,
-            self.run_first,
-            self.lens.len() as u32,
-            wire::OK,
-        );
-        for l in &self.lens {
-            self.msg.extend_from_slice(&l.to_le_bytes());
-        }
+        self.segment(self.run_chunk, self.run_first, self.run_len(), wire::OK);
+        self.msg.extend_from_slice(&self.lens);
         self.msg.extend_from_slice(&self.data);
         self.lens.clear();
         self.data.clear();
     }
 
     /// Prepares the open run to take the result of `item` of `chunk`.
+    #[inline]
     fn open(&mut self, chunk: u64, item: u32) {
         if !self.lens.is_empty()
-            && (self.run_chunk != chunk || self.run_first + self.lens.len() as u32 != item)
+            && (self.run_chunk != chunk || self.run_first + self.run_len() != item)
         {
             self.close_run();
         }
@@ -208,22 +214,36 @@ impl Outbox {
         self.msg.extend_from_slice(message.as_bytes());
     }
 
+    #[inline]
     fn counted(&mut self) {
         self.count += 1;
-        if self.since.is_none() {
-            self.since = Some(Instant::now());
-        }
     }
 
-    fn due(&self) -> bool {
-        // Reading the clock after every trivial task would cost more than the task:
-        // look at it after 1, 2, 4, … 64 results, then every 64. A slow task is seen
-        // after the first result; a stream of fast ones rarely.
-        let c = self.count;
-        c >= FLUSH_COUNT
+    /// Whether the waiting results should be sent now.
+    #[inline]
+    fn due(&mut self) -> bool {
+        (self.count >= self.look_at && self.look())
             || self.msg.len() + self.data.len() >= FLUSH_BYTES
-            || ((c.is_power_of_two() || c.is_multiple_of(64))
-                && self.since.is_some_and(|t| t.elapsed() >= FLUSH_AFTER))
+    }
+
+    /// Looks at the count and the clock. Reading the clock after every trivial task
+    /// would cost more than the task: it is read after 1, 2, 4, … 64 results, then
+    /// every 64. A slow task is seen after the first result; a stream of fast ones
+    /// rarely.
+    #[cold]
+    fn look(&mut self) -> bool {
+        let c = self.count;
+        self.look_at = if c < 64 { 2 * c } else { c + 64 }.min(FLUSH_COUNT);
+        if c >= FLUSH_COUNT {
+            return true;
+        }
+        match self.since {
+            Some(t) => t.elapsed() >= FLUSH_AFTER,
+            None => {
+                self.since = Some(Instant::now());
+                false
+            }
+        }
     }
 
     /// Sends the waiting results; `false` when the pool closed the queue.
@@ -235,6 +255,7 @@ impl Outbox {
         let ok = results.put_bytes(&self.msg).is_ok();
         self.msg.truncate(self.header);
         self.count = 0;
+        self.look_at = 1;
         self.since = None;
         ok
     }
@@ -298,8 +319,7 @@ fn run_chunk(
     let Some(mut view) = wire::parse_chunk(msg) else {
         return true;
     };
-    let task = task::get(view.task);
-    let mut fds = if view.with_fds {
+    let fds = if view.with_fds {
         match receive_fds(&args.fd_sock) {
             Ok(fds) => Some(fds),
             Err(m) => {
@@ -313,49 +333,149 @@ fn run_chunk(
     } else {
         None
     };
-    for item in 0..view.count {
-        let Some((arg, len)) = view.items.item_in_place() else {
-            break;
-        };
-        let Some(t) = task else {
-            let m = format!("no task number {} in this executable", view.task);
+    let Some(t) = task::get(view.task) else {
+        let m = format!("no task number {} in this executable", view.task);
+        for item in 0..view.count {
+            if view.items.item_in_place().is_none() {
+                break;
+            }
             out.failed(view.chunk, item, wire::CODEC_FAILED, &m);
             out.counted();
-            continue;
-        };
-        let start = if args.timed { now_ns() } else { 0 };
-        me.begin(view.chunk, item, start);
-        out.open(view.chunk, item);
-        let before = out.data.len();
-        let data = &mut out.data;
-        let r = catch_unwind(AssertUnwindSafe(|| match fds.take() {
-            // The argument's shoal objects and `Fd`s take these by index.
-            Some(fds) => handoff::importing(fds, || (t.run)(arg, len, data)),
-            None => (t.run)(arg, len, data),
-        }));
-        me.end();
-        match r {
-            Ok(Ok(())) => out.lens.push((out.data.len() - before) as u32),
-            Ok(Err(m)) => {
-                out.data.truncate(before);
-                out.failed(view.chunk, item, wire::CODEC_FAILED, &m);
-            }
-            Err(p) => {
-                out.data.truncate(before);
-                let m = panic_message(p.as_ref());
-                out.failed(view.chunk, item, wire::PANICKED, &m);
-            }
         }
-        out.counted();
-        *done += 1;
-        if out.due() && !out.flush(&args.results) {
-            return false;
-        }
+        return true;
+    };
+    let mut batch = Batch {
+        items: view.items,
+        chunk: view.chunk,
+        count: view.count,
+        next: 0,
+        running: false,
+        before: 0,
+        slot: me,
+        out,
+        results: &args.results,
+        timed: args.timed,
+        stopped: false,
+        done,
+    };
+    match fds {
+        // The argument's shoal objects and `Fd`s take these by index (such a chunk has
+        // one item).
+        Some(fds) => handoff::importing(fds, || (t.run)(&mut batch)),
+        None => (t.run)(&mut batch),
+    }
+    if batch.stopped {
+        return false;
     }
     if args.max_tasks != 0 && *done >= args.max_tasks {
         out.flush(&args.results);
         return false;
     }
     true
+}
+
+/// The tasks of one chunk as the worker runs them: what a registered task's
+/// [`Task::run`](crate::pool::__private::Task) loops over (see `task::run_chunk`), so
+/// that the loop over the items is compiled with the task, and the worker's own
+/// bookkeeping (the slot, the results, the flushes) is inlined into it.
+///
+/// Not part of the API; built only by the worker.
+#[doc(hidden)]
+pub struct Batch<'a> {
+    items: wire::Reader<'a>,
+    chunk: u64,
+    count: u32,
+    /// The next item to hand out.
+    next: u32,
+    /// An item was handed out and has not finished (a panic is its failure).
+    running: bool,
+    /// Bytes of results before the running item's.
+    before: usize,
+    slot: &'a Slot<'a>,
+    out: &'a mut Outbox,
+    results: &'a Queue<()>,
+    timed: bool,
+    /// The pool closed the result queue: no item is handed out any more.
+    stopped: bool,
+    done: &'a mut u64,
+}
+
+impl<'a> Batch<'a> {
+    /// The next item's argument (the rest of the chunk from its bytes on, and its
+    /// length), now recorded in the slot as running; `None` at the end of the chunk.
+    #[inline]
+    pub fn start(&mut self) -> Option<(&'a [u8], usize)> {
+        if self.stopped || self.next >= self.count {
+            return None;
+        }
+        let (arg, len) = self.items.item_in_place()?;
+        let item = self.next;
+        if self.timed {
+            self.slot.begin(self.chunk, item, now_ns());
+        } else if item == 0 {
+            self.slot.begin(self.chunk, 0, 0);
+        } else {
+            self.slot.next(item);
+        }
+        // After a result of this chunk, the open run goes on (a failure or a flush
+        // closed it otherwise).
+        if item == 0 || self.out.lens.is_empty() {
+            self.out.open(self.chunk, item);
+        }
+        self.before = self.out.data.len();
+        self.running = true;
+        Some((arg, len))
+    }
+
+    /// Where the running item's encoded result goes.
+    #[inline]
+    pub fn output(&mut self) -> &mut Vec<u8> {
+        &mut self.out.data
+    }
+
+    /// The running item returned: its result was appended to [`output`](Batch::output),
+    /// or `Err` says why it could not be decoded or encoded.
+    #[inline]
+    pub fn finish(&mut self, r: Result<(), String>) {
+        self.slot.end();
+        self.running = false;
+        match r {
+            Ok(()) => {
+                let len = self.out.data.len() - self.before;
+                self.out.lens.extend_from_slice(&(len as u32).to_le_bytes());
+            }
+            Err(m) => {
+                self.out.data.truncate(self.before);
+                self.out
+                    .failed(self.chunk, self.next, wire::CODEC_FAILED, &m);
+            }
+        }
+        self.finished();
+    }
+
+    /// The running item panicked with `payload`. A panic outside any item (in the
+    /// worker's own code) goes on unwinding.
+    pub fn panicked(&mut self, payload: Box<dyn std::any::Any + Send>) {
+        if !self.running {
+            std::panic::resume_unwind(payload);
+        }
+        self.slot.end();
+        self.running = false;
+        self.out.data.truncate(self.before);
+        let m = panic_message(payload.as_ref());
+        self.out.failed(self.chunk, self.next, wire::PANICKED, &m);
+        self.finished();
+    }
+
+    /// Counts the item that finished, and sends the results when they are due.
+    #[inline]
+    fn finished(&mut self) {
+        self.out.counted();
+        *self.done += 1;
+        self.next += 1;
+        if self.out.due() && !self.out.flush(self.results) {
+            self.stopped = true;
+        }
+    }
 }
 crate::entry!(worker_main);
