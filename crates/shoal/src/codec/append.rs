@@ -25,21 +25,22 @@ use std::fmt;
 
 use serde::ser::{self, Serialize};
 
-/// Integers up to this value take one byte.
-const SINGLE_BYTE_MAX: u64 = 250;
+/// Integers up to this value take one byte (the format of `read.rs` too).
+pub(super) const SINGLE_BYTE_MAX: u8 = 250;
 /// Marker bytes of the wider integers.
-const U16_BYTE: u8 = 251;
-const U32_BYTE: u8 = 252;
-const U64_BYTE: u8 = 253;
-const U128_BYTE: u8 = 254;
+pub(super) const U16_BYTE: u8 = 251;
+pub(super) const U32_BYTE: u8 = 252;
+pub(super) const U64_BYTE: u8 = 253;
+pub(super) const U128_BYTE: u8 = 254;
 
-/// The appender gave up: the caller encodes with bincode instead, for its error.
+/// The fast path (this appender, or the reader of `read.rs`) gave up: the caller
+/// encodes or decodes with bincode instead, for its answer.
 #[derive(Debug)]
 pub(crate) struct GaveUp;
 
 impl fmt::Display for GaveUp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the value cannot be encoded by the fast path")
+        f.write_str("the value is left to bincode: the fast path gave up on it")
     }
 }
 
@@ -67,7 +68,7 @@ impl Appender<'_> {
     #[inline]
     fn varint(&mut self, v: u64) {
         // Marker and bytes in one append: one check of the capacity, not two.
-        if v <= SINGLE_BYTE_MAX {
+        if v <= u64::from(SINGLE_BYTE_MAX) {
             self.out.push(v as u8);
         } else if v <= u64::from(u16::MAX) {
             let [a, b] = (v as u16).to_le_bytes();

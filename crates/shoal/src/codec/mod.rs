@@ -170,7 +170,7 @@ pub(crate) fn bincode_decode_prefix<T: DeserializeOwned>(
     match bytes.get(..len) {
         Some(own) => match read::read_exact(own) {
             Ok(value) => Ok(value),
-            Err(read::GaveUp) => decode(own),
+            Err(append::GaveUp) => decode(own),
         },
         None => Err(CodecError {
             message: format!("a {len}-byte message was cut to {} bytes", bytes.len()),

@@ -18,25 +18,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Visitor};
 
-/// Integers up to this value take one byte.
-const SINGLE_BYTE_MAX: u8 = 250;
-/// Marker bytes of the wider integers.
-const U16_BYTE: u8 = 251;
-const U32_BYTE: u8 = 252;
-const U64_BYTE: u8 = 253;
-const U128_BYTE: u8 = 254;
-
-/// The reader gave up: the caller decodes with bincode instead, for its answer.
-#[derive(Debug)]
-pub(crate) struct GaveUp;
-
-impl fmt::Display for GaveUp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the value cannot be decoded by the fast path")
-    }
-}
-
-impl std::error::Error for GaveUp {}
+use super::append::{GaveUp, SINGLE_BYTE_MAX, U128_BYTE, U16_BYTE, U32_BYTE, U64_BYTE};
 
 impl de::Error for GaveUp {
     #[cold]
